@@ -1,0 +1,75 @@
+/**
+ * Logging setup over `@logtape/logtape`. Categories start with "k8stun"; the CLI configures the
+ * sink once from `--log-level` and `--log-format`.
+ */
+import {
+  configure,
+  getJsonLinesFormatter,
+  getLogger,
+  getTextFormatter,
+  type Logger,
+  type LogLevel,
+  reset,
+} from "@logtape/logtape";
+import type { PluginLogger } from "../mod.ts";
+
+const encoder = new TextEncoder();
+const stderr = Deno.stderr;
+
+/** Levels accepted by `--log-level` (any case; `warn` and `warning` are the same). */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "off"] as const;
+
+/** Output formats accepted by `--log-format`. */
+export const LOG_FORMATS = ["text", "json"] as const;
+
+/** Parses a `--log-level` value, or throws an error listing the valid values. */
+export function parseLogLevel(value: string): LogLevel | "off" {
+  const v = value.trim().toLowerCase();
+  const normalised = v === "warning" ? "warn" : v;
+  if ((LOG_LEVELS as readonly string[]).includes(normalised)) {
+    return normalised === "warn" ? "warning" : normalised as LogLevel | "off";
+  }
+  throw new Error(`invalid log level "${value}" (valid: ${LOG_LEVELS.join(", ")})`);
+}
+
+/** Configures logging for the process. Logs go to stderr so stdout stays for command output. */
+export async function setupLogging(
+  level: LogLevel | "off",
+  format: (typeof LOG_FORMATS)[number],
+): Promise<void> {
+  const formatter = format === "json" ? getJsonLinesFormatter() : getTextFormatter({
+    timestamp: "time",
+    level: "ABBR",
+    category: (c) => c.slice(1).join("."),
+  });
+  await reset();
+  await configure({
+    sinks: {
+      stderr: (record) => {
+        const line = formatter(record);
+        stderr.writeSync(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
+      },
+    },
+    loggers: [
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+      ...(level === "off" ? [] : [{ category: ["k8stun"], lowestLevel: level, sinks: ["stderr"] }]),
+    ],
+    reset: true,
+  });
+}
+
+/** The logger for a component, e.g. `logger("dns")`. */
+export function logger(...category: string[]): Logger {
+  return getLogger(["k8stun", ...category]);
+}
+
+/** A {@link PluginLogger} that prefixes nothing but logs under `k8stun.plugin.<name>`. */
+export function pluginLogger(name: string): PluginLogger {
+  const log = logger("plugin", name);
+  return {
+    debug: (m, p) => log.debug(m, p),
+    info: (m, p) => log.info(m, p),
+    warn: (m, p) => log.warn(m, p),
+    error: (m, p) => log.error(m, p),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * The Router: every flow, from the TUN or a proxy front, goes through it. Resolvers turn the
+ * destination into a {@link Target}; the target is expanded into concrete dial candidates (ready
+ * pods for a service, spread round-robin); the first dialer that accepts a candidate dials it,
+ * and a refusal moves on to the next candidate before the flow fails.
+ */
+import {
+  type Dialer,
+  DialError,
+  type DialFailure,
+  type DialTarget,
+  type Duplex,
+  type FlowRequest,
+  type Resolver,
+  type Target,
+} from "../mod.ts";
+import type { ClusterView } from "./cluster/types.ts";
+import type { VipTarget } from "./telemetry.ts";
+
+/** The part of the VIP pool the router needs. */
+export interface VipLookup {
+  /** The target a VIP stands for, marking it used. */
+  lookup(vip: string): VipTarget | undefined;
+}
+
+/** Outcome of opening a flow. */
+export interface OpenedFlow {
+  target: Target;
+  dialed: DialTarget;
+  dialer: string;
+  duplex: Duplex;
+}
+
+/** What the router was built from. */
+export interface RouterOptions {
+  resolvers: Resolver[];
+  dialers: Dialer[];
+  cluster?: ClusterView;
+  vips?: VipLookup;
+  /** How many ready endpoints to try before giving up on a service (default 3). */
+  maxAttempts?: number;
+}
+
+/** Routes flows to dialers. */
+export class Router {
+  readonly #resolvers: Resolver[];
+  readonly #dialers: Dialer[];
+  readonly #cluster?: ClusterView;
+  readonly #vips?: VipLookup;
+  readonly #maxAttempts: number;
+  /** Round-robin cursor per service, so sequential connections spread over ready pods. */
+  readonly #cursor = new Map<string, number>();
+
+  constructor(options: RouterOptions) {
+    this.#resolvers = options.resolvers;
+    this.#dialers = options.dialers;
+    this.#cluster = options.cluster;
+    this.#vips = options.vips;
+    this.#maxAttempts = options.maxAttempts ?? 3;
+  }
+
+  /** Resolves a flow's destination to a target, or throws a `DialError("unreachable")`. */
+  async resolve(flow: FlowRequest): Promise<Target> {
+    if (flow.address && this.#vips) {
+      const vip = this.#vips.lookup(flow.address);
+      if (vip) return { kind: vip.type, namespace: vip.namespace, name: vip.name, port: flow.port };
+    }
+    for (const resolver of this.#resolvers) {
+      const found = flow.name
+        ? await resolver.resolveName?.(flow.name)
+        : flow.address
+        ? await resolver.resolveAddress?.(flow.address)
+        : null;
+      if (found) return { ...found, port: found.port ?? flow.port };
+    }
+    const what = flow.name ?? flow.address ?? "?";
+    throw new DialError("unreachable", `no resolver knows ${what}`);
+  }
+
+  /**
+   * Expands a target into dial candidates: a service becomes its ready endpoints (target port
+   * resolved, rotated so consecutive flows start on different pods); an ExternalName service
+   * becomes its external host; pods and hosts are dialed as they are.
+   */
+  candidates(target: Target): DialTarget[] {
+    const port = target.port;
+    if (port === undefined) throw new DialError("unreachable", `no port for ${describe(target)}`);
+    if (target.kind === "host") return [{ kind: "host", host: target.host, port }];
+    if (target.kind === "pod") {
+      const pod = this.#cluster?.pod(target.namespace, target.name);
+      return [{ kind: "pod", namespace: target.namespace, name: target.name, port, ip: pod?.ip }];
+    }
+    const service = this.#cluster?.service(target.namespace, target.name);
+    if (!service) throw new DialError("unreachable", `service ${describe(target)} not found`);
+    if (service.type === "ExternalName" && service.externalName) {
+      return [{ kind: "host", host: service.externalName, port }];
+    }
+    if (!service.ports.some((p) => p.port === port)) {
+      const known = service.ports.map((p) => p.port).join(", ") || "none";
+      throw new DialError(
+        "refused",
+        `service ${describe(target)} has no port ${port} (ports: ${known})`,
+      );
+    }
+    const endpoints = this.#cluster!.readyEndpoints(target.namespace, target.name, port);
+    if (endpoints.length === 0) {
+      throw new DialError("unreachable", `service ${describe(target)} has no ready endpoints`);
+    }
+    const key = `${target.namespace}/${target.name}`;
+    const start = (this.#cursor.get(key) ?? 0) % endpoints.length;
+    this.#cursor.set(key, start + 1);
+    const rotated = [...endpoints.slice(start), ...endpoints.slice(0, start)];
+    return rotated.map((e): DialTarget =>
+      e.pod
+        ? { kind: "pod", namespace: e.pod.namespace, name: e.pod.name, port: e.port, ip: e.ip }
+        : { kind: "host", host: e.ip, port: e.port }
+    );
+  }
+
+  /**
+   * Resolves and dials a flow. A refused candidate is skipped in favour of the next ready one;
+   * any other failure ends the attempt. Throws `DialError` with the last reason.
+   */
+  async open(flow: FlowRequest, signal: AbortSignal): Promise<OpenedFlow> {
+    const target = await this.resolve(flow);
+    const candidates = this.candidates(target).slice(0, this.#maxAttempts);
+    let last: DialError | undefined;
+    for (const dialed of candidates) {
+      const dialer = this.#dialers.find((d) => safeAccepts(d, dialed));
+      if (!dialer) {
+        throw new DialError("unreachable", `no dialer accepts ${describeDial(dialed)}`);
+      }
+      try {
+        const duplex = await dialer.dial(dialed, { signal, flow });
+        return { target, dialed, dialer: dialer.name, duplex };
+      } catch (error) {
+        last = asDialError(error, dialer.name);
+        if (last.reason !== "refused" || signal.aborted) break;
+      }
+    }
+    throw last ?? new DialError("unreachable", `no candidates for ${describe(target)}`);
+  }
+}
+
+function safeAccepts(dialer: Dialer, target: DialTarget): boolean {
+  try {
+    return dialer.accepts(target);
+  } catch {
+    return false;
+  }
+}
+
+/** Normalises whatever a dialer threw into a `DialError` naming the dialer. */
+export function asDialError(error: unknown, dialer: string): DialError {
+  if (error instanceof DialError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const reason: DialFailure = error instanceof Deno.errors.ConnectionRefused
+    ? "refused"
+    : error instanceof Deno.errors.TimedOut
+    ? "timeout"
+    : "error";
+  return new DialError(reason, `dialer ${dialer}: ${message}`, { cause: error });
+}
+
+/** `kind namespace/name:port` for log lines. */
+export function describe(target: Target): string {
+  const port = target.port === undefined ? "" : `:${target.port}`;
+  return target.kind === "host"
+    ? `${target.host}${port}`
+    : `${target.kind} ${target.namespace}/${target.name}${port}`;
+}
+
+function describeDial(target: DialTarget): string {
+  return target.kind === "host"
+    ? `${target.host}:${target.port}`
+    : `pod ${target.namespace}/${target.name}:${target.port}`;
+}

@@ -1,0 +1,24 @@
+import { assert, assertEquals } from "../assert.ts";
+import { buildProgram, normaliseArgs } from "../../cli/main.ts";
+
+Deno.test("cli: an unknown flag exits non-zero with a message naming it", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../cli/main.ts", import.meta.url).pathname, "--bogus-flag"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(!out.success);
+  assert(new TextDecoder().decode(out.stderr).includes("unknown option '--bogus-flag'"));
+});
+
+Deno.test("cli: a first argument starting with - is treated as run (drop-in for the Rust k8stun)", () => {
+  assertEquals(normaliseArgs(["-n", "demo"], ["run"]), ["run", "-n", "demo"]);
+  assertEquals(normaliseArgs(["--help"], ["run"]), ["--help"]);
+  assertEquals(normaliseArgs(["proxy"], ["run", "proxy"]), ["proxy"]);
+});
+
+Deno.test("cli: --version names k8stun and the Deno version", () => {
+  const program = buildProgram();
+  assert(String(program.version()).startsWith("k8stun "));
+  assert(String(program.version()).includes(Deno.version.deno));
+});
