@@ -1,0 +1,96 @@
+/**
+ * The contract between the TCP/IP stack (pure: packets in, packets and relay events out) and the
+ * packet loop that owns it (the Worker doing TUN I/O). The stack never does I/O or reads clocks;
+ * its owner passes `now` (milliseconds, monotonic) into every call.
+ */
+
+/** Identifies one TCP flow inside a stack. */
+export type FlowId = number;
+
+/** A new connection the application opened towards a routed address (a SYN arrived). */
+export interface FlowOpening {
+  id: FlowId;
+  /** Application side (the kernel's socket), dotted IPv4. */
+  srcAddress: string;
+  srcPort: number;
+  /** The routed destination (VIP), dotted IPv4. */
+  dstAddress: string;
+  dstPort: number;
+}
+
+/** A UDP datagram addressed to a routed address (e.g. DNS in tun_route mode). */
+export interface UdpDatagram {
+  srcAddress: string;
+  srcPort: number;
+  dstAddress: string;
+  dstPort: number;
+  payload: Uint8Array;
+}
+
+/** Why a flow ended. */
+export type FlowEnd = "closed" | "reset" | "timeout" | "refused" | "aborted";
+
+/** Callbacks from the stack to its owner. Called synchronously from `input`/`poll`/API calls. */
+export interface StackHost {
+  /**
+   * A packet to write to the TUN. The buffer may be reused after the call returns, so the owner
+   * writes it synchronously or copies it.
+   */
+  transmit(packet: Uint8Array): void;
+  /**
+   * A SYN arrived for a new flow. The stack sends nothing until the owner calls `accept(id)`
+   * (SYN-ACK) or `refuse(id)` (RST): dial first, then complete the handshake.
+   */
+  flowOpening(flow: FlowOpening): void;
+  /**
+   * In-order payload from the application. The buffer is owned by the host after the call.
+   * These bytes occupy the flow's receive window until the host calls `consumed(id, n)`.
+   */
+  flowData(id: FlowId, data: Uint8Array): void;
+  /** The application half-closed (FIN received, all data before it delivered). */
+  flowEof(id: FlowId): void;
+  /** Send buffer space became available again after `send` accepted fewer bytes than offered. */
+  flowWritable(id: FlowId): void;
+  /** The flow is gone (its state freed). Not called for flows the host refused. */
+  flowClosed(id: FlowId, why: FlowEnd): void;
+  /** A UDP datagram arrived for a routed address. */
+  udp(datagram: UdpDatagram): void;
+}
+
+/** Stack configuration. */
+export interface StackOptions {
+  /** MTU of the TUN; MSS = MTU − 40. */
+  mtu: number;
+  /** Whether the stack answers for this IPv4 destination (host byte order u32). */
+  isRouted(address: number): boolean;
+  /** Per-flow receive buffer (bytes delivered but not yet consumed by the relay). */
+  receiveBuffer: number;
+  /** Per-flow send buffer (bytes accepted from the relay but not yet acknowledged by the app). */
+  sendBuffer: number;
+  /** Close flows idle this long (0 = never). */
+  idleTimeoutMs: number;
+}
+
+/** What the owner can do with the stack. */
+export interface Stack {
+  /** Processes one IPv4 packet read from the TUN. Malformed input is dropped, never thrown. */
+  input(packet: Uint8Array, now: number): void;
+  /** Runs timers (retransmit, persist, delayed ACK, TIME_WAIT, idle). Returns the next deadline. */
+  poll(now: number): number | undefined;
+  /** Completes the handshake of a flow announced by `flowOpening`. */
+  accept(id: FlowId, now: number): void;
+  /** Rejects a flow announced by `flowOpening` with RST (the app sees ECONNREFUSED). */
+  refuse(id: FlowId, now: number): void;
+  /** Queues bytes towards the application; returns how many were accepted (backpressure). */
+  send(id: FlowId, data: Uint8Array, now: number): number;
+  /** The host consumed `n` bytes of `flowData`: the receive window reopens by `n`. */
+  consumed(id: FlowId, n: number, now: number): void;
+  /** Half-closes towards the application (FIN after queued data). */
+  finish(id: FlowId, now: number): void;
+  /** Resets the flow (RST to the application); a dialer error mid-stream ends up here. */
+  abort(id: FlowId, now: number): void;
+  /** Sends a UDP datagram to the application (source = a routed address). */
+  sendUdp(datagram: UdpDatagram, now: number): void;
+  /** Number of flows with state (for leak checks and the API). */
+  flowCount(): number;
+}
