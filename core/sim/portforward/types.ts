@@ -1,0 +1,33 @@
+/**
+ * Contract between the simulated API server (which authenticates, authorises and upgrades a
+ * `pods/{name}/portforward` request) and the port-forward protocol engines that then speak
+ * v4 channels or SPDY/3.1 over the upgraded connection. Engines see bytes, not sockets, so the
+ * same SPDY engine serves both the WebSocket tunnel (KEP-4006) and the direct `Upgrade: SPDY/3.1`.
+ */
+
+/** An upgraded connection as a byte pipe. For the tunnel, one binary message = one `onData`. */
+export interface ByteTransport {
+  /** Sends bytes to the client (for the tunnel: one binary WebSocket message). */
+  write(bytes: Uint8Array): void;
+  /** Registers the receiver of client bytes. */
+  onData(listener: (bytes: Uint8Array) => void): void;
+  /** Registers a listener for the transport closing (client close, error, or `close()`). */
+  onClose(listener: () => void): void;
+  /** Closes the transport (for the tunnel: WebSocket Close 1000). */
+  close(): void;
+}
+
+/** The kubelet side of one port-forward request: which pod, and how to reach its ports. */
+export interface PortForwardContext {
+  namespace: string;
+  pod: string;
+  uid: string;
+  /**
+   * Connects to the pod's container port, applying the fault hooks. Rejects with an Error whose
+   * message is the runtime's text, e.g. `dial tcp4 127.0.0.1:7: connect: connection refused`,
+   * which engines embed in `error forwarding port P to pod <id>, uid <uid>: <message>` (§2.4).
+   */
+  dialPodPort(port: number): Promise<Deno.Conn>;
+  /** Called when a stream pair / channel pair starts and ends (for fault hooks and tests). */
+  onStream?(event: "open" | "close", port: number): void;
+}
