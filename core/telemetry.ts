@@ -41,3 +41,16 @@ export interface TelemetrySink {
 
 /** A sink that drops everything. */
 export const NoTelemetry: TelemetrySink = { emit() {} };
+
+/** Fans telemetry out to several sinks (e.g. the API state and the metrics registry). */
+export class TelemetryFanout implements TelemetrySink {
+  readonly #sinks: TelemetrySink[];
+
+  constructor(...sinks: TelemetrySink[]) {
+    this.#sinks = sinks;
+  }
+
+  emit(event: TelemetryEvent): void {
+    for (const sink of this.#sinks) sink.emit(event);
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The HTTP API (`--http PORT`): `/vips`, `/events` (SSE), `/metrics`, `/healthz` and the live
+ * dashboard at `/`. Binds loopback only (127.0.0.1 and ::1) unless `--http-host` widens it with a
+ * token set; every request passes the Host and token checks of `access.ts`.
+ */
+import { logger } from "../log.ts";
+import { type AccessPolicy, checkAccess, redactToken } from "./access.ts";
+import { DASHBOARD_HTML } from "./dashboard.ts";
+import type { Metrics } from "./metrics.ts";
+import type { NumberedEvent, TunnelState } from "./state.ts";
+
+/** `/healthz` body (parity §5.4). */
+export interface Health {
+  status: "ok" | "degraded";
+  tun: string;
+  dns_mode: string;
+  cluster: string;
+  errors?: string[];
+}
+
+/** What the API serves. */
+export interface ApiServerOptions {
+  port: number;
+  /** Extra address to bind (`--http-host`); requires a token. */
+  host?: string;
+  token?: string;
+  state: TunnelState;
+  metrics: Metrics;
+  health: () => Health;
+  /** How often `vip_stats` events are published (default 1000 ms). */
+  statsIntervalMs?: number;
+  /** SSE keep-alive comment interval (default 15 s, as the Rust k8stun). */
+  keepAliveMs?: number;
+}
+
+/** A running API server. */
+export interface ApiServer {
+  /** The bound port (useful with port 0). */
+  port: number;
+  /** Base URL on 127.0.0.1. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const log = logger("api");
+const encoder = new TextEncoder();
+
+/** Starts the API server. */
+export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  if (options.host && !["127.0.0.1", "::1", "localhost"].includes(options.host) && !options.token) {
+    throw new Error(
+      `--http-host ${options.host} exposes the API beyond this machine; set --http-token too`,
+    );
+  }
+  const policy: AccessPolicy = { extraHost: options.host, token: options.token };
+  const closers = new Set<() => void>();
+  const handler = (request: Request) => handle(request, options, policy, closers);
+  const abort = new AbortController();
+  const listen = (hostname: string, port: number) =>
+    Deno.serve({ hostname, port, signal: abort.signal, onListen() {}, handler });
+  const primary = listen("127.0.0.1", options.port);
+  const port = primary.addr.port;
+  const servers = [primary];
+  for (const extra of ["::1", options.host]) {
+    if (!extra || extra === "127.0.0.1" || extra === "localhost") continue;
+    try {
+      servers.push(listen(extra, port));
+    } catch (error) {
+      log.debug("not listening on {address}: {error}", { address: extra, error: String(error) });
+    }
+  }
+  if (options.host && options.host !== "127.0.0.1") {
+    log.warn("HTTP API also listens on {host}:{port} (token required)", {
+      host: options.host,
+      port,
+    });
+  }
+  const statsTimer = setInterval(() => options.state.flushStats(), options.statsIntervalMs ?? 1000);
+  return Promise.resolve({
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      clearInterval(statsTimer);
+      for (const close of closers) close();
+      abort.abort();
+      await Promise.all(servers.map((s) => s.finished));
+    },
+  });
+}
+
+function handle(
+  request: Request,
+  options: ApiServerOptions,
+  policy: AccessPolicy,
+  closers: Set<() => void>,
+): Response {
+  const access = checkAccess(request, policy);
+  if (!access.ok) {
+    log.debug("refused {method} {url}", {
+      method: request.method,
+      url: redactToken(request.url),
+    });
+    return access.response;
+  }
+  const url = new URL(request.url);
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+  }
+  switch (url.pathname) {
+    case "/":
+      return new Response(DASHBOARD_HTML, {
+        headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache" },
+      });
+    case "/vips":
+      return json({ vips: options.state.vips() });
+    case "/healthz": {
+      const health = options.health();
+      return json(health, health.status === "ok" ? 200 : 503);
+    }
+    case "/metrics":
+      return new Response(options.metrics.render(), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    case "/events":
+      return events(request, options, closers);
+    default:
+      return new Response("not found\n", { status: 404 });
+  }
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/**
+ * The SSE stream: `retry: 3000`, then either a replay of the events after `Last-Event-ID` or a
+ * snapshot, then live events, each with `id:` and an unnamed `data:` line so `onmessage` clients
+ * of the Rust k8stun keep working (parity §5.3, §5.4).
+ */
+function events(request: Request, options: ApiServerOptions, closers: Set<() => void>): Response {
+  const header = request.headers.get("last-event-id");
+  const lastEventId = header !== null && /^\d+$/.test(header.trim()) ? Number(header) : undefined;
+  let cleanup = () => {};
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (text: string) => {
+        try {
+          controller.enqueue(encoder.encode(text));
+        } catch {
+          cleanup();
+        }
+      };
+      send("retry: 3000\n\n");
+      const unsubscribe = options.state.subscribe(
+        (numbered: NumberedEvent) =>
+          send(`id: ${numbered.id}\ndata: ${JSON.stringify(numbered.event)}\n\n`),
+        lastEventId,
+      );
+      const keepAlive = setInterval(() => send(":\n\n"), options.keepAliveMs ?? 15_000);
+      cleanup = () => {
+        unsubscribe();
+        clearInterval(keepAlive);
+        closers.delete(close);
+      };
+      const close = () => {
+        cleanup();
+        try {
+          controller.close();
+        } catch {
+          // already closed by the client
+        }
+      };
+      closers.add(close);
+      request.signal.addEventListener("abort", cleanup, { once: true });
+    },
+    cancel() {
+      cleanup();
+    },
+  });
+  return new Response(body, {
+    headers: {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+    },
+  });
+}
