@@ -188,6 +188,17 @@ export interface PluginContext {
   /** The plugin's own configuration (from `--plugin-config NAME.key=value` or a config file). */
   config: Record<string, string>;
   apiVersion: number;
+  /**
+   * The {@link DialError} class, handed over so plugins can throw classified failures while
+   * importing this module for types only (a compiled k8stun cannot resolve imports at run time).
+   */
+  DialError: typeof DialError;
+  /**
+   * Dials with the dialers that come after this plugin in the effective order — how a wrapper
+   * dialer (logging, metrics, rewriting) passes a connection on. Rejects with `DialError` when
+   * no later dialer accepts the target.
+   */
+  dialNext(target: DialTarget, options: DialOptions): Promise<Duplex>;
 }
 
 /** What `setup` returns: the parts this plugin contributes. */

@@ -153,6 +153,7 @@ function safeAccepts(dialer: Dialer, target: DialTarget): boolean {
 /** Normalises whatever a dialer threw into a `DialError` naming the dialer. */
 export function asDialError(error: unknown, dialer: string): DialError {
   if (error instanceof DialError) return error;
+  if (isDialErrorLike(error)) return new DialError(error.reason, error.message, { cause: error });
   const message = error instanceof Error ? error.message : String(error);
   const reason: DialFailure = error instanceof Deno.errors.ConnectionRefused
     ? "refused"
@@ -160,6 +161,16 @@ export function asDialError(error: unknown, dialer: string): DialError {
     ? "timeout"
     : "error";
   return new DialError(reason, `dialer ${dialer}: ${message}`, { cause: error });
+}
+
+/**
+ * A `DialError` from another copy of the class (a plugin that bundled `mod.ts` instead of using
+ * `ctx.DialError`) still carries its classification.
+ */
+function isDialErrorLike(error: unknown): error is { reason: DialFailure; message: string } {
+  const reasons: DialFailure[] = ["refused", "unreachable", "timeout", "forbidden", "error"];
+  return error instanceof Error && error.name === "DialError" &&
+    reasons.includes((error as { reason?: DialFailure }).reason!);
 }
 
 /** `kind namespace/name:port` for log lines. */
