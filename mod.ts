@@ -112,8 +112,11 @@ export interface DialOptions {
 /** Opens byte streams to dial targets. */
 export interface Dialer {
   name: string;
-  /** Whether this dialer handles the target; the first dialer that does is used. */
-  accepts(target: DialTarget): boolean;
+  /**
+   * Whether this dialer handles the target; the first dialer that does is used. May answer
+   * asynchronously (isolated plugins answer from their Worker).
+   */
+  accepts(target: DialTarget): boolean | Promise<boolean>;
   /** Opens the stream. Rejects with {@link DialError} when the remote refuses. */
   dial(target: DialTarget, options: DialOptions): Promise<Duplex>;
   /** Releases sessions and sockets at shutdown. */

@@ -126,7 +126,7 @@ export class Router {
     const candidates = this.candidates(target).slice(0, this.#maxAttempts);
     let last: DialError | undefined;
     for (const dialed of candidates) {
-      const dialer = this.#dialers.find((d) => safeAccepts(d, dialed));
+      const dialer = await this.#firstAccepting(dialed);
       if (!dialer) {
         throw new DialError("unreachable", `no dialer accepts ${describeDial(dialed)}`);
       }
@@ -140,11 +140,16 @@ export class Router {
     }
     throw last ?? new DialError("unreachable", `no candidates for ${describe(target)}`);
   }
+
+  async #firstAccepting(target: DialTarget): Promise<Dialer | undefined> {
+    for (const dialer of this.#dialers) if (await safeAccepts(dialer, target)) return dialer;
+    return undefined;
+  }
 }
 
-function safeAccepts(dialer: Dialer, target: DialTarget): boolean {
+async function safeAccepts(dialer: Dialer, target: DialTarget): Promise<boolean> {
   try {
-    return dialer.accepts(target);
+    return (await dialer.accepts(target)) === true;
   } catch {
     return false;
   }

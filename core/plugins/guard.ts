@@ -115,9 +115,14 @@ function guardResolver(r: Resolver, report: Report, limits: GuardLimits): Resolv
 function guardDialer(d: Dialer, report: Report, limits: GuardLimits): Dialer {
   return {
     name: d.name,
-    accepts(target) {
+    async accepts(target) {
       try {
-        return d.accepts(target) === true;
+        return (await within(
+          limits.resolveMs,
+          `dialer ${d.name} accepts()`,
+          () => d.accepts(target),
+        )) ===
+          true;
       } catch (error) {
         report(`dialer ${d.name} accepts()`, error);
         return false;

@@ -8,81 +8,24 @@
 import { join, resolve } from "node:path";
 import {
   API_VERSION,
-  type ClusterReader,
-  type Dialer,
   DialError,
-  type DialOptions,
-  type DialTarget,
-  type Duplex,
   type PluginContext,
-  type PluginKind,
   type PluginModule,
   type PluginParts,
 } from "../../mod.ts";
-import { pluginLogger } from "../log.ts";
+import { logger, pluginLogger } from "../log.ts";
 import { guardParts } from "./guard.ts";
 import { linkPlugin } from "./link.ts";
 import { validateParts, validatePluginModule } from "./manifest.ts";
+import { isolationAvailable, loadIsolatedPlugin } from "./isolation/host.ts";
+import {
+  DEFAULT_PRIORITY,
+  type LoadedPlugin,
+  type PluginEnvironment,
+  type PluginFailure,
+} from "./types.ts";
 
-/** A plugin ready to use. */
-export interface LoadedPlugin {
-  name: string;
-  version: string;
-  kinds: PluginKind[];
-  /** Lower runs first: third-party default 50, built-ins 100. */
-  priority: number;
-  /** `built-in`, or the plugin's entry file. */
-  source: string;
-  builtin: boolean;
-  permissions?: PluginModule["permissions"];
-  parts: PluginParts;
-}
-
-/** A plugin that could not be loaded, and why. */
-export interface PluginFailure {
-  source: string;
-  message: string;
-}
-
-/** What every plugin's `setup` receives, besides its own config and logger. */
-export interface PluginEnvironment {
-  cluster: ClusterReader;
-  /** The chain `ctx.dialNext` uses; `loadPlugins` fills it. */
-  dialers?: DialerChain;
-  /** Per-plugin configuration, by plugin name. */
-  config?: Record<string, Record<string, string>>;
-  /** Time limit for a plugin's `setup` (default 10 s). */
-  setupTimeoutMs?: number;
-}
-
-/**
- * The dialers in effective order, filled in once every plugin is loaded; `ctx.dialNext` of a
- * plugin dials with the ones after that plugin's own.
- */
-export class DialerChain {
-  #entries: { plugin: string; dialer: Dialer }[] = [];
-
-  /** Sets the chain from loaded plugins (in effective order). */
-  set(plugins: LoadedPlugin[]): void {
-    this.#entries = plugins.flatMap((p) =>
-      (p.parts.dialers ?? []).map((dialer) => ({ plugin: p.name, dialer }))
-    );
-  }
-
-  /** Dials `target` with the first dialer after `plugin`'s that accepts it. */
-  dialAfter(plugin: string, target: DialTarget, options: DialOptions): Promise<Duplex> {
-    const last = this.#entries.findLastIndex((e) => e.plugin === plugin);
-    for (const { dialer } of this.#entries.slice(last + 1)) {
-      if (dialer.accepts(target)) return dialer.dial(target, options);
-    }
-    return Promise.reject(
-      new DialError("unreachable", `no dialer after plugin ${plugin} accepts the target`),
-    );
-  }
-}
-
-/** Default priority for third-party plugins (before the built-ins' 100). */
-export const DEFAULT_PRIORITY = 50;
+const log = logger("plugins");
 
 /** Where plugins are looked for when no `--plugin-dir` is given. */
 export function defaultPluginDir(env: (name: string) => string | undefined = Deno.env.get): string {
@@ -172,6 +115,13 @@ export async function loadPlugins(
   const plugins: LoadedPlugin[] = [];
   const failures: PluginFailure[] = [];
   for (const builtin of builtins) plugins.push(await loadBuiltin(builtin, env));
+  const isolate = env.isolate === true && isolationAvailable();
+  if (env.isolate === true && !isolate) {
+    log.warn(
+      "plugins run in-process: this Deno was started without --unstable-worker-options, so " +
+        "Workers cannot be given their own permissions",
+    );
+  }
   for (const dir of dirs) {
     let entries: string[];
     try {
@@ -182,7 +132,8 @@ export async function loadPlugins(
     }
     for (const entry of entries) {
       try {
-        const loaded = await loadPluginFile(entry, env);
+        const loaded = (isolate ? await loadIsolatedPlugin(entry, env) : undefined) ??
+          await loadPluginFile(entry, env);
         const clash = plugins.find((p) => p.name === loaded.name);
         if (clash) {
           throw new Error(

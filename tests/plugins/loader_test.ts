@@ -2,11 +2,11 @@ import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { DialError } from "../../mod.ts";
 import {
   collectParts,
-  DialerChain,
   discoverPlugins,
   loadPluginFile,
   loadPlugins,
 } from "../../core/plugins/loader.ts";
+import { DialerChain } from "../../core/plugins/chain.ts";
 import { Router } from "../../core/router.ts";
 import { example, fakeCluster, pluginDir, pluginSource } from "./support.ts";
 import { echoDialer, startEchoServer } from "./echo.ts";
@@ -214,7 +214,7 @@ Deno.test("plugins: a dialer that throws, rejects or hangs fails only that flow,
   assertMatch(e1.message, /^plugin bad: dialer thrower dial\(\): dial boom/);
   const e2 = await rejecter.dial({ kind: "host", host: "x", port: 2 }, options).catch((e) => e);
   assertEquals(e2.reason, "refused", "a classified failure keeps its reason");
-  assertEquals(badAccepts.accepts({ kind: "host", host: "x", port: 3 }), false);
+  assertEquals(await badAccepts.accepts({ kind: "host", host: "x", port: 3 }), false);
   const router = new Router({ resolvers: loaded.parts.resolvers!, dialers: [] });
   const started = Date.now();
   const e3 = await router.resolve({ name: "hang.test", port: 80, protocol: "tcp", front: "socks" })
