@@ -9,9 +9,9 @@ const AREAS = ["stack", "tun", "portforward", "dns", "proxy", "api", "plugins"] 
 
 function format(result: BenchResult): string {
   const value = `${round(result.value)} ${result.unit}`;
-  if (!result.baseline) return `  ${result.name.padEnd(52)} ${value}`;
+  if (!result.baseline) return `  ${result.name.padEnd(60)} ${value}`;
   const ratio = result.baseline.value === 0 ? "n/a" : round(result.value / result.baseline.value);
-  return `  ${result.name.padEnd(52)} ${value}  (${ratio}× ${result.baseline.name}: ${
+  return `  ${result.name.padEnd(60)} ${value}  (${ratio}× ${result.baseline.name}: ${
     round(result.baseline.value)
   } ${result.unit})`;
 }
@@ -47,7 +47,7 @@ for (const area of wanted) {
     const module = await import(url.href) as { run(): Promise<BenchResult[]> };
     for (const result of await module.run()) {
       console.log(format(result));
-      if (result.note) console.log(`  ${"".padEnd(52)} ${result.note}`);
+      if (result.note) console.log(`  ${"".padEnd(60)} ${result.note}`);
     }
   } catch (error) {
     failed = true;
