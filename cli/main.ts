@@ -2,9 +2,18 @@
  * The `k8stun` command line. Each subcommand lives in `cli/commands/` and registers itself on the
  * program; this file wires global options, logging, and error reporting.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { LOG_FORMATS, parseLogLevel, setupLogging } from "../core/log.ts";
 import { versionLine } from "./version.ts";
 import { registerCommands } from "./commands/mod.ts";
+
+function logLevel(value: string) {
+  try {
+    return parseLogLevel(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
 
 /** Builds the program (exported so tests can inspect `--help` without spawning). */
 export function buildProgram(): Command {
@@ -14,6 +23,24 @@ export function buildProgram(): Command {
         "curl http://svc.namespace/ as if the laptop were a pod.",
     )
     .version(versionLine(), "-V, --version", "print the version")
+    .option("-l, --log-level <level>", "trace, debug, info, warn, error or off", logLevel, "info")
+    .option(
+      "--lib-log-level <level>",
+      "level for messages from libraries k8stun wraps",
+      logLevel,
+      "warning",
+    )
+    .option("--log-source", "prefix text log lines with the component that wrote them")
+    .addOption(
+      new Option("--log-format <format>", "text or json").choices([...LOG_FORMATS]).default("text"),
+    )
+    .hook("preAction", async (thisCommand) => {
+      const o = thisCommand.opts();
+      await setupLogging(o.logLevel, o.logFormat, {
+        source: o.logSource === true,
+        libLevel: o.libLogLevel,
+      });
+    })
     .showHelpAfterError("(run k8stun --help for usage)")
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
     .exitOverride();

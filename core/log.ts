@@ -36,12 +36,14 @@ export function parseLogLevel(value: string): LogLevel | "off" {
 export async function setupLogging(
   level: LogLevel | "off",
   format: (typeof LOG_FORMATS)[number],
+  options: { source?: boolean; libLevel?: LogLevel | "off" } = {},
 ): Promise<void> {
   const formatter = format === "json" ? getJsonLinesFormatter() : getTextFormatter({
     timestamp: "time",
     level: "ABBR",
-    category: (c) => c.slice(1).join("."),
+    category: (c) => options.source ? c.slice(1).join(".") : "",
   });
+  const lib = options.libLevel ?? "warning";
   await reset();
   await configure({
     sinks: {
@@ -53,6 +55,7 @@ export async function setupLogging(
     loggers: [
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
       ...(level === "off" ? [] : [{ category: ["k8stun"], lowestLevel: level, sinks: ["stderr"] }]),
+      ...(lib === "off" ? [] : [{ category: ["lib"], lowestLevel: lib, sinks: ["stderr"] }]),
     ],
     reset: true,
   });

@@ -1,0 +1,221 @@
+/**
+ * The flags `k8stun run` shares with `demo` (parity §2.2: compatible with the Rust k8stun, with
+ * its defects D1, D2, D9 and D10 fixed), and their parsing into a typed configuration. Every value
+ * is checked here, so a bad flag fails before anything on the system changes.
+ */
+import { type Command, InvalidArgumentError, Option } from "commander";
+
+/** DNS modes, by their canonical names. */
+export type DnsModeName = "tun_route" | "forward" | "disabled";
+
+/** Parsed flags of `run`/`demo`. */
+export interface RunOptions {
+  namespaces: string[];
+  /** Whether `-n` was given (explicit namespaces may shadow public TLDs in DNS). */
+  namespacesExplicit: boolean;
+  vipBase?: string;
+  autoDiscover: boolean;
+  mtu: number;
+  idleTimeoutSeconds: number;
+  dnsMode: DnsModeName;
+  staleVipTimeoutSeconds: number;
+  http: number;
+  httpHost?: string;
+  httpToken?: string;
+  context?: string;
+  kubeconfig?: string;
+  pluginDirs: string[];
+  pluginConfig: string[];
+  pluginIsolation: boolean;
+  /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`), or undefined. */
+  socks?: { hostname: string; port: number };
+  services: { name: string; namespace: string; port?: number }[];
+  clusterDomain: string;
+}
+
+/** Parses a boolean in any of the spellings users type (D2). */
+export function parseBool(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(v)) return true;
+  if (["false", "0", "no", "off"].includes(v)) return false;
+  throw new InvalidArgumentError(`expected true or false, got "${value}"`);
+}
+
+/** `tun_route`, `tun-route`, `tunroute` (any case), `forward`, `disabled` (D9). */
+export function parseDnsMode(value: string): DnsModeName {
+  const v = value.trim().toLowerCase().replace(/[-_]/g, "");
+  if (v === "tunroute") return "tun_route";
+  if (v === "forward" || v === "disabled") return v;
+  throw new InvalidArgumentError(
+    `"${value}" is not a DNS mode (valid: tun_route, forward, disabled)`,
+  );
+}
+
+/** An integer within bounds, for ports, MTU and timeouts. */
+export function integerIn(min: number, max: number, what: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max) {
+      throw new InvalidArgumentError(`${what} must be a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+/** `HOST:PORT`, `:PORT` or `PORT` (host defaults to 127.0.0.1). */
+export function parseListenAddress(
+  value: string,
+  defaultPort: number,
+): { hostname: string; port: number } {
+  const v = value.trim();
+  if (v === "") return { hostname: "127.0.0.1", port: defaultPort };
+  const ipv6 = /^\[([^\]]+)\]:(\d+)$/.exec(v);
+  const [host, port] = ipv6
+    ? [ipv6[1], ipv6[2]]
+    : /^\d+$/.test(v)
+    ? ["127.0.0.1", v]
+    : [v.slice(0, v.lastIndexOf(":")) || "127.0.0.1", v.slice(v.lastIndexOf(":") + 1)];
+  const n = Number(port);
+  if (!/^\d+$/.test(port) || n > 65535) {
+    throw new InvalidArgumentError(`"${value}" is not HOST:PORT`);
+  }
+  return { hostname: host, port: n };
+}
+
+/** `svc.ns[:port],…` for `--services` (D10). */
+export function parseServices(
+  value: string,
+  previous: RunOptions["services"] = [],
+): RunOptions["services"] {
+  const out = [...previous];
+  for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?::(\d+))?$/
+      .exec(item);
+    if (!match) throw new InvalidArgumentError(`"${item}" is not SERVICE.NAMESPACE[:PORT]`);
+    const port = match[5] === undefined
+      ? undefined
+      : integerIn(1, 65535, "a service port")(match[5]);
+    out.push({ name: match[1], namespace: match[3], port });
+  }
+  return out;
+}
+
+function splitList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(",").map((s) => s.trim()).filter(Boolean)];
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Adds the shared flags to `command`. */
+export function addRunOptions(command: Command, defaults: { namespaces: string[] }): Command {
+  return command
+    .option(
+      "-n, --namespaces <list>",
+      `namespaces to pre-allocate VIPs for (comma list, repeatable; default ${
+        defaults.namespaces.join(",")
+      })`,
+      splitList,
+    )
+    .option(
+      "--vip-base <ip[/len]>",
+      "virtual IP range: an address (= /16) or a CIDR (default 198.18.0.0/15)",
+    )
+    .addOption(
+      new Option("--auto-discover [bool]", "pre-allocate VIPs for discovered services (true/false)")
+        .argParser(parseBool).default(true),
+    )
+    .option("--no-auto-discover", "do not pre-allocate; names still get VIPs on first use")
+    .option(
+      "--mtu <bytes>",
+      "MTU of the TUN device (576-65535; MSS = MTU - 40)",
+      integerIn(576, 65535, "--mtu"),
+      1500,
+    )
+    .option(
+      "--idle-timeout <seconds>",
+      "close connections idle this long (0 = never)",
+      integerIn(0, 31_536_000, "--idle-timeout"),
+      300,
+    )
+    .option(
+      "--dns-mode <mode>",
+      "how system DNS reaches k8stun: tun_route, forward or disabled",
+      parseDnsMode,
+      "tun_route" as DnsModeName,
+    )
+    .option("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local")
+    .option(
+      "--stale-vip-timeout <seconds>",
+      "reclaim VIPs unused this long (0 = never)",
+      integerIn(0, 31_536_000, "--stale-vip-timeout"),
+      600,
+    )
+    .option("--services <svc.ns[:port],...>", "also pre-allocate these services", parseServices)
+    .option(
+      "--http <port>",
+      "HTTP API and dashboard on 127.0.0.1:PORT (0 = off)",
+      integerIn(0, 65535, "--http"),
+      0,
+    )
+    .option("--http-host <host>", "also serve the API on this address (requires a token)")
+    .addOption(
+      new Option("--http-token <token>", "require this bearer token for the API").env(
+        "K8STUN_HTTP_TOKEN",
+      ),
+    )
+    .option("-c, --context <name>", "kubeconfig context (default: the current context)")
+    .option(
+      "--kubeconfig <file>",
+      "kubeconfig file (default: KUBECONFIG, then ~/.kube/config; under sudo, the invoking user's)",
+    )
+    .option(
+      "--plugin-dir <dir>",
+      "load plugins from this directory (repeatable; default ~/.config/k8stun/plugins)",
+      collect,
+    )
+    .option("--plugin-config <name.key=value>", "configuration for a plugin (repeatable)", collect)
+    .addOption(
+      new Option(
+        "--plugin-isolation <bool>",
+        "run third-party resolver and dialer plugins in permission-limited Workers",
+      )
+        .argParser(parseBool).default(true),
+    )
+    .option("--socks [addr]", "also serve SOCKS5 on ADDR (default 127.0.0.1:1080)");
+}
+
+/** Turns commander's option bag into {@link RunOptions}. */
+export function runOptionsFrom(
+  raw: Record<string, unknown>,
+  defaults: { namespaces: string[] },
+): RunOptions {
+  const namespaces = raw.namespaces as string[] | undefined;
+  const socks = raw.socks;
+  return {
+    namespaces: namespaces ?? defaults.namespaces,
+    namespacesExplicit: namespaces !== undefined,
+    vipBase: raw.vipBase as string | undefined,
+    autoDiscover: raw.autoDiscover as boolean,
+    mtu: raw.mtu as number,
+    idleTimeoutSeconds: raw.idleTimeout as number,
+    dnsMode: raw.dnsMode as DnsModeName,
+    staleVipTimeoutSeconds: raw.staleVipTimeout as number,
+    http: raw.http as number,
+    httpHost: raw.httpHost as string | undefined,
+    httpToken: raw.httpToken as string | undefined,
+    context: raw.context as string | undefined,
+    kubeconfig: raw.kubeconfig as string | undefined,
+    pluginDirs: (raw.pluginDir as string[] | undefined) ?? [],
+    pluginConfig: (raw.pluginConfig as string[] | undefined) ?? [],
+    pluginIsolation: raw.pluginIsolation as boolean,
+    socks: socks === undefined
+      ? undefined
+      : socks === true
+      ? { hostname: "127.0.0.1", port: 1080 }
+      : parseListenAddress(String(socks), 1080),
+    services: (raw.services as RunOptions["services"] | undefined) ?? [],
+    clusterDomain: String(raw.clusterDomain).replace(/^\.+|\.+$/g, "").toLowerCase(),
+  };
+}
