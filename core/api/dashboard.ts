@@ -23,7 +23,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   svg.spark { width: 120px; height: 24px; }
   svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
   #errors li { color: var(--bad); margin: .2rem 0; }
-  .empty { color: var(--muted); font-style: italic; }
+  .empty, #errors li.empty { color: var(--muted); font-style: italic; }
 </style>
 </head>
 <body>
@@ -37,7 +37,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <tbody id="vips"><tr><td colspan="8" class="empty">no VIPs yet</td></tr></tbody>
 </table>
 <h2 style="font-size:1rem;margin-top:1.5rem">Recent errors</h2>
-<ul id="errors"><li class="empty" style="color:var(--muted)">none</li></ul>
+<ul id="errors"><li class="empty">none</li></ul>
 <script>
 "use strict";
 const vips = new Map();

@@ -54,7 +54,8 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   }
   const policy: AccessPolicy = { extraHost: options.host, token: options.token };
   const closers = new Set<() => void>();
-  const handler = (request: Request) => handle(request, options, policy, closers);
+  const handler = (request: Request, info: Deno.ServeHandlerInfo) =>
+    handle(request, info, options, policy, closers);
   const abort = new AbortController();
   const listen = (hostname: string, port: number) =>
     Deno.serve({ hostname, port, signal: abort.signal, onListen() {}, handler });
@@ -90,6 +91,7 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
 
 function handle(
   request: Request,
+  info: Deno.ServeHandlerInfo,
   options: ApiServerOptions,
   policy: AccessPolicy,
   closers: Set<() => void>,
@@ -122,7 +124,7 @@ function handle(
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     case "/events":
-      return events(request, options, closers);
+      return events(request, info, options, closers);
     default:
       return new Response("not found\n", { status: 404 });
   }
@@ -140,7 +142,12 @@ function json(body: unknown, status = 200): Response {
  * snapshot, then live events, each with `id:` and an unnamed `data:` line so `onmessage` clients
  * of the Rust k8stun keep working (parity §5.3, §5.4).
  */
-function events(request: Request, options: ApiServerOptions, closers: Set<() => void>): Response {
+function events(
+  request: Request,
+  info: Deno.ServeHandlerInfo,
+  options: ApiServerOptions,
+  closers: Set<() => void>,
+): Response {
   const header = request.headers.get("last-event-id");
   const lastEventId = header !== null && /^\d+$/.test(header.trim()) ? Number(header) : undefined;
   let cleanup = () => {};
@@ -174,7 +181,7 @@ function events(request: Request, options: ApiServerOptions, closers: Set<() => 
         }
       };
       closers.add(close);
-      request.signal.addEventListener("abort", cleanup, { once: true });
+      info.completed.finally(cleanup).catch(() => {});
     },
     cancel() {
       cleanup();
