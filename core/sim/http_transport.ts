@@ -1,0 +1,152 @@
+/**
+ * The simulated API server's sockets: a `node:https` (or `node:http`) server, because port-forward
+ * needs control over the upgrade that `Deno.serve` does not give (Deno's upgrade splits the
+ * subprotocol offer on ", " only, while clients such as `ws` send "a,b"). REST requests are
+ * turned into fetch `Request`s for `server.ts`; upgrades are checked there and accepted with
+ * `ws`.
+ */
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Duplex as NodeDuplex } from "node:stream";
+// @ts-types="@types/ws"
+import { type WebSocket, WebSocketServer } from "ws";
+import { type MessageSocket, serveV4PortForward } from "./portforward/v4.ts";
+import { checkPortForward, handleSimRequest, type SimServerContext } from "./server.ts";
+import type { SimTls } from "./tls.ts";
+
+/** A listening simulated API server. */
+export interface SimHttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on `hostname:port` and serves `ctx`. */
+export function listenSim(
+  ctx: SimServerContext,
+  options: { hostname: string; port: number; tls?: SimTls },
+): Promise<SimHttpServer> {
+  const sockets = new Set<NodeDuplex>();
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    respond(req, res, ctx).catch(() => res.destroy());
+  };
+  const server = options.tls
+    ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, onRequest)
+    : createHttpServer(onRequest);
+  server.on("connection", (socket: NodeDuplex) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array) => {
+    const request = toRequest(req, options.tls !== undefined);
+    const checked = checkPortForward(request, ctx);
+    if (checked instanceof Response) {
+      writeRawResponse(socket, checked);
+      return;
+    }
+    // The chosen protocol must be the one echoed back, whatever order the client offered.
+    const chooser = new WebSocketServer({
+      noServer: true,
+      handleProtocols: () => checked.protocol || false,
+    });
+    chooser.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      ws.binaryType = "nodebuffer";
+      const messageSocket: MessageSocket = {
+        send: (data) => ws.send(data),
+        close: (code) => ws.close(code),
+        isOpen: () => ws.readyState === ws.OPEN,
+        onMessage: (listener) =>
+          ws.on(
+            "message",
+            (data: Uint8Array, isBinary: boolean) =>
+              listener(isBinary ? new Uint8Array(data) : new TextDecoder().decode(data)),
+          ),
+        onClose: (listener) => ws.on("close", listener),
+      };
+      serveV4PortForward(
+        messageSocket,
+        checked.ports,
+        checked.context,
+        checked.protocol === "v4.base64.channel.k8s.io",
+      );
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.hostname, () => {
+      const address = server.address();
+      resolve({
+        port: typeof address === "object" && address ? address.port : options.port,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const socket of sockets) socket.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+function toRequest(req: IncomingMessage, tls: boolean): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) { for (const v of value) headers.append(name, v); }
+    else if (value !== undefined) headers.set(name, value);
+  }
+  return new Request(
+    `${tls ? "https" : "http"}://${req.headers.host ?? "localhost"}${req.url ?? "/"}`,
+    {
+      method: req.method,
+      headers,
+    },
+  );
+}
+
+async function respond(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: SimServerContext,
+): Promise<void> {
+  const response = await handleSimRequest(toRequest(req, false), ctx);
+  const headers: Record<string, string> = {};
+  response.headers.forEach((v, k) => {
+    if (k !== "transfer-encoding") headers[k] = v;
+  });
+  res.writeHead(response.status, headers);
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  res.on("close", () => reader.cancel().catch(() => {}));
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (!res.write(value)) await new Promise((r) => res.once("drain", r));
+  }
+  res.end();
+}
+
+function writeRawResponse(socket: NodeDuplex, response: Response): void {
+  response.text().then((body) => {
+    const reason = response.status === 401
+      ? "Unauthorized"
+      : response.status === 403
+      ? "Forbidden"
+      : response.status === 404
+      ? "Not Found"
+      : "Bad Request";
+    const lines = [`HTTP/1.1 ${response.status} ${reason}`];
+    response.headers.forEach((v, k) => lines.push(`${k}: ${v}`));
+    lines.push(
+      `content-length: ${new TextEncoder().encode(body).length}`,
+      "connection: close",
+      "",
+      body,
+    );
+    socket.end(lines.join("\r\n"));
+  });
+}

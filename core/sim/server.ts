@@ -1,0 +1,376 @@
+/**
+ * The simulated API server's HTTP layer: authentication (bearer token, 401 Status), discovery,
+ * list and watch of namespaces, services, pods and endpointslices (resource versions, bookmarks,
+ * 410 after compaction, label and field selectors), and `pods/{name}/portforward` with the check
+ * order of kubernetes.md §8, upgraded to the v4 WebSocket protocol.
+ */
+import type { SimFaults } from "./faults.ts";
+import type { PortForwardContext } from "./portforward/types.ts";
+import { type Kind, kindInfo, type KubeObject, type SimState, type WatchEvent } from "./state.ts";
+
+/** What the HTTP layer needs. */
+export interface SimServerContext {
+  state: SimState;
+  faults: SimFaults;
+  token: string;
+  /** Connects to a pod's container port (the "kubelet" side). */
+  dialPodPort(namespace: string, pod: string, port: number): Promise<Deno.Conn>;
+  /** Open watch streams, so tests can drop them. */
+  watches: Set<() => void>;
+}
+
+const encoder = new TextEncoder();
+
+/** Builds a `Status` body (kubernetes.md §7.1). */
+export function status(code: number, reason: string, message: string, details?: unknown): Response {
+  return new Response(
+    JSON.stringify({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    }) + "\n",
+    { status: code, headers: { "content-type": "application/json" } },
+  );
+}
+
+const ROUTES: { pattern: RegExp; kind: Kind; namespaced: boolean }[] = [
+  { pattern: /^\/api\/v1\/namespaces(?:\/([^/]+))?$/, kind: "namespaces", namespaced: false },
+  {
+    pattern: /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?services(?:\/([^/]+))?$/,
+    kind: "services",
+    namespaced: true,
+  },
+  {
+    pattern: /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?pods(?:\/([^/]+))?$/,
+    kind: "pods",
+    namespaced: true,
+  },
+  {
+    pattern:
+      /^\/apis\/discovery\.k8s\.io\/v1\/(?:namespaces\/([^/]+)\/)?endpointslices(?:\/([^/]+))?$/,
+    kind: "endpointslices",
+    namespaced: true,
+  },
+];
+
+/** Handles one request. */
+export async function handleSimRequest(request: Request, ctx: SimServerContext): Promise<Response> {
+  const url = new URL(request.url);
+  if (ctx.faults.delayMs > 0) await new Promise((r) => setTimeout(r, ctx.faults.delayMs));
+  const auth = request.headers.get("authorization") ?? "";
+  if (auth !== `Bearer ${ctx.token}`) return status(401, "Unauthorized", "Unauthorized");
+  const injected = ctx.faults.takeFailure(url.pathname);
+  if (injected) return injectedFailure(injected, url.pathname);
+
+  if (url.pathname.endsWith("/portforward")) {
+    const checked = checkPortForward(request, ctx);
+    return checked instanceof Response
+      ? checked
+      : status(400, "BadRequest", "Upgrade request required");
+  }
+  if (request.method !== "GET") {
+    return status(
+      405,
+      "MethodNotAllowed",
+      `the simulated cluster serves only GET on ${url.pathname}`,
+    );
+  }
+  const discovery = discoveryDocument(url.pathname);
+  if (discovery) return json(discovery);
+  for (const route of ROUTES) {
+    const match = route.pattern.exec(url.pathname);
+    if (!match) continue;
+    const [namespace, name] = route.namespaced ? [match[1], match[2]] : [undefined, match[1]];
+    if (name !== undefined) {
+      const object = ctx.state.get(route.kind, namespace, name);
+      return object
+        ? json(object)
+        : status(404, "NotFound", `${route.kind} "${name}" not found`, { name, kind: route.kind });
+    }
+    if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") {
+      return watch(route.kind, namespace, url, ctx);
+    }
+    const items = select(ctx.state.list(route.kind, namespace), url).map(withoutTypeMeta);
+    const info = kindInfo(route.kind);
+    return json({
+      kind: `${info.kind}List`,
+      apiVersion: info.apiVersion,
+      metadata: { resourceVersion: String(ctx.state.resourceVersion) },
+      items,
+    });
+  }
+  return status(404, "NotFound", "the server could not find the requested resource");
+}
+
+function injectedFailure(code: number, path: string): Response {
+  switch (code) {
+    case 401:
+      return status(401, "Unauthorized", "Unauthorized");
+    case 403:
+      return status(403, "Forbidden", `forbidden: User "lab" cannot get path "${path}"`);
+    case 404:
+      return status(404, "NotFound", "the server could not find the requested resource");
+    default:
+      return status(500, "InternalError", "Internal error occurred: injected by the simulator");
+  }
+}
+
+function json(body: unknown): Response {
+  return new Response(JSON.stringify(body) + "\n", {
+    headers: { "content-type": "application/json" },
+  });
+}
+
+function withoutTypeMeta(object: KubeObject): Record<string, unknown> {
+  const { kind: _kind, apiVersion: _apiVersion, ...rest } = object;
+  return rest;
+}
+
+/** `labelSelector` (equality terms) and `fieldSelector` (`metadata.name`, `metadata.namespace`). */
+function select(objects: KubeObject[], url: URL): KubeObject[] {
+  const labels = parseTerms(url.searchParams.get("labelSelector"));
+  const fields = parseTerms(url.searchParams.get("fieldSelector"));
+  return objects.filter((o) =>
+    labels.every(([k, op, v]) => (o.metadata.labels?.[k] === v) === (op === "=")) &&
+    fields.every(([k, op, v]) => {
+      const actual = k === "metadata.name"
+        ? o.metadata.name
+        : k === "metadata.namespace"
+        ? o.metadata.namespace
+        : undefined;
+      return (actual === v) === (op === "=");
+    })
+  );
+}
+
+function parseTerms(selector: string | null): [string, "=" | "!=", string][] {
+  if (!selector) return [];
+  return selector.split(",").map((term) => {
+    const m = /^\s*([^!=\s]+)\s*(==|=|!=)\s*([^\s]*)\s*$/.exec(term);
+    if (!m) return [term, "=", ""];
+    return [m[1], m[2] === "!=" ? "!=" : "=", m[3]];
+  });
+}
+
+function watch(
+  kind: Kind,
+  namespace: string | undefined,
+  url: URL,
+  ctx: SimServerContext,
+): Response {
+  const fromParam = url.searchParams.get("resourceVersion");
+  const from = fromParam === null || fromParam === "" || fromParam === "0"
+    ? undefined
+    : Number(fromParam);
+  const bookmarks = url.searchParams.get("allowWatchBookmarks") === "true";
+  const timeoutSeconds = Number(url.searchParams.get("timeoutSeconds") ?? "0");
+  const matches = (e: WatchEvent) =>
+    e.kind === kind && (namespace === undefined || e.object.metadata.namespace === namespace) &&
+    select([e.object], url).length === 1;
+  let stop = () => {};
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (type: string, object: unknown) => {
+        try {
+          controller.enqueue(encoder.encode(JSON.stringify({ type, object }) + "\n"));
+        } catch {
+          stop();
+        }
+      };
+      const timers: ReturnType<typeof setTimeout>[] = [];
+      stop = () => {
+        unsubscribe();
+        for (const t of timers) clearTimeout(t), clearInterval(t);
+        ctx.watches.delete(stop);
+        try {
+          controller.close();
+        } catch {
+          // closed already
+        }
+      };
+      // Subscribe first so nothing between the replay and live events is lost.
+      const live: WatchEvent[] = [];
+      let replaying = true;
+      const unsubscribe = ctx.state.subscribe((e) => {
+        if (!matches(e)) return;
+        if (replaying) live.push(e);
+        else send(e.type, e.object);
+      });
+      ctx.watches.add(stop);
+      if (from !== undefined && !Number.isNaN(from)) {
+        const history = ctx.state.eventsSince(from);
+        if (history === undefined) {
+          send("ERROR", {
+            kind: "Status",
+            apiVersion: "v1",
+            metadata: {},
+            status: "Failure",
+            message: `too old resource version: ${from} (${ctx.state.compactedThrough})`,
+            reason: "Expired",
+            code: 410,
+          });
+          stop();
+          return;
+        }
+        for (const e of history) if (matches(e)) send(e.type, e.object);
+      } else {
+        for (const o of select(ctx.state.list(kind, namespace), url)) send("ADDED", o);
+      }
+      replaying = false;
+      for (const e of live) send(e.type, e.object);
+      if (bookmarks) {
+        timers.push(
+          setInterval(() => send("BOOKMARK", bookmark(kind, ctx.state.resourceVersion)), 5000),
+        );
+      }
+      if (timeoutSeconds > 0) timers.push(setTimeout(stop, timeoutSeconds * 1000));
+    },
+    cancel() {
+      stop();
+    },
+  });
+  return new Response(body, {
+    headers: { "content-type": "application/json", "transfer-encoding": "chunked" },
+  });
+}
+
+/** A BOOKMARK object: type meta, the version, and the kind's zero-valued fields (§6.4). */
+function bookmark(kind: Kind, rv: number): Record<string, unknown> {
+  const base = { ...kindInfo(kind), metadata: { resourceVersion: String(rv) } };
+  switch (kind) {
+    case "endpointslices":
+      return { ...base, addressType: "", endpoints: null, ports: null };
+    case "pods":
+      return { ...base, spec: { containers: null }, status: {} };
+    default:
+      return { ...base, spec: {}, status: {} };
+  }
+}
+
+function discoveryDocument(path: string): unknown {
+  switch (path) {
+    case "/version":
+      return { major: "1", minor: "37", gitVersion: "v1.37.2-k8stun-sim", platform: "simulated" };
+    case "/api":
+      return { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [] };
+    case "/apis":
+      return {
+        kind: "APIGroupList",
+        apiVersion: "v1",
+        groups: [{
+          name: "discovery.k8s.io",
+          versions: [{ groupVersion: "discovery.k8s.io/v1", version: "v1" }],
+          preferredVersion: { groupVersion: "discovery.k8s.io/v1", version: "v1" },
+        }],
+      };
+    case "/api/v1":
+      return {
+        kind: "APIResourceList",
+        groupVersion: "v1",
+        resources: [
+          resource("namespaces", "Namespace", false),
+          resource("services", "Service", true),
+          resource("pods", "Pod", true),
+          {
+            name: "pods/portforward",
+            singularName: "",
+            namespaced: true,
+            kind: "PodPortForwardOptions",
+            verbs: ["create", "get"],
+          },
+        ],
+      };
+    case "/apis/discovery.k8s.io/v1":
+      return {
+        kind: "APIResourceList",
+        apiVersion: "v1",
+        groupVersion: "discovery.k8s.io/v1",
+        resources: [resource("endpointslices", "EndpointSlice", true)],
+      };
+    default:
+      return undefined;
+  }
+}
+
+function resource(name: string, kind: string, namespaced: boolean) {
+  return {
+    name,
+    singularName: kind.toLowerCase(),
+    namespaced,
+    kind,
+    verbs: ["get", "list", "watch"],
+  };
+}
+
+/** A port-forward request that passed every check, ready for the protocol engine. */
+export interface AcceptedPortForward {
+  ports: number[];
+  /** The negotiated subprotocol ("" when the client offered none). */
+  protocol: string;
+  context: PortForwardContext;
+}
+
+/**
+ * `pods/{name}/portforward`: checks in the API server's order (§8 item 2), then picks the v4
+ * subprotocol: the first the client offered that the kubelet supports (§2.1).
+ */
+export function checkPortForward(
+  request: Request,
+  ctx: SimServerContext,
+): AcceptedPortForward | Response {
+  const url = new URL(request.url);
+  const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname);
+  if (!match) return status(404, "NotFound", "the server could not find the requested resource");
+  const [, namespace, name] = match;
+  const auth = request.headers.get("authorization") ?? "";
+  if (auth !== `Bearer ${ctx.token}`) return status(401, "Unauthorized", "Unauthorized");
+  const injected = ctx.faults.takeFailure(url.pathname);
+  if (injected) return injectedFailure(injected, url.pathname);
+  const rawPorts = url.searchParams.getAll("ports").flatMap((p) => p.split(","));
+  const ports: number[] = [];
+  for (const raw of rawPorts) {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n > 65535) {
+      return status(
+        400,
+        "BadRequest",
+        `cannot convert to []int32: strconv.ParseUint: parsing "${raw}": invalid syntax`,
+      );
+    }
+    ports.push(n);
+  }
+  const pod = ctx.state.pod(namespace, name);
+  if (!pod) return status(404, "NotFound", `pods "${name}" not found`, { name, kind: "pods" });
+  if ((request.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") {
+    return status(400, "BadRequest", "Upgrade request required");
+  }
+  if (ports.length === 0) return plain(400, 'query parameter "port" is required');
+  if (ports.includes(0)) return plain(400, 'port "0" must be > 0');
+  const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",")
+    .map((s) => s.trim()).filter(Boolean);
+  const protocol = offered.length === 0
+    ? ""
+    : offered.find((p) => p === "v4.channel.k8s.io" || p === "v4.base64.channel.k8s.io");
+  if (protocol === undefined) {
+    return new Response(null, { status: 403, headers: { connection: "close" } });
+  }
+  return {
+    ports,
+    protocol,
+    context: {
+      namespace,
+      pod: name,
+      uid: pod.uid,
+      dialPodPort: (port) => ctx.dialPodPort(namespace, name, port),
+    },
+  };
+}
+
+function plain(code: number, text: string): Response {
+  return new Response(text, { status: code, headers: { "content-type": "text/plain" } });
+}

@@ -1,0 +1,389 @@
+/**
+ * The simulated API server's storage: Kubernetes objects by kind with etcd-like resource versions,
+ * an event history that watches replay from, compaction (a watch from a compacted version gets
+ * 410 Gone), and EndpointSlices derived from Services and Pods the way the EndpointSlice
+ * controller does (ready condition, resolved named target ports, hostname for subdomain pods).
+ */
+import type { Fixture, FixturePod, FixtureService } from "./fixture.ts";
+
+/** The kinds the simulator serves. */
+export type Kind = "namespaces" | "services" | "pods" | "endpointslices";
+
+/** A stored Kubernetes object (JSON). */
+export type KubeObject = {
+  kind: string;
+  apiVersion: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid: string;
+    resourceVersion: string;
+    labels?: Record<string, string>;
+    creationTimestamp: string;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+};
+
+/** A change, as a watch sends it. */
+export interface WatchEvent {
+  rv: number;
+  kind: Kind;
+  type: "ADDED" | "MODIFIED" | "DELETED";
+  object: KubeObject;
+}
+
+/** A pod as the simulator keeps it (fixture pod + runtime facts). */
+export interface SimPod extends FixturePod {
+  namespace: string;
+  uid: string;
+  ip: string;
+}
+
+const API_VERSION: Record<Kind, string> = {
+  namespaces: "v1",
+  services: "v1",
+  pods: "v1",
+  endpointslices: "discovery.k8s.io/v1",
+};
+const KIND_NAME: Record<Kind, string> = {
+  namespaces: "Namespace",
+  services: "Service",
+  pods: "Pod",
+  endpointslices: "EndpointSlice",
+};
+
+/** Storage and change history. */
+export class SimState {
+  #rv = 1;
+  #compactedThrough = 0;
+  readonly #objects: Record<Kind, Map<string, KubeObject>> = {
+    namespaces: new Map(),
+    services: new Map(),
+    pods: new Map(),
+    endpointslices: new Map(),
+  };
+  readonly #history: WatchEvent[] = [];
+  readonly #listeners = new Set<(event: WatchEvent) => void>();
+  readonly #pods = new Map<string, SimPod>();
+  readonly #services = new Map<string, FixtureService & { namespace: string }>();
+  #nextPodIp = 10;
+  #nextClusterIp = 10;
+
+  /** The current resource version. */
+  get resourceVersion(): number {
+    return this.#rv;
+  }
+
+  /** Versions at or below this were compacted away. */
+  get compactedThrough(): number {
+    return this.#compactedThrough;
+  }
+
+  /** Loads a fixture. */
+  load(fixture: Fixture): void {
+    for (const ns of fixture.namespaces) {
+      this.addNamespace(ns.name);
+      for (const pod of ns.pods) this.addPod(ns.name, pod);
+      for (const service of ns.services) this.addService(ns.name, service);
+    }
+  }
+
+  /** Objects of a kind, optionally in one namespace. */
+  list(kind: Kind, namespace?: string): KubeObject[] {
+    return [...this.#objects[kind].values()].filter((o) =>
+      namespace === undefined || o.metadata.namespace === namespace
+    );
+  }
+
+  /** One object. */
+  get(kind: Kind, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.#objects[kind].get(key(namespace, name));
+  }
+
+  /** Events after `rv`, or `undefined` when `rv` was compacted (410 Gone). */
+  eventsSince(rv: number): WatchEvent[] | undefined {
+    if (rv < this.#compactedThrough) return undefined;
+    return this.#history.filter((e) => e.rv > rv);
+  }
+
+  /** Subscribes to changes. */
+  subscribe(listener: (event: WatchEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Forgets history up to now: a watch resuming from an older version gets 410 Gone. */
+  compact(): void {
+    this.#compactedThrough = this.#rv;
+    this.#history.length = 0;
+  }
+
+  /** The simulator's view of a pod. */
+  pod(namespace: string, name: string): SimPod | undefined {
+    return this.#pods.get(key(namespace, name));
+  }
+
+  addNamespace(name: string): void {
+    if (this.get("namespaces", undefined, name)) return;
+    this.#put("namespaces", {
+      kind: "Namespace",
+      apiVersion: "v1",
+      metadata: meta(undefined, name, { "kubernetes.io/metadata.name": name }),
+      spec: { finalizers: ["kubernetes"] },
+      status: { phase: "Active" },
+    });
+  }
+
+  addPod(namespace: string, pod: FixturePod): SimPod {
+    this.addNamespace(namespace);
+    const sim: SimPod = { ...pod, namespace, uid: crypto.randomUUID(), ip: this.#podIp() };
+    this.#pods.set(key(namespace, pod.name), sim);
+    this.#putPod(sim);
+    this.#refreshSlices(namespace);
+    return sim;
+  }
+
+  setPodReady(namespace: string, name: string, ready: boolean): void {
+    const pod = this.#pods.get(key(namespace, name));
+    if (!pod) throw new Error(`no pod ${namespace}/${name}`);
+    pod.ready = ready;
+    this.#putPod(pod);
+    this.#refreshSlices(namespace);
+  }
+
+  deletePod(namespace: string, name: string): void {
+    if (!this.#pods.delete(key(namespace, name))) throw new Error(`no pod ${namespace}/${name}`);
+    this.#delete("pods", namespace, name);
+    this.#refreshSlices(namespace);
+  }
+
+  addService(namespace: string, service: FixtureService): void {
+    this.addNamespace(namespace);
+    this.#services.set(key(namespace, service.name), { ...service, namespace });
+    const clusterIP = service.externalName
+      ? undefined
+      : service.headless
+      ? "None"
+      : this.#clusterIp();
+    const ports = service.ports.map((p) => ({
+      ...(p.name ? { name: p.name } : {}),
+      protocol: p.protocol,
+      port: p.port,
+      targetPort: p.targetPort,
+    }));
+    this.#put("services", {
+      kind: "Service",
+      apiVersion: "v1",
+      metadata: meta(namespace, service.name),
+      spec: service.externalName
+        ? { type: "ExternalName", externalName: service.externalName, sessionAffinity: "None" }
+        : {
+          type: "ClusterIP",
+          clusterIP,
+          clusterIPs: [clusterIP],
+          ipFamilies: ["IPv4"],
+          ipFamilyPolicy: "SingleStack",
+          selector: service.selector,
+          ports,
+          sessionAffinity: "None",
+          internalTrafficPolicy: "Cluster",
+        },
+      status: { loadBalancer: {} },
+    });
+    this.#refreshSlices(namespace);
+  }
+
+  deleteService(namespace: string, name: string): void {
+    this.#services.delete(key(namespace, name));
+    this.#delete("services", namespace, name);
+    this.#refreshSlices(namespace);
+  }
+
+  #putPod(pod: SimPod): void {
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const existing = this.get("pods", pod.namespace, pod.name);
+    this.#put("pods", {
+      kind: "Pod",
+      apiVersion: "v1",
+      metadata: {
+        ...meta(pod.namespace, pod.name, pod.labels),
+        uid: pod.uid,
+        creationTimestamp: existing?.metadata.creationTimestamp ?? now,
+      },
+      spec: {
+        nodeName: "sim-node-0",
+        ...(pod.hostname ? { hostname: pod.hostname } : {}),
+        ...(pod.subdomain ? { subdomain: pod.subdomain } : {}),
+        containers: [{
+          name: "app",
+          image: "k8stun.sim/app",
+          ports: pod.ports.map((p) => ({
+            ...(p.name ? { name: p.name } : {}),
+            containerPort: p.containerPort,
+            protocol: "TCP",
+          })),
+        }],
+      },
+      status: {
+        phase: "Running",
+        podIP: pod.ip,
+        podIPs: [{ ip: pod.ip }],
+        hostIP: "127.0.0.1",
+        conditions: [
+          { type: "Initialized", status: "True", lastTransitionTime: now },
+          { type: "Ready", status: pod.ready ? "True" : "False", lastTransitionTime: now },
+          {
+            type: "ContainersReady",
+            status: pod.ready ? "True" : "False",
+            lastTransitionTime: now,
+          },
+        ],
+        containerStatuses: [{ name: "app", ready: pod.ready, restartCount: 0 }],
+      },
+    });
+  }
+
+  /** Recomputes every slice of a namespace, writing only the ones that changed. */
+  #refreshSlices(namespace: string): void {
+    const wanted = new Map<string, Record<string, unknown>>();
+    for (const service of this.#services.values()) {
+      if (service.namespace !== namespace || !service.selector || service.externalName) continue;
+      const pods = [...this.#pods.values()].filter((p) =>
+        p.namespace === namespace &&
+        Object.entries(service.selector!).every(([k, v]) => p.labels[k] === v)
+      );
+      const svcObject = this.get("services", namespace, service.name)!;
+      // The controller writes one slice per distinct resolution of the target ports.
+      const groups = new Map<string, { ports: unknown[]; pods: SimPod[] }>();
+      for (const pod of pods) {
+        const ports = service.ports.map((sp) => {
+          const target = typeof sp.targetPort === "number"
+            ? sp.targetPort
+            : pod.ports.find((cp) => cp.name === sp.targetPort)?.containerPort;
+          return target === undefined
+            ? undefined
+            : { ...(sp.name ? { name: sp.name } : {}), protocol: sp.protocol, port: target };
+        }).filter((p) => p !== undefined);
+        const groupKey = JSON.stringify(ports);
+        const group = groups.get(groupKey) ?? { ports, pods: [] };
+        group.pods.push(pod);
+        groups.set(groupKey, group);
+      }
+      let index = 0;
+      for (const group of groups.values()) {
+        const name = `${service.name}-${sliceSuffix(service.name, index++)}`;
+        wanted.set(name, {
+          kind: "EndpointSlice",
+          apiVersion: "discovery.k8s.io/v1",
+          metadata: {
+            ...meta(namespace, name, {
+              "kubernetes.io/service-name": service.name,
+              "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            }),
+            ownerReferences: [{
+              apiVersion: "v1",
+              kind: "Service",
+              name: service.name,
+              uid: svcObject.metadata.uid,
+              controller: true,
+              blockOwnerDeletion: true,
+            }],
+          },
+          addressType: "IPv4",
+          endpoints: group.pods.map((pod) => ({
+            addresses: [pod.ip],
+            conditions: { ready: pod.ready, serving: pod.ready, terminating: false },
+            ...(pod.hostname && pod.subdomain === service.name ? { hostname: pod.hostname } : {}),
+            targetRef: { kind: "Pod", namespace, name: pod.name, uid: pod.uid },
+            nodeName: "sim-node-0",
+          })),
+          ports: group.ports,
+        });
+      }
+    }
+    for (const existing of this.list("endpointslices", namespace)) {
+      if (!wanted.has(existing.metadata.name)) {
+        this.#delete("endpointslices", namespace, existing.metadata.name);
+      }
+    }
+    for (const [name, slice] of wanted) {
+      const existing = this.get("endpointslices", namespace, name);
+      const same = existing &&
+        JSON.stringify([existing.endpoints, existing.ports]) ===
+          JSON.stringify([slice.endpoints, slice.ports]);
+      if (same) continue;
+      const object = slice as KubeObject;
+      if (existing) {
+        object.metadata.uid = existing.metadata.uid;
+        object.metadata.creationTimestamp = existing.metadata.creationTimestamp;
+      }
+      this.#put("endpointslices", object);
+    }
+  }
+
+  #put(kind: Kind, object: KubeObject): void {
+    const k = key(object.metadata.namespace, object.metadata.name);
+    const existing = this.#objects[kind].get(k);
+    object.metadata.resourceVersion = String(++this.#rv);
+    if (existing) object.metadata.uid = existing.metadata.uid;
+    this.#objects[kind].set(k, object);
+    this.#record({ rv: this.#rv, kind, type: existing ? "MODIFIED" : "ADDED", object });
+  }
+
+  #delete(kind: Kind, namespace: string | undefined, name: string): void {
+    const k = key(namespace, name);
+    const existing = this.#objects[kind].get(k);
+    if (!existing) return;
+    this.#objects[kind].delete(k);
+    const object = structuredClone(existing);
+    object.metadata.resourceVersion = String(++this.#rv);
+    this.#record({ rv: this.#rv, kind, type: "DELETED", object });
+  }
+
+  #record(event: WatchEvent): void {
+    this.#history.push(event);
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  #podIp(): string {
+    const n = this.#nextPodIp++;
+    return `10.244.${Math.floor(n / 250)}.${n % 250}`;
+  }
+
+  #clusterIp(): string {
+    const n = this.#nextClusterIp++;
+    return `10.96.${Math.floor(n / 250)}.${n % 250}`;
+  }
+}
+
+/** `kind` and `apiVersion` of a collection, for lists and bookmarks. */
+export function kindInfo(kind: Kind): { kind: string; apiVersion: string } {
+  return { kind: KIND_NAME[kind], apiVersion: API_VERSION[kind] };
+}
+
+function key(namespace: string | undefined, name: string): string {
+  return `${namespace ?? ""}/${name}`;
+}
+
+function meta(
+  namespace: string | undefined,
+  name: string,
+  labels?: Record<string, string>,
+): KubeObject["metadata"] {
+  return {
+    name,
+    ...(namespace ? { namespace } : {}),
+    uid: crypto.randomUUID(),
+    resourceVersion: "0",
+    creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    ...(labels && Object.keys(labels).length > 0 ? { labels } : {}),
+  };
+}
+
+/** A stable 5-character suffix, like the controller's generated names. */
+function sliceSuffix(service: string, index: number): string {
+  let h = 2166136261;
+  for (const c of `${service}/${index}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
+  return (h >>> 0).toString(36).padStart(5, "0").slice(-5);
+}
