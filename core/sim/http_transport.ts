@@ -11,6 +11,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import type { Buffer } from "node:buffer";
 import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import { type WebSocket, WebSocketServer } from "ws";
@@ -40,7 +41,7 @@ export function listenSim(
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
-  server.on("upgrade", (req: IncomingMessage, socket: NodeDuplex, head: Uint8Array) => {
+  server.on("upgrade", (req: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
     const request = toRequest(req, options.tls !== undefined);
     const checked = checkPortForward(request, ctx);
     if (checked instanceof Response) {
