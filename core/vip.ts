@@ -1,0 +1,219 @@
+/**
+ * The VIP pool: one virtual IPv4 address per service and per addressed pod, from `--vip-base`
+ * (default 198.18.0.0/15, RFC 2544 benchmarking space). The TUN takes base+1; VIPs start at
+ * base+2. Allocations are persisted per cluster and context, so `hello.demo` keeps its VIP across
+ * restarts (parity P27, D14); VIPs unused for `--stale-vip-timeout` are reclaimed unless a
+ * connection is open, and freed addresses are reused oldest-first, never the one just freed.
+ */
+import { NoTelemetry, type TelemetrySink, type VipTarget } from "./telemetry.ts";
+
+/** A parsed `--vip-base`. */
+export interface VipNetwork {
+  /** Network address as a number. */
+  base: number;
+  prefix: number;
+}
+
+/** Parses `--vip-base`: an address (= /16, compatible with the Rust k8stun) or a CIDR. */
+export function parseVipBase(value: string | undefined): VipNetwork {
+  if (value === undefined) return { base: ipv4ToNumber("198.18.0.0")!, prefix: 15 };
+  const [address, prefixText] = value.trim().split("/");
+  const n = ipv4ToNumber(address);
+  if (n === undefined) throw new Error(`--vip-base "${value}" is not an IPv4 address or CIDR`);
+  const prefix = prefixText === undefined ? 16 : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 8 || prefix > 30) {
+    throw new Error(`--vip-base "${value}": the prefix length must be 8 to 30`);
+  }
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return { base: (n & mask) >>> 0, prefix };
+}
+
+/** Dotted IPv4 → number, or undefined. */
+export function ipv4ToNumber(ip: string): number | undefined {
+  const parts = ip.split(".");
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
+    n = n * 256 + Number(p);
+  }
+  return n >>> 0;
+}
+
+/** Number → dotted IPv4. */
+export function numberToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+interface Entry {
+  vip: string;
+  target: VipTarget;
+  allocatedAt: Date;
+  lastUsed: number;
+}
+
+/** Options for {@link VipPool}. */
+export interface VipPoolOptions {
+  network: VipNetwork;
+  /** Where allocations persist (JSON); undefined = not persisted. */
+  statePath?: string;
+  /** Reclaim VIPs unused this long (ms); 0 = never. */
+  staleMs: number;
+  telemetry?: TelemetrySink;
+  now?: () => number;
+}
+
+const targetKey = (t: VipTarget) => `${t.type}/${t.namespace}/${t.name}`;
+
+/** Allocates and remembers VIPs. */
+export class VipPool {
+  readonly network: VipNetwork;
+  readonly #byVip = new Map<string, Entry>();
+  readonly #byTarget = new Map<string, Entry>();
+  /** Addresses remembered from earlier runs, reserved for their targets. */
+  readonly #remembered = new Map<string, string>();
+  readonly #freed: number[] = [];
+  #next: number;
+  readonly #options: VipPoolOptions;
+  readonly #telemetry: TelemetrySink;
+  readonly #now: () => number;
+
+  constructor(options: VipPoolOptions) {
+    this.network = options.network;
+    this.#options = options;
+    this.#telemetry = options.telemetry ?? NoTelemetry;
+    this.#now = options.now ?? Date.now;
+    this.#next = options.network.base + 2;
+    if (options.statePath) {
+      try {
+        const saved = JSON.parse(Deno.readTextFileSync(options.statePath)) as Record<
+          string,
+          string
+        >;
+        for (const [key, vip] of Object.entries(saved)) {
+          if (this.contains(vip)) this.#remembered.set(key, vip);
+        }
+      } catch {
+        // first run for this context, or an unreadable file: start fresh
+      }
+    }
+  }
+
+  /** The TUN's own address (base+1). */
+  get tunAddress(): string {
+    return numberToIpv4(this.network.base + 1);
+  }
+
+  /** `198.18.0.0/15`. */
+  get cidr(): string {
+    return `${numberToIpv4(this.network.base)}/${this.network.prefix}`;
+  }
+
+  /** Whether `ip` is inside the pool's network. */
+  contains(ip: string): boolean {
+    const n = ipv4ToNumber(ip);
+    if (n === undefined) return false;
+    const mask = (0xffffffff << (32 - this.network.prefix)) >>> 0;
+    return ((n & mask) >>> 0) === this.network.base;
+  }
+
+  /** The VIP of a target, allocating one if needed. */
+  allocate(target: VipTarget): string {
+    const key = targetKey(target);
+    const existing = this.#byTarget.get(key);
+    if (existing) {
+      existing.lastUsed = this.#now();
+      return existing.vip;
+    }
+    const remembered = this.#remembered.get(key);
+    const vip = remembered && !this.#byVip.has(remembered) ? remembered : this.#fresh();
+    const entry: Entry = { vip, target, allocatedAt: new Date(this.#now()), lastUsed: this.#now() };
+    this.#byVip.set(vip, entry);
+    this.#byTarget.set(key, entry);
+    this.#remembered.set(key, vip);
+    this.#persist();
+    this.#telemetry.emit({ type: "vip_allocated", vip, target, at: entry.allocatedAt });
+    return vip;
+  }
+
+  /** The target of a VIP (marks it used). */
+  lookup(vip: string): VipTarget | undefined {
+    const entry = this.#byVip.get(vip);
+    if (entry) entry.lastUsed = this.#now();
+    return entry?.target;
+  }
+
+  /** The VIP of a target, if allocated (does not allocate). */
+  vipOf(target: VipTarget): string | undefined {
+    return this.#byTarget.get(targetKey(target))?.vip;
+  }
+
+  /** Current allocations, by VIP. */
+  entries(): { vip: string; target: VipTarget; allocatedAt: Date }[] {
+    return [...this.#byVip.values()].map(({ vip, target, allocatedAt }) => ({
+      vip,
+      target,
+      allocatedAt,
+    }));
+  }
+
+  /** Releases VIPs unused for the stale timeout, except those `inUse` says are busy. */
+  sweep(inUse: (vip: string) => boolean = () => false): string[] {
+    if (this.#options.staleMs <= 0) return [];
+    const cutoff = this.#now() - this.#options.staleMs;
+    const removed: string[] = [];
+    for (const entry of [...this.#byVip.values()]) {
+      if (entry.lastUsed > cutoff || inUse(entry.vip)) continue;
+      this.#byVip.delete(entry.vip);
+      this.#byTarget.delete(targetKey(entry.target));
+      this.#freed.push(ipv4ToNumber(entry.vip)!);
+      removed.push(entry.vip);
+      this.#telemetry.emit({ type: "vip_removed", vip: entry.vip, target: entry.target });
+    }
+    return removed;
+  }
+
+  #fresh(): string {
+    const size = 2 ** (32 - this.network.prefix);
+    const last = this.network.base + size - 2;
+    const reserved = new Set(this.#remembered.values());
+    while (this.#next <= last) {
+      const candidate = numberToIpv4(this.#next++);
+      if (!reserved.has(candidate) && !this.#byVip.has(candidate)) return candidate;
+    }
+    // Oldest freed first (FIFO), so a just-released VIP is not handed to another target at once.
+    while (this.#freed.length > 0) {
+      const candidate = numberToIpv4(this.#freed.shift()!);
+      if (!this.#byVip.has(candidate)) {
+        for (const [key, vip] of this.#remembered) {
+          if (vip === candidate) this.#remembered.delete(key);
+        }
+        return candidate;
+      }
+    }
+    throw new Error(`the VIP range ${this.cidr} is exhausted`);
+  }
+
+  #persist(): void {
+    const path = this.#options.statePath;
+    if (!path) return;
+    try {
+      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      Deno.writeTextFileSync(path, JSON.stringify(Object.fromEntries(this.#remembered), null, 1));
+    } catch {
+      // persistence is best effort; VIPs still work for this run
+    }
+  }
+}
+
+/** Where a context's VIPs persist: `$XDG_STATE_HOME/k8stun/vips-<hash>.json`. */
+export async function vipStatePath(context: string, server: string, home: string): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(`${context}\n${server}`),
+  );
+  const hex = [...new Uint8Array(digest)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  const stateHome = Deno.env.get("XDG_STATE_HOME") ?? `${home}/.local/state`;
+  return `${stateHome}/k8stun/vips-${hex}.json`;
+}
