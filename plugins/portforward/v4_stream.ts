@@ -1,0 +1,156 @@
+/**
+ * One pod TCP connection over a v4 channel WebSocket (kubernetes.md §2), as a {@link Duplex}:
+ * data channel 0 and error channel 1, each opened by the kubelet with the 2-byte port prefix;
+ * error-channel text fails the connection; the socket's close is the pod's EOF. v4 has no
+ * half-close: closing our side leaves the socket open until the pod finishes (§2.5).
+ */
+// @ts-types="@types/ws"
+import WebSocket from "ws";
+import { DialError, type Duplex } from "../../mod.ts";
+
+/** How long after the prefixes a refusal must show up on the error channel to count as a dial
+ * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
+const REFUSAL_GRACE_MS = 40;
+/** Pause reading from the app side while this much is queued on the socket. */
+const SEND_HIGH_WATER = 4 * 1024 * 1024;
+
+/** Opens the stream. `options` are `ws` client options with the kubeconfig's auth applied. */
+export function openV4Stream(
+  url: string,
+  options: WebSocket.ClientOptions,
+  signal: AbortSignal,
+): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ["v4.channel.k8s.io"], options);
+    ws.binaryType = "nodebuffer";
+    let prefixes = 0;
+    let settled = false;
+    let readable: ReadableStreamDefaultController<Uint8Array> | undefined;
+    let readableDone = false;
+    let failure: DialError | undefined;
+    const pending: Uint8Array[] = [];
+    const fail = (error: DialError) => {
+      failure ??= error;
+      if (!settled) {
+        settled = true;
+        reject(error);
+      } else if (readable && !readableDone) {
+        readableDone = true;
+        readable.error(error);
+      }
+      ws.terminate();
+    };
+    const onAbort = () => fail(new DialError("error", "dial aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+
+    ws.on("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (c: Uint8Array) => body += new TextDecoder().decode(c));
+      res.on("end", () => {
+        const status = res.statusCode ?? 0;
+        let message = body.trim();
+        try {
+          message = JSON.parse(body).message ?? message;
+        } catch {
+          // plain-text kubelet error
+        }
+        const reason = status === 401 || status === 403
+          ? "forbidden"
+          : status === 404
+          ? "unreachable"
+          : "error";
+        fail(
+          new DialError(
+            reason,
+            `port-forward upgrade failed with ${status}: ${message || "no body"}`,
+          ),
+        );
+      });
+    });
+    ws.on(
+      "error",
+      (error: Error) => fail(new DialError("error", `port-forward connection: ${error.message}`)),
+    );
+    ws.on("message", (data: Uint8Array) => {
+      if (data.length === 0) return;
+      const channel = data[0];
+      const payload = data.subarray(1);
+      if (prefixes < 2) {
+        prefixes++;
+        if (prefixes === 2) {
+          setTimeout(() => {
+            if (settled) return;
+            settled = true;
+            signal.removeEventListener("abort", onAbort);
+            resolve(duplex);
+          }, REFUSAL_GRACE_MS);
+        }
+        return;
+      }
+      if (channel === 1) {
+        const text = new TextDecoder().decode(payload);
+        const refused = /refused|forward not found|no forward found/i.test(text);
+        fail(new DialError(refused ? "refused" : "error", text));
+        return;
+      }
+      if (channel !== 0) return;
+      const copy = new Uint8Array(payload);
+      if (readable) {
+        readable.enqueue(copy);
+        if ((readable.desiredSize ?? 1) <= 0) ws.pause();
+      } else pending.push(copy);
+    });
+    ws.on("close", () => {
+      if (!settled) {
+        fail(new DialError("error", "port-forward closed before the connection was set up"));
+        return;
+      }
+      if (readable && !readableDone) {
+        readableDone = true;
+        readable.close();
+      }
+    });
+
+    const duplex: Duplex = {
+      readable: new ReadableStream<Uint8Array>({
+        start(controller) {
+          readable = controller;
+          for (const chunk of pending.splice(0)) controller.enqueue(chunk);
+          if (failure) {
+            readableDone = true;
+            controller.error(failure);
+          } else if (ws.readyState === WebSocket.CLOSED) {
+            readableDone = true;
+            controller.close();
+          }
+        },
+        pull() {
+          ws.resume();
+        },
+        cancel() {
+          ws.terminate();
+        },
+      }, { highWaterMark: 8 }),
+      writable: new WritableStream<Uint8Array>({
+        async write(chunk) {
+          if (failure) throw failure;
+          const message = new Uint8Array(chunk.length + 1);
+          message.set(chunk, 1);
+          ws.send(message);
+          while (ws.bufferedAmount > SEND_HIGH_WATER && ws.readyState === WebSocket.OPEN) {
+            await new Promise((r) => setTimeout(r, 1));
+          }
+        },
+        close() {
+          // v4 cannot half-close (§2.5): keep reading until the pod ends the connection.
+        },
+        abort() {
+          ws.terminate();
+        },
+      }),
+      abort() {
+        fail(new DialError("error", "aborted"));
+      },
+    };
+  });
+}
