@@ -1,0 +1,347 @@
+/**
+ * TUN mode's data plane, main-thread side: opens and configures the TUN, starts the packet-loop
+ * Worker, and relays each flow the stack announces through the Router — dial first, then accept
+ * (SYN-ACK) or refuse (RST → ECONNREFUSED); bytes both ways with credit-based backpressure (the
+ * app's receive window closes while the dialer is slow and reopens as it drains); the app's FIN
+ * half-closes the dialer; the dialer's EOF sends FIN; a dialer error mid-stream resets the app
+ * side, never a clean FIN on truncated data.
+ */
+import { asDialError, describe, type Router } from "../../router.ts";
+import { logger } from "../../log.ts";
+import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
+import { openLibc } from "../../../ffi/linux/libc.ts";
+import { configureTun, openTun } from "../../../ffi/linux/tun.ts";
+import type { FlowOpening, UdpDatagram } from "../stack_types.ts";
+import type { FromLoop, LoopEvent, LoopOp, ToLoop } from "../loop/protocol.ts";
+import type { Duplex } from "../../../mod.ts";
+
+const log = logger("tun");
+/** Bytes handed to the Worker and not yet taken by the stack, per flow, before reading pauses. */
+const SEND_CREDIT = 1024 * 1024;
+const EFD_NONBLOCK = 0x800;
+const EFD_CLOEXEC = 0x80000;
+
+/** Options for {@link startTunDataPlane}. */
+export interface TunDataPlaneOptions {
+  name?: string;
+  network: { base: number; prefix: number };
+  /** The TUN's own address (base+1). */
+  address: number;
+  mtu: number;
+  router: Router;
+  telemetry?: TelemetrySink;
+  idleTimeoutMs: number;
+  /** UDP datagrams to routed addresses (e.g. DNS); `reply` sends one back. */
+  onUdp?: (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void;
+  receiveBuffer?: number;
+  sendBuffer?: number;
+}
+
+/** A running data plane. */
+export interface TunDataPlane {
+  name: string;
+  /** Also answer for this address (e.g. a DNS server routed into the TUN). */
+  routeAddress(address: number, add: boolean): void;
+  activeFlows(): number;
+  /** Connections open per VIP, for stale-VIP reclaim. */
+  isVipBusy(vip: string): boolean;
+  close(): Promise<void>;
+}
+
+interface Flow {
+  info: ConnectionInfo;
+  duplex?: Duplex;
+  writer?: WritableStreamDefaultWriter<Uint8Array>;
+  writeChain: Promise<void>;
+  credit: number;
+  resume?: () => void;
+  abort: AbortController;
+  sent: number;
+  received: number;
+  reportedSent: number;
+  reportedReceived: number;
+  closed: boolean;
+}
+
+/** Opens the TUN and starts relaying. */
+export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<TunDataPlane> {
+  const lib = openLibc();
+  const libc = lib.symbols;
+  const tun = openTun(libc, options.name ?? "");
+  const prefix = options.network.prefix;
+  try {
+    configureTun(libc, tun.name, options.address, prefix, options.mtu);
+  } catch (error) {
+    libc.close(tun.fd);
+    throw error;
+  }
+  const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  const telemetry = options.telemetry ?? NoTelemetry;
+  const flows = new Map<number, Flow>();
+  const busy = new Map<string, number>();
+  let ops: LoopOp[] = [];
+  let flushScheduled = false;
+  const one = new Uint8Array(8);
+  new DataView(one.buffer).setBigUint64(0, 1n, true);
+  const worker = new Worker(new URL("../loop/worker.ts", import.meta.url), { type: "module" });
+  const flush = () => {
+    flushScheduled = false;
+    if (ops.length === 0) return;
+    const batch = ops;
+    ops = [];
+    const transfers = batch.flatMap((op) =>
+      op.op === "send"
+        ? [op.data.buffer as ArrayBuffer]
+        : op.op === "udp"
+        ? [op.datagram.payload.buffer as ArrayBuffer]
+        : []
+    );
+    worker.postMessage({ type: "ops", ops: batch } satisfies ToLoop, transfers);
+    libc.write(wakeFd, one, 8n);
+  };
+  const queue = (op: LoopOp) => {
+    ops.push(op);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      queueMicrotask(flush);
+    }
+  };
+
+  const finishFlow = (flow: Flow, error?: string) => {
+    if (flow.closed) return;
+    flow.closed = true;
+    flows.delete(flow.info.id);
+    const count = (busy.get(flow.info.vip) ?? 1) - 1;
+    if (count <= 0) busy.delete(flow.info.vip);
+    else busy.set(flow.info.vip, count);
+    reportBytes(flow);
+    flow.abort.abort();
+    flow.duplex?.abort();
+    flow.resume?.();
+    telemetry.emit({ type: "connection_closed", connection: flow.info, error });
+  };
+  const reportBytes = (flow: Flow) => {
+    const sent = flow.sent - flow.reportedSent;
+    const received = flow.received - flow.reportedReceived;
+    if (sent === 0 && received === 0) return;
+    flow.reportedSent = flow.sent;
+    flow.reportedReceived = flow.received;
+    telemetry.emit({
+      type: "bytes",
+      connectionId: flow.info.id,
+      vip: flow.info.vip,
+      sent,
+      received,
+    });
+  };
+  const bytesTimer = setInterval(() => {
+    for (const flow of flows.values()) reportBytes(flow);
+  }, 1000);
+
+  const open = async (opening: FlowOpening) => {
+    const flow: Flow = {
+      info: {
+        id: opening.id,
+        vip: opening.dstAddress,
+        createdAt: new Date(),
+        srcIp: opening.srcAddress,
+        srcPort: opening.srcPort,
+        dstPort: opening.dstPort,
+      },
+      writeChain: Promise.resolve(),
+      credit: SEND_CREDIT,
+      abort: new AbortController(),
+      sent: 0,
+      received: 0,
+      reportedSent: 0,
+      reportedReceived: 0,
+      closed: false,
+    };
+    flows.set(opening.id, flow);
+    let opened;
+    try {
+      opened = await options.router.open({
+        address: opening.dstAddress,
+        port: opening.dstPort,
+        protocol: "tcp",
+        front: "tun",
+        source: { address: opening.srcAddress, port: opening.srcPort },
+      }, flow.abort.signal);
+    } catch (error) {
+      const failure = asDialError(error, "router");
+      log.info("{vip}:{port} refused: {message}", {
+        vip: opening.dstAddress,
+        port: opening.dstPort,
+        message: failure.message,
+      });
+      telemetry.emit({
+        type: "dial_error",
+        reason: failure.reason,
+        target: `${opening.dstAddress}:${opening.dstPort}`,
+        message: failure.message,
+      });
+      flows.delete(opening.id);
+      queue({ op: "refuse", id: opening.id });
+      return;
+    }
+    if (flow.closed) {
+      opened.duplex.abort();
+      return;
+    }
+    flow.duplex = opened.duplex;
+    flow.writer = opened.duplex.writable.getWriter();
+    busy.set(flow.info.vip, (busy.get(flow.info.vip) ?? 0) + 1);
+    log.debug("{vip}:{port} → {target} via {dialer}", {
+      vip: opening.dstAddress,
+      port: opening.dstPort,
+      target: describe(opened.target),
+      dialer: opened.dialer,
+    });
+    telemetry.emit({ type: "connection_opened", connection: flow.info });
+    queue({ op: "accept", id: opening.id });
+    pump(flow).catch(() => {});
+  };
+
+  /** Dialer → app: read, hand to the Worker while credit lasts, then wait for "sent". */
+  const pump = async (flow: Flow) => {
+    const reader = flow.duplex!.readable.getReader();
+    try {
+      while (!flow.closed) {
+        if (flow.credit <= 0) {
+          await new Promise<void>((resolve) => flow.resume = resolve);
+          flow.resume = undefined;
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) {
+          if (!flow.closed) queue({ op: "finish", id: flow.info.id });
+          return;
+        }
+        if (flow.closed) return;
+        flow.credit -= value.length;
+        flow.received += value.length;
+        const data = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength
+          ? value
+          : value.slice();
+        queue({ op: "send", id: flow.info.id, data });
+      }
+    } catch (error) {
+      if (!flow.closed) {
+        log.info("connection to {vip}:{port} failed mid-stream: {message}", {
+          vip: flow.info.vip,
+          port: flow.info.dstPort,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        queue({ op: "abort", id: flow.info.id });
+        finishFlow(flow, error instanceof Error ? error.message : String(error));
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  };
+
+  const onEvent = (event: LoopEvent) => {
+    switch (event.ev) {
+      case "open":
+        open(event.flow);
+        return;
+      case "data": {
+        const flow = flows.get(event.id);
+        if (!flow?.writer) return;
+        const data = event.data;
+        flow.sent += data.length;
+        flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
+          queue({ op: "consumed", id: event.id, n: data.length });
+        }, (error) => {
+          if (flow.closed) return;
+          queue({ op: "abort", id: event.id }); // T27e: the dialer's write side died
+          finishFlow(flow, error instanceof Error ? error.message : String(error));
+        });
+        return;
+      }
+      case "eof": {
+        const flow = flows.get(event.id);
+        if (!flow?.writer) return;
+        flow.writeChain = flow.writeChain.then(() => flow.writer!.close()).catch(() => {});
+        return;
+      }
+      case "sent": {
+        const flow = flows.get(event.id);
+        if (!flow) return;
+        flow.credit += event.n;
+        if (flow.credit > 0) flow.resume?.();
+        return;
+      }
+      case "closed": {
+        const flow = flows.get(event.id);
+        if (flow) finishFlow(flow, event.why === "closed" ? undefined : event.why);
+        return;
+      }
+      case "udp":
+        if (options.onUdp) {
+          options.onUdp(event.datagram, (reply) => queue({ op: "udp", datagram: reply }));
+        }
+        return;
+    }
+  };
+
+  let stopped: () => void = () => {};
+  const stoppedPromise = new Promise<void>((resolve) => stopped = resolve);
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<FromLoop>) => {
+      const msg = event.data;
+      if (msg.type === "events") {
+        resolve();
+        for (const e of msg.events) onEvent(e);
+      } else if (msg.type === "stopped") {
+        stopped();
+      } else if (msg.type === "failed") {
+        log.error("packet loop failed: {message}", { message: msg.message });
+        reject(new Error(msg.message));
+        stopped();
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      log.error("packet loop crashed: {message}", { message: event.message });
+      reject(new Error(event.message));
+      stopped();
+    };
+  });
+  worker.postMessage(
+    {
+      type: "start",
+      tunFd: tun.fd,
+      wakeFd,
+      mtu: options.mtu,
+      network: options.network,
+      receiveBuffer: options.receiveBuffer ?? 1024 * 1024,
+      sendBuffer: options.sendBuffer ?? 1024 * 1024,
+      idleTimeoutMs: options.idleTimeoutMs,
+    } satisfies ToLoop,
+  );
+  await ready;
+  let closing: Promise<void> | undefined;
+  return {
+    name: tun.name,
+    routeAddress(address, add) {
+      queue({ op: "route", address, add });
+    },
+    activeFlows: () => flows.size,
+    isVipBusy: (vip) => (busy.get(vip) ?? 0) > 0,
+    close() {
+      closing ??= (async () => {
+        clearInterval(bytesTimer);
+        for (const flow of [...flows.values()]) finishFlow(flow, "k8stun is stopping");
+        worker.postMessage({ type: "stop" } satisfies ToLoop);
+        libc.write(wakeFd, one, 8n);
+        await Promise.race([stoppedPromise, new Promise((r) => setTimeout(r, 1000))]);
+        worker.terminate();
+        libc.close(tun.fd); // the TUN and its routes vanish with the last descriptor
+        libc.close(wakeFd);
+        lib.close();
+      })();
+      return closing;
+    },
+  };
+}

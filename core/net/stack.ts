@@ -1,0 +1,325 @@
+/**
+ * The TCP/IP stack k8stun terminates the kernel's connections in: IPv4 in, demultiplexed to TCP
+ * connections, UDP delivery and ICMP echo; segments out through the host's `transmit`. Pure: no
+ * I/O and no clock of its own (the owner passes `now`), so tests drive it with literal packets.
+ */
+import { TcpConnection } from "./tcp/connection.ts";
+import type { SegmentSink } from "./tcp/connection.ts";
+import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
+import {
+  formatIpv4,
+  parseIpv4,
+  parseIpv4Address,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+} from "./wire/ipv4.ts";
+import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpRepr } from "./wire/tcp.ts";
+import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
+
+const TOMBSTONE_MS = 2000; // T28
+
+/** Counters for the API and tests. */
+export interface StackStats {
+  packetsIn: number;
+  packetsOut: number;
+  dropped: number;
+  flows: number;
+}
+
+/** The stack. */
+export class NetStack implements Stack {
+  readonly #host: StackHost;
+  readonly #options: StackOptions;
+  readonly #byTuple = new Map<string, TcpConnection>();
+  readonly #byId = new Map<FlowId, TcpConnection>();
+  readonly #tuples = new Map<TcpConnection, string>();
+  readonly #tombstones = new Map<string, number>();
+  readonly #out: Uint8Array;
+  readonly #sink: SegmentSink;
+  #nextId = 1;
+  #ipId = 1;
+  readonly stats: StackStats = { packetsIn: 0, packetsOut: 0, dropped: 0, flows: 0 };
+
+  constructor(host: StackHost, options: StackOptions) {
+    this.#host = host;
+    this.#options = options;
+    this.#out = new Uint8Array(Math.max(options.mtu, 1500) + 64);
+    this.#sink = {
+      segment: (conn, flags, seq, offset, length) =>
+        this.#emitSegment(conn, flags, seq, offset, length),
+      data: (conn, payload) => this.#host.flowData(conn.id, payload),
+      eof: (conn) => this.#host.flowEof(conn.id),
+      writable: (conn) => this.#host.flowWritable(conn.id),
+      closed: (conn, why) => this.#remove(conn, why),
+    };
+  }
+
+  input(packet: Uint8Array, now: number): void {
+    this.stats.packetsIn++;
+    try {
+      this.#input(packet, now);
+    } catch {
+      // Malformed input never escapes the stack (T6).
+      this.stats.dropped++;
+    }
+  }
+
+  #input(packet: Uint8Array, now: number): void {
+    const ip = parseIpv4(packet, packet.length);
+    if (!ip || ip.fragment || !this.#options.isRouted(ip.dst)) {
+      this.stats.dropped++;
+      return;
+    }
+    if (ip.protocol === PROTO_TCP) {
+      const seg = parseTcp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst);
+      if (!seg) {
+        this.stats.dropped++;
+        return;
+      }
+      this.#tcp(ip.src, ip.dst, seg, packet, now);
+    } else if (ip.protocol === PROTO_UDP) {
+      const udp = parseUdp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst);
+      if (!udp) {
+        this.stats.dropped++;
+        return;
+      }
+      this.#host.udp({
+        srcAddress: formatIpv4(ip.src),
+        srcPort: udp.srcPort,
+        dstAddress: formatIpv4(ip.dst),
+        dstPort: udp.dstPort,
+        payload: packet.slice(udp.payloadOffset, udp.payloadOffset + udp.payloadLength),
+      });
+    } else if (ip.protocol === PROTO_ICMP) {
+      const length = emitEchoReply(
+        this.#out,
+        packet,
+        ip.headerLength,
+        ip.totalLength,
+        ip.src,
+        ip.dst,
+      );
+      if (length > 0) this.#transmit(length);
+      else this.stats.dropped++;
+    } else {
+      this.stats.dropped++;
+    }
+  }
+
+  #tcp(src: number, dst: number, seg: TcpRepr, packet: Uint8Array, now: number): void {
+    const tuple = `${src}:${seg.srcPort}:${dst}:${seg.dstPort}`;
+    let conn = this.#byTuple.get(tuple);
+    if (conn && (seg.flags & (SYN | ACK | RST)) === SYN) {
+      if (conn.isSameSyn(seg)) {
+        conn.duplicateSyn(now); // T9
+        return;
+      }
+      if (conn.state === "TIME_WAIT" || conn.state === "CLOSED") {
+        this.#remove(conn, "closed"); // T25: a new SYN replaces the entry
+        conn = undefined;
+      }
+    }
+    if (!conn) {
+      if (seg.flags & RST) return; // T27d
+      if ((seg.flags & (SYN | ACK)) === SYN) {
+        this.#open(src, dst, seg, tuple, now);
+        return;
+      }
+      this.#resetUnknown(src, dst, seg); // T27c, T28
+      return;
+    }
+    conn.onSegment(seg, packet, now);
+  }
+
+  #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
+    const id = this.#nextId++;
+    const conn = new TcpConnection(
+      id,
+      dst,
+      syn.dstPort,
+      src,
+      syn.srcPort,
+      syn,
+      {
+        mss: this.#options.mtu - 40,
+        receiveBuffer: this.#options.receiveBuffer,
+        sendBuffer: this.#options.sendBuffer,
+        idleTimeoutMs: this.#options.idleTimeoutMs,
+      },
+      this.#sink,
+      now,
+    );
+    this.#byTuple.set(tuple, conn);
+    this.#byId.set(id, conn);
+    this.#tuples.set(conn, tuple);
+    this.stats.flows = this.#byId.size;
+    this.#tombstones.delete(tuple);
+    // Dial first, then SYN-ACK (T8): the owner answers with accept() or refuse().
+    this.#host.flowOpening({
+      id,
+      srcAddress: formatIpv4(src),
+      srcPort: syn.srcPort,
+      dstAddress: formatIpv4(dst),
+      dstPort: syn.dstPort,
+    });
+  }
+
+  #resetUnknown(src: number, dst: number, seg: TcpRepr): void {
+    const length = seg.payloadLength + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
+    const out = {
+      src: dst,
+      dst: src,
+      srcPort: seg.dstPort,
+      dstPort: seg.srcPort,
+      window: 0,
+    };
+    const packetLength = seg.flags & ACK
+      ? emitTcp(this.#out, { ...out, seq: seg.ack, ack: 0, flags: RST }, 0, this.#ipId++)
+      : emitTcp(
+        this.#out,
+        { ...out, seq: 0, ack: (seg.seq + length) >>> 0, flags: RST | ACK },
+        0,
+        this.#ipId++,
+      );
+    this.#transmit(packetLength);
+  }
+
+  #emitSegment(
+    conn: TcpConnection,
+    flags: number,
+    seq: number,
+    offset: number,
+    length: number,
+  ): void {
+    const base = {
+      src: conn.localAddress,
+      dst: conn.remoteAddress,
+      srcPort: conn.localPort,
+      dstPort: conn.remotePort,
+    };
+    let packetLength: number;
+    if (flags === (RST | ACK) && conn.state === "SYN_RECEIVED") {
+      // Refusal: RST|ACK, SEQ 0, ACK = their ISN + 1 (T8).
+      packetLength = emitTcp(
+        this.#out,
+        { ...base, seq: 0, ack: conn.rcvNxt, flags, window: 0 },
+        0,
+        this.#ipId++,
+      );
+    } else if (flags & SYN) {
+      const window = Math.min(0xffff, conn.cap); // SYN windows are never scaled (T3)
+      conn.advertised(window);
+      packetLength = emitTcp(
+        this.#out,
+        {
+          ...base,
+          seq,
+          ack: conn.rcvNxt,
+          flags,
+          window,
+          mss: conn.config.mss,
+          windowScale: conn.sndShift > 0 || conn.rcvShift > 0 ? conn.rcvShift : undefined,
+        },
+        0,
+        this.#ipId++,
+      );
+    } else {
+      if (length > 0) conn.sendBuffer.copy(offset, length, this.#out, 40);
+      packetLength = emitTcp(
+        this.#out,
+        { ...base, seq, ack: conn.rcvNxt, flags, window: flags & RST ? 0 : conn.windowField() },
+        length,
+        this.#ipId++,
+      );
+    }
+    if (flags & RST) this.#tombstones.set(this.#tuples.get(conn) ?? "", Date.now() + TOMBSTONE_MS);
+    this.#ipId &= 0xffff;
+    this.#transmit(packetLength);
+  }
+
+  #transmit(length: number): void {
+    this.stats.packetsOut++;
+    this.#host.transmit(this.#out.subarray(0, length));
+  }
+
+  poll(now: number): number | undefined {
+    let next: number | undefined;
+    for (const conn of [...this.#byId.values()]) {
+      if (conn.ackPending) conn.flush(now);
+      const deadline = conn.nextDeadline();
+      if (deadline && deadline <= now) conn.onTimer(now);
+      if (conn.state === "CLOSED") continue;
+      const after = conn.nextDeadline();
+      if (after && (next === undefined || after < next)) next = after;
+    }
+    if (this.#tombstones.size > 0) {
+      const wall = Date.now();
+      for (const [tuple, until] of this.#tombstones) {
+        if (until < wall) this.#tombstones.delete(tuple);
+      }
+    }
+    return next;
+  }
+
+  accept(id: FlowId, now: number): void {
+    this.#byId.get(id)?.accept(now);
+  }
+
+  refuse(id: FlowId, _now: number): void {
+    const conn = this.#byId.get(id);
+    if (!conn) return;
+    conn.refuse();
+    this.#forget(conn);
+  }
+
+  send(id: FlowId, data: Uint8Array, now: number): number {
+    return this.#byId.get(id)?.send(data, now) ?? 0;
+  }
+
+  consumed(id: FlowId, n: number, _now: number): void {
+    this.#byId.get(id)?.consumed(n);
+  }
+
+  finish(id: FlowId, now: number): void {
+    this.#byId.get(id)?.finish(now);
+  }
+
+  abort(id: FlowId, _now: number): void {
+    const conn = this.#byId.get(id);
+    if (!conn) return;
+    conn.abort();
+    this.#forget(conn);
+  }
+
+  sendUdp(datagram: UdpDatagram, _now: number): void {
+    const length = emitUdp(
+      this.#out,
+      parseIpv4Address(datagram.srcAddress),
+      parseIpv4Address(datagram.dstAddress),
+      datagram.srcPort,
+      datagram.dstPort,
+      datagram.payload,
+      this.#ipId++ & 0xffff,
+    );
+    this.#transmit(length);
+  }
+
+  flowCount(): number {
+    return this.#byId.size;
+  }
+
+  #remove(conn: TcpConnection, why: "closed" | "reset" | "timeout" | "aborted"): void {
+    if (!this.#byId.has(conn.id)) return;
+    this.#forget(conn);
+    this.#host.flowClosed(conn.id, why);
+  }
+
+  #forget(conn: TcpConnection): void {
+    const tuple = this.#tuples.get(conn);
+    if (tuple !== undefined) this.#byTuple.delete(tuple);
+    this.#tuples.delete(conn);
+    this.#byId.delete(conn.id);
+    this.stats.flows = this.#byId.size;
+  }
+}

@@ -1,0 +1,583 @@
+/**
+ * One TCP connection that the application's kernel opened towards a routed address; k8stun is
+ * the passive side. Consumes parsed segments, produces segments through {@link SegmentSink}, and
+ * reports relay events to the stack. Rules cite tcp-stack.md (T-numbers) and RFC 9293.
+ */
+import { ACK, FIN, PSH, RST, SYN, type TcpRepr } from "../wire/tcp.ts";
+import { SendBuffer } from "./send_buffer.ts";
+import { seqAdd, seqDiff, seqGt, seqLe, seqLt } from "./seq.ts";
+
+/** States used (tcp-stack.md §3.1); LISTEN is implicit and SYN-SENT never occurs. */
+export type TcpState =
+  | "SYN_RECEIVED"
+  | "ESTABLISHED"
+  | "CLOSE_WAIT"
+  | "LAST_ACK"
+  | "FIN_WAIT_1"
+  | "FIN_WAIT_2"
+  | "CLOSING"
+  | "TIME_WAIT"
+  | "CLOSED";
+
+/** Where a connection sends segments and relay events. */
+export interface SegmentSink {
+  /** Emits a segment; payload bytes (if `length` > 0) come from the send buffer at `offset`. */
+  segment(conn: TcpConnection, flags: number, seq: number, offset: number, length: number): void;
+  data(conn: TcpConnection, payload: Uint8Array): void;
+  eof(conn: TcpConnection): void;
+  writable(conn: TcpConnection): void;
+  closed(conn: TcpConnection, why: "closed" | "reset" | "timeout" | "aborted"): void;
+}
+
+const RTO_MIN = 200; // Linux's floor (T19)
+const RTO_MAX = 60_000;
+const RTO_INITIAL = 1000;
+const MAX_BACKOFFS = 12;
+const SYNACK_TRIES = 5; // T9
+const TIME_WAIT_MS = 2000; // short TIME-WAIT (T25)
+const FIN_WAIT_2_MS = 60_000; // T30
+const OOO_MAX_SEGMENTS = 64; // T17
+
+/** Per-connection parameters from the stack. */
+export interface ConnectionConfig {
+  mss: number;
+  receiveBuffer: number;
+  sendBuffer: number;
+  idleTimeoutMs: number;
+}
+
+/** A TCP connection. */
+export class TcpConnection {
+  state: TcpState = "SYN_RECEIVED";
+  accepted = false;
+  // receive side
+  readonly irs: number;
+  rcvNxt: number;
+  rcvAdv: number;
+  /** Bytes delivered to the relay and not yet consumed (T13). */
+  buffered = 0;
+  readonly rcvShift: number;
+  readonly cap: number;
+  #ooo: { seq: number; data: Uint8Array }[] = [];
+  ackPending = false;
+  peerFin = false;
+  // send side
+  readonly iss: number;
+  sndUna: number;
+  sndNxt: number;
+  /** Highest sequence ever sent: after a go-back-N rewind, ACKs up to here are still valid. */
+  sndMax: number;
+  sndWnd = 0;
+  #sndWl1 = 0;
+  #sndWl2 = 0;
+  readonly sndShift: number;
+  readonly sendMss: number;
+  readonly sendBuffer = new SendBuffer();
+  readonly #sendCap: number;
+  /** The relay asked for a FIN after the queued data. */
+  finQueued = false;
+  #finSent = false;
+  #dupAcks = 0;
+  #wantWritable = false;
+  // timers (absolute ms; 0 = off)
+  rtoAt = 0;
+  persistAt = 0;
+  closeAt = 0;
+  idleAt = 0;
+  #rto = RTO_INITIAL;
+  #srtt = 0;
+  #rttvar = 0;
+  #backoffs = 0;
+  #rttSeq = -1;
+  #rttStart = 0;
+
+  constructor(
+    readonly id: number,
+    readonly localAddress: number,
+    readonly localPort: number,
+    readonly remoteAddress: number,
+    readonly remotePort: number,
+    syn: TcpRepr,
+    readonly config: ConnectionConfig,
+    readonly sink: SegmentSink,
+    now: number,
+  ) {
+    this.irs = syn.seq;
+    this.rcvNxt = seqAdd(syn.seq, 1);
+    // T3: scale only if the SYN offered it; our shift is fixed for life and sized for the cap.
+    const offered = syn.windowScale !== undefined;
+    this.sndShift = offered ? syn.windowScale! : 0;
+    this.cap = offered ? config.receiveBuffer : Math.min(config.receiveBuffer, 65535);
+    let shift = 0;
+    while (offered && (65535 << shift) < this.cap && shift < 14) shift++;
+    this.rcvShift = shift;
+    this.rcvAdv = this.rcvNxt;
+    // T2: our MSS option = MTU − 40; send no more than the peer's MSS (536 when absent).
+    this.sendMss = Math.min(syn.mss ?? 536, config.mss);
+    this.sndWnd = syn.window; // SYN windows are never scaled (T3)
+    this.#sndWl1 = syn.seq;
+    const isn = new Uint32Array(1);
+    crypto.getRandomValues(isn);
+    this.iss = isn[0]; // random ISN (RFC 6528)
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.#sendCap = config.sendBuffer;
+    this.touch(now);
+  }
+
+  /** Whether an incoming SYN is a retransmission of this connection's SYN (T9). */
+  isSameSyn(syn: TcpRepr): boolean {
+    return syn.seq === this.irs;
+  }
+
+  /** The window to advertise now (T13, §4.1): the right edge never moves left. */
+  windowField(): number {
+    const free = Math.max(0, this.cap - this.buffered);
+    const granule = (1 << this.rcvShift) - 1;
+    const edge = seqAdd(this.rcvNxt, free & ~granule);
+    if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
+    const window = seqDiff(this.rcvAdv, this.rcvNxt);
+    const field = Math.min(0xffff, Math.ceil(window / (1 << this.rcvShift)));
+    // The peer computes the edge from the scaled field; promise exactly that edge (§4.1).
+    const promised = seqAdd(this.rcvNxt, field << this.rcvShift);
+    if (seqGt(promised, this.rcvAdv)) this.rcvAdv = promised;
+    return field;
+  }
+
+  /** Records a window promised outside `windowField` (the SYN-ACK's unscaled window). */
+  advertised(window: number): void {
+    const edge = seqAdd(this.rcvNxt, window);
+    if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
+  }
+
+  /** The dial succeeded: send the SYN-ACK (T8). */
+  accept(now: number): void {
+    if (this.state !== "SYN_RECEIVED" || this.accepted) return;
+    this.accepted = true;
+    this.#sendSynAck(now);
+  }
+
+  #sendSynAck(now: number): void {
+    this.sink.segment(this, SYN | ACK, this.iss, 0, 0);
+    this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = this.sndNxt;
+    this.rtoAt = now + this.#rto;
+  }
+
+  /** Retransmitted SYN: resend the SYN-ACK if one was sent (T9). */
+  duplicateSyn(now: number): void {
+    if (this.accepted && this.state === "SYN_RECEIVED") this.#sendSynAck(now);
+  }
+
+  touch(now: number): void {
+    if (this.config.idleTimeoutMs > 0) this.idleAt = now + this.config.idleTimeoutMs;
+  }
+
+  /** Processes one segment (RFC 9293 §3.10.7.4; tcp-stack.md §3.3). */
+  onSegment(seg: TcpRepr, packet: Uint8Array, now: number): void {
+    this.touch(now);
+    const length = seg.payloadLength + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
+    if (this.state === "SYN_RECEIVED" && !this.accepted) return; // dial pending
+    // 1. Sequence check (T11): unacceptable → ACK (unless RST) and drop.
+    if (!this.#acceptable(seg.seq, length)) {
+      if (!(seg.flags & RST)) {
+        // T12: still learn from the ACK and window of a data segment we cannot take.
+        if (seg.flags & ACK && this.state !== "SYN_RECEIVED") this.#processAck(seg, now);
+        this.#sendAck();
+      }
+      return;
+    }
+    // 2. RST (T28, RFC 5961 §3.2): exact → abort; in window → challenge ACK.
+    if (seg.flags & RST) {
+      if (seg.seq === this.rcvNxt) this.#terminate("reset");
+      else this.#sendAck();
+      return;
+    }
+    // 4. SYN in a synchronized state → challenge ACK (T29).
+    if (seg.flags & SYN) {
+      this.#sendAck();
+      return;
+    }
+    // 5. ACK
+    if (!(seg.flags & ACK)) return;
+    if (this.state === "SYN_RECEIVED") {
+      if (seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndNxt)) {
+        this.state = "ESTABLISHED"; // T10: any acceptable ACK completes the handshake
+        this.sndUna = seg.ack;
+        this.rtoAt = 0;
+        this.#backoffs = 0;
+        this.sndWnd = seg.window << this.sndShift;
+        this.#sndWl1 = seg.seq;
+        this.#sndWl2 = seg.ack;
+      } else {
+        this.sink.segment(this, RST, seg.ack, 0, 0);
+        return;
+      }
+    } else if (!this.#processAck(seg, now)) {
+      return;
+    }
+    // 7. Text
+    if (seg.payloadLength > 0) this.#receive(seg, packet);
+    // 8. FIN, only in order (after the payload before it).
+    if (seg.flags & FIN) {
+      const finSeq = seqAdd(seg.seq, seg.payloadLength);
+      if (finSeq === this.rcvNxt && !this.peerFin) {
+        this.peerFin = true;
+        this.rcvNxt = seqAdd(this.rcvNxt, 1);
+        this.#sendAck();
+        this.sink.eof(this);
+        switch (this.state) {
+          case "ESTABLISHED":
+            this.state = "CLOSE_WAIT";
+            break;
+          case "FIN_WAIT_1":
+            this.state = this.#finAcked() ? "TIME_WAIT" : "CLOSING";
+            if (this.state === "TIME_WAIT") this.closeAt = now + TIME_WAIT_MS;
+            break;
+          case "FIN_WAIT_2":
+            this.state = "TIME_WAIT";
+            this.closeAt = now + TIME_WAIT_MS;
+            break;
+        }
+      } else if (this.peerFin) {
+        this.#sendAck(); // T24: re-ACK duplicate FINs
+      }
+    }
+    this.flush(now);
+  }
+
+  #acceptable(seq: number, length: number): boolean {
+    const window = seqDiff(this.rcvAdv, this.rcvNxt);
+    if (length === 0) {
+      return window === 0
+        ? seq === this.rcvNxt
+        : seqLe(this.rcvNxt, seq) && seqLt(seq, seqAdd(this.rcvNxt, window));
+    }
+    if (window <= 0) return false;
+    const end = seqAdd(seq, length - 1);
+    const right = seqAdd(this.rcvNxt, window);
+    return (seqLe(this.rcvNxt, seq) && seqLt(seq, right)) ||
+      (seqLe(this.rcvNxt, end) && seqLt(end, right)) ||
+      // a retransmission overlapping data we already have still carries new bytes
+      (seqLt(seq, this.rcvNxt) && seqGt(end, this.rcvNxt));
+  }
+
+  /** Step 5 of segment processing. Returns false when the segment must be dropped. */
+  #processAck(seg: TcpRepr, now: number): boolean {
+    if (seqGt(seg.ack, this.sndMax)) {
+      this.#sendAck(); // acks something never sent (T29)
+      return false;
+    }
+    // After a rewind, an ACK for data sent before it moves SND.NXT forward again.
+    if (seqGt(seg.ack, this.sndNxt)) this.sndNxt = seg.ack;
+    if (seqLt(this.sndUna, seg.ack)) {
+      const acked = seqDiff(seg.ack, this.sndUna);
+      const finAckedNow = this.#finSent && seg.ack === this.sndMax;
+      const dataAcked = Math.min(acked, this.sendBuffer.length);
+      this.sendBuffer.drop(dataAcked);
+      this.sndUna = seg.ack;
+      this.#dupAcks = 0;
+      this.#backoffs = 0;
+      if (this.#rttSeq >= 0 && seqLe(this.#rttSeq, seg.ack)) {
+        this.#rttSample(now - this.#rttStart); // Karn: only for segments sent once
+        this.#rttSeq = -1;
+      }
+      this.rtoAt = this.sndUna === this.sndNxt ? 0 : now + this.#rto;
+      if (this.#wantWritable && this.sendBuffer.length < this.#sendCap) {
+        this.#wantWritable = false;
+        this.sink.writable(this);
+      }
+      if (finAckedNow) this.#ourFinAcked(now);
+    } else if (
+      seg.ack === this.sndUna && seg.payloadLength === 0 && this.sndUna !== this.sndNxt &&
+      (seg.window << this.sndShift) === this.sndWnd && !(seg.flags & FIN)
+    ) {
+      // T20: third duplicate ACK → retransmit the first unacknowledged segment at once.
+      if (++this.#dupAcks === 3) this.#retransmit(now, false);
+    }
+    // T18: window update rule (pure window updates count).
+    if (
+      seqLt(this.#sndWl1, seg.seq) ||
+      (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, seg.ack))
+    ) {
+      this.sndWnd = seg.window << this.sndShift;
+      this.#sndWl1 = seg.seq;
+      this.#sndWl2 = seg.ack;
+      if (this.sndWnd > 0) {
+        this.persistAt = 0;
+      }
+    }
+    return true;
+  }
+
+  #ourFinAcked(now: number): void {
+    switch (this.state) {
+      case "FIN_WAIT_1":
+        this.state = "FIN_WAIT_2";
+        this.closeAt = now + FIN_WAIT_2_MS;
+        break;
+      case "CLOSING":
+        this.state = "TIME_WAIT";
+        this.closeAt = now + TIME_WAIT_MS;
+        break;
+      case "LAST_ACK":
+        this.#terminate("closed");
+        break;
+    }
+  }
+
+  #finAcked(): boolean {
+    return this.#finSent && this.sndUna === this.sndNxt;
+  }
+
+  /** In-order data to the relay; out-of-order into the queue with an immediate dup-ACK (T17). */
+  #receive(seg: TcpRepr, packet: Uint8Array): void {
+    if (
+      !(this.state === "ESTABLISHED" || this.state === "FIN_WAIT_1" || this.state === "FIN_WAIT_2")
+    ) {
+      return;
+    }
+    let start = seg.payloadOffset;
+    let seq = seg.seq;
+    const end = seg.payloadOffset + seg.payloadLength;
+    if (seqLt(seq, this.rcvNxt)) {
+      start += seqDiff(this.rcvNxt, seq);
+      seq = this.rcvNxt;
+    }
+    // Never accept beyond the advertised right edge (T13).
+    const room = seqDiff(this.rcvAdv, seq);
+    const stop = Math.min(end, start + Math.max(0, room));
+    if (stop <= start) {
+      this.#sendAck();
+      return;
+    }
+    if (seq !== this.rcvNxt) {
+      if (this.#ooo.length < OOO_MAX_SEGMENTS && !this.#ooo.some((s) => s.seq === seq)) {
+        this.#ooo.push({ seq, data: packet.slice(start, stop) });
+        this.#ooo.sort((a, b) => seqDiff(a.seq, b.seq));
+      }
+      this.#sendAck();
+      return;
+    }
+    const chunk = packet.slice(start, stop);
+    this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
+    this.buffered += chunk.length;
+    const parts: Uint8Array[] = [chunk];
+    let filledHole = false;
+    while (this.#ooo.length > 0 && seqLe(this.#ooo[0].seq, this.rcvNxt)) {
+      const next = this.#ooo.shift()!;
+      const skip = seqDiff(this.rcvNxt, next.seq);
+      if (skip < next.data.length) {
+        const rest = next.data.subarray(skip);
+        parts.push(rest);
+        this.rcvNxt = seqAdd(this.rcvNxt, rest.length);
+        this.buffered += rest.length;
+      }
+      filledHole = true;
+    }
+    for (const part of parts) this.sink.data(this, part);
+    if (filledHole) this.#sendAck();
+    else this.ackPending = true;
+  }
+
+  /** The relay consumed `n` bytes: reopen the window, at once when it crosses the threshold (T14). */
+  consumed(n: number): void {
+    const before = seqDiff(this.rcvAdv, this.rcvNxt);
+    this.buffered = Math.max(0, this.buffered - n);
+    if (this.state === "SYN_RECEIVED" || this.state === "CLOSED" || this.peerFin) return;
+    const free = this.cap - this.buffered;
+    const threshold = Math.min(this.cap >> 1, this.config.mss);
+    if (before < threshold && free - before >= threshold) this.#sendAck();
+    else if (free - before >= this.cap >> 2) this.ackPending = true;
+  }
+
+  /** Queues bytes from the relay; returns how many fit (backpressure, T22). */
+  send(data: Uint8Array, now: number): number {
+    if (this.finQueued || !this.#canSend()) return 0;
+    const room = this.#sendCap - this.sendBuffer.length;
+    const n = Math.min(room, data.length);
+    if (n <= 0) {
+      this.#wantWritable = true;
+      return 0;
+    }
+    this.sendBuffer.push(n === data.length ? data : data.slice(0, n));
+    if (n < data.length) this.#wantWritable = true;
+    this.flush(now);
+    return n;
+  }
+
+  #canSend(): boolean {
+    return this.state === "ESTABLISHED" || this.state === "CLOSE_WAIT" ||
+      this.state === "SYN_RECEIVED";
+  }
+
+  /** Half-close towards the application once queued data is out (T23b). */
+  finish(now: number): void {
+    if (this.finQueued) return;
+    this.finQueued = true;
+    this.flush(now);
+  }
+
+  /** Sends what the window allows, then the FIN if due, then a pending ACK. */
+  flush(now: number): void {
+    if (this.state === "SYN_RECEIVED" || this.state === "CLOSED" || this.state === "TIME_WAIT") {
+      return;
+    }
+    let sentSomething = false;
+    while (true) {
+      const inFlight = seqDiff(this.sndNxt, this.sndUna) - (this.#finSent ? 1 : 0);
+      const unsent = this.sendBuffer.length - inFlight;
+      if (unsent <= 0) break;
+      const window = this.sndWnd - inFlight;
+      if (window <= 0) {
+        // T21: zero window with data pending → persist timer.
+        if (this.persistAt === 0 && this.rtoAt === 0) {
+          this.persistAt = now + Math.max(this.#rto, RTO_MIN);
+        }
+        break;
+      }
+      const length = Math.min(unsent, window, this.sendMss);
+      // Sender SWS avoidance (T22): no sub-MSS segment while more is queued behind a small window.
+      if (length < this.sendMss && length < unsent && inFlight > 0) break;
+      const flags = ACK | (length === unsent ? PSH : 0);
+      this.sink.segment(this, flags, this.sndNxt, inFlight, length);
+      if (this.#rttSeq < 0) {
+        this.#rttSeq = seqAdd(this.sndNxt, length);
+        this.#rttStart = now;
+      }
+      this.sndNxt = seqAdd(this.sndNxt, length);
+      if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+      this.ackPending = false;
+      sentSomething = true;
+      if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
+    }
+    const allSent =
+      seqDiff(this.sndNxt, this.sndUna) - (this.#finSent ? 1 : 0) >= this.sendBuffer.length;
+    if (this.finQueued && !this.#finSent && allSent) {
+      this.sink.segment(this, FIN | ACK, this.sndNxt, 0, 0);
+      this.sndNxt = seqAdd(this.sndNxt, 1);
+      if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+      this.#finSent = true;
+      this.ackPending = false;
+      sentSomething = true;
+      if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
+      if (this.state === "ESTABLISHED") this.state = "FIN_WAIT_1";
+      else if (this.state === "CLOSE_WAIT") this.state = "LAST_ACK";
+    }
+    if (this.ackPending && !sentSomething) this.#sendAck();
+  }
+
+  /** Runs due timers. */
+  onTimer(now: number): void {
+    if (this.idleAt && now >= this.idleAt && this.state !== "TIME_WAIT") {
+      this.abort();
+      this.sink.closed(this, "timeout");
+      return;
+    }
+    if (this.closeAt && now >= this.closeAt) {
+      this.#terminate(this.state === "FIN_WAIT_2" ? "timeout" : "closed");
+      return;
+    }
+    if (this.rtoAt && now >= this.rtoAt) {
+      if (this.state === "SYN_RECEIVED") {
+        if (++this.#backoffs >= SYNACK_TRIES) {
+          this.#terminate("timeout");
+          return;
+        }
+        this.#rto = Math.min(this.#rto * 2, RTO_MAX);
+        this.#sendSynAck(now);
+        return;
+      }
+      if (++this.#backoffs > MAX_BACKOFFS) {
+        this.abort();
+        this.sink.closed(this, "timeout");
+        return;
+      }
+      this.#rto = Math.min(this.#rto * 2, RTO_MAX);
+      this.#retransmit(now, true);
+    }
+    if (this.persistAt && now >= this.persistAt) {
+      // Zero-window probe: one byte past the window (T21).
+      const inFlight = seqDiff(this.sndNxt, this.sndUna);
+      if (this.sndWnd === 0 && this.sendBuffer.length > inFlight) {
+        this.sink.segment(this, ACK, this.sndNxt, inFlight, 1);
+        this.sndNxt = seqAdd(this.sndNxt, 1);
+        if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+        if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
+      }
+      this.persistAt = 0;
+    }
+  }
+
+  /** Go-back-N from SND.UNA (RTO, T19) or the first segment only (fast retransmit, T20). */
+  #retransmit(now: number, all: boolean): void {
+    this.#rttSeq = -1; // Karn's rule
+    if (!all) {
+      const dataInFlight = Math.min(this.sendBuffer.length, seqDiff(this.sndNxt, this.sndUna));
+      const length = Math.min(dataInFlight, this.sendMss);
+      if (length > 0) this.sink.segment(this, ACK | PSH, this.sndUna, 0, length);
+      this.rtoAt = now + this.#rto;
+      return;
+    }
+    // Rewind and let flush() resend data and FIN as the window allows.
+    this.sndNxt = this.sndUna;
+    this.#finSent = false;
+    this.rtoAt = 0;
+    this.flush(now);
+    if (this.rtoAt === 0 && this.sndNxt !== this.sndUna) this.rtoAt = now + this.#rto;
+  }
+
+  #rttSample(ms: number): void {
+    // RFC 6298 §2
+    if (this.#srtt === 0) {
+      this.#srtt = ms;
+      this.#rttvar = ms / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - ms);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * ms;
+    }
+    this.#rto = Math.min(RTO_MAX, Math.max(RTO_MIN, this.#srtt + Math.max(1, 4 * this.#rttvar)));
+  }
+
+  #sendAck(): void {
+    this.ackPending = false;
+    // SEQ = the highest sequence sent: after a go-back-N rewind the peer's RCV.NXT may already
+    // be past SND.NXT, and Linux drops (without reading its ACK) a segment below its window.
+    this.sink.segment(this, ACK, this.sndMax, 0, 0);
+  }
+
+  /** Sends RST (SEQ = SND.NXT, T27b) and frees the connection. */
+  abort(): void {
+    if (this.state === "CLOSED") return;
+    if (this.state !== "SYN_RECEIVED" || this.accepted) {
+      this.sink.segment(this, RST | ACK, this.sndNxt, 0, 0);
+    }
+    this.state = "CLOSED";
+    this.sendBuffer.clear();
+  }
+
+  /** Refuses the pending SYN: RST|ACK with ACK = ISN + 1 (T8, T27a). */
+  refuse(): void {
+    if (this.state !== "SYN_RECEIVED") return;
+    this.sink.segment(this, RST | ACK, 0, 0, 0);
+    this.state = "CLOSED";
+  }
+
+  #terminate(why: "closed" | "reset" | "timeout"): void {
+    if (this.state === "CLOSED") return;
+    this.state = "CLOSED";
+    this.sendBuffer.clear();
+    this.#ooo = [];
+    this.sink.closed(this, why);
+  }
+
+  /** The next deadline of any timer, or 0. */
+  nextDeadline(): number {
+    let next = 0;
+    for (const t of [this.rtoAt, this.persistAt, this.closeAt, this.idleAt]) {
+      if (t && (next === 0 || t < next)) next = t;
+    }
+    return next;
+  }
+}

@@ -1,0 +1,92 @@
+/** UDP (RFC 768) and ICMP echo (RFC 792) views. */
+import { finish, pseudoHeaderSum, sum } from "./checksum.ts";
+import { emitIpv4, IPV4_HEADER_LENGTH, PROTO_ICMP, PROTO_UDP } from "./ipv4.ts";
+
+/** A parsed UDP datagram; the payload is `packet[payloadOffset, payloadOffset + payloadLength)`. */
+export interface UdpRepr {
+  srcPort: number;
+  dstPort: number;
+  payloadOffset: number;
+  payloadLength: number;
+}
+
+/** Parses UDP; a zero checksum is allowed on IPv4 (RFC 768). */
+export function parseUdp(
+  packet: Uint8Array,
+  o: number,
+  end: number,
+  src: number,
+  dst: number,
+): UdpRepr | null {
+  if (end - o < 8) return null;
+  const length = (packet[o + 4] << 8) | packet[o + 5];
+  if (length < 8 || o + length > end) return null;
+  const checksum = (packet[o + 6] << 8) | packet[o + 7];
+  if (
+    checksum !== 0 &&
+    finish(sum(packet, o, o + length, pseudoHeaderSum(src, dst, PROTO_UDP, length))) !== 0
+  ) {
+    return null;
+  }
+  return {
+    srcPort: (packet[o] << 8) | packet[o + 1],
+    dstPort: (packet[o + 2] << 8) | packet[o + 3],
+    payloadOffset: o + 8,
+    payloadLength: length - 8,
+  };
+}
+
+/** Writes an IPv4+UDP packet into `out`; returns its length. */
+export function emitUdp(
+  out: Uint8Array,
+  src: number,
+  dst: number,
+  srcPort: number,
+  dstPort: number,
+  payload: Uint8Array,
+  ipId = 0,
+): number {
+  const o = IPV4_HEADER_LENGTH;
+  const length = 8 + payload.length;
+  out[o] = srcPort >> 8;
+  out[o + 1] = srcPort & 0xff;
+  out[o + 2] = dstPort >> 8;
+  out[o + 3] = dstPort & 0xff;
+  out[o + 4] = length >> 8;
+  out[o + 5] = length & 0xff;
+  out[o + 6] = 0;
+  out[o + 7] = 0;
+  out.set(payload, o + 8);
+  let checksum = finish(sum(out, o, o + length, pseudoHeaderSum(src, dst, PROTO_UDP, length)));
+  if (checksum === 0) checksum = 0xffff; // 0 means "no checksum" (RFC 768)
+  out[o + 6] = checksum >> 8;
+  out[o + 7] = checksum & 0xff;
+  emitIpv4(out, src, dst, PROTO_UDP, length, ipId);
+  return IPV4_HEADER_LENGTH + length;
+}
+
+/**
+ * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (T31): addresses
+ * swapped, id, sequence and data kept, type 0, new checksum. Returns its length or 0.
+ */
+export function emitEchoReply(
+  out: Uint8Array,
+  packet: Uint8Array,
+  o: number,
+  end: number,
+  src: number,
+  dst: number,
+): number {
+  if (end - o < 8 || packet[o] !== 8 || packet[o + 1] !== 0) return 0;
+  if (finish(sum(packet, o, end)) !== 0) return 0;
+  const length = end - o;
+  out.set(packet.subarray(o, end), IPV4_HEADER_LENGTH);
+  out[IPV4_HEADER_LENGTH] = 0;
+  out[IPV4_HEADER_LENGTH + 2] = 0;
+  out[IPV4_HEADER_LENGTH + 3] = 0;
+  const checksum = finish(sum(out, IPV4_HEADER_LENGTH, IPV4_HEADER_LENGTH + length));
+  out[IPV4_HEADER_LENGTH + 2] = checksum >> 8;
+  out[IPV4_HEADER_LENGTH + 3] = checksum & 0xff;
+  emitIpv4(out, dst, src, PROTO_ICMP, length, 0);
+  return IPV4_HEADER_LENGTH + length;
+}

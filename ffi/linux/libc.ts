@@ -1,0 +1,58 @@
+/**
+ * The libc symbols k8stun calls on Linux (platform-ffi.md §2). Fixed-arity declarations of the
+ * variadic `open`/`ioctl` are correct on x86_64 and aarch64 Linux (§2.4). errno is read through
+ * `__errno_location` right after a call that failed (§2.5), on the same thread.
+ */
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The opened library. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** Opens glibc (Deno's Linux builds are glibc-linked, §2.6). */
+export function openLibc(): { symbols: Libc; close(): void } {
+  const lib = Deno.dlopen("libc.so.6", SYMBOLS);
+  return { symbols: lib.symbols, close: () => lib.close() };
+}
+
+/** errno of the last failed call on this thread. */
+export function errno(libc: Libc): number {
+  const p = libc.__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
+}
+
+/** Linux errno numbers used in messages (errno.h). */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EBADF: 9,
+  EAGAIN: 11,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOBUFS: 105,
+} as const;
+
+/** A NUL-terminated copy of a string for `buffer` parameters. */
+export function cString(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}

@@ -1,0 +1,122 @@
+/**
+ * Linux TUN devices (platform-ffi.md §4) and their IPv4 configuration through ioctls on an
+ * AF_INET socket (§5.1): open `/dev/net/tun` non-blocking, `TUNSETIFF` with IFF_TUN|IFF_NO_PI,
+ * then address, netmask (the kernel adds the prefix route), MTU and IFF_UP. The device and its
+ * routes vanish when the last file descriptor closes, also after SIGKILL (§8.1).
+ */
+import { cString, Errno, errno, type Libc } from "./libc.ts";
+
+const O_RDWR = 0x2;
+const O_NONBLOCK = 0x800;
+const O_CLOEXEC = 0x80000;
+const TUNSETIFF = 0x400454ca;
+const IFF_TUN = 0x0001;
+const IFF_NO_PI = 0x1000;
+const SIOCSIFADDR = 0x8916;
+const SIOCSIFNETMASK = 0x891c;
+const SIOCSIFMTU = 0x8922;
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 0x1;
+const IFF_RUNNING = 0x40;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const IFNAMSIZ = 16;
+
+/** An error opening or configuring the TUN, with a message a user can act on. */
+export class TunError extends Error {
+  constructor(message: string, readonly errno: number) {
+    super(message);
+    this.name = "TunError";
+  }
+}
+
+/** An opened TUN device. */
+export interface TunDevice {
+  fd: number;
+  name: string;
+}
+
+/** struct ifreq (40 bytes, §4.1) with the name filled in. */
+function ifreq(name: string): Uint8Array {
+  const buf = new Uint8Array(40);
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length >= IFNAMSIZ) {
+    throw new TunError(`interface name "${name}" is longer than 15 bytes`, Errno.EINVAL);
+  }
+  buf.set(bytes);
+  return buf;
+}
+
+function explain(code: number, what: string): string {
+  switch (code) {
+    case Errno.EPERM:
+    case Errno.EACCES:
+      return `${what}: permission denied — run with sudo or grant CAP_NET_ADMIN (or use k8stun proxy, which needs no root)`;
+    case Errno.ENOENT:
+    case Errno.ENODEV:
+      return `${what}: /dev/net/tun is missing — load the tun module (modprobe tun) or create the device node`;
+    case Errno.EBUSY:
+    case Errno.EEXIST:
+      return `${what}: the interface name is already in use — pick another with --tun-name or stop the other program`;
+    default:
+      return `${what}: errno ${code}`;
+  }
+}
+
+/** Opens a TUN device (name empty = the kernel picks `tunN`). */
+export function openTun(libc: Libc, name = ""): TunDevice {
+  const fd = libc.open(cString("/dev/net/tun"), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0) throw new TunError(explain(errno(libc), "cannot open /dev/net/tun"), errno(libc));
+  const req = ifreq(name);
+  new DataView(req.buffer).setUint16(16, IFF_TUN | IFF_NO_PI, true);
+  if (libc.ioctl(fd, BigInt(TUNSETIFF), req) < 0) {
+    const code = errno(libc);
+    libc.close(fd);
+    throw new TunError(explain(code, "cannot create the TUN device"), code);
+  }
+  const nul = req.indexOf(0);
+  return { fd, name: new TextDecoder().decode(req.subarray(0, nul < 0 ? IFNAMSIZ : nul)) };
+}
+
+/** Sets the address (with its prefix, which adds the route to the pool), MTU and brings it up. */
+export function configureTun(
+  libc: Libc,
+  name: string,
+  address: number,
+  prefix: number,
+  mtu: number,
+): void {
+  const sock = libc.socket(AF_INET, SOCK_DGRAM, 0);
+  if (sock < 0) {
+    throw new TunError(explain(errno(libc), "cannot open a configuration socket"), errno(libc));
+  }
+  try {
+    const call = (request: number, req: Uint8Array, what: string) => {
+      if (libc.ioctl(sock, BigInt(request), req) < 0) {
+        const code = errno(libc);
+        throw new TunError(explain(code, `cannot ${what} on ${name}`), code);
+      }
+    };
+    const withAddr = (value: number) => {
+      const req = ifreq(name);
+      const view = new DataView(req.buffer);
+      view.setUint16(16, AF_INET, true);
+      view.setUint32(20, value, false);
+      return req;
+    };
+    const mtuReq = ifreq(name);
+    new DataView(mtuReq.buffer).setInt32(16, mtu, true);
+    call(SIOCSIFMTU, mtuReq, `set MTU ${mtu}`);
+    call(SIOCSIFADDR, withAddr(address), "set the address");
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    call(SIOCSIFNETMASK, withAddr(mask), "set the netmask");
+    const flags = ifreq(name);
+    call(SIOCGIFFLAGS, flags, "read the interface flags");
+    const view = new DataView(flags.buffer);
+    view.setUint16(16, view.getUint16(16, true) | IFF_UP | IFF_RUNNING, true);
+    call(SIOCSIFFLAGS, flags, "bring the interface up");
+  } finally {
+    libc.close(sock);
+  }
+}
