@@ -1,8 +1,16 @@
 /** Registers every subcommand on the program. */
 import type { Command } from "commander";
+import { registerCleanup } from "./cleanup.ts";
+import { registerDemo } from "./demo.ts";
+import { registerRun } from "./run.ts";
+import { registerSim } from "./sim.ts";
 import { registerStatus } from "./status.ts";
 
 /** Adds the subcommands to `program`. */
 export function registerCommands(program: Command): void {
+  registerRun(program);
+  registerDemo(program);
+  registerSim(program);
   registerStatus(program);
+  registerCleanup(program);
 }

@@ -13,19 +13,17 @@ import {
   type PluginModule,
   type PluginParts,
 } from "../../mod.ts";
-import { logger, pluginLogger } from "../log.ts";
+import { pluginLogger } from "../log.ts";
 import { guardParts } from "./guard.ts";
 import { linkPlugin } from "./link.ts";
 import { validateParts, validatePluginModule } from "./manifest.ts";
-import { isolationAvailable, loadIsolatedPlugin } from "./isolation/host.ts";
+import { loadIsolatedPlugin } from "./isolation/host.ts";
 import {
   DEFAULT_PRIORITY,
   type LoadedPlugin,
   type PluginEnvironment,
   type PluginFailure,
 } from "./types.ts";
-
-const log = logger("plugins");
 
 /** Where plugins are looked for when no `--plugin-dir` is given. */
 export function defaultPluginDir(env: (name: string) => string | undefined = Deno.env.get): string {
@@ -115,13 +113,7 @@ export async function loadPlugins(
   const plugins: LoadedPlugin[] = [];
   const failures: PluginFailure[] = [];
   for (const builtin of builtins) plugins.push(await loadBuiltin(builtin, env));
-  const isolate = env.isolate === true && isolationAvailable();
-  if (env.isolate === true && !isolate) {
-    log.warn(
-      "plugins run in-process: this Deno was started without --unstable-worker-options, so " +
-        "Workers cannot be given their own permissions",
-    );
-  }
+  const isolate = env.isolate === true;
   for (const dir of dirs) {
     let entries: string[];
     try {

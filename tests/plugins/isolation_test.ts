@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { DialError } from "../../mod.ts";
 import { DialerChain } from "../../core/plugins/chain.ts";
-import { isolationAvailable, workerPermissions } from "../../core/plugins/isolation/host.ts";
+import { workerPermissions } from "../../core/plugins/isolation/host.ts";
 import { collectParts, loadPlugins } from "../../core/plugins/loader.ts";
 import { echoDialer, startEchoServer } from "./echo.ts";
 import { example, fakeCluster, pluginDir } from "./support.ts";
@@ -45,13 +45,6 @@ async function roundTrip(
   await writer.close();
   return await new Response(duplex.readable).text();
 }
-
-Deno.test({
-  name: "plugins: isolation is available in the test run (--unstable-worker-options)",
-  fn() {
-    assert(isolationAvailable(), "deno task test passes --unstable-worker-options");
-  },
-});
 
 Deno.test("plugins: an isolated plugin gets only the permissions it declares", () => {
   assertEquals(workerPermissions({ net: ["127.0.0.1:8080"] }), {

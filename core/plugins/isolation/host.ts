@@ -7,7 +7,8 @@
  * Worker (never the tunnel) on a shared buffer. A Worker that dies fails its pending calls and
  * every later one, naming the plugin; the tunnel carries on.
  *
- * Needs Deno's `--unstable-worker-options`; `isolationAvailable()` tells whether it is on.
+ * Needs Deno's worker options, which `deno.json` enables for every run, test and compile of
+ * k8stun (`"unstable": ["worker-options"]`); Deno exits the process when they are off.
  */
 import {
   API_VERSION,
@@ -34,20 +35,6 @@ const WORKER_URL = `data:application/javascript,${
 const SHARED_BYTES = 256 * 1024;
 
 type Permissions = NonNullable<PluginModule["permissions"]>;
-
-/** Whether Workers can be given their own permissions in this process. */
-export function isolationAvailable(): boolean {
-  try {
-    const worker = new Worker(`data:application/javascript,`, {
-      type: "module",
-      deno: { permissions: "none" },
-    } as WorkerOptions);
-    worker.terminate();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Deno Worker permissions for what a plugin declared; everything else is denied. */
 export function workerPermissions(declared: Permissions | undefined): Record<string, unknown> {

@@ -1,0 +1,24 @@
+/** `k8stun run`: TUN mode against the kubeconfig's cluster. */
+import type { Command } from "commander";
+import { loadKubeConfig } from "../../core/kubeconfig.ts";
+import { addRunOptions, runOptionsFrom } from "../run_options.ts";
+import { runUntilSignalled } from "../session.ts";
+import { printBanner } from "../banner.ts";
+import { startTunnel } from "../tunnel.ts";
+
+/** Registers `run`. */
+export function registerRun(program: Command): void {
+  const command = program.command("run")
+    .description(
+      "TUN mode: route a virtual-IP range and cluster DNS names into the cluster (needs root)",
+    );
+  addRunOptions(command, { namespaces: ["default"] }).action(
+    async (raw: Record<string, unknown>) => {
+      const options = runOptionsFrom(raw, { namespaces: ["default"] });
+      const kube = loadKubeConfig({ kubeconfig: options.kubeconfig, context: options.context });
+      const tunnel = await startTunnel(options, kube, (line) => console.log(line));
+      printBanner(tunnel, options.namespaces);
+      await runUntilSignalled(() => tunnel.close());
+    },
+  );
+}

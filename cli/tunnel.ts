@@ -1,0 +1,254 @@
+/**
+ * The composition root of TUN mode (`k8stun run`, `k8stun demo`): kubeconfig → cluster view →
+ * VIP pool → plugins (built-ins and the plugin directory) → router → TUN data plane → DNS server
+ * and mode → HTTP API → optional SOCKS listener; and the orderly shutdown in reverse.
+ */
+import type { PluginModule } from "../mod.ts";
+import { Metrics } from "../core/api/metrics.ts";
+import { removeInstanceFile, writeInstanceFile } from "../core/api/instance_file.ts";
+import { startApiServer } from "../core/api/server.ts";
+import { TunnelState } from "../core/api/state.ts";
+import { startClusterView } from "../core/cluster/view.ts";
+import { ClusterAnswerer } from "../core/dns/answer.ts";
+import { DnsServer } from "../core/dns/server.ts";
+import { UpstreamResolver } from "../core/dns/upstream.ts";
+import { FileJournal, repairJournal } from "../core/journal.ts";
+import { invokingHome, type LoadedKubeConfig } from "../core/kubeconfig.ts";
+import { logger, pluginLogger } from "../core/log.ts";
+import { startTunDataPlane, type TunDataPlane } from "../core/net/bridge/data_plane.ts";
+import type { NameScope } from "../core/names.ts";
+import { DialerChain } from "../core/plugins/chain.ts";
+import { collectParts, defaultPluginDir, loadPlugins } from "../core/plugins/loader.ts";
+import { Router } from "../core/router.ts";
+import { TelemetryFanout } from "../core/telemetry.ts";
+import { parseVipBase, VipPool, vipStatePath } from "../core/vip.ts";
+import { directPlugin } from "../plugins/direct/mod.ts";
+import { disabledMode, forwardMode } from "../plugins/dns/forward.ts";
+import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
+import { kubernetesResolverPlugin } from "../plugins/kubernetes/mod.ts";
+import { portForwardPlugin } from "../plugins/portforward/mod.ts";
+import { parsePluginConfig } from "./plugin_options.ts";
+import type { RunOptions } from "./run_options.ts";
+
+const log = logger("run");
+
+/** Where k8stun's own DNS listens in forward mode (a loopback address few programs use). */
+const FORWARD_DNS_ADDRESS = "127.0.0.153";
+
+/** A running tunnel. */
+export interface Tunnel {
+  tunName: string;
+  vips: VipPool;
+  apiUrl?: string;
+  dnsMode: string;
+  close(): Promise<void>;
+}
+
+/** Starts TUN mode. Prints progress with `say` (the user-facing session log). */
+export async function startTunnel(
+  options: RunOptions,
+  kube: LoadedKubeConfig,
+  say: (line: string) => void,
+): Promise<Tunnel> {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        log.warn("cleanup step failed: {error}", { error: String(error) });
+      }
+    }
+  };
+  try {
+    for (const line of await repairJournal()) say(`repaired a previous run: ${line}`);
+    const state = new TunnelState();
+    const metrics = new Metrics({
+      vipsByType: () => {
+        const counts: Record<string, number> = {};
+        for (const v of state.vips()) counts[v.target.type] = (counts[v.target.type] ?? 0) + 1;
+        return counts;
+      },
+    });
+    const telemetry = new TelemetryFanout(state, metrics);
+    say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
+    const view = await startClusterView({
+      kubeConfig: kube.kubeConfig,
+      namespaces: options.namespaces,
+      telemetry,
+    });
+    cleanups.push(() => view.close());
+    await view.synced;
+    const store = view.store;
+    say(
+      `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
+    );
+
+    const network = parseVipBase(options.vipBase);
+    const vips = new VipPool({
+      network,
+      statePath: await vipStatePath(kube.context, kube.server, invokingHome()),
+      staleMs: options.staleVipTimeoutSeconds * 1000,
+      telemetry,
+    });
+    const scope: NameScope = {
+      clusterDomain: options.clusterDomain,
+      isNamespace: (ns) => store.namespaces().includes(ns),
+      explicitNamespaces: new Set(options.namespacesExplicit ? options.namespaces : []),
+    };
+    if (options.autoDiscover) {
+      for (const s of store.services()) {
+        if (options.namespaces.includes(s.namespace)) {
+          vips.allocate({ type: "service", namespace: s.namespace, name: s.name });
+        }
+      }
+      cleanups.push(store.onChange((change) => {
+        if (
+          change.kind === "service" && change.type === "added" &&
+          options.namespaces.includes(change.service.namespace)
+        ) {
+          vips.allocate({
+            type: "service",
+            namespace: change.service.namespace,
+            name: change.service.name,
+          });
+        }
+      }));
+    }
+    for (const s of options.services) {
+      if (!store.hasService(s.namespace, s.name)) {
+        say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
+      }
+      vips.allocate({ type: "service", namespace: s.namespace, name: s.name });
+    }
+
+    const dialers = new DialerChain();
+    const builtins: PluginModule[] = [
+      kubernetesResolverPlugin(store, scope),
+      portForwardPlugin({ kubeConfig: kube.kubeConfig, telemetry }),
+      directPlugin,
+    ];
+    const pluginDirs = options.pluginDirs.length > 0 ? options.pluginDirs : [defaultPluginDir()];
+    const { plugins, failures } = await loadPlugins(builtins, pluginDirs, {
+      cluster: store,
+      dialers,
+      config: parsePluginConfig(options.pluginConfig),
+      isolate: options.pluginIsolation,
+    });
+    for (const f of failures) say(`plugin not loaded: ${f.message}`);
+    cleanups.push(() => plugins.forEach((p) => p.close?.()));
+    const parts = collectParts(plugins);
+    const router = new Router({
+      resolvers: parts.resolvers,
+      dialers: parts.dialers,
+      cluster: store,
+      vips,
+    });
+
+    const resolvers = await systemResolvers();
+    const upstream = new UpstreamResolver(resolvers.upstreams);
+    const dns = new DnsServer(new ClusterAnswerer(store, vips, scope), upstream, telemetry);
+
+    const dataPlane: TunDataPlane = await startTunDataPlane({
+      network,
+      address: network.base + 1,
+      mtu: options.mtu,
+      router,
+      telemetry,
+      idleTimeoutMs: options.idleTimeoutSeconds * 1000,
+      onUdp(datagram, reply) {
+        if (datagram.dstPort !== 53) return;
+        dns.handle(datagram.payload, true).then((answer) => {
+          if (!answer) return;
+          reply({
+            srcAddress: datagram.dstAddress,
+            srcPort: 53,
+            dstAddress: datagram.srcAddress,
+            dstPort: datagram.srcPort,
+            payload: answer,
+          });
+        }).catch(() => {});
+      },
+    });
+    cleanups.push(() => dataPlane.close());
+    say(`TUN ${dataPlane.name} up: ${vips.tunAddress}, route ${vips.cidr}, MTU ${options.mtu}`);
+
+    const sweep = setInterval(() => vips.sweep((vip) => dataPlane.isVipBusy(vip)), 60_000);
+    cleanups.push(() => clearInterval(sweep));
+
+    // DNS mode. tun_route answers DNS inside the TUN for the VIP network (UDP/53 to any routed
+    // address); pointing the system resolver there is done by forward, which tun_route uses
+    // until upstream queries can leave bound to the original interface.
+    let dnsMode = options.dnsMode;
+    if (dnsMode === "tun_route") {
+      say(
+        `dns mode tun_route: the system resolver ${
+          resolvers.configured.join(", ") || "(none)"
+        } is ` +
+          "answered through k8stun's DNS server (forward), so other names keep working",
+      );
+      dnsMode = "forward";
+    }
+    if (dnsMode === "forward") {
+      const listener = dns.listen(FORWARD_DNS_ADDRESS, 53);
+      cleanups.push(() => listener.close());
+      const journal = new FileJournal();
+      const mode = forwardMode();
+      const ctx = {
+        server: { address: FORWARD_DNS_ADDRESS, port: 53 },
+        domains: [options.clusterDomain],
+        tunName: dataPlane.name,
+        journal,
+        log: pluginLogger("dns-forward"),
+      };
+      await mode.apply(ctx);
+      cleanups.push(() => mode.revert(ctx));
+      say(
+        `DNS: ${FORWARD_DNS_ADDRESS} answers cluster names; other names go to ${
+          resolvers.upstreams.join(", ") || "(no upstream)"
+        }`,
+      );
+    } else {
+      await disabledMode.apply({} as never);
+      say("DNS: disabled — reach services by their VIPs");
+    }
+
+    let apiUrl: string | undefined;
+    if (options.http > 0) {
+      const api = await startApiServer({
+        port: options.http,
+        host: options.httpHost,
+        token: options.httpToken,
+        state,
+        metrics,
+        health: () => ({
+          status: view.healthy() ? "ok" : "degraded",
+          tun: "up",
+          dns_mode: options.dnsMode,
+          cluster: view.healthy() ? "synced" : "reconnecting",
+          ...(view.healthy() ? {} : { errors: ["a Kubernetes watch is reconnecting"] }),
+        }),
+      });
+      apiUrl = api.url;
+      const file = await writeInstanceFile({
+        url: api.url,
+        token: options.httpToken,
+        pid: Deno.pid,
+        startedAt: new Date().toISOString(),
+      });
+      cleanups.push(() => api.close());
+      cleanups.push(() => removeInstanceFile(file));
+      say(`HTTP API and dashboard: ${api.url}/`);
+    }
+    return {
+      tunName: dataPlane.name,
+      vips,
+      apiUrl,
+      dnsMode: options.dnsMode,
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Answers DNS questions about the cluster from the cluster view and the VIP pool (parity §4.7,
+ * kubernetes.md §6.5): A → the VIP of a service or pod (allocated on first use), AAAA and other
+ * types for existing names → NOERROR with no records and an SOA (never NXDOMAIN, D8), SRV for
+ * named ports, PTR for VIPs, CNAME for ExternalName, NXDOMAIN with an SOA for cluster names that
+ * do not exist. Pure: no sockets; `null` means "not a cluster name, forward it".
+ */
+import type { Packet, Question } from "dns-packet";
+import type { ClusterView } from "../cluster/types.ts";
+import { type ClusterQuestion, type NameScope, parseClusterName } from "../names.ts";
+import type { VipPool } from "../vip.ts";
+
+/** TTL of cluster answers (≤ 60 s, parity §4.7). */
+export const CLUSTER_TTL = 30;
+
+/** The parts of a response the server encodes. */
+export interface ClusterAnswer {
+  rcode: "NOERROR" | "NXDOMAIN" | "SERVFAIL";
+  answers: Packet["answers"];
+  authorities: Packet["authorities"];
+}
+
+/** Answers cluster questions. */
+export class ClusterAnswerer {
+  constructor(
+    readonly view: ClusterView,
+    readonly vips: VipPool,
+    readonly scope: NameScope,
+  ) {}
+
+  /** The answer for one question, or null when the name is not the cluster's. */
+  answer(question: Question): ClusterAnswer | null {
+    const name = question.name.toLowerCase().replace(/\.$/, "");
+    if (question.type === "PTR") return this.#ptr(name);
+    const parsed = parseClusterName(name, this.scope);
+    if (!parsed) return null;
+    const found = this.#resolve(parsed, name, question.type);
+    if (!found) return this.#negative("NXDOMAIN");
+    return found;
+  }
+
+  #resolve(q: ClusterQuestion, name: string, type: string): ClusterAnswer | undefined {
+    switch (q.kind) {
+      case "zone":
+        return undefined;
+      case "service": {
+        const service = this.view.service(q.namespace, q.service);
+        if (!service) return undefined;
+        if (service.type === "ExternalName" && service.externalName) {
+          return this.#ok([{ type: "CNAME", name, ttl: CLUSTER_TTL, data: service.externalName }]);
+        }
+        if (type !== "A" && type !== "ANY") return this.#negative("NOERROR");
+        const vip = this.vips.allocate({
+          type: "service",
+          namespace: q.namespace,
+          name: q.service,
+        });
+        return this.#ok([{ type: "A", name, ttl: CLUSTER_TTL, data: vip }]);
+      }
+      case "pod-hostname": {
+        const pod = this.view.podByHostname(q.namespace, q.service, q.hostname);
+        if (!pod) return undefined;
+        if (type !== "A" && type !== "ANY") return this.#negative("NOERROR");
+        const vip = this.vips.allocate({ type: "pod", namespace: pod.namespace, name: pod.name });
+        return this.#ok([{ type: "A", name, ttl: CLUSTER_TTL, data: vip }]);
+      }
+      case "pod-ip": {
+        const pod = this.view.podByIp(q.ip);
+        if (!pod || pod.namespace !== q.namespace) return undefined;
+        if (type !== "A" && type !== "ANY") return this.#negative("NOERROR");
+        const vip = this.vips.allocate({ type: "pod", namespace: pod.namespace, name: pod.name });
+        return this.#ok([{ type: "A", name, ttl: CLUSTER_TTL, data: vip }]);
+      }
+      case "srv": {
+        const service = this.view.service(q.namespace, q.service);
+        if (!service) return undefined;
+        const port = service.ports.find((p) =>
+          p.name === q.port && p.protocol.toLowerCase() === q.protocol.toLowerCase()
+        );
+        if (!port) return undefined;
+        if (type !== "SRV" && type !== "ANY") return this.#negative("NOERROR");
+        const target = `${q.service}.${q.namespace}.svc.${this.scope.clusterDomain}`;
+        return this.#ok([{
+          type: "SRV",
+          name,
+          ttl: CLUSTER_TTL,
+          data: { priority: 0, weight: 100, port: port.port, target },
+        }]);
+      }
+    }
+  }
+
+  /** PTR for a VIP: the service's or pod's canonical name. */
+  #ptr(name: string): ClusterAnswer | null {
+    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\.in-addr\.arpa$/.exec(name);
+    if (!m) return null;
+    const ip = `${m[4]}.${m[3]}.${m[2]}.${m[1]}`;
+    if (!this.vips.contains(ip)) return null;
+    const target = this.vips.lookup(ip);
+    if (!target) return this.#negative("NXDOMAIN");
+    const domain = this.scope.clusterDomain;
+    const pod = target.type === "pod" ? this.view.pod(target.namespace, target.name) : undefined;
+    const canonical = target.type === "service"
+      ? `${target.name}.${target.namespace}.svc.${domain}`
+      : pod?.hostname && pod.subdomain
+      ? `${pod.hostname}.${pod.subdomain}.${target.namespace}.svc.${domain}`
+      : `${(pod?.ip ?? ip).replaceAll(".", "-")}.${target.namespace}.pod.${domain}`;
+    return this.#ok([{ type: "PTR", name, ttl: CLUSTER_TTL, data: canonical }]);
+  }
+
+  #ok(answers: Packet["answers"]): ClusterAnswer {
+    return { rcode: "NOERROR", answers, authorities: [] };
+  }
+
+  /** NODATA or NXDOMAIN, with the zone's SOA so resolvers cache it negatively (RFC 2308). */
+  #negative(rcode: "NOERROR" | "NXDOMAIN"): ClusterAnswer {
+    const zone = this.scope.clusterDomain;
+    return {
+      rcode,
+      answers: [],
+      authorities: [{
+        type: "SOA",
+        name: zone,
+        ttl: CLUSTER_TTL,
+        data: {
+          mname: `ns.dns.${zone}`,
+          rname: `hostmaster.${zone}`,
+          serial: 1,
+          refresh: 7200,
+          retry: 1800,
+          expire: 86400,
+          minimum: CLUSTER_TTL,
+        },
+      }],
+    };
+  }
+}

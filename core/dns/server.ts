@@ -1,0 +1,165 @@
+/**
+ * k8stun's DNS server: decodes each query, answers cluster names locally and forwards everything
+ * else upstream unchanged, every query independently (a slow upstream never delays a cluster
+ * answer, D5). UDP answers that exceed the client's limit (512, or its EDNS size) are truncated
+ * with TC so the client retries over TCP, which is served too. Garbage with a readable header
+ * gets FORMERR; anything shorter is dropped. Used on sockets (forward mode) and from the TUN
+ * (tun_route mode) through {@link DnsServer.handle}.
+ */
+import dnsPacket from "dns-packet";
+import type { Packet } from "dns-packet";
+import { Buffer } from "node:buffer";
+import { logger } from "../log.ts";
+import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
+import type { ClusterAnswerer } from "./answer.ts";
+import { readFramed, type UpstreamResolver } from "./upstream.ts";
+
+const log = logger("dns");
+const FLAG_QR = 0x8000;
+const FLAG_AA = 0x0400;
+const FLAG_TC = 0x0200;
+const FLAG_RD = 0x0100;
+const FLAG_RA = 0x0080;
+const RCODES = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3 } as const;
+
+/** A running listener set. */
+export interface DnsListener {
+  addresses: { hostname: string; port: number }[];
+  close(): void;
+}
+
+/** The DNS server logic. */
+export class DnsServer {
+  constructor(
+    readonly answerer: ClusterAnswerer,
+    readonly upstream: UpstreamResolver,
+    readonly telemetry: TelemetrySink = NoTelemetry,
+  ) {}
+
+  /**
+   * Answers one query. `udp` applies the UDP size limit (TC when exceeded). Returns null for
+   * input too short to carry an id (dropped).
+   */
+  async handle(query: Uint8Array, udp: boolean): Promise<Uint8Array | null> {
+    if (query.length < 12) return null;
+    let packet: Packet;
+    try {
+      packet = dnsPacket.decode(Buffer.from(query.buffer, query.byteOffset, query.byteLength));
+    } catch {
+      return this.#error(query, "FORMERR");
+    }
+    if ((query[2] & 0x80) !== 0) return null; // a response, not a query
+    const question = packet.questions?.length === 1 ? packet.questions[0] : undefined;
+    let answer;
+    try {
+      answer = question ? this.answerer.answer(question) : null;
+    } catch (error) {
+      log.warn("answering {name} failed: {error}", { name: question?.name, error: String(error) });
+      return this.#error(query, "SERVFAIL");
+    }
+    if (!answer) return await this.#forward(query);
+    this.telemetry.emit({ type: "dns_query", kind: "cluster", rcode: answer.rcode });
+    const opt = packet.additionals?.find((r) => r.type === "OPT") as
+      | { udpPayloadSize?: number }
+      | undefined;
+    const limit = udp ? Math.max(512, Math.min(opt?.udpPayloadSize ?? 512, 4096)) : 65535;
+    const flags = FLAG_QR | FLAG_AA | FLAG_RA | ((packet.flags ?? 0) & FLAG_RD) |
+      RCODES[answer.rcode];
+    const response = (answers: Packet["answers"], tc: boolean) =>
+      new Uint8Array(dnsPacket.encode({
+        type: "response",
+        id: packet.id,
+        flags: flags | (tc ? FLAG_TC : 0),
+        questions: packet.questions,
+        answers,
+        authorities: tc ? [] : answer.authorities,
+        additionals: opt ? [{ type: "OPT", name: ".", udpPayloadSize: 4096 } as never] : [],
+      }));
+    const full = response(answer.answers, false);
+    return full.length <= limit ? full : response([], true);
+  }
+
+  async #forward(query: Uint8Array): Promise<Uint8Array> {
+    const started = performance.now();
+    try {
+      const reply = await this.upstream.forward(query);
+      this.telemetry.emit({
+        type: "dns_query",
+        kind: "upstream",
+        rcode: rcodeName(reply),
+        seconds: (performance.now() - started) / 1000,
+      });
+      return reply;
+    } catch (error) {
+      log.debug("upstream failed: {error}", { error: (error as Error).message });
+      this.telemetry.emit({ type: "dns_query", kind: "upstream", rcode: "SERVFAIL" });
+      return this.#error(query, "SERVFAIL");
+    }
+  }
+
+  /** A header-only error response echoing the id, opcode, RD and the question section if any. */
+  #error(query: Uint8Array, rcode: keyof typeof RCODES): Uint8Array {
+    const out = new Uint8Array(12);
+    out[0] = query[0];
+    out[1] = query[1];
+    out[2] = 0x80 | (query[2] & 0x79); // QR, opcode and RD from the query
+    out[3] = 0x80 | RCODES[rcode];
+    this.telemetry.emit({
+      type: "dns_query",
+      kind: rcode === "FORMERR" ? "cluster" : "upstream",
+      rcode,
+    });
+    return out;
+  }
+
+  /** Serves UDP and TCP on `hostname:port`. */
+  listen(hostname: string, port: number): DnsListener {
+    const udp = Deno.listenDatagram({ transport: "udp", hostname, port });
+    const tcp = Deno.listen({ transport: "tcp", hostname, port: (udp.addr as Deno.NetAddr).port });
+    (async () => {
+      for await (const [query, from] of udp) {
+        this.handle(query, true).then((reply) => {
+          if (reply) return udp.send(reply, from);
+        }).catch(() => {});
+      }
+    })().catch(() => {});
+    (async () => {
+      for await (const conn of tcp) {
+        (async () => {
+          try {
+            while (true) {
+              const query = await readFramed(conn);
+              const reply = await this.handle(query, false);
+              if (!reply) break;
+              const framed = new Uint8Array(reply.length + 2);
+              framed[0] = reply.length >> 8;
+              framed[1] = reply.length & 0xff;
+              framed.set(reply, 2);
+              await conn.write(framed);
+            }
+          } catch {
+            // client went away or sent garbage
+          } finally {
+            try {
+              conn.close();
+            } catch {
+              // closed already
+            }
+          }
+        })();
+      }
+    })().catch(() => {});
+    return {
+      addresses: [{ hostname, port: (udp.addr as Deno.NetAddr).port }],
+      close() {
+        udp.close();
+        tcp.close();
+      },
+    };
+  }
+}
+
+function rcodeName(reply: Uint8Array): string {
+  const code = reply.length >= 4 ? reply[3] & 0x0f : 2;
+  return (Object.entries(RCODES).find(([, v]) => v === code)?.[0]) ?? `RCODE${code}`;
+}
