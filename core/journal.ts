@@ -31,8 +31,13 @@ interface JournalFile {
   entries: (FileEntry | StepEntry)[];
 }
 
-/** Where the journal lives: `/run/k8stun/journal.json` as root, else the user's runtime dir. */
+/**
+ * Where the journal lives: `$K8STUN_RUNTIME_DIR/journal.json` when set, else
+ * `/run/k8stun/journal.json` as root, else the user's runtime dir.
+ */
 export function journalPath(env: (name: string) => string | undefined = Deno.env.get): string {
+  const override = env("K8STUN_RUNTIME_DIR");
+  if (override) return `${override}/journal.json`;
   if (Deno.uid() === 0) return "/run/k8stun/journal.json";
   const runtime = env("XDG_RUNTIME_DIR") ?? `${env("HOME") ?? "/tmp"}/.local/state`;
   return `${runtime}/k8stun/journal.json`;

@@ -16,6 +16,8 @@ export interface InstanceInfo {
 export function instanceFilePaths(
   env: (name: string) => string | undefined = Deno.env.get,
 ): string[] {
+  const override = env("K8STUN_RUNTIME_DIR");
+  if (override) return [`${override}/api.json`];
   const paths: string[] = [];
   const runtime = env("XDG_RUNTIME_DIR");
   if (runtime) paths.push(`${runtime}/k8stun/api.json`);
@@ -27,8 +29,8 @@ export function instanceFilePaths(
 
 /** The path this process writes to. */
 export function ownInstanceFilePath(): string {
-  const isRoot = Deno.uid() === 0;
-  return isRoot ? "/run/k8stun/api.json" : instanceFilePaths()[0];
+  if (Deno.env.get("K8STUN_RUNTIME_DIR")) return instanceFilePaths()[0];
+  return Deno.uid() === 0 ? "/run/k8stun/api.json" : instanceFilePaths()[0];
 }
 
 /** Writes the instance file; returns its path. */

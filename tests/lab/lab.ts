@@ -111,6 +111,19 @@ export class Lab implements AsyncDisposable {
     }
   }
 
+  /**
+   * Environment for processes in the lab: k8stun's journal, API file and VIP state go to the
+   * lab's own directory, so parallel labs never see each other's runs.
+   */
+  get env(): Record<string, string> {
+    const dir = `/etc/netns/${this.name}`;
+    return {
+      K8STUN_RUNTIME_DIR: `${dir}/run`,
+      XDG_STATE_HOME: `${dir}/state`,
+      XDG_CONFIG_HOME: `${dir}/config`,
+    };
+  }
+
   /** The lab's resolv.conf as a path on the host (to read or check it byte for byte). */
   get resolvConfPath(): string {
     return `/etc/netns/${this.name}/resolv.conf`;
@@ -124,7 +137,7 @@ export class Lab implements AsyncDisposable {
   ): LabProcess {
     const child = new Deno.Command("ip", {
       args: ["netns", "exec", this.name, command, ...args],
-      env: options.env,
+      env: { ...this.env, ...options.env },
       cwd: options.cwd,
       stdin: "null",
       stdout: "piped",
@@ -142,6 +155,7 @@ export class Lab implements AsyncDisposable {
     options: { timeoutMs?: number; stdin?: Uint8Array } = {},
   ): Promise<LabResult> {
     const child = new Deno.Command("timeout", {
+      env: this.env,
       args: [
         String(Math.ceil((options.timeoutMs ?? 30_000) / 1000)),
         "ip",

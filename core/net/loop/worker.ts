@@ -14,6 +14,8 @@ import type { FromLoop, LoopEvent, LoopOp, LoopStart, ToLoop } from "./protocol.
 const POLLIN = 0x1;
 const { symbols: libc } = openLibc();
 let ops: LoopOp[] = [];
+/** Batches received from the main thread; the eventfd counts the batches it sent. */
+let batchesReceived = 0;
 let stopping = false;
 let started: LoopStart | undefined;
 
@@ -25,8 +27,10 @@ self.onmessage = (event: MessageEvent<ToLoop>) => {
       post({ type: "failed", message: error instanceof Error ? error.message : String(error) });
     });
   } else if (msg.type === "ops") {
+    batchesReceived++;
     for (const op of msg.ops) ops.push(op);
   } else if (msg.type === "stop") {
+    batchesReceived++; // the main thread counts it on the eventfd like a batch
     stopping = true;
   }
 };
@@ -150,6 +154,7 @@ async function run(start: LoopStart): Promise<void> {
   view.setInt16(12, POLLIN, true);
   const packet = new Uint8Array(Math.max(start.mtu, 1500) + 64);
   const wakeBuffer = new Uint8Array(8);
+  let batchesExpected = 0;
   let lastStats = 0;
   post({ type: "events", events: [] });
   while (!stopping) {
@@ -167,8 +172,12 @@ async function run(start: LoopStart): Promise<void> {
       throw new Error(`poll failed: errno ${errno(libc)}`);
     }
     if (view.getInt16(14, true) & POLLIN) {
-      libc.read(start.wakeFd, wakeBuffer, 8n);
-      await yieldTurn();
+      // The eventfd counts the batches posted since the last read: yield until all arrived,
+      // or an operation could sit in the message queue while this thread blocks in poll().
+      if (libc.read(start.wakeFd, wakeBuffer, 8n) === 8n) {
+        batchesExpected += Number(new DataView(wakeBuffer.buffer).getBigUint64(0, true));
+      }
+      for (let i = 0; batchesReceived < batchesExpected && i < 1000; i++) await yieldTurn();
     }
     if (stopping) break;
     const t = performance.now();
