@@ -19,13 +19,19 @@ export async function runUntilSignalled(stop: () => Promise<void>, limitMs = 500
     Deno.addSignalListener("SIGTERM", onSignal);
   });
   console.error("k8stun: stopping (press Ctrl-C again to force)");
-  await Promise.race([
-    stop(),
-    new Promise<void>((resolve) =>
+  const exitCode = await Promise.race([
+    stop().then(() => 0, (error) => {
+      console.error(`k8stun: shutdown failed: ${error instanceof Error ? error.message : error}`);
+      return 1;
+    }),
+    new Promise<number>((resolve) =>
       setTimeout(() => {
         console.error(`k8stun: shutdown took longer than ${limitMs} ms; exiting anyway`);
-        resolve();
+        resolve(1);
       }, limitMs)
     ),
   ]);
+  // Everything k8stun changed is undone at this point; library timers and keep-alive sockets
+  // must not hold the process open.
+  Deno.exit(exitCode);
 }

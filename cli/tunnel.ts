@@ -53,8 +53,13 @@ export async function startTunnel(
   const cleanups: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
     for (const cleanup of cleanups.reverse()) {
+      const started = performance.now();
       try {
         await cleanup();
+        log.debug("cleanup step took {ms} ms: {step}", {
+          ms: Math.round(performance.now() - started),
+          step: cleanup.toString().slice(0, 60),
+        });
       } catch (error) {
         log.warn("cleanup step failed: {error}", { error: String(error) });
       }

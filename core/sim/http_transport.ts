@@ -84,7 +84,12 @@ export function listenSim(
         close: () =>
           new Promise<void>((done) => {
             for (const socket of sockets) socket.destroy();
-            server.close(() => done());
+            // Upgraded and keep-alive sockets can outlive destroy(); do not wait on them forever.
+            const timer = setTimeout(done, 500);
+            server.close(() => {
+              clearTimeout(timer);
+              done();
+            });
           }),
       });
     });

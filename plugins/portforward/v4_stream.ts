@@ -11,6 +11,8 @@ import { DialError, type Duplex } from "../../mod.ts";
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
 const REFUSAL_GRACE_MS = 40;
+/** After the app's half-close, how long the pod may stay silent before the stream ends. */
+const HALF_CLOSE_QUIET_MS = 250;
 /** Pause reading from the app side while this much is queued on the socket. */
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
 
@@ -29,6 +31,12 @@ export function openV4Stream(
     let readableDone = false;
     let failure: DialError | undefined;
     const pending: Uint8Array[] = [];
+    let halfClosed = false;
+    let quietTimer: ReturnType<typeof setTimeout> | undefined;
+    const armQuietClose = () => {
+      clearTimeout(quietTimer);
+      quietTimer = setTimeout(() => ws.close(1000), HALF_CLOSE_QUIET_MS);
+    };
     const fail = (error: DialError) => {
       failure ??= error;
       if (!settled) {
@@ -94,6 +102,7 @@ export function openV4Stream(
         return;
       }
       if (channel !== 0) return;
+      if (halfClosed) armQuietClose();
       const copy = new Uint8Array(payload);
       if (readable) {
         readable.enqueue(copy);
@@ -101,6 +110,7 @@ export function openV4Stream(
       } else pending.push(copy);
     });
     ws.on("close", () => {
+      clearTimeout(quietTimer);
       if (!settled) {
         fail(new DialError("error", "port-forward closed before the connection was set up"));
         return;
@@ -142,7 +152,11 @@ export function openV4Stream(
           }
         },
         close() {
-          // v4 cannot half-close (§2.5): keep reading until the pod ends the connection.
+          // v4 cannot half-close (§2.5): the pod never sees our EOF. Keep reading until the pod
+          // has been quiet for a moment, then close, so `printf req | nc -N` style clients get
+          // their whole answer and an end. (The SPDY transport carries a real half-close.)
+          halfClosed = true;
+          armQuietClose();
         },
         abort() {
           ws.terminate();
