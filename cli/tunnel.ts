@@ -3,7 +3,6 @@
  * VIP pool → plugins (built-ins and the plugin directory) → router → TUN data plane → DNS server
  * and mode → HTTP API → optional SOCKS listener; and the orderly shutdown in reverse.
  */
-import type { PluginModule } from "../mod.ts";
 import { Metrics } from "../core/api/metrics.ts";
 import { removeInstanceFile, writeInstanceFile } from "../core/api/instance_file.ts";
 import { startApiServer } from "../core/api/server.ts";
@@ -22,11 +21,8 @@ import { collectParts, defaultPluginDir, loadPlugins } from "../core/plugins/loa
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
 import { parseVipBase, VipPool, vipStatePath } from "../core/vip.ts";
-import { directPlugin } from "../plugins/direct/mod.ts";
-import { disabledMode, forwardMode } from "../plugins/dns/forward.ts";
+import { builtinPlugins } from "../plugins/builtin.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
-import { kubernetesResolverPlugin } from "../plugins/kubernetes/mod.ts";
-import { portForwardPlugin } from "../plugins/portforward/mod.ts";
 import { parsePluginConfig } from "./plugin_options.ts";
 import type { RunOptions } from "./run_options.ts";
 
@@ -128,11 +124,7 @@ export async function startTunnel(
     }
 
     const dialers = new DialerChain();
-    const builtins: PluginModule[] = [
-      kubernetesResolverPlugin(store, scope),
-      portForwardPlugin({ kubeConfig: kube.kubeConfig, telemetry }),
-      directPlugin,
-    ];
+    const builtins = builtinPlugins({ view: store, scope, kubeConfig: kube.kubeConfig, telemetry });
     const pluginDirs = options.pluginDirs.length > 0 ? options.pluginDirs : [defaultPluginDir()];
     const { plugins, failures } = await loadPlugins(builtins, pluginDirs, {
       cluster: store,
@@ -181,42 +173,34 @@ export async function startTunnel(
     const sweep = setInterval(() => vips.sweep((vip) => dataPlane.isVipBusy(vip)), 60_000);
     cleanups.push(() => clearInterval(sweep));
 
-    // DNS mode. tun_route answers DNS inside the TUN for the VIP network (UDP/53 to any routed
-    // address); pointing the system resolver there is done by forward, which tun_route uses
-    // until upstream queries can leave bound to the original interface.
-    let dnsMode = options.dnsMode;
-    if (dnsMode === "tun_route") {
-      say(
-        `dns mode tun_route: the system resolver ${
-          resolvers.configured.join(", ") || "(none)"
-        } is ` +
-          "answered through k8stun's DNS server (forward), so other names keep working",
-      );
-      dnsMode = "forward";
+    // DNS mode, from the plugins' DNS modes (built-in: tun_route, forward, disabled). Every
+    // mode but disabled gets k8stun's DNS server on a loopback address to point the system at.
+    const mode = parts.dnsModes.find((m) => m.name === options.dnsMode);
+    if (!mode) {
+      const known = parts.dnsModes.map((m) => m.name).join(", ");
+      throw new Error(`no DNS mode "${options.dnsMode}" (available: ${known})`);
     }
-    if (dnsMode === "forward") {
+    if (mode.name !== "disabled") {
       const listener = dns.listen(FORWARD_DNS_ADDRESS, 53);
       cleanups.push(() => listener.close());
-      const journal = new FileJournal();
-      const mode = forwardMode();
-      const ctx = {
-        server: { address: FORWARD_DNS_ADDRESS, port: 53 },
-        domains: [options.clusterDomain],
-        tunName: dataPlane.name,
-        journal,
-        log: pluginLogger("dns-forward"),
-      };
-      await mode.apply(ctx);
-      cleanups.push(() => mode.revert(ctx));
-      say(
-        `DNS: ${FORWARD_DNS_ADDRESS} answers cluster names; other names go to ${
+    }
+    const journal = new FileJournal();
+    const modeContext = {
+      server: { address: FORWARD_DNS_ADDRESS, port: 53 },
+      domains: [options.clusterDomain],
+      tunName: dataPlane.name,
+      journal,
+      log: pluginLogger(`dns-${mode.name}`),
+    };
+    await mode.apply(modeContext);
+    cleanups.push(() => mode.revert(modeContext));
+    say(
+      mode.name === "disabled"
+        ? "DNS: disabled — reach services by their VIPs"
+        : `DNS (${mode.name}): ${FORWARD_DNS_ADDRESS} answers cluster names; other names go to ${
           resolvers.upstreams.join(", ") || "(no upstream)"
         }`,
-      );
-    } else {
-      await disabledMode.apply({} as never);
-      say("DNS: disabled — reach services by their VIPs");
-    }
+    );
 
     let apiUrl: string | undefined;
     if (options.http > 0) {

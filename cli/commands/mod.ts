@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { registerCleanup } from "./cleanup.ts";
 import { registerDemo } from "./demo.ts";
+import { registerPlugins } from "./plugins.ts";
 import { registerRun } from "./run.ts";
 import { registerSim } from "./sim.ts";
 import { registerStatus } from "./status.ts";
@@ -12,5 +13,6 @@ export function registerCommands(program: Command): void {
   registerDemo(program);
   registerSim(program);
   registerStatus(program);
+  registerPlugins(program);
   registerCleanup(program);
 }

@@ -6,12 +6,8 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { ClusterReader } from "../../mod.ts";
 import { bundlePlugin } from "../../core/plugins/bundle.ts";
-import {
-  defaultPluginDir,
-  type LoadedPlugin,
-  loadPlugins,
-  type PluginFailure,
-} from "../../core/plugins/loader.ts";
+import { defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
+import type { LoadedPlugin, PluginFailure } from "../../core/plugins/types.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
 import { parsePluginConfig } from "../plugin_options.ts";
 
