@@ -1,0 +1,67 @@
+/** Builds the packets an application's kernel would send, for stack tests. */
+import { emitTcp, type TcpOut } from "../../core/net/wire/tcp.ts";
+import { parseIpv4, parseIpv4Address } from "../../core/net/wire/ipv4.ts";
+import { parseTcp, type TcpRepr } from "../../core/net/wire/tcp.ts";
+import { NetStack } from "../../core/net/stack.ts";
+import type { FlowId, FlowOpening, StackHost, UdpDatagram } from "../../core/net/stack_types.ts";
+
+export const APP = parseIpv4Address("198.18.0.1");
+export const VIP = parseIpv4Address("198.18.0.2");
+
+/** A TCP segment from the app to the VIP. */
+export function appSegment(fields: Partial<TcpOut> & { payload?: Uint8Array }): Uint8Array {
+  const out = new Uint8Array(2048);
+  const payload = fields.payload ?? new Uint8Array(0);
+  const optionsLength = (fields.mss !== undefined ? 4 : 0) +
+    (fields.windowScale !== undefined ? 4 : 0);
+  out.set(payload, 40 + optionsLength);
+  const length = emitTcp(out, {
+    src: APP,
+    dst: VIP,
+    srcPort: 40000,
+    dstPort: 80,
+    seq: 1000,
+    ack: 0,
+    flags: 0,
+    window: 65535,
+    ...fields,
+  }, payload.length);
+  return out.slice(0, length);
+}
+
+/** A segment the stack sent, parsed. */
+export function parseOut(packet: Uint8Array): TcpRepr & { payload: Uint8Array } {
+  const ip = parseIpv4(packet, packet.length)!;
+  const tcp = parseTcp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst)!;
+  return {
+    ...tcp,
+    payload: packet.slice(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLength),
+  };
+}
+
+/** A stack with a recording host. */
+export function testStack(options: Partial<{ receiveBuffer: number; mtu: number }> = {}) {
+  const sent: Uint8Array[] = [];
+  const opened: FlowOpening[] = [];
+  const data = new Map<FlowId, Uint8Array[]>();
+  const eofs: FlowId[] = [];
+  const closed: [FlowId, string][] = [];
+  const udp: UdpDatagram[] = [];
+  const host: StackHost = {
+    transmit: (p) => sent.push(p.slice()),
+    flowOpening: (f) => opened.push(f),
+    flowData: (id, d) => data.set(id, [...(data.get(id) ?? []), d]),
+    flowEof: (id) => eofs.push(id),
+    flowWritable: () => {},
+    flowClosed: (id, why) => closed.push([id, why]),
+    udp: (d) => udp.push(d),
+  };
+  const stack = new NetStack(host, {
+    mtu: options.mtu ?? 1500,
+    isRouted: (a) => (a >>> 16) === (VIP >>> 16),
+    receiveBuffer: options.receiveBuffer ?? 256 * 1024,
+    sendBuffer: 256 * 1024,
+    idleTimeoutMs: 0,
+  });
+  return { stack, sent, opened, data, eofs, closed, udp };
+}
