@@ -27,8 +27,6 @@ export interface RunOptions {
   pluginDirs: string[];
   pluginConfig: string[];
   pluginIsolation: boolean;
-  /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`), or undefined. */
-  socks?: { hostname: string; port: number };
   services: { name: string; namespace: string; port?: number }[];
   clusterDomain: string;
 }
@@ -182,8 +180,7 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
         "run third-party resolver and dialer plugins in permission-limited Workers",
       )
         .argParser(parseBool).default(true),
-    )
-    .option("--socks [addr]", "also serve SOCKS5 on ADDR (default 127.0.0.1:1080)");
+    );
 }
 
 /** Turns commander's option bag into {@link RunOptions}. */
@@ -192,7 +189,6 @@ export function runOptionsFrom(
   defaults: { namespaces: string[] },
 ): RunOptions {
   const namespaces = raw.namespaces as string[] | undefined;
-  const socks = raw.socks;
   return {
     namespaces: namespaces ?? defaults.namespaces,
     namespacesExplicit: namespaces !== undefined,
@@ -210,11 +206,6 @@ export function runOptionsFrom(
     pluginDirs: (raw.pluginDir as string[] | undefined) ?? [],
     pluginConfig: (raw.pluginConfig as string[] | undefined) ?? [],
     pluginIsolation: raw.pluginIsolation as boolean,
-    socks: socks === undefined
-      ? undefined
-      : socks === true
-      ? { hostname: "127.0.0.1", port: 1080 }
-      : parseListenAddress(String(socks), 1080),
     services: (raw.services as RunOptions["services"] | undefined) ?? [],
     clusterDomain: String(raw.clusterDomain).replace(/^\.+|\.+$/g, "").toLowerCase(),
   };

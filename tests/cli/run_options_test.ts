@@ -25,7 +25,6 @@ Deno.test("run options: defaults match the Rust k8stun where it worked (parity Â
   assertEquals(o.dnsMode, "tun_route");
   assertEquals(o.staleVipTimeoutSeconds, 600);
   assertEquals(o.http, 0);
-  assertEquals(o.socks, undefined);
   assertEquals(o.clusterDomain, "cluster.local");
 });
 
@@ -73,10 +72,9 @@ Deno.test("run options: --services takes svc.ns[:port] lists (D10)", () => {
   assertThrows(() => parseServices("nonamespace"), /is not SERVICE.NAMESPACE\[:PORT\]/);
 });
 
-Deno.test("run options: --socks with and without an address", () => {
-  assertEquals(parse("--socks").socks, { hostname: "127.0.0.1", port: 1080 });
-  assertEquals(parse("--socks", "127.0.0.1:1081").socks, { hostname: "127.0.0.1", port: 1081 });
+Deno.test("run options: listen addresses parse as HOST:PORT, :PORT or PORT", () => {
   assertEquals(parseListenAddress("1082", 1080), { hostname: "127.0.0.1", port: 1082 });
   assertEquals(parseListenAddress("[::1]:1083", 1080), { hostname: "::1", port: 1083 });
+  assertEquals(parseListenAddress("0.0.0.0:99", 1080), { hostname: "0.0.0.0", port: 99 });
   assertThrows(() => parseListenAddress("host:port", 1080), /is not HOST:PORT/);
 });
