@@ -1,0 +1,88 @@
+/**
+ * TUN data plane through the direct dialer, in a lab namespace, against the kernel's own loopback
+ * measured in the same run: upload/download throughput at MTU 1500 and 65520, new connections per
+ * second, request/response latency p50/p99.
+ */
+import { Lab, labUnavailable } from "../lab/lab.ts";
+import type { BenchResult } from "./types.ts";
+
+const here = (file: string) => new URL(file, import.meta.url).pathname;
+interface Figures {
+  up: number;
+  down: number;
+  cps: number;
+  p50: number;
+  p99: number;
+}
+
+async function measure(lab: Lab, host: string, bytes: number): Promise<Figures> {
+  const out = await lab.run(Deno.execPath(), [
+    "run",
+    "-A",
+    here("./tun_client.ts"),
+    host,
+    String(bytes),
+  ], {
+    timeoutMs: 180_000,
+  });
+  if (out.code !== 0) throw new Error(`client failed: ${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split("\n").at(-1)!);
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const why = labUnavailable();
+  if (why) return [{ name: "tun", value: 0, unit: "skipped", note: why }];
+  const bytes = Number(Deno.env.get("K8STUN_BENCH_BYTES") ?? 100_000_000);
+  const results: BenchResult[] = [];
+  for (const mtu of [1500, 65520]) {
+    await using lab = await Lab.create();
+    const plane = lab.spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      here("./tun_plane.ts"),
+      String(mtu),
+      String(bytes),
+    ]);
+    await plane.waitForOutput(/READY/, 30_000);
+    const loopback = await measure(lab, "127.0.0.1", bytes);
+    const tun = await measure(lab, "198.18.0.2", bytes);
+    const mbit = (mbps: number) => mbps * 8;
+    results.push(
+      {
+        name: `upload app→pod, MTU ${mtu}`,
+        value: mbit(tun.up),
+        unit: "Mbit/s",
+        baseline: { name: "kernel loopback", value: mbit(loopback.up) },
+      },
+      {
+        name: `download pod→app, MTU ${mtu}`,
+        value: mbit(tun.down),
+        unit: "Mbit/s",
+        baseline: { name: "kernel loopback", value: mbit(loopback.down) },
+      },
+    );
+    if (mtu === 1500) {
+      results.push(
+        {
+          name: "new connections per second",
+          value: tun.cps,
+          unit: "conn/s",
+          baseline: { name: "kernel loopback", value: loopback.cps },
+        },
+        {
+          name: "request/response latency p50",
+          value: tun.p50,
+          unit: "µs",
+          baseline: { name: "kernel loopback", value: loopback.p50 },
+        },
+        {
+          name: "request/response latency p99",
+          value: tun.p99,
+          unit: "µs",
+          baseline: { name: "kernel loopback", value: loopback.p99 },
+        },
+      );
+    }
+  }
+  return results;
+}

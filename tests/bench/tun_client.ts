@@ -1,0 +1,67 @@
+/**
+ * Benchmark client run inside the lab: measures against a host (the VIP or 127.0.0.1) and prints
+ * one JSON line: upload and download MB/s, connections/s, request/response p50/p99 µs.
+ */
+const host = Deno.args[0];
+const bytes = Number(Deno.args[1] ?? 100_000_000);
+
+async function upload(): Promise<number> {
+  const conn = await Deno.connect({ hostname: host, port: 9000 });
+  const chunk = new Uint8Array(256 * 1024);
+  const start = performance.now();
+  let left = bytes;
+  while (left > 0) left -= await conn.write(chunk.subarray(0, Math.min(chunk.length, left)));
+  await conn.closeWrite();
+  const buffer = new Uint8Array(16);
+  await conn.read(buffer).catch(() => null);
+  conn.close();
+  return bytes / ((performance.now() - start) / 1000) / 1e6;
+}
+
+async function download(): Promise<number> {
+  const conn = await Deno.connect({ hostname: host, port: 9001 });
+  const buffer = new Uint8Array(256 * 1024);
+  const start = performance.now();
+  let got = 0;
+  while (true) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    got += n;
+  }
+  conn.close();
+  return got / ((performance.now() - start) / 1000) / 1e6;
+}
+
+async function connectionsPerSecond(): Promise<number> {
+  const n = 300;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const conn = await Deno.connect({ hostname: host, port: 9002 });
+    conn.close();
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function latency(): Promise<[number, number]> {
+  const conn = await Deno.connect({ hostname: host, port: 9002 });
+  conn.setNoDelay(true);
+  const ping = new Uint8Array(64);
+  const buffer = new Uint8Array(64);
+  const samples: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const start = performance.now();
+    await conn.write(ping);
+    let got = 0;
+    while (got < 64) got += (await conn.read(buffer.subarray(got))) ?? 64;
+    if (i >= 100) samples.push((performance.now() - start) * 1000);
+  }
+  conn.close();
+  samples.sort((a, b) => a - b);
+  return [samples[Math.floor(samples.length / 2)], samples[Math.floor(samples.length * 0.99)]];
+}
+
+const up = await upload();
+const down = await download();
+const cps = await connectionsPerSecond();
+const [p50, p99] = await latency();
+console.log(JSON.stringify({ up, down, cps, p50, p99 }));

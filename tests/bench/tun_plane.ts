@@ -1,0 +1,51 @@
+/**
+ * Benchmark fixture run inside a lab namespace: local servers (sink on 9000, source on 9001,
+ * echo on 9002) and the TUN data plane with a router mapping every VIP to 127.0.0.1 through the
+ * direct dialer. Prints READY when up.
+ */
+import { startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
+import { Router } from "../../core/router.ts";
+import { ipv4ToNumber } from "../../core/vip.ts";
+import { createDirectDialer } from "../../plugins/direct/mod.ts";
+
+const mtu = Number(Deno.args[0] ?? 1500);
+const SOURCE_BYTES = Number(Deno.args[1] ?? 100_000_000);
+
+function serve(port: number, handle: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  (async () => {
+    for await (const conn of listener) handle(conn).catch(() => {}).finally(() => conn.close());
+  })();
+}
+const chunk = new Uint8Array(256 * 1024);
+serve(9000, async (conn) => {
+  const buffer = new Uint8Array(256 * 1024);
+  while ((await conn.read(buffer)) !== null) { /* sink */ }
+});
+serve(9001, async (conn) => {
+  let left = SOURCE_BYTES;
+  while (left > 0) left -= await conn.write(chunk.subarray(0, Math.min(chunk.length, left)));
+});
+serve(9002, async (conn) => {
+  conn.setNoDelay(true);
+  const buffer = new Uint8Array(64 * 1024);
+  while (true) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    await conn.write(buffer.subarray(0, n));
+  }
+});
+const router = new Router({
+  resolvers: [{ name: "bench", resolveAddress: () => ({ kind: "host", host: "127.0.0.1" }) }],
+  dialers: [createDirectDialer()],
+});
+await startTunDataPlane({
+  network: { base: ipv4ToNumber("198.18.0.0")!, prefix: 16 },
+  address: ipv4ToNumber("198.18.0.1")!,
+  mtu,
+  router,
+  idleTimeoutMs: 0,
+  receiveBuffer: 4 * 1024 * 1024,
+  sendBuffer: 4 * 1024 * 1024,
+});
+console.log("READY");
