@@ -28,6 +28,8 @@ export interface RunOptions {
   pluginConfig: string[];
   pluginIsolation: boolean;
   services: { name: string; namespace: string; port?: number }[];
+  /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`). */
+  socks?: { hostname: string; port: number };
   clusterDomain: string;
 }
 
@@ -207,6 +209,11 @@ export function runOptionsFrom(
     pluginConfig: (raw.pluginConfig as string[] | undefined) ?? [],
     pluginIsolation: raw.pluginIsolation as boolean,
     services: (raw.services as RunOptions["services"] | undefined) ?? [],
+    socks: raw.socks === undefined
+      ? undefined
+      : raw.socks === true
+      ? { hostname: "127.0.0.1", port: 1080 }
+      : parseListenAddress(String(raw.socks), 1080),
     clusterDomain: String(raw.clusterDomain).replace(/^\.+|\.+$/g, "").toLowerCase(),
   };
 }

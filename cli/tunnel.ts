@@ -24,6 +24,7 @@ import { parseVipBase, VipPool, vipStatePath } from "../core/vip.ts";
 import { builtinPlugins } from "../plugins/builtin.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { parsePluginConfig } from "./plugin_options.ts";
+import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 
 const log = logger("run");
@@ -201,6 +202,22 @@ export async function startTunnel(
           resolvers.upstreams.join(", ") || "(no upstream)"
         }`,
     );
+
+    if (options.socks) {
+      const proxy = startProxyFront({
+        store,
+        scope: { ...scope, defaultNamespace: kube.namespace },
+        resolvers: parts.resolvers,
+        dialers: parts.dialers,
+        vips,
+        socks: options.socks,
+      });
+      cleanups.push(() => proxy.close());
+      const a = proxy.socksAddress!;
+      say(
+        `SOCKS5 proxy on ${a.hostname}:${a.port} (curl --proxy socks5h://${a.hostname}:${a.port} …)`,
+      );
+    }
 
     let apiUrl: string | undefined;
     if (options.http > 0) {

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { registerCleanup } from "./cleanup.ts";
 import { registerDemo } from "./demo.ts";
 import { registerPlugins } from "./plugins.ts";
+import { registerProxy } from "./proxy.ts";
 import { registerRun } from "./run.ts";
 import { registerSim } from "./sim.ts";
 import { registerStatus } from "./status.ts";
@@ -11,6 +12,7 @@ import { registerStatus } from "./status.ts";
 export function registerCommands(program: Command): void {
   registerRun(program);
   registerDemo(program);
+  registerProxy(program);
   registerSim(program);
   registerStatus(program);
   registerPlugins(program);

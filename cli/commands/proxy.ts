@@ -1,0 +1,118 @@
+/** `k8stun proxy`: SOCKS5 and HTTP proxy into the cluster, without root. */
+import type { Command } from "commander";
+import { Option } from "commander";
+import { startClusterView } from "../../core/cluster/view.ts";
+import { loadKubeConfig } from "../../core/kubeconfig.ts";
+import type { NameScope } from "../../core/names.ts";
+import { DialerChain } from "../../core/plugins/chain.ts";
+import { collectParts, defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
+import { builtinPlugins } from "../../plugins/builtin.ts";
+import { parsePluginConfig } from "../plugin_options.ts";
+import { startProxyFront } from "../proxy_front.ts";
+import { parseListenAddress } from "../run_options.ts";
+import { runUntilSignalled } from "../session.ts";
+
+interface ProxyFlags {
+  listenSocks?: string;
+  listenHttp?: string;
+  proxyUser?: string;
+  proxyPassword?: string;
+  kubeconfig?: string;
+  context?: string;
+  namespaces?: string;
+  clusterDomain: string;
+  pluginDir?: string[];
+  pluginConfig?: string[];
+}
+
+/** Registers `proxy`. */
+export function registerProxy(program: Command): void {
+  program.command("proxy")
+    .description("SOCKS5 and HTTP proxy into the cluster (no root needed)")
+    .option("--listen-socks <addr>", "SOCKS5 listener", "127.0.0.1:1080")
+    .option("--listen-http <addr>", "HTTP proxy listener (CONNECT, http:// URLs, /proxy.pac)")
+    .option("--proxy-user <user>", "require this username (SOCKS5 RFC 1929, HTTP Basic)")
+    .addOption(
+      new Option("--proxy-password <password>", "and this password").env("K8STUN_PROXY_PASSWORD"),
+    )
+    .option("--kubeconfig <file>", "kubeconfig file")
+    .option("-c, --context <name>", "kubeconfig context")
+    .option("-n, --namespaces <list>", "namespaces to watch when listing all is forbidden")
+    .option("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local")
+    .option(
+      "--plugin-dir <dir>",
+      "plugin directory (repeatable)",
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option(
+      "--plugin-config <name.key=value>",
+      "plugin configuration (repeatable)",
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .action(async (flags: ProxyFlags) => {
+      if ((flags.proxyUser === undefined) !== (flags.proxyPassword === undefined)) {
+        throw new Error("--proxy-user and --proxy-password go together");
+      }
+      const auth = flags.proxyUser
+        ? { username: flags.proxyUser, password: flags.proxyPassword! }
+        : undefined;
+      const kube = loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
+      const view = await startClusterView({
+        kubeConfig: kube.kubeConfig,
+        namespaces: flags.namespaces?.split(",").map((s) => s.trim()).filter(Boolean) ??
+          [kube.namespace],
+      });
+      await view.synced;
+      const store = view.store;
+      const scope: NameScope = {
+        clusterDomain: flags.clusterDomain,
+        isNamespace: (ns) => store.namespaces().includes(ns),
+        explicitNamespaces: new Set(),
+        defaultNamespace: kube.namespace,
+      };
+      const dialers = new DialerChain();
+      const { plugins, failures } = await loadPlugins(
+        builtinPlugins({ view: store, scope, kubeConfig: kube.kubeConfig }),
+        flags.pluginDir ?? [defaultPluginDir()],
+        {
+          cluster: store,
+          dialers,
+          config: parsePluginConfig(flags.pluginConfig ?? []),
+          isolate: true,
+        },
+      );
+      for (const f of failures) console.log(`plugin not loaded: ${f.message}`);
+      const parts = collectParts(plugins);
+      const proxy = startProxyFront({
+        store,
+        scope,
+        resolvers: parts.resolvers,
+        dialers: parts.dialers,
+        socks: flags.listenSocks ? parseListenAddress(flags.listenSocks, 1080) : undefined,
+        http: flags.listenHttp ? parseListenAddress(flags.listenHttp, 8118) : undefined,
+        auth,
+      });
+      console.log(
+        `context ${kube.context} (${kube.server}); short names resolve in namespace ${kube.namespace}`,
+      );
+      if (proxy.socksAddress) {
+        const a = proxy.socksAddress;
+        console.log(
+          `SOCKS5 on ${a.hostname}:${a.port}   curl --proxy socks5h://${a.hostname}:${a.port} http://SERVICE.NAMESPACE/`,
+        );
+      }
+      if (proxy.httpAddress) {
+        const a = proxy.httpAddress;
+        console.log(
+          `HTTP proxy on ${a.hostname}:${a.port}   curl -x http://${a.hostname}:${a.port} http://SERVICE.NAMESPACE/`,
+        );
+        console.log(`PAC file: http://${a.hostname}:${a.port}/proxy.pac`);
+      }
+      console.log("k8stun proxy is ready. Press Ctrl-C to stop.");
+      await runUntilSignalled(async () => {
+        await proxy.close();
+        view.close();
+        for (const p of plugins) p.close?.();
+      });
+    });
+}

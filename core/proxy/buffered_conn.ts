@@ -1,0 +1,62 @@
+/**
+ * Reading a handshake from a socket in exact pieces, with a deadline, without losing bytes that
+ * arrived after it (they are handed to the relay).
+ */
+
+/** A connection with a read-ahead buffer. */
+export class BufferedConn {
+  #buffer = new Uint8Array(0);
+
+  constructor(readonly conn: Deno.Conn, readonly deadline: number) {}
+
+  /** Exactly `n` bytes, or throws on EOF or when the deadline passes. */
+  async readExactly(n: number): Promise<Uint8Array> {
+    while (this.#buffer.length < n) await this.#fill();
+    const out = this.#buffer.slice(0, n);
+    this.#buffer = this.#buffer.subarray(n);
+    return out;
+  }
+
+  /** Bytes up to and including `delimiter`, at most `limit` bytes. */
+  async readUntil(delimiter: Uint8Array, limit: number): Promise<Uint8Array> {
+    while (true) {
+      const at = indexOf(this.#buffer, delimiter);
+      if (at >= 0) return await this.readExactly(at + delimiter.length);
+      if (this.#buffer.length >= limit) throw new Error(`request head larger than ${limit} bytes`);
+      await this.#fill();
+    }
+  }
+
+  /** Whatever is buffered beyond the handshake. */
+  rest(): Uint8Array {
+    const out = this.#buffer;
+    this.#buffer = new Uint8Array(0);
+    return out;
+  }
+
+  async #fill(): Promise<void> {
+    const left = this.deadline - Date.now();
+    if (left <= 0) throw new Error("handshake timed out");
+    const chunk = new Uint8Array(4096);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const n = await Promise.race([
+      this.conn.read(chunk),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("handshake timed out")), left);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (n === null) throw new Error("connection closed during the handshake");
+    const merged = new Uint8Array(this.#buffer.length + n);
+    merged.set(this.#buffer);
+    merged.set(chunk.subarray(0, n), this.#buffer.length);
+    this.#buffer = merged;
+  }
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}

@@ -1,0 +1,125 @@
+/**
+ * The HTTP proxy front: `CONNECT host:port` tunnels (RFC 9110 §9.3.6), absolute-form requests
+ * (`GET http://svc.ns/…`, RFC 9112 §3.2.2) forwarded in origin form with `Connection: close`,
+ * `407` when credentials are required, and the PAC file at `/proxy.pac`.
+ */
+import type { FlowRequest } from "../../mod.ts";
+import type { BufferedConn } from "./buffered_conn.ts";
+import type { ProxyAuth } from "./socks5.ts";
+
+const MAX_HEAD = 32 * 1024;
+
+/** What a request head asks for. */
+export type HttpProxyRequest =
+  | { kind: "connect"; flow: FlowRequest }
+  | { kind: "forward"; flow: FlowRequest; head: Uint8Array }
+  | { kind: "pac" }
+  | { kind: "error"; status: number; message: string; headers?: Record<string, string> };
+
+/** Reads and interprets one request head. */
+export async function readProxyRequest(
+  reader: BufferedConn,
+  auth: ProxyAuth | undefined,
+  source: { address: string; port: number },
+): Promise<HttpProxyRequest> {
+  const head = new TextDecoder().decode(
+    await reader.readUntil(new TextEncoder().encode("\r\n\r\n"), MAX_HEAD),
+  );
+  const [requestLine, ...headerLines] = head.slice(0, -4).split("\r\n");
+  const [method, target, version] = requestLine.split(" ");
+  if (!method || !target || !/^HTTP\/1\.[01]$/.test(version ?? "")) {
+    return { kind: "error", status: 400, message: "malformed request line" };
+  }
+  const headers = headerLines.map((line) => {
+    const colon = line.indexOf(":");
+    return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
+  });
+  if (method === "GET" && (target === "/proxy.pac" || target === "/")) return { kind: "pac" };
+  if (auth) {
+    const given = headers.find(([k]) => k === "proxy-authorization")?.[1] ?? "";
+    const expected = `Basic ${btoa(`${auth.username}:${auth.password}`)}`;
+    if (given !== expected) {
+      return {
+        kind: "error",
+        status: 407,
+        message: "proxy authentication required",
+        headers: { "proxy-authenticate": 'Basic realm="k8stun"' },
+      };
+    }
+  }
+  if (method === "CONNECT") {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(target);
+    if (!m) return { kind: "error", status: 400, message: "CONNECT needs host:port" };
+    return { kind: "connect", flow: flowFor(m[1], Number(m[2]), source) };
+  }
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return { kind: "error", status: 400, message: "a proxy request needs an absolute URL" };
+  }
+  if (url.protocol !== "http:") {
+    return {
+      kind: "error",
+      status: 400,
+      message: `only http:// is forwarded (use CONNECT for ${url.protocol})`,
+    };
+  }
+  const kept = headerLines.filter((l) => !/^(proxy-[^:]*|connection|keep-alive):/i.test(l));
+  const rewritten = [
+    `${method} ${url.pathname}${url.search} ${version}`,
+    ...kept,
+    "Connection: close",
+    "",
+    "",
+  ]
+    .join("\r\n");
+  return {
+    kind: "forward",
+    flow: flowFor(url.hostname, Number(url.port || 80), source),
+    head: new TextEncoder().encode(rewritten),
+  };
+}
+
+function flowFor(
+  host: string,
+  port: number,
+  source: { address: string; port: number },
+): FlowRequest {
+  const isAddress = /^\d+\.\d+\.\d+\.\d+$/.test(host);
+  return {
+    ...(isAddress ? { address: host } : { name: host }),
+    port,
+    protocol: "tcp",
+    front: "http",
+    source,
+  };
+}
+
+/** An HTTP/1.1 response with a plain-text body. */
+export function textResponse(
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Uint8Array {
+  const reasons: Record<number, string> = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    407: "Proxy Authentication Required",
+    502: "Bad Gateway",
+    504: "Gateway Timeout",
+  };
+  const body = message.endsWith("\n") ? message : `${message}\n`;
+  const lines = [
+    `HTTP/1.1 ${status} ${reasons[status] ?? "Error"}`,
+    "content-type: text/plain; charset=utf-8",
+    `content-length: ${new TextEncoder().encode(body).length}`,
+    "connection: close",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    "",
+    body,
+  ];
+  return new TextEncoder().encode(lines.join("\r\n"));
+}
