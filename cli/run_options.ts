@@ -4,6 +4,7 @@
  * is checked here, so a bad flag fails before anything on the system changes.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { parseSocksUpstream, type SocksUpstream } from "../plugins/socks_upstream/mod.ts";
 
 /** DNS modes, by their canonical names. */
 export type DnsModeName = "tun_route" | "forward" | "disabled";
@@ -28,6 +29,8 @@ export interface RunOptions {
   pluginConfig: string[];
   pluginIsolation: boolean;
   services: { name: string; namespace: string; port?: number }[];
+  /** Dial through this SOCKS5 proxy (`--socks-upstream`). */
+  socksUpstream?: SocksUpstream;
   /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`). */
   socks?: { hostname: string; port: number };
   clusterDomain: string;
@@ -182,7 +185,13 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
         "run third-party resolver and dialer plugins in permission-limited Workers",
       )
         .argParser(parseBool).default(true),
-    );
+    )
+    .option(
+      "--socks-upstream <[user:pass@]host:port>",
+      "send cluster traffic through this SOCKS5 proxy (a bastion, or another k8stun proxy)",
+      parseSocksUpstream,
+    )
+    .option("--socks [addr]", "also serve SOCKS5 (proxy mode) on ADDR (default 127.0.0.1:1080)");
 }
 
 /** Turns commander's option bag into {@link RunOptions}. */
@@ -209,6 +218,7 @@ export function runOptionsFrom(
     pluginConfig: (raw.pluginConfig as string[] | undefined) ?? [],
     pluginIsolation: raw.pluginIsolation as boolean,
     services: (raw.services as RunOptions["services"] | undefined) ?? [],
+    socksUpstream: raw.socksUpstream as SocksUpstream | undefined,
     socks: raw.socks === undefined
       ? undefined
       : raw.socks === true

@@ -125,7 +125,13 @@ export async function startTunnel(
     }
 
     const dialers = new DialerChain();
-    const builtins = builtinPlugins({ view: store, scope, kubeConfig: kube.kubeConfig, telemetry });
+    const builtins = builtinPlugins({
+      view: store,
+      scope,
+      kubeConfig: kube.kubeConfig,
+      telemetry,
+      socksUpstream: options.socksUpstream,
+    });
     const pluginDirs = options.pluginDirs.length > 0 ? options.pluginDirs : [defaultPluginDir()];
     const { plugins, failures } = await loadPlugins(builtins, pluginDirs, {
       cluster: store,

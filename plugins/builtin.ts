@@ -12,6 +12,7 @@ import { directPlugin } from "./direct/mod.ts";
 import { dnsModesPlugin } from "./dns/mod.ts";
 import { kubernetesResolverPlugin } from "./kubernetes/mod.ts";
 import { portForwardPlugin } from "./portforward/mod.ts";
+import { type SocksUpstream, socksUpstreamPlugin } from "./socks_upstream/mod.ts";
 
 /** What the built-ins are built over. */
 export interface BuiltinRuntime {
@@ -19,6 +20,8 @@ export interface BuiltinRuntime {
   scope: NameScope;
   kubeConfig: KubeConfig;
   telemetry?: TelemetrySink;
+  /** `--socks-upstream`: dial through this SOCKS5 proxy instead of port-forwarding. */
+  socksUpstream?: SocksUpstream;
 }
 
 /** The built-in plugins; without a runtime, over an empty cluster (for `plugins list`). */
@@ -33,6 +36,7 @@ export function builtinPlugins(runtime?: BuiltinRuntime): PluginModule[] {
     kubeConfig: new KubeConfig(),
   };
   return [
+    ...(runtime?.socksUpstream ? [socksUpstreamPlugin(runtime.socksUpstream)] : []),
     kubernetesResolverPlugin(r.view, r.scope),
     portForwardPlugin({ kubeConfig: r.kubeConfig, telemetry: r.telemetry }),
     directPlugin,

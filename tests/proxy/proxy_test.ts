@@ -7,6 +7,7 @@ import { socks5Handshake } from "../../core/proxy/socks5.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
 import { startProxyFront } from "../../cli/proxy_front.ts";
+import { createSocksUpstreamDialer, parseSocksUpstream } from "../../plugins/socks_upstream/mod.ts";
 
 async function proxyOverSim(auth?: { username: string; password: string }) {
   const sim = await startSimCluster({ fixture: DEMO_FIXTURE });
@@ -228,4 +229,38 @@ Deno.test("proxy: 100,000 truncated or garbage SOCKS handshakes get a reply or a
     }
   }
   assert(completed > 0);
+});
+
+Deno.test({
+  name: "proxy: the SOCKS5-upstream dialer reaches a pod through k8stun's own SOCKS listener",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using p = await proxyOverSim({ username: "u", password: "p" });
+    const [hostname, port] = p.socks.split(":");
+    const upstream = parseSocksUpstream(`u:p@${hostname}:${port}`);
+    const dialer = createSocksUpstreamDialer(upstream);
+    const pod = p.store.pod("demo", "db-1")!;
+    const target = {
+      kind: "pod" as const,
+      namespace: "demo",
+      name: "db-1",
+      port: 5432,
+      ip: pod.ip,
+    };
+    assert(await dialer.accepts(target));
+    const duplex = await dialer.dial(target, {
+      signal: new AbortController().signal,
+      flow: { port: 5432, protocol: "tcp", front: "tun" },
+    });
+    const writer = duplex.writable.getWriter();
+    await writer.write(new TextEncoder().encode("via-bastion"));
+    await writer.close();
+    assertEquals(await new Response(duplex.readable).text(), "db-1\nvia-bastion");
+    const refused = await dialer.dial({ ...target, port: 1 }, {
+      signal: new AbortController().signal,
+      flow: { port: 1, protocol: "tcp", front: "tun" },
+    }).catch((e) => e);
+    assertEquals(refused.reason, "refused");
+  },
 });
