@@ -151,7 +151,12 @@ export async function startTunnel(
 
     const resolvers = await systemResolvers();
     const upstream = new UpstreamResolver(resolvers.upstreams);
-    const dns = new DnsServer(new ClusterAnswerer(store, vips, scope), upstream, telemetry);
+    const pluginResolvers = parts.resolvers.filter((r) => r.name !== "kubernetes");
+    const dns = new DnsServer(
+      new ClusterAnswerer(store, vips, scope, pluginResolvers),
+      upstream,
+      telemetry,
+    );
 
     const dataPlane: TunDataPlane = await startTunDataPlane({
       network,

@@ -6,6 +6,7 @@
  * do not exist. Pure: no sockets; `null` means "not a cluster name, forward it".
  */
 import type { Packet, Question } from "dns-packet";
+import type { Resolver } from "../../mod.ts";
 import type { ClusterView } from "../cluster/types.ts";
 import { type ClusterQuestion, type NameScope, parseClusterName } from "../names.ts";
 import type { VipPool } from "../vip.ts";
@@ -22,14 +23,39 @@ export interface ClusterAnswer {
 
 /** Answers cluster questions. */
 export class ClusterAnswerer {
+  /**
+   * @param resolvers plugin resolvers consulted for names outside the cluster grammar (custom
+   *   suffixes such as `*.internal`); a service or pod they return gets a VIP like any other.
+   */
   constructor(
     readonly view: ClusterView,
     readonly vips: VipPool,
     readonly scope: NameScope,
+    readonly resolvers: Resolver[] = [],
   ) {}
 
-  /** The answer for one question, or null when the name is not the cluster's. */
-  answer(question: Question): ClusterAnswer | null {
+  /** The answer for one question, or null when no one claims the name (forward it upstream). */
+  async answer(question: Question): Promise<ClusterAnswer | null> {
+    const local = this.answerCluster(question);
+    if (local || this.resolvers.length === 0 || question.type === "PTR") return local;
+    const name = question.name.toLowerCase().replace(/\.$/, "");
+    for (const resolver of this.resolvers) {
+      const target = await resolver.resolveName?.(name);
+      if (!target) continue;
+      if (target.kind === "host") return null;
+      if (question.type !== "A") return this.#negative("NOERROR");
+      const vip = this.vips.allocate({
+        type: target.kind,
+        namespace: target.namespace,
+        name: target.name,
+      });
+      return this.#ok([{ type: "A", name, ttl: CLUSTER_TTL, data: vip }]);
+    }
+    return null;
+  }
+
+  /** The answer from the cluster grammar alone, or null when the name is not the cluster's. */
+  answerCluster(question: Question): ClusterAnswer | null {
     const name = question.name.toLowerCase().replace(/\.$/, "");
     if (question.type === "PTR") return this.#ptr(name);
     const parsed = parseClusterName(name, this.scope);

@@ -52,7 +52,7 @@ export class DnsServer {
     const question = packet.questions?.length === 1 ? packet.questions[0] : undefined;
     let answer;
     try {
-      answer = question ? this.answerer.answer(question) : null;
+      answer = question ? await this.answerer.answer(question) : null;
     } catch (error) {
       log.warn("answering {name} failed: {error}", { name: question?.name, error: String(error) });
       return this.#error(query, "SERVFAIL");

@@ -224,3 +224,118 @@ Deno.test("plugins: a dialer that throws, rejects or hangs fails only that flow,
   assertMatch(e3.message, /plugin bad: resolver hang resolveName\(hang.test\)/);
   assert(Date.now() - started < 5_000);
 });
+
+Deno.test({
+  name: "plugins: the example resolver's custom name resolves over DNS and through SOCKS",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { ClusterStore } = await import("../../core/cluster/store.ts");
+    const { ClusterAnswerer } = await import("../../core/dns/answer.ts");
+    const { VipPool, parseVipBase } = await import("../../core/vip.ts");
+    const { startProxyFront } = await import("../../cli/proxy_front.ts");
+    await using dir = await pluginDir({ "internal-names.ts": await example("internal-names.ts") });
+    await using echo = await startEchoServer();
+    const store = new ClusterStore();
+    store.applyService({
+      metadata: { namespace: "default", name: "api" },
+      spec: { clusterIP: "10.96.0.9", ports: [{ port: 80 }] },
+    });
+    const { plugins } = await loadPlugins([], [dir.path], { cluster: store });
+    const resolvers = collectParts(plugins).resolvers;
+    const scope = {
+      clusterDomain: "cluster.local",
+      isNamespace: () => false,
+      explicitNamespaces: new Set<string>(),
+    };
+    const vips = new VipPool({ network: parseVipBase(undefined), staleMs: 0 });
+    const answerer = new ClusterAnswerer(store, vips, scope, resolvers);
+    const a = await answerer.answer({ type: "A", name: "api.internal" });
+    assertEquals(a?.answers, [{ type: "A", name: "api.internal", ttl: 30, data: "198.18.0.2" }]);
+    assertEquals(vips.lookup("198.18.0.2"), { type: "service", namespace: "default", name: "api" });
+
+    // Through SOCKS: the custom name becomes the service, dialed by a test dialer that records it.
+    const dialed: string[] = [];
+    const proxy = startProxyFront({
+      store,
+      scope,
+      resolvers,
+      dialers: [{
+        name: "record",
+        accepts: () => true,
+        async dial(target) {
+          dialed.push(JSON.stringify(target));
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: echo.port });
+          return { readable: conn.readable, writable: conn.writable, abort: () => conn.close() };
+        },
+      }],
+      socks: { hostname: "127.0.0.1", port: 0 },
+    });
+    try {
+      store.applyEndpointSlice({
+        metadata: {
+          namespace: "default",
+          name: "api-x",
+          labels: { "kubernetes.io/service-name": "api" },
+        },
+        endpoints: [{
+          addresses: ["10.244.0.9"],
+          conditions: { ready: true },
+          targetRef: { kind: "Pod", name: "api-0" },
+        }],
+        ports: [{ port: 8080 }],
+      });
+      await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-m",
+          "5",
+          "--socks5-hostname",
+          `127.0.0.1:${proxy.socksAddress!.port}`,
+          "http://api.internal/",
+        ],
+        stdout: "piped",
+      }).output();
+      assertEquals(dialed.length, 1);
+      assertEquals(JSON.parse(dialed[0]), {
+        kind: "pod",
+        namespace: "default",
+        name: "api-0",
+        port: 8080,
+        ip: "10.244.0.9",
+      });
+    } finally {
+      await proxy.close();
+    }
+  },
+});
+
+Deno.test("plugins: k8stun plugins list shows built-ins and loaded plugins in effective order", async () => {
+  await using dir = await pluginDir({
+    "internal-names.ts": await example("internal-names.ts"),
+    "logging-dialer.ts": await example("logging-dialer.ts"),
+  });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../cli/main.ts", import.meta.url).pathname,
+      "plugins",
+      "list",
+      "--plugin-dir",
+      dir.path,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const rows = new TextDecoder().decode(out.stdout).split("\n").filter((l) => /^\d+\s/.test(l))
+    .map((l) => l.split(/\s+/)[1]);
+  assertEquals(rows, [
+    "logging-dialer",
+    "internal-names",
+    "dns-modes",
+    "kubernetes",
+    "portforward",
+    "direct",
+  ]);
+});
