@@ -27,7 +27,7 @@ serve(9001, async (conn) => {
   while (left > 0) left -= await conn.write(chunk.subarray(0, Math.min(chunk.length, left)));
 });
 serve(9002, async (conn) => {
-  conn.setNoDelay(true);
+  (conn as Deno.TcpConn).setNoDelay(true);
   const buffer = new Uint8Array(64 * 1024);
   while (true) {
     const n = await conn.read(buffer);
