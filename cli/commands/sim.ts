@@ -12,6 +12,7 @@ export function registerSim(program: Command): void {
     .option("--kubeconfig-out <file>", "write a kubeconfig for it here")
     .option("--listen <host:port>", "API address", "127.0.0.1:0")
     .option("--no-tls", "serve plain HTTP instead of HTTPS")
+    .option("--no-tunnel", "refuse the SPDY-over-WebSocket tunnel, like clusters before 1.31")
     .option("--token <token>", "bearer token the API requires (default: random)")
     .option("--namespace <ns>", "the kubeconfig context's namespace", "default")
     .action(
@@ -21,6 +22,7 @@ export function registerSim(program: Command): void {
           kubeconfigOut?: string;
           listen: string;
           tls: boolean;
+          tunnel: boolean;
           token?: string;
           namespace: string;
         },
@@ -32,6 +34,7 @@ export function registerSim(program: Command): void {
         const sim = await startSimCluster({
           fixture,
           tls: options.tls,
+          tunnel: options.tunnel,
           token: options.token,
           hostname: listen.hostname,
           port: listen.port,

@@ -16,7 +16,14 @@ import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import { type WebSocket, WebSocketServer } from "ws";
 import { type MessageSocket, serveV4PortForward } from "./portforward/v4.ts";
-import { checkPortForward, handleSimRequest, type SimServerContext } from "./server.ts";
+import {
+  checkPortForward,
+  handleSimRequest,
+  type SimServerContext,
+  SPDY_TUNNEL,
+} from "./server.ts";
+import { serveSpdyPortForward } from "./portforward/spdy_server.ts";
+import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
 
 /** A listening simulated API server. */
@@ -53,6 +60,11 @@ export function listenSim(
       noServer: true,
       handleProtocols: () => checked.protocol || false,
     });
+    // `ws` rejects "/" in a subprotocol token, and Kubernetes' tunnel is named
+    // "SPDY/3.1+portforward.k8s.io": hand `ws` a placeholder; it echoes what handleProtocols returns.
+    if (checked.protocol === SPDY_TUNNEL) {
+      req.headers["sec-websocket-protocol"] = "k8stun-spdy-tunnel";
+    }
     chooser.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       ws.binaryType = "nodebuffer";
       const messageSocket: MessageSocket = {
@@ -67,6 +79,11 @@ export function listenSim(
           ),
         onClose: (listener) => ws.on("close", listener),
       };
+      ctx.upgrades.set(checked.protocol, (ctx.upgrades.get(checked.protocol) ?? 0) + 1);
+      if (checked.protocol === SPDY_TUNNEL) {
+        serveSpdyPortForward(tunnelTransport(ws), checked.context);
+        return;
+      }
       serveV4PortForward(
         messageSocket,
         checked.ports,
@@ -155,4 +172,18 @@ function writeRawResponse(socket: NodeDuplex, response: Response): void {
     );
     socket.end(lines.join("\r\n"));
   });
+}
+
+/** The SPDY tunnel's WebSocket as a byte pipe: binary messages carry SPDY bytes; text → Close. */
+function tunnelTransport(ws: WebSocket): ByteTransport {
+  return {
+    write: (bytes) => ws.send(bytes),
+    onData: (listener) =>
+      ws.on("message", (data: Uint8Array, isBinary: boolean) => {
+        if (isBinary) listener(new Uint8Array(data));
+        else ws.close(1000);
+      }),
+    onClose: (listener) => ws.on("close", listener),
+    close: () => ws.close(1000),
+  };
 }

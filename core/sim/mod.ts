@@ -34,6 +34,8 @@ export interface SimOptions {
   hostname?: string;
   /** Port (default 0: any free port). */
   port?: number;
+  /** Tunnel SPDY over WebSocket (default true); false emulates clusters before 1.31. */
+  tunnel?: boolean;
 }
 
 /** A running simulated cluster. */
@@ -55,6 +57,8 @@ export interface SimCluster extends AsyncDisposable {
   compact(): void;
   /** Ends every open watch stream (as an API server restart or a proxy timeout would). */
   dropWatches(): void;
+  /** Port-forward upgrades accepted so far, by subprotocol ("" = none offered). */
+  upgrades(): Map<string, number>;
   /** Where a pod's container port really listens. */
   podAddress(
     namespace: string,
@@ -96,6 +100,8 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     faults,
     token,
     watches,
+    tunnel: options.tunnel !== false,
+    upgrades: new Map(),
     async dialPodPort(namespace, pod, port) {
       const fault = faults.portForwardFault(namespace, pod, port);
       const server = servers.get(`${namespace}/${pod}:${port}`);
@@ -162,6 +168,7 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     dropWatches: () => {
       for (const stop of [...watches]) stop();
     },
+    upgrades: () => new Map(context.upgrades),
     podAddress(ns, pod, port) {
       const s = servers.get(`${ns}/${pod}:${port}`);
       return s ? { hostname: "127.0.0.1", port: s.port } : undefined;

@@ -17,6 +17,10 @@ export interface SimServerContext {
   dialPodPort(namespace: string, pod: string, port: number): Promise<Deno.Conn>;
   /** Open watch streams, so tests can drop them. */
   watches: Set<() => void>;
+  /** Whether WebSocket offers of `SPDY/3.1+portforward.k8s.io` are tunnelled (1.31+ default). */
+  tunnel: boolean;
+  /** Port-forward upgrades accepted, by protocol (tests check session reuse with it). */
+  upgrades: Map<string, number>;
 }
 
 const encoder = new TextEncoder();
@@ -307,6 +311,9 @@ function resource(name: string, kind: string, namespaced: boolean) {
   };
 }
 
+/** The tunnelled SPDY subprotocol (kubernetes.md §3.3). */
+export const SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io";
+
 /** A port-forward request that passed every check, ready for the protocol engine. */
 export interface AcceptedPortForward {
   ports: number[];
@@ -349,6 +356,18 @@ export function checkPortForward(
   if ((request.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") {
     return status(400, "BadRequest", "Upgrade request required");
   }
+  const offers = (request.headers.get("sec-websocket-protocol") ?? "").split(",")
+    .map((s) => s.trim()).filter(Boolean);
+  const context = {
+    namespace,
+    pod: name,
+    uid: pod.uid,
+    dialPodPort: (port: number) => ctx.dialPodPort(namespace, name, port),
+  };
+  // KEP-4006: a WebSocket offering SPDY/3.1+…k8s.io is tunnelled; ports travel in stream headers.
+  if (ctx.tunnel && offers.includes(SPDY_TUNNEL)) {
+    return { ports: [], protocol: SPDY_TUNNEL, context };
+  }
   if (ports.length === 0) return plain(400, 'query parameter "port" is required');
   if (ports.includes(0)) return plain(400, 'port "0" must be > 0');
   const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",")
@@ -359,16 +378,7 @@ export function checkPortForward(
   if (protocol === undefined) {
     return new Response(null, { status: 403, headers: { connection: "close" } });
   }
-  return {
-    ports,
-    protocol,
-    context: {
-      namespace,
-      pod: name,
-      uid: pod.uid,
-      dialPodPort: (port) => ctx.dialPodPort(namespace, name, port),
-    },
-  };
+  return { ports, protocol, context };
 }
 
 function plain(code: number, text: string): Response {

@@ -2,7 +2,10 @@
  * The built-in port-forward dialer: reaches a pod's port through the API server's
  * `pods/{name}/portforward`, authenticating exactly as the kubeconfig says (tokens, client
  * certificates, exec plugins — credentials are re-applied on every dial, so expiring tokens
- * refresh). Transport: one v4 channel WebSocket per connection (kubernetes.md §2).
+ * refresh). Transport: one SPDY/3.1 session per pod tunnelled over a WebSocket (kubernetes.md §3,
+ * KEP-4006), each connection a stream pair on it; when a server does not tunnel SPDY (before 1.31,
+ * or the gate off), one v4 channel WebSocket per connection (§2). The choice is remembered per API
+ * server. A session that closes is re-opened (with fresh credentials) by the next dial.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
@@ -14,6 +17,7 @@ import {
 } from "../../mod.ts";
 import { NoTelemetry, type TelemetrySink } from "../../core/telemetry.ts";
 import { openV4Stream } from "./v4_stream.ts";
+import { SpdySession, SpdyUnavailable } from "./spdy_session.ts";
 
 /** Options for {@link createPortForwardDialer}. */
 export interface PortForwardDialerOptions {
@@ -24,27 +28,73 @@ export interface PortForwardDialerOptions {
 /** Builds the dialer. It accepts pod targets. */
 export function createPortForwardDialer(options: PortForwardDialerOptions): Dialer {
   const telemetry = options.telemetry ?? NoTelemetry;
+  const sessions = new Map<string, Promise<SpdySession>>();
+  const v4Only = new Set<string>();
+  const podUrl = (target: Extract<DialTarget, { kind: "pod" }>, query: string) => {
+    const cluster = options.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new DialError("error", "the kubeconfig has no current cluster");
+    const server = cluster.server.replace(/\/$/, "").replace(/^http/, "ws");
+    return `${server}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${
+      encodeURIComponent(target.name)
+    }/portforward${query}`;
+  };
+  const wsOptions = async () => {
+    const o: Record<string, unknown> = {};
+    await options.kubeConfig.applyToHTTPSOptions(o);
+    return o;
+  };
+  const session = (target: Extract<DialTarget, { kind: "pod" }>): Promise<SpdySession> => {
+    const key = `${target.namespace}/${target.name}`;
+    const existing = sessions.get(key);
+    if (existing) {
+      return existing.then((s) => {
+        if (!s.closed) return s;
+        sessions.delete(key);
+        return session(target);
+      });
+    }
+    const opening = wsOptions().then((o) => SpdySession.open(podUrl(target, ""), o));
+    sessions.set(key, opening);
+    opening.catch(() => sessions.delete(key));
+    return opening;
+  };
   return {
     name: "portforward",
     accepts: (target: DialTarget) => target.kind === "pod",
     async dial(target, { signal }): Promise<Duplex> {
       if (target.kind !== "pod") throw new DialError("unreachable", "not a pod target");
-      const cluster = options.kubeConfig.getCurrentCluster();
-      if (!cluster) throw new DialError("error", "the kubeconfig has no current cluster");
-      const server = cluster.server.replace(/\/$/, "").replace(/^http/, "ws");
-      const url = `${server}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${
-        encodeURIComponent(target.name)
-      }/portforward?ports=${target.port}`;
-      const wsOptions: Record<string, unknown> = {};
-      await options.kubeConfig.applyToHTTPSOptions(wsOptions);
+      const server = options.kubeConfig.getCurrentCluster()?.server ?? "";
       const started = performance.now();
-      const duplex = await openV4Stream(url, wsOptions, signal);
+      if (!v4Only.has(server)) {
+        try {
+          const s = await session(target);
+          const duplex = await s.openStream(target.port, signal);
+          telemetry.emit({
+            type: "portforward_dial",
+            seconds: (performance.now() - started) / 1000,
+            reused: true,
+          });
+          return duplex;
+        } catch (error) {
+          if (!(error instanceof SpdyUnavailable)) throw error;
+          v4Only.add(server); // this API server does not tunnel SPDY: use v4 from now on
+        }
+      }
+      const duplex = await openV4Stream(
+        podUrl(target, `?ports=${target.port}`),
+        await wsOptions(),
+        signal,
+      );
       telemetry.emit({
         type: "portforward_dial",
         seconds: (performance.now() - started) / 1000,
         reused: false,
       });
       return duplex;
+    },
+    close() {
+      for (const s of sessions.values()) s.then((session) => session.close(), () => {});
+      sessions.clear();
     },
   };
 }

@@ -47,9 +47,15 @@ Deno.test({
         isNamespace: (ns: string) => store.namespaces().includes(ns),
         explicitNamespaces: new Set<string>(),
       };
+      const transports: boolean[] = [];
+      const telemetry = {
+        emit(event: { type: string; reused?: boolean }) {
+          if (event.type === "portforward_dial") transports.push(event.reused === true);
+        },
+      };
       const router = new Router({
         resolvers: [createKubernetesResolver(store, scope)],
-        dialers: [createPortForwardDialer({ kubeConfig: kc })],
+        dialers: [createPortForwardDialer({ kubeConfig: kc, telemetry })],
         cluster: store,
         vips,
       });
@@ -69,6 +75,10 @@ Deno.test({
         pods.add(/hello from (\S+)/.exec(page)![1]);
       }
       assertEquals(pods.size, 2, "both pods answer through the real API server");
+      assert(
+        transports.every(Boolean),
+        "the real API server tunnels SPDY: every dial used a session",
+      );
       await until(() => store.podByHostname("demo", "db", "db-0") !== undefined, 10_000);
       assertEquals(await request("db-0.db.demo", 5432, "x"), "db-0\nx");
 

@@ -1,0 +1,138 @@
+/**
+ * The kubelet side of SPDY/3.1 port-forward (kubernetes.md §3, §8 item 5), over any byte pipe: the
+ * WebSocket tunnel (KEP-4006) or a direct upgrade. Streams arrive as SYN_STREAMs with `streamtype`
+ * (error|data), `port` and `requestid`; each gets an empty SYN_REPLY; when both streams of a
+ * request exist the pod port is dialed; a failure writes the kubelet's text on the error stream and
+ * resets it; the client's FIN on the data stream half-closes towards the pod; PINGs are answered.
+ */
+import {
+  controlFrame,
+  dataFrame,
+  FLAG_FIN,
+  FrameParser,
+  payloadStreamId,
+  PING,
+  RST_CANCEL,
+  RST_STREAM,
+  rstStreamPayload,
+  SYN_REPLY,
+  SYN_STREAM,
+  synReplyPayload,
+} from "../../k8s/spdy/frames.ts";
+import { HeaderCompressor, HeaderDecompressor } from "../../k8s/spdy/headers.ts";
+import type { ByteTransport, PortForwardContext } from "./types.ts";
+
+interface Pair {
+  port: number;
+  error?: number;
+  data?: number;
+  conn?: Deno.Conn;
+  writes: Promise<unknown>;
+}
+
+/** Serves one SPDY connection. */
+export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardContext): void {
+  const parser = new FrameParser();
+  const inflate = new HeaderDecompressor();
+  const deflate = new HeaderCompressor();
+  const pairs = new Map<string, Pair>();
+  const byStream = new Map<number, Pair>();
+  let chain: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  const send = (bytes: Uint8Array) => {
+    if (!closed) transport.write(bytes);
+  };
+  const startPair = async (pair: Pair) => {
+    try {
+      const conn = await ctx.dialPodPort(pair.port);
+      pair.conn = conn;
+      ctx.onStream?.("open", pair.port);
+      const buffer = new Uint8Array(32 * 1024);
+      try {
+        while (true) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          send(dataFrame(pair.data!, 0, buffer.slice(0, n)));
+        }
+      } catch {
+        // reset by the pod or closed
+      }
+      send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
+      send(dataFrame(pair.error!, FLAG_FIN, new Uint8Array(0)));
+      ctx.onStream?.("close", pair.port);
+    } catch (error) {
+      const text = `error forwarding port ${pair.port} to pod ${ctx.pod}, uid ${ctx.uid}: ${
+        (error as Error).message
+      }`;
+      send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
+      send(dataFrame(pair.error!, 0, new TextEncoder().encode(text)));
+      send(controlFrame(RST_STREAM, 0, rstStreamPayload(pair.error!, RST_CANCEL)));
+    }
+  };
+  const onSynStream = async (payload: Uint8Array) => {
+    const streamId = payloadStreamId(payload);
+    const headers = await inflate.decompress(payload.subarray(10));
+    const type = headers.get("streamtype");
+    const port = Number(headers.get("port"));
+    const requestId = headers.get("requestid") ?? String(streamId);
+    if ((type !== "error" && type !== "data") || !Number.isInteger(port) || port <= 0) {
+      send(controlFrame(RST_STREAM, 0, rstStreamPayload(streamId, RST_CANCEL)));
+      return;
+    }
+    send(controlFrame(SYN_REPLY, 0, synReplyPayload(streamId, await deflate.compress([]))));
+    const pair = pairs.get(requestId) ?? { port, writes: Promise.resolve() };
+    pairs.set(requestId, pair);
+    pair[type] = streamId;
+    byStream.set(streamId, pair);
+    if (pair.error !== undefined && pair.data !== undefined) void startPair(pair);
+  };
+  transport.onData((bytes) => {
+    let frames;
+    try {
+      frames = parser.push(bytes);
+    } catch {
+      transport.close();
+      return;
+    }
+    for (const frame of frames) {
+      if (frame.kind === "control") {
+        if (frame.type === SYN_STREAM) {
+          chain = chain.then(() => onSynStream(frame.payload)).catch(() => {});
+        } else if (frame.type === PING) send(controlFrame(PING, 0, frame.payload));
+        else if (frame.type === RST_STREAM) {
+          const pair = byStream.get(payloadStreamId(frame.payload));
+          try {
+            pair?.conn?.close();
+          } catch {
+            // closed already
+          }
+        }
+        continue;
+      }
+      const pair = byStream.get(frame.streamId);
+      if (!pair || frame.streamId !== pair.data) continue; // writes to the error stream are ignored
+      const data = frame.data;
+      const fin = (frame.flags & FLAG_FIN) !== 0;
+      pair.writes = pair.writes.then(async () => {
+        // Client bytes may arrive before the pod connection exists: wait for it.
+        for (let i = 0; !pair.conn && i < 500; i++) await new Promise((r) => setTimeout(r, 2));
+        if (!pair.conn) return;
+        let off = 0;
+        while (off < data.length) off += await pair.conn.write(data.subarray(off));
+        if (fin) await pair.conn.closeWrite();
+      }).catch(() => {});
+    }
+  });
+  transport.onClose(() => {
+    closed = true;
+    for (const pair of pairs.values()) {
+      try {
+        pair.conn?.close();
+      } catch {
+        // closed already
+      }
+    }
+    inflate.close();
+    deflate.close();
+  });
+}

@@ -1,0 +1,293 @@
+/**
+ * One SPDY/3.1 port-forward session to a pod, tunnelled over a WebSocket (KEP-4006, the default
+ * since Kubernetes 1.31; kubernetes.md §3): each connection is an error+data stream pair, so a new
+ * connection costs two SYN_STREAMs on an open link instead of TLS + upgrade + authorisation. The
+ * data stream half-closes with FIN (unlike v4); one stream's failure never ends the session.
+ */
+// @ts-types="@types/ws"
+import WebSocket from "ws";
+import { DialError, type Duplex } from "../../mod.ts";
+import {
+  controlFrame,
+  dataFrame,
+  FLAG_FIN,
+  FrameParser,
+  payloadStreamId,
+  PING,
+  RST_CANCEL,
+  RST_STREAM,
+  rstStreamPayload,
+  SYN_REPLY,
+  SYN_STREAM,
+  synStreamPayload,
+} from "../../core/k8s/spdy/frames.ts";
+import { HeaderCompressor, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
+
+/** The tunnelled subprotocol. */
+export const SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
+const REFUSAL_GRACE_MS = 40;
+const MIN_GRACE_MS = 5;
+const MAX_FRAME = 32 * 1024;
+const SEND_HIGH_WATER = 4 * 1024 * 1024;
+const PING_INTERVAL_MS = 15_000;
+
+/** The upgrade was refused (not 101 or not our subprotocol): fall back to v4. */
+export class SpdyUnavailable extends Error {}
+
+interface StreamState {
+  readable?: ReadableStreamDefaultController<Uint8Array>;
+  pending: Uint8Array[];
+  ended: boolean;
+  failed?: DialError;
+  replies: number;
+  onReply?: () => void;
+  onError?: (error: DialError) => void;
+}
+
+/** An open session. */
+export class SpdySession {
+  readonly #ws: WebSocket;
+  readonly #parser = new FrameParser();
+  readonly #deflate = new HeaderCompressor();
+  readonly #inflate = new HeaderDecompressor();
+  readonly #streams = new Map<number, StreamState>();
+  #nextStream = 1;
+  #nextRequest = 0;
+  #closed = false;
+  readonly #ping: ReturnType<typeof setInterval>;
+
+  private constructor(ws: WebSocket) {
+    this.#ws = ws;
+    ws.on("message", (data: Uint8Array, isBinary: boolean) => {
+      if (!isBinary) return;
+      try {
+        for (const frame of this.#parser.push(new Uint8Array(data))) this.#onFrame(frame);
+      } catch {
+        ws.terminate();
+      }
+    });
+    ws.on("close", () => this.#shutdown(new DialError("error", "the port-forward session closed")));
+    ws.on("error", () => {});
+    this.#ping = setInterval(
+      () => this.#send(controlFrame(PING, 0, new Uint8Array([0, 0, 0, 1]))),
+      PING_INTERVAL_MS,
+    );
+  }
+
+  /** Opens a session; rejects with {@link SpdyUnavailable} when the server does not tunnel SPDY. */
+  static open(url: string, options: WebSocket.ClientOptions): Promise<SpdySession> {
+    return new Promise((resolve, reject) => {
+      // `ws` (like the WHATWG API) rejects "/" in a subprotocol token, but Kubernetes names the
+      // tunnel "SPDY/3.1+portforward.k8s.io": send the header ourselves and take the server's
+      // answer off the response before `ws` checks it (it then sees no subprotocol either way).
+      let accepted = false;
+      const ws = new WebSocket(url, {
+        ...options,
+        headers: {
+          ...(options.headers as Record<string, string> | undefined),
+          "Sec-WebSocket-Protocol": SPDY_TUNNEL_PROTOCOL,
+        },
+        finishRequest: (request) => {
+          request.prependListener("upgrade", (response) => {
+            accepted = response.headers["sec-websocket-protocol"] === SPDY_TUNNEL_PROTOCOL;
+            delete response.headers["sec-websocket-protocol"];
+          });
+          request.end();
+        },
+      });
+      ws.binaryType = "nodebuffer";
+      ws.on("unexpected-response", (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        if (status === 401 || status === 403) {
+          reject(new DialError("forbidden", `port-forward upgrade failed with ${status}`));
+        } else if (status === 404) {
+          reject(
+            new DialError("unreachable", "port-forward upgrade failed with 404 (no such pod)"),
+          );
+        } else reject(new SpdyUnavailable(`SPDY tunnel refused with ${status}`));
+        ws.terminate();
+      });
+      ws.once("error", (error: Error) => {
+        reject(
+          /subprotocol/.test(error.message)
+            ? new SpdyUnavailable(error.message)
+            : new DialError("error", `port-forward connection: ${error.message}`),
+        );
+      });
+      ws.once("open", () => {
+        if (!accepted) {
+          ws.terminate();
+          reject(new SpdyUnavailable("the server did not accept the SPDY tunnel"));
+        } else resolve(new SpdySession(ws));
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Opens a connection to `port` in the pod. */
+  async openStream(port: number, signal: AbortSignal): Promise<Duplex> {
+    if (this.#closed) throw new DialError("error", "the port-forward session is closed");
+    const requestId = String(this.#nextRequest++);
+    const errorId = this.#nextStream;
+    const dataId = this.#nextStream + 2;
+    this.#nextStream += 4;
+    const error: StreamState = { pending: [], ended: false, replies: 0 };
+    const data: StreamState = { pending: [], ended: false, replies: 0 };
+    this.#streams.set(errorId, error);
+    this.#streams.set(dataId, data);
+    const headers = (
+      type: string,
+    ): [string, string][] => [["streamtype", type], ["port", String(port)], [
+      "requestid",
+      requestId,
+    ]];
+    const sentAt = performance.now();
+    const ready = new Promise<void>((resolve, reject) => {
+      let replies = 0;
+      // The kubelet dials once both streams exist and reports a refusal on the error stream at
+      // once; waiting about one round trip after the replies tells "refused" (so the router can
+      // try the next pod) from "connected", without a fixed penalty on fast links.
+      const replied = () => {
+        if (++replies !== 2) return;
+        const rtt = performance.now() - sentAt;
+        setTimeout(resolve, Math.min(REFUSAL_GRACE_MS, Math.max(MIN_GRACE_MS, rtt)));
+      };
+      error.onReply = replied;
+      data.onReply = replied;
+      error.onError = reject;
+      data.onError = reject;
+      signal.addEventListener("abort", () => reject(new DialError("error", "dial aborted")), {
+        once: true,
+      });
+    });
+    this.#send(
+      controlFrame(
+        SYN_STREAM,
+        0,
+        synStreamPayload(errorId, await this.#deflate.compress(headers("error"))),
+      ),
+    );
+    this.#send(
+      controlFrame(
+        SYN_STREAM,
+        0,
+        synStreamPayload(dataId, await this.#deflate.compress(headers("data"))),
+      ),
+    );
+    try {
+      await ready;
+    } catch (failure) {
+      this.#reset(errorId, dataId);
+      throw failure;
+    }
+    if (error.failed) {
+      this.#reset(errorId, dataId);
+      throw error.failed;
+    }
+    error.onError = (failure) => {
+      if (data.readable && !data.ended) {
+        data.ended = true;
+        data.readable.error(failure);
+      }
+    };
+    const ws = this.#ws;
+    return {
+      readable: new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          data.readable = controller;
+          for (const chunk of data.pending.splice(0)) controller.enqueue(chunk);
+          if (data.ended) controller.close();
+        },
+        cancel: () => this.#reset(errorId, dataId),
+      }),
+      writable: new WritableStream<Uint8Array>({
+        write: async (chunk) => {
+          if (this.#closed) throw new DialError("error", "the port-forward session closed");
+          for (let i = 0; i < chunk.length; i += MAX_FRAME) {
+            this.#send(dataFrame(dataId, 0, chunk.subarray(i, i + MAX_FRAME)));
+          }
+          while (ws.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
+            await new Promise((r) => setTimeout(r, 1));
+          }
+        },
+        close: () => this.#send(dataFrame(dataId, FLAG_FIN, new Uint8Array(0))),
+        abort: () => this.#reset(errorId, dataId),
+      }),
+      abort: () => this.#reset(errorId, dataId),
+    };
+  }
+
+  /** Ends the session (all its streams fail). */
+  close(): void {
+    this.#shutdown(new DialError("error", "the port-forward session was closed"));
+    this.#ws.close(1000);
+  }
+
+  #onFrame(frame: ReturnType<FrameParser["push"]>[number]): void {
+    if (frame.kind === "control") {
+      if (frame.type === SYN_REPLY) this.#streams.get(payloadStreamId(frame.payload))?.onReply?.();
+      else if (frame.type === RST_STREAM) {
+        const id = payloadStreamId(frame.payload);
+        const state = this.#streams.get(id);
+        // The kubelet resets the error stream after writing its text: the text already failed it.
+        if (state && !state.failed) {
+          state.onError?.(new DialError("error", "the pod side reset the stream"));
+        }
+        this.#streams.delete(id);
+      }
+      return;
+    }
+    const state = this.#streams.get(frame.streamId);
+    if (!state) return;
+    if (frame.data.length > 0) {
+      if ((frame.streamId - 1) % 4 === 0) {
+        // The error stream: its text means this connection failed (§3.2).
+        const text = new TextDecoder().decode(frame.data);
+        const refused = /refused|forward not found|no forward found/i.test(text);
+        state.failed = new DialError(refused ? "refused" : "error", text);
+        state.onError?.(state.failed);
+      } else if (state.readable) state.readable.enqueue(new Uint8Array(frame.data));
+      else state.pending.push(new Uint8Array(frame.data));
+    }
+    if (frame.flags & FLAG_FIN && !state.ended && (frame.streamId - 1) % 4 !== 0) {
+      state.ended = true;
+      state.readable?.close();
+    }
+  }
+
+  #reset(...ids: number[]): void {
+    for (const id of ids) {
+      if (!this.#streams.has(id)) continue;
+      this.#streams.delete(id);
+      this.#send(controlFrame(RST_STREAM, 0, rstStreamPayload(id, RST_CANCEL)));
+    }
+  }
+
+  #send(bytes: Uint8Array): void {
+    if (!this.#closed && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(bytes);
+  }
+
+  #shutdown(error: DialError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#ping);
+    for (const state of this.#streams.values()) {
+      state.onError?.(error);
+      if (state.readable && !state.ended) {
+        state.ended = true;
+        try {
+          state.readable.error(error);
+        } catch {
+          // already closed
+        }
+      }
+    }
+    this.#streams.clear();
+    this.#deflate.close();
+    this.#inflate.close();
+  }
+}

@@ -1,0 +1,170 @@
+/** SPDY/3.1 port-forward: framing, header compression, and the dialer against the simulator. */
+import { KubeConfig } from "@kubernetes/client-node";
+import { assert, assertEquals } from "../assert.ts";
+import {
+  controlFrame,
+  dataFrame,
+  FrameParser,
+  PING,
+  SYN_STREAM,
+  synStreamPayload,
+} from "../../core/k8s/spdy/frames.ts";
+import { HeaderCompressor, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
+
+const options = () => ({
+  signal: new AbortController().signal,
+  flow: { port: 1, protocol: "tcp" as const, front: "tun" as const },
+});
+
+Deno.test("spdy: frames split or coalesced anywhere parse back byte for byte", () => {
+  const frames = [
+    controlFrame(SYN_STREAM, 0, synStreamPayload(1, new Uint8Array([1, 2, 3]))),
+    dataFrame(3, 0, new Uint8Array(5000).fill(7)),
+    controlFrame(PING, 0, new Uint8Array([0, 0, 0, 9])),
+    dataFrame(3, 1, new Uint8Array(0)),
+  ];
+  const all = new Uint8Array(frames.reduce((s, f) => s + f.length, 0));
+  let offset = 0;
+  for (const f of frames) {
+    all.set(f, offset);
+    offset += f.length;
+  }
+  let state = 5;
+  for (let round = 0; round < 200; round++) {
+    const parser = new FrameParser();
+    const got = [];
+    for (let i = 0; i < all.length;) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      const n = 1 + (state % 700);
+      got.push(...parser.push(all.subarray(i, i + n)));
+      i += n;
+    }
+    assertEquals(got.length, 4);
+    assertEquals(got[0].kind === "control" && got[0].type, SYN_STREAM);
+    assertEquals(got[1].kind === "data" && got[1].data.length, 5000);
+    assertEquals(got[3].kind === "data" && got[3].flags, 1);
+  }
+});
+
+Deno.test("spdy: header blocks round-trip through one compression context per direction", async () => {
+  const deflate = new HeaderCompressor();
+  const inflate = new HeaderDecompressor();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const headers: [string, string][] = [["streamtype", i % 2 ? "data" : "error"], [
+        "port",
+        "8080",
+      ], [
+        "requestid",
+        String(i),
+      ]];
+      assertEquals([...await inflate.decompress(await deflate.compress(headers))], headers);
+    }
+  } finally {
+    deflate.close();
+    inflate.close();
+  }
+});
+
+Deno.test({
+  name: "spdy: 20 concurrent connections share one SPDY-over-WebSocket session, byte-exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    try {
+      const one = async (i: number) => {
+        const duplex = await dialer.dial({
+          kind: "pod",
+          namespace: "demo",
+          name: "echo-5c6b-m9t2z",
+          port: 7007,
+        }, options());
+        const payload = new Uint8Array(64 * 1024 + i * 997);
+        crypto.getRandomValues(payload.subarray(0, 65536));
+        const writer = duplex.writable.getWriter();
+        const sent = writer.write(payload).then(() => writer.close());
+        const echoed = new Uint8Array(await new Response(duplex.readable).arrayBuffer());
+        await sent;
+        return echoed.length === payload.length && echoed.every((b, j) => b === payload[j]);
+      };
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => one(i)));
+      assertEquals(results.filter(Boolean).length, 20);
+      assertEquals(sim.upgrades().get("SPDY/3.1+portforward.k8s.io"), 1, "one session for all 20");
+    } finally {
+      await dialer.close?.();
+    }
+  },
+});
+
+Deno.test({
+  name: "spdy: a refused port fails that stream as 'refused'; the session keeps serving others",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    try {
+      const refused = await dialer.dial({
+        kind: "pod",
+        namespace: "demo",
+        name: "db-0",
+        port: 9999,
+      }, options())
+        .catch((e) => e);
+      assertEquals(refused.reason, "refused");
+      const ok = await dialer.dial(
+        { kind: "pod", namespace: "demo", name: "db-0", port: 5432 },
+        options(),
+      );
+      const writer = ok.writable.getWriter();
+      await writer.write(new TextEncoder().encode("still-here"));
+      await writer.close();
+      assertEquals(
+        await new Response(ok.readable).text(),
+        "db-0\nstill-here",
+        "half-close carried by FIN",
+      );
+      assertEquals(sim.upgrades().get("SPDY/3.1+portforward.k8s.io"), 1);
+    } finally {
+      await dialer.close?.();
+    }
+  },
+});
+
+Deno.test({
+  name: "spdy: without the tunnel (clusters before 1.31) the dialer falls back to v4",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel: false });
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const duplex = await dialer.dial({
+          kind: "pod",
+          namespace: "demo",
+          name: "db-1",
+          port: 5432,
+        }, options());
+        const reader = duplex.readable.getReader();
+        const { value } = await reader.read();
+        assertEquals(new TextDecoder().decode(value), "db-1\n");
+        duplex.abort();
+      }
+      assertEquals(sim.upgrades().get("v4.channel.k8s.io"), 2);
+      assert(!sim.upgrades().has("SPDY/3.1+portforward.k8s.io"));
+    } finally {
+      await dialer.close?.();
+    }
+  },
+});
