@@ -45,6 +45,8 @@ export function listenSim(
     ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, onRequest)
     : createHttpServer(onRequest);
   server.on("connection", (socket: NodeDuplex) => {
+    // Like Go's net/http (the real API server), no Nagle: small frames go out at once.
+    (socket as NodeDuplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });

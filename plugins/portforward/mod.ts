@@ -23,6 +23,12 @@ import { SpdySession, SpdyUnavailable } from "./spdy_session.ts";
 export interface PortForwardDialerOptions {
   kubeConfig: KubeConfig;
   telemetry?: TelemetrySink;
+  /**
+   * How long a v4 dial waits after the port prefixes for a refusal on the error channel (default
+   * 40 ms), so a refused pod is a dial failure the router can retry elsewhere. 0 behaves like
+   * kubectl: the connection is handed over at once and a refusal ends it later.
+   */
+  v4RefusalGraceMs?: number;
 }
 
 /** Builds the dialer. It accepts pod targets. */
@@ -84,6 +90,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
         podUrl(target, `?ports=${target.port}`),
         await wsOptions(),
         signal,
+        options.v4RefusalGraceMs,
       );
       telemetry.emit({
         type: "portforward_dial",

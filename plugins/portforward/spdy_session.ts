@@ -26,7 +26,7 @@ import { HeaderCompressor, HeaderDecompressor } from "../../core/k8s/spdy/header
 /** The tunnelled subprotocol. */
 export const SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
 const REFUSAL_GRACE_MS = 40;
-const MIN_GRACE_MS = 5;
+const MIN_GRACE_MS = 1;
 const MAX_FRAME = 32 * 1024;
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
 const PING_INTERVAL_MS = 15_000;

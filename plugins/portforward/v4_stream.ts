@@ -21,6 +21,7 @@ export function openV4Stream(
   url: string,
   options: WebSocket.ClientOptions,
   signal: AbortSignal,
+  refusalGraceMs = REFUSAL_GRACE_MS,
 ): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, ["v4.channel.k8s.io"], options);
@@ -91,7 +92,7 @@ export function openV4Stream(
             settled = true;
             signal.removeEventListener("abort", onAbort);
             resolve(duplex);
-          }, REFUSAL_GRACE_MS);
+          }, refusalGraceMs);
         }
         return;
       }

@@ -1,0 +1,106 @@
+/**
+ * Port-forward through the simulated cluster: connection setup time (dial → first byte from the
+ * pod) and throughput with the SPDY session dialer, against the one-WebSocket-per-connection v4
+ * transport (what kubectl's fallback and the Rust k8stun do) measured in the same run.
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
+import type { Dialer } from "../../mod.ts";
+import type { BenchResult } from "./types.ts";
+
+const options = () => ({
+  signal: new AbortController().signal,
+  flow: { port: 1, protocol: "tcp" as const, front: "tun" as const },
+});
+
+async function setup(dialer: Dialer, n: number): Promise<{ p50: number; p99: number }> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    const duplex = await dialer.dial(
+      { kind: "pod", namespace: "demo", name: "db-0", port: 5432 },
+      options(),
+    );
+    const reader = duplex.readable.getReader();
+    await reader.read(); // the pod's banner: the connection works end to end
+    samples.push(performance.now() - start);
+    duplex.abort();
+  }
+  samples.sort((a, b) => a - b);
+  return { p50: samples[Math.floor(n / 2)], p99: samples[Math.floor(n * 0.99)] };
+}
+
+async function throughput(dialer: Dialer, bytes: number): Promise<number> {
+  const duplex = await dialer.dial({
+    kind: "pod",
+    namespace: "demo",
+    name: "echo-5c6b-m9t2z",
+    port: 7007,
+  }, options());
+  const chunk = new Uint8Array(64 * 1024);
+  const start = performance.now();
+  const writer = duplex.writable.getWriter();
+  const sending = (async () => {
+    for (let sent = 0; sent < bytes; sent += chunk.length) await writer.write(chunk);
+    await writer.close();
+  })();
+  let received = 0;
+  const reader = duplex.readable.getReader();
+  while (received < bytes) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    received += value.length;
+  }
+  await sending;
+  duplex.abort();
+  return received * 8 / ((performance.now() - start) / 1000) / 1e6;
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const spdySim = await startSimCluster({ fixture: DEMO_FIXTURE });
+  const v4Sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel: false });
+  const dialerFor = (kubeconfig: string, v4RefusalGraceMs?: number) => {
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfig);
+    return createPortForwardDialer({ kubeConfig: kc, v4RefusalGraceMs });
+  };
+  const spdy = dialerFor(spdySim.kubeconfig());
+  // The baseline hands the connection over as soon as the socket is up, as kubectl and the Rust
+  // k8stun do (no wait for a refusal).
+  const v4 = dialerFor(v4Sim.kubeconfig(), 0);
+  try {
+    await setup(spdy, 3); // open the session once, like a running k8stun
+    await setup(v4, 3);
+    const s = await setup(spdy, 100);
+    const b = await setup(v4, 100);
+    const bytes = 50 * 1024 * 1024;
+    const ts = await throughput(spdy, bytes);
+    const tb = await throughput(v4, bytes);
+    return [
+      {
+        name: "port-forward setup p50 (dial → first byte), SPDY session",
+        value: s.p50,
+        unit: "ms",
+        baseline: { name: "one v4 WebSocket per connection", value: b.p50 },
+      },
+      {
+        name: "port-forward setup p99, SPDY session",
+        value: s.p99,
+        unit: "ms",
+        baseline: { name: "one v4 WebSocket per connection", value: b.p99 },
+      },
+      {
+        name: "port-forward echo throughput, SPDY session",
+        value: ts,
+        unit: "Mbit/s",
+        baseline: { name: "v4 WebSocket", value: tb },
+      },
+    ];
+  } finally {
+    await spdy.close?.();
+    await v4.close?.();
+    await spdySim.close();
+    await v4Sim.close();
+  }
+}
