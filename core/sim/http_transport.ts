@@ -20,6 +20,7 @@ import {
   checkPortForward,
   handleSimRequest,
   type SimServerContext,
+  SPDY_DIRECT,
   SPDY_TUNNEL,
 } from "./server.ts";
 import { serveSpdyPortForward } from "./portforward/spdy_server.ts";
@@ -57,6 +58,15 @@ export function listenSim(
       writeRawResponse(socket, checked);
       return;
     }
+    ctx.upgrades.set(checked.protocol, (ctx.upgrades.get(checked.protocol) ?? 0) + 1);
+    if (checked.protocol === SPDY_DIRECT) {
+      socket.write(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" +
+          "X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n",
+      );
+      serveSpdyPortForward(socketTransport(socket, head), checked.context);
+      return;
+    }
     // The chosen protocol must be the one echoed back, whatever order the client offered.
     const chooser = new WebSocketServer({
       noServer: true,
@@ -81,9 +91,12 @@ export function listenSim(
           ),
         onClose: (listener) => ws.on("close", listener),
       };
-      ctx.upgrades.set(checked.protocol, (ctx.upgrades.get(checked.protocol) ?? 0) + 1);
       if (checked.protocol === SPDY_TUNNEL) {
-        serveSpdyPortForward(tunnelTransport(ws), checked.context);
+        const transport = tunnelTransport(ws);
+        serveSpdyPortForward(
+          ctx.refragment ? refragmenting(transport) : transport,
+          checked.context,
+        );
         return;
       }
       serveV4PortForward(
@@ -187,5 +200,55 @@ function tunnelTransport(ws: WebSocket): ByteTransport {
       }),
     onClose: (listener) => ws.on("close", listener),
     close: () => ws.close(1000),
+  };
+}
+
+/** A raw upgraded socket as a byte pipe (direct SPDY); `head` holds bytes read past the request. */
+function socketTransport(socket: NodeDuplex, head: Buffer): ByteTransport {
+  return {
+    write: (bytes) => void socket.write(bytes),
+    onData: (listener) => {
+      if (head.length > 0) queueMicrotask(() => listener(new Uint8Array(head)));
+      socket.on("data", (chunk: Uint8Array) => listener(new Uint8Array(chunk)));
+    },
+    onClose: (listener) => socket.on("close", listener),
+    close: () => void socket.end(),
+  };
+}
+
+/**
+ * Test hook: the tunnel's byte pipe with server→client bytes re-framed at random (split inside
+ * frames and frame headers, and coalesced across writes), as proxies and the API server may do.
+ */
+export function refragmenting(
+  transport: ByteTransport,
+  random: () => number = Math.random,
+): ByteTransport {
+  let pending: Uint8Array[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    const all = new Uint8Array(pending.reduce((s, p) => s + p.length, 0));
+    let offset = 0;
+    for (const p of pending) {
+      all.set(p, offset);
+      offset += p.length;
+    }
+    pending = [];
+    for (let i = 0; i < all.length;) {
+      const n = 1 + Math.floor(random() * 300);
+      transport.write(all.slice(i, i + n));
+      i += n;
+    }
+  };
+  return {
+    ...transport,
+    write(bytes) {
+      pending.push(bytes.slice());
+      if (!scheduled) {
+        scheduled = true;
+        setTimeout(flush, 0);
+      }
+    },
   };
 }

@@ -36,6 +36,8 @@ export interface SimOptions {
   port?: number;
   /** Tunnel SPDY over WebSocket (default true); false emulates clusters before 1.31. */
   tunnel?: boolean;
+  /** Split and coalesce the tunnel's WebSocket messages at random (boundary fuzzing). */
+  refragmentTunnel?: boolean;
 }
 
 /** A running simulated cluster. */
@@ -101,6 +103,7 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     token,
     watches,
     tunnel: options.tunnel !== false,
+    refragment: options.refragmentTunnel === true,
     upgrades: new Map(),
     async dialPodPort(namespace, pod, port) {
       const fault = faults.portForwardFault(namespace, pod, port);

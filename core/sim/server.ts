@@ -19,6 +19,8 @@ export interface SimServerContext {
   watches: Set<() => void>;
   /** Whether WebSocket offers of `SPDY/3.1+portforward.k8s.io` are tunnelled (1.31+ default). */
   tunnel: boolean;
+  /** Re-frame the tunnel's bytes at random (tests of message-boundary handling). */
+  refragment?: boolean;
   /** Port-forward upgrades accepted, by protocol (tests check session reuse with it). */
   upgrades: Map<string, number>;
 }
@@ -311,6 +313,9 @@ function resource(name: string, kind: string, namespaced: boolean) {
   };
 }
 
+/** Marks a direct `Upgrade: SPDY/3.1` request (not a WebSocket). */
+export const SPDY_DIRECT = "spdy/3.1 direct";
+
 /** The tunnelled SPDY subprotocol (kubernetes.md §3.3). */
 export const SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io";
 
@@ -353,7 +358,25 @@ export function checkPortForward(
   }
   const pod = ctx.state.pod(namespace, name);
   if (!pod) return status(404, "NotFound", `pods "${name}" not found`, { name, kind: "pods" });
-  if ((request.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") {
+  const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase();
+  const context0 = {
+    namespace,
+    pod: name,
+    uid: pod.uid,
+    dialPodPort: (port: number) => ctx.dialPodPort(namespace, name, port),
+  };
+  // Direct SPDY upgrade (kubectl ≤ 1.30 and the fallback of newer ones, §3.1).
+  if (upgrade === "spdy/3.1") {
+    const version = request.headers.get("x-stream-protocol-version") ?? "";
+    if (!version.split(",").map((v) => v.trim()).includes("portforward.k8s.io")) {
+      return new Response(null, {
+        status: 403,
+        headers: { "x-accepted-stream-protocol-versions": "portforward.k8s.io" },
+      });
+    }
+    return { ports: [], protocol: SPDY_DIRECT, context: context0 };
+  }
+  if (upgrade !== "websocket") {
     return status(400, "BadRequest", "Upgrade request required");
   }
   const offers = (request.headers.get("sec-websocket-protocol") ?? "").split(",")
