@@ -22,3 +22,14 @@ Deno.test("cli: --version names k8stun and the Deno version", () => {
   assert(String(program.version()).startsWith("k8stun "));
   assert(String(program.version()).includes(Deno.version.deno));
 });
+
+Deno.test("cli: --help lists every command", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../cli/main.ts", import.meta.url).pathname, "--help"],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  for (const command of ["run", "demo", "proxy", "sim", "status", "plugins", "cleanup"]) {
+    assert(new RegExp(`\\n  ${command}\\b`).test(text), `${command} missing from --help:\n${text}`);
+  }
+});
