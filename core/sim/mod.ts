@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * const sim = await startSimCluster({ fixture: DEMO_FIXTURE });
- * await sim.writeKubeconfig("/tmp/sim.kubeconfig");
+ * await sim.writeKubeconfig("sim.kubeconfig");
  * // … point k8stun at it with --kubeconfig, then:
  * await sim.close();
  * ```

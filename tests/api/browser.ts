@@ -4,6 +4,17 @@ import { type Browser, chromium } from "playwright-core";
 /** Where Debian installs Chromium (package `chromium`). */
 export const CHROMIUM = "/usr/bin/chromium";
 
+/** Flags that keep Chromium headless, off the network and quiet (the closed network refuses it). */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
 /** Whether a browser test can run here, or why not. */
 export async function browserUnavailable(): Promise<string | undefined> {
   try {
@@ -22,15 +33,7 @@ export async function launchBrowser(): Promise<Browser & AsyncDisposable> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
   return Object.assign(browser, {
     async [Symbol.asyncDispose]() {

@@ -5,7 +5,7 @@
  */
 import { chromium } from "playwright-core";
 import { assert } from "../assert.ts";
-import { browserUnavailable, CHROMIUM } from "../api/browser.ts";
+import { browserUnavailable, CHROMIUM, CHROMIUM_ARGS } from "../api/browser.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
@@ -31,15 +31,7 @@ Deno.test({
     const browser = await chromium.launch({
       executablePath: wrapper,
       headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: CHROMIUM_ARGS,
     });
     try {
       const page = await browser.newPage();

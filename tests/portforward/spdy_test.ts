@@ -12,12 +12,35 @@ import {
 import { HeaderCompressor, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
+import type { Dialer } from "../../mod.ts";
 import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
+
+/** Payload sizes for the concurrent tests: different, and crossing frame sizes. */
+const SIZES = (i: number) => 20_000 + i * 3_331;
 
 const options = () => ({
   signal: new AbortController().signal,
   flow: { port: 1, protocol: "tcp" as const, front: "tun" as const },
 });
+
+/** Sends `size` random bytes to the demo echo pod and checks they come back byte for byte. */
+async function echoRoundTrip(dialer: Dialer, size: number): Promise<boolean> {
+  const duplex = await dialer.dial({
+    kind: "pod",
+    namespace: "demo",
+    name: "echo-5c6b-m9t2z",
+    port: 7007,
+  }, options());
+  const payload = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) {
+    crypto.getRandomValues(payload.subarray(i, Math.min(size, i + 65536)));
+  }
+  const writer = duplex.writable.getWriter();
+  const sent = writer.write(payload).then(() => writer.close());
+  const echoed = new Uint8Array(await new Response(duplex.readable).arrayBuffer());
+  await sent;
+  return echoed.length === payload.length && echoed.every((b, j) => b === payload[j]);
+}
 
 Deno.test("spdy: frames split or coalesced anywhere parse back byte for byte", () => {
   const frames = [
@@ -79,22 +102,9 @@ Deno.test({
     kc.loadFromString(sim.kubeconfig());
     const dialer = createPortForwardDialer({ kubeConfig: kc });
     try {
-      const one = async (i: number) => {
-        const duplex = await dialer.dial({
-          kind: "pod",
-          namespace: "demo",
-          name: "echo-5c6b-m9t2z",
-          port: 7007,
-        }, options());
-        const payload = new Uint8Array(64 * 1024 + i * 997);
-        crypto.getRandomValues(payload.subarray(0, 65536));
-        const writer = duplex.writable.getWriter();
-        const sent = writer.write(payload).then(() => writer.close());
-        const echoed = new Uint8Array(await new Response(duplex.readable).arrayBuffer());
-        await sent;
-        return echoed.length === payload.length && echoed.every((b, j) => b === payload[j]);
-      };
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => one(i)));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => echoRoundTrip(dialer, SIZES(i))),
+      );
       assertEquals(results.filter(Boolean).length, 20);
       assertEquals(sim.upgrades().get("SPDY/3.1+portforward.k8s.io"), 1, "one session for all 20");
     } finally {
@@ -181,22 +191,9 @@ Deno.test({
     kc.loadFromString(sim.kubeconfig());
     const dialer = createPortForwardDialer({ kubeConfig: kc });
     try {
-      const one = async (i: number) => {
-        const duplex = await dialer.dial({
-          kind: "pod",
-          namespace: "demo",
-          name: "echo-5c6b-m9t2z",
-          port: 7007,
-        }, options());
-        const payload = new Uint8Array(20_000 + i * 1_337);
-        crypto.getRandomValues(payload);
-        const writer = duplex.writable.getWriter();
-        const sent = writer.write(payload).then(() => writer.close());
-        const echoed = new Uint8Array(await new Response(duplex.readable).arrayBuffer());
-        await sent;
-        return echoed.length === payload.length && echoed.every((b, j) => b === payload[j]);
-      };
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => one(i)));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => echoRoundTrip(dialer, SIZES(i))),
+      );
       assertEquals(results.filter(Boolean).length, 20);
     } finally {
       await dialer.close?.();
