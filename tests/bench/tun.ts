@@ -39,7 +39,7 @@ export async function run(): Promise<BenchResult[]> {
     const plane = lab.spawn(Deno.execPath(), [
       "run",
       "-A",
-      here("./tun_plane.ts"),
+      here("../lab/tun_plane.ts"),
       String(mtu),
       String(bytes),
     ]);

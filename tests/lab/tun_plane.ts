@@ -1,7 +1,8 @@
 /**
- * Benchmark fixture run inside a lab namespace: local servers (sink on 9000, source on 9001,
- * echo on 9002) and the TUN data plane with a router mapping every VIP to 127.0.0.1 through the
- * direct dialer. Prints READY when up.
+ * Data-plane fixture run inside a lab namespace (benchmarks and lab tests): local servers (sink on
+ * 9000, source on 9001, echo on 9002, a slow reader on 9003 that takes 1 byte per ms for 2 s, then
+ * drains) and the TUN data plane with a router mapping every VIP to 127.0.0.1 through the direct
+ * dialer. Prints READY when up.
  */
 import { startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
 import { Router } from "../../core/router.ts";
@@ -34,6 +35,17 @@ serve(9002, async (conn) => {
     if (n === null) break;
     await conn.write(buffer.subarray(0, n));
   }
+});
+serve(9003, async (conn) => {
+  const one = new Uint8Array(1);
+  const slowUntil = Date.now() + 2000;
+  while (Date.now() < slowUntil) {
+    if ((await conn.read(one)) === null) return;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const buffer = new Uint8Array(256 * 1024);
+  while ((await conn.read(buffer)) !== null) { /* drain */ }
+  await conn.write(new TextEncoder().encode("done"));
 });
 const router = new Router({
   resolvers: [{ name: "bench", resolveAddress: () => ({ kind: "host", host: "127.0.0.1" }) }],
