@@ -53,6 +53,7 @@ function yieldTurn(): Promise<void> {
 
 async function run(start: LoopStart): Promise<void> {
   const events: LoopEvent[] = [];
+  const dataThisTurn = new Map<FlowId, { event: { data: Uint8Array }; chunks: Uint8Array[] }>();
   const transfers: ArrayBuffer[] = [];
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
@@ -69,8 +70,14 @@ async function run(start: LoopStart): Promise<void> {
       events.push({ ev: "open", flow });
     },
     flowData(id, data) {
-      events.push({ ev: "data", id, data });
-      transfers.push(data.buffer as ArrayBuffer);
+      // Coalesce a flow's segments of one loop iteration into one message and one relay write.
+      const pending = dataThisTurn.get(id);
+      if (pending) pending.chunks.push(data);
+      else {
+        const event = { ev: "data" as const, id, data };
+        events.push(event);
+        dataThisTurn.set(id, { event, chunks: [data] });
+      }
     },
     flowEof(id) {
       events.push({ ev: "eof", id });
@@ -193,6 +200,19 @@ async function run(start: LoopStart): Promise<void> {
       stack.input(packet.subarray(0, n), t);
     }
     stack.poll(performance.now());
+    for (const { event, chunks } of dataThisTurn.values()) {
+      if (chunks.length > 1) {
+        const merged = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+        let offset = 0;
+        for (const chunk of chunks) {
+          merged.set(chunk, offset);
+          offset += chunk.length;
+        }
+        event.data = merged;
+      }
+      transfers.push(event.data.buffer as ArrayBuffer);
+    }
+    dataThisTurn.clear();
     if (events.length > 0) {
       post({ type: "events", events: events.splice(0) }, transfers.splice(0));
     }
