@@ -15,6 +15,8 @@ export class SimFaults {
   readonly #portForward = new Map<string, PortForwardFault>();
   /** Delay added to every response, in ms. */
   delayMs = 0;
+  /** Port-forward upgrades are never answered (an API server or proxy that hangs). */
+  stallUpgrades = false;
 
   /** The next `times` requests whose path contains `pathIncludes` fail with `status`. */
   failRequests(pathIncludes: string, status: 401 | 403 | 404 | 500, times = 1): void {

@@ -52,6 +52,7 @@ export function listenSim(
     socket.on("close", () => sockets.delete(socket));
   });
   server.on("upgrade", (req: IncomingMessage, socket: NodeDuplex, head: Buffer) => {
+    if (ctx.faults.stallUpgrades) return; // hold the socket open, answer nothing
     const request = toRequest(req, options.tls !== undefined);
     const checked = checkPortForward(request, ctx);
     if (checked instanceof Response) {

@@ -29,6 +29,8 @@ export interface PortForwardDialerOptions {
    * kubectl: the connection is handed over at once and a refusal ends it later.
    */
   v4RefusalGraceMs?: number;
+  /** Limit for the WebSocket upgrade of a session or v4 connection (default 10 s). */
+  handshakeTimeoutMs?: number;
 }
 
 /** Builds the dialer. It accepts pod targets. */
@@ -45,7 +47,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
     }/portforward${query}`;
   };
   const wsOptions = async () => {
-    const o: Record<string, unknown> = {};
+    const o: Record<string, unknown> = { handshakeTimeout: options.handshakeTimeoutMs ?? 10_000 };
     await options.kubeConfig.applyToHTTPSOptions(o);
     return o;
   };

@@ -110,9 +110,10 @@ export class SpdySession {
       });
       ws.once("error", (error: Error) => {
         reject(
-          /subprotocol/.test(error.message)
-            ? new SpdyUnavailable(error.message)
-            : new DialError("error", `port-forward connection: ${error.message}`),
+          /subprotocol/.test(error.message) ? new SpdyUnavailable(error.message) : new DialError(
+            /timed out/i.test(error.message) ? "timeout" : "error",
+            `port-forward connection: ${error.message}`,
+          ),
         );
       });
       ws.once("open", () => {

@@ -78,7 +78,13 @@ export function openV4Stream(
     });
     ws.on(
       "error",
-      (error: Error) => fail(new DialError("error", `port-forward connection: ${error.message}`)),
+      (error: Error) =>
+        fail(
+          new DialError(
+            /timed out/i.test(error.message) ? "timeout" : "error",
+            `port-forward connection: ${error.message}`,
+          ),
+        ),
     );
     ws.on("message", (data: Uint8Array) => {
       if (data.length === 0) return;

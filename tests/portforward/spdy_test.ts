@@ -244,3 +244,29 @@ Deno.test({
     conn.close();
   },
 });
+
+Deno.test({
+  name:
+    "spdy: a port-forward upgrade that never answers fails the dial within the handshake limit, never a hang",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
+    sim.faults.stallUpgrades = true;
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ kubeConfig: kc, handshakeTimeoutMs: 500 });
+    try {
+      const started = Date.now();
+      const error = await dialer.dial(
+        { kind: "pod", namespace: "demo", name: "db-0", port: 5432 },
+        options(),
+      )
+        .catch((e) => e);
+      assertEquals(error.reason, "timeout");
+      assert(Date.now() - started < 2_000, `failed after ${Date.now() - started} ms`);
+    } finally {
+      await dialer.close?.();
+    }
+  },
+});
