@@ -264,3 +264,18 @@ Deno.test({
     assertEquals(refused.reason, "refused");
   },
 });
+
+Deno.test({
+  name: "router: a pod that refuses is skipped for the next ready pod without the client noticing",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using p = await proxyOverSim();
+    p.sim.faults.portForward("demo", "hello-7d9f-x2k4p", 8080, { kind: "refuse" });
+    for (let i = 0; i < 6; i++) {
+      const out = await curl("--socks5-hostname", p.socks, "http://hello.demo/");
+      assertEquals(out.code, 0);
+      assertMatch(out.stdout, /^hello from hello-7d9f-q8w3n /);
+    }
+  },
+});
