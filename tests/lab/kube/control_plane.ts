@@ -7,6 +7,7 @@
  * client's half-close on (kwok's `target` form does not).
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { generateSimTls } from "../../../core/sim/tls.ts";
 
 /** The admin token in the static token file (group system:masters). */
 export const ADMIN_TOKEN = "k8stun-lab-admin-token";
@@ -244,59 +245,12 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   }
 }
 
+/** CA and serving certificate (shared with the simulated cluster), plus service-account keys. */
 async function generatePki(dir: string): Promise<void> {
-  await Deno.writeTextFile(
-    `${dir}/san.cnf`,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default\n",
-  );
-  await openssl(dir, [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=k8stun-lab-ca",
-  ]);
-  await openssl(dir, [
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "apiserver.key",
-    "-out",
-    "apiserver.csr",
-    "-subj",
-    "/CN=kube-apiserver",
-  ]);
-  await openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    "apiserver.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "apiserver.crt",
-    "-days",
-    "2",
-    "-extfile",
-    "san.cnf",
-  ]);
+  const tls = await generateSimTls();
+  await Deno.writeTextFile(`${dir}/ca.crt`, tls.caPem);
+  await Deno.writeTextFile(`${dir}/apiserver.crt`, tls.certPem);
+  await Deno.writeTextFile(`${dir}/apiserver.key`, tls.keyPem);
   await openssl(dir, ["genrsa", "-out", "sa.key", "2048"]);
   await openssl(dir, ["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 }
