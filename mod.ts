@@ -90,6 +90,12 @@ export interface Duplex {
   writable: WritableStream<Uint8Array>;
   /** Abort both directions (the app sees RST). Idempotent. */
   abort(reason?: unknown): void;
+  /**
+   * Only for a dial made with `early` (see {@link DialOptions}): settles when the far end has
+   * taken the connection (resolves) or refused it (rejects with `DialError("refused")`, and the
+   * readable errors too). Absent means the connection was confirmed before `dial` returned.
+   */
+  accepted?: Promise<void>;
 }
 
 /** Turns names and addresses into targets. Return `null` to pass to the next resolver. */
@@ -107,6 +113,14 @@ export interface DialOptions {
   signal: AbortSignal;
   /** The flow that caused the dial. */
   flow: FlowRequest;
+  /**
+   * The caller can take the stream before the far end confirms it: a dialer whose transport
+   * reports refusals late (a port-forward learns of them on an error stream after the stream
+   * exists) may return at once and settle `Duplex.accepted` later. The router then keeps the
+   * first bytes written and replays them on the next candidate if that connection is refused, so
+   * a new connection costs no round trip. Dialers may ignore it.
+   */
+  early?: boolean;
 }
 
 /** Opens byte streams to dial targets. */

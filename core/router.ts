@@ -15,6 +15,7 @@ import {
   type Target,
 } from "../mod.ts";
 import type { ClusterView } from "./cluster/types.ts";
+import { replayingDuplex } from "./replaying_duplex.ts";
 import type { VipTarget } from "./telemetry.ts";
 
 /** The part of the VIP pool the router needs. */
@@ -120,25 +121,39 @@ export class Router {
   /**
    * Resolves and dials a flow. A refused candidate is skipped in favour of the next ready one;
    * any other failure ends the attempt. Throws `DialError` with the last reason.
+   *
+   * With `early`, dialers may hand the stream over before the pod confirmed it; a late refusal
+   * then replays the first bytes on the next candidate ({@link replayingDuplex}), so the caller
+   * sees one connection either way, without paying a round trip per connection.
    */
-  async open(flow: FlowRequest, signal: AbortSignal): Promise<OpenedFlow> {
+  async open(
+    flow: FlowRequest,
+    signal: AbortSignal,
+    options: { early?: boolean } = {},
+  ): Promise<OpenedFlow> {
     const target = await this.resolve(flow);
     const candidates = this.candidates(target).slice(0, this.#maxAttempts);
+    const early = options.early === true;
     let last: DialError | undefined;
-    for (const dialed of candidates) {
-      const dialer = await this.#firstAccepting(dialed);
-      if (!dialer) {
-        throw new DialError("unreachable", `no dialer accepts ${describeDial(dialed)}`);
+    const dialNext = async (): Promise<Omit<OpenedFlow, "target">> => {
+      for (let dialed = candidates.shift(); dialed; dialed = candidates.shift()) {
+        const dialer = await this.#firstAccepting(dialed);
+        if (!dialer) {
+          throw new DialError("unreachable", `no dialer accepts ${describeDial(dialed)}`);
+        }
+        try {
+          const duplex = await dialer.dial(dialed, { signal, flow, early });
+          return { dialed, dialer: dialer.name, duplex };
+        } catch (error) {
+          last = asDialError(error, dialer.name);
+          if (last.reason !== "refused" || signal.aborted) break;
+        }
       }
-      try {
-        const duplex = await dialer.dial(dialed, { signal, flow });
-        return { target, dialed, dialer: dialer.name, duplex };
-      } catch (error) {
-        last = asDialError(error, dialer.name);
-        if (last.reason !== "refused" || signal.aborted) break;
-      }
-    }
-    throw last ?? new DialError("unreachable", `no candidates for ${describe(target)}`);
+      throw last ?? new DialError("unreachable", `no candidates for ${describe(target)}`);
+    };
+    const first = await dialNext();
+    const redial = candidates.length > 0 ? async () => (await dialNext()).duplex : undefined;
+    return { target, ...first, duplex: replayingDuplex(first.duplex, redial) };
   }
 
   async #firstAccepting(target: DialTarget): Promise<Dialer | undefined> {

@@ -69,14 +69,14 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
   return {
     name: "portforward",
     accepts: (target: DialTarget) => target.kind === "pod",
-    async dial(target, { signal }): Promise<Duplex> {
+    async dial(target, { signal, early }): Promise<Duplex> {
       if (target.kind !== "pod") throw new DialError("unreachable", "not a pod target");
       const server = options.kubeConfig.getCurrentCluster()?.server ?? "";
       const started = performance.now();
       if (!v4Only.has(server)) {
         try {
           const s = await session(target);
-          const duplex = await s.openStream(target.port, signal);
+          const duplex = await s.openStream(target.port, signal, early);
           telemetry.emit({
             type: "portforward_dial",
             seconds: (performance.now() - started) / 1000,
@@ -93,6 +93,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
         await wsOptions(),
         signal,
         options.v4RefusalGraceMs,
+        early,
       );
       telemetry.emit({
         type: "portforward_dial",

@@ -21,7 +21,7 @@ import {
   SYN_STREAM,
   synStreamPayload,
 } from "../../core/k8s/spdy/frames.ts";
-import { HeaderCompressor, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
+import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
 
 /** The tunnelled subprotocol. */
 export const SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
@@ -30,6 +30,7 @@ const MIN_GRACE_MS = 1;
 const MAX_FRAME = 32 * 1024;
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
 const PING_INTERVAL_MS = 15_000;
+const ERROR_END_WAIT_MS = 1_000;
 
 /** The upgrade was refused (not 101 or not our subprotocol): fall back to v4. */
 export class SpdyUnavailable extends Error {}
@@ -42,14 +43,17 @@ interface StreamState {
   replies: number;
   onReply?: () => void;
   onError?: (error: DialError) => void;
+  onData?: () => void;
+  /** The error stream ended (FIN or RST): the connection's outcome is known. */
+  onEnd?: () => void;
 }
 
 /** An open session. */
 export class SpdySession {
   readonly #ws: WebSocket;
   readonly #parser = new FrameParser();
-  readonly #deflate = new HeaderCompressor();
-  readonly #inflate = new HeaderDecompressor();
+  /** Outgoing header blocks; the replies' (empty) blocks are never read. */
+  readonly #headers = new HeaderBlockEncoder();
   readonly #streams = new Map<number, StreamState>();
   #nextStream = 1;
   #nextRequest = 0;
@@ -129,8 +133,12 @@ export class SpdySession {
     return this.#closed;
   }
 
-  /** Opens a connection to `port` in the pod. */
-  async openStream(port: number, signal: AbortSignal): Promise<Duplex> {
+  /**
+   * Opens a connection to `port` in the pod. With `early` the duplex is returned as soon as the
+   * streams are requested (data may follow at once; the kubelet buffers it until its dial is
+   * done) and `accepted` carries the verdict; otherwise the verdict is awaited first.
+   */
+  async openStream(port: number, signal: AbortSignal, early = false): Promise<Duplex> {
     if (this.#closed) throw new DialError("error", "the port-forward session is closed");
     const requestId = String(this.#nextRequest++);
     const errorId = this.#nextStream;
@@ -140,68 +148,25 @@ export class SpdySession {
     const data: StreamState = { pending: [], ended: false, replies: 0 };
     this.#streams.set(errorId, error);
     this.#streams.set(dataId, data);
-    const headers = (
-      type: string,
-    ): [string, string][] => [["streamtype", type], ["port", String(port)], [
-      "requestid",
-      requestId,
-    ]];
-    const sentAt = performance.now();
-    const ready = new Promise<void>((resolve, reject) => {
-      let replies = 0;
-      // The kubelet dials once both streams exist and reports a refusal on the error stream at
-      // once; waiting about one round trip after the replies tells "refused" (so the router can
-      // try the next pod) from "connected", without a fixed penalty on fast links.
-      const replied = () => {
-        if (++replies !== 2) return;
-        const rtt = performance.now() - sentAt;
-        setTimeout(resolve, Math.min(REFUSAL_GRACE_MS, Math.max(MIN_GRACE_MS, rtt)));
-      };
-      error.onReply = replied;
-      data.onReply = replied;
-      error.onError = reject;
-      data.onError = reject;
-      signal.addEventListener("abort", () => reject(new DialError("error", "dial aborted")), {
-        once: true,
-      });
-    });
-    this.#send(
-      controlFrame(
-        SYN_STREAM,
-        0,
-        synStreamPayload(errorId, await this.#deflate.compress(headers("error"))),
-      ),
-    );
-    this.#send(
-      controlFrame(
-        SYN_STREAM,
-        0,
-        synStreamPayload(dataId, await this.#deflate.compress(headers("data"))),
-      ),
-    );
-    try {
-      await ready;
-    } catch (failure) {
-      this.#reset(errorId, dataId);
-      throw failure;
-    }
-    if (error.failed) {
-      this.#reset(errorId, dataId);
-      throw error.failed;
-    }
-    error.onError = (failure) => {
-      if (data.readable && !data.ended) {
-        data.ended = true;
-        data.readable.error(failure);
-      }
-    };
+    const headers = (type: string): [string, string][] => [
+      ["streamtype", type],
+      ["port", String(port)],
+      ["requestid", requestId],
+    ];
+    const accepted = this.#verdict(error, data, signal);
+    accepted.catch(() => this.#reset(errorId, dataId));
+    const synStream = (id: number, type: string) =>
+      controlFrame(SYN_STREAM, 0, synStreamPayload(id, this.#headers.encode(headers(type))));
+    this.#send(concat(synStream(errorId, "error"), synStream(dataId, "data")));
+    if (!early) await accepted;
     const ws = this.#ws;
     return {
       readable: new ReadableStream<Uint8Array>({
         start: (controller) => {
           data.readable = controller;
           for (const chunk of data.pending.splice(0)) controller.enqueue(chunk);
-          if (data.ended) controller.close();
+          if (data.failed) controller.error(data.failed);
+          else if (data.ended) controller.close();
         },
         cancel: () => this.#reset(errorId, dataId),
       }),
@@ -219,7 +184,43 @@ export class SpdySession {
         abort: () => this.#reset(errorId, dataId),
       }),
       abort: () => this.#reset(errorId, dataId),
+      accepted: early ? accepted : undefined,
     };
+  }
+
+  /**
+   * The kubelet replies to both streams, then dials the pod port and reports a refusal on the
+   * error stream right away (§3.2). The connection counts as accepted when the pod sends data,
+   * or when about one more round trip after the replies passed without an error.
+   */
+  #verdict(error: StreamState, data: StreamState, signal: AbortSignal): Promise<void> {
+    const sentAt = performance.now();
+    return new Promise<void>((resolve, reject) => {
+      let replies = 0;
+      const replied = () => {
+        if (++replies !== 2) return;
+        const rtt = performance.now() - sentAt;
+        setTimeout(resolve, Math.min(REFUSAL_GRACE_MS, Math.max(MIN_GRACE_MS, rtt)));
+      };
+      // Also after acceptance: error-stream text or a reset mid-connection ends the data stream
+      // with an error (the app sees RST, never a clean end of truncated data).
+      const fail = (failure: DialError) => {
+        data.failed ??= failure;
+        reject(failure);
+        if (data.readable && !data.ended) {
+          data.ended = true;
+          data.readable.error(failure);
+        }
+      };
+      error.onReply = replied;
+      data.onReply = replied;
+      error.onError = fail;
+      data.onError = fail;
+      data.onData = resolve;
+      signal.addEventListener("abort", () => fail(new DialError("error", "dial aborted")), {
+        once: true,
+      });
+    });
   }
 
   /** Ends the session (all its streams fail). */
@@ -238,6 +239,10 @@ export class SpdySession {
         if (state && !state.failed) {
           state.onError?.(new DialError("error", "the pod side reset the stream"));
         }
+        if (state) {
+          state.ended = true;
+          state.onEnd?.();
+        }
         this.#streams.delete(id);
       }
       return;
@@ -251,13 +256,39 @@ export class SpdySession {
         const refused = /refused|forward not found|no forward found/i.test(text);
         state.failed = new DialError(refused ? "refused" : "error", text);
         state.onError?.(state.failed);
-      } else if (state.readable) state.readable.enqueue(new Uint8Array(frame.data));
-      else state.pending.push(new Uint8Array(frame.data));
+      } else {
+        state.onData?.();
+        if (state.readable) state.readable.enqueue(new Uint8Array(frame.data));
+        else state.pending.push(new Uint8Array(frame.data));
+      }
     }
-    if (frame.flags & FLAG_FIN && !state.ended && (frame.streamId - 1) % 4 !== 0) {
+    if (frame.flags & FLAG_FIN) this.#onFin(frame.streamId, state);
+  }
+
+  /**
+   * The data stream's FIN may come before the error stream's text (kwok writes it first on a
+   * failed dial, kubernetes.md §3.2), so the app's stream ends cleanly only once the error stream
+   * has ended without text; a missing error-stream end is waited for at most ERROR_END_WAIT_MS.
+   */
+  #onFin(streamId: number, state: StreamState): void {
+    const isError = (streamId - 1) % 4 === 0;
+    if (isError) {
+      state.ended = true;
+      state.onEnd?.();
+      return;
+    }
+    const errorState = this.#streams.get(streamId - 2);
+    const end = () => {
+      if (state.ended) return;
       state.ended = true;
       state.readable?.close();
-    }
+    };
+    if (!errorState || errorState.ended) return end();
+    const timer = setTimeout(end, ERROR_END_WAIT_MS);
+    errorState.onEnd = () => {
+      clearTimeout(timer);
+      end();
+    };
   }
 
   #reset(...ids: number[]): void {
@@ -288,7 +319,12 @@ export class SpdySession {
       }
     }
     this.#streams.clear();
-    this.#deflate.close();
-    this.#inflate.close();
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

@@ -16,13 +16,25 @@ const HALF_CLOSE_QUIET_MS = 250;
 /** Pause reading from the app side while this much is queued on the socket. */
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
 
-/** Opens the stream. `options` are `ws` client options with the kubeconfig's auth applied. */
+/**
+ * Opens the stream. `options` are `ws` client options with the kubeconfig's auth applied. With
+ * `early` the duplex is handed over once the port prefixes arrived and `accepted` carries the
+ * refusal verdict (`DialOptions.early`); otherwise the verdict is awaited first.
+ */
 export function openV4Stream(
   url: string,
   options: WebSocket.ClientOptions,
   signal: AbortSignal,
   refusalGraceMs = REFUSAL_GRACE_MS,
+  early = false,
 ): Promise<Duplex> {
+  let accept!: () => void;
+  let refuse!: (error: DialError) => void;
+  const accepted = new Promise<void>((resolve, reject) => {
+    accept = resolve;
+    refuse = reject;
+  });
+  accepted.catch(() => {});
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, ["v4.channel.k8s.io"], options);
     ws.binaryType = "nodebuffer";
@@ -40,6 +52,7 @@ export function openV4Stream(
     };
     const fail = (error: DialError) => {
       failure ??= error;
+      refuse(error);
       if (!settled) {
         settled = true;
         reject(error);
@@ -93,11 +106,16 @@ export function openV4Stream(
       if (prefixes < 2) {
         prefixes++;
         if (prefixes === 2) {
-          setTimeout(() => {
+          const handOver = () => {
             if (settled) return;
             settled = true;
             signal.removeEventListener("abort", onAbort);
             resolve(duplex);
+          };
+          if (early) handOver();
+          setTimeout(() => {
+            accept();
+            handOver();
           }, refusalGraceMs);
         }
         return;
@@ -109,6 +127,7 @@ export function openV4Stream(
         return;
       }
       if (channel !== 0) return;
+      accept(); // the pod answered: it took the connection
       if (halfClosed) armQuietClose();
       const copy = new Uint8Array(payload);
       if (readable) {
@@ -172,6 +191,7 @@ export function openV4Stream(
       abort() {
         fail(new DialError("error", "aborted"));
       },
+      accepted: early ? accepted : undefined,
     };
   });
 }

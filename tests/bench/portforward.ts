@@ -8,10 +8,16 @@ import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
 import type { BenchResult } from "./types.ts";
+import { startDelayProxy } from "./delay_proxy.ts";
 
+/** Emulated round trip to the API server for the second pair of setup figures. */
+const EMULATED_RTT_MS = 10;
+
+/** Dial options as the TUN front passes them: the stream is taken before the kubelet's verdict. */
 const options = () => ({
   signal: new AbortController().signal,
   flow: { port: 1, protocol: "tcp" as const, front: "tun" as const },
+  early: true,
 });
 
 async function setup(dialer: Dialer, n: number): Promise<{ p50: number; p99: number }> {
@@ -60,35 +66,56 @@ async function throughput(dialer: Dialer, bytes: number): Promise<number> {
 export async function run(): Promise<BenchResult[]> {
   const spdySim = await startSimCluster({ fixture: DEMO_FIXTURE });
   const v4Sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel: false });
-  const dialerFor = (kubeconfig: string, v4RefusalGraceMs?: number) => {
+  const spdyFar = startDelayProxy(Number(new URL(spdySim.url).port), EMULATED_RTT_MS / 2);
+  const v4Far = startDelayProxy(Number(new URL(v4Sim.url).port), EMULATED_RTT_MS / 2);
+  const dialerFor = (kubeconfig: string, port?: number, v4RefusalGraceMs?: number) => {
     const kc = new KubeConfig();
-    kc.loadFromString(kubeconfig);
+    kc.loadFromString(
+      port ? kubeconfig.replace(/(server: \S+:)\d+/, `$1${port}`) : kubeconfig,
+    );
     return createPortForwardDialer({ kubeConfig: kc, v4RefusalGraceMs });
   };
-  const spdy = dialerFor(spdySim.kubeconfig());
   // The baseline hands the connection over as soon as the socket is up, as kubectl and the Rust
   // k8stun do (no wait for a refusal).
-  const v4 = dialerFor(v4Sim.kubeconfig(), 0);
+  const spdy = dialerFor(spdySim.kubeconfig());
+  const v4 = dialerFor(v4Sim.kubeconfig(), undefined, 0);
+  const spdyRemote = dialerFor(spdySim.kubeconfig(), spdyFar.port);
+  const v4Remote = dialerFor(v4Sim.kubeconfig(), v4Far.port, 0);
   try {
-    await setup(spdy, 3); // open the session once, like a running k8stun
-    await setup(v4, 3);
+    for (const d of [spdy, v4, spdyRemote, v4Remote]) await setup(d, 3); // sessions up, JIT warm
     const s = await setup(spdy, 100);
     const b = await setup(v4, 100);
+    const sr = await setup(spdyRemote, 30);
+    const br = await setup(v4Remote, 30);
     const bytes = 50 * 1024 * 1024;
     const ts = await throughput(spdy, bytes);
     const tb = await throughput(v4, bytes);
+    const baseline = "one v4 WebSocket per connection";
+    const remote = `, ${EMULATED_RTT_MS} ms RTT`;
     return [
       {
         name: "port-forward setup p50 (dial → first byte), SPDY session",
         value: s.p50,
         unit: "ms",
-        baseline: { name: "one v4 WebSocket per connection", value: b.p50 },
+        baseline: { name: baseline, value: b.p50 },
       },
       {
         name: "port-forward setup p99, SPDY session",
         value: s.p99,
         unit: "ms",
-        baseline: { name: "one v4 WebSocket per connection", value: b.p99 },
+        baseline: { name: baseline, value: b.p99 },
+      },
+      {
+        name: `port-forward setup p50${remote}, SPDY session`,
+        value: sr.p50,
+        unit: "ms",
+        baseline: { name: baseline, value: br.p50 },
+      },
+      {
+        name: `port-forward setup p99${remote}, SPDY session`,
+        value: sr.p99,
+        unit: "ms",
+        baseline: { name: baseline, value: br.p99 },
       },
       {
         name: "port-forward echo throughput, SPDY session",
@@ -98,8 +125,9 @@ export async function run(): Promise<BenchResult[]> {
       },
     ];
   } finally {
-    await spdy.close?.();
-    await v4.close?.();
+    for (const d of [spdy, v4, spdyRemote, v4Remote]) await d.close?.();
+    spdyFar.close();
+    v4Far.close();
     await spdySim.close();
     await v4Sim.close();
   }

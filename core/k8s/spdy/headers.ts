@@ -1,7 +1,7 @@
 /**
- * SPDY/3 header blocks: a count and length-prefixed name/value pairs, compressed with zlib using
- * the SPDY/3 dictionary, one compression context per direction for the whole connection
- * (kubernetes.md §3.2). The dictionary comes from `spdy-transport` (a protocol constant).
+ * SPDY/3 header blocks: a count and length-prefixed name/value pairs in a zlib stream that uses
+ * the SPDY/3 dictionary, one stream per direction for the whole connection (kubernetes.md §3.2).
+ * The dictionary comes from `spdy-transport` (a protocol constant).
  */
 import zlib from "node:zlib";
 import { Buffer } from "node:buffer";
@@ -91,16 +91,49 @@ class ZlibContext {
   }
 }
 
-/** Compresses outgoing header blocks. */
-export class HeaderCompressor {
-  readonly #context = new ZlibContext(zlib.createDeflate({ dictionary: Buffer.from(DICTIONARY) }));
-  compress(headers: [string, string][]): Promise<Uint8Array> {
-    return this.#context.run(encodeHeaders(headers));
+/** Adler-32 (RFC 1950 §8.2), for the dictionary identifier of the zlib header. */
+function adler32(bytes: Uint8Array): number {
+  let a = 1;
+  let b = 0;
+  for (const byte of bytes) {
+    a = (a + byte) % 65521;
+    b = (b + a) % 65521;
   }
-  close(): void {
-    this.#context.close();
+  return ((b << 16) | a) >>> 0;
+}
+
+/**
+ * Writes outgoing header blocks as one zlib stream per connection made of stored (uncompressed)
+ * deflate blocks: the zlib header with FDICT and the SPDY dictionary's Adler-32 first (RFC 1950
+ * §2.2), then per block `00 LEN ~LEN bytes` (RFC 1951 §3.2.4, BFINAL 0, byte-aligned, so every
+ * block ends where a Z_SYNC_FLUSH would). Every SPDY/3 inflater reads it, and it is synchronous:
+ * a new connection costs no trip through a zlib worker, for a few dozen bytes more on the wire.
+ */
+export class HeaderBlockEncoder {
+  #started = false;
+
+  encode(headers: [string, string][]): Uint8Array {
+    const raw = encodeHeaders(headers);
+    if (raw.length > 0xffff) throw new Error("SPDY header block over 64 KiB");
+    const prefix = this.#started ? 0 : 6;
+    this.#started = true;
+    const out = new Uint8Array(prefix + 5 + raw.length);
+    const view = new DataView(out.buffer);
+    if (prefix) {
+      // CMF 0x78 (deflate, 32 KiB window); FLG 0xbb: FDICT, level 2, FCHECK making it % 31 == 0.
+      out[0] = 0x78;
+      out[1] = 0xbb;
+      view.setUint32(2, DICTIONARY_ID);
+    }
+    out[prefix] = 0x00; // BFINAL 0, BTYPE 00 (stored), padded to the byte boundary
+    view.setUint16(prefix + 1, raw.length, true);
+    view.setUint16(prefix + 3, ~raw.length & 0xffff, true);
+    out.set(raw, prefix + 5);
+    return out;
   }
 }
+
+const DICTIONARY_ID = adler32(DICTIONARY);
 
 /** Decompresses incoming header blocks. */
 export class HeaderDecompressor {

@@ -160,13 +160,17 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     flows.set(opening.id, flow);
     let opened;
     try {
-      opened = await options.router.open({
-        address: opening.dstAddress,
-        port: opening.dstPort,
-        protocol: "tcp",
-        front: "tun",
-        source: { address: opening.srcAddress, port: opening.srcPort },
-      }, flow.abort.signal);
+      opened = await options.router.open(
+        {
+          address: opening.dstAddress,
+          port: opening.dstPort,
+          protocol: "tcp",
+          front: "tun",
+          source: { address: opening.srcAddress, port: opening.srcPort },
+        },
+        flow.abort.signal,
+        { early: true },
+      );
     } catch (error) {
       const failure = asDialError(error, "router");
       log.info("{vip}:{port} refused: {message}", {

@@ -19,7 +19,7 @@ import {
   SYN_STREAM,
   synReplyPayload,
 } from "../../k8s/spdy/frames.ts";
-import { HeaderCompressor, HeaderDecompressor } from "../../k8s/spdy/headers.ts";
+import { HeaderBlockEncoder, HeaderDecompressor } from "../../k8s/spdy/headers.ts";
 import type { ByteTransport, PortForwardContext } from "./types.ts";
 
 interface Pair {
@@ -27,6 +27,8 @@ interface Pair {
   error?: number;
   data?: number;
   conn?: Deno.Conn;
+  /** Settles with the pod connection, or undefined when the dial failed. */
+  connected: PromiseWithResolvers<Deno.Conn | undefined>;
   writes: Promise<unknown>;
 }
 
@@ -34,7 +36,7 @@ interface Pair {
 export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardContext): void {
   const parser = new FrameParser();
   const inflate = new HeaderDecompressor();
-  const deflate = new HeaderCompressor();
+  const replyHeaders = new HeaderBlockEncoder();
   const pairs = new Map<string, Pair>();
   const byStream = new Map<number, Pair>();
   let chain: Promise<unknown> = Promise.resolve();
@@ -46,6 +48,7 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
     try {
       const conn = await ctx.dialPodPort(pair.port);
       pair.conn = conn;
+      pair.connected.resolve(conn);
       ctx.onStream?.("open", pair.port);
       const buffer = new Uint8Array(32 * 1024);
       try {
@@ -61,6 +64,7 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
       send(dataFrame(pair.error!, FLAG_FIN, new Uint8Array(0)));
       ctx.onStream?.("close", pair.port);
     } catch (error) {
+      pair.connected.resolve(undefined);
       const text = `error forwarding port ${pair.port} to pod ${ctx.pod}, uid ${ctx.uid}: ${
         (error as Error).message
       }`;
@@ -79,12 +83,25 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
       send(controlFrame(RST_STREAM, 0, rstStreamPayload(streamId, RST_CANCEL)));
       return;
     }
-    send(controlFrame(SYN_REPLY, 0, synReplyPayload(streamId, await deflate.compress([]))));
-    const pair = pairs.get(requestId) ?? { port, writes: Promise.resolve() };
+    send(controlFrame(SYN_REPLY, 0, synReplyPayload(streamId, replyHeaders.encode([]))));
+    const pair = pairs.get(requestId) ??
+      { port, connected: Promise.withResolvers(), writes: Promise.resolve() };
     pairs.set(requestId, pair);
     pair[type] = streamId;
     byStream.set(streamId, pair);
     if (pair.error !== undefined && pair.data !== undefined) void startPair(pair);
+  };
+  const onDataFrame = (streamId: number, data: Uint8Array, flags: number) => {
+    const pair = byStream.get(streamId);
+    if (!pair || streamId !== pair.data) return; // writes to the error stream are ignored
+    pair.writes = pair.writes.then(async () => {
+      // Client bytes may arrive before the pod connection exists (the kubelet buffers them).
+      const conn = await pair.connected.promise;
+      if (!conn) return;
+      let off = 0;
+      while (off < data.length) off += await conn.write(data.subarray(off));
+      if (flags & FLAG_FIN) await conn.closeWrite();
+    }).catch(() => {});
   };
   transport.onData((bytes) => {
     let frames;
@@ -109,18 +126,8 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
         }
         continue;
       }
-      const pair = byStream.get(frame.streamId);
-      if (!pair || frame.streamId !== pair.data) continue; // writes to the error stream are ignored
-      const data = frame.data;
-      const fin = (frame.flags & FLAG_FIN) !== 0;
-      pair.writes = pair.writes.then(async () => {
-        // Client bytes may arrive before the pod connection exists: wait for it.
-        for (let i = 0; !pair.conn && i < 500; i++) await new Promise((r) => setTimeout(r, 2));
-        if (!pair.conn) return;
-        let off = 0;
-        while (off < data.length) off += await pair.conn.write(data.subarray(off));
-        if (fin) await pair.conn.closeWrite();
-      }).catch(() => {});
+      // In order after the SYN_STREAMs before it (their headers inflate asynchronously).
+      chain = chain.then(() => onDataFrame(frame.streamId, frame.data, frame.flags));
     }
   });
   transport.onClose(() => {
@@ -133,6 +140,5 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
       }
     }
     inflate.close();
-    deflate.close();
   });
 }
