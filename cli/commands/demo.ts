@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, parseFixture, startSimCluster } from "../../core/sim/mod.ts";
 import { printBanner } from "../banner.ts";
 import { addRunOptions, runOptionsFrom } from "../run_options.ts";
 import { runUntilSignalled } from "../session.ts";
@@ -15,9 +15,16 @@ import { startTunnel } from "../tunnel.ts";
 export function registerDemo(program: Command): void {
   const command = program.command("demo")
     .description("try k8stun against a built-in simulated cluster (TUN mode; needs root)");
-  addRunOptions(command, { namespaces: ["demo"] }).action(async (raw: Record<string, unknown>) => {
+  addRunOptions(command, { namespaces: ["demo"] }).option(
+    "--fixture <file>",
+    "serve this cluster fixture (YAML/JSON, see k8stun sim) instead of the built-in one",
+  ).action(async (raw: Record<string, unknown>) => {
     const options = runOptionsFrom(raw, { namespaces: ["demo"] });
-    const sim = await startSimCluster({ fixture: DEMO_FIXTURE });
+    const fixturePath = raw.fixture as string | undefined;
+    const fixture = fixturePath
+      ? parseFixture(await Deno.readTextFile(fixturePath), fixturePath)
+      : DEMO_FIXTURE;
+    const sim = await startSimCluster({ fixture });
     const dir = await Deno.makeTempDir({ prefix: "k8stun-demo-" });
     const kubeconfig = `${dir}/kubeconfig`;
     await sim.writeKubeconfig(kubeconfig, "demo");

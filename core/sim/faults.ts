@@ -6,7 +6,7 @@
 export type PortForwardFault =
   | { kind: "refuse" } // the pod port refuses (kubelet error text on the error channel)
   | { kind: "reset"; afterBytes: number } // the pod connection resets after N bytes
-  | { kind: "stall" }; // the upgrade succeeds but nothing is ever relayed
+  | { kind: "stall" }; // the kubelet never answers: no SYN_REPLY (SPDY), no port prefixes (v4)
 
 /** Switchable faults. */
 export class SimFaults {

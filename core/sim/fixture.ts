@@ -25,8 +25,19 @@
  * ```
  * `serve` says what the pod's port does: `http` (a page naming the pod), `echo` (TCP echo),
  * `banner-echo` (the pod's name and a newline, then echo), `none` (nothing listens: refused).
+ *
+ * An optional top-level `faults` list switches on port-forward faults from the start (tests can
+ * also set them at run time through `SimCluster.faults`):
+ *
+ * ```yaml
+ * faults:
+ *   - { namespace: demo, pod: hello-7d9f-x2k4p, port: 8080, kind: refuse }
+ *   - { namespace: demo, pod: echo-5c6b-m9t2z, port: 7007, kind: reset, afterBytes: 1000 }
+ *   - { namespace: demo, pod: db-1, port: 5432, kind: stall }   # the kubelet never answers
+ * ```
  */
 import { parse as parseYaml } from "yaml";
+import type { PortForwardFault } from "./faults.ts";
 
 /** What a simulated pod port serves. */
 export type PortBehaviour = "http" | "echo" | "banner-echo" | "none";
@@ -72,9 +83,13 @@ export interface FixtureNamespace {
   pods: FixturePod[];
 }
 
+/** A port-forward fault switched on from the start. */
+export type FixtureFault = { namespace: string; pod: string; port: number } & PortForwardFault;
+
 /** A whole fixture. */
 export interface Fixture {
   namespaces: FixtureNamespace[];
+  faults?: FixtureFault[];
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -159,5 +174,29 @@ export function validateFixture(raw: unknown, source = "fixture"): Fixture {
       return { name: name(ns.name, `${at}.name`), services, pods };
     },
   );
-  return { namespaces };
+  const faults = ((raw as { faults?: unknown }).faults ?? []) as Record<string, unknown>[];
+  if (!Array.isArray(faults)) fail("faults", "must be a list");
+  return { namespaces, faults: faults.map((f, i) => fault(f, `faults[${i}]`)) };
+
+  function fault(f: Record<string, unknown>, at: string): FixtureFault {
+    const where = {
+      namespace: name(f.namespace, `${at}.namespace`),
+      pod: name(f.pod, `${at}.pod`),
+      port: port(f.port, `${at}.port`),
+    };
+    switch (f.kind) {
+      case "refuse":
+      case "stall":
+        return { ...where, kind: f.kind };
+      case "reset": {
+        const afterBytes = f.afterBytes ?? 0;
+        if (!Number.isInteger(afterBytes) || (afterBytes as number) < 0) {
+          fail(`${at}.afterBytes`, "must be a whole number of bytes");
+        }
+        return { ...where, kind: "reset", afterBytes: afterBytes as number };
+      }
+      default:
+        return fail(`${at}.kind`, "must be one of refuse, reset, stall");
+    }
+  }
 }

@@ -96,6 +96,9 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     for (const pod of ns.pods) startServers(ns.name, pod);
   }
   state.load(options.fixture);
+  for (const { namespace, pod, port, ...fault } of options.fixture.faults ?? []) {
+    faults.portForward(namespace, pod, port, fault);
+  }
   const watches = new Set<() => void>();
   const context: SimServerContext = {
     state,
@@ -111,7 +114,6 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
       if (fault?.kind === "refuse" || !server) {
         throw new Error(`dial tcp4 127.0.0.1:${port}: connect: connection refused`);
       }
-      if (fault?.kind === "stall") return await new Promise<never>(() => {});
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
       return fault?.kind === "reset" ? resetAfter(conn, fault.afterBytes) : conn;
     },
@@ -188,7 +190,11 @@ function resetAfter(conn: Deno.Conn, limit: number): Deno.Conn {
   conn.read = async (buffer: Uint8Array) => {
     if (seen >= limit) {
       conn.close();
-      throw new Deno.errors.ConnectionReset("reset by the simulator's fault hook");
+      throw new Deno.errors.ConnectionReset(
+        `read tcp4 127.0.0.1:${
+          (conn.remoteAddr as Deno.NetAddr).port
+        }: read: connection reset by peer`,
+      );
     }
     const n = await read(buffer.subarray(0, Math.min(buffer.length, limit - seen)));
     if (n !== null) seen += n;

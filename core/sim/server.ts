@@ -359,11 +359,12 @@ export function checkPortForward(
   const pod = ctx.state.pod(namespace, name);
   if (!pod) return status(404, "NotFound", `pods "${name}" not found`, { name, kind: "pods" });
   const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase();
-  const context0 = {
+  const context = {
     namespace,
     pod: name,
     uid: pod.uid,
     dialPodPort: (port: number) => ctx.dialPodPort(namespace, name, port),
+    stalls: (port: number) => ctx.faults.portForwardFault(namespace, name, port)?.kind === "stall",
   };
   // Direct SPDY upgrade (kubectl ≤ 1.30 and the fallback of newer ones, §3.1).
   if (upgrade === "spdy/3.1") {
@@ -374,19 +375,13 @@ export function checkPortForward(
         headers: { "x-accepted-stream-protocol-versions": "portforward.k8s.io" },
       });
     }
-    return { ports: [], protocol: SPDY_DIRECT, context: context0 };
+    return { ports: [], protocol: SPDY_DIRECT, context };
   }
   if (upgrade !== "websocket") {
     return status(400, "BadRequest", "Upgrade request required");
   }
   const offers = (request.headers.get("sec-websocket-protocol") ?? "").split(",")
     .map((s) => s.trim()).filter(Boolean);
-  const context = {
-    namespace,
-    pod: name,
-    uid: pod.uid,
-    dialPodPort: (port: number) => ctx.dialPodPort(namespace, name, port),
-  };
   // KEP-4006: a WebSocket offering SPDY/3.1+…k8s.io is tunnelled; ports travel in stream headers.
   if (ctx.tunnel && offers.includes(SPDY_TUNNEL)) {
     return { ports: [], protocol: SPDY_TUNNEL, context };

@@ -30,6 +30,12 @@ const MIN_GRACE_MS = 1;
 const MAX_FRAME = 32 * 1024;
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
 const PING_INTERVAL_MS = 15_000;
+/**
+ * The kubelet replies to a SYN_STREAM before it dials (§3.2), so a reply that takes longer than
+ * this (or four round trips, if that is more) means the far side is wedged: the connection fails
+ * as a timeout instead of hanging, and a PING checks whether the whole session is.
+ */
+const STREAM_REPLY_TIMEOUT_MS = 1_500;
 const ERROR_END_WAIT_MS = 1_000;
 
 /** The upgrade was refused (not 101 or not our subprotocol): fall back to v4. */
@@ -59,9 +65,16 @@ export class SpdySession {
   #nextRequest = 0;
   #closed = false;
   readonly #ping: ReturnType<typeof setInterval>;
+  /** Smoothed time from SYN_STREAM to SYN_REPLY (starts at the upgrade's duration). */
+  #rtt: number;
+  /** A PING is out and not answered yet. */
+  #pingOutstanding = false;
+  #pingId = 1;
+  #pingDeadline?: ReturnType<typeof setTimeout>;
 
-  private constructor(ws: WebSocket) {
+  private constructor(ws: WebSocket, upgradeMs: number) {
     this.#ws = ws;
+    this.#rtt = upgradeMs;
     ws.on("message", (data: Uint8Array, isBinary: boolean) => {
       if (!isBinary) return;
       try {
@@ -72,14 +85,12 @@ export class SpdySession {
     });
     ws.on("close", () => this.#shutdown(new DialError("error", "the port-forward session closed")));
     ws.on("error", () => {});
-    this.#ping = setInterval(
-      () => this.#send(controlFrame(PING, 0, new Uint8Array([0, 0, 0, 1]))),
-      PING_INTERVAL_MS,
-    );
+    this.#ping = setInterval(() => this.#checkAlive(PING_INTERVAL_MS), PING_INTERVAL_MS);
   }
 
   /** Opens a session; rejects with {@link SpdyUnavailable} when the server does not tunnel SPDY. */
   static open(url: string, options: WebSocket.ClientOptions): Promise<SpdySession> {
+    const started = performance.now();
     return new Promise((resolve, reject) => {
       // `ws` (like the WHATWG API) rejects "/" in a subprotocol token, but Kubernetes names the
       // tunnel "SPDY/3.1+portforward.k8s.io": send the header ourselves and take the server's
@@ -124,7 +135,7 @@ export class SpdySession {
         if (!accepted) {
           ws.terminate();
           reject(new SpdyUnavailable("the server did not accept the SPDY tunnel"));
-        } else resolve(new SpdySession(ws));
+        } else resolve(new SpdySession(ws, performance.now() - started));
       });
     });
   }
@@ -197,14 +208,22 @@ export class SpdySession {
     const sentAt = performance.now();
     return new Promise<void>((resolve, reject) => {
       let replies = 0;
+      const limit = Math.max(STREAM_REPLY_TIMEOUT_MS, 4 * this.#rtt);
+      const unanswered = setTimeout(() => {
+        fail(new DialError("timeout", `the kubelet did not answer the stream within ${limit} ms`));
+        this.#checkAlive(limit);
+      }, limit);
       const replied = () => {
         if (++replies !== 2) return;
+        clearTimeout(unanswered);
         const rtt = performance.now() - sentAt;
+        this.#rtt = 0.8 * this.#rtt + 0.2 * rtt;
         setTimeout(resolve, Math.min(REFUSAL_GRACE_MS, Math.max(MIN_GRACE_MS, rtt)));
       };
       // Also after acceptance: error-stream text or a reset mid-connection ends the data stream
       // with an error (the app sees RST, never a clean end of truncated data).
       const fail = (failure: DialError) => {
+        clearTimeout(unanswered);
         data.failed ??= failure;
         reject(failure);
         if (data.readable && !data.ended) {
@@ -232,6 +251,11 @@ export class SpdySession {
   #onFrame(frame: ReturnType<FrameParser["push"]>[number]): void {
     if (frame.kind === "control") {
       if (frame.type === SYN_REPLY) this.#streams.get(payloadStreamId(frame.payload))?.onReply?.();
+      else if (frame.type === PING) {
+        // Our PINGs come back with odd ids; the server's own (even) are echoed (SPDY/3 §2.6.5).
+        if (payloadStreamId(frame.payload) % 2 === 1) this.#pingOutstanding = false;
+        else this.#send(controlFrame(PING, 0, frame.payload));
+      }
       else if (frame.type === RST_STREAM) {
         const id = payloadStreamId(frame.payload);
         const state = this.#streams.get(id);
@@ -291,6 +315,22 @@ export class SpdySession {
     };
   }
 
+  /**
+   * Liveness: a PING unanswered within `timeoutMs` means the session is dead (a laptop that
+   * slept, a NAT that forgot us): end it, so its connections fail at once and the next dial opens
+   * a new one. One probe at a time.
+   */
+  #checkAlive(timeoutMs: number): void {
+    if (this.#closed || this.#pingOutstanding) return;
+    this.#pingOutstanding = true;
+    const id = (this.#pingId += 2); // client-initiated PING ids are odd (SPDY/3 §2.6.5)
+    this.#send(controlFrame(PING, 0, new Uint8Array([id >>> 24, id >>> 16, id >>> 8, id])));
+    clearTimeout(this.#pingDeadline);
+    this.#pingDeadline = setTimeout(() => {
+      if (this.#pingOutstanding && !this.#closed) this.#ws.terminate();
+    }, timeoutMs);
+  }
+
   #reset(...ids: number[]): void {
     for (const id of ids) {
       if (!this.#streams.has(id)) continue;
@@ -307,6 +347,7 @@ export class SpdySession {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#ping);
+    clearTimeout(this.#pingDeadline);
     for (const state of this.#streams.values()) {
       state.onError?.(error);
       if (state.readable && !state.ended) {

@@ -11,6 +11,12 @@ import { DialError, type Duplex } from "../../mod.ts";
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
 const REFUSAL_GRACE_MS = 40;
+/**
+ * The kubelet writes the port prefixes before it dials (§2), so prefixes missing this long after
+ * the upgrade (or twice the upgrade's duration, if that is more) mean it is wedged: fail the
+ * connection as a timeout instead of hanging.
+ */
+const PREFIX_TIMEOUT_MS = 1_500;
 /** After the app's half-close, how long the pod may stay silent before the stream ends. */
 const HALF_CLOSE_QUIET_MS = 250;
 /** Pause reading from the app side while this much is queued on the socket. */
@@ -36,7 +42,17 @@ export function openV4Stream(
   });
   accepted.catch(() => {});
   return new Promise((resolve, reject) => {
+    const started = performance.now();
     const ws = new WebSocket(url, ["v4.channel.k8s.io"], options);
+    let prefixDeadline: ReturnType<typeof setTimeout> | undefined;
+    ws.once("open", () => {
+      const limit = Math.round(Math.max(PREFIX_TIMEOUT_MS, 2 * (performance.now() - started)));
+      prefixDeadline = setTimeout(() => {
+        if (prefixes < 2) {
+          fail(new DialError("timeout", `the kubelet did not answer within ${limit} ms`));
+        }
+      }, limit);
+    });
     ws.binaryType = "nodebuffer";
     let prefixes = 0;
     let settled = false;
@@ -106,6 +122,7 @@ export function openV4Stream(
       if (prefixes < 2) {
         prefixes++;
         if (prefixes === 2) {
+          clearTimeout(prefixDeadline);
           const handOver = () => {
             if (settled) return;
             settled = true;
@@ -137,6 +154,7 @@ export function openV4Stream(
     });
     ws.on("close", () => {
       clearTimeout(quietTimer);
+      clearTimeout(prefixDeadline);
       if (!settled) {
         fail(new DialError("error", "port-forward closed before the connection was set up"));
         return;

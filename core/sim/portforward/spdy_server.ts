@@ -20,7 +20,7 @@ import {
   synReplyPayload,
 } from "../../k8s/spdy/frames.ts";
 import { HeaderBlockEncoder, HeaderDecompressor } from "../../k8s/spdy/headers.ts";
-import type { ByteTransport, PortForwardContext } from "./types.ts";
+import { type ByteTransport, forwardingError, podReset, type PortForwardContext } from "./types.ts";
 
 interface Pair {
   port: number;
@@ -44,33 +44,38 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
   const send = (bytes: Uint8Array) => {
     if (!closed) transport.write(bytes);
   };
+  /** kwok's order on failure (kubernetes.md §3.2): FIN data, error text, RST the error stream. */
+  const fail = (pair: Pair, error: unknown) => {
+    send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
+    send(dataFrame(pair.error!, 0, forwardingError(ctx, pair.port, error)));
+    send(controlFrame(RST_STREAM, 0, rstStreamPayload(pair.error!, RST_CANCEL)));
+  };
   const startPair = async (pair: Pair) => {
+    let conn: Deno.Conn;
     try {
-      const conn = await ctx.dialPodPort(pair.port);
-      pair.conn = conn;
-      pair.connected.resolve(conn);
-      ctx.onStream?.("open", pair.port);
-      const buffer = new Uint8Array(32 * 1024);
-      try {
-        while (true) {
-          const n = await conn.read(buffer);
-          if (n === null) break;
-          send(dataFrame(pair.data!, 0, buffer.slice(0, n)));
-        }
-      } catch {
-        // reset by the pod or closed
+      conn = await ctx.dialPodPort(pair.port);
+    } catch (error) {
+      pair.connected.resolve(undefined);
+      fail(pair, error);
+      return;
+    }
+    pair.conn = conn;
+    pair.connected.resolve(conn);
+    ctx.onStream?.("open", pair.port);
+    const buffer = new Uint8Array(32 * 1024);
+    try {
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        send(dataFrame(pair.data!, 0, buffer.slice(0, n)));
       }
       send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
       send(dataFrame(pair.error!, FLAG_FIN, new Uint8Array(0)));
-      ctx.onStream?.("close", pair.port);
     } catch (error) {
-      pair.connected.resolve(undefined);
-      const text = `error forwarding port ${pair.port} to pod ${ctx.pod}, uid ${ctx.uid}: ${
-        (error as Error).message
-      }`;
-      send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
-      send(dataFrame(pair.error!, 0, new TextEncoder().encode(text)));
-      send(controlFrame(RST_STREAM, 0, rstStreamPayload(pair.error!, RST_CANCEL)));
+      // Reset by the pod: reported like a failed dial (closed by the client: nothing to say).
+      if (podReset(error)) fail(pair, error);
+    } finally {
+      ctx.onStream?.("close", pair.port);
     }
   };
   const onSynStream = async (payload: Uint8Array) => {
@@ -83,6 +88,7 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
       send(controlFrame(RST_STREAM, 0, rstStreamPayload(streamId, RST_CANCEL)));
       return;
     }
+    if (ctx.stalls(port)) return; // never answered: no reply, no dial
     send(controlFrame(SYN_REPLY, 0, synReplyPayload(streamId, replyHeaders.encode([]))));
     const pair = pairs.get(requestId) ??
       { port, connected: Promise.withResolvers(), writes: Promise.resolve() };

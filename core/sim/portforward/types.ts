@@ -28,6 +28,24 @@ export interface PortForwardContext {
    * which engines embed in `error forwarding port P to pod <id>, uid <uid>: <message>` (§2.4).
    */
   dialPodPort(port: number): Promise<Deno.Conn>;
+  /** The `stall` fault: this port's streams are never answered (a wedged kubelet). */
+  stalls(port: number): boolean;
   /** Called when a stream pair / channel pair starts and ends (for fault hooks and tests). */
   onStream?(event: "open" | "close", port: number): void;
+}
+
+/**
+ * The kubelet's error text for a forward that failed, to the pod port's dial or mid-connection
+ * (kubernetes.md §2.4): `error forwarding port P to pod <name>, uid <uid>: <runtime error>`.
+ */
+export function forwardingError(ctx: PortForwardContext, port: number, error: unknown): Uint8Array {
+  const message = error instanceof Error ? error.message : String(error);
+  return new TextEncoder().encode(
+    `error forwarding port ${port} to pod ${ctx.pod}, uid ${ctx.uid}: ${message}`,
+  );
+}
+
+/** Whether a pod connection's read failed because the pod reset it (not because we closed it). */
+export function podReset(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset;
 }

@@ -5,7 +5,7 @@
  * `error forwarding port P to pod <name>, uid <uid>: <err>` on a failed dial, and Close 1000 only
  * when every port has finished.
  */
-import type { PortForwardContext } from "./types.ts";
+import { forwardingError, podReset, type PortForwardContext } from "./types.ts";
 
 /** An accepted WebSocket, as the protocol engines use it. */
 export interface MessageSocket {
@@ -48,6 +48,7 @@ export function serveV4PortForward(
   };
   {
     ports.forEach((port, i) => {
+      if (ctx.stalls(port)) return; // never answered: no prefixes, no dial
       const prefix = new Uint8Array([port & 0xff, port >> 8]);
       send(2 * i, prefix);
       send(2 * i + 1, prefix);
@@ -63,19 +64,15 @@ export function serveV4PortForward(
             if (n === null) break;
             send(2 * i, buffer.subarray(0, n));
           }
-        } catch {
-          // reset by the pod or closed by the client
+        } catch (error) {
+          // Reset by the pod: the kubelet reports it (closed by the client: nothing to say).
+          if (podReset(error)) send(2 * i + 1, forwardingError(ctx, port, error));
         } finally {
           ctx.onStream?.("close", port);
           finishOne();
         }
       }, (error: Error) => {
-        send(
-          2 * i + 1,
-          new TextEncoder().encode(
-            `error forwarding port ${port} to pod ${ctx.pod}, uid ${ctx.uid}: ${error.message}`,
-          ),
-        );
+        send(2 * i + 1, forwardingError(ctx, port, error));
         ctx.onStream?.("close", port);
         finishOne();
       });
