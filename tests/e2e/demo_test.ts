@@ -26,7 +26,7 @@ Deno.test({
     const k8stun = await startDemo(lab, "--http", "8790");
 
     const pods = new Set<string>();
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 20; i++) {
       const curl = await lab.run("curl", ["-s", "-m", "5", "http://hello.demo/"]);
       assertEquals(curl.code, 0, curl.stderr);
       pods.add(/hello from (\S+)/.exec(curl.stdout)![1]);
