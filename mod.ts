@@ -156,6 +156,20 @@ export class DialError extends Error {
 export interface DnsModeContext {
   /** Address and port of k8stun's DNS server as the system should reach it. */
   server: { address: string; port: number };
+  /**
+   * TUN mode: an address inside the TUN where k8stun's DNS also answers (UDP and TCP port 53),
+   * for resolvers that send a link's DNS traffic out of that link (systemd-resolved per-link DNS).
+   */
+  tunServer?: { address: string; port: number };
+  /** The system's resolvers as found at start, before any DNS mode changed anything. */
+  resolvers: { configured: string[]; upstreams: string[]; stub: boolean };
+  /**
+   * TUN mode: routes these IPv4 addresses into the TUN, where k8stun's DNS answers UDP and TCP
+   * port 53. The routes vanish with the TUN, also after a crash.
+   */
+  routeToTun?(addresses: string[]): Promise<void>;
+  /** Sends upstream queries for `server` out through `device`, so they do not loop into the TUN. */
+  bindUpstream?(server: string, device: string): void;
   /** Cluster domains to route (e.g. `cluster.local`, plus namespace suffixes). */
   domains: string[];
   /** The TUN interface name, for per-link DNS. */

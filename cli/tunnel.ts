@@ -20,7 +20,10 @@ import { DialerChain } from "../core/plugins/chain.ts";
 import { collectParts, defaultPluginDir, loadPlugins } from "../core/plugins/loader.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
-import { parseVipBase, VipPool, vipStatePath } from "../core/vip.ts";
+import { ipv4ToNumber, parseVipBase, VipPool, vipStatePath } from "../core/vip.ts";
+import { isPublicTld } from "../core/names.ts";
+import type { DnsModeContext } from "../mod.ts";
+import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { builtinPlugins } from "../plugins/builtin.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { parsePluginConfig } from "./plugin_options.ts";
@@ -142,8 +145,18 @@ export async function startTunnel(
     for (const f of failures) say(`plugin not loaded: ${f.message}`);
     cleanups.push(() => plugins.forEach((p) => p.close?.()));
     const parts = collectParts(plugins);
+    // DNS over TCP to an address k8stun answers DNS on inside the TUN (its DNS address, and the
+    // resolvers tun_route routes there) goes to k8stun's own DNS listener.
+    const dnsInTun = new Set<string>([vips.dnsAddress]);
+    const dnsOverTcp = {
+      name: "dns-over-tcp",
+      resolveAddress: (address: string) =>
+        dnsInTun.has(address)
+          ? { kind: "host" as const, host: FORWARD_DNS_ADDRESS, port: 53 }
+          : null,
+    };
     const router = new Router({
-      resolvers: parts.resolvers,
+      resolvers: [dnsOverTcp, ...parts.resolvers],
       dialers: parts.dialers,
       cluster: store,
       vips,
@@ -197,10 +210,18 @@ export async function startTunnel(
       cleanups.push(() => listener.close());
     }
     const journal = new FileJournal();
-    const modeContext = {
+    const modeContext: DnsModeContext = {
       server: { address: FORWARD_DNS_ADDRESS, port: 53 },
-      domains: [options.clusterDomain],
+      tunServer: { address: vips.dnsAddress, port: 53 },
+      domains: splitDnsDomains(options.clusterDomain, store.namespaces(), scope),
       tunName: dataPlane.name,
+      resolvers,
+      routeToTun(addresses) {
+        for (const a of addresses) dnsInTun.add(a);
+        dataPlane.addHostRoutes(addresses.map((a) => ipv4ToNumber(a)!));
+        return Promise.resolve();
+      },
+      bindUpstream: (server, device) => upstream.useTransport(server, boundTransport(device)),
       journal,
       log: pluginLogger(`dns-${mode.name}`),
     };
@@ -209,7 +230,7 @@ export async function startTunnel(
     say(
       mode.name === "disabled"
         ? "DNS: disabled — reach services by their VIPs"
-        : `DNS (${mode.name}): ${FORWARD_DNS_ADDRESS} answers cluster names; other names go to ${
+        : `DNS (${mode.name}): k8stun answers cluster names; other names go to ${
           resolvers.upstreams.join(", ") || "(no upstream)"
         }`,
     );
@@ -268,4 +289,13 @@ export async function startTunnel(
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * The domains split DNS sends to k8stun: the cluster domain, `svc`, and every namespace that
+ * cannot be mistaken for a public TLD (unless listed explicitly), so `go.dev` stays public.
+ */
+function splitDnsDomains(clusterDomain: string, namespaces: string[], scope: NameScope): string[] {
+  const own = namespaces.filter((ns) => scope.explicitNamespaces.has(ns) || !isPublicTld(ns));
+  return [clusterDomain, "svc", ...own];
 }

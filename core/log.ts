@@ -41,7 +41,10 @@ export async function setupLogging(
   const formatter = format === "json" ? getJsonLinesFormatter() : getTextFormatter({
     timestamp: "time",
     level: "ABBR",
-    category: (c) => options.source ? c.slice(1).join(".") : "",
+    value: "bare", // names and addresses as people write them, without quotes
+    category: (c) => c.slice(1).join("."),
+    format: (v) =>
+      `${v.timestamp} [${v.level}] ${options.source ? `${v.category}: ` : ""}${v.message}`,
   });
   const lib = options.libLevel ?? "warning";
   await reset();

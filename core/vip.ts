@@ -104,6 +104,14 @@ export class VipPool {
     return numberToIpv4(this.network.base + 1);
   }
 
+  /**
+   * The pool's last usable address, never a VIP: k8stun's DNS answers there inside the TUN (for
+   * resolvers that send a link's queries out of that link).
+   */
+  get dnsAddress(): string {
+    return numberToIpv4(this.network.base + 2 ** (32 - this.network.prefix) - 2);
+  }
+
   /** `198.18.0.0/15`. */
   get cidr(): string {
     return `${numberToIpv4(this.network.base)}/${this.network.prefix}`;
@@ -175,7 +183,8 @@ export class VipPool {
 
   #fresh(): string {
     const size = 2 ** (32 - this.network.prefix);
-    const last = this.network.base + size - 2;
+    const last = this.network.base + size - 3; // base+size-2 is the DNS address
+
     const reserved = new Set(this.#remembered.values());
     while (this.#next <= last) {
       const candidate = numberToIpv4(this.#next++);

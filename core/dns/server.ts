@@ -57,7 +57,7 @@ export class DnsServer {
       log.warn("answering {name} failed: {error}", { name: question?.name, error: String(error) });
       return this.#error(query, "SERVFAIL");
     }
-    if (!answer) return await this.#forward(query);
+    if (!answer) return await this.#forward(query, !udp);
     this.telemetry.emit({ type: "dns_query", kind: "cluster", rcode: answer.rcode });
     const opt = packet.additionals?.find((r) => r.type === "OPT") as
       | { udpPayloadSize?: number }
@@ -79,10 +79,10 @@ export class DnsServer {
     return full.length <= limit ? full : response([], true);
   }
 
-  async #forward(query: Uint8Array): Promise<Uint8Array> {
+  async #forward(query: Uint8Array, overTcp: boolean): Promise<Uint8Array> {
     const started = performance.now();
     try {
-      const reply = await this.upstream.forward(query);
+      const reply = await this.upstream.forward(query, overTcp);
       this.telemetry.emit({
         type: "dns_query",
         kind: "upstream",

@@ -1,8 +1,8 @@
 /**
  * Forwards DNS queries that are not the cluster's to the system's original resolvers, unchanged
  * (id, flags, EDNS: the bytes as received), concurrently — one slow query never delays another
- * (D5). A truncated UDP answer is retried over TCP. Replies are matched by a fresh id per query
- * and restored to the client's id.
+ * (D5). A truncated UDP answer is retried over TCP. Each query gets its own socket (a fresh source
+ * port), and only a reply carrying the query's id is taken.
  */
 
 /** A way to send one UDP query and get the reply (tun_route binds it to the original device). */
@@ -88,21 +88,36 @@ function splitServer(server: string): [string, number] {
 
 /** Forwards queries to a list of servers, first good answer wins. */
 export class UpstreamResolver {
+  /** Per-server transports that replace the default one (tun_route's device-bound sockets). */
+  readonly #transports = new Map<string, UpstreamTransport>();
+
   constructor(
     readonly servers: string[],
     readonly transport: UpstreamTransport = SOCKET_TRANSPORT,
     readonly timeoutMs = 3000,
   ) {}
 
-  /** The upstream's reply to `query` (raw bytes), or throws when none answered. */
-  async forward(query: Uint8Array): Promise<Uint8Array> {
+  /** Sends the queries for `server` through `transport` from now on. */
+  useTransport(server: string, transport: UpstreamTransport): void {
+    this.#transports.set(server, transport);
+  }
+
+  /**
+   * The upstream's reply to `query` (raw bytes), or throws when none answered. A truncated UDP
+   * answer is retried over TCP only for a client that asked over TCP; a UDP client gets the TC
+   * answer and retries over TCP itself (RFC 7766 §5), so no answer exceeds its UDP limit.
+   */
+  async forward(query: Uint8Array, clientOverTcp = false): Promise<Uint8Array> {
     if (this.servers.length === 0) throw new Error("no upstream DNS servers are configured");
     const errors: string[] = [];
     for (const server of this.servers) {
       try {
-        const reply = await this.transport.udp(server, query, this.timeoutMs);
+        const transport = this.#transports.get(server) ?? this.transport;
+        const reply = await transport.udp(server, query, this.timeoutMs);
         const truncated = reply.length >= 3 && (reply[2] & 0x02) !== 0;
-        return truncated ? await this.transport.tcp(server, query, this.timeoutMs) : reply;
+        return truncated && clientOverTcp
+          ? await transport.tcp(server, query, this.timeoutMs)
+          : reply;
       } catch (error) {
         errors.push((error as Error).message);
       }

@@ -16,6 +16,22 @@ const SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // The same calls on Deno's blocking-call threads, for sockets that wait (a TCP connect, a
+  // reply): the main thread stays free. errno is not readable afterwards (another thread's).
+  connectBlocking: {
+    name: "connect",
+    parameters: ["i32", "buffer", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  recvBlocking: {
+    name: "recv",
+    parameters: ["i32", "buffer", "usize", "i32"],
+    result: "isize",
+    nonblocking: true,
+  },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -46,6 +62,9 @@ export const Errno = {
   EEXIST: 17,
   ENODEV: 19,
   EINVAL: 22,
+  ESRCH: 3,
+  EADDRNOTAVAIL: 99,
+  ENETUNREACH: 101,
   ENOBUFS: 105,
 } as const;
 

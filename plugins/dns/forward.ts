@@ -1,11 +1,20 @@
 /**
- * DNS mode `forward`: points the system at k8stun's DNS server by rewriting `/etc/resolv.conf`
- * (journaled first; written in place, so a bind-mounted file works). Search domains and options
- * are kept; the original nameservers become k8stun's upstreams. Revert restores the original
- * bytes unless someone changed the file since.
+ * DNS mode `forward`: points the system at k8stun's DNS server. Under systemd-resolved (its stub
+ * configured, TUN mode), per-link split DNS sends only the cluster's domains to k8stun
+ * (resolved.ts). Otherwise `/etc/resolv.conf` is rewritten (journaled first; written in place,
+ * so a bind-mounted file works): search domains and options kept, the original nameservers
+ * become k8stun's upstreams. Revert restores the original bytes unless someone changed the file
+ * since.
  */
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
 import type { FileJournal } from "../../core/journal.ts";
+import {
+  applySplitDns,
+  type ResolvectlRunner,
+  resolvedActive,
+  revertSplitDns,
+  runResolvectl,
+} from "./resolved.ts";
 
 /** The file this mode rewrites. */
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -21,11 +30,39 @@ export function forwardResolvConf(original: string, server: string): string {
   ].join("\n");
 }
 
-/** Builds the mode; `path` is overridable for tests. */
-export function forwardMode(path = RESOLV_CONF): DnsMode {
+/** What tests replace: the file, how resolved is detected and driven. */
+export interface ForwardSystem {
+  path: string;
+  resolvedActive(configured: string[]): Promise<boolean>;
+  resolvectl: ResolvectlRunner;
+}
+
+const SYSTEM: ForwardSystem = {
+  path: RESOLV_CONF,
+  resolvedActive,
+  resolvectl: runResolvectl,
+};
+
+/** Builds the mode. */
+export function forwardMode(system: Partial<ForwardSystem> = {}): DnsMode {
+  const { path, resolvectl, resolvedActive } = { ...SYSTEM, ...system };
+  let splitLink: string | undefined;
   return {
     name: "forward",
     async apply(ctx: DnsModeContext) {
+      if (
+        ctx.tunServer && ctx.tunName && ctx.resolvers.stub &&
+        await resolvedActive(ctx.resolvers.configured)
+      ) {
+        await applySplitDns(resolvectl, ctx.tunName, ctx.tunServer.address, ctx.domains);
+        splitLink = ctx.tunName;
+        ctx.log.info("systemd-resolved sends {domains} to k8stun's DNS {server} on {link}", {
+          domains: ctx.domains.join(", "),
+          server: ctx.tunServer.address,
+          link: ctx.tunName,
+        });
+        return;
+      }
       const original = await Deno.readTextFile(path).catch(() => "");
       await ctx.journal.recordFile(path);
       const text = forwardResolvConf(original, ctx.server.address);
@@ -38,6 +75,11 @@ export function forwardMode(path = RESOLV_CONF): DnsMode {
       });
     },
     async revert(ctx: DnsModeContext) {
+      if (splitLink) {
+        await revertSplitDns(resolvectl, splitLink).catch((e) => ctx.log.info(String(e)));
+        splitLink = undefined;
+        return;
+      }
       const messages = await (ctx.journal as FileJournal).undo?.() ?? [];
       for (const m of messages) ctx.log.info(m);
     },

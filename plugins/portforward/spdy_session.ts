@@ -255,8 +255,7 @@ export class SpdySession {
         // Our PINGs come back with odd ids; the server's own (even) are echoed (SPDY/3 §2.6.5).
         if (payloadStreamId(frame.payload) % 2 === 1) this.#pingOutstanding = false;
         else this.#send(controlFrame(PING, 0, frame.payload));
-      }
-      else if (frame.type === RST_STREAM) {
+      } else if (frame.type === RST_STREAM) {
         const id = payloadStreamId(frame.payload);
         const state = this.#streams.get(id);
         // The kubelet resets the error stream after writing its text: the text already failed it.

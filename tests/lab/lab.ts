@@ -85,10 +85,21 @@ export class LabProcess {
 
 let counter = 0;
 
+/** A second namespace joined to the lab by a veth pair (see {@link Lab.addPeer}). */
+export interface LabPeer {
+  /** The peer's address on the link (the lab's side is {@link Lab.linkAddress}). */
+  address: string;
+  /** Starts a long-running process in the peer namespace (killed with the lab). */
+  spawn(command: string, args: string[]): LabProcess;
+}
+
 /** A network namespace for one test. */
 export class Lab implements AsyncDisposable {
   readonly #processes = new Set<LabProcess>();
   #closed = false;
+  #peer?: string;
+  /** The lab's address on the link to its peer. */
+  readonly linkAddress = "10.77.0.1";
 
   private constructor(readonly name: string) {}
 
@@ -187,6 +198,41 @@ export class Lab implements AsyncDisposable {
     return this.run("sh", ["-c", script], { timeoutMs });
   }
 
+  /**
+   * Joins a second namespace to the lab by a veth pair created inside the namespaces (the host's
+   * interfaces are never touched): lab 10.77.0.1/24, peer 10.77.0.2/24 — e.g. for an upstream DNS
+   * server that the lab's resolv.conf names, reached through a real interface.
+   */
+  async addPeer(): Promise<LabPeer> {
+    const peer = `${this.name}-p`;
+    const suffix = Math.random().toString(36).slice(2, 8);
+    const [ours, theirs] = [`k8l${suffix}a`, `k8l${suffix}b`];
+    await mustRun("ip", ["netns", "add", peer]);
+    this.#peer = peer;
+    const inLab = (...args: string[]) => mustRun("ip", ["-n", this.name, ...args]);
+    const inPeer = (...args: string[]) => mustRun("ip", ["-n", peer, ...args]);
+    await inLab("link", "add", ours, "type", "veth", "peer", "name", theirs, "netns", peer);
+    await inLab("addr", "add", `${this.linkAddress}/24`, "dev", ours);
+    await inLab("link", "set", ours, "up");
+    await inPeer("addr", "add", "10.77.0.2/24", "dev", theirs);
+    await inPeer("link", "set", theirs, "up");
+    await inPeer("link", "set", "lo", "up");
+    return {
+      address: "10.77.0.2",
+      spawn: (command, args) => {
+        const child = new Deno.Command("ip", {
+          args: ["netns", "exec", peer, command, ...args],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const process = new LabProcess(child);
+        this.#processes.add(process);
+        return process;
+      },
+    };
+  }
+
   /** Kills every process the lab started, then deletes the namespace and its files. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -196,6 +242,7 @@ export class Lab implements AsyncDisposable {
       await Promise.race([process.status, new Promise((r) => setTimeout(r, 2000))]);
     }
     await run("ip", ["netns", "delete", this.name]);
+    if (this.#peer) await run("ip", ["netns", "delete", this.#peer]);
     await Deno.remove(`/etc/netns/${this.name}`, { recursive: true }).catch(() => {});
   }
 

@@ -11,6 +11,7 @@ import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
 import { openLibc } from "../../../ffi/linux/libc.ts";
 import { configureTun, openTun } from "../../../ffi/linux/tun.ts";
+import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
 import type { FlowOpening, UdpDatagram } from "../stack_types.ts";
 import type { FromLoop, LoopEvent, LoopOp, ToLoop } from "../loop/protocol.ts";
 import type { Duplex } from "../../../mod.ts";
@@ -40,8 +41,11 @@ export interface TunDataPlaneOptions {
 /** A running data plane. */
 export interface TunDataPlane {
   name: string;
-  /** Also answer for this address (e.g. a DNS server routed into the TUN). */
-  routeAddress(address: number, add: boolean): void;
+  /**
+   * Routes these addresses (/32) into the TUN and answers for them there (tun_route DNS). The
+   * kernel drops the routes with the TUN, also after a crash.
+   */
+  addHostRoutes(addresses: number[]): void;
   activeFlows(): number;
   /** Connections open per VIP, for stale-VIP reclaim. */
   isVipBusy(vip: string): boolean;
@@ -328,8 +332,17 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   let closing: Promise<void> | undefined;
   return {
     name: tun.name,
-    routeAddress(address, add) {
-      queue({ op: "route", address, add });
+    addHostRoutes(addresses) {
+      const table = RouteTable.open(libc);
+      try {
+        const ifindex = interfaceIndex(tun.name);
+        for (const address of addresses) {
+          queue({ op: "route", address, add: true }); // the stack answers first, then packets come
+          table.add({ dst: address, prefix: 32, ifindex });
+        }
+      } finally {
+        table.close();
+      }
     },
     activeFlows: () => flows.size,
     isVipBusy: (vip) => (busy.get(vip) ?? 0) > 0,

@@ -1,0 +1,105 @@
+/**
+ * Device routes over an rtnetlink socket (platform-ffi.md §5.2–§5.4): one request, one ack,
+ * matched by sequence number. Routes that point into k8stun's TUN need no crash cleanup: the
+ * kernel drops them with the device (§5.7).
+ */
+import { decodeAcks, type DeviceRoute, encodeRoute } from "./netlink_wire.ts";
+import { Errno, errno, type Libc } from "./libc.ts";
+import { TunError } from "./tun.ts";
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0x80000;
+const NETLINK_ROUTE = 0;
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
+
+/** An open rtnetlink socket. */
+export class RouteTable {
+  #seq = 0;
+  readonly #reply = new Uint8Array(64 * 1024);
+
+  private constructor(readonly libc: Libc, readonly fd: number) {}
+
+  /** Opens and binds the socket; the kernel answers within microseconds, so reads block. */
+  static open(libc: Libc): RouteTable {
+    const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) throw new TunError(explain(errno(libc), "open an rtnetlink socket"), errno(libc));
+    const address = new Uint8Array(12); // sockaddr_nl: family, pad, pid 0 (kernel picks), groups 0
+    new DataView(address.buffer).setUint16(0, AF_NETLINK, true);
+    const timeout = new BigInt64Array([2n, 0n]); // struct timeval: never wait for ever
+    if (
+      libc.bind(fd, address, address.length) < 0 ||
+      libc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(timeout.buffer), 16) < 0
+    ) {
+      const code = errno(libc);
+      libc.close(fd);
+      throw new TunError(explain(code, "bind the rtnetlink socket"), code);
+    }
+    return new RouteTable(libc, fd);
+  }
+
+  /** Adds `dst/prefix dev ifindex` (proto static, scope link). */
+  add(route: DeviceRoute): void {
+    const code = this.#request("add", route);
+    if (code !== 0) throw new TunError(explain(code, `add the route ${describe(route)}`), code);
+  }
+
+  /** Deletes the route; one that is already gone (ESRCH) is fine. */
+  delete(route: DeviceRoute): void {
+    const code = this.#request("delete", route);
+    if (code !== 0 && code !== Errno.ESRCH) {
+      throw new TunError(explain(code, `delete the route ${describe(route)}`), code);
+    }
+  }
+
+  close(): void {
+    this.libc.close(this.fd);
+  }
+
+  /** Sends one request and returns the errno of its ack (0 = done). */
+  #request(op: "add" | "delete", route: DeviceRoute): number {
+    const seq = ++this.#seq;
+    const message = encodeRoute(op, route, seq);
+    if (Number(this.libc.sendto(this.fd, message, BigInt(message.length), 0, null, 0)) < 0) {
+      return errno(this.libc);
+    }
+    for (;;) {
+      const n = Number(this.libc.recv(this.fd, this.#reply, BigInt(this.#reply.length), 0));
+      if (n < 0) return errno(this.libc);
+      const ack = decodeAcks(this.#reply.subarray(0, n)).find((a) => a.seq === seq);
+      if (ack) return ack.errno;
+    }
+  }
+}
+
+/** The interface index of a device, from sysfs. */
+export function interfaceIndex(name: string): number {
+  try {
+    return Number(Deno.readTextFileSync(`/sys/class/net/${name}/ifindex`).trim());
+  } catch {
+    throw new TunError(`the interface ${name} does not exist (the TUN vanished?)`, Errno.ENODEV);
+  }
+}
+
+function describe(route: DeviceRoute): string {
+  const d = route.dst;
+  return `${d >>> 24}.${(d >>> 16) & 255}.${(d >>> 8) & 255}.${d & 255}/${route.prefix}`;
+}
+
+/** Messages for the errors of §5.4 a user can act on. */
+function explain(code: number, what: string): string {
+  switch (code) {
+    case Errno.EPERM:
+    case Errno.EACCES:
+      return `cannot ${what}: permission denied — run with sudo or grant CAP_NET_ADMIN`;
+    case Errno.EEXIST:
+      return `cannot ${what}: a route for it already exists — another VPN or an earlier k8stun owns it (see ip route)`;
+    case Errno.ENODEV:
+      return `cannot ${what}: the device is gone (the TUN vanished)`;
+    case Errno.EAGAIN:
+      return `cannot ${what}: the kernel did not answer within 2 s`;
+    default:
+      return `cannot ${what}: errno ${code}`;
+  }
+}

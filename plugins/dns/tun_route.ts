@@ -1,0 +1,72 @@
+/**
+ * DNS mode `tun_route` (the default): the system's resolvers stay configured as they are, but
+ * their addresses are routed into the TUN, where k8stun answers cluster names and forwards every
+ * other query to the same resolver through a socket bound to the interface that reached it before
+ * (so it does not loop back into the TUN). Nothing outside the TUN changes, so a crash leaves
+ * nothing behind. Where that cannot work it says why and uses `forward` instead, never refusing
+ * to start: a local stub resolver (systemd-resolved sends a link's queries out of that link, so
+ * routing its upstreams would miss them), proxy mode, IPv6 or unroutable resolvers.
+ */
+import type { DnsMode, DnsModeContext } from "../../mod.ts";
+import { ipv4ToNumber } from "../../core/vip.ts";
+import { systemOutgoingInterface } from "../../ffi/linux/route_lookup.ts";
+import { forwardMode } from "./forward.ts";
+
+/** Finds the device that reaches a resolver (before k8stun's routes exist). */
+export type InterfaceLookup = (address: number) => string | undefined;
+
+/** Builds the mode; `forward` and `lookup` are replaceable for tests. */
+export function tunRouteMode(
+  forward: DnsMode = forwardMode(),
+  lookup: InterfaceLookup = systemOutgoingInterface,
+): DnsMode {
+  let fellBack = false;
+  return {
+    name: "tun_route",
+    async apply(ctx: DnsModeContext) {
+      const plan = routePlan(ctx, lookup);
+      if (typeof plan === "string") {
+        ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
+          reason: plan,
+        });
+        fellBack = true;
+        return await forward.apply(ctx);
+      }
+      for (const [server, device] of plan) ctx.bindUpstream!(server, device);
+      await ctx.routeToTun!([...plan.keys()]);
+      ctx.log.info(
+        "resolvers {servers} now reach k8stun through {tun}; other names go out via {devices}",
+        {
+          servers: [...plan.keys()].join(", "),
+          tun: ctx.tunName ?? "the TUN",
+          devices: [...new Set(plan.values())].join(", "),
+        },
+      );
+    },
+    async revert(ctx: DnsModeContext) {
+      // The routes go away with the TUN; only a fallback changed anything else.
+      if (fellBack) await forward.revert(ctx);
+    },
+  };
+}
+
+/** Resolver → original device, or why tun_route cannot be used. */
+function routePlan(ctx: DnsModeContext, lookup: InterfaceLookup): Map<string, string> | string {
+  if (!ctx.routeToTun || !ctx.bindUpstream) return "it needs the TUN (proxy mode has none)";
+  const servers = ctx.resolvers.configured;
+  if (servers.length === 0) return "/etc/resolv.conf lists no nameserver";
+  if (ctx.resolvers.stub) {
+    return `the system resolver ${
+      servers.join(", ")
+    } is a local stub (systemd-resolved or dnsmasq)`;
+  }
+  const plan = new Map<string, string>();
+  for (const server of servers) {
+    const address = ipv4ToNumber(server);
+    if (address === undefined) return `the resolver ${server} is not an IPv4 address`;
+    const device = lookup(address);
+    if (!device) return `no route reaches the resolver ${server}`;
+    plan.set(server, device);
+  }
+  return plan;
+}

@@ -1,0 +1,122 @@
+/** The built-in DNS modes' decisions, with the system calls replaced (issue #5 build item 3). */
+import { assert, assertEquals } from "../assert.ts";
+import type { DnsMode, DnsModeContext } from "../../mod.ts";
+import { forwardMode } from "../../plugins/dns/forward.ts";
+import { tunRouteMode } from "../../plugins/dns/tun_route.ts";
+
+function context(overrides: Partial<DnsModeContext> = {}) {
+  const logged: string[] = [];
+  const routed: string[] = [];
+  const bound: [string, string][] = [];
+  const ctx: DnsModeContext = {
+    server: { address: "127.0.0.153", port: 53 },
+    tunServer: { address: "198.19.255.254", port: 53 },
+    domains: ["cluster.local", "svc", "demo"],
+    tunName: "tun7",
+    resolvers: { configured: ["10.77.0.2"], upstreams: ["10.77.0.2"], stub: false },
+    routeToTun: (addresses) => {
+      routed.push(...addresses);
+      return Promise.resolve();
+    },
+    bindUpstream: (server, device) => void bound.push([server, device]),
+    journal: { recordFile: () => Promise.resolve(), recordStep: () => Promise.resolve() },
+    log: {
+      debug: () => {},
+      info: (m, p) => void logged.push(fill(m, p)),
+      warn: (m, p) => void logged.push(fill(m, p)),
+      error: (m, p) => void logged.push(fill(m, p)),
+    },
+    ...overrides,
+  };
+  return { ctx, logged, routed, bound };
+}
+
+function fill(message: string, properties?: Record<string, unknown>): string {
+  return message.replace(/\{(\w+)\}/g, (_, k) => String(properties?.[k]));
+}
+
+/** A forward mode that only records that it ran. */
+function recordingForward(): DnsMode & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    name: "forward",
+    calls,
+    apply: () => Promise.resolve(void calls.push("apply")),
+    revert: () => Promise.resolve(void calls.push("revert")),
+  };
+}
+
+Deno.test("tun_route: routes the resolver into the TUN and binds its queries to the old device", async () => {
+  const forward = recordingForward();
+  const mode = tunRouteMode(forward, () => "veth0");
+  const { ctx, routed, bound } = context();
+  await mode.apply(ctx);
+  assertEquals(routed, ["10.77.0.2"]);
+  assertEquals(bound, [["10.77.0.2", "veth0"]]);
+  await mode.revert(ctx);
+  assertEquals(forward.calls, [], "nothing outside the TUN to undo");
+});
+
+for (
+  const [why, overrides, reason] of [
+    [
+      "a local stub resolver",
+      { resolvers: { configured: ["127.0.0.53"], upstreams: ["192.0.2.1"], stub: true } },
+      /local stub/,
+    ],
+    ["proxy mode (no TUN)", { routeToTun: undefined }, /needs the TUN/],
+    [
+      "an IPv6 resolver",
+      { resolvers: { configured: ["2001:db8::1"], upstreams: ["2001:db8::1"], stub: false } },
+      /not an IPv4 address/,
+    ],
+    [
+      "no nameserver",
+      { resolvers: { configured: [], upstreams: [], stub: false } },
+      /lists no nameserver/,
+    ],
+  ] as const
+) {
+  Deno.test(`tun_route: ${why} falls back to forward and says why, never refusing to start`, async () => {
+    const forward = recordingForward();
+    const mode = tunRouteMode(forward, () => "eth0");
+    const { ctx, logged, routed } = context(overrides as Partial<DnsModeContext>);
+    await mode.apply(ctx);
+    assertEquals(forward.calls, ["apply"]);
+    assertEquals(routed, []);
+    assert(
+      logged.some((l) => reason.test(l) && /using forward mode instead/.test(l)),
+      logged.join(),
+    );
+    await mode.revert(ctx);
+    assertEquals(forward.calls, ["apply", "revert"]);
+  });
+}
+
+Deno.test("forward: under systemd-resolved, per-link split DNS for the cluster domains only", async () => {
+  const commands: string[][] = [];
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/resolv.conf`;
+  await Deno.writeTextFile(path, "nameserver 127.0.0.53\noptions edns0\n");
+  try {
+    const mode = forwardMode({
+      path,
+      resolvedActive: (configured) => Promise.resolve(configured.includes("127.0.0.53")),
+      resolvectl: (args) => Promise.resolve(void commands.push(args)),
+    });
+    const { ctx } = context({
+      resolvers: { configured: ["127.0.0.53"], upstreams: ["192.0.2.1"], stub: true },
+    });
+    await mode.apply(ctx);
+    assertEquals(commands, [
+      ["dns", "tun7", "198.19.255.254"],
+      ["domain", "tun7", "~cluster.local", "~svc", "~demo"],
+      ["default-route", "tun7", "false"],
+    ]);
+    assertEquals(await Deno.readTextFile(path), "nameserver 127.0.0.53\noptions edns0\n");
+    await mode.revert(ctx);
+    assertEquals(commands.at(-1), ["revert", "tun7"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
