@@ -28,13 +28,31 @@ export interface DnsListener {
   close(): void;
 }
 
+/** How long an encoded cluster answer is reused; changes in the cluster also clear it at once. */
+const CACHE_MS = 1000;
+const CACHE_ENTRIES = 10_000;
+
 /** The DNS server logic. */
 export class DnsServer {
+  /**
+   * Encoded cluster answers by query (everything after the id) and transport: a repeated query
+   * costs a copy and two id bytes instead of a decode, a lookup and an encode. Short-lived, so
+   * plugin resolvers' changes and VIP use tracking still come through every second.
+   */
+  readonly #cache = new Map<string, { response: Uint8Array; expires: number }>();
+
   constructor(
     readonly answerer: ClusterAnswerer,
     readonly upstream: UpstreamResolver,
     readonly telemetry: TelemetrySink = NoTelemetry,
-  ) {}
+  ) {
+    answerer.view.onChange(() => this.invalidate()); // endpoint and service changes show at once
+  }
+
+  /** Forgets cached answers (the cluster changed). */
+  invalidate(): void {
+    this.#cache.clear();
+  }
 
   /**
    * Answers one query. `udp` applies the UDP size limit (TC when exceeded). Returns null for
@@ -42,6 +60,15 @@ export class DnsServer {
    */
   async handle(query: Uint8Array, udp: boolean): Promise<Uint8Array | null> {
     if (query.length < 12) return null;
+    const key = cacheKey(query, udp);
+    const cached = this.#cache.get(key);
+    if (cached && cached.expires > performance.now()) {
+      const response = cached.response.slice();
+      response[0] = query[0];
+      response[1] = query[1];
+      this.telemetry.emit({ type: "dns_query", kind: "cluster", rcode: rcodeName(response) });
+      return response;
+    }
     let packet: Packet;
     try {
       packet = dnsPacket.decode(Buffer.from(query.buffer, query.byteOffset, query.byteLength));
@@ -76,7 +103,10 @@ export class DnsServer {
         additionals: opt ? [{ type: "OPT", name: ".", udpPayloadSize: 4096 } as never] : [],
       }));
     const full = response(answer.answers, false);
-    return full.length <= limit ? full : response([], true);
+    const reply = full.length <= limit ? full : response([], true);
+    if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear();
+    this.#cache.set(key, { response: reply, expires: performance.now() + CACHE_MS });
+    return reply;
   }
 
   async #forward(query: Uint8Array, overTcp: boolean): Promise<Uint8Array> {
@@ -116,13 +146,15 @@ export class DnsServer {
   listen(hostname: string, port: number): DnsListener {
     const udp = Deno.listenDatagram({ transport: "udp", hostname, port });
     const tcp = Deno.listen({ transport: "tcp", hostname, port: (udp.addr as Deno.NetAddr).port });
-    (async () => {
-      for await (const [query, from] of udp) {
+    const receiveLoop = async () => {
+      while (true) {
+        const [query, from] = await udp.receive();
         this.handle(query, true).then((reply) => {
           if (reply) return udp.send(reply, from);
         }).catch(() => {});
       }
-    })().catch(() => {});
+    };
+    for (let i = 0; i < 4; i++) receiveLoop().catch(() => {});
     (async () => {
       for await (const conn of tcp) {
         (async () => {
@@ -157,6 +189,13 @@ export class DnsServer {
       },
     };
   }
+}
+
+/** The query without its id, and the transport (which decides truncation). */
+function cacheKey(query: Uint8Array, udp: boolean): string {
+  let key = udp ? "u" : "t";
+  for (let i = 2; i < query.length; i++) key += String.fromCharCode(query[i]);
+  return key;
 }
 
 function rcodeName(reply: Uint8Array): string {

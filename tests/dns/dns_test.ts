@@ -49,7 +49,7 @@ function server(transport?: UpstreamTransport) {
       tcp: () => Promise.reject(new Error("no upstream in this test")),
     },
   );
-  return { dns: new DnsServer(answerer, upstream), vips };
+  return { dns: new DnsServer(answerer, upstream), vips, store };
 }
 
 function query(name: string, type: string, id = 42, edns = false): Uint8Array {
@@ -79,6 +79,17 @@ Deno.test("dns: A for a service is its VIP; the same VIP every time (P4, P14)", 
   const again = decode((await dns.handle(query("hello.demo.svc.cluster.local", "A"), true))!);
   assertEquals((again.answers![0] as { data: string }).data, vip);
   assert(((again.answers![0] as { ttl: number }).ttl) <= 60);
+});
+
+Deno.test("dns: a repeated query is answered from the cache with its own id; a deleted service is NXDOMAIN at once", async () => {
+  const { dns, store } = server();
+  const first = decode((await dns.handle(query("hello.demo", "A", 7), true))!);
+  const second = decode((await dns.handle(query("hello.demo", "A", 8), true))!);
+  assertEquals([first.id, second.id], [7, 8]);
+  assertEquals(second.answers, first.answers);
+  store.deleteService({ metadata: { namespace: "demo", name: "hello" } });
+  const gone = decode((await dns.handle(query("hello.demo", "A", 9), true))!);
+  assertEquals([gone.id, gone.rcode], [9, "NXDOMAIN"]);
 });
 
 Deno.test("dns: AAAA for an existing name is NOERROR with no records and an SOA (D8, P16)", async () => {
