@@ -76,6 +76,7 @@ export class ClusterAnswerer {
           return this.#ok([{ type: "CNAME", name, ttl: CLUSTER_TTL, data: service.externalName }]);
         }
         if (type !== "A" && type !== "ANY") return this.#negative("NOERROR");
+        if (service.headless) return this.#headless(q.namespace, q.service, name);
         const vip = this.vips.allocate({
           type: "service",
           namespace: q.namespace,
@@ -114,6 +115,22 @@ export class ClusterAnswerer {
         }]);
       }
     }
+  }
+
+  /**
+   * A headless service names its ready pods, as cluster DNS does: one A record per pod, each the
+   * pod's own VIP (pod IPs are not reachable from here). No ready pod: the name exists, no data.
+   */
+  #headless(namespace: string, service: string, name: string): ClusterAnswer {
+    const pods = new Map<string, string>();
+    for (const endpoint of this.view.readyAddresses(namespace, service)) {
+      if (!endpoint.pod || pods.has(endpoint.pod.name)) continue;
+      pods.set(endpoint.pod.name, this.vips.allocate({ type: "pod", ...endpoint.pod }));
+    }
+    if (pods.size === 0) return this.#negative("NOERROR");
+    return this.#ok(
+      [...pods.values()].map((vip) => ({ type: "A" as const, name, ttl: CLUSTER_TTL, data: vip })),
+    );
   }
 
   /** PTR for a VIP: the service's or pod's canonical name. */

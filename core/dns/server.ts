@@ -85,6 +85,7 @@ export class DnsServer {
       return this.#error(query, "SERVFAIL");
     }
     if (!answer) return await this.#forward(query, !udp);
+    const answers = [...answer.answers ?? [], ...await this.#chase(answer.answers, question!)];
     this.telemetry.emit({ type: "dns_query", kind: "cluster", rcode: answer.rcode });
     const opt = packet.additionals?.find((r) => r.type === "OPT") as
       | { udpPayloadSize?: number }
@@ -102,11 +103,36 @@ export class DnsServer {
         authorities: tc ? [] : answer.authorities,
         additionals: opt ? [{ type: "OPT", name: ".", udpPayloadSize: 4096 } as never] : [],
       }));
-    const full = response(answer.answers, false);
+    const full = response(answers, false);
     const reply = full.length <= limit ? full : response([], true);
     if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear();
     this.#cache.set(key, { response: reply, expires: performance.now() + CACHE_MS });
     return reply;
+  }
+
+  /**
+   * An ExternalName answers with a CNAME to a name outside the cluster; like cluster DNS, add
+   * that name's records from upstream, so stub resolvers (which do not chase CNAMEs) get an
+   * address. Upstream trouble leaves the CNAME alone.
+   */
+  async #chase(
+    answers: Packet["answers"],
+    question: NonNullable<Packet["questions"]>[number],
+  ): Promise<NonNullable<Packet["answers"]>> {
+    const last = answers?.at(-1);
+    if (last?.type !== "CNAME" || (question.type !== "A" && question.type !== "AAAA")) return [];
+    try {
+      const query = new Uint8Array(dnsPacket.encode({
+        type: "query",
+        id: Math.floor(Math.random() * 65536),
+        flags: FLAG_RD,
+        questions: [{ type: question.type, name: last.data as string }],
+      }));
+      const reply = dnsPacket.decode(Buffer.from(await this.upstream.forward(query)));
+      return reply.answers ?? [];
+    } catch {
+      return [];
+    }
   }
 
   async #forward(query: Uint8Array, overTcp: boolean): Promise<Uint8Array> {

@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
+import { DEMO_FIXTURE } from "../../core/sim/mod.ts";
 
 const ignore = labUnavailable() !== undefined;
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
@@ -37,15 +38,67 @@ Deno.test({
     assertMatch(before.public, /www\.public-example\.com\. IN A 203\.0\.113\.7/);
     assertEquals(before.big.split("\n").length, 40, "the big answer needs TCP");
 
-    const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo"]);
+    // The demo cluster plus an ExternalName service pointing at the public name.
+    const fixture = `/etc/netns/${lab.name}/fixture.json`;
+    const [demo, ...others] = DEMO_FIXTURE.namespaces;
+    const search = {
+      name: "search",
+      headless: false,
+      externalName: "www.public-example.com",
+      ports: [],
+    };
+    await Deno.writeTextFile(
+      fixture,
+      JSON.stringify({
+        namespaces: [{ ...demo, services: [...demo.services, search] }, ...others],
+      }),
+    );
+    const k8stun = lab.spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      MAIN,
+      "demo",
+      "--fixture",
+      fixture,
+    ]);
     const [, tun] = await k8stun.waitForOutput(/k8stun is ready on (\S+)/, 60_000);
     assertMatch(k8stun.output, /resolvers "?10\.77\.0\.2"? now reach k8stun through/);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), resolvConf, "resolv.conf untouched");
     const routes = await lab.run("ip", ["-4", "route"]);
     assertMatch(routes.stdout, new RegExp(`10\\.77\\.0\\.2 dev ${tun} proto static scope link`));
 
-    const vip = (await lab.run("dig", ["+short", "hello.demo"])).stdout.trim();
+    const short = async (...args: string[]) =>
+      (await lab.run("dig", ["+short", ...args])).stdout.trim();
+    const vip = await short("hello.demo");
     assertMatch(vip, /^198\.1[89]\.\d+\.\d+$/);
+    for (const form of ["hello.demo.svc", "hello.demo.svc.cluster.local"]) {
+      assertEquals(await short(form), vip, form);
+    }
+    const db0 = await short("db-0.db.demo");
+    assertEquals(await short("db-0.db.demo.svc.cluster.local"), db0);
+    const headless = (await short("db.demo")).split("\n").sort();
+    assertEquals(headless.length, 2, "a headless service names each ready pod");
+    assert(headless.includes(db0));
+    const db1 = headless.find((v) => v !== db0)!;
+    const podIp = await simPodIp(lab, k8stun.output, "db-1");
+    const dashed = podIp.replaceAll(".", "-");
+    assertEquals(await short(`${dashed}.demo.pod`), db1);
+    assertEquals(await short(`${dashed}.demo.pod.cluster.local`), db1);
+    assertEquals(
+      await short("SRV", "_pg._tcp.db.demo.svc.cluster.local"),
+      "0 100 5432 db.demo.svc.cluster.local.",
+    );
+    assertEquals(
+      (await short("search.demo")).split("\n"),
+      ["www.public-example.com.", "203.0.113.7"],
+      "ExternalName: CNAME, chased upstream",
+    );
+    assertMatch((await lab.run("getent", ["hosts", "search.demo"])).stdout, /^203\.0\.113\.7\s/);
+    assertEquals(await short("-x", vip), "hello.demo.svc.cluster.local.");
+    const aaaa = (await lab.run("dig", ["AAAA", "hello.demo"])).stdout;
+    assertMatch(aaaa, /status: NOERROR/);
+    assertMatch(aaaa, /ANSWER: 0,/);
+    assertMatch((await lab.run("dig", ["nosuch.demo"])).stdout, /status: NXDOMAIN/);
     assertEquals((await lab.run("dig", ["+short", "+tcp", "hello.demo"])).stdout.trim(), vip);
     const getent = await lab.run("getent", ["hosts", "db-0.db.demo"]);
     assertMatch(getent.stdout, /^198\.1[89]\.\d+\.\d+\s+db-0\.db\.demo/);
@@ -74,3 +127,17 @@ Deno.test({
     assertEquals(await answers(lab, "www.public-example.com"), before.public);
   },
 });
+
+/** A pod's IP, read from the simulated cluster's API with the kubeconfig the demo printed. */
+async function simPodIp(lab: Lab, output: string, pod: string): Promise<string> {
+  const kubeconfig = await Deno.readTextFile(/kubeconfig (\S+\/kubeconfig)/.exec(output)![1]);
+  const server = /server: (\S+)/.exec(kubeconfig)![1];
+  const token = /token: (\S+)/.exec(kubeconfig)![1];
+  const out = await lab.run("curl", [ // the simulator listens on the lab's loopback
+    "-sk",
+    "-H",
+    `Authorization: Bearer ${token}`,
+    `${server}/api/v1/namespaces/demo/pods/${pod}`,
+  ]);
+  return JSON.parse(out.stdout).status.podIP;
+}
