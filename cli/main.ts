@@ -3,6 +3,7 @@
  * program; this file wires global options, logging, and error reporting.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { StoppedDuringStartup } from "./session.ts";
 import { LOG_FORMATS, parseLogLevel, setupLogging } from "../core/log.ts";
 import { versionLine } from "./version.ts";
 import { registerCommands } from "./commands/mod.ts";
@@ -67,6 +68,10 @@ if (import.meta.main) {
     await program.parseAsync(normaliseArgs(Deno.args, names), { from: "user" });
   } catch (error) {
     if (error instanceof CommanderError) Deno.exit(error.exitCode);
+    if (error instanceof StoppedDuringStartup) {
+      console.error("k8stun: stopped during start-up; nothing left changed");
+      Deno.exit(130);
+    }
     const message = error instanceof Error ? error.message : String(error);
     console.error(`k8stun: ${message}`);
     Deno.exit(1);

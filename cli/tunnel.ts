@@ -44,11 +44,16 @@ export interface Tunnel {
   close(): Promise<void>;
 }
 
-/** Starts TUN mode. Prints progress with `say` (the user-facing session log). */
+/**
+ * Starts TUN mode. Prints progress with `say` (the user-facing session log). When `abort` fires
+ * (Ctrl-C during start-up), start-up stops at the next step, undoes what it did, and rejects
+ * with the abort reason.
+ */
 export async function startTunnel(
   options: RunOptions,
   kube: LoadedKubeConfig,
   say: (line: string) => void,
+  abort?: AbortSignal,
 ): Promise<Tunnel> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
@@ -77,13 +82,13 @@ export async function startTunnel(
     });
     const telemetry = new TelemetryFanout(state, metrics);
     say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
-    const view = await startClusterView({
-      kubeConfig: kube.kubeConfig,
-      namespaces: options.namespaces,
-      telemetry,
-    });
+    const view = await unlessAborted(
+      startClusterView({ kubeConfig: kube.kubeConfig, namespaces: options.namespaces, telemetry }),
+      abort,
+    );
     cleanups.push(() => view.close());
-    await view.synced;
+    await unlessAborted(view.synced, abort); // the API server may be slow or unreachable
+
     const store = view.store;
     say(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
@@ -162,6 +167,7 @@ export async function startTunnel(
       vips,
     });
 
+    abort?.throwIfAborted();
     const resolvers = await systemResolvers();
     const upstream = new UpstreamResolver(resolvers.upstreams);
     const pluginResolvers = parts.resolvers.filter((r) => r.name !== "kubernetes");
@@ -225,6 +231,7 @@ export async function startTunnel(
       journal,
       log: pluginLogger(`dns-${mode.name}`),
     };
+    abort?.throwIfAborted();
     await mode.apply(modeContext);
     cleanups.push(() => mode.revert(modeContext));
     say(
@@ -289,6 +296,18 @@ export async function startTunnel(
     await closeAll();
     throw error;
   }
+}
+
+/** `promise`, or a rejection with the abort reason as soon as `abort` fires. */
+function unlessAborted<T>(promise: Promise<T>, abort?: AbortSignal): Promise<T> {
+  if (!abort) return promise;
+  abort.throwIfAborted();
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      abort.addEventListener("abort", () => reject(abort.reason), { once: true })
+    ),
+  ]);
 }
 
 /**

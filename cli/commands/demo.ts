@@ -8,7 +8,7 @@ import { loadKubeConfig } from "../../core/kubeconfig.ts";
 import { DEMO_FIXTURE, parseFixture, startSimCluster } from "../../core/sim/mod.ts";
 import { printBanner } from "../banner.ts";
 import { addRunOptions, runOptionsFrom } from "../run_options.ts";
-import { runUntilSignalled } from "../session.ts";
+import { trapStopSignals } from "../session.ts";
 import { startTunnel } from "../tunnel.ts";
 
 /** Registers `demo`. */
@@ -19,6 +19,7 @@ export function registerDemo(program: Command): void {
     "--fixture <file>",
     "serve this cluster fixture (YAML/JSON, see k8stun sim) instead of the built-in one",
   ).action(async (raw: Record<string, unknown>) => {
+    const signals = trapStopSignals();
     const options = runOptionsFrom(raw, { namespaces: ["demo"] });
     const fixturePath = raw.fixture as string | undefined;
     const fixture = fixturePath
@@ -35,6 +36,7 @@ export function registerDemo(program: Command): void {
         { ...options, kubeconfig, context: undefined },
         loadKubeConfig({ kubeconfig }),
         (l) => console.log(l),
+        signals.aborted,
       );
     } catch (error) {
       await sim.close();
@@ -61,7 +63,7 @@ export function registerDemo(program: Command): void {
       );
     }
     if (tunnel.apiUrl) console.log(`  open ${tunnel.apiUrl}/                  # live dashboard`);
-    await runUntilSignalled(async () => {
+    await signals.runUntilStopped(async () => {
       await tunnel.close();
       await sim.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
 import { addRunOptions, runOptionsFrom } from "../run_options.ts";
-import { runUntilSignalled } from "../session.ts";
+import { trapStopSignals } from "../session.ts";
 import { printBanner } from "../banner.ts";
 import { startTunnel } from "../tunnel.ts";
 
@@ -14,11 +14,17 @@ export function registerRun(program: Command): void {
     );
   addRunOptions(command, { namespaces: ["default"] }).action(
     async (raw: Record<string, unknown>) => {
+      const signals = trapStopSignals();
       const options = runOptionsFrom(raw, { namespaces: ["default"] });
       const kube = loadKubeConfig({ kubeconfig: options.kubeconfig, context: options.context });
-      const tunnel = await startTunnel(options, kube, (line) => console.log(line));
+      const tunnel = await startTunnel(
+        options,
+        kube,
+        (line) => console.log(line),
+        signals.aborted,
+      );
       printBanner(tunnel, options.namespaces);
-      await runUntilSignalled(() => tunnel.close());
+      await signals.runUntilStopped(() => tunnel.close());
     },
   );
 }

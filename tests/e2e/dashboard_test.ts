@@ -20,7 +20,7 @@ Deno.test({
     await using lab = await Lab.create({ resolvConf: "nameserver 127.0.0.1\n" });
     const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo", "--http", "8791"]);
     await k8stun.waitForOutput(/k8stun is ready/, 60_000);
-    const wrapper = `/etc/netns/${lab.name}/chromium.sh`;
+    const wrapper = `${lab.dir}/chromium.sh`;
     await Deno.writeTextFile(
       wrapper,
       `#!/bin/sh\nexec ip netns exec ${lab.name} ${CHROMIUM} "$@"\n`,

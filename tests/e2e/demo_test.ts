@@ -87,7 +87,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "e2e: after SIGKILL, k8stun cleanup restores resolv.conf; a second cleanup is a no-op (P22)",
+    "e2e: after SIGKILL, k8stun cleanup restores resolv.conf; a second cleanup is a no-op; a run after a crash repairs first (P22)",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -105,6 +105,15 @@ Deno.test({
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV);
     const second = await lab.run(Deno.execPath(), ["run", "-A", MAIN, "cleanup"]);
     assertEquals(second.stdout.trim(), "nothing to clean up");
+
+    const crashed = await startDemo(lab, "--dns-mode", "forward");
+    crashed.signal("SIGKILL");
+    await crashed.status;
+    const next = await startDemo(lab, "--dns-mode", "forward");
+    assertMatch(next.output, /repaired a previous run: \/etc\/resolv\.conf: restored/);
+    next.signal("SIGTERM");
+    await next.status;
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV, next.output);
   },
 });
 
@@ -120,5 +129,32 @@ Deno.test({
     const vip = (await k8stun.waitForOutput(/curl http:\/\/(198\.\d+\.\d+\.\d+)\//, 10_000))[1];
     const curl = await lab.run("curl", ["-s", "-m", "5", `http://${vip}/`]);
     assertMatch(curl.stdout, /^hello from hello-/);
+  },
+});
+
+Deno.test({
+  name: "e2e: SIGTERM during start-up stops cleanly: resolv.conf as it was, no TUN left (D17)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: RESOLV });
+    for (const after of [/simulated cluster at/, /TUN tun\d+ up/]) {
+      const k8stun = lab.spawn(Deno.execPath(), [
+        "run",
+        "-A",
+        MAIN,
+        "demo",
+        "--dns-mode",
+        "forward",
+      ]);
+      await k8stun.waitForOutput(after, 60_000);
+      k8stun.signal("SIGTERM");
+      const status = await k8stun.status;
+      assert([0, 130].includes(status.code), `exit ${status.code}: ${k8stun.output}`);
+      assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV, k8stun.output);
+      const links = await lab.run("ip", ["-br", "link"]);
+      assert(!links.stdout.includes("tun"), links.stdout);
+    }
   },
 });

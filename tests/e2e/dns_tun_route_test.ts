@@ -39,7 +39,7 @@ Deno.test({
     assertEquals(before.big.split("\n").length, 40, "the big answer needs TCP");
 
     // The demo cluster plus an ExternalName service pointing at the public name.
-    const fixture = `/etc/netns/${lab.name}/fixture.json`;
+    const fixture = `${lab.dir}/fixture.json`;
     const [demo, ...others] = DEMO_FIXTURE.namespaces;
     const search = {
       name: "search",

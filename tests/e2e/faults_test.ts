@@ -25,7 +25,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using lab = await Lab.create({ resolvConf: "nameserver 127.0.0.1\noptions ndots:1\n" });
-    const fixture = `/etc/netns/${lab.name}/faults.json`;
+    const fixture = `${lab.dir}/faults.json`;
     await Deno.writeTextFile(
       fixture,
       JSON.stringify({

@@ -110,6 +110,7 @@ export class Lab implements AsyncDisposable {
     const lab = new Lab(name);
     try {
       await Deno.mkdir(`/etc/netns/${name}`, { recursive: true });
+      await Deno.mkdir(lab.dir, { recursive: true });
       await Deno.writeTextFile(
         `/etc/netns/${name}/resolv.conf`,
         options.resolvConf ?? "nameserver 127.0.0.1\n",
@@ -123,11 +124,19 @@ export class Lab implements AsyncDisposable {
   }
 
   /**
+   * The lab's scratch directory for test files (fixtures, wrappers) and k8stun's state. Not under
+   * `/etc/netns/<name>/`: `ip netns exec` bind-mounts every entry there over `/etc`.
+   */
+  get dir(): string {
+    return `/tmp/k8stun-labs/${this.name}`;
+  }
+
+  /**
    * Environment for processes in the lab: k8stun's journal, API file and VIP state go to the
    * lab's own directory, so parallel labs never see each other's runs.
    */
   get env(): Record<string, string> {
-    const dir = `/etc/netns/${this.name}`;
+    const dir = this.dir;
     return {
       K8STUN_RUNTIME_DIR: `${dir}/run`,
       XDG_STATE_HOME: `${dir}/state`,
@@ -244,6 +253,7 @@ export class Lab implements AsyncDisposable {
     await run("ip", ["netns", "delete", this.name]);
     if (this.#peer) await run("ip", ["netns", "delete", this.#peer]);
     await Deno.remove(`/etc/netns/${this.name}`, { recursive: true }).catch(() => {});
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   [Symbol.asyncDispose](): Promise<void> {

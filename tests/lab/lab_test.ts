@@ -69,5 +69,6 @@ Deno.test({
     }
     assert(!alive, "process killed");
     await assertRejects(() => Deno.stat(`/etc/netns/${name}`));
+    await assertRejects(() => Deno.stat(`/tmp/k8stun-labs/${name}`));
   },
 });
