@@ -1,7 +1,7 @@
 /**
- * DNS mode `forward`: points the system at k8stun's DNS server. Under systemd-resolved (its stub
- * configured, TUN mode), per-link split DNS sends only the cluster's domains to k8stun
- * (resolved.ts). Otherwise `/etc/resolv.conf` is rewritten (journaled first; written in place,
+ * DNS mode `forward`: points the system at k8stun's DNS server. On macOS, per-domain files in
+ * /etc/resolver (macos_resolver.ts). Under systemd-resolved (its stub configured, TUN mode),
+ * per-link split DNS sends only the cluster's domains to k8stun (resolved.ts). Otherwise `/etc/resolv.conf` is rewritten (journaled first; written in place,
  * so a bind-mounted file works): search domains and options kept, the original nameservers
  * become k8stun's upstreams. Revert restores the original bytes unless someone changed the file
  * since.
@@ -15,6 +15,7 @@ import {
   revertSplitDns,
   runResolvectl,
 } from "./resolved.ts";
+import { applyResolverFiles, RESOLVER_DIR } from "./macos_resolver.ts";
 
 /** The file this mode rewrites. */
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -30,26 +31,31 @@ export function forwardResolvConf(original: string, server: string): string {
   ].join("\n");
 }
 
-/** What tests replace: the file, how resolved is detected and driven. */
+/** What tests replace: the OS, the files, how resolved is detected and driven. */
 export interface ForwardSystem {
+  os: typeof Deno.build.os;
   path: string;
+  resolverDir: string;
   resolvedActive(configured: string[]): Promise<boolean>;
   resolvectl: ResolvectlRunner;
 }
 
 const SYSTEM: ForwardSystem = {
+  os: Deno.build.os,
   path: RESOLV_CONF,
+  resolverDir: RESOLVER_DIR,
   resolvedActive,
   resolvectl: runResolvectl,
 };
 
 /** Builds the mode. */
 export function forwardMode(system: Partial<ForwardSystem> = {}): DnsMode {
-  const { path, resolvectl, resolvedActive } = { ...SYSTEM, ...system };
+  const { os, path, resolverDir, resolvectl, resolvedActive } = { ...SYSTEM, ...system };
   let splitLink: string | undefined;
   return {
     name: "forward",
     async apply(ctx: DnsModeContext) {
+      if (os === "darwin") return await applyResolverFiles(ctx, resolverDir);
       if (
         ctx.tunServer && ctx.tunName && ctx.resolvers.stub &&
         await resolvedActive(ctx.resolvers.configured)

@@ -3,6 +3,7 @@ import { assert, assertEquals } from "../assert.ts";
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
 import { forwardMode } from "../../plugins/dns/forward.ts";
 import { tunRouteMode } from "../../plugins/dns/tun_route.ts";
+import { FileJournal } from "../../core/journal.ts";
 
 function context(overrides: Partial<DnsModeContext> = {}) {
   const logged: string[] = [];
@@ -116,6 +117,26 @@ Deno.test("forward: under systemd-resolved, per-link split DNS for the cluster d
     assertEquals(await Deno.readTextFile(path), "nameserver 127.0.0.53\noptions edns0\n");
     await mode.revert(ctx);
     assertEquals(commands.at(-1), ["revert", "tun7"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("forward on macOS: one journaled /etc/resolver file per cluster domain, removed on revert", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const journal = new FileJournal(`${dir}/journal.json`);
+    const mode = forwardMode({ os: "darwin", resolverDir: `${dir}/resolver` });
+    const { ctx } = context({ journal });
+    await mode.apply(ctx);
+    for (const domain of ["cluster.local", "svc", "demo"]) {
+      const text = await Deno.readTextFile(`${dir}/resolver/${domain}`);
+      assert(text.includes("nameserver 127.0.0.153\nport 53\n"), text);
+    }
+    const crashLeftovers = JSON.parse(await Deno.readTextFile(`${dir}/journal.json`));
+    assertEquals(crashLeftovers.entries.length, 3, "journaled before written");
+    await mode.revert(ctx);
+    assertEquals([...Deno.readDirSync(`${dir}/resolver`)], []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
