@@ -8,14 +8,20 @@ import type { SegmentSink } from "./tcp/connection.ts";
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
 import {
   formatIpv4,
+  IPV4_HEADER_LENGTH,
   parseIpv4,
   parseIpv4Address,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
 } from "./wire/ipv4.ts";
-import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpRepr } from "./wire/tcp.ts";
+import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpOut, type TcpRepr } from "./wire/tcp.ts";
 import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
+import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
+
+/** The largest IPv4 packet: a TCP super-packet with offload. */
+const MAX_PACKET = 65535;
+const NO_OFFLOAD: Offload = { kind: "none" };
 
 const TOMBSTONE_MS = 2000; // T28
 
@@ -44,7 +50,9 @@ export class NetStack implements Stack {
   constructor(host: StackHost, options: StackOptions) {
     this.#host = host;
     this.#options = options;
-    this.#out = new Uint8Array(Math.max(options.mtu, 1500) + 64);
+    // Headroom for the virtio header before every packet (StackHost.transmit).
+    const size = options.offload ? MAX_PACKET : Math.max(options.mtu, 1500) + 64;
+    this.#out = new Uint8Array(VNET_HEADER_LENGTH + size).subarray(VNET_HEADER_LENGTH);
     this.#sink = {
       segment: (conn, flags, seq, offset, length) =>
         this.#emitSegment(conn, flags, seq, offset, length),
@@ -55,31 +63,31 @@ export class NetStack implements Stack {
     };
   }
 
-  input(packet: Uint8Array, now: number): void {
+  input(packet: Uint8Array, now: number, checksumTrusted = false): void {
     this.stats.packetsIn++;
     try {
-      this.#input(packet, now);
+      this.#input(packet, now, !checksumTrusted);
     } catch {
       // Malformed input never escapes the stack (T6).
       this.stats.dropped++;
     }
   }
 
-  #input(packet: Uint8Array, now: number): void {
+  #input(packet: Uint8Array, now: number, verify: boolean): void {
     const ip = parseIpv4(packet, packet.length);
     if (!ip || ip.fragment || !this.#options.isRouted(ip.dst)) {
       this.stats.dropped++;
       return;
     }
     if (ip.protocol === PROTO_TCP) {
-      const seg = parseTcp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst);
+      const seg = parseTcp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst, verify);
       if (!seg) {
         this.stats.dropped++;
         return;
       }
       this.#tcp(ip.src, ip.dst, seg, packet, now);
     } else if (ip.protocol === PROTO_UDP) {
-      const udp = parseUdp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst);
+      const udp = parseUdp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst, verify);
       if (!udp) {
         this.stats.dropped++;
         return;
@@ -143,6 +151,7 @@ export class NetStack implements Stack {
       syn,
       {
         mss: this.#options.mtu - 40,
+        segmentOffload: this.#options.offload === true,
         receiveBuffer: this.#options.receiveBuffer,
         sendBuffer: this.#options.sendBuffer,
         idleTimeoutMs: this.#options.idleTimeoutMs,
@@ -174,15 +183,12 @@ export class NetStack implements Stack {
       dstPort: seg.srcPort,
       window: 0,
     };
-    const packetLength = seg.flags & ACK
-      ? emitTcp(this.#out, { ...out, seq: seg.ack, ack: 0, flags: RST }, 0, this.#ipId++)
-      : emitTcp(
-        this.#out,
-        { ...out, seq: 0, ack: (seg.seq + length) >>> 0, flags: RST | ACK },
-        0,
-        this.#ipId++,
-      );
-    this.#transmit(packetLength);
+    this.#sendTcp(
+      seg.flags & ACK
+        ? { ...out, seq: seg.ack, ack: 0, flags: RST }
+        : { ...out, seq: 0, ack: (seg.seq + length) >>> 0, flags: RST | ACK },
+      0,
+    );
   }
 
   #emitSegment(
@@ -198,49 +204,51 @@ export class NetStack implements Stack {
       srcPort: conn.localPort,
       dstPort: conn.remotePort,
     };
-    let packetLength: number;
     if (flags === (RST | ACK) && conn.state === "SYN_RECEIVED") {
       // Refusal: RST|ACK, SEQ 0, ACK = their ISN + 1 (T8).
-      packetLength = emitTcp(
-        this.#out,
-        { ...base, seq: 0, ack: conn.rcvNxt, flags, window: 0 },
-        0,
-        this.#ipId++,
-      );
+      this.#sendTcp({ ...base, seq: 0, ack: conn.rcvNxt, flags, window: 0 }, 0);
     } else if (flags & SYN) {
       const window = Math.min(0xffff, conn.cap); // SYN windows are never scaled (T3)
       conn.advertised(window);
-      packetLength = emitTcp(
-        this.#out,
-        {
-          ...base,
-          seq,
-          ack: conn.rcvNxt,
-          flags,
-          window,
-          mss: conn.config.mss,
-          windowScale: conn.sndShift > 0 || conn.rcvShift > 0 ? conn.rcvShift : undefined,
-        },
-        0,
-        this.#ipId++,
-      );
+      this.#sendTcp({
+        ...base,
+        seq,
+        ack: conn.rcvNxt,
+        flags,
+        window,
+        mss: conn.config.mss,
+        windowScale: conn.sndShift > 0 || conn.rcvShift > 0 ? conn.rcvShift : undefined,
+      }, 0);
     } else {
       if (length > 0) conn.sendBuffer.copy(offset, length, this.#out, 40);
-      packetLength = emitTcp(
-        this.#out,
-        { ...base, seq, ack: conn.rcvNxt, flags, window: flags & RST ? 0 : conn.windowField() },
-        length,
-        this.#ipId++,
-      );
+      const window = flags & RST ? 0 : conn.windowField();
+      this.#sendTcp({ ...base, seq, ack: conn.rcvNxt, flags, window }, length, conn.sendMss);
     }
     if (flags & RST) this.#tombstones.set(this.#tuples.get(conn) ?? "", Date.now() + TOMBSTONE_MS);
-    this.#ipId &= 0xffff;
-    this.#transmit(packetLength);
   }
 
-  #transmit(length: number): void {
+  /**
+   * Builds a TCP packet in the output buffer (a payload already at offset 40) and transmits it.
+   * With offload the kernel finishes the checksum, and cuts a payload over `mss` into segments.
+   */
+  #sendTcp(seg: TcpOut, payloadLength: number, mss?: number): void {
+    const offload = this.#options.offload === true;
+    const length = emitTcp(this.#out, seg, payloadLength, this.#ipId, offload);
+    this.#ipId = (this.#ipId + 1) & 0xffff;
+    const headerLength = length - payloadLength;
+    this.#transmit(
+      length,
+      !offload
+        ? NO_OFFLOAD
+        : mss !== undefined && payloadLength > mss
+        ? { kind: "tso", ipHeaderLength: IPV4_HEADER_LENGTH, headerLength, mss }
+        : { kind: "csum", ipHeaderLength: IPV4_HEADER_LENGTH },
+    );
+  }
+
+  #transmit(length: number, offload: Offload = NO_OFFLOAD): void {
     this.stats.packetsOut++;
-    this.#host.transmit(this.#out.subarray(0, length));
+    this.#host.transmit(this.#out.subarray(0, length), offload);
   }
 
   poll(now: number): number | undefined {

@@ -4,6 +4,8 @@
  * its owner passes `now` (milliseconds, monotonic) into every call.
  */
 
+import type { Offload } from "./wire/virtio.ts";
+
 /** Identifies one TCP flow inside a stack. */
 export type FlowId = number;
 
@@ -33,10 +35,12 @@ export type FlowEnd = "closed" | "reset" | "timeout" | "refused" | "aborted";
 /** Callbacks from the stack to its owner. Called synchronously from `input`/`poll`/API calls. */
 export interface StackHost {
   /**
-   * A packet to write to the TUN. The buffer may be reused after the call returns, so the owner
-   * writes it synchronously or copies it.
+   * A packet to write to the TUN, and what the kernel must finish for it (with offload). The
+   * buffer may be reused after the call returns, so the owner writes it synchronously or copies
+   * it. The VNET_HEADER_LENGTH bytes before `packet` in its buffer are headroom the owner may
+   * overwrite (with the virtio header, so the write needs no copy).
    */
-  transmit(packet: Uint8Array): void;
+  transmit(packet: Uint8Array, offload: Offload): void;
   /**
    * A SYN arrived for a new flow. The stack sends nothing until the owner calls `accept(id)`
    * (SYN-ACK) or `refuse(id)` (RST): dial first, then complete the handshake.
@@ -69,12 +73,17 @@ export interface StackOptions {
   sendBuffer: number;
   /** Close flows idle this long (0 = never). */
   idleTimeoutMs: number;
+  /**
+   * The TUN offloads checksums and segmentation (IFF_VNET_HDR, virtio.ts): TCP checksums are
+   * left to the kernel and data segments of up to 64 KiB are emitted for it to cut.
+   */
+  offload?: boolean;
 }
 
 /** What the owner can do with the stack. */
 export interface Stack {
   /** Processes one IPv4 packet read from the TUN. Malformed input is dropped, never thrown. */
-  input(packet: Uint8Array, now: number): void;
+  input(packet: Uint8Array, now: number, checksumTrusted?: boolean): void;
   /** Runs timers (retransmit, persist, delayed ACK, TIME_WAIT, idle). Returns the next deadline. */
   poll(now: number): number | undefined;
   /** Completes the handshake of a flow announced by `flowOpening`. */

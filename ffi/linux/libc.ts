@@ -10,6 +10,8 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** ioctl with an integer argument passed by value (TUNSETOFFLOAD). */
+  ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },

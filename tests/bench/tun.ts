@@ -25,7 +25,9 @@ async function measure(lab: Lab, host: string, bytes: number): Promise<Figures> 
   ], {
     timeoutMs: 180_000,
   });
-  if (out.code !== 0) throw new Error(`client failed: ${out.stderr}`);
+  if (out.code !== 0) {
+    throw new Error(`client failed (exit ${out.code}): ${out.stderr}${out.stdout}`);
+  }
   return JSON.parse(out.stdout.trim().split("\n").at(-1)!);
 }
 

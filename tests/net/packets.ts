@@ -4,6 +4,7 @@ import { parseIpv4, parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { parseTcp, type TcpRepr } from "../../core/net/wire/tcp.ts";
 import { NetStack } from "../../core/net/stack.ts";
 import type { FlowId, FlowOpening, StackHost, UdpDatagram } from "../../core/net/stack_types.ts";
+import type { Offload } from "../../core/net/wire/virtio.ts";
 
 export const APP = parseIpv4Address("198.18.0.1");
 export const VIP = parseIpv4Address("198.18.0.2");
@@ -29,10 +30,10 @@ export function appSegment(fields: Partial<TcpOut> & { payload?: Uint8Array }): 
   return out.slice(0, length);
 }
 
-/** A segment the stack sent, parsed. */
-export function parseOut(packet: Uint8Array): TcpRepr & { payload: Uint8Array } {
+/** A segment the stack sent, parsed (its checksum verified unless `verify` is false). */
+export function parseOut(packet: Uint8Array, verify = true): TcpRepr & { payload: Uint8Array } {
   const ip = parseIpv4(packet, packet.length)!;
-  const tcp = parseTcp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst)!;
+  const tcp = parseTcp(packet, ip.headerLength, ip.totalLength, ip.src, ip.dst, verify)!;
   return {
     ...tcp,
     payload: packet.slice(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLength),
@@ -40,15 +41,21 @@ export function parseOut(packet: Uint8Array): TcpRepr & { payload: Uint8Array } 
 }
 
 /** A stack with a recording host. */
-export function testStack(options: Partial<{ receiveBuffer: number; mtu: number }> = {}) {
+export function testStack(
+  options: Partial<{ receiveBuffer: number; mtu: number; offload: boolean }> = {},
+) {
   const sent: Uint8Array[] = [];
+  const offloads: Offload[] = [];
   const opened: FlowOpening[] = [];
   const data = new Map<FlowId, Uint8Array[]>();
   const eofs: FlowId[] = [];
   const closed: [FlowId, string][] = [];
   const udp: UdpDatagram[] = [];
   const host: StackHost = {
-    transmit: (p) => sent.push(p.slice()),
+    transmit: (p, offload) => {
+      sent.push(p.slice());
+      offloads.push(offload);
+    },
     flowOpening: (f) => opened.push(f),
     flowData: (id, d) => data.set(id, [...(data.get(id) ?? []), d]),
     flowEof: (id) => eofs.push(id),
@@ -62,6 +69,7 @@ export function testStack(options: Partial<{ receiveBuffer: number; mtu: number 
     receiveBuffer: options.receiveBuffer ?? 256 * 1024,
     sendBuffer: 256 * 1024,
     idleTimeoutMs: 0,
+    offload: options.offload,
   });
-  return { stack, sent, opened, data, eofs, closed, udp };
+  return { stack, sent, offloads, opened, data, eofs, closed, udp };
 }

@@ -36,6 +36,8 @@ export interface TunDataPlaneOptions {
   onUdp?: (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void;
   receiveBuffer?: number;
   sendBuffer?: number;
+  /** Checksum and segmentation offload with the kernel when it supports it (default on). */
+  offload?: boolean;
 }
 
 /** A running data plane. */
@@ -71,7 +73,7 @@ interface Flow {
 export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<TunDataPlane> {
   const lib = openLibc();
   const libc = lib.symbols;
-  const tun = openTun(libc, options.name ?? "");
+  const tun = openTun(libc, options.name ?? "", { offload: options.offload ?? true });
   const prefix = options.network.prefix;
   try {
     configureTun(libc, tun.name, options.address, prefix, options.mtu);
@@ -322,6 +324,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       tunFd: tun.fd,
       wakeFd,
       mtu: options.mtu,
+      vnetHeader: tun.vnetHeader,
       network: options.network,
       receiveBuffer: options.receiveBuffer ?? 1024 * 1024,
       sendBuffer: options.sendBuffer ?? 1024 * 1024,

@@ -10,6 +10,8 @@ export interface LoopStart {
   tunFd: number;
   wakeFd: number;
   mtu: number;
+  /** The TUN carries virtio headers and offloads (see core/net/wire/virtio.ts). */
+  vnetHeader: boolean;
   network: { base: number; prefix: number };
   receiveBuffer: number;
   sendBuffer: number;

@@ -41,6 +41,8 @@ const OOO_MAX_SEGMENTS = 64; // T17
 /** Per-connection parameters from the stack. */
 export interface ConnectionConfig {
   mss: number;
+  /** The device cuts large segments (TSO): emit up to 64 KiB at once, not one MSS. */
+  segmentOffload?: boolean;
   receiveBuffer: number;
   sendBuffer: number;
   idleTimeoutMs: number;
@@ -72,6 +74,8 @@ export class TcpConnection {
   #sndWl2 = 0;
   readonly sndShift: number;
   readonly sendMss: number;
+  /** Largest payload of one emitted data segment (the MSS, or more with segment offload). */
+  readonly sendChunk: number;
   readonly sendBuffer = new SendBuffer();
   readonly #sendCap: number;
   /** The relay asked for a FIN after the queued data. */
@@ -114,6 +118,11 @@ export class TcpConnection {
     this.rcvAdv = this.rcvNxt;
     // T2: our MSS option = MTU − 40; send no more than the peer's MSS (536 when absent).
     this.sendMss = Math.min(syn.mss ?? 536, config.mss);
+    // With TSO a segment is a whole number of MSS-sized pieces within one IPv4 packet.
+    this.sendChunk = Math.max(
+      this.sendMss,
+      config.segmentOffload ? Math.floor((65535 - 60) / this.sendMss) * this.sendMss : 0,
+    );
     this.sndWnd = syn.window; // SYN windows are never scaled (T3)
     this.#sndWl1 = syn.seq;
     const isn = new Uint32Array(1);
@@ -437,7 +446,7 @@ export class TcpConnection {
         }
         break;
       }
-      const length = Math.min(unsent, window, this.sendMss);
+      const length = Math.min(unsent, window, this.sendChunk);
       // Sender SWS avoidance (T22): no sub-MSS segment while more is queued behind a small window.
       if (length < this.sendMss && length < unsent && inFlight > 0) break;
       const flags = ACK | (length === unsent ? PSH : 0);
