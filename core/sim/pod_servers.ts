@@ -54,14 +54,13 @@ async function serve(
   pod: { namespace: string; name: string },
   behaviour: PortBehaviour,
 ): Promise<void> {
-  if (behaviour === "banner-echo") await conn.write(encoder.encode(`${pod.name}\n`));
+  if (behaviour === "banner-echo") await writeAll(conn, encoder.encode(`${pod.name}\n`));
   if (behaviour === "echo" || behaviour === "banner-echo") {
     const buffer = new Uint8Array(64 * 1024);
     while (true) {
       const n = await conn.read(buffer);
       if (n === null) break;
-      let off = 0;
-      while (off < n) off += await conn.write(buffer.subarray(off, n));
+      await writeAll(conn, buffer.subarray(0, n));
     }
     await conn.closeWrite().catch(() => {});
     return;
@@ -93,8 +92,13 @@ async function serveHttp(conn: Deno.Conn, pod: { namespace: string; name: string
         `x-pod-name: ${pod.name}\r\nx-pod-namespace: ${pod.namespace}\r\n` +
         `content-length: ${encoder.encode(body).length}\r\n` +
         `connection: ${close ? "close" : "keep-alive"}\r\n\r\n${method === "HEAD" ? "" : body}`;
-      await conn.write(encoder.encode(response));
+      await writeAll(conn, encoder.encode(response));
       if (close) return;
     }
   }
+}
+
+/** `write()` may take fewer bytes than offered; a server must not lose the rest. */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }

@@ -33,7 +33,8 @@ serve(9002, async (conn) => {
   while (true) {
     const n = await conn.read(buffer);
     if (n === null) break;
-    await conn.write(buffer.subarray(0, n));
+    // write() may take fewer bytes than offered: loop, or the echo loses data.
+    for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
   }
 });
 serve(9003, async (conn) => {
@@ -58,6 +59,7 @@ await startTunDataPlane({
   router,
   idleTimeoutMs: 0,
   receiveBuffer: 4 * 1024 * 1024,
+  offload: Deno.env.get("K8STUN_LAB_OFFLOAD") !== "off", // "off" to compare without TUN offload
   sendBuffer: 4 * 1024 * 1024,
 });
 console.log("READY");

@@ -3,15 +3,20 @@
  * 500 concurrent connections of mixed sizes, and a slow reader behind the dialer (the app's window
  * must close while the pod is slow and reopen at once when it drains, T13/T14).
  */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const ignore = labUnavailable() !== undefined;
 
-async function withPlane(fn: (lab: Lab) => Promise<void>): Promise<void> {
+async function withPlane(fn: (lab: Lab) => Promise<void>, mtu = 1500): Promise<void> {
   await using lab = await Lab.create();
-  const plane = lab.spawn(Deno.execPath(), ["run", "-A", here("../lab/tun_plane.ts"), "1500"]);
+  const plane = lab.spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    here("../lab/tun_plane.ts"),
+    String(mtu),
+  ]);
   await plane.waitForOutput(/READY/, 30_000);
   await fn(lab);
 }
@@ -52,3 +57,32 @@ Deno.test({
     });
   },
 });
+
+/** 1 GiB of reproducible pseudo-random bytes (AES-128-CTR of zeros) on stdout. */
+const GIB = "openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f " +
+  "-iv 00000000000000000000000000000000 -nosalt < /dev/zero 2>/dev/null | head -c 1073741824";
+
+for (const mtu of [1500, 65520]) {
+  Deno.test({
+    name: `data plane: 1 GiB each way through the TUN at MTU ${mtu}, byte-exact (SHA-256 compared)`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await withPlane(async (lab) => {
+        const expected = await lab.sh(`${GIB} | sha256sum`, 120_000);
+        // To the echo pod and back: the same 1 GiB up and down at once, into a file (a reader
+        // as fast as the kernel's), then hashed.
+        const file = `${lab.dir}/echoed`;
+        const echoed = await lab.sh(
+          `${GIB} | nc -N 198.18.0.2 9002 > ${file} && sha256sum < ${file}`,
+          240_000,
+        );
+        await Deno.remove(file).catch(() => {});
+        assertEquals(echoed.code, 0, echoed.stderr);
+        assertMatch(expected.stdout, /^[0-9a-f]{64} /);
+        assertEquals(echoed.stdout, expected.stdout);
+      }, mtu);
+    },
+  });
+}

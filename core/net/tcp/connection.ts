@@ -446,7 +446,13 @@ export class TcpConnection {
         }
         break;
       }
-      const length = Math.min(unsent, window, this.sendChunk);
+      // A super-segment is at most a quarter of the peer's window: Linux drops a 64 KiB skb that
+      // lands in a nearly full receive queue (PruneCalled), and only an RTO would resend it.
+      const chunk = Math.max(
+        this.sendMss,
+        Math.min(this.sendChunk, Math.floor(this.sndWnd / 4 / this.sendMss) * this.sendMss),
+      );
+      const length = Math.min(unsent, window, chunk);
       // Sender SWS avoidance (T22): no sub-MSS segment while more is queued behind a small window.
       if (length < this.sendMss && length < unsent && inFlight > 0) break;
       const flags = ACK | (length === unsent ? PSH : 0);
