@@ -85,6 +85,7 @@ export async function startTunnel(
     const view = await unlessAborted(
       startClusterView({ kubeConfig: kube.kubeConfig, namespaces: options.namespaces, telemetry }),
       abort,
+      (late) => late.close(),
     );
     cleanups.push(() => view.close());
     await unlessAborted(view.synced, abort); // the API server may be slow or unreachable
@@ -298,14 +299,28 @@ export async function startTunnel(
   }
 }
 
-/** `promise`, or a rejection with the abort reason as soon as `abort` fires. */
-function unlessAborted<T>(promise: Promise<T>, abort?: AbortSignal): Promise<T> {
+/**
+ * `promise`, or a rejection with the abort reason as soon as `abort` fires. What the abandoned
+ * promise still produces is handed to `dispose` (or its failure ignored): nothing leaks.
+ */
+function unlessAborted<T>(
+  promise: Promise<T>,
+  abort?: AbortSignal,
+  dispose?: (late: T) => void,
+): Promise<T> {
   if (!abort) return promise;
-  abort.throwIfAborted();
+  const abandon = () => promise.then((late) => dispose?.(late), () => {});
+  if (abort.aborted) {
+    abandon();
+    return Promise.reject(abort.reason);
+  }
   return Promise.race([
     promise,
     new Promise<never>((_, reject) =>
-      abort.addEventListener("abort", () => reject(abort.reason), { once: true })
+      abort.addEventListener("abort", () => {
+        abandon();
+        reject(abort.reason);
+      }, { once: true })
     ),
   ]);
 }

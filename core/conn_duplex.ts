@@ -1,9 +1,14 @@
 /**
  * A `Deno.Conn` as a {@link Duplex}: closing the writable half-closes (`closeWrite`, a FIN),
  * `abort` closes the socket at once. (`conn.writable`'s own close would close the whole socket
- * and lose the response to a half-closed request.)
+ * and lose the response to a half-closed request.) The read buffer starts small and doubles
+ * while reads fill it, so an idle connection holds 2 KiB instead of 64 KiB and a bulk one still
+ * reads 64 KiB at a time.
  */
 import type { Duplex } from "../mod.ts";
+
+const MIN_READ = 2 * 1024;
+const MAX_READ = 64 * 1024;
 
 /** Wraps a connection. */
 export function connDuplex(conn: Deno.Conn): Duplex {
@@ -17,14 +22,20 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       // closed already
     }
   };
-  const buffer = new Uint8Array(64 * 1024);
+  let buffer = new Uint8Array(MIN_READ);
   return {
     readable: new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
           const n = await conn.read(buffer);
           if (n === null) controller.close();
-          else controller.enqueue(buffer.slice(0, n));
+          else {
+            controller.enqueue(buffer.slice(0, n));
+            if (n === buffer.length && n < MAX_READ) buffer = new Uint8Array(n * 2);
+            else if (n < buffer.length / 8 && buffer.length > MIN_READ) {
+              buffer = new Uint8Array(MIN_READ); // quiet again: give the memory back
+            }
+          }
         } catch (error) {
           controller.error(error);
         }

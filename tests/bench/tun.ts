@@ -1,7 +1,7 @@
 /**
  * TUN data plane through the direct dialer, in a lab namespace, against the kernel's own loopback
  * measured in the same run: upload/download throughput at MTU 1500 and 65520, new connections per
- * second, request/response latency p50/p99.
+ * second, request/response latency p50/p99, memory per idle connection at 10,000 connections.
  */
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
@@ -29,6 +29,39 @@ async function measure(lab: Lab, host: string, bytes: number): Promise<Figures> 
     throw new Error(`client failed (exit ${out.code}): ${out.stderr}${out.stdout}`);
   }
   return JSON.parse(out.stdout.trim().split("\n").at(-1)!);
+}
+
+/** RSS of a process, in bytes. */
+async function rss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/**
+ * Opens `count` connections through the TUN to a server that holds them without reading, and
+ * returns the data plane's RSS growth per connection (the stack's state, the relay, the dialed
+ * socket: everything k8stun keeps for an idle connection).
+ */
+async function idleMemory(lab: Lab, planePid: number, count: number): Promise<number> {
+  const peers = here("./idle_peers.ts");
+  const server = lab.spawn(Deno.execPath(), ["run", "-A", peers, "server", "9010"]);
+  await server.waitForOutput(/READY/, 30_000);
+  const before = await rss(planePid);
+  const client = lab.spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    peers,
+    "client",
+    "198.18.0.2",
+    "9010",
+    String(count),
+  ]);
+  await client.waitForOutput(/READY/, 120_000);
+  await new Promise((r) => setTimeout(r, 2000)); // let the plane settle (GC, relay start)
+  const after = await rss(planePid);
+  client.signal("SIGKILL");
+  server.signal("SIGKILL");
+  return (after - before) / count;
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -64,7 +97,14 @@ export async function run(): Promise<BenchResult[]> {
       },
     );
     if (mtu === 1500) {
+      const perConnection = await idleMemory(lab, plane.pid, 10_000);
       results.push(
+        {
+          name: "memory per idle connection (10,000 open)",
+          value: perConnection / 1024,
+          unit: "KiB",
+          note: "RSS growth of the k8stun data plane process divided by the connections",
+        },
         {
           name: "new connections per second",
           value: tun.cps,
