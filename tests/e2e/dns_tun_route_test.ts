@@ -66,6 +66,10 @@ Deno.test({
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), resolvConf, "resolv.conf untouched");
     const routes = await lab.run("ip", ["-4", "route"]);
     assertMatch(routes.stdout, new RegExp(`10\\.77\\.0\\.2 dev ${tun} proto static scope link`));
+    assertMatch(
+      routes.stdout,
+      new RegExp(`198\\.18\\.0\\.0/15 dev ${tun} proto static scope link`),
+    );
 
     const short = async (...args: string[]) =>
       (await lab.run("dig", ["+short", ...args])).stdout.trim();

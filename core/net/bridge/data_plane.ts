@@ -74,9 +74,17 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const lib = openLibc();
   const libc = lib.symbols;
   const tun = openTun(libc, options.name ?? "", { offload: options.offload ?? true });
-  const prefix = options.network.prefix;
   try {
-    configureTun(libc, tun.name, options.address, prefix, options.mtu);
+    // The address alone (/32), then the pool's route over rtnetlink: routes are data k8stun owns
+    // (platform-ffi.md §5.3), and they vanish with the TUN, also after a crash.
+    configureTun(libc, tun.name, options.address, 32, options.mtu);
+    const table = RouteTable.open(libc);
+    try {
+      const { base, prefix } = options.network;
+      table.add({ dst: base, prefix, ifindex: interfaceIndex(tun.name) });
+    } finally {
+      table.close();
+    }
   } catch (error) {
     libc.close(tun.fd);
     throw error;
