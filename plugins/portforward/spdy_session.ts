@@ -47,6 +47,11 @@ interface StreamState {
   ended: boolean;
   failed?: DialError;
   replies: number;
+  /**
+   * Settles at the stream's SYN_REPLY (or its failure). The kubelet's spdystream drops DATA for a
+   * stream it has not replied to yet, so writes wait for it (client-go waits the same way).
+   */
+  replied: PromiseWithResolvers<void>;
   onReply?: () => void;
   onError?: (error: DialError) => void;
   onData?: () => void;
@@ -155,8 +160,14 @@ export class SpdySession {
     const errorId = this.#nextStream;
     const dataId = this.#nextStream + 2;
     this.#nextStream += 4;
-    const error: StreamState = { pending: [], ended: false, replies: 0 };
-    const data: StreamState = { pending: [], ended: false, replies: 0 };
+    const state = (): StreamState => ({
+      pending: [],
+      ended: false,
+      replies: 0,
+      replied: Promise.withResolvers(),
+    });
+    const error = state();
+    const data = state();
     this.#streams.set(errorId, error);
     this.#streams.set(dataId, data);
     const headers = (type: string): [string, string][] => [
@@ -183,6 +194,8 @@ export class SpdySession {
       }),
       writable: new WritableStream<Uint8Array>({
         write: async (chunk) => {
+          await data.replied.promise;
+          if (data.failed) throw data.failed;
           if (this.#closed) throw new DialError("error", "the port-forward session closed");
           for (let i = 0; i < chunk.length; i += MAX_FRAME) {
             this.#send(dataFrame(dataId, 0, chunk.subarray(i, i + MAX_FRAME)));
@@ -191,7 +204,10 @@ export class SpdySession {
             await new Promise((r) => setTimeout(r, 1));
           }
         },
-        close: () => this.#send(dataFrame(dataId, FLAG_FIN, new Uint8Array(0))),
+        close: async () => {
+          await data.replied.promise;
+          this.#send(dataFrame(dataId, FLAG_FIN, new Uint8Array(0)));
+        },
         abort: () => this.#reset(errorId, dataId),
       }),
       abort: () => this.#reset(errorId, dataId),
@@ -224,6 +240,7 @@ export class SpdySession {
       // with an error (the app sees RST, never a clean end of truncated data).
       const fail = (failure: DialError) => {
         clearTimeout(unanswered);
+        data.replied.resolve(); // waiting writes go on and meet the failure
         data.failed ??= failure;
         reject(failure);
         if (data.readable && !data.ended) {
@@ -250,8 +267,11 @@ export class SpdySession {
 
   #onFrame(frame: ReturnType<FrameParser["push"]>[number]): void {
     if (frame.kind === "control") {
-      if (frame.type === SYN_REPLY) this.#streams.get(payloadStreamId(frame.payload))?.onReply?.();
-      else if (frame.type === PING) {
+      if (frame.type === SYN_REPLY) {
+        const state = this.#streams.get(payloadStreamId(frame.payload));
+        state?.replied.resolve();
+        state?.onReply?.();
+      } else if (frame.type === PING) {
         // Our PINGs come back with odd ids; the server's own (even) are echoed (SPDY/3 §2.6.5).
         if (payloadStreamId(frame.payload) % 2 === 1) this.#pingOutstanding = false;
         else this.#send(controlFrame(PING, 0, frame.payload));

@@ -105,9 +105,11 @@ function adler32(bytes: Uint8Array): number {
 /**
  * Writes outgoing header blocks as one zlib stream per connection made of stored (uncompressed)
  * deflate blocks: the zlib header with FDICT and the SPDY dictionary's Adler-32 first (RFC 1950
- * §2.2), then per block `00 LEN ~LEN bytes` (RFC 1951 §3.2.4, BFINAL 0, byte-aligned, so every
- * block ends where a Z_SYNC_FLUSH would). Every SPDY/3 inflater reads it, and it is synchronous:
- * a new connection costs no trip through a zlib worker, for a few dozen bytes more on the wire.
+ * §2.2), then per block `00 LEN ~LEN bytes` (RFC 1951 §3.2.4, BFINAL 0) and the empty stored block
+ * `00 00 00 ff ff` that Z_SYNC_FLUSH writes: inflaters such as Go's hand out a stored block's bytes
+ * only when the next block begins, so without it the kubelet would wait for the next frame. Every
+ * SPDY/3 inflater reads it, and it is synchronous: a new connection costs no trip through a zlib
+ * worker, for a few dozen bytes more on the wire.
  */
 export class HeaderBlockEncoder {
   #started = false;
@@ -117,7 +119,7 @@ export class HeaderBlockEncoder {
     if (raw.length > 0xffff) throw new Error("SPDY header block over 64 KiB");
     const prefix = this.#started ? 0 : 6;
     this.#started = true;
-    const out = new Uint8Array(prefix + 5 + raw.length);
+    const out = new Uint8Array(prefix + 5 + raw.length + SYNC_FLUSH.length);
     const view = new DataView(out.buffer);
     if (prefix) {
       // CMF 0x78 (deflate, 32 KiB window); FLG 0xbb: FDICT, level 2, FCHECK making it % 31 == 0.
@@ -129,11 +131,14 @@ export class HeaderBlockEncoder {
     view.setUint16(prefix + 1, raw.length, true);
     view.setUint16(prefix + 3, ~raw.length & 0xffff, true);
     out.set(raw, prefix + 5);
+    out.set(SYNC_FLUSH, prefix + 5 + raw.length);
     return out;
   }
 }
 
 const DICTIONARY_ID = adler32(DICTIONARY);
+/** An empty non-final stored block: what zlib's Z_SYNC_FLUSH ends each flush with. */
+const SYNC_FLUSH = new Uint8Array([0x00, 0x00, 0x00, 0xff, 0xff]);
 
 /** Decompresses incoming header blocks. */
 export class HeaderDecompressor {
