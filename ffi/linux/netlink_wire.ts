@@ -1,25 +1,40 @@
 /**
- * rtnetlink messages for IPv4 routes, as bytes (platform-ffi.md §5.2–§5.6): `nlmsghdr` (16
- * bytes), `rtmsg` (12 bytes) and route attributes padded to 4 bytes; and the kernel's acks
- * (`NLMSG_ERROR` carrying −errno, §5.4). Host byte order is little-endian (x86_64, aarch64);
+ * rtnetlink messages as bytes (platform-ffi.md §5.2–§5.6): a 16-byte `nlmsghdr`, one fixed
+ * struct (`rtmsg` 12, `ifaddrmsg` 8 or `ifinfomsg` 16 bytes), then `rtattr`s each padded to 4
+ * bytes; and the kernel's acks (`NLMSG_ERROR` carrying −errno, §5.4). Every request asks for an
+ * ack, so a failure is never silent. Host byte order is little-endian (x86_64, aarch64);
  * addresses are in network order.
  */
 
 const NLMSG_HDRLEN = 16;
 const NLMSG_ERROR = 2;
+const RTM_NEWLINK = 16;
+const RTM_NEWADDR = 20;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
+/** Add, failing with EEXIST if present (0x605, §5.2). */
+const CREATE_EXCL = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+/** Delete, or change an existing link (0x005). */
+const CHANGE = NLM_F_REQUEST | NLM_F_ACK;
+const AF_UNSPEC = 0;
 const AF_INET = 2;
 const RT_TABLE_MAIN = 254;
-const RTPROT_STATIC = 4;
-const RT_SCOPE_LINK = 253;
 const RTN_UNICAST = 1;
 const RTA_DST = 1;
 const RTA_OIF = 4;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFLA_MTU = 4;
+const IFF_UP = 0x1;
+
+/** rtm_protocol values (§5.2): who made the route, shown by `ip route` as `proto …`. */
+export const RouteProtocol = { BOOT: 3, STATIC: 4 } as const;
+/** rtm_scope values (§5.2): LINK for a device route without a gateway. */
+export const RouteScope = { UNIVERSE: 0, LINK: 253, HOST: 254 } as const;
 
 /** An IPv4 device route: `dst/prefix dev <ifindex>`. */
 export interface DeviceRoute {
@@ -27,38 +42,120 @@ export interface DeviceRoute {
   dst: number;
   prefix: number;
   ifindex: number;
+  /** Default STATIC: k8stun's routes are told apart from `ip route add`'s (BOOT). */
+  protocol?: number;
+  /** Default LINK (no gateway). */
+  scope?: number;
 }
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-/** RTM_NEWROUTE (add, failing with EEXIST if present) or RTM_DELROUTE, §5.6. */
-export function encodeRoute(op: "add" | "delete", route: DeviceRoute, seq: number): Uint8Array {
-  const attributes = [
-    [RTA_DST, 4, (view: DataView, at: number) => view.setUint32(at, route.dst, false)],
-    [RTA_OIF, 4, (view: DataView, at: number) => view.setUint32(at, route.ifindex, true)],
-  ] as const;
-  const length = NLMSG_HDRLEN + 12 +
-    attributes.reduce((sum, [, size]) => sum + align4(4 + size), 0);
+const u32 = (value: number) => {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value, true);
+  return out;
+};
+const ipv4 = (address: number) => {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, address, false);
+  return out;
+};
+
+/** `rtattr`: u16 length (4 + payload, unpadded), u16 type, payload, zeros to RTA_ALIGN. */
+export function encodeAttribute(type: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(align4(4 + payload.length));
+  const view = new DataView(out.buffer);
+  view.setUint16(0, 4 + payload.length, true);
+  view.setUint16(2, type, true);
+  out.set(payload, 4);
+  return out;
+}
+
+/** `nlmsghdr` (to the kernel: pid 0), the fixed struct, then the attributes. */
+function encodeMessage(
+  type: number,
+  flags: number,
+  seq: number,
+  fixed: Uint8Array,
+  attributes: Uint8Array[] = [],
+): Uint8Array {
+  const parts = [fixed, ...attributes];
+  const length = NLMSG_HDRLEN + parts.reduce((sum, part) => sum + part.length, 0);
   const out = new Uint8Array(length);
   const view = new DataView(out.buffer);
   view.setUint32(0, length, true);
-  view.setUint16(4, op === "add" ? RTM_NEWROUTE : RTM_DELROUTE, true);
-  const flags = op === "add"
-    ? NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-    : NLM_F_REQUEST | NLM_F_ACK;
+  view.setUint16(4, type, true);
   view.setUint16(6, flags, true);
   view.setUint32(8, seq, true);
-  view.setUint32(12, 0, true); // to the kernel
-  out.set([AF_INET, route.prefix, 0, 0], NLMSG_HDRLEN); // family, dst_len, src_len, tos
-  out.set([RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_LINK, RTN_UNICAST], NLMSG_HDRLEN + 4);
-  let at = NLMSG_HDRLEN + 12;
-  for (const [type, size, write] of attributes) {
-    view.setUint16(at, 4 + size, true);
-    view.setUint16(at + 2, type, true);
-    write(view, at + 4);
-    at += align4(4 + size);
+  let at = NLMSG_HDRLEN;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
   }
   return out;
+}
+
+/** RTM_NEWROUTE (add, EEXIST if present) or RTM_DELROUTE for a route in table main, §5.6. */
+export function encodeRoute(op: "add" | "delete", route: DeviceRoute, seq: number): Uint8Array {
+  const rtmsg = new Uint8Array([
+    AF_INET,
+    route.prefix, // rtm_dst_len
+    0, // rtm_src_len
+    0, // rtm_tos
+    RT_TABLE_MAIN,
+    route.protocol ?? RouteProtocol.STATIC,
+    route.scope ?? RouteScope.LINK,
+    RTN_UNICAST,
+    ...[0, 0, 0, 0], // rtm_flags
+  ]);
+  return encodeMessage(
+    op === "add" ? RTM_NEWROUTE : RTM_DELROUTE,
+    op === "add" ? CREATE_EXCL : CHANGE,
+    seq,
+    rtmsg,
+    [encodeAttribute(RTA_DST, ipv4(route.dst)), encodeAttribute(RTA_OIF, u32(route.ifindex))],
+  );
+}
+
+/**
+ * RTM_NEWADDR: `address/prefix` on `ifindex`, as both IFA_LOCAL and IFA_ADDRESS (§5.3). A prefix
+ * below 32 also makes the kernel add the prefix route (proto kernel), so k8stun uses /32.
+ */
+export function encodeNewAddress(
+  address: { address: number; prefix: number; ifindex: number },
+  seq: number,
+): Uint8Array {
+  const ifaddrmsg = new Uint8Array(8);
+  ifaddrmsg.set([AF_INET, address.prefix, 0, 0]); // family, prefixlen, flags, scope universe
+  ifaddrmsg.set(u32(address.ifindex), 4);
+  const value = ipv4(address.address);
+  return encodeMessage(RTM_NEWADDR, CREATE_EXCL, seq, ifaddrmsg, [
+    encodeAttribute(IFA_LOCAL, value),
+    encodeAttribute(IFA_ADDRESS, value),
+  ]);
+}
+
+/** `ifinfomsg` for `ifindex`, changing the flags in `change` to `flags`. */
+function ifinfomsg(ifindex: number, flags: number, change: number): Uint8Array {
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  out[0] = AF_UNSPEC; // then a pad byte and ifi_type 0
+  view.setInt32(4, ifindex, true);
+  view.setUint32(8, flags, true);
+  view.setUint32(12, change, true);
+  return out;
+}
+
+/** RTM_NEWLINK setting IFF_UP on an existing link (§5.3). */
+export function encodeLinkUp(ifindex: number, seq: number): Uint8Array {
+  return encodeMessage(RTM_NEWLINK, CHANGE, seq, ifinfomsg(ifindex, IFF_UP, IFF_UP));
+}
+
+/** RTM_NEWLINK with IFLA_MTU, leaving the flags alone (change mask 0, §5.3). */
+export function encodeSetMtu(ifindex: number, mtu: number, seq: number): Uint8Array {
+  return encodeMessage(RTM_NEWLINK, CHANGE, seq, ifinfomsg(ifindex, 0, 0), [
+    encodeAttribute(IFLA_MTU, u32(mtu)),
+  ]);
 }
 
 /** A kernel ack: the request's sequence number and 0 or a positive errno. */
