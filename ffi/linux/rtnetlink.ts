@@ -1,10 +1,11 @@
 /**
  * Device routes over an rtnetlink socket (platform-ffi.md §5.2–§5.4): one request, one ack,
  * matched by sequence number. Routes that point into k8stun's TUN need no crash cleanup: the
- * kernel drops them with the device (§5.7).
+ * kernel drops them with the device (§5.7). The socket is blocking (the kernel answers within
+ * microseconds), with a 2 s receive timeout so a lost ack cannot hang the program.
  */
 import { decodeAcks, type DeviceRoute, encodeRoute } from "./netlink_wire.ts";
-import { Errno, errno, type Libc } from "./libc.ts";
+import { cString, Errno, errno, type Libc, openLibc } from "./libc.ts";
 import { TunError } from "./tun.ts";
 
 const AF_NETLINK = 16;
@@ -39,15 +40,15 @@ export class RouteTable {
     return new RouteTable(libc, fd);
   }
 
-  /** Adds `dst/prefix dev ifindex` (proto static, scope link). */
+  /** Adds `dst/prefix dev ifindex` (proto static, scope link); EEXIST if it is there already. */
   add(route: DeviceRoute): void {
-    const code = this.#request("add", route);
+    const code = this.request((seq) => encodeRoute("add", route, seq));
     if (code !== 0) throw new TunError(explain(code, `add the route ${describe(route)}`), code);
   }
 
   /** Deletes the route; one that is already gone (ESRCH) is fine. */
   delete(route: DeviceRoute): void {
-    const code = this.#request("delete", route);
+    const code = this.request((seq) => encodeRoute("delete", route, seq));
     if (code !== 0 && code !== Errno.ESRCH) {
       throw new TunError(explain(code, `delete the route ${describe(route)}`), code);
     }
@@ -57,10 +58,13 @@ export class RouteTable {
     this.libc.close(this.fd);
   }
 
-  /** Sends one request and returns the errno of its ack (0 = done). */
-  #request(op: "add" | "delete", route: DeviceRoute): number {
+  /**
+   * Sends one request (any encoder of netlink_wire.ts, given the next sequence number) and
+   * returns the errno of its ack: 0 = done. Acks of other sequence numbers are skipped.
+   */
+  request(encode: (seq: number) => Uint8Array): number {
     const seq = ++this.#seq;
-    const message = encodeRoute(op, route, seq);
+    const message = encode(seq);
     if (Number(this.libc.sendto(this.fd, message, BigInt(message.length), 0, null, 0)) < 0) {
       return errno(this.libc);
     }
@@ -73,13 +77,25 @@ export class RouteTable {
   }
 }
 
-/** The interface index of a device, from sysfs. */
-export function interfaceIndex(name: string): number {
-  try {
-    return Number(Deno.readTextFileSync(`/sys/class/net/${name}/ifindex`).trim());
-  } catch {
+/**
+ * The interface index of a device, asked of the kernel (`if_nametoindex`, §4.1) rather than read
+ * from /sys/class/net, which shows the namespace sysfs was mounted in (after `unshare -n`, the
+ * host's). Without `libc`, opens and closes it for this one call.
+ */
+export function interfaceIndex(name: string, libc?: Libc): number {
+  if (!libc) {
+    const lib = openLibc();
+    try {
+      return interfaceIndex(name, lib.symbols);
+    } finally {
+      lib.close();
+    }
+  }
+  const index = libc.if_nametoindex(cString(name));
+  if (index === 0) {
     throw new TunError(`the interface ${name} does not exist (the TUN vanished?)`, Errno.ENODEV);
   }
+  return index;
 }
 
 function describe(route: DeviceRoute): string {

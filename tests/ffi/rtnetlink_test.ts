@@ -1,18 +1,36 @@
-/** Routes over rtnetlink on a live kernel, inside a lab namespace (platform-ffi.md §5.2–§5.6). */
+/**
+ * rtnetlink on a live kernel, inside a fresh network namespace only (`unshare -n`): the host's
+ * routes are never touched, and the namespace with its TUNs dies with the probe
+ * (platform-ffi.md §5.2–§5.6). Skipped without root, /dev/net/tun or util-linux's `unshare`.
+ */
 import { assertEquals, assertMatch } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { labUnavailable } from "../lab/lab.ts";
 
 const PROBE = new URL("./rtnetlink_probe.ts", import.meta.url).pathname;
 
+function unshareMissing(): boolean {
+  try {
+    return !new Deno.Command("unshare", { args: ["--version"], stdout: "null" }).outputSync()
+      .success;
+  } catch {
+    return true;
+  }
+}
+
 Deno.test({
-  name: "rtnetlink: add, duplicate (EEXIST, a clear message), delete, delete again (ESRCH is fine)",
-  ignore: labUnavailable() !== undefined,
+  name: "rtnetlink: route add, duplicate (EEXIST, a clear message), delete, delete again (ESRCH " +
+    "is fine); address, MTU and link up from the encoders (platform-ffi.md §5.3, §5.6)",
+  ignore: labUnavailable() !== undefined || unshareMissing(),
   async fn() {
-    await using lab = await Lab.create();
-    const out = await lab.run(Deno.execPath(), ["run", "-A", PROBE]);
-    const seen = JSON.parse(out.stdout || "{}");
+    const out = await new Deno.Command("unshare", {
+      args: ["-n", Deno.execPath(), "run", "-A", PROBE],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    const seen = JSON.parse(new TextDecoder().decode(out.stdout) || "{}");
     assertMatch(
-      seen.added ?? out.stderr,
+      seen.added ?? stderr,
       new RegExp(`10\\.96\\.0\\.0/12 dev ${seen.tun} proto static scope link`),
     );
     assertMatch(
@@ -21,5 +39,8 @@ Deno.test({
     );
     assertEquals(seen.deleted.includes("10.96.0.0/12"), false);
     assertEquals(seen.deletedTwice, "ok");
+    assertEquals(seen.errnos, [0, 0, 0, 17], "MTU, address, link up, the address again (EEXIST)");
+    assertMatch(seen.configured, /<[A-Z,_]*\bUP\b[A-Z,_]*> mtu 1400 /);
+    assertMatch(seen.configured, /inet 198\.18\.0\.2\/32 scope global/);
   },
 });
