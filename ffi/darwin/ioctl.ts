@@ -1,6 +1,8 @@
 /**
- * BSD ioctl request numbers (xnu `sys/ioccom.h`): direction bits, parameter length, group and
- * number packed into 32 bits — computed, not copied, so each constant's derivation is visible.
+ * BSD ioctl request numbers (xnu `sys/ioccom.h`, platform-ffi.md §6.1–§6.2): direction bits,
+ * parameter length, group and number packed into 32 bits — computed, not copied, so each
+ * constant's derivation is visible. This Linux machine cannot issue them; the values are
+ * verified by tests against the spec's table only.
  */
 const IOC_OUT = 0x40000000;
 const IOC_IN = 0x80000000;
