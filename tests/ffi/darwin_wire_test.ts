@@ -16,6 +16,7 @@ import {
   encodeIfreqMtu,
   encodeInAliasReq,
   encodeSockaddrCtl,
+  encodeSockaddrIn,
   frameUtunPacket,
   unframeUtunPacket,
 } from "../../ffi/darwin/utun_wire.ts";
@@ -86,4 +87,30 @@ Deno.test("darwin: utun packets carry the address family first; IPv6 reads are i
   assertEquals([...frameUtunPacket(new Uint8Array([0x60, 0])).subarray(0, 4)], [0, 0, 0, 0x1e]);
   assertEquals([...unframeUtunPacket(frameUtunPacket(ipv4))!], [...ipv4]);
   assertEquals(unframeUtunPacket(new Uint8Array([0, 0, 0, 0x1e, 0x60])), null);
+});
+
+Deno.test("darwin: BSD sockaddr_in starts with its length 16, then family, port and address (§6.2)", () => {
+  assertEquals(
+    [...encodeSockaddrIn(0xc6120035, 53)],
+    [16, 2, 0, 53, 0xc6, 0x12, 0, 0x35, 0, 0, 0, 0, 0, 0, 0, 0],
+  );
+});
+
+Deno.test("darwin: rt_msghdr fields sit at §6.3's offsets (version @2, addrs @12, seq @20, zeros to byte 91)", () => {
+  const message = encodeRouteMessage(
+    "add",
+    { dst: 0x0a600000, prefix: 12, via: { ifindex: 4 } },
+    0x1234,
+  );
+  const view = new DataView(message.buffer);
+  assertEquals(view.getUint16(0, true), message.length);
+  assertEquals(message[2], 5, "RTM_VERSION");
+  assertEquals(view.getInt32(12, true), 0x7, "RTA_DST|RTA_GATEWAY|RTA_NETMASK");
+  assertEquals(view.getInt32(20, true), 0x1234, "rtm_seq");
+  assertEquals(
+    [...message.subarray(24, 92)],
+    new Array(68).fill(0),
+    "errno, use, inits, rt_metrics",
+  );
+  assertEquals([...message.subarray(128, 136)], [16, 2, 0, 0, 0xff, 0xf0, 0, 0], "netmask /12");
 });
