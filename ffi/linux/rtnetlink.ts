@@ -4,7 +4,14 @@
  * kernel drops them with the device (§5.7). The socket is blocking (the kernel answers within
  * microseconds), with a 2 s receive timeout so a lost ack cannot hang the program.
  */
-import { decodeAcks, type DeviceRoute, encodeRoute } from "./netlink_wire.ts";
+import {
+  decodeAcks,
+  type DeviceRoute,
+  encodeLinkUp,
+  encodeNewAddress,
+  encodeRoute,
+  encodeSetMtu,
+} from "./netlink_wire.ts";
 import { cString, Errno, errno, type Libc, openLibc } from "./libc.ts";
 import { TunError } from "./tun.ts";
 
@@ -44,6 +51,19 @@ export class RouteTable {
   add(route: DeviceRoute): void {
     const code = this.request((seq) => encodeRoute("add", route, seq));
     if (code !== 0) throw new TunError(explain(code, `add the route ${describe(route)}`), code);
+  }
+
+  /** Sets the MTU, adds `address` as /32 and brings the link up (§5.3). */
+  configureLink(ifindex: number, address: number, mtu: number): void {
+    const steps: [string, (seq: number) => Uint8Array][] = [
+      [`set the MTU ${mtu}`, (seq) => encodeSetMtu(ifindex, mtu, seq)],
+      ["add the address", (seq) => encodeNewAddress({ address, prefix: 32, ifindex }, seq)],
+      ["bring the link up", (seq) => encodeLinkUp(ifindex, seq)],
+    ];
+    for (const [what, encode] of steps) {
+      const code = this.request(encode);
+      if (code !== 0) throw new TunError(explain(code, `${what} of interface ${ifindex}`), code);
+    }
   }
 
   /** Deletes the route; one that is already gone (ESRCH) is fine. */

@@ -1,8 +1,8 @@
 /**
- * Linux TUN devices (platform-ffi.md §4) and their IPv4 configuration through ioctls on an
- * AF_INET socket (§5.1): open `/dev/net/tun` non-blocking, `TUNSETIFF` with IFF_TUN|IFF_NO_PI,
- * then address, netmask (the kernel adds the prefix route), MTU and IFF_UP. The device and its
- * routes vanish when the last file descriptor closes, also after SIGKILL (§8.1).
+ * Linux TUN devices (platform-ffi.md §4): open `/dev/net/tun` non-blocking, `TUNSETIFF` with
+ * IFF_TUN|IFF_NO_PI (and IFF_VNET_HDR with offload). Address, MTU, link state and routes are set
+ * over rtnetlink (rtnetlink.ts). The device and its routes vanish when the last file descriptor
+ * closes, also after SIGKILL (§8.1).
  */
 import { cString, Errno, errno, type Libc } from "./libc.ts";
 
@@ -16,15 +16,6 @@ const IFF_VNET_HDR = 0x4000;
 const TUNSETOFFLOAD = 0x400454d0;
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
-const SIOCSIFADDR = 0x8916;
-const SIOCSIFNETMASK = 0x891c;
-const SIOCSIFMTU = 0x8922;
-const SIOCGIFFLAGS = 0x8913;
-const SIOCSIFFLAGS = 0x8914;
-const IFF_UP = 0x1;
-const IFF_RUNNING = 0x40;
-const AF_INET = 2;
-const SOCK_DGRAM = 2;
 const IFNAMSIZ = 16;
 
 /** An error opening or configuring the TUN, with a message a user can act on. */
@@ -101,46 +92,4 @@ function create(libc: Libc, name: string, flags: number): { fd: number; name: st
   }
   const nul = req.indexOf(0);
   return { fd, name: new TextDecoder().decode(req.subarray(0, nul < 0 ? IFNAMSIZ : nul)) };
-}
-
-/** Sets the address (with its prefix, which adds the route to the pool), MTU and brings it up. */
-export function configureTun(
-  libc: Libc,
-  name: string,
-  address: number,
-  prefix: number,
-  mtu: number,
-): void {
-  const sock = libc.socket(AF_INET, SOCK_DGRAM, 0);
-  if (sock < 0) {
-    throw new TunError(explain(errno(libc), "cannot open a configuration socket"), errno(libc));
-  }
-  try {
-    const call = (request: number, req: Uint8Array, what: string) => {
-      if (libc.ioctl(sock, BigInt(request), req) < 0) {
-        const code = errno(libc);
-        throw new TunError(explain(code, `cannot ${what} on ${name}`), code);
-      }
-    };
-    const withAddr = (value: number) => {
-      const req = ifreq(name);
-      const view = new DataView(req.buffer);
-      view.setUint16(16, AF_INET, true);
-      view.setUint32(20, value, false);
-      return req;
-    };
-    const mtuReq = ifreq(name);
-    new DataView(mtuReq.buffer).setInt32(16, mtu, true);
-    call(SIOCSIFMTU, mtuReq, `set MTU ${mtu}`);
-    call(SIOCSIFADDR, withAddr(address), "set the address");
-    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    call(SIOCSIFNETMASK, withAddr(mask), "set the netmask");
-    const flags = ifreq(name);
-    call(SIOCGIFFLAGS, flags, "read the interface flags");
-    const view = new DataView(flags.buffer);
-    view.setUint16(16, view.getUint16(16, true) | IFF_UP | IFF_RUNNING, true);
-    call(SIOCSIFFLAGS, flags, "bring the interface up");
-  } finally {
-    libc.close(sock);
-  }
 }

@@ -4,7 +4,7 @@
  * RTM_NEWADDR / RTM_NEWLINK encoders alone (§5.3) and prints one JSON line of what it saw.
  */
 import { openLibc } from "../../ffi/linux/libc.ts";
-import { configureTun, openTun, TunError } from "../../ffi/linux/tun.ts";
+import { openTun, TunError } from "../../ffi/linux/tun.ts";
 import { interfaceIndex, RouteTable } from "../../ffi/linux/rtnetlink.ts";
 import { encodeLinkUp, encodeNewAddress, encodeSetMtu } from "../../ffi/linux/netlink_wire.ts";
 
@@ -14,8 +14,8 @@ const ip = async (...args: string[]) =>
   );
 const { symbols: libc } = openLibc();
 const tun = openTun(libc, "");
-configureTun(libc, tun.name, 0xc6120001, 32, 1500);
 const table = RouteTable.open(libc);
+table.configureLink(interfaceIndex(tun.name, libc), 0xc6120001, 1500);
 const route = { dst: 0x0a600000, prefix: 12, ifindex: interfaceIndex(tun.name, libc) };
 table.add(route);
 const added = await ip("-4", "route");

@@ -10,7 +10,7 @@ import { asDialError, describe, type Router } from "../../router.ts";
 import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
 import { openLibc } from "../../../ffi/linux/libc.ts";
-import { configureTun, openTun } from "../../../ffi/linux/tun.ts";
+import { openTun } from "../../../ffi/linux/tun.ts";
 import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
 import type { FlowOpening, UdpDatagram } from "../stack_types.ts";
 import type { FromLoop, LoopEvent, LoopOp, ToLoop } from "../loop/protocol.ts";
@@ -75,13 +75,14 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const libc = lib.symbols;
   const tun = openTun(libc, options.name ?? "", { offload: options.offload ?? true });
   try {
-    // The address alone (/32), then the pool's route over rtnetlink: routes are data k8stun owns
-    // (platform-ffi.md §5.3), and they vanish with the TUN, also after a crash.
-    configureTun(libc, tun.name, options.address, 32, options.mtu);
+    // Over rtnetlink (platform-ffi.md §5.3): MTU, the address alone (/32), link up, then the
+    // pool's route — routes are data k8stun owns, and they vanish with the TUN, also after a crash.
     const table = RouteTable.open(libc);
     try {
+      const ifindex = interfaceIndex(tun.name, libc);
+      table.configureLink(ifindex, options.address, options.mtu);
       const { base, prefix } = options.network;
-      table.add({ dst: base, prefix, ifindex: interfaceIndex(tun.name) });
+      table.add({ dst: base, prefix, ifindex });
     } finally {
       table.close();
     }
@@ -346,7 +347,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     addHostRoutes(addresses) {
       const table = RouteTable.open(libc);
       try {
-        const ifindex = interfaceIndex(tun.name);
+        const ifindex = interfaceIndex(tun.name, libc);
         for (const address of addresses) {
           queue({ op: "route", address, add: true }); // the stack answers first, then packets come
           table.add({ dst: address, prefix: 32, ifindex });
