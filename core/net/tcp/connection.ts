@@ -82,6 +82,13 @@ export class TcpConnection {
   finQueued = false;
   #finSent = false;
   #dupAcks = 0;
+  /**
+   * Loss recovery (RFC 6582 NewReno, with go-back-N): SND.MAX when it started. Losses on this
+   * local link are drops of a whole burst (a receive queue that was full, or segments past a
+   * window the app's kernel would not take), so everything after the hole is resent at once and
+   * again at each partial ACK, instead of one segment per round trip and an RTO for the rest.
+   */
+  #recovery: { until: number } | undefined;
   #wantWritable = false;
   // timers (absolute ms; 0 = off)
   rtoAt = 0;
@@ -287,6 +294,13 @@ export class TcpConnection {
       this.sendBuffer.drop(dataAcked);
       this.sndUna = seg.ack;
       this.#dupAcks = 0;
+      if (this.#recovery) {
+        if (seqLt(seg.ack, this.#recovery.until)) {
+          // Partial ACK: the next hole starts here; resend from it (flush follows).
+          this.sndNxt = this.sndUna;
+          this.#finSent = false;
+        } else this.#recovery = undefined;
+      }
       this.#backoffs = 0;
       if (this.#rttSeq >= 0 && seqLe(this.#rttSeq, seg.ack)) {
         this.#rttSample(now - this.#rttStart); // Karn: only for segments sent once
@@ -302,8 +316,11 @@ export class TcpConnection {
       seg.ack === this.sndUna && seg.payloadLength === 0 && this.sndUna !== this.sndNxt &&
       (seg.window << this.sndShift) === this.sndWnd && !(seg.flags & FIN)
     ) {
-      // T20: third duplicate ACK → retransmit the first unacknowledged segment at once.
-      if (++this.#dupAcks === 3) this.#retransmit(now, false);
+      // T20: third duplicate ACK → resend from the first unacknowledged byte at once.
+      if (++this.#dupAcks === 3 && !this.#recovery) {
+        this.#recovery = { until: this.sndMax };
+        this.#retransmit(now);
+      }
     }
     // T18: window update rule (pure window updates count).
     if (
@@ -510,7 +527,7 @@ export class TcpConnection {
         return;
       }
       this.#rto = Math.min(this.#rto * 2, RTO_MAX);
-      this.#retransmit(now, true);
+      this.#retransmit(now);
     }
     if (this.persistAt && now >= this.persistAt) {
       // Zero-window probe: one byte past the window (T21).
@@ -525,16 +542,9 @@ export class TcpConnection {
     }
   }
 
-  /** Go-back-N from SND.UNA (RTO, T19) or the first segment only (fast retransmit, T20). */
-  #retransmit(now: number, all: boolean): void {
+  /** Go-back-N from SND.UNA, for an RTO (T19) and fast retransmit (T20). */
+  #retransmit(now: number): void {
     this.#rttSeq = -1; // Karn's rule
-    if (!all) {
-      const dataInFlight = Math.min(this.sendBuffer.length, seqDiff(this.sndNxt, this.sndUna));
-      const length = Math.min(dataInFlight, this.sendMss);
-      if (length > 0) this.sink.segment(this, ACK | PSH, this.sndUna, 0, length);
-      this.rtoAt = now + this.#rto;
-      return;
-    }
     // Rewind and let flush() resend data and FIN as the window allows.
     this.sndNxt = this.sndUna;
     this.#finSent = false;

@@ -1,0 +1,66 @@
+/**
+ * The stack never sends past the app's advertised right edge (RFC 9293 §3.8.6), with a scaled
+ * window (wscale 10, as Linux offers for large buffers) that a slow reader keeps nearly closed,
+ * with and without segmentation offload.
+ */
+import { assert } from "../assert.ts";
+import { ACK, SYN } from "../../core/net/wire/tcp.ts";
+import { appSegment, parseOut, testStack } from "../net/packets.ts";
+
+for (const offload of [false, true]) {
+  Deno.test(`stack: no segment passes the peer right edge under a slow reader (offload ${offload})`, () => {
+    const t = testStack({ offload, receiveBuffer: 1 << 20 });
+    t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 10 }), 0);
+    const id = t.opened[0].id;
+    t.stack.accept(id, 0);
+    const iss = parseOut(t.sent.at(-1)!, false).seq;
+    let una = iss + 1;
+    let win = 400; // ×1024
+    t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: win }), 1);
+    t.sent.length = 0;
+    t.stack.send(id, new Uint8Array(4_000_000), 2);
+    let now = 3;
+    for (let round = 0; round < 200; round++) {
+      const right = (una + win * 1024) >>> 0;
+      for (const p of t.sent) {
+        const s = parseOut(p, false);
+        const end = (s.seq + s.payloadLength) >>> 0;
+        assert(
+          ((right - end) | 0) >= 0 || s.payloadLength <= 1,
+          `round ${round}: sent up to ${end - iss}, right edge ${right - iss}`,
+        );
+      }
+      t.sent.length = 0;
+      // the app acks a little and its window shrinks (slow reader), never moving the right edge left
+      const ackBy = 20_000;
+      una = (una + ackBy) >>> 0;
+      const newWin = Math.max(0, win - Math.floor(ackBy / 1024) - 3);
+      win = Math.max(newWin, Math.ceil(((right - una) | 0) / 1024)); // no shrink
+      if (round % 10 === 9) win += 100; // the reader drains
+      t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: win }), now++);
+      t.stack.poll(now++);
+    }
+  });
+}
+
+Deno.test("stack: 3 duplicate ACKs resend the whole burst, and a partial ACK resends from the next hole (T20, RFC 6582)", () => {
+  const t = testStack({ receiveBuffer: 1 << 20 });
+  t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 7 }), 0);
+  const id = t.opened[0].id;
+  t.stack.accept(id, 0);
+  const una = (parseOut(t.sent.at(-1)!).seq + 1) >>> 0;
+  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: 1024 }), 1);
+  t.stack.send(id, new Uint8Array(10 * 1460), 2);
+  t.sent.length = 0;
+  for (let i = 0; i < 3; i++) {
+    t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: 1024 }), 3 + i);
+  }
+  const resent = t.sent.map((p) => parseOut(p)).filter((s) => s.payloadLength > 0);
+  assert(resent[0].seq === una, "from the first unacknowledged byte");
+  assert(resent.length === 10, `the whole burst at once (${resent.length} segments)`);
+  t.sent.length = 0;
+  const partial = (una + 3 * 1460) >>> 0;
+  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: partial, window: 1024 }), 10);
+  const again = t.sent.map((p) => parseOut(p)).filter((s) => s.payloadLength > 0);
+  assert(again.length > 0 && again[0].seq === partial, "a partial ACK resends from its hole");
+});
