@@ -155,9 +155,22 @@ export class Lab implements AsyncDisposable {
     args: string[],
     options: { env?: Record<string, string>; cwd?: string } = {},
   ): LabProcess {
-    const child = new Deno.Command("ip", {
-      args: ["netns", "exec", this.name, command, ...args],
+    return this.#spawnIn(this.name, command, args, {
       env: { ...this.env, ...options.env },
+      cwd: options.cwd,
+    });
+  }
+
+  /** Starts a process in `namespace`; the lab kills it when it closes. */
+  #spawnIn(
+    namespace: string,
+    command: string,
+    args: string[],
+    options: { env?: Record<string, string>; cwd?: string } = {},
+  ): LabProcess {
+    const child = new Deno.Command("ip", {
+      args: ["netns", "exec", namespace, command, ...args],
+      env: options.env,
       cwd: options.cwd,
       stdin: "null",
       stdout: "piped",
@@ -228,17 +241,7 @@ export class Lab implements AsyncDisposable {
     await inPeer("link", "set", "lo", "up");
     return {
       address: "10.77.0.2",
-      spawn: (command, args) => {
-        const child = new Deno.Command("ip", {
-          args: ["netns", "exec", peer, command, ...args],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const process = new LabProcess(child);
-        this.#processes.add(process);
-        return process;
-      },
+      spawn: (command, args) => this.#spawnIn(peer, command, args),
     };
   }
 
