@@ -64,3 +64,26 @@ Deno.test("stack: 3 duplicate ACKs resend the whole burst, and a partial ACK res
   const again = t.sent.map((p) => parseOut(p)).filter((s) => s.payloadLength > 0);
   assert(again.length > 0 && again[0].seq === partial, "a partial ACK resends from its hole");
 });
+
+Deno.test("stack: a burst whose tail was lost is resent after a probe timeout, long before the 200 ms RTO (RFC 8985)", () => {
+  const t = testStack({ receiveBuffer: 1 << 20 });
+  t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 7 }), 0);
+  const id = t.opened[0].id;
+  t.stack.accept(id, 0);
+  const una = (parseOut(t.sent.at(-1)!).seq + 1) >>> 0;
+  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: 1024 }), 1);
+  t.stack.send(id, new Uint8Array(4 * 1460), 2);
+  // The app's kernel takes the first two segments and drops the rest (no later segment, so no
+  // duplicate ACKs will come).
+  t.stack.input(
+    appSegment({ flags: ACK, seq: 1001, ack: (una + 2 * 1460) >>> 0, window: 1024 }),
+    3,
+  );
+  t.sent.length = 0;
+  t.stack.poll(8);
+  assert(t.sent.length === 0, "nothing before the probe timeout");
+  t.stack.poll(20);
+  const resent = t.sent.map((p) => parseOut(p)).filter((s) => s.payloadLength > 0);
+  assert(resent.length === 2, `the lost tail is resent at once (${resent.length})`);
+  assert(resent[0].seq === ((una + 2 * 1460) >>> 0));
+});

@@ -32,6 +32,8 @@ export interface SegmentSink {
 const RTO_MIN = 200; // Linux's floor (T19)
 const RTO_MAX = 60_000;
 const RTO_INITIAL = 1000;
+/** Tail loss probe floor (RFC 8985 §7.2 PTO = 2·SRTT; Linux uses 10 ms as well). */
+const PTO_MIN = 10;
 const MAX_BACKOFFS = 12;
 const SYNACK_TRIES = 5; // T9
 const TIME_WAIT_MS = 2000; // short TIME-WAIT (T25)
@@ -93,6 +95,14 @@ export class TcpConnection {
   // timers (absolute ms; 0 = off)
   rtoAt = 0;
   persistAt = 0;
+  /**
+   * Tail loss probe (RFC 8985 §7): data in flight and no ACK progress for a PTO. On this one-hop
+   * link that means the tail of a burst was dropped (a full receive queue): resend from SND.UNA
+   * at once instead of waiting for the 200 ms RTO floor. Once per flight; the RTO stays the
+   * backstop.
+   */
+  probeAt = 0;
+  #probeFired = false;
   closeAt = 0;
   idleAt = 0;
   #rto = RTO_INITIAL;
@@ -307,6 +317,9 @@ export class TcpConnection {
         this.#rttSeq = -1;
       }
       this.rtoAt = this.sndUna === this.sndNxt ? 0 : now + this.#rto;
+      this.#probeFired = false;
+      this.probeAt = 0;
+      if (this.sndUna !== this.sndNxt) this.#armProbe(now);
       if (this.#wantWritable && this.sendBuffer.length < this.#sendCap) {
         this.#wantWritable = false;
         this.sink.writable(this);
@@ -483,6 +496,7 @@ export class TcpConnection {
       this.ackPending = false;
       sentSomething = true;
       if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
+      if (this.probeAt === 0 && !this.#probeFired) this.#armProbe(now);
     }
     const allSent =
       seqDiff(this.sndNxt, this.sndUna) - (this.#finSent ? 1 : 0) >= this.sendBuffer.length;
@@ -529,6 +543,14 @@ export class TcpConnection {
       this.#rto = Math.min(this.#rto * 2, RTO_MAX);
       this.#retransmit(now);
     }
+    if (this.probeAt && now >= this.probeAt) {
+      this.probeAt = 0;
+      if (this.sndUna !== this.sndNxt && this.sendBuffer.length > 0) {
+        this.#probeFired = true;
+        this.#recovery ??= { until: this.sndMax };
+        this.#retransmit(now);
+      }
+    }
     if (this.persistAt && now >= this.persistAt) {
       // Zero-window probe: one byte past the window (T21).
       const inFlight = seqDiff(this.sndNxt, this.sndUna);
@@ -551,6 +573,10 @@ export class TcpConnection {
     this.rtoAt = 0;
     this.flush(now);
     if (this.rtoAt === 0 && this.sndNxt !== this.sndUna) this.rtoAt = now + this.#rto;
+  }
+
+  #armProbe(now: number): void {
+    this.probeAt = now + Math.max(PTO_MIN, 2 * this.#srtt);
   }
 
   #rttSample(ms: number): void {
@@ -600,7 +626,7 @@ export class TcpConnection {
   /** The next deadline of any timer, or 0. */
   nextDeadline(): number {
     let next = 0;
-    for (const t of [this.rtoAt, this.persistAt, this.closeAt, this.idleAt]) {
+    for (const t of [this.rtoAt, this.probeAt, this.persistAt, this.closeAt, this.idleAt]) {
       if (t && (next === 0 || t < next)) next = t;
     }
     return next;
