@@ -19,7 +19,6 @@ const SYMBOLS = {
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   /** Name to ifindex in the caller's network namespace (0 = no such device, §4.1). */
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   // The same calls on Deno's blocking-call threads, for sockets that wait (a TCP connect, a

@@ -12,7 +12,7 @@ import {
   encodeRoute,
   encodeSetMtu,
 } from "./netlink_wire.ts";
-import { cString, Errno, errno, type Libc, openLibc } from "./libc.ts";
+import { cString, Errno, errno, type Libc } from "./libc.ts";
 import { TunError } from "./tun.ts";
 
 const AF_NETLINK = 16;
@@ -100,17 +100,9 @@ export class RouteTable {
 /**
  * The interface index of a device, asked of the kernel (`if_nametoindex`, §4.1) rather than read
  * from /sys/class/net, which shows the namespace sysfs was mounted in (after `unshare -n`, the
- * host's). Without `libc`, opens and closes it for this one call.
+ * host's).
  */
-export function interfaceIndex(name: string, libc?: Libc): number {
-  if (!libc) {
-    const lib = openLibc();
-    try {
-      return interfaceIndex(name, lib.symbols);
-    } finally {
-      lib.close();
-    }
-  }
+export function interfaceIndex(name: string, libc: Libc): number {
   const index = libc.if_nametoindex(cString(name));
   if (index === 0) {
     throw new TunError(`the interface ${name} does not exist (the TUN vanished?)`, Errno.ENODEV);

@@ -101,16 +101,21 @@ export class Lab implements AsyncDisposable {
   /** The lab's address on the link to its peer. */
   readonly linkAddress = "10.77.0.1";
 
-  private constructor(readonly name: string) {}
+  /**
+   * @param dir the lab's scratch directory for test files (fixtures, wrappers) and k8stun's
+   * state: a temporary directory, not under `/etc/netns/<name>/`, whose every entry
+   * `ip netns exec` would bind-mount over `/etc`.
+   */
+  private constructor(readonly name: string, readonly dir: string) {}
 
   /** Creates the namespace, brings loopback up and writes its resolv.conf. */
   static async create(options: { resolvConf?: string } = {}): Promise<Lab> {
     const name = `k8stun-lab-${Deno.pid}-${++counter}-${Math.random().toString(36).slice(2, 6)}`;
+    const dir = await Deno.makeTempDir({ prefix: `${name}-` });
     await mustRun("ip", ["netns", "add", name]);
-    const lab = new Lab(name);
+    const lab = new Lab(name, dir);
     try {
       await Deno.mkdir(`/etc/netns/${name}`, { recursive: true });
-      await Deno.mkdir(lab.dir, { recursive: true });
       await Deno.writeTextFile(
         `/etc/netns/${name}/resolv.conf`,
         options.resolvConf ?? "nameserver 127.0.0.1\n",
@@ -121,14 +126,6 @@ export class Lab implements AsyncDisposable {
       await lab.close();
       throw error;
     }
-  }
-
-  /**
-   * The lab's scratch directory for test files (fixtures, wrappers) and k8stun's state. Not under
-   * `/etc/netns/<name>/`: `ip netns exec` bind-mounts every entry there over `/etc`.
-   */
-  get dir(): string {
-    return `/tmp/k8stun-labs/${this.name}`;
   }
 
   /**

@@ -51,10 +51,12 @@ Deno.test({
   ignore,
   async fn() {
     let name = "";
+    let dir = "";
     let pid = 0;
     await assertRejects(async () => {
       await using lab = await Lab.create();
       name = lab.name;
+      dir = lab.dir;
       pid = lab.spawn("sleep", ["300"]).pid;
       throw new Error("the test body failed");
     }, /the test body failed/);
@@ -69,6 +71,6 @@ Deno.test({
     }
     assert(!alive, "process killed");
     await assertRejects(() => Deno.stat(`/etc/netns/${name}`));
-    await assertRejects(() => Deno.stat(`/tmp/k8stun-labs/${name}`));
+    await assertRejects(() => Deno.stat(dir));
   },
 });

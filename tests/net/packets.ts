@@ -1,5 +1,5 @@
 /** Builds the packets an application's kernel would send, for stack tests. */
-import { emitTcp, type TcpOut } from "../../core/net/wire/tcp.ts";
+import { ACK, emitTcp, SYN, type TcpOut } from "../../core/net/wire/tcp.ts";
 import { parseIpv4, parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { parseTcp, type TcpRepr } from "../../core/net/wire/tcp.ts";
 import { NetStack } from "../../core/net/stack.ts";
@@ -72,4 +72,33 @@ export function testStack(
     offload: options.offload,
   });
   return { stack, sent, offloads, opened, data, eofs, closed, udp };
+}
+
+/**
+ * A stack with one connection through the handshake: the app's SYN (MSS, window scale), the
+ * dial accepted, and the app's final ACK advertising `window` (in units of its scale). What was
+ * sent so far is cleared.
+ */
+export function establishedStack(
+  options: Partial<{
+    receiveBuffer: number;
+    mtu: number;
+    offload: boolean;
+    mss: number;
+    windowScale: number;
+    window: number;
+  }> = {},
+) {
+  const { mss = 1460, windowScale = 7, window = 512, ...stackOptions } = options;
+  const t = testStack(stackOptions);
+  t.stack.input(appSegment({ flags: SYN, seq: 1000, mss, windowScale }), 0);
+  const id = t.opened[0].id;
+  t.stack.accept(id, 0);
+  // With offload the SYN-ACK's checksum is left to the kernel: read it unverified.
+  const iss = parseOut(t.sent.at(-1)!, !options.offload).seq;
+  const una = (iss + 1) >>> 0;
+  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window }), 1);
+  t.sent.length = 0;
+  t.offloads.length = 0;
+  return { ...t, id, iss, una };
 }

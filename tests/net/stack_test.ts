@@ -1,19 +1,10 @@
 import { assert, assertEquals } from "../assert.ts";
 import { ACK, FIN, RST, SYN } from "../../core/net/wire/tcp.ts";
 import { finish, sum } from "../../core/net/wire/checksum.ts";
-import { appSegment, parseOut, testStack } from "./packets.ts";
+import { appSegment, establishedStack, parseOut, testStack } from "./packets.ts";
 
 /** Opens a connection through the handshake; returns the stack and our ISN. */
-function established(receiveBuffer?: number) {
-  const t = testStack({ receiveBuffer });
-  t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 7 }), 0);
-  const id = t.opened[0].id;
-  t.stack.accept(id, 0);
-  const synAck = parseOut(t.sent.at(-1)!);
-  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: synAck.seq + 1, window: 512 }), 1);
-  t.sent.length = 0;
-  return { ...t, id, iss: synAck.seq };
-}
+const established = (receiveBuffer?: number) => establishedStack({ receiveBuffer });
 
 Deno.test("stack: checksum of the RFC 1071 example words folds to the known value", () => {
   const bytes = new Uint8Array([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]);

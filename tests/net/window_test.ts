@@ -4,20 +4,15 @@
  * with and without segmentation offload.
  */
 import { assert } from "../assert.ts";
-import { ACK, SYN } from "../../core/net/wire/tcp.ts";
-import { appSegment, parseOut, testStack } from "../net/packets.ts";
+import { ACK } from "../../core/net/wire/tcp.ts";
+import { appSegment, establishedStack, parseOut } from "./packets.ts";
 
 for (const offload of [false, true]) {
   Deno.test(`stack: no segment passes the peer right edge under a slow reader (offload ${offload})`, () => {
-    const t = testStack({ offload, receiveBuffer: 1 << 20 });
-    t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 10 }), 0);
-    const id = t.opened[0].id;
-    t.stack.accept(id, 0);
-    const iss = parseOut(t.sent.at(-1)!, false).seq;
-    let una = iss + 1;
     let win = 400; // ×1024
-    t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: win }), 1);
-    t.sent.length = 0;
+    const t = establishedStack({ offload, receiveBuffer: 1 << 20, windowScale: 10, window: win });
+    const { id, iss } = t;
+    let una = t.una;
     t.stack.send(id, new Uint8Array(4_000_000), 2);
     let now = 3;
     for (let round = 0; round < 200; round++) {
@@ -44,12 +39,8 @@ for (const offload of [false, true]) {
 }
 
 Deno.test("stack: 3 duplicate ACKs resend the whole burst, and a partial ACK resends from the next hole (T20, RFC 6582)", () => {
-  const t = testStack({ receiveBuffer: 1 << 20 });
-  t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 7 }), 0);
-  const id = t.opened[0].id;
-  t.stack.accept(id, 0);
-  const una = (parseOut(t.sent.at(-1)!).seq + 1) >>> 0;
-  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: 1024 }), 1);
+  const t = establishedStack({ receiveBuffer: 1 << 20, window: 1024 });
+  const { id, una } = t;
   t.stack.send(id, new Uint8Array(10 * 1460), 2);
   t.sent.length = 0;
   for (let i = 0; i < 3; i++) {
@@ -66,12 +57,8 @@ Deno.test("stack: 3 duplicate ACKs resend the whole burst, and a partial ACK res
 });
 
 Deno.test("stack: a burst whose tail was lost is resent after a probe timeout, long before the 200 ms RTO (RFC 8985)", () => {
-  const t = testStack({ receiveBuffer: 1 << 20 });
-  t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 7 }), 0);
-  const id = t.opened[0].id;
-  t.stack.accept(id, 0);
-  const una = (parseOut(t.sent.at(-1)!).seq + 1) >>> 0;
-  t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: una, window: 1024 }), 1);
+  const t = establishedStack({ receiveBuffer: 1 << 20, window: 1024 });
+  const { id, una } = t;
   t.stack.send(id, new Uint8Array(4 * 1460), 2);
   // The app's kernel takes the first two segments and drops the rest (no later segment, so no
   // duplicate ACKs will come).
