@@ -90,7 +90,10 @@ export interface Stack {
   accept(id: FlowId, now: number): void;
   /** Rejects a flow announced by `flowOpening` with RST (the app sees ECONNREFUSED). */
   refuse(id: FlowId, now: number): void;
-  /** Queues bytes towards the application; returns how many were accepted (backpressure). */
+  /**
+   * Queues bytes towards the application; returns how many were accepted (backpressure). The
+   * stack keeps the accepted bytes by reference: the caller must not reuse `data` afterwards.
+   */
   send(id: FlowId, data: Uint8Array, now: number): number;
   /** The host consumed `n` bytes of `flowData`: the receive window reopens by `n`. */
   consumed(id: FlowId, n: number, now: number): void;

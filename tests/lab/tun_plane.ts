@@ -4,7 +4,7 @@
  * drains) and the TUN data plane with a router mapping every VIP to 127.0.0.1 through the direct
  * dialer. Prints READY when up.
  */
-import { startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
+import { DEFAULT_BUSY_POLL_US, startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
 import { Router } from "../../core/router.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { createDirectDialer } from "../../plugins/direct/mod.ts";
@@ -61,5 +61,7 @@ await startTunDataPlane({
   receiveBuffer: 4 * 1024 * 1024,
   offload: Deno.env.get("K8STUN_LAB_OFFLOAD") !== "off", // "off" to compare without TUN offload
   sendBuffer: 4 * 1024 * 1024,
+  // K8STUN_LAB_BUSY_POLL_US=0 compares with a loop that sleeps at once.
+  busyPollMicros: Number(Deno.env.get("K8STUN_LAB_BUSY_POLL_US") ?? DEFAULT_BUSY_POLL_US),
 });
 console.log("READY");

@@ -13,7 +13,18 @@ import { openLibc } from "../../../ffi/linux/libc.ts";
 import { openTun } from "../../../ffi/linux/tun.ts";
 import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
 import type { FlowOpening, UdpDatagram } from "../stack_types.ts";
-import type { FromLoop, LoopEvent, LoopOp, ToLoop } from "../loop/protocol.ts";
+import {
+  type FromLoop,
+  type LoopEvent,
+  type LoopOp,
+  type LoopStart,
+  MAX_RECORD_PAYLOAD,
+  pushOp,
+  readEvents,
+  Signal,
+  SIGNAL_WORDS,
+} from "../loop/protocol.ts";
+import { createRing, RingReader, RingWriter } from "../loop/ring.ts";
 import type { Duplex } from "../../../mod.ts";
 
 const log = logger("tun");
@@ -21,6 +32,8 @@ const log = logger("tun");
 const SEND_CREDIT = 1024 * 1024;
 const EFD_NONBLOCK = 0x800;
 const EFD_CLOEXEC = 0x80000;
+/** Each ring's size: room for a turn's worth of events of many busy flows. */
+const RING_BYTES = 8 * 1024 * 1024;
 
 /** Options for {@link startTunDataPlane}. */
 export interface TunDataPlaneOptions {
@@ -38,7 +51,15 @@ export interface TunDataPlaneOptions {
   sendBuffer?: number;
   /** Checksum and segmentation offload with the kernel when it supports it (default on). */
   offload?: boolean;
+  /**
+   * Microseconds the packet loop keeps polling without sleeping after activity (default
+   * {@link DEFAULT_BUSY_POLL_US}; 0 = sleep at once). Trades CPU while traffic flows for latency.
+   */
+  busyPollMicros?: number;
 }
+
+/** Covers a dial and a request/response through a local dialer; costs nothing when idle. */
+export const DEFAULT_BUSY_POLL_US = 300;
 
 /** A running data plane. */
 export interface TunDataPlane {
@@ -94,31 +115,44 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const telemetry = options.telemetry ?? NoTelemetry;
   const flows = new Map<number, Flow>();
   const busy = new Map<string, number>();
-  let ops: LoopOp[] = [];
-  let flushScheduled = false;
+  const opsBuffer = createRing(RING_BYTES);
+  const eventsBuffer = createRing(RING_BYTES);
+  const signalsBuffer = new SharedArrayBuffer(SIGNAL_WORDS * 4);
+  const opsRing = new RingWriter(opsBuffer);
+  const eventsRing = new RingReader(eventsBuffer);
+  const signals = new Int32Array(signalsBuffer);
+  /** Operations the ring had no room for, in order; the Worker says when it has made room. */
+  const opsBacklog: LoopOp[] = [];
+  let wakeScheduled = false;
   const one = new Uint8Array(8);
   new DataView(one.buffer).setBigUint64(0, 1n, true);
-  const worker = new Worker(new URL("../loop/worker.ts", import.meta.url), { type: "module" });
-  const flush = () => {
-    flushScheduled = false;
-    if (ops.length === 0) return;
-    const batch = ops;
-    ops = [];
-    const transfers = batch.flatMap((op) =>
-      op.op === "send"
-        ? [op.data.buffer as ArrayBuffer]
-        : op.op === "udp"
-        ? [op.datagram.payload.buffer as ArrayBuffer]
-        : []
-    );
-    worker.postMessage({ type: "ops", ops: batch } satisfies ToLoop, transfers);
-    libc.write(wakeFd, one, 8n);
+  const wakeLoop = () => libc.write(wakeFd, one, 8n);
+  const wakeLoopIfAsleep = () => {
+    if (Atomics.load(signals, Signal.SLEEPING) === 1) wakeLoop();
   };
+  const worker = new Worker(new URL("../loop/worker.ts", import.meta.url), { type: "module" });
+  const flushBacklog = () => {
+    while (opsBacklog.length > 0 && pushOp(opsRing, opsBacklog[0])) opsBacklog.shift();
+    if (opsBacklog.length > 0) Atomics.store(signals, Signal.OPS_BACKLOG, 1);
+  };
+  /** Hands `op` to the loop; one eventfd write per microtask checkpoint wakes it. */
   const queue = (op: LoopOp) => {
-    ops.push(op);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      queueMicrotask(flush);
+    if (op.op === "send" && op.data.length > MAX_RECORD_PAYLOAD) {
+      for (let at = 0; at < op.data.length; at += MAX_RECORD_PAYLOAD) {
+        queue({ ...op, data: op.data.subarray(at, at + MAX_RECORD_PAYLOAD) });
+      }
+      return;
+    }
+    if (opsBacklog.length > 0 || !pushOp(opsRing, op)) {
+      opsBacklog.push(op);
+      Atomics.store(signals, Signal.OPS_BACKLOG, 1);
+    }
+    if (!wakeScheduled) {
+      wakeScheduled = true;
+      queueMicrotask(() => {
+        wakeScheduled = false;
+        wakeLoopIfAsleep();
+      });
     }
   };
 
@@ -239,10 +273,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
         if (flow.closed) return;
         flow.credit -= value.length;
         flow.received += value.length;
-        const data = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength
-          ? value
-          : value.slice();
-        queue({ op: "send", id: flow.info.id, data });
+        queue({ op: "send", id: flow.info.id, data: value });
       }
     } catch (error) {
       if (!flow.closed) {
@@ -267,7 +298,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       case "data": {
         const flow = flows.get(event.id);
         if (!flow?.writer) return;
-        const data = event.data;
+        const data = event.data.slice(); // the event's bytes live in the ring
         flow.sent += data.length;
         flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
           queue({ op: "consumed", id: event.id, n: data.length });
@@ -298,7 +329,8 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       }
       case "udp":
         if (options.onUdp) {
-          options.onUdp(event.datagram, (reply) => queue({ op: "udp", datagram: reply }));
+          const datagram = { ...event.datagram, payload: event.datagram.payload.slice() };
+          options.onUdp(datagram, (reply) => queue({ op: "udp", datagram: reply }));
         }
         return;
     }
@@ -306,12 +338,23 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
 
   let stopped: () => void = () => {};
   const stoppedPromise = new Promise<void>((resolve) => stopped = resolve);
+  let listening = true;
+  /** Reads events as the Worker publishes them, until close. */
+  const listen = async () => {
+    while (listening) {
+      const seen = Atomics.load(signals, Signal.EVENTS);
+      readEvents(eventsRing, onEvent);
+      flushBacklog();
+      if (Atomics.exchange(signals, Signal.EVENTS_BACKLOG, 0) === 1) wakeLoop();
+      const wait = Atomics.waitAsync(signals, Signal.EVENTS, seen);
+      if (wait.async) await wait.value;
+    }
+  };
   const ready = new Promise<void>((resolve, reject) => {
     worker.onmessage = (event: MessageEvent<FromLoop>) => {
       const msg = event.data;
-      if (msg.type === "events") {
+      if (msg.type === "ready") {
         resolve();
-        for (const e of msg.events) onEvent(e);
       } else if (msg.type === "stopped") {
         stopped();
       } else if (msg.type === "failed") {
@@ -332,15 +375,20 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       type: "start",
       tunFd: tun.fd,
       wakeFd,
+      ops: opsBuffer,
+      events: eventsBuffer,
+      signals: signalsBuffer,
       mtu: options.mtu,
       vnetHeader: tun.vnetHeader,
       network: options.network,
       receiveBuffer: options.receiveBuffer ?? 1024 * 1024,
       sendBuffer: options.sendBuffer ?? 1024 * 1024,
       idleTimeoutMs: options.idleTimeoutMs,
-    } satisfies ToLoop,
+      busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
+    } satisfies LoopStart,
   );
   await ready;
+  const eventLoop = listen();
   let closing: Promise<void> | undefined;
   return {
     name: tun.name,
@@ -362,8 +410,12 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       closing ??= (async () => {
         clearInterval(bytesTimer);
         for (const flow of [...flows.values()]) finishFlow(flow, "k8stun is stopping");
-        worker.postMessage({ type: "stop" } satisfies ToLoop);
-        libc.write(wakeFd, one, 8n);
+        Atomics.store(signals, Signal.STOP, 1);
+        wakeLoop();
+        listening = false;
+        Atomics.add(signals, Signal.EVENTS, 1);
+        Atomics.notify(signals, Signal.EVENTS);
+        await eventLoop;
         await Promise.race([stoppedPromise, new Promise((r) => setTimeout(r, 1000))]);
         worker.terminate();
         libc.close(tun.fd); // the TUN and its routes vanish with the last descriptor

@@ -1,14 +1,31 @@
 /**
- * Messages between the main thread and the packet-loop Worker. Packets never cross: only flow
- * events and relay data, batched per loop iteration, with payload buffers transferred.
+ * What the main thread and the packet-loop Worker tell each other. Packets never cross: flow
+ * operations (main → Worker) and flow events (Worker → main) travel as records in two shared
+ * rings (ring.ts); `postMessage` only starts the loop and reports how it ended.
+ *
+ * Wake-ups: the main thread writes the eventfd the Worker polls beside the TUN when the Worker
+ * says it sleeps (busy-polling, it sees the ring without one); the Worker bumps the EVENTS signal
+ * word, which the main thread awaits with `Atomics.waitAsync`. A full ring is
+ * never an error: the producer keeps a backlog, raises its BACKLOG word, and the consumer wakes
+ * it once it has made room.
  */
+import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
+import { MAX_RECORD_PAYLOAD, type RingReader, type RingWriter } from "./ring.ts";
 import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
 
-/** Start parameters. */
+export { MAX_RECORD_PAYLOAD };
+
+/** Start parameters (the one message the Worker receives). */
 export interface LoopStart {
   type: "start";
   tunFd: number;
   wakeFd: number;
+  /** Ring of operations, main → Worker. */
+  ops: SharedArrayBuffer;
+  /** Ring of events, Worker → main. */
+  events: SharedArrayBuffer;
+  /** The Int32 words indexed by {@link Signal}. */
+  signals: SharedArrayBuffer;
   mtu: number;
   /** The TUN carries virtio headers and offloads (see core/net/wire/virtio.ts). */
   vnetHeader: boolean;
@@ -16,7 +33,30 @@ export interface LoopStart {
   receiveBuffer: number;
   sendBuffer: number;
   idleTimeoutMs: number;
+  /** How long the loop keeps polling without sleeping after activity (ms; 0 = never). */
+  busyPollMs: number;
 }
+
+/** Worker → main thread, by `postMessage`. */
+export type FromLoop = { type: "ready" } | { type: "stopped" } | {
+  type: "failed";
+  message: string;
+};
+
+/** Indexes of the shared signal words. */
+export const Signal = {
+  /** Bumped by the Worker after publishing events; the main thread waits on it. */
+  EVENTS: 0,
+  /** The Worker holds events the ring had no room for: wake it after draining. */
+  EVENTS_BACKLOG: 1,
+  /** The main thread holds operations the ring had no room for: bump EVENTS after draining. */
+  OPS_BACKLOG: 2,
+  /** The main thread asks the loop to end. */
+  STOP: 3,
+  /** The loop is (about to be) asleep in `poll`: operations must come with an eventfd write. */
+  SLEEPING: 4,
+} as const;
+export const SIGNAL_WORDS = 5;
 
 /** An operation on the stack, from the relay. */
 export type LoopOp =
@@ -29,10 +69,7 @@ export type LoopOp =
   | { op: "udp"; datagram: UdpDatagram }
   | { op: "route"; address: number; add: boolean };
 
-/** Main thread → Worker. */
-export type ToLoop = LoopStart | { type: "ops"; ops: LoopOp[] } | { type: "stop" };
-
-/** An event from the stack, for the relay. */
+/** An event from the stack, for the relay. `data` payloads are at most MAX_RECORD_PAYLOAD. */
 export type LoopEvent =
   | { ev: "open"; flow: FlowOpening }
   | { ev: "data"; id: FlowId; data: Uint8Array }
@@ -41,9 +78,143 @@ export type LoopEvent =
   | { ev: "closed"; id: FlowId; why: FlowEnd }
   | { ev: "udp"; datagram: UdpDatagram };
 
-/** Worker → main thread. */
-export type FromLoop =
-  | { type: "events"; events: LoopEvent[] }
-  | { type: "stats"; flows: number; packetsIn: number; packetsOut: number; dropped: number }
-  | { type: "stopped" }
-  | { type: "failed"; message: string };
+/** A data event as the Worker gathers it: a flow's segments of one loop turn, written as one. */
+export type OutgoingEvent =
+  | Exclude<LoopEvent, { ev: "data" }>
+  | { ev: "data"; id: FlowId; parts: Uint8Array[]; size: number };
+
+const OP_KINDS = [
+  "accept",
+  "refuse",
+  "send",
+  "consumed",
+  "finish",
+  "abort",
+  "udp",
+  "route",
+] as const;
+const EVENT_KINDS = ["open", "data", "eof", "sent", "closed", "udp"] as const;
+const FLOW_ENDS: readonly FlowEnd[] = ["closed", "reset", "timeout", "refused", "aborted"];
+// Record kinds are 1-based: 0 marks the ring's padding records.
+const opKind = (op: LoopOp["op"]) => OP_KINDS.indexOf(op) + 1;
+const eventKind = (ev: LoopEvent["ev"]) => EVENT_KINDS.indexOf(ev) + 1;
+
+/** Writes `op`; false when the ring is full. A `send` must carry ≤ MAX_RECORD_PAYLOAD bytes. */
+export function pushOp(ring: RingWriter, op: LoopOp): boolean {
+  const kind = opKind(op.op);
+  switch (op.op) {
+    case "send":
+      return ring.push(kind, op.id, 0, [op.data]);
+    case "consumed":
+      return ring.push(kind, op.id, op.n);
+    case "udp":
+      return pushDatagram(ring, kind, op.datagram);
+    case "route":
+      return ring.push(kind, op.address, op.add ? 1 : 0);
+    default:
+      return ring.push(kind, op.id, 0);
+  }
+}
+
+/** Visits the published operations. A `send`'s data is a view into the ring: copy what is kept. */
+export function readOps(ring: RingReader, visit: (op: LoopOp) => void): number {
+  return ring.drain((kind, a, b, payload) => {
+    const op = OP_KINDS[kind - 1];
+    switch (op) {
+      case "send":
+        return visit({ op, id: a, data: payload });
+      case "consumed":
+        return visit({ op, id: a, n: b });
+      case "udp":
+        return visit({ op, datagram: readDatagram(a, b, payload) });
+      case "route":
+        return visit({ op, address: a, add: b === 1 });
+      default:
+        return visit({ op, id: a });
+    }
+  });
+}
+
+/** Writes `event`; false when the ring is full. */
+export function pushEvent(ring: RingWriter, event: OutgoingEvent): boolean {
+  const kind = eventKind(event.ev);
+  switch (event.ev) {
+    case "open": {
+      const { flow } = event;
+      const addresses = new Uint8Array(12);
+      const view = new DataView(addresses.buffer);
+      view.setUint32(0, parseIpv4Address(flow.srcAddress), true);
+      view.setUint32(4, parseIpv4Address(flow.dstAddress), true);
+      view.setUint16(8, flow.srcPort, true);
+      view.setUint16(10, flow.dstPort, true);
+      return ring.push(kind, flow.id, 0, [addresses]);
+    }
+    case "data":
+      return ring.push(kind, event.id, 0, event.parts);
+    case "sent":
+      return ring.push(kind, event.id, event.n);
+    case "closed":
+      return ring.push(kind, event.id, FLOW_ENDS.indexOf(event.why));
+    case "udp":
+      return pushDatagram(ring, kind, event.datagram);
+    case "eof":
+      return ring.push(kind, event.id, 0);
+  }
+}
+
+/**
+ * Visits the published events. Data and datagram payloads are views into the ring, valid during
+ * the visit only: copy what is kept.
+ */
+export function readEvents(ring: RingReader, visit: (event: LoopEvent) => void): number {
+  return ring.drain((kind, a, b, payload) => {
+    const ev = EVENT_KINDS[kind - 1];
+    switch (ev) {
+      case "open": {
+        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+        return visit({
+          ev,
+          flow: {
+            id: a,
+            srcAddress: formatIpv4(view.getUint32(0, true)),
+            dstAddress: formatIpv4(view.getUint32(4, true)),
+            srcPort: view.getUint16(8, true),
+            dstPort: view.getUint16(10, true),
+          },
+        });
+      }
+      case "data":
+        return visit({ ev, id: a, data: payload });
+      case "sent":
+        return visit({ ev, id: a, n: b });
+      case "closed":
+        return visit({ ev, id: a, why: FLOW_ENDS[b] });
+      case "udp":
+        return visit({ ev, datagram: readDatagram(a, b, payload) });
+      case "eof":
+        return visit({ ev, id: a });
+    }
+  });
+}
+
+/** A datagram record: a = source address, b = destination, payload = ports and data. */
+function pushDatagram(ring: RingWriter, kind: number, datagram: UdpDatagram): boolean {
+  const ports = new Uint8Array(4);
+  new DataView(ports.buffer).setUint32(0, (datagram.srcPort << 16 | datagram.dstPort) >>> 0);
+  return ring.push(
+    kind,
+    parseIpv4Address(datagram.srcAddress),
+    parseIpv4Address(datagram.dstAddress),
+    [ports, datagram.payload],
+  );
+}
+
+function readDatagram(src: number, dst: number, payload: Uint8Array): UdpDatagram {
+  return {
+    srcAddress: formatIpv4(src),
+    srcPort: (payload[0] << 8) | payload[1],
+    dstAddress: formatIpv4(dst),
+    dstPort: (payload[2] << 8) | payload[3],
+    payload: payload.subarray(4),
+  };
+}

@@ -1,61 +1,54 @@
 /**
  * The packet loop, run in a Worker (platform-ffi.md §3): `poll()` on the TUN fd and a wake-up
- * eventfd, drain the TUN with synchronous non-blocking reads, feed the stack, run its timers,
- * write its packets synchronously, and post the batch of flow events. Blocking in `poll` only
- * blocks this Worker; the main thread wakes it by writing the eventfd, and then the loop yields
- * once to its event loop so queued operations arrive. Stopping closes nothing it does not own.
+ * eventfd, drain the TUN with synchronous non-blocking reads, apply the relay's operations from
+ * the shared ring, feed the stack, run its timers, write its packets synchronously, and publish
+ * the turn's flow events to the other ring. The loop never yields to the Worker's event loop:
+ * everything it needs arrives through shared memory, so a wake-up is one `poll` return.
+ * Stopping closes nothing it does not own.
  */
 /// <reference lib="deno.worker" />
 import { Errno, errno, openLibc } from "../../../ffi/linux/libc.ts";
 import { NetStack } from "../stack.ts";
 import { checksumTrusted, VNET_HEADER_LENGTH, writeVnetHeader } from "../wire/virtio.ts";
+import { RingReader, RingWriter } from "./ring.ts";
+import {
+  type FromLoop,
+  type LoopOp,
+  type LoopStart,
+  MAX_RECORD_PAYLOAD,
+  type OutgoingEvent,
+  pushEvent,
+  readOps,
+  Signal,
+} from "./protocol.ts";
 import type { FlowId, StackHost } from "../stack_types.ts";
-import type { FromLoop, LoopEvent, LoopOp, LoopStart, ToLoop } from "./protocol.ts";
 
 const POLLIN = 0x1;
 const { symbols: libc } = openLibc();
-let ops: LoopOp[] = [];
-/** Batches received from the main thread; the eventfd counts the batches it sent. */
-let batchesReceived = 0;
-let stopping = false;
-let started: LoopStart | undefined;
+let started = false;
 
-self.onmessage = (event: MessageEvent<ToLoop>) => {
-  const msg = event.data;
-  if (msg.type === "start" && !started) {
-    started = msg;
-    run(msg).catch((error) => {
-      post({ type: "failed", message: error instanceof Error ? error.message : String(error) });
-    });
-  } else if (msg.type === "ops") {
-    batchesReceived++;
-    for (const op of msg.ops) ops.push(op);
-  } else if (msg.type === "stop") {
-    batchesReceived++; // the main thread counts it on the eventfd like a batch
-    stopping = true;
+self.onmessage = (event: MessageEvent<LoopStart>) => {
+  if (event.data.type !== "start" || started) return;
+  started = true;
+  try {
+    run(event.data);
+  } catch (error) {
+    post({ type: "failed", message: error instanceof Error ? error.message : String(error) });
   }
+  self.close();
 };
 
-function post(message: FromLoop, transfer: Transferable[] = []): void {
-  self.postMessage(message, transfer);
+function post(message: FromLoop): void {
+  self.postMessage(message);
 }
 
-/** Lets queued messages from the main thread run (a macrotask turn). */
-function yieldTurn(): Promise<void> {
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
-    channel.port2.postMessage(null);
-  });
-}
-
-async function run(start: LoopStart): Promise<void> {
-  const events: LoopEvent[] = [];
-  const dataThisTurn = new Map<FlowId, { event: { data: Uint8Array }; chunks: Uint8Array[] }>();
-  const transfers: ArrayBuffer[] = [];
+function run(start: LoopStart): void {
+  const opsRing = new RingReader(start.ops);
+  const eventsRing = new RingWriter(start.events);
+  const signals = new Int32Array(start.signals);
+  /** This turn's events, then those the ring had no room for (published first next turn). */
+  const events: OutgoingEvent[] = [];
+  const dataThisTurn = new Map<FlowId, Extract<OutgoingEvent, { ev: "data" }>>();
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
   const finishAfter = new Set<FlowId>();
@@ -81,13 +74,15 @@ async function run(start: LoopStart): Promise<void> {
       events.push({ ev: "open", flow });
     },
     flowData(id, data) {
-      // Coalesce a flow's segments of one loop iteration into one message and one relay write.
-      const pending = dataThisTurn.get(id);
-      if (pending) pending.chunks.push(data);
-      else {
-        const event = { ev: "data" as const, id, data };
+      // A flow's segments of one turn become one record and one relay write.
+      const gathered = dataThisTurn.get(id);
+      if (gathered && gathered.size + data.length <= MAX_RECORD_PAYLOAD) {
+        gathered.parts.push(data);
+        gathered.size += data.length;
+      } else {
+        const event = { ev: "data" as const, id, parts: [data], size: data.length };
         events.push(event);
-        dataThisTurn.set(id, { event, chunks: [data] });
+        dataThisTurn.set(id, event);
       }
     },
     flowEof(id) {
@@ -103,7 +98,6 @@ async function run(start: LoopStart): Promise<void> {
     },
     udp(datagram) {
       events.push({ ev: "udp", datagram });
-      transfers.push(datagram.payload.buffer as ArrayBuffer);
     },
   };
   const stack = new NetStack(host, {
@@ -141,10 +135,14 @@ async function run(start: LoopStart): Promise<void> {
       case "refuse":
         return stack.refuse(op.id, now);
       case "send": {
+        // op.data lives in the ring, and the stack keeps what it takes (no copy): copy once.
+        const data = op.data.slice();
         const queue = pending.get(op.id);
-        if (queue) queue.push(op.data);
-        else pending.set(op.id, [op.data]);
-        return drainPending(op.id);
+        if (queue) return queue.push(data);
+        const n = stack.send(op.id, data, now);
+        if (n > 0) events.push({ ev: "sent", id: op.id, n });
+        if (n < data.length) pending.set(op.id, [data.subarray(n)]);
+        return;
       }
       case "consumed":
         return stack.consumed(op.id, op.n, now);
@@ -164,6 +162,24 @@ async function run(start: LoopStart): Promise<void> {
         return;
     }
   };
+  /** Publishes the turn's events in order; what does not fit waits for the main thread. */
+  const publish = () => {
+    dataThisTurn.clear();
+    let written = 0;
+    while (written < events.length && pushEvent(eventsRing, events[written])) written++;
+    if (written < events.length) {
+      // Ring full: ask to be woken once there is room, then retry once in case the main
+      // thread made room before it could see the request.
+      Atomics.store(signals, Signal.EVENTS_BACKLOG, 1);
+      while (written < events.length && pushEvent(eventsRing, events[written])) written++;
+      if (written === events.length) Atomics.store(signals, Signal.EVENTS_BACKLOG, 0);
+    }
+    if (written > 0) {
+      events.splice(0, written);
+      Atomics.add(signals, Signal.EVENTS, 1);
+      Atomics.notify(signals, Signal.EVENTS);
+    }
+  };
 
   const pfds = new Uint8Array(16);
   const view = new DataView(pfds.buffer);
@@ -171,46 +187,59 @@ async function run(start: LoopStart): Promise<void> {
   view.setInt16(4, POLLIN, true);
   view.setInt32(8, start.wakeFd, true);
   view.setInt16(12, POLLIN, true);
+  const wakeBuffer = new Uint8Array(8);
+  /** `poll` the TUN and the eventfd for up to `timeout` ms (0: just look). */
+  const pollFds = (timeout: number): void => {
+    view.setInt16(6, 0, true);
+    view.setInt16(14, 0, true);
+    if (libc.poll(pfds, 2n, timeout) < 0 && errno(libc) !== Errno.EINTR) {
+      throw new Error(`poll failed: errno ${errno(libc)}`);
+    }
+    if (view.getInt16(14, true) & POLLIN) libc.read(start.wakeFd, wakeBuffer, 8n);
+  };
+  const tunReadable = () => (view.getInt16(6, true) & POLLIN) !== 0;
+  /**
+   * Waits until the TUN or the relay has work, or `deadline`. Right after activity it polls
+   * without sleeping for `busyPollMs` (like the kernel's SO_BUSY_POLL): the answer to what it
+   * just published usually comes within that, and a sleeping thread takes tens of microseconds
+   * to wake (much more on a virtual CPU that halted). An idle tunnel sleeps at once.
+   */
+  const waitForWork = (lastActivity: number, deadline: number) => {
+    const spinUntil = Math.min(lastActivity + start.busyPollMs, deadline);
+    while (performance.now() < spinUntil) {
+      if (opsRing.pending) return;
+      pollFds(0);
+      if (tunReadable()) return;
+    }
+    // Sleep, announced first: the main thread writes the eventfd only to a sleeping loop, and
+    // checking the ring after the announcement closes the race with an operation just pushed.
+    Atomics.store(signals, Signal.SLEEPING, 1);
+    if (!opsRing.pending) {
+      pollFds(Math.max(0, Math.min(Math.ceil(deadline - performance.now()), 1000)));
+    }
+    Atomics.store(signals, Signal.SLEEPING, 0);
+  };
   // With offload a read is a virtio header and a super-packet of up to 64 KiB.
   const headerLength = start.vnetHeader ? VNET_HEADER_LENGTH : 0;
   const packet = new Uint8Array(headerLength + (start.vnetHeader ? 65535 : start.mtu + 64));
-  const wakeBuffer = new Uint8Array(8);
-  let batchesExpected = 0;
-  let lastStats = 0;
-  post({ type: "events", events: [] });
-  while (!stopping) {
+  let lastActivity = -Infinity;
+  post({ type: "ready" });
+  while (Atomics.load(signals, Signal.STOP) === 0) {
     const now = performance.now();
-    const deadline = stack.poll(now);
-    const timeout = ops.length > 0
-      ? 0
-      : deadline === undefined
-      ? 1000
-      : Math.max(0, Math.ceil(deadline - now));
-    view.setInt16(6, 0, true);
-    view.setInt16(14, 0, true);
-    const ready = libc.poll(pfds, 2n, Math.min(timeout, 1000));
-    if (ready < 0 && errno(libc) !== Errno.EINTR) {
-      throw new Error(`poll failed: errno ${errno(libc)}`);
-    }
-    if (view.getInt16(14, true) & POLLIN) {
-      // The eventfd counts the batches posted since the last read: yield until all arrived,
-      // or an operation could sit in the message queue while this thread blocks in poll().
-      if (libc.read(start.wakeFd, wakeBuffer, 8n) === 8n) {
-        batchesExpected += Number(new DataView(wakeBuffer.buffer).getBigUint64(0, true));
-      }
-      for (let i = 0; batchesReceived < batchesExpected && i < 1000; i++) await yieldTurn();
-    }
-    if (stopping) break;
+    const deadline = stack.poll(now) ?? now + 1000;
+    if (!opsRing.pending) waitForWork(lastActivity, deadline);
     const t = performance.now();
-    if (ops.length > 0) {
-      const batch = ops;
-      ops = [];
-      for (const op of batch) apply(op, t);
+    let work = readOps(opsRing, (op) => apply(op, t));
+    if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) {
+      // The main thread holds operations that did not fit: tell it there is room now.
+      Atomics.add(signals, Signal.EVENTS, 1);
+      Atomics.notify(signals, Signal.EVENTS);
     }
     // Drain the TUN (T26: its queue holds 500 packets; read until EAGAIN).
     for (let i = 0; i < 4096; i++) {
       const n = Number(libc.read(start.tunFd, packet, BigInt(packet.length)));
       if (n <= headerLength) break;
+      work++;
       stack.input(
         packet.subarray(headerLength, n),
         t,
@@ -218,27 +247,8 @@ async function run(start: LoopStart): Promise<void> {
       );
     }
     stack.poll(performance.now());
-    for (const { event, chunks } of dataThisTurn.values()) {
-      if (chunks.length > 1) {
-        const merged = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-        let offset = 0;
-        for (const chunk of chunks) {
-          merged.set(chunk, offset);
-          offset += chunk.length;
-        }
-        event.data = merged;
-      }
-      transfers.push(event.data.buffer as ArrayBuffer);
-    }
-    dataThisTurn.clear();
-    if (events.length > 0) {
-      post({ type: "events", events: events.splice(0) }, transfers.splice(0));
-    }
-    if (t - lastStats > 1000) {
-      lastStats = t;
-      post({ type: "stats", ...stack.stats });
-    }
+    if (events.length > 0) publish();
+    if (work > 0) lastActivity = performance.now();
   }
   post({ type: "stopped" });
-  self.close();
 }
