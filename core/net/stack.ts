@@ -18,6 +18,7 @@ import {
 import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpOut, type TcpRepr } from "./wire/tcp.ts";
 import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
 import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
+import { TimerQueue } from "./timer_queue.ts";
 
 /** The largest IPv4 packet: a TCP super-packet with offload. */
 const MAX_PACKET = 65535;
@@ -40,7 +41,11 @@ export class NetStack implements Stack {
   readonly #byTuple = new Map<string, TcpConnection>();
   readonly #byId = new Map<FlowId, TcpConnection>();
   readonly #tuples = new Map<TcpConnection, string>();
+  /** Recently reset tuples (T28), in expiry order: each lives TOMBSTONE_MS from insertion. */
   readonly #tombstones = new Map<string, number>();
+  readonly #timers = new TimerQueue<TcpConnection>();
+  /** Connections this turn touched: their ACKs and timers are settled in the next poll. */
+  readonly #touched = new Set<TcpConnection>();
   readonly #out: Uint8Array;
   readonly #sink: SegmentSink;
   #nextId = 1;
@@ -121,6 +126,7 @@ export class NetStack implements Stack {
     if (conn && (seg.flags & (SYN | ACK | RST)) === SYN) {
       if (conn.isSameSyn(seg)) {
         conn.duplicateSyn(now); // T9
+        this.#touched.add(conn);
         return;
       }
       if (conn.state === "TIME_WAIT" || conn.state === "CLOSED") {
@@ -138,6 +144,7 @@ export class NetStack implements Stack {
       return;
     }
     conn.onSegment(seg, packet, now);
+    this.#touched.add(conn);
   }
 
   #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
@@ -161,6 +168,7 @@ export class NetStack implements Stack {
     );
     this.#byTuple.set(tuple, conn);
     this.#byId.set(id, conn);
+    this.#touched.add(conn);
     this.#tuples.set(conn, tuple);
     this.stats.flows = this.#byId.size;
     this.#tombstones.delete(tuple);
@@ -224,7 +232,11 @@ export class NetStack implements Stack {
       const window = flags & RST ? 0 : conn.windowField();
       this.#sendTcp({ ...base, seq, ack: conn.rcvNxt, flags, window }, length, conn.sendMss);
     }
-    if (flags & RST) this.#tombstones.set(this.#tuples.get(conn) ?? "", Date.now() + TOMBSTONE_MS);
+    if (flags & RST) {
+      const tuple = this.#tuples.get(conn) ?? "";
+      this.#tombstones.delete(tuple); // re-inserted at the end: the map stays in expiry order
+      this.#tombstones.set(tuple, Date.now() + TOMBSTONE_MS);
+    }
   }
 
   /**
@@ -252,26 +264,35 @@ export class NetStack implements Stack {
   }
 
   poll(now: number): number | undefined {
-    let next: number | undefined;
-    for (const conn of [...this.#byId.values()]) {
-      if (conn.ackPending) conn.flush(now);
+    for (const conn of this.#touched) this.#settle(conn, now);
+    this.#touched.clear();
+    const due: TcpConnection[] = [];
+    this.#timers.popDue(now, (conn) => due.push(conn));
+    for (const conn of due) {
+      if (this.#byId.get(conn.id) !== conn) continue;
       const deadline = conn.nextDeadline();
       if (deadline && deadline <= now) conn.onTimer(now);
-      if (conn.state === "CLOSED") continue;
-      const after = conn.nextDeadline();
-      if (after && (next === undefined || after < next)) next = after;
+      this.#settle(conn, now);
     }
     if (this.#tombstones.size > 0) {
       const wall = Date.now();
       for (const [tuple, until] of this.#tombstones) {
-        if (until < wall) this.#tombstones.delete(tuple);
+        if (until >= wall) break;
+        this.#tombstones.delete(tuple);
       }
     }
-    return next;
+    return this.#timers.next();
+  }
+
+  /** Sends a connection's pending ACK and (re)arms its timer, unless it is gone. */
+  #settle(conn: TcpConnection, now: number): void {
+    if (this.#byId.get(conn.id) !== conn) return;
+    if (conn.ackPending) conn.flush(now);
+    this.#timers.schedule(conn, conn.nextDeadline());
   }
 
   accept(id: FlowId, now: number): void {
-    this.#byId.get(id)?.accept(now);
+    this.#touch(id)?.accept(now);
   }
 
   refuse(id: FlowId, _now: number): void {
@@ -282,15 +303,22 @@ export class NetStack implements Stack {
   }
 
   send(id: FlowId, data: Uint8Array, now: number): number {
-    return this.#byId.get(id)?.send(data, now) ?? 0;
+    return this.#touch(id)?.send(data, now) ?? 0;
   }
 
   consumed(id: FlowId, n: number, _now: number): void {
-    this.#byId.get(id)?.consumed(n);
+    this.#touch(id)?.consumed(n);
   }
 
   finish(id: FlowId, now: number): void {
-    this.#byId.get(id)?.finish(now);
+    this.#touch(id)?.finish(now);
+  }
+
+  /** The connection `id`, marked for settling in the next poll. */
+  #touch(id: FlowId): TcpConnection | undefined {
+    const conn = this.#byId.get(id);
+    if (conn) this.#touched.add(conn);
+    return conn;
   }
 
   abort(id: FlowId, _now: number): void {

@@ -1,6 +1,7 @@
 /**
  * Benchmark client run inside the lab: measures against a host (the VIP or 127.0.0.1) and prints
- * one JSON line: upload and download MB/s, connections/s, request/response p50/p99 µs.
+ * one JSON line: upload and download MB/s, connections/s one at a time and 16 at once,
+ * request/response p50/p99 µs.
  */
 const host = Deno.args[0];
 const bytes = Number(Deno.args[1] ?? 100_000_000);
@@ -32,14 +33,14 @@ async function download(): Promise<number> {
   return got / ((performance.now() - start) / 1000) / 1e6;
 }
 
-async function connectionsPerSecond(): Promise<number> {
-  const n = 300;
+/** New connections per second, `parallel` connecting at once (each connects, then closes). */
+async function connectionsPerSecond(total: number, parallel: number): Promise<number> {
+  let started = 0;
   const start = performance.now();
-  for (let i = 0; i < n; i++) {
-    const conn = await Deno.connect({ hostname: host, port: 9002 });
-    conn.close();
-  }
-  return n / ((performance.now() - start) / 1000);
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (started++ < total) (await Deno.connect({ hostname: host, port: 9002 })).close();
+  }));
+  return total / ((performance.now() - start) / 1000);
 }
 
 async function latency(): Promise<[number, number]> {
@@ -62,6 +63,8 @@ async function latency(): Promise<[number, number]> {
 
 const up = await upload();
 const down = await download();
-const cps = await connectionsPerSecond();
+await connectionsPerSecond(200, 1); // warm-up: JIT and first-use allocations on both ends
+const cps = await connectionsPerSecond(1000, 1);
+const cpsParallel = await connectionsPerSecond(3000, 16);
 const [p50, p99] = await latency();
-console.log(JSON.stringify({ up, down, cps, p50, p99 }));
+console.log(JSON.stringify({ up, down, cps, cpsParallel, p50, p99 }));

@@ -1,8 +1,7 @@
 /**
- * Data-plane fixture run inside a lab namespace (benchmarks and lab tests): local servers (sink on
- * 9000, source on 9001, echo on 9002, a slow reader on 9003 that takes 1 byte per ms for 2 s, then
- * drains) and the TUN data plane with a router mapping every VIP to 127.0.0.1 through the direct
- * dialer. Prints READY when up.
+ * Data-plane fixture run inside a lab namespace (benchmarks and lab tests): the servers of
+ * pod_servers.ts in a Worker and the TUN data plane with a router mapping every VIP to 127.0.0.1
+ * through the direct dialer. Prints READY when up.
  */
 import { DEFAULT_BUSY_POLL_US, startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
 import { Router } from "../../core/router.ts";
@@ -12,42 +11,10 @@ import { createDirectDialer } from "../../plugins/direct/mod.ts";
 const mtu = Number(Deno.args[0] ?? 1500);
 const SOURCE_BYTES = Number(Deno.args[1] ?? 100_000_000);
 
-function serve(port: number, handle: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  (async () => {
-    for await (const conn of listener) handle(conn).catch(() => {}).finally(() => conn.close());
-  })();
-}
-const chunk = new Uint8Array(256 * 1024);
-serve(9000, async (conn) => {
-  const buffer = new Uint8Array(256 * 1024);
-  while ((await conn.read(buffer)) !== null) { /* sink */ }
-});
-serve(9001, async (conn) => {
-  let left = SOURCE_BYTES;
-  while (left > 0) left -= await conn.write(chunk.subarray(0, Math.min(chunk.length, left)));
-});
-serve(9002, async (conn) => {
-  (conn as Deno.TcpConn).setNoDelay(true);
-  const buffer = new Uint8Array(64 * 1024);
-  while (true) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    // write() may take fewer bytes than offered: loop, or the echo loses data.
-    for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
-  }
-});
-serve(9003, async (conn) => {
-  const one = new Uint8Array(1);
-  const slowUntil = Date.now() + 2000;
-  while (Date.now() < slowUntil) {
-    if ((await conn.read(one)) === null) return;
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  const buffer = new Uint8Array(256 * 1024);
-  while ((await conn.read(buffer)) !== null) { /* drain */ }
-  await conn.write(new TextEncoder().encode("done"));
-});
+// The servers run in a Worker, on their own event loop: like a pod, they are not the relay's work.
+const servers = new Worker(new URL("./pod_servers.ts", import.meta.url), { type: "module" });
+servers.postMessage({ sourceBytes: SOURCE_BYTES });
+await new Promise((resolve) => servers.onmessage = resolve);
 const router = new Router({
   resolvers: [{ name: "bench", resolveAddress: () => ({ kind: "host", host: "127.0.0.1" }) }],
   dialers: [createDirectDialer()],

@@ -625,10 +625,10 @@ export class TcpConnection {
 
   /** The next deadline of any timer, or 0. */
   nextDeadline(): number {
-    let next = 0;
-    for (const t of [this.rtoAt, this.probeAt, this.persistAt, this.closeAt, this.idleAt]) {
-      if (t && (next === 0 || t < next)) next = t;
-    }
-    return next;
+    const earliest = (a: number, b: number) => (a === 0 ? b : b === 0 ? a : Math.min(a, b));
+    return earliest(
+      earliest(earliest(this.rtoAt, this.probeAt), earliest(this.persistAt, this.closeAt)),
+      this.idleAt,
+    );
   }
 }
