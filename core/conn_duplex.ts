@@ -3,7 +3,7 @@
  * `abort` closes the socket at once. (`conn.writable`'s own close would close the whole socket
  * and lose the response to a half-closed request.) The read buffer starts small and doubles
  * while reads fill it, so an idle connection holds 2 KiB instead of 64 KiB and a bulk one still
- * reads 64 KiB at a time.
+ * reads 64 KiB at a time; a full read is handed over without a copy.
  */
 import type { Duplex } from "../mod.ts";
 
@@ -29,10 +29,13 @@ export function connDuplex(conn: Deno.Conn): Duplex {
         try {
           const n = await conn.read(buffer);
           if (n === null) controller.close();
-          else {
+          else if (n === buffer.length) {
+            // A full read hands the buffer itself over (no copy) and grows the next one.
+            controller.enqueue(buffer);
+            buffer = new Uint8Array(Math.min(n * 2, MAX_READ));
+          } else {
             controller.enqueue(buffer.slice(0, n));
-            if (n === buffer.length && n < MAX_READ) buffer = new Uint8Array(n * 2);
-            else if (n < buffer.length / 8 && buffer.length > MIN_READ) {
+            if (n < buffer.length / 8 && buffer.length > MIN_READ) {
               buffer = new Uint8Array(MIN_READ); // quiet again: give the memory back
             }
           }

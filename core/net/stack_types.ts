@@ -47,8 +47,9 @@ export interface StackHost {
    */
   flowOpening(flow: FlowOpening): void;
   /**
-   * In-order payload from the application. The buffer is owned by the host after the call.
-   * These bytes occupy the flow's receive window until the host calls `consumed(id, n)`.
+   * In-order payload from the application: a view valid during the call only (often into the
+   * packet just read), so the host copies what it keeps. These bytes occupy the flow's receive
+   * window until the host calls `consumed(id, n)`.
    */
   flowData(id: FlowId, data: Uint8Array): void;
   /** The application half-closed (FIN received, all data before it delivered). */

@@ -82,7 +82,7 @@ async function idleMemory(lab: Lab, planePid: number, count: number): Promise<nu
 export async function run(): Promise<BenchResult[]> {
   const why = labUnavailable();
   if (why) return [{ name: "tun", value: 0, unit: "skipped", note: why }];
-  const bytes = Number(Deno.env.get("K8STUN_BENCH_BYTES") ?? 100_000_000);
+  const bytes = Number(Deno.env.get("K8STUN_BENCH_BYTES") ?? 1_000_000_000); // 1 GB: seconds, not a slow start
   const results: BenchResult[] = [];
   for (const mtu of [1500, 65520]) {
     await using lab = await Lab.create();

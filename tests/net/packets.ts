@@ -57,7 +57,7 @@ export function testStack(
       offloads.push(offload);
     },
     flowOpening: (f) => opened.push(f),
-    flowData: (id, d) => data.set(id, [...(data.get(id) ?? []), d]),
+    flowData: (id, d) => data.set(id, [...(data.get(id) ?? []), d.slice()]),
     flowEof: (id) => eofs.push(id),
     flowWritable: () => {},
     flowClosed: (id, why) => closed.push([id, why]),

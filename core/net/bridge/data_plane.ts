@@ -34,6 +34,8 @@ const EFD_NONBLOCK = 0x800;
 const EFD_CLOEXEC = 0x80000;
 /** Each ring's size: room for a turn's worth of events of many busy flows. */
 const RING_BYTES = 8 * 1024 * 1024;
+/** The largest dialer write made of gathered segments: big, yet the window reopens in steps. */
+const MAX_GATHER = 256 * 1024;
 
 /** Options for {@link startTunDataPlane}. */
 export interface TunDataPlaneOptions {
@@ -290,25 +292,27 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     }
   };
 
+  /** App → dialer: bytes in order; the app's window reopens as the dialer takes them. */
+  const writeToDialer = (id: number, data: Uint8Array) => {
+    const flow = flows.get(id);
+    if (!flow?.writer) return;
+    flow.sent += data.length;
+    flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
+      queue({ op: "consumed", id, n: data.length });
+    }, (error) => {
+      if (flow.closed) return;
+      queue({ op: "abort", id }); // T27e: the dialer's write side died
+      finishFlow(flow, error instanceof Error ? error.message : String(error));
+    });
+  };
+
   const onEvent = (event: LoopEvent) => {
     switch (event.ev) {
       case "open":
         open(event.flow);
         return;
-      case "data": {
-        const flow = flows.get(event.id);
-        if (!flow?.writer) return;
-        const data = event.data.slice(); // the event's bytes live in the ring
-        flow.sent += data.length;
-        flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
-          queue({ op: "consumed", id: event.id, n: data.length });
-        }, (error) => {
-          if (flow.closed) return;
-          queue({ op: "abort", id: event.id }); // T27e: the dialer's write side died
-          finishFlow(flow, error instanceof Error ? error.message : String(error));
-        });
-        return;
-      }
+      case "data":
+        return writeToDialer(event.id, event.data.slice()); // the event's bytes live in the ring
       case "eof": {
         const flow = flows.get(event.id);
         if (!flow?.writer) return;
@@ -339,11 +343,41 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   let stopped: () => void = () => {};
   const stoppedPromise = new Promise<void>((resolve) => stopped = resolve);
   let listening = true;
+  /**
+   * The loop writes a flow's data segment by segment; consecutive ones of a flow in one drain
+   * are copied out of the ring together and written to the dialer as one chunk.
+   */
+  const gathered: Uint8Array[] = [];
+  let gatheredId = -1;
+  let gatheredBytes = 0;
+  const writeGathered = () => {
+    if (gathered.length === 0) return;
+    const data = new Uint8Array(gatheredBytes);
+    let at = 0;
+    for (const part of gathered) {
+      data.set(part, at);
+      at += part.length;
+    }
+    gathered.length = 0;
+    gatheredBytes = 0;
+    writeToDialer(gatheredId, data);
+  };
+  const visit = (event: LoopEvent) => {
+    if (event.ev !== "data") {
+      writeGathered();
+      return onEvent(event);
+    }
+    if (event.id !== gatheredId || gatheredBytes >= MAX_GATHER) writeGathered();
+    gatheredId = event.id;
+    gathered.push(event.data);
+    gatheredBytes += event.data.length;
+  };
   /** Reads events as the Worker publishes them, until close. */
   const listen = async () => {
     while (listening) {
       const seen = Atomics.load(signals, Signal.EVENTS);
-      readEvents(eventsRing, onEvent);
+      readEvents(eventsRing, visit);
+      writeGathered(); // before the drain's views are freed
       flushBacklog();
       if (Atomics.exchange(signals, Signal.EVENTS_BACKLOG, 0) === 1) wakeLoop();
       const wait = Atomics.waitAsync(signals, Signal.EVENTS, seen);

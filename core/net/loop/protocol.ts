@@ -78,11 +78,6 @@ export type LoopEvent =
   | { ev: "closed"; id: FlowId; why: FlowEnd }
   | { ev: "udp"; datagram: UdpDatagram };
 
-/** A data event as the Worker gathers it: a flow's segments of one loop turn, written as one. */
-export type OutgoingEvent =
-  | Exclude<LoopEvent, { ev: "data" }>
-  | { ev: "data"; id: FlowId; parts: Uint8Array[]; size: number };
-
 const OP_KINDS = [
   "accept",
   "refuse",
@@ -116,7 +111,10 @@ export function pushOp(ring: RingWriter, op: LoopOp): boolean {
   }
 }
 
-/** Visits the published operations. A `send`'s data is a view into the ring: copy what is kept. */
+/**
+ * Visits the published operations. A `send`'s data is a view into the ring, valid until this call
+ * returns: copy what is kept.
+ */
 export function readOps(ring: RingReader, visit: (op: LoopOp) => void): number {
   return ring.drain((kind, a, b, payload) => {
     const op = OP_KINDS[kind - 1];
@@ -136,7 +134,7 @@ export function readOps(ring: RingReader, visit: (op: LoopOp) => void): number {
 }
 
 /** Writes `event`; false when the ring is full. */
-export function pushEvent(ring: RingWriter, event: OutgoingEvent): boolean {
+export function pushEvent(ring: RingWriter, event: LoopEvent): boolean {
   const kind = eventKind(event.ev);
   switch (event.ev) {
     case "open": {
@@ -150,7 +148,7 @@ export function pushEvent(ring: RingWriter, event: OutgoingEvent): boolean {
       return ring.push(kind, flow.id, 0, [addresses]);
     }
     case "data":
-      return ring.push(kind, event.id, 0, event.parts);
+      return ring.push(kind, event.id, 0, [event.data]);
     case "sent":
       return ring.push(kind, event.id, event.n);
     case "closed":
@@ -163,8 +161,8 @@ export function pushEvent(ring: RingWriter, event: OutgoingEvent): boolean {
 }
 
 /**
- * Visits the published events. Data and datagram payloads are views into the ring, valid during
- * the visit only: copy what is kept.
+ * Visits the published events. Data and datagram payloads are views into the ring, valid until
+ * this call returns: copy what is kept.
  */
 export function readEvents(ring: RingReader, visit: (event: LoopEvent) => void): number {
   return ring.drain((kind, a, b, payload) => {

@@ -7,7 +7,7 @@
  * A record is a 16-byte header — payload length, kind (non-zero) and two fields `a` and `b`, all
  * u32 — and the payload, padded to 16 bytes. The two positions are free-running u32 byte counters kept in
  * the same buffer; the producer publishes with a release store of its counter after writing the
- * record, the consumer frees space with a store of its own after reading it (Atomics are
+ * record, the consumer frees space with a store of its own after reading a batch (Atomics are
  * sequentially consistent, which covers both). A record never wraps: when it does not fit before
  * the end, a padding record fills the rest and it starts again at offset 0.
  */
@@ -96,13 +96,16 @@ export class RingWriter extends RingMemory {
 
 /**
  * One record as the consumer sees it. `payload` is a view into the ring, valid only until the
- * visitor returns: keep a copy (`slice()`) of what must outlive it.
+ * drain that visits it returns: keep a copy (`slice()`) of what must outlive it.
  */
 export type RecordVisitor = (kind: number, a: number, b: number, payload: Uint8Array) => void;
 
 /** The consuming end. */
 export class RingReader extends RingMemory {
-  /** Visits every published record in order, freeing each after its visit; returns the count. */
+  /**
+   * Visits every published record in order and then frees them all, so every payload view of
+   * one drain stays valid until it returns. Returns the count.
+   */
   drain(visit: RecordVisitor): number {
     const head = this.head;
     let tail = this.tail;
@@ -113,18 +116,18 @@ export class RingReader extends RingMemory {
       const kind = this.view.getUint32(at + 4, true);
       if (kind === PADDING) {
         tail = (tail + size) >>> 0;
-      } else {
-        visit(
-          kind,
-          this.view.getUint32(at + 8, true),
-          this.view.getUint32(at + 12, true),
-          this.bytes.subarray(at + RECORD_HEADER, at + RECORD_HEADER + size),
-        );
-        count++;
-        tail = (tail + align16(RECORD_HEADER + size)) >>> 0;
+        continue;
       }
-      Atomics.store(this.control, TAIL, tail | 0);
+      visit(
+        kind,
+        this.view.getUint32(at + 8, true),
+        this.view.getUint32(at + 12, true),
+        this.bytes.subarray(at + RECORD_HEADER, at + RECORD_HEADER + size),
+      );
+      count++;
+      tail = (tail + align16(RECORD_HEADER + size)) >>> 0;
     }
+    Atomics.store(this.control, TAIL, tail | 0);
     return count;
   }
 

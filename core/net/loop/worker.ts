@@ -15,8 +15,7 @@ import {
   type FromLoop,
   type LoopOp,
   type LoopStart,
-  MAX_RECORD_PAYLOAD,
-  type OutgoingEvent,
+  type LoopEvent,
   pushEvent,
   readOps,
   Signal,
@@ -46,9 +45,19 @@ function run(start: LoopStart): void {
   const opsRing = new RingReader(start.ops);
   const eventsRing = new RingWriter(start.events);
   const signals = new Int32Array(start.signals);
-  /** This turn's events, then those the ring had no room for (published first next turn). */
-  const events: OutgoingEvent[] = [];
-  const dataThisTurn = new Map<FlowId, Extract<OutgoingEvent, { ev: "data" }>>();
+  /** Events the ring had no room for, in order, their bytes copied: published before others. */
+  const backlog: LoopEvent[] = [];
+  let published = 0;
+  /** Hands an event to the main thread: straight into the ring, in the order they happen. */
+  const emit = (event: LoopEvent) => {
+    if (backlog.length === 0 && pushEvent(eventsRing, event)) {
+      published++;
+      return;
+    }
+    // Data views the packet buffer, reused by the next read: a waiting event keeps a copy.
+    backlog.push(event.ev === "data" ? { ...event, data: event.data.slice() } : event);
+    Atomics.store(signals, Signal.EVENTS_BACKLOG, 1);
+  };
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
   const finishAfter = new Set<FlowId>();
@@ -71,22 +80,14 @@ function run(start: LoopStart): void {
       libc.write(start.tunFd, frame, BigInt(frame.length));
     },
     flowOpening(flow) {
-      events.push({ ev: "open", flow });
+      emit({ ev: "open", flow });
     },
     flowData(id, data) {
-      // A flow's segments of one turn become one record and one relay write.
-      const gathered = dataThisTurn.get(id);
-      if (gathered && gathered.size + data.length <= MAX_RECORD_PAYLOAD) {
-        gathered.parts.push(data);
-        gathered.size += data.length;
-      } else {
-        const event = { ev: "data" as const, id, parts: [data], size: data.length };
-        events.push(event);
-        dataThisTurn.set(id, event);
-      }
+      // Segment by segment: the main thread writes a flow's consecutive records as one.
+      emit({ ev: "data", id, data });
     },
     flowEof(id) {
-      events.push({ ev: "eof", id });
+      emit({ ev: "eof", id });
     },
     flowWritable(id) {
       drainPending(id);
@@ -94,10 +95,10 @@ function run(start: LoopStart): void {
     flowClosed(id, why) {
       pending.delete(id);
       finishAfter.delete(id);
-      events.push({ ev: "closed", id, why });
+      emit({ ev: "closed", id, why });
     },
     udp(datagram) {
-      events.push({ ev: "udp", datagram });
+      emit({ ev: "udp", datagram });
     },
   };
   const stack = new NetStack(host, {
@@ -122,7 +123,7 @@ function run(start: LoopStart): void {
       }
       queue.shift();
     }
-    if (sent > 0) events.push({ ev: "sent", id, n: sent });
+    if (sent > 0) emit({ ev: "sent", id, n: sent });
     if (queue.length === 0) {
       pending.delete(id);
       if (finishAfter.delete(id)) stack.finish(id, performance.now());
@@ -140,7 +141,7 @@ function run(start: LoopStart): void {
         const queue = pending.get(op.id);
         if (queue) return queue.push(data);
         const n = stack.send(op.id, data, now);
-        if (n > 0) events.push({ ev: "sent", id: op.id, n });
+        if (n > 0) emit({ ev: "sent", id: op.id, n });
         if (n < data.length) pending.set(op.id, [data.subarray(n)]);
         return;
       }
@@ -162,20 +163,16 @@ function run(start: LoopStart): void {
         return;
     }
   };
-  /** Publishes the turn's events in order; what does not fit waits for the main thread. */
+  /** Retries the backlog, then tells the main thread what this turn published. */
   const publish = () => {
-    dataThisTurn.clear();
-    let written = 0;
-    while (written < events.length && pushEvent(eventsRing, events[written])) written++;
-    if (written < events.length) {
-      // Ring full: ask to be woken once there is room, then retry once in case the main
-      // thread made room before it could see the request.
-      Atomics.store(signals, Signal.EVENTS_BACKLOG, 1);
-      while (written < events.length && pushEvent(eventsRing, events[written])) written++;
-      if (written === events.length) Atomics.store(signals, Signal.EVENTS_BACKLOG, 0);
+    while (backlog.length > 0 && pushEvent(eventsRing, backlog[0])) {
+      backlog.shift();
+      published++;
     }
-    if (written > 0) {
-      events.splice(0, written);
+    // The flag was raised before this retry: a main thread that drained in between sees it.
+    if (backlog.length === 0) Atomics.store(signals, Signal.EVENTS_BACKLOG, 0);
+    if (published > 0) {
+      published = 0;
       Atomics.add(signals, Signal.EVENTS, 1);
       Atomics.notify(signals, Signal.EVENTS);
     }
@@ -247,7 +244,7 @@ function run(start: LoopStart): void {
       );
     }
     stack.poll(performance.now());
-    if (events.length > 0) publish();
+    publish();
     if (work > 0) lastActivity = performance.now();
   }
   post({ type: "stopped" });

@@ -399,7 +399,7 @@ export class TcpConnection {
       this.#sendAck();
       return;
     }
-    const chunk = packet.slice(start, stop);
+    const chunk = packet.subarray(start, stop); // the host copies it (StackHost.flowData)
     this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
     this.buffered += chunk.length;
     const parts: Uint8Array[] = [chunk];
