@@ -182,6 +182,7 @@ export async function startTunnel(
       network,
       address: network.base + 1,
       mtu: options.mtu,
+      busyPollMicros: options.busyPollMicros,
       router,
       telemetry,
       idleTimeoutMs: options.idleTimeoutSeconds * 1000,

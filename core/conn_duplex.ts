@@ -3,7 +3,8 @@
  * `abort` closes the socket at once. (`conn.writable`'s own close would close the whole socket
  * and lose the response to a half-closed request.) The read buffer starts small and doubles
  * while reads fill it, so an idle connection holds 2 KiB instead of 64 KiB and a bulk one still
- * reads 64 KiB at a time; a full read is handed over without a copy.
+ * reads 64 KiB at a time; a full read is handed over without a copy. The readable is a byte
+ * stream: a BYOB reader reads straight into memory it recycles (core/recycling_reader.ts).
  */
 import type { Duplex } from "../mod.ts";
 
@@ -24,9 +25,21 @@ export function connDuplex(conn: Deno.Conn): Duplex {
   };
   let buffer = new Uint8Array(MIN_READ);
   return {
-    readable: new ReadableStream<Uint8Array>({
-      async pull(controller) {
+    readable: new ReadableStream({
+      type: "bytes",
+      async pull(controller: ReadableByteStreamController) {
+        // A BYOB reader (recycling_reader.ts) brings the memory; a default reader gets fresh
+        // chunks from the adaptive buffer.
+        const request = controller.byobRequest;
         try {
+          if (request) {
+            const n = await conn.read(request.view as Uint8Array);
+            if (n === null) {
+              controller.close();
+              request.respond(0);
+            } else request.respond(n);
+            return;
+          }
           const n = await conn.read(buffer);
           if (n === null) controller.close();
           else if (n === buffer.length) {

@@ -162,6 +162,7 @@ export class NetStack implements Stack {
         receiveBuffer: this.#options.receiveBuffer,
         sendBuffer: this.#options.sendBuffer,
         idleTimeoutMs: this.#options.idleTimeoutMs,
+        copy: this.#options.copy,
       },
       this.#sink,
       now,

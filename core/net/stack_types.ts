@@ -79,6 +79,11 @@ export interface StackOptions {
    * left to the kernel and data segments of up to 64 KiB are emitted for it to cut.
    */
   offload?: boolean;
+  /**
+   * Copies `src` into the start of `dst` for the send buffers (default `set`). The packet loop
+   * passes libc's memcpy: its bytes come from shared memory, which V8 copies slowly.
+   */
+  copy?: (dst: Uint8Array, src: Uint8Array) => void;
 }
 
 /** What the owner can do with the stack. */
@@ -92,8 +97,8 @@ export interface Stack {
   /** Rejects a flow announced by `flowOpening` with RST (the app sees ECONNREFUSED). */
   refuse(id: FlowId, now: number): void;
   /**
-   * Queues bytes towards the application; returns how many were accepted (backpressure). The
-   * stack keeps the accepted bytes by reference: the caller must not reuse `data` afterwards.
+   * Queues a copy of bytes towards the application; returns how many were accepted
+   * (backpressure). `data` may be reused once this returns.
    */
   send(id: FlowId, data: Uint8Array, now: number): number;
   /** The host consumed `n` bytes of `flowData`: the receive window reopens by `n`. */

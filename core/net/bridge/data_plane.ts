@@ -9,7 +9,7 @@
 import { asDialError, describe, type Router } from "../../router.ts";
 import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
-import { openLibc } from "../../../ffi/linux/libc.ts";
+import { copyBytes, openLibc } from "../../../ffi/linux/libc.ts";
 import { openTun } from "../../../ffi/linux/tun.ts";
 import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
 import type { FlowOpening, UdpDatagram } from "../stack_types.ts";
@@ -26,6 +26,7 @@ import {
 } from "../loop/protocol.ts";
 import { createRing, RingReader, RingWriter } from "../loop/ring.ts";
 import type { Duplex } from "../../../mod.ts";
+import { recyclingReader } from "../../recycling_reader.ts";
 
 const log = logger("tun");
 /** Bytes handed to the Worker and not yet taken by the stack, per flow, before reading pauses. */
@@ -120,8 +121,9 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const opsBuffer = createRing(RING_BYTES);
   const eventsBuffer = createRing(RING_BYTES);
   const signalsBuffer = new SharedArrayBuffer(SIGNAL_WORDS * 4);
-  const opsRing = new RingWriter(opsBuffer);
-  const eventsRing = new RingReader(eventsBuffer);
+  const copy = copyBytes(libc);
+  const opsRing = new RingWriter(opsBuffer, copy);
+  const eventsRing = new RingReader(eventsBuffer, copy);
   const signals = new Int32Array(signalsBuffer);
   /** Operations the ring had no room for, in order; the Worker says when it has made room. */
   const opsBacklog: LoopOp[] = [];
@@ -137,15 +139,20 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     while (opsBacklog.length > 0 && pushOp(opsRing, opsBacklog[0])) opsBacklog.shift();
     if (opsBacklog.length > 0) Atomics.store(signals, Signal.OPS_BACKLOG, 1);
   };
-  /** Hands `op` to the loop; one eventfd write per microtask checkpoint wakes it. */
-  const queue = (op: LoopOp) => {
+  /**
+   * Hands `op` to the loop; one eventfd write per microtask checkpoint wakes it. Returns whether
+   * the op is in the ring already (false: it waits in the backlog, its data still referenced).
+   */
+  const queue = (op: LoopOp): boolean => {
     if (op.op === "send" && op.data.length > MAX_RECORD_PAYLOAD) {
+      let copied = true;
       for (let at = 0; at < op.data.length; at += MAX_RECORD_PAYLOAD) {
-        queue({ ...op, data: op.data.subarray(at, at + MAX_RECORD_PAYLOAD) });
+        copied = queue({ ...op, data: op.data.subarray(at, at + MAX_RECORD_PAYLOAD) }) && copied;
       }
-      return;
+      return copied;
     }
-    if (opsBacklog.length > 0 || !pushOp(opsRing, op)) {
+    const copied = opsBacklog.length === 0 && pushOp(opsRing, op);
+    if (!copied) {
       opsBacklog.push(op);
       Atomics.store(signals, Signal.OPS_BACKLOG, 1);
     }
@@ -156,6 +163,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
         wakeLoopIfAsleep();
       });
     }
+    return copied;
   };
 
   const finishFlow = (flow: Flow, error?: string) => {
@@ -259,7 +267,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
 
   /** Dialer → app: read, hand to the Worker while credit lasts, then wait for "sent". */
   const pump = async (flow: Flow) => {
-    const reader = flow.duplex!.readable.getReader();
+    const reader = recyclingReader(flow.duplex!.readable);
     try {
       while (!flow.closed) {
         if (flow.credit <= 0) {
@@ -267,15 +275,16 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
           flow.resume = undefined;
           continue;
         }
-        const { value, done } = await reader.read();
-        if (done) {
+        const chunk = await reader.read();
+        if (chunk === null) {
           if (!flow.closed) queue({ op: "finish", id: flow.info.id });
           return;
         }
         if (flow.closed) return;
-        flow.credit -= value.length;
-        flow.received += value.length;
-        queue({ op: "send", id: flow.info.id, data: value });
+        flow.credit -= chunk.length;
+        flow.received += chunk.length;
+        // Copied into the ring at once (then its memory takes the next read), unless queued.
+        if (queue({ op: "send", id: flow.info.id, data: chunk })) reader.recycle(chunk);
       }
     } catch (error) {
       if (!flow.closed) {
@@ -312,7 +321,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
         open(event.flow);
         return;
       case "data":
-        return writeToDialer(event.id, event.data.slice()); // the event's bytes live in the ring
+        return writeToDialer(event.id, eventsRing.keep(event.data)); // its bytes live in the ring
       case "eof": {
         const flow = flows.get(event.id);
         if (!flow?.writer) return;
@@ -333,7 +342,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       }
       case "udp":
         if (options.onUdp) {
-          const datagram = { ...event.datagram, payload: event.datagram.payload.slice() };
+          const datagram = { ...event.datagram, payload: eventsRing.keep(event.datagram.payload) };
           options.onUdp(datagram, (reply) => queue({ op: "udp", datagram: reply }));
         }
         return;
@@ -355,7 +364,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     const data = new Uint8Array(gatheredBytes);
     let at = 0;
     for (const part of gathered) {
-      data.set(part, at);
+      eventsRing.copy(data.subarray(at), part);
       at += part.length;
     }
     gathered.length = 0;

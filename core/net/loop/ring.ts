@@ -32,13 +32,20 @@ export function createRing(capacity: number): SharedArrayBuffer {
 // Records start on 16-byte boundaries, so a padding header always fits before the end.
 const align16 = (n: number) => (n + 15) & ~15;
 
+/** Copies `src` into the start of `dst`; the default is `set`, correct but slow for big views. */
+export type RingCopy = (dst: Uint8Array, src: Uint8Array) => void;
+const setCopy: RingCopy = (dst, src) => dst.set(src);
+
 class RingMemory {
   protected readonly control: Int32Array;
   protected readonly bytes: Uint8Array;
   protected readonly view: DataView;
   protected readonly mask: number;
+  /** How payloads are copied in and out (copyBytes of ffi/linux/libc.ts in the data plane). */
+  readonly copy: RingCopy;
 
-  constructor(buffer: SharedArrayBuffer) {
+  constructor(buffer: SharedArrayBuffer, copy: RingCopy = setCopy) {
+    this.copy = copy;
     this.control = new Int32Array(buffer, 0, 2);
     this.bytes = new Uint8Array(buffer, CONTROL_BYTES);
     this.view = new DataView(buffer, CONTROL_BYTES);
@@ -78,7 +85,7 @@ export class RingWriter extends RingMemory {
     this.#header(at, payload, kind, a, b);
     let offset = at + RECORD_HEADER;
     for (const part of parts) {
-      this.bytes.set(part, offset);
+      this.copy(this.bytes.subarray(offset), part);
       offset += part.length;
     }
     Atomics.store(this.control, HEAD, (head + padding + length) | 0);
@@ -96,7 +103,7 @@ export class RingWriter extends RingMemory {
 
 /**
  * One record as the consumer sees it. `payload` is a view into the ring, valid only until the
- * drain that visits it returns: keep a copy (`slice()`) of what must outlive it.
+ * drain that visits it returns: keep a copy (`RingReader.keep`) of what must outlive it.
  */
 export type RecordVisitor = (kind: number, a: number, b: number, payload: Uint8Array) => void;
 
@@ -129,6 +136,13 @@ export class RingReader extends RingMemory {
     }
     Atomics.store(this.control, TAIL, tail | 0);
     return count;
+  }
+
+  /** A copy of a payload the visitor wants to keep (`slice()`, at memcpy speed). */
+  keep(payload: Uint8Array): Uint8Array {
+    const copy = new Uint8Array(payload.length);
+    this.copy(copy, payload);
+    return copy;
   }
 
   /** Whether a record is waiting. */

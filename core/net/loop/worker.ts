@@ -7,15 +7,15 @@
  * Stopping closes nothing it does not own.
  */
 /// <reference lib="deno.worker" />
-import { Errno, errno, openLibc } from "../../../ffi/linux/libc.ts";
+import { copyBytes, Errno, errno, openLibc } from "../../../ffi/linux/libc.ts";
 import { NetStack } from "../stack.ts";
 import { checksumTrusted, VNET_HEADER_LENGTH, writeVnetHeader } from "../wire/virtio.ts";
 import { RingReader, RingWriter } from "./ring.ts";
 import {
   type FromLoop,
+  type LoopEvent,
   type LoopOp,
   type LoopStart,
-  type LoopEvent,
   pushEvent,
   readOps,
   Signal,
@@ -23,6 +23,8 @@ import {
 import type { FlowId, StackHost } from "../stack_types.ts";
 
 const POLLIN = 0x1;
+/** A turn that moved this much is part of a bulk transfer (see the busy-poll below). */
+const BULK_TURN_BYTES = 32 * 1024;
 const { symbols: libc } = openLibc();
 let started = false;
 
@@ -42,8 +44,9 @@ function post(message: FromLoop): void {
 }
 
 function run(start: LoopStart): void {
-  const opsRing = new RingReader(start.ops);
-  const eventsRing = new RingWriter(start.events);
+  const copy = copyBytes(libc);
+  const opsRing = new RingReader(start.ops, copy);
+  const eventsRing = new RingWriter(start.events, copy);
   const signals = new Int32Array(start.signals);
   /** Events the ring had no room for, in order, their bytes copied: published before others. */
   const backlog: LoopEvent[] = [];
@@ -108,6 +111,7 @@ function run(start: LoopStart): void {
     sendBuffer: start.sendBuffer,
     idleTimeoutMs: start.idleTimeoutMs,
     offload: start.vnetHeader,
+    copy,
   });
   const drainPending = (id: FlowId) => {
     const queue = pending.get(id);
@@ -136,13 +140,13 @@ function run(start: LoopStart): void {
       case "refuse":
         return stack.refuse(op.id, now);
       case "send": {
-        // op.data lives in the ring, and the stack keeps what it takes (no copy): copy once.
-        const data = op.data.slice();
+        turnBytes += op.data.length;
+        // The stack copies what it takes; what it cannot take yet is kept here, in order.
         const queue = pending.get(op.id);
-        if (queue) return queue.push(data);
-        const n = stack.send(op.id, data, now);
+        if (queue) return queue.push(opsRing.keep(op.data));
+        const n = stack.send(op.id, op.data, now);
         if (n > 0) emit({ ev: "sent", id: op.id, n });
-        if (n < data.length) pending.set(op.id, [data.subarray(n)]);
+        if (n < op.data.length) pending.set(op.id, [opsRing.keep(op.data.subarray(n))]);
         return;
       }
       case "consumed":
@@ -220,12 +224,14 @@ function run(start: LoopStart): void {
   const headerLength = start.vnetHeader ? VNET_HEADER_LENGTH : 0;
   const packet = new Uint8Array(headerLength + (start.vnetHeader ? 65535 : start.mtu + 64));
   let lastActivity = -Infinity;
+  let turnBytes = 0;
   post({ type: "ready" });
   while (Atomics.load(signals, Signal.STOP) === 0) {
     const now = performance.now();
     const deadline = stack.poll(now) ?? now + 1000;
     if (!opsRing.pending) waitForWork(lastActivity, deadline);
     const t = performance.now();
+    turnBytes = 0;
     let work = readOps(opsRing, (op) => apply(op, t));
     if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) {
       // The main thread holds operations that did not fit: tell it there is room now.
@@ -237,6 +243,7 @@ function run(start: LoopStart): void {
       const n = Number(libc.read(start.tunFd, packet, BigInt(packet.length)));
       if (n <= headerLength) break;
       work++;
+      turnBytes += n;
       stack.input(
         packet.subarray(headerLength, n),
         t,
@@ -245,7 +252,9 @@ function run(start: LoopStart): void {
     }
     stack.poll(performance.now());
     publish();
-    if (work > 0) lastActivity = performance.now();
+    // Busy-poll after request-sized turns only: in a bulk transfer the next batch is worth a
+    // sleep, and the spinning would take a core from the threads producing it.
+    if (work > 0) lastActivity = turnBytes < BULK_TURN_BYTES ? performance.now() : -Infinity;
   }
   post({ type: "stopped" });
 }

@@ -4,7 +4,7 @@
  * reports relay events to the stack. Rules cite tcp-stack.md (T-numbers) and RFC 9293.
  */
 import { ACK, FIN, PSH, RST, SYN, type TcpRepr } from "../wire/tcp.ts";
-import { SendBuffer } from "./send_buffer.ts";
+import { type Copy, SendBuffer } from "./send_buffer.ts";
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt } from "./seq.ts";
 
 /** States used (tcp-stack.md §3.1); LISTEN is implicit and SYN-SENT never occurs. */
@@ -48,6 +48,8 @@ export interface ConnectionConfig {
   receiveBuffer: number;
   sendBuffer: number;
   idleTimeoutMs: number;
+  /** How bytes are copied into the send buffer (see StackOptions.copy). */
+  copy?: Copy;
 }
 
 /** A TCP connection. */
@@ -78,7 +80,7 @@ export class TcpConnection {
   readonly sendMss: number;
   /** Largest payload of one emitted data segment (the MSS, or more with segment offload). */
   readonly sendChunk: number;
-  readonly sendBuffer = new SendBuffer();
+  readonly sendBuffer: SendBuffer;
   readonly #sendCap: number;
   /** The relay asked for a FIN after the queued data. */
   finQueued = false;
@@ -149,6 +151,7 @@ export class TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.#sendCap = config.sendBuffer;
+    this.sendBuffer = new SendBuffer(config.copy);
     this.touch(now);
   }
 
@@ -440,7 +443,7 @@ export class TcpConnection {
       this.#wantWritable = true;
       return 0;
     }
-    this.sendBuffer.push(n === data.length ? data : data.slice(0, n));
+    this.sendBuffer.push(data.subarray(0, n));
     if (n < data.length) this.#wantWritable = true;
     this.flush(now);
     return n;

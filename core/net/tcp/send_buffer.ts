@@ -1,20 +1,49 @@
 /**
- * Bytes accepted from the relay and not yet acknowledged by the application's TCP: a chunk list
- * that starts at SND.UNA. Segments copy out of it at any offset; ACKs drop from the front.
+ * Bytes accepted from the relay and not yet acknowledged by the application's TCP, from SND.UNA:
+ * a queue of fixed-size blocks the bytes are copied into. Blocks come from a pool shared by the
+ * thread's connections and go back once acknowledged, so a bulk transfer allocates (and the
+ * kernel zero-fills) nothing in its steady state, and an idle connection holds no block at all.
  */
+
+const BLOCK = 64 * 1024;
+/** Blocks kept for reuse: enough for a few busy flows, little when all is quiet. */
+const POOL_LIMIT = 64;
+const pool: Uint8Array[] = [];
+
+/** Copies `src` into the start of `dst` (libc's memcpy for shared memory, see copyBytes). */
+export type Copy = (dst: Uint8Array, src: Uint8Array) => void;
+const setCopy: Copy = (dst, src) => dst.set(src);
+
 export class SendBuffer {
-  #chunks: Uint8Array[] = [];
-  #head = 0; // bytes of chunks[0] already acknowledged
+  readonly #copy: Copy;
+  #blocks: Uint8Array[] = [];
+  #head = 0; // bytes of blocks[0] already acknowledged
+  #tail = BLOCK; // bytes used in the last block (BLOCK: full, or no block)
   #length = 0;
+
+  constructor(copy: Copy = setCopy) {
+    this.#copy = copy;
+  }
 
   /** Bytes held (from SND.UNA). */
   get length(): number {
     return this.#length;
   }
 
+  /** Appends a copy of `data`; the caller may reuse it at once. */
   push(data: Uint8Array): void {
-    if (data.length === 0) return;
-    this.#chunks.push(data);
+    let at = 0;
+    while (at < data.length) {
+      if (this.#tail === BLOCK) {
+        this.#blocks.push(pool.pop() ?? new Uint8Array(BLOCK));
+        this.#tail = 0;
+      }
+      const n = Math.min(BLOCK - this.#tail, data.length - at);
+      const last = this.#blocks[this.#blocks.length - 1];
+      this.#copy(last.subarray(this.#tail, this.#tail + n), data.subarray(at, at + n));
+      this.#tail += n;
+      at += n;
+    }
     this.#length += data.length;
   }
 
@@ -22,39 +51,42 @@ export class SendBuffer {
   drop(n: number): void {
     n = Math.min(n, this.#length);
     this.#length -= n;
-    while (n > 0) {
-      const first = this.#chunks[0];
-      const left = first.length - this.#head;
-      if (n < left) {
-        this.#head += n;
-        return;
-      }
-      n -= left;
-      this.#chunks.shift();
-      this.#head = 0;
+    this.#head += n;
+    while (this.#blocks.length > 0) {
+      const used = this.#blocks.length === 1 ? this.#tail : BLOCK;
+      if (this.#head < used) break;
+      this.#head -= used;
+      this.#release(this.#blocks.shift()!);
+      if (this.#blocks.length === 0) this.#tail = BLOCK;
     }
+    if (this.#length === 0) this.#head = 0;
   }
 
   /** Copies `length` bytes starting `offset` bytes after SND.UNA into `out` at `at`. */
   copy(offset: number, length: number, out: Uint8Array, at: number): void {
-    let skip = offset + this.#head;
-    for (const chunk of this.#chunks) {
-      if (length <= 0) return;
-      if (skip >= chunk.length) {
-        skip -= chunk.length;
-        continue;
-      }
-      const n = Math.min(chunk.length - skip, length);
-      out.set(chunk.subarray(skip, skip + n), at);
+    let position = this.#head + offset;
+    let index = Math.floor(position / BLOCK);
+    position -= index * BLOCK;
+    while (length > 0 && index < this.#blocks.length) {
+      const used = index === this.#blocks.length - 1 ? this.#tail : BLOCK;
+      const n = Math.min(used - position, length);
+      out.set(this.#blocks[index].subarray(position, position + n), at);
       at += n;
       length -= n;
-      skip = 0;
+      position = 0;
+      index++;
     }
   }
 
   clear(): void {
-    this.#chunks = [];
+    for (const block of this.#blocks) this.#release(block);
+    this.#blocks = [];
     this.#head = 0;
+    this.#tail = BLOCK;
     this.#length = 0;
+  }
+
+  #release(block: Uint8Array): void {
+    if (pool.length < POOL_LIMIT) pool.push(block);
   }
 }
