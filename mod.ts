@@ -96,6 +96,12 @@ export interface Duplex {
    * readable errors too). Absent means the connection was confirmed before `dial` returned.
    */
   accepted?: Promise<void>;
+  /**
+   * True when the writable is done with a chunk once its `write()` settles (it sent or copied
+   * it), so the writer may reuse the chunk's memory: k8stun's TUN relay then writes from
+   * recycled buffers instead of allocating one per write. Leave it unset if you keep chunks.
+   */
+  writeReleasesChunk?: boolean;
 }
 
 /** Turns names and addresses into targets. Return `null` to pass to the next resolver. */

@@ -69,5 +69,6 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       abort: close,
     }),
     abort: close,
+    writeReleasesChunk: true, // write() resolves once conn.write has taken every byte
   };
 }

@@ -86,8 +86,10 @@ const MEMCPY_THRESHOLD = 512;
  */
 export function copyBytes(libc: Libc): CopyBytes {
   return (dst, src) => {
-    if (src.length < MEMCPY_THRESHOLD) dst.set(src);
-    else libc.memcpy(dst, src, BigInt(src.length));
+    if (src.length < MEMCPY_THRESHOLD) return dst.set(src);
+    // What `set` would throw: memcpy past the end would corrupt the heap instead.
+    if (src.length > dst.length) throw new RangeError(`copy of ${src.length} into ${dst.length}`);
+    libc.memcpy(dst, src, BigInt(src.length));
   };
 }
 

@@ -120,3 +120,18 @@ Deno.test("loop protocol: every operation and event survives its record", () => 
   readEvents(reader, (event) => gotEvents.push(structuredClone(event)));
   assertEquals(gotEvents, events);
 });
+
+Deno.test("ring: a visitor that throws consumes its record; the next drain goes on after it", () => {
+  const buffer = createRing(CAPACITY);
+  const writer = new RingWriter(buffer);
+  const reader = new RingReader(buffer);
+  for (let i = 1; i <= 3; i++) assert(writer.push(1, i, 0));
+  assertThrows(() =>
+    reader.drain((_kind, a) => {
+      if (a === 2) throw new Error("bug");
+    })
+  );
+  const rest: number[] = [];
+  reader.drain((_kind, a) => rest.push(a));
+  assertEquals(rest, [3]);
+});

@@ -27,6 +27,7 @@ import {
 import { createRing, RingReader, RingWriter } from "../loop/ring.ts";
 import type { Duplex } from "../../../mod.ts";
 import { recyclingReader } from "../../recycling_reader.ts";
+import { BufferPool } from "../../buffer_pool.ts";
 
 const log = logger("tun");
 /** Bytes handed to the Worker and not yet taken by the stack, per flow, before reading pauses. */
@@ -37,6 +38,8 @@ const EFD_CLOEXEC = 0x80000;
 const RING_BYTES = 8 * 1024 * 1024;
 /** The largest dialer write made of gathered segments: big, yet the window reopens in steps. */
 const MAX_GATHER = 256 * 1024;
+/** Write buffers for dialers that release chunks (Duplex.writeReleasesChunk). */
+const writeBuffers = new BufferPool(MAX_GATHER, 32);
 
 /** Options for {@link startTunDataPlane}. */
 export interface TunDataPlaneOptions {
@@ -302,11 +305,12 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   };
 
   /** App → dialer: bytes in order; the app's window reopens as the dialer takes them. */
-  const writeToDialer = (id: number, data: Uint8Array) => {
+  const writeToDialer = (id: number, data: Uint8Array, pooled = false) => {
     const flow = flows.get(id);
     if (!flow?.writer) return;
     flow.sent += data.length;
     flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
+      if (pooled) writeBuffers.give(new Uint8Array(data.buffer));
       queue({ op: "consumed", id, n: data.length });
     }, (error) => {
       if (flow.closed) return;
@@ -361,7 +365,12 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   let gatheredBytes = 0;
   const writeGathered = () => {
     if (gathered.length === 0) return;
-    const data = new Uint8Array(gatheredBytes);
+    const flow = flows.get(gatheredId);
+    // A dialer that is done with a chunk when its write settles gets one from the pool.
+    const pooled = flow?.duplex?.writeReleasesChunk === true;
+    const data = pooled
+      ? writeBuffers.take().subarray(0, gatheredBytes)
+      : new Uint8Array(gatheredBytes);
     let at = 0;
     for (const part of gathered) {
       eventsRing.copy(data.subarray(at), part);
@@ -369,14 +378,16 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     }
     gathered.length = 0;
     gatheredBytes = 0;
-    writeToDialer(gatheredId, data);
+    writeToDialer(gatheredId, data, pooled);
   };
   const visit = (event: LoopEvent) => {
     if (event.ev !== "data") {
       writeGathered();
       return onEvent(event);
     }
-    if (event.id !== gatheredId || gatheredBytes >= MAX_GATHER) writeGathered();
+    if (event.id !== gatheredId || gatheredBytes + event.data.length > MAX_GATHER) {
+      writeGathered(); // records are at most MAX_GATHER: one always fits
+    }
     gatheredId = event.id;
     gathered.push(event.data);
     gatheredBytes += event.data.length;
@@ -385,8 +396,17 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const listen = async () => {
     while (listening) {
       const seen = Atomics.load(signals, Signal.EVENTS);
-      readEvents(eventsRing, visit);
-      writeGathered(); // before the drain's views are freed
+      try {
+        readEvents(eventsRing, visit);
+        writeGathered(); // before the drain's views are freed
+      } catch (error) {
+        // A bug in handling one event must not stop the relay of every other connection.
+        gathered.length = 0;
+        gatheredBytes = 0;
+        log.error("relay event failed: {message}", {
+          message: error instanceof Error ? error.stack ?? error.message : String(error),
+        });
+      }
       flushBacklog();
       if (Atomics.exchange(signals, Signal.EVENTS_BACKLOG, 0) === 1) wakeLoop();
       const wait = Atomics.waitAsync(signals, Signal.EVENTS, seen);

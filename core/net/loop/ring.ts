@@ -117,24 +117,28 @@ export class RingReader extends RingMemory {
     const head = this.head;
     let tail = this.tail;
     let count = 0;
-    while (tail !== head) {
-      const at = tail & this.mask;
-      const size = this.view.getUint32(at, true);
-      const kind = this.view.getUint32(at + 4, true);
-      if (kind === PADDING) {
-        tail = (tail + size) >>> 0;
-        continue;
+    try {
+      while (tail !== head) {
+        const at = tail & this.mask;
+        const size = this.view.getUint32(at, true);
+        const kind = this.view.getUint32(at + 4, true);
+        if (kind === PADDING) {
+          tail = (tail + size) >>> 0;
+          continue;
+        }
+        // Past the record before the visit: a visitor that throws does not see it again.
+        tail = (tail + align16(RECORD_HEADER + size)) >>> 0;
+        count++;
+        visit(
+          kind,
+          this.view.getUint32(at + 8, true),
+          this.view.getUint32(at + 12, true),
+          this.bytes.subarray(at + RECORD_HEADER, at + RECORD_HEADER + size),
+        );
       }
-      visit(
-        kind,
-        this.view.getUint32(at + 8, true),
-        this.view.getUint32(at + 12, true),
-        this.bytes.subarray(at + RECORD_HEADER, at + RECORD_HEADER + size),
-      );
-      count++;
-      tail = (tail + align16(RECORD_HEADER + size)) >>> 0;
+    } finally {
+      Atomics.store(this.control, TAIL, tail | 0);
     }
-    Atomics.store(this.control, TAIL, tail | 0);
     return count;
   }
 

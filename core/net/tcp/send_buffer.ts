@@ -5,10 +5,11 @@
  * kernel zero-fills) nothing in its steady state, and an idle connection holds no block at all.
  */
 
+import { BufferPool } from "../../buffer_pool.ts";
+
 const BLOCK = 64 * 1024;
-/** Blocks kept for reuse: enough for a few busy flows, little when all is quiet. */
-const POOL_LIMIT = 64;
-const pool: Uint8Array[] = [];
+/** Blocks kept for reuse by the thread's connections: a few busy flows' worth. */
+const blocks = new BufferPool(BLOCK, 64);
 
 /** Copies `src` into the start of `dst` (libc's memcpy for shared memory, see copyBytes). */
 export type Copy = (dst: Uint8Array, src: Uint8Array) => void;
@@ -35,7 +36,7 @@ export class SendBuffer {
     let at = 0;
     while (at < data.length) {
       if (this.#tail === BLOCK) {
-        this.#blocks.push(pool.pop() ?? new Uint8Array(BLOCK));
+        this.#blocks.push(blocks.take());
         this.#tail = 0;
       }
       const n = Math.min(BLOCK - this.#tail, data.length - at);
@@ -56,7 +57,7 @@ export class SendBuffer {
       const used = this.#blocks.length === 1 ? this.#tail : BLOCK;
       if (this.#head < used) break;
       this.#head -= used;
-      this.#release(this.#blocks.shift()!);
+      blocks.give(this.#blocks.shift()!);
       if (this.#blocks.length === 0) this.#tail = BLOCK;
     }
     if (this.#length === 0) this.#head = 0;
@@ -79,14 +80,10 @@ export class SendBuffer {
   }
 
   clear(): void {
-    for (const block of this.#blocks) this.#release(block);
+    for (const block of this.#blocks) blocks.give(block);
     this.#blocks = [];
     this.#head = 0;
     this.#tail = BLOCK;
     this.#length = 0;
-  }
-
-  #release(block: Uint8Array): void {
-    if (pool.length < POOL_LIMIT) pool.push(block);
   }
 }
