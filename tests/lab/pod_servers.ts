@@ -1,7 +1,7 @@
 /**
  * The lab's stand-in pods, run as a Worker of tun_plane.ts: a sink on 9000, a source of
  * `sourceBytes` on 9001, an echo on 9002, and on 9003 a slow reader that takes 1 byte per ms for
- * 2 s, then drains and answers "done". Replies "listening" once all four listen.
+ * 5 s, then drains and answers "done <ms the drain took>". Replies "listening" once all listen.
  */
 /// <reference lib="deno.worker" />
 
@@ -33,14 +33,16 @@ serve(9002, async (conn) => {
 });
 serve(9003, async (conn) => {
   const one = new Uint8Array(1);
-  const slowUntil = Date.now() + 2000;
+  const slowUntil = Date.now() + 5000;
   while (Date.now() < slowUntil) {
     if ((await conn.read(one)) === null) return;
     await new Promise((r) => setTimeout(r, 1));
   }
+  const drainStart = performance.now();
   const buffer = new Uint8Array(256 * 1024);
   while ((await conn.read(buffer)) !== null) { /* drain */ }
-  await conn.write(new TextEncoder().encode("done"));
+  const drainMs = Math.round(performance.now() - drainStart);
+  await conn.write(new TextEncoder().encode(`done ${drainMs}`));
 });
 
 self.onmessage = (event: MessageEvent<{ sourceBytes: number }>) => {

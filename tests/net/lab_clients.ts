@@ -40,13 +40,9 @@ if (mode === "concurrent") {
     off += await conn.write(chunk.subarray(0, Math.min(chunk.length, bytes - off)));
   }
   await conn.closeWrite();
-  const reply = new Uint8Array(4);
+  const reply = new Uint8Array(32);
   const n = await conn.read(reply);
   conn.close();
-  console.log(
-    JSON.stringify({
-      done: new TextDecoder().decode(reply.subarray(0, n ?? 0)),
-      ms: Date.now() - start,
-    }),
-  );
+  const [done, drainMs] = new TextDecoder().decode(reply.subarray(0, n ?? 0)).split(" ");
+  console.log(JSON.stringify({ done, drainMs: Number(drainMs), ms: Date.now() - start }));
 }

@@ -3,7 +3,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { recyclingReader } from "../../core/recycling_reader.ts";
 import { connDuplex } from "../../core/conn_duplex.ts";
 
-Deno.test("recycling reader: a connection's bytes arrive in order in reused memory, growing to 64 KiB", async () => {
+Deno.test("recycling reader: a connection's bytes arrive in order in reused memory, growing from 2 KiB", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const total = 4 * 1024 * 1024;
   const served = (async () => {
@@ -30,7 +30,7 @@ Deno.test("recycling reader: a connection's bytes arrive in order in reused memo
     reader.recycle(chunk);
   }
   assertEquals(received, total);
-  assertEquals(largest, 64 * 1024);
+  assert(largest >= 64 * 1024 && largest <= 256 * 1024, `largest read ${largest}`);
   // Reads reuse the recycled memory: a handful of buffers (one per size step), not one per read.
   assert(memories.size <= 12, `${memories.size} buffers for ${total} bytes`);
   await served;
