@@ -65,6 +65,6 @@ const up = await upload();
 const down = await download();
 await connectionsPerSecond(200, 1); // warm-up: JIT and first-use allocations on both ends
 const cps = await connectionsPerSecond(1000, 1);
-const cpsParallel = await connectionsPerSecond(3000, 16);
+const cpsParallel = await connectionsPerSecond(2000, 16);
 const [p50, p99] = await latency();
 console.log(JSON.stringify({ up, down, cps, cpsParallel, p50, p99 }));
