@@ -1,6 +1,6 @@
 /**
  * TUN mode's data plane, main-thread side: opens and configures the TUN, starts the packet-loop
- * Worker, and relays each flow the stack announces through the Router — dial first, then accept
+ * Worker through its link (loop_link.ts), and relays each flow the stack announces through the Router — dial first, then accept
  * (SYN-ACK) or refuse (RST → ECONNREFUSED); bytes both ways with credit-based backpressure (the
  * app's receive window closes while the dialer is slow and reopens as it drains); the app's FIN
  * half-closes the dialer; the dialer's EOF sends FIN; a dialer error mid-stream resets the app
@@ -9,22 +9,12 @@
 import { asDialError, describe, type Router } from "../../router.ts";
 import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
-import { copyBytes, openLibc } from "../../../ffi/linux/libc.ts";
+import { openLibc } from "../../../ffi/linux/libc.ts";
 import { openTun } from "../../../ffi/linux/tun.ts";
 import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
-import type { FlowOpening, UdpDatagram } from "../stack_types.ts";
-import {
-  type FromLoop,
-  type LoopEvent,
-  type LoopOp,
-  type LoopStart,
-  MAX_RECORD_PAYLOAD,
-  pushOp,
-  readEvents,
-  Signal,
-  SIGNAL_WORDS,
-} from "../loop/protocol.ts";
-import { createRing, RingReader, RingWriter } from "../loop/ring.ts";
+import type { FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
+import type { LoopEvent } from "../loop/protocol.ts";
+import { MAX_CHUNK, PacketLoopLink } from "./loop_link.ts";
 import type { Duplex } from "../../../mod.ts";
 import { recyclingReader } from "../../recycling_reader.ts";
 import { BufferPool } from "../../buffer_pool.ts";
@@ -32,14 +22,8 @@ import { BufferPool } from "../../buffer_pool.ts";
 const log = logger("tun");
 /** Bytes handed to the Worker and not yet taken by the stack, per flow, before reading pauses. */
 const SEND_CREDIT = 1024 * 1024;
-const EFD_NONBLOCK = 0x800;
-const EFD_CLOEXEC = 0x80000;
-/** Each ring's size: room for a turn's worth of events of many busy flows. */
-const RING_BYTES = 8 * 1024 * 1024;
-/** The largest dialer write made of gathered segments: big, yet the window reopens in steps. */
-const MAX_GATHER = 256 * 1024;
 /** Write buffers for dialers that release chunks (Duplex.writeReleasesChunk). */
-const writeBuffers = new BufferPool(MAX_GATHER, 32);
+const writeBuffers = new BufferPool(MAX_CHUNK, 32);
 
 /** Options for {@link startTunDataPlane}. */
 export interface TunDataPlaneOptions {
@@ -117,57 +101,12 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     libc.close(tun.fd);
     throw error;
   }
-  const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const telemetry = options.telemetry ?? NoTelemetry;
   const flows = new Map<number, Flow>();
   const busy = new Map<string, number>();
-  const opsBuffer = createRing(RING_BYTES);
-  const eventsBuffer = createRing(RING_BYTES);
-  const signalsBuffer = new SharedArrayBuffer(SIGNAL_WORDS * 4);
-  const copy = copyBytes(libc);
-  const opsRing = new RingWriter(opsBuffer, copy);
-  const eventsRing = new RingReader(eventsBuffer, copy);
-  const signals = new Int32Array(signalsBuffer);
-  /** Operations the ring had no room for, in order; the Worker says when it has made room. */
-  const opsBacklog: LoopOp[] = [];
-  let wakeScheduled = false;
-  const one = new Uint8Array(8);
-  new DataView(one.buffer).setBigUint64(0, 1n, true);
-  const wakeLoop = () => libc.write(wakeFd, one, 8n);
-  const wakeLoopIfAsleep = () => {
-    if (Atomics.load(signals, Signal.SLEEPING) === 1) wakeLoop();
-  };
-  const worker = new Worker(new URL("../loop/worker.ts", import.meta.url), { type: "module" });
-  const flushBacklog = () => {
-    while (opsBacklog.length > 0 && pushOp(opsRing, opsBacklog[0])) opsBacklog.shift();
-    if (opsBacklog.length > 0) Atomics.store(signals, Signal.OPS_BACKLOG, 1);
-  };
-  /**
-   * Hands `op` to the loop; one eventfd write per microtask checkpoint wakes it. Returns whether
-   * the op is in the ring already (false: it waits in the backlog, its data still referenced).
-   */
-  const queue = (op: LoopOp): boolean => {
-    if (op.op === "send" && op.data.length > MAX_RECORD_PAYLOAD) {
-      let copied = true;
-      for (let at = 0; at < op.data.length; at += MAX_RECORD_PAYLOAD) {
-        copied = queue({ ...op, data: op.data.subarray(at, at + MAX_RECORD_PAYLOAD) }) && copied;
-      }
-      return copied;
-    }
-    const copied = opsBacklog.length === 0 && pushOp(opsRing, op);
-    if (!copied) {
-      opsBacklog.push(op);
-      Atomics.store(signals, Signal.OPS_BACKLOG, 1);
-    }
-    if (!wakeScheduled) {
-      wakeScheduled = true;
-      queueMicrotask(() => {
-        wakeScheduled = false;
-        wakeLoopIfAsleep();
-      });
-    }
-    return copied;
-  };
+  // Set once the Worker runs; events arrive only after that.
+  let link!: PacketLoopLink;
+  const queue: PacketLoopLink["send"] = (op) => link.send(op);
 
   const finishFlow = (flow: Flow, error?: string) => {
     if (flow.closed) return;
@@ -319,13 +258,11 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     });
   };
 
-  const onEvent = (event: LoopEvent) => {
+  const onEvent = (event: Exclude<LoopEvent, { ev: "data" }>) => {
     switch (event.ev) {
       case "open":
         open(event.flow);
         return;
-      case "data":
-        return writeToDialer(event.id, eventsRing.keep(event.data)); // its bytes live in the ring
       case "eof": {
         const flow = flows.get(event.id);
         if (!flow?.writer) return;
@@ -346,101 +283,24 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       }
       case "udp":
         if (options.onUdp) {
-          const datagram = { ...event.datagram, payload: eventsRing.keep(event.datagram.payload) };
+          const datagram = { ...event.datagram, payload: link.keep(event.datagram.payload) };
           options.onUdp(datagram, (reply) => queue({ op: "udp", datagram: reply }));
         }
         return;
     }
   };
 
-  let stopped: () => void = () => {};
-  const stoppedPromise = new Promise<void>((resolve) => stopped = resolve);
-  let listening = true;
-  /**
-   * The loop writes a flow's data segment by segment; consecutive ones of a flow in one drain
-   * are copied out of the ring together and written to the dialer as one chunk.
-   */
-  const gathered: Uint8Array[] = [];
-  let gatheredId = -1;
-  let gatheredBytes = 0;
-  const writeGathered = () => {
-    if (gathered.length === 0) return;
-    const flow = flows.get(gatheredId);
-    // A dialer that is done with a chunk when its write settles gets one from the pool.
-    const pooled = flow?.duplex?.writeReleasesChunk === true;
-    const data = pooled
-      ? writeBuffers.take().subarray(0, gatheredBytes)
-      : new Uint8Array(gatheredBytes);
-    let at = 0;
-    for (const part of gathered) {
-      eventsRing.copy(data.subarray(at), part);
-      at += part.length;
-    }
-    gathered.length = 0;
-    gatheredBytes = 0;
-    writeToDialer(gatheredId, data, pooled);
+  /** App → dialer, as the link delivers it: into a pooled buffer when the dialer allows. */
+  const onData = (id: FlowId, bytes: number, fill: (into: Uint8Array) => void) => {
+    const pooled = flows.get(id)?.duplex?.writeReleasesChunk === true;
+    const data = pooled ? writeBuffers.take().subarray(0, bytes) : new Uint8Array(bytes);
+    fill(data);
+    writeToDialer(id, data, pooled);
   };
-  const visit = (event: LoopEvent) => {
-    if (event.ev !== "data") {
-      writeGathered();
-      return onEvent(event);
-    }
-    if (event.id !== gatheredId || gatheredBytes + event.data.length > MAX_GATHER) {
-      writeGathered(); // records are at most MAX_GATHER: one always fits
-    }
-    gatheredId = event.id;
-    gathered.push(event.data);
-    gatheredBytes += event.data.length;
-  };
-  /** Reads events as the Worker publishes them, until close. */
-  const listen = async () => {
-    while (listening) {
-      const seen = Atomics.load(signals, Signal.EVENTS);
-      try {
-        readEvents(eventsRing, visit);
-        writeGathered(); // before the drain's views are freed
-      } catch (error) {
-        // A bug in handling one event must not stop the relay of every other connection.
-        gathered.length = 0;
-        gatheredBytes = 0;
-        log.error("relay event failed: {message}", {
-          message: error instanceof Error ? error.stack ?? error.message : String(error),
-        });
-      }
-      flushBacklog();
-      if (Atomics.exchange(signals, Signal.EVENTS_BACKLOG, 0) === 1) wakeLoop();
-      const wait = Atomics.waitAsync(signals, Signal.EVENTS, seen);
-      if (wait.async) await wait.value;
-    }
-  };
-  const ready = new Promise<void>((resolve, reject) => {
-    worker.onmessage = (event: MessageEvent<FromLoop>) => {
-      const msg = event.data;
-      if (msg.type === "ready") {
-        resolve();
-      } else if (msg.type === "stopped") {
-        stopped();
-      } else if (msg.type === "failed") {
-        log.error("packet loop failed: {message}", { message: msg.message });
-        reject(new Error(msg.message));
-        stopped();
-      }
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      log.error("packet loop crashed: {message}", { message: event.message });
-      reject(new Error(event.message));
-      stopped();
-    };
-  });
-  worker.postMessage(
-    {
-      type: "start",
+
+  try {
+    link = await PacketLoopLink.start(libc, {
       tunFd: tun.fd,
-      wakeFd,
-      ops: opsBuffer,
-      events: eventsBuffer,
-      signals: signalsBuffer,
       mtu: options.mtu,
       vnetHeader: tun.vnetHeader,
       network: options.network,
@@ -448,10 +308,13 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       sendBuffer: options.sendBuffer ?? 1024 * 1024,
       idleTimeoutMs: options.idleTimeoutMs,
       busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
-    } satisfies LoopStart,
-  );
-  await ready;
-  const eventLoop = listen();
+    }, { event: onEvent, data: onData });
+  } catch (error) {
+    clearInterval(bytesTimer);
+    libc.close(tun.fd);
+    lib.close();
+    throw error;
+  }
   let closing: Promise<void> | undefined;
   return {
     name: tun.name,
@@ -473,16 +336,8 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       closing ??= (async () => {
         clearInterval(bytesTimer);
         for (const flow of [...flows.values()]) finishFlow(flow, "k8stun is stopping");
-        Atomics.store(signals, Signal.STOP, 1);
-        wakeLoop();
-        listening = false;
-        Atomics.add(signals, Signal.EVENTS, 1);
-        Atomics.notify(signals, Signal.EVENTS);
-        await eventLoop;
-        await Promise.race([stoppedPromise, new Promise((r) => setTimeout(r, 1000))]);
-        worker.terminate();
+        await link.close();
         libc.close(tun.fd); // the TUN and its routes vanish with the last descriptor
-        libc.close(wakeFd);
         lib.close();
       })();
       return closing;

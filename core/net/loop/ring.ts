@@ -43,8 +43,11 @@ class RingMemory {
   protected readonly mask: number;
   /** How payloads are copied in and out (copyBytes of ffi/linux/libc.ts in the data plane). */
   readonly copy: RingCopy;
+  /** The shared memory, to hand to the other thread. */
+  readonly buffer: SharedArrayBuffer;
 
   constructor(buffer: SharedArrayBuffer, copy: RingCopy = setCopy) {
+    this.buffer = buffer;
     this.copy = copy;
     this.control = new Int32Array(buffer, 0, 2);
     this.bytes = new Uint8Array(buffer, CONTROL_BYTES);
