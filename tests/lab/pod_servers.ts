@@ -1,7 +1,7 @@
 /**
  * The lab's stand-in pods, run as a Worker of tun_plane.ts: a sink on 9000, a source of
  * `sourceBytes` on 9001, an echo on 9002, and on 9003 a slow reader that takes 1 byte per ms for
- * 5 s, then drains and answers "done <ms the drain took>". Replies "listening" once all listen.
+ * 5 s, then drains and answers "done <ms the drain took> <longest ms between reads>". Replies "listening" once all listen.
  */
 /// <reference lib="deno.worker" />
 
@@ -38,11 +38,18 @@ serve(9003, async (conn) => {
     if ((await conn.read(one)) === null) return;
     await new Promise((r) => setTimeout(r, 1));
   }
+  // The longest wait for bytes once draining: a stalled window shows as a gap here.
   const drainStart = performance.now();
+  let last = drainStart;
+  let longestGap = 0;
   const buffer = new Uint8Array(256 * 1024);
-  while ((await conn.read(buffer)) !== null) { /* drain */ }
+  while ((await conn.read(buffer)) !== null) {
+    const now = performance.now();
+    longestGap = Math.max(longestGap, now - last);
+    last = now;
+  }
   const drainMs = Math.round(performance.now() - drainStart);
-  await conn.write(new TextEncoder().encode(`done ${drainMs}`));
+  await conn.write(new TextEncoder().encode(`done ${drainMs} ${Math.round(longestGap)}`));
 });
 
 self.onmessage = (event: MessageEvent<{ sourceBytes: number }>) => {

@@ -43,6 +43,11 @@ if (mode === "concurrent") {
   const reply = new Uint8Array(32);
   const n = await conn.read(reply);
   conn.close();
-  const [done, drainMs] = new TextDecoder().decode(reply.subarray(0, n ?? 0)).split(" ");
-  console.log(JSON.stringify({ done, drainMs: Number(drainMs), ms: Date.now() - start }));
+  const [done, drainMs, gapMs] = new TextDecoder().decode(reply.subarray(0, n ?? 0)).split(" ");
+  console.log(JSON.stringify({
+    done,
+    drainMs: Number(drainMs),
+    gapMs: Number(gapMs),
+    ms: Date.now() - start,
+  }));
 }

@@ -22,6 +22,8 @@ import { BufferPool } from "../../buffer_pool.ts";
 const log = logger("tun");
 /** Bytes handed to the Worker and not yet taken by the stack, per flow, before reading pauses. */
 const SEND_CREDIT = 1024 * 1024;
+/** The abort reason of a finished flow: given, so abort() does not build a DOMException. */
+const FLOW_ENDED = new Error("the connection ended");
 /** Write buffers for dialers that release chunks (Duplex.writeReleasesChunk). */
 const writeBuffers = new BufferPool(MAX_CHUNK, 32);
 
@@ -116,7 +118,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     if (count <= 0) busy.delete(flow.info.vip);
     else busy.set(flow.info.vip, count);
     reportBytes(flow);
-    flow.abort.abort();
+    flow.abort.abort(FLOW_ENDED);
     flow.duplex?.abort();
     flow.resume?.();
     telemetry.emit({ type: "connection_closed", connection: flow.info, error });
