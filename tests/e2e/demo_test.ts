@@ -74,7 +74,8 @@ Deno.test({
     k8stun.signal("SIGTERM");
     const stopping = Date.now();
     await k8stun.status;
-    assert(Date.now() - stopping < 6000, "bounded shutdown");
+    const stopMs = Date.now() - stopping;
+    assert(stopMs < 1000, `SIGTERM to exit took ${stopMs} ms (issue #3: within 1 s)`);
     assertEquals(
       await Deno.readTextFile(lab.resolvConfPath),
       RESOLV,
