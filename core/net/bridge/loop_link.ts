@@ -53,7 +53,8 @@ export class PacketLoopLink {
   readonly #handlers: LoopHandlers;
   /** Operations the ring had no room for, in order; the Worker says when it has made room. */
   readonly #backlog: LoopOp[] = [];
-  readonly #one = new BigUint64Array([1n]);
+  /** What a wake-up writes to the eventfd: a u64 of 1. */
+  readonly #one = new Uint8Array(new BigUint64Array([1n]).buffer);
   #wakeScheduled = false;
   #listening = true;
   #eventLoop: Promise<void> = Promise.resolve();
@@ -176,7 +177,7 @@ export class PacketLoopLink {
   }
 
   #wake(): void {
-    this.#libc.write(this.#wakeFd, new Uint8Array(this.#one.buffer), 8n);
+    this.#libc.write(this.#wakeFd, this.#one, 8n);
   }
 
   /** Reads events as the Worker publishes them, until close. */
