@@ -1,14 +1,14 @@
 /**
  * A `Deno.Conn` as a {@link Duplex}: closing the writable half-closes (`closeWrite`, a FIN),
  * `abort` closes the socket at once. (`conn.writable`'s own close would close the whole socket
- * and lose the response to a half-closed request.) The read buffer starts small and doubles
- * while reads fill it, so an idle connection holds 2 KiB instead of 64 KiB and a bulk one still
- * reads 64 KiB at a time; a full read is handed over without a copy. The readable is a byte
+ * and lose the response to a half-closed request.) Reads size themselves (read_size.ts): an idle
+ * connection holds 2 KiB, a bulk one reads 64 KiB at a time; a full read is handed over without a
+ * copy. The readable is a byte
  * stream: a BYOB reader reads straight into memory it recycles (core/recycling_reader.ts).
  */
 import type { Duplex } from "../mod.ts";
+import { ReadSize } from "./read_size.ts";
 
-const MIN_READ = 2 * 1024;
 const MAX_READ = 64 * 1024;
 
 /** Wraps a connection. */
@@ -23,7 +23,8 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       // closed already
     }
   };
-  let buffer = new Uint8Array(MIN_READ);
+  const readSize = new ReadSize(MAX_READ);
+  let buffer = new Uint8Array(readSize.size);
   return {
     readable: new ReadableStream({
       type: "bytes",
@@ -41,17 +42,12 @@ export function connDuplex(conn: Deno.Conn): Duplex {
             return;
           }
           const n = await conn.read(buffer);
-          if (n === null) controller.close();
-          else if (n === buffer.length) {
-            // A full read hands the buffer itself over (no copy) and grows the next one.
-            controller.enqueue(buffer);
-            buffer = new Uint8Array(Math.min(n * 2, MAX_READ));
-          } else {
-            controller.enqueue(buffer.slice(0, n));
-            if (n < buffer.length / 8 && buffer.length > MIN_READ) {
-              buffer = new Uint8Array(MIN_READ); // quiet again: give the memory back
-            }
-          }
+          if (n === null) return controller.close();
+          // A full read hands the buffer itself over (no copy); a new one takes the next read.
+          const full = n === buffer.length;
+          controller.enqueue(full ? buffer : buffer.slice(0, n));
+          const next = readSize.after(n);
+          if (full || next !== buffer.length) buffer = new Uint8Array(next);
         } catch (error) {
           controller.error(error);
         }

@@ -6,7 +6,8 @@
  * fill it, so an idle connection waits on 2 KiB. Any other stream is read chunk by chunk.
  */
 
-const MIN_READ = 2 * 1024;
+import { ReadSize } from "./read_size.ts";
+
 // 256 KiB reads instead of 64 KiB: a third less relay time per downloaded byte (fewer ops, wakes).
 const MAX_READ = 256 * 1024;
 
@@ -31,20 +32,20 @@ export function recyclingReader(readable: ReadableStream<Uint8Array>): Recycling
       releaseLock: () => reader.releaseLock(),
     };
   }
-  let size = MIN_READ;
+  const readSize = new ReadSize(MAX_READ);
   let spare: ArrayBuffer | undefined;
   return {
     async read() {
+      const size = readSize.size;
       const memory = spare && spare.byteLength >= size ? spare : new ArrayBuffer(size);
       spare = undefined;
       const { value, done } = await byob.read(new Uint8Array(memory, 0, size));
       if (done || !value) return null;
-      if (value.length === size && size < MAX_READ) size *= 2;
-      else if (value.length < size / 8 && size > MIN_READ) size = MIN_READ; // quiet again
+      readSize.after(value.length);
       return value;
     },
     recycle(chunk) {
-      if (chunk.buffer instanceof ArrayBuffer && chunk.buffer.byteLength >= size) {
+      if (chunk.buffer instanceof ArrayBuffer && chunk.buffer.byteLength >= readSize.size) {
         spare = chunk.buffer;
       }
     },

@@ -5,6 +5,7 @@
  */
 
 import type { Offload } from "./wire/virtio.ts";
+import type { CopyBytes } from "./copy.ts";
 
 /** Identifies one TCP flow inside a stack. */
 export type FlowId = number;
@@ -83,7 +84,7 @@ export interface StackOptions {
    * Copies `src` into the start of `dst` for the send buffers (default `set`). The packet loop
    * passes libc's memcpy: its bytes come from shared memory, which V8 copies slowly.
    */
-  copy?: (dst: Uint8Array, src: Uint8Array) => void;
+  copy?: CopyBytes;
 }
 
 /** What the owner can do with the stack. */

@@ -73,9 +73,6 @@ export const Errno = {
   ENOBUFS: 105,
 } as const;
 
-/** Copies `src` into the start of `dst`. */
-export type CopyBytes = (dst: Uint8Array, src: Uint8Array) => void;
-
 /** Below this, `set` is as fast as a call into libc. */
 const MEMCPY_THRESHOLD = 512;
 
@@ -84,7 +81,7 @@ const MEMCPY_THRESHOLD = 512;
  * the two offsets differ in alignment (a packet's payload starts at an odd offset) — measured 6×
  * slower than libc's memcpy here, and the biggest cost of the packet loop before this.
  */
-export function copyBytes(libc: Libc): CopyBytes {
+export function copyBytes(libc: Libc): (dst: Uint8Array, src: Uint8Array) => void {
   return (dst, src) => {
     if (src.length < MEMCPY_THRESHOLD) return dst.set(src);
     // What `set` would throw: memcpy past the end would corrupt the heap instead.

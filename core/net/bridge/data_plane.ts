@@ -1,10 +1,10 @@
 /**
  * TUN mode's data plane, main-thread side: opens and configures the TUN, starts the packet-loop
- * Worker through its link (loop_link.ts), and relays each flow the stack announces through the Router — dial first, then accept
- * (SYN-ACK) or refuse (RST → ECONNREFUSED); bytes both ways with credit-based backpressure (the
- * app's receive window closes while the dialer is slow and reopens as it drains); the app's FIN
- * half-closes the dialer; the dialer's EOF sends FIN; a dialer error mid-stream resets the app
- * side, never a clean FIN on truncated data.
+ * Worker through its link (loop_link.ts), and relays each flow the stack announces through the
+ * Router — dial first, then accept (SYN-ACK) or refuse (RST → ECONNREFUSED); bytes both ways
+ * with credit-based backpressure (the app's receive window closes while the dialer is slow and
+ * reopens as it drains); the app's FIN half-closes the dialer; the dialer's EOF sends FIN; a
+ * dialer error mid-stream resets the app side, never a clean FIN on truncated data.
  */
 import { asDialError, describe, type Router } from "../../router.ts";
 import { logger } from "../../log.ts";
@@ -245,21 +245,6 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     }
   };
 
-  /** App → dialer: bytes in order; the app's window reopens as the dialer takes them. */
-  const writeToDialer = (id: number, data: Uint8Array, pooled = false) => {
-    const flow = flows.get(id);
-    if (!flow?.writer) return;
-    flow.sent += data.length;
-    flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
-      if (pooled) writeBuffers.give(new Uint8Array(data.buffer));
-      queue({ op: "consumed", id, n: data.length });
-    }, (error) => {
-      if (flow.closed) return;
-      queue({ op: "abort", id }); // T27e: the dialer's write side died
-      finishFlow(flow, error instanceof Error ? error.message : String(error));
-    });
-  };
-
   const onEvent = (event: Exclude<LoopEvent, { ev: "data" }>) => {
     switch (event.ev) {
       case "open":
@@ -292,12 +277,26 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     }
   };
 
-  /** App → dialer, as the link delivers it: into a pooled buffer when the dialer allows. */
+  /**
+   * App → dialer, bytes in order as the link delivers them; the app's window reopens as the
+   * dialer takes them. A dialer that is done with a chunk once its write settles gets one from
+   * the pool.
+   */
   const onData = (id: FlowId, bytes: number, fill: (into: Uint8Array) => void) => {
-    const pooled = flows.get(id)?.duplex?.writeReleasesChunk === true;
+    const flow = flows.get(id);
+    if (!flow?.writer) return;
+    const pooled = flow.duplex?.writeReleasesChunk === true;
     const data = pooled ? writeBuffers.take().subarray(0, bytes) : new Uint8Array(bytes);
     fill(data);
-    writeToDialer(id, data, pooled);
+    flow.sent += bytes;
+    flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
+      if (pooled) writeBuffers.give(new Uint8Array(data.buffer));
+      queue({ op: "consumed", id, n: bytes });
+    }, (error) => {
+      if (flow.closed) return;
+      queue({ op: "abort", id }); // T27e: the dialer's write side died
+      finishFlow(flow, error instanceof Error ? error.message : String(error));
+    });
   };
 
   try {

@@ -5,12 +5,13 @@
  * reads it as soon as it wakes instead of after an event-loop turn).
  *
  * A record is a 16-byte header — payload length, kind (non-zero) and two fields `a` and `b`, all
- * u32 — and the payload, padded to 16 bytes. The two positions are free-running u32 byte counters kept in
- * the same buffer; the producer publishes with a release store of its counter after writing the
- * record, the consumer frees space with a store of its own after reading a batch (Atomics are
- * sequentially consistent, which covers both). A record never wraps: when it does not fit before
- * the end, a padding record fills the rest and it starts again at offset 0.
+ * u32 — and the payload, padded to 16 bytes. The two positions are free-running u32 byte counters
+ * kept in the same buffer; the producer publishes with a release store of its counter after
+ * writing the record, the consumer frees space with a store of its own after reading a batch
+ * (Atomics are sequentially consistent, which covers both). A record never wraps: when it does
+ * not fit before the end, a padding record fills the rest and it starts again at offset 0.
  */
+import { type CopyBytes, copyWithSet } from "../copy.ts";
 
 const HEAD = 0; // Int32 index: bytes ever written (producer)
 const TAIL = 1; // Int32 index: bytes ever consumed (consumer)
@@ -32,21 +33,17 @@ export function createRing(capacity: number): SharedArrayBuffer {
 // Records start on 16-byte boundaries, so a padding header always fits before the end.
 const align16 = (n: number) => (n + 15) & ~15;
 
-/** Copies `src` into the start of `dst`; the default is `set`, correct but slow for big views. */
-export type RingCopy = (dst: Uint8Array, src: Uint8Array) => void;
-const setCopy: RingCopy = (dst, src) => dst.set(src);
-
 class RingMemory {
   protected readonly control: Int32Array;
   protected readonly bytes: Uint8Array;
   protected readonly view: DataView;
   protected readonly mask: number;
   /** How payloads are copied in and out (copyBytes of ffi/linux/libc.ts in the data plane). */
-  readonly copy: RingCopy;
+  readonly copy: CopyBytes;
   /** The shared memory, to hand to the other thread. */
   readonly buffer: SharedArrayBuffer;
 
-  constructor(buffer: SharedArrayBuffer, copy: RingCopy = setCopy) {
+  constructor(buffer: SharedArrayBuffer, copy: CopyBytes = copyWithSet) {
     this.buffer = buffer;
     this.copy = copy;
     this.control = new Int32Array(buffer, 0, 2);

@@ -177,9 +177,13 @@ function run(start: LoopStart): void {
     if (backlog.length === 0) Atomics.store(signals, Signal.EVENTS_BACKLOG, 0);
     if (published > 0) {
       published = 0;
-      Atomics.add(signals, Signal.EVENTS, 1);
-      Atomics.notify(signals, Signal.EVENTS);
+      wakeMain();
     }
+  };
+  /** Bumps the word the main thread waits on (Atomics.waitAsync in loop_link.ts). */
+  const wakeMain = () => {
+    Atomics.add(signals, Signal.EVENTS, 1);
+    Atomics.notify(signals, Signal.EVENTS);
   };
 
   const pfds = new Uint8Array(16);
@@ -233,11 +237,8 @@ function run(start: LoopStart): void {
     const t = performance.now();
     turnBytes = 0;
     let work = readOps(opsRing, (op) => apply(op, t));
-    if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) {
-      // The main thread holds operations that did not fit: tell it there is room now.
-      Atomics.add(signals, Signal.EVENTS, 1);
-      Atomics.notify(signals, Signal.EVENTS);
-    }
+    // The main thread holds operations that did not fit: tell it there is room now.
+    if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) wakeMain();
     // Drain the TUN (T26: its queue holds 500 packets; read until EAGAIN).
     for (let i = 0; i < 4096; i++) {
       const n = Number(libc.read(start.tunFd, packet, BigInt(packet.length)));

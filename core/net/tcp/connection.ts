@@ -4,7 +4,8 @@
  * reports relay events to the stack. Rules cite tcp-stack.md (T-numbers) and RFC 9293.
  */
 import { ACK, FIN, PSH, RST, SYN, type TcpRepr } from "../wire/tcp.ts";
-import { type Copy, SendBuffer } from "./send_buffer.ts";
+import { SendBuffer } from "./send_buffer.ts";
+import type { CopyBytes } from "../copy.ts";
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt } from "./seq.ts";
 
 /** States used (tcp-stack.md §3.1); LISTEN is implicit and SYN-SENT never occurs. */
@@ -49,7 +50,7 @@ export interface ConnectionConfig {
   sendBuffer: number;
   idleTimeoutMs: number;
   /** How bytes are copied into the send buffer (see StackOptions.copy). */
-  copy?: Copy;
+  copy?: CopyBytes;
 }
 
 /** A TCP connection. */

@@ -6,23 +6,20 @@
  */
 
 import { BufferPool } from "../../buffer_pool.ts";
+import { type CopyBytes, copyWithSet } from "../copy.ts";
 
 const BLOCK = 64 * 1024;
 /** Blocks kept for reuse by the thread's connections: a few busy flows' worth. */
 const blocks = new BufferPool(BLOCK, 64);
 
-/** Copies `src` into the start of `dst` (libc's memcpy for shared memory, see copyBytes). */
-export type Copy = (dst: Uint8Array, src: Uint8Array) => void;
-const setCopy: Copy = (dst, src) => dst.set(src);
-
 export class SendBuffer {
-  readonly #copy: Copy;
+  readonly #copy: CopyBytes;
   #blocks: Uint8Array[] = [];
   #head = 0; // bytes of blocks[0] already acknowledged
   #tail = BLOCK; // bytes used in the last block (BLOCK: full, or no block)
   #length = 0;
 
-  constructor(copy: Copy = setCopy) {
+  constructor(copy: CopyBytes = copyWithSet) {
     this.#copy = copy;
   }
 
