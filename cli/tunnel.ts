@@ -112,31 +112,35 @@ export async function startTunnel(
       isNamespace: (ns) => store.namespaces().includes(ns),
       explicitNamespaces: new Set(options.namespacesExplicit ? options.namespaces : []),
     };
+    // Pre-allocated VIPs are pinned: they stay while their service exists, however long unused.
+    const pinned = (namespace: string, name: string) =>
+      options.autoDiscover && options.namespaces.includes(namespace) ||
+      options.services.some((s) => s.namespace === namespace && s.name === name);
     if (options.autoDiscover) {
       for (const s of store.services()) {
         if (options.namespaces.includes(s.namespace)) {
-          vips.allocate({ type: "service", namespace: s.namespace, name: s.name });
-        }
-      }
-      cleanups.push(store.onChange((change) => {
-        if (
-          change.kind === "service" && change.type === "added" &&
-          options.namespaces.includes(change.service.namespace)
-        ) {
-          vips.allocate({
-            type: "service",
-            namespace: change.service.namespace,
-            name: change.service.name,
+          vips.allocate({ type: "service", namespace: s.namespace, name: s.name }, {
+            pinned: true,
           });
         }
-      }));
+      }
     }
     for (const s of options.services) {
       if (!store.hasService(s.namespace, s.name)) {
         say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
       }
-      vips.allocate({ type: "service", namespace: s.namespace, name: s.name });
+      vips.allocate({ type: "service", namespace: s.namespace, name: s.name }, { pinned: true });
     }
+    cleanups.push(store.onChange((change) => {
+      if (change.kind !== "service") return;
+      const { namespace, name } = change.service;
+      const target = { type: "service" as const, namespace, name };
+      if (change.type === "added" && pinned(namespace, name)) {
+        vips.allocate(target, { pinned: true });
+      } else if (change.type === "deleted") {
+        vips.unpin(target);
+      }
+    }));
 
     const dialers = new DialerChain();
     const builtins = builtinPlugins({
@@ -208,8 +212,11 @@ export async function startTunnel(
     cleanups.push(() => dataPlane.close());
     say(`TUN ${dataPlane.name} up: ${vips.tunAddress}, route ${vips.cidr}, MTU ${options.mtu}`);
 
-    const sweep = setInterval(() => vips.sweep((vip) => dataPlane.isVipBusy(vip)), 60_000);
-    cleanups.push(() => clearInterval(sweep));
+    const sweepEvery = vips.sweepIntervalMs;
+    if (sweepEvery !== undefined) {
+      const sweep = setInterval(() => vips.sweep((vip) => dataPlane.isVipBusy(vip)), sweepEvery);
+      cleanups.push(() => clearInterval(sweep));
+    }
 
     // DNS mode, from the plugins' DNS modes (built-in: tun_route, forward, disabled). Every
     // mode but disabled gets k8stun's DNS server on a loopback address to point the system at.

@@ -2,8 +2,10 @@
  * The VIP pool: one virtual IPv4 address per service and per addressed pod, from `--vip-base`
  * (default 198.18.0.0/15, RFC 2544 benchmarking space). The TUN takes base+1; VIPs start at
  * base+2. Allocations are persisted per cluster and context, so `hello.demo` keeps its VIP across
- * restarts (parity P27, D14); VIPs unused for `--stale-vip-timeout` are reclaimed unless a
- * connection is open, and freed addresses are reused oldest-first, never the one just freed.
+ * restarts; VIPs unused for `--stale-vip-timeout` are reclaimed unless a connection is open or
+ * they are pinned (pre-allocated for `-n` namespaces or `--services`: a user may have written
+ * the address down, so it stays while the service exists), and freed addresses are reused
+ * oldest-first, never the one just freed.
  */
 import { NoTelemetry, type TelemetrySink, type VipTarget } from "./telemetry.ts";
 
@@ -50,6 +52,8 @@ interface Entry {
   target: VipTarget;
   allocatedAt: Date;
   lastUsed: number;
+  /** Never reclaimed by the stale sweep (until unpinned). */
+  pinned: boolean;
 }
 
 /** Options for {@link VipPool}. */
@@ -125,17 +129,27 @@ export class VipPool {
     return ((n & mask) >>> 0) === this.network.base;
   }
 
-  /** The VIP of a target, allocating one if needed. */
-  allocate(target: VipTarget): string {
+  /**
+   * The VIP of a target, allocating one if needed. A `pinned` VIP is never reclaimed as stale
+   * until {@link unpin} (its service was deleted).
+   */
+  allocate(target: VipTarget, options: { pinned?: boolean } = {}): string {
     const key = targetKey(target);
     const existing = this.#byTarget.get(key);
     if (existing) {
       existing.lastUsed = this.#now();
+      existing.pinned ||= options.pinned ?? false;
       return existing.vip;
     }
     const remembered = this.#remembered.get(key);
     const vip = remembered && !this.#byVip.has(remembered) ? remembered : this.#fresh();
-    const entry: Entry = { vip, target, allocatedAt: new Date(this.#now()), lastUsed: this.#now() };
+    const entry: Entry = {
+      vip,
+      target,
+      allocatedAt: new Date(this.#now()),
+      lastUsed: this.#now(),
+      pinned: options.pinned ?? false,
+    };
     this.#byVip.set(vip, entry);
     this.#byTarget.set(key, entry);
     this.#remembered.set(key, vip);
@@ -165,13 +179,28 @@ export class VipPool {
     }));
   }
 
-  /** Releases VIPs unused for the stale timeout, except those `inUse` says are busy. */
+  /** Lets a pinned VIP be reclaimed like any other once it has been unused for the timeout. */
+  unpin(target: VipTarget): void {
+    const entry = this.#byTarget.get(targetKey(target));
+    if (entry) entry.pinned = false;
+  }
+
+  /**
+   * How often {@link sweep} should run so a VIP is reclaimed close to its timeout: a fifth of
+   * it, between 1 s and 60 s (undefined when VIPs are never reclaimed).
+   */
+  get sweepIntervalMs(): number | undefined {
+    const staleMs = this.#options.staleMs;
+    return staleMs <= 0 ? undefined : Math.min(60_000, Math.max(1_000, Math.round(staleMs / 5)));
+  }
+
+  /** Releases VIPs unused for the stale timeout, except pinned ones and those `inUse` says are busy. */
   sweep(inUse: (vip: string) => boolean = () => false): string[] {
     if (this.#options.staleMs <= 0) return [];
     const cutoff = this.#now() - this.#options.staleMs;
     const removed: string[] = [];
     for (const entry of [...this.#byVip.values()]) {
-      if (entry.lastUsed > cutoff || inUse(entry.vip)) continue;
+      if (entry.pinned || entry.lastUsed > cutoff || inUse(entry.vip)) continue;
       this.#byVip.delete(entry.vip);
       this.#byTarget.delete(targetKey(entry.target));
       this.#freed.push(ipv4ToNumber(entry.vip)!);
