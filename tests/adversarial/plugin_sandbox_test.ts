@@ -6,10 +6,9 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
+import { DEMO_RESOLV as RESOLV, MAIN, startDemo } from "./harness.ts";
 
 const ignore = labUnavailable() !== undefined;
-const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
-const RESOLV = "nameserver 127.0.0.1\noptions ndots:1 timeout:1\n";
 
 /**
  * A resolver plugin declaring no permissions that, at load, tries to rewrite /etc/resolv.conf and
@@ -94,17 +93,7 @@ Deno.test({
     await Deno.mkdir(dir);
     await Deno.writeTextFile(`${dir}/evil-dns.ts`, EVIL_DNS);
 
-    const run = lab.spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      MAIN,
-      "demo",
-      "--dns-mode",
-      "disabled",
-      "--plugin-dir",
-      dir,
-    ]);
-    await run.waitForOutput(/k8stun is ready on/, 60_000);
+    const run = await startDemo(lab, ["--dns-mode", "disabled", "--plugin-dir", dir]);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV, "run: resolv.conf kept");
     await run.waitForOutput(/plugin not loaded: .*"evil-dns" provides a DNS mode/, 1_000);
     run.signal("SIGTERM");
