@@ -11,7 +11,7 @@
  * the plugin's folder — the folder of the entry file's real path — so a plugin cannot pull in
  * code from elsewhere on the machine (`../../other/file.ts`, or a symlink pointing out).
  */
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { init as initLexer, parse as lexImports } from "es-module-lexer";
 import { stripTypes } from "./transpile.ts";
 
@@ -102,7 +102,10 @@ export async function linkPlugin(entry: string, options: LinkOptions = {}): Prom
       }
       if (specifier.startsWith("data:")) continue;
       if (!isRelative(specifier)) throw importError(file, line, specifier);
-      const target = await real(resolvePath(file, specifier));
+      const path = resolve(dirname(file), specifier);
+      const target = await realPath(path).catch((error) => {
+        throw new PluginImportError(file, line, specifier, `cannot read ${path}: ${error.message}`);
+      });
       if (!target.startsWith(`${folder}/`)) {
         throw new PluginImportError(
           file,
@@ -166,15 +169,6 @@ function importError(file: string, line: number, specifier: string): PluginImpor
 
 function isRelative(specifier: string): boolean {
   return specifier.startsWith("./") || specifier.startsWith("../");
-}
-
-function resolvePath(from: string, specifier: string): string {
-  const parts = from.split("/").slice(0, -1);
-  for (const segment of specifier.split("/")) {
-    if (segment === "..") parts.pop();
-    else if (segment !== ".") parts.push(segment);
-  }
-  return parts.join("/");
 }
 
 function base64(text: string): string {
