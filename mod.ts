@@ -232,8 +232,11 @@ export interface PluginContext {
   DialError: typeof DialError;
   /**
    * Dials with the dialers that come after this plugin in the effective order — how a wrapper
-   * dialer (logging, metrics, rewriting) passes a connection on. Rejects with `DialError` when
-   * no later dialer accepts the target.
+   * dialer (logging, metrics) passes a connection on. Only the target of a dial this plugin is
+   * handling can be passed on (call it from `dial()` with the target `dial()` received); any
+   * other target is refused with `DialError("forbidden")`, so a plugin cannot use the next
+   * dialers' credentials to reach endpoints of its choosing. Rejects with `DialError` when no
+   * later dialer accepts the target.
    */
   dialNext(target: DialTarget, options: DialOptions): Promise<Duplex>;
 }

@@ -33,6 +33,8 @@ export interface RunOptions {
   pluginDirs: string[];
   pluginConfig: string[];
   pluginIsolation: boolean;
+  /** `--allow-unisolated NAME`: third-party plugins allowed to run in-process (DNS modes). */
+  allowUnisolated: string[];
   services: { name: string; namespace: string; port?: number }[];
   /** Dial through this SOCKS5 proxy (`--socks-upstream`). */
   socksUpstream?: SocksUpstream;
@@ -205,6 +207,11 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
         .argParser(parseBool).default(true),
     )
     .option(
+      "--allow-unisolated <name>",
+      "let this third-party plugin run in-process with all permissions (DNS-mode plugins need it; repeatable)",
+      collect,
+    )
+    .option(
       "--socks-upstream <[user:pass@]host:port>",
       "send cluster traffic through this SOCKS5 proxy (a bastion, or another k8stun proxy)",
       parseSocksUpstream,
@@ -237,6 +244,7 @@ export function runOptionsFrom(
     pluginDirs: (raw.pluginDir as string[] | undefined) ?? [],
     pluginConfig: (raw.pluginConfig as string[] | undefined) ?? [],
     pluginIsolation: raw.pluginIsolation as boolean,
+    allowUnisolated: (raw.allowUnisolated as string[] | undefined) ?? [],
     services: (raw.services as RunOptions["services"] | undefined) ?? [],
     socksUpstream: raw.socksUpstream as SocksUpstream | undefined,
     socks: raw.socks === undefined

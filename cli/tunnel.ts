@@ -151,12 +151,14 @@ export async function startTunnel(
       socksUpstream: options.socksUpstream,
     });
     const pluginDirs = options.pluginDirs.length > 0 ? options.pluginDirs : [defaultPluginDir()];
-    const { plugins, failures } = await loadPlugins(builtins, pluginDirs, {
+    const { plugins, failures, warnings } = await loadPlugins(builtins, pluginDirs, {
       cluster: store,
       dialers,
       config: parsePluginConfig(options.pluginConfig),
       isolate: options.pluginIsolation,
+      allowUnisolated: options.allowUnisolated,
     });
+    for (const w of warnings) say(`warning: ${w}`);
     for (const f of failures) say(`plugin not loaded: ${f.message}`);
     cleanups.push(() => plugins.forEach((p) => p.close?.()));
     const parts = collectParts(plugins);

@@ -1,13 +1,15 @@
 /**
  * `k8stun plugins`: `list` (built-in and loaded plugins in effective order), `check DIR` (load
  * and validate without running the tunnel), `bundle DIR|FILE` (the one-file form for the binary).
+ * `list` and `check` load third-party code exactly as `run` does — isolated, with only the
+ * permissions it declares — since they too run as root.
  */
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { ClusterReader } from "../../mod.ts";
 import { bundlePlugin } from "../../core/plugins/bundle.ts";
 import { defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
-import type { LoadedPlugin, PluginFailure } from "../../core/plugins/types.ts";
+import type { LoadedPlugin, PluginEnvironment, PluginFailure } from "../../core/plugins/types.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
 import { parsePluginConfig } from "../plugin_options.ts";
 
@@ -30,13 +32,13 @@ export function registerPlugins(program: Command): void {
       [],
     )
     .option("--plugin-config <name.key=value>", "plugin configuration (repeatable)", collect, [])
+    .option(ALLOW_UNISOLATED, ALLOW_UNISOLATED_HELP, collect, [])
     .option("--json", "print JSON")
-    .action(async (options: { pluginDir: string[]; pluginConfig: string[]; json?: boolean }) => {
+    .action(async (options: ListOptions & { pluginDir: string[]; json?: boolean }) => {
       const dirs = options.pluginDir.length > 0 ? options.pluginDir : [defaultPluginDir()];
-      const result = await loadPlugins(builtinPlugins(), dirs, {
-        cluster: EMPTY_CLUSTER,
-        config: parsePluginConfig(options.pluginConfig),
-      });
+      const result = await loadPlugins(builtinPlugins(), dirs, loadEnvironment(options));
+      for (const p of result.plugins) p.close?.();
+      for (const w of result.warnings) console.error(`warning: ${w}`);
       if (options.json) {
         console.log(JSON.stringify(listJson(result.plugins, result.failures), null, 2));
       } else console.log(formatPluginTable(result.plugins, result.failures, dirs));
@@ -45,16 +47,17 @@ export function registerPlugins(program: Command): void {
     .description("load and validate the plugins in DIR without running the tunnel")
     .argument("<dir>", "plugin directory, or one plugin file")
     .option("--plugin-config <name.key=value>", "plugin configuration (repeatable)", collect, [])
-    .action(async (dir: string, options: { pluginConfig: string[] }) => {
+    .option(ALLOW_UNISOLATED, ALLOW_UNISOLATED_HELP, collect, [])
+    .action(async (dir: string, options: ListOptions) => {
       const stat = await Deno.stat(dir).catch(() => {
         throw new Error(`${dir}: no such file or directory`);
       });
-      const { plugins, failures } = stat.isFile
-        ? await checkOne(resolve(dir), options.pluginConfig)
-        : await loadPlugins([], [dir], {
-          cluster: EMPTY_CLUSTER,
-          config: parsePluginConfig(options.pluginConfig),
-        });
+      const env = loadEnvironment(options);
+      const { plugins, failures, warnings } = stat.isFile
+        ? await loadPlugins([], [], env, [dir])
+        : await loadPlugins([], [dir], env);
+      for (const p of plugins) p.close?.();
+      for (const w of warnings) console.error(`warning: ${w}`);
       for (const p of plugins) {
         console.log(
           `ok    ${p.name} ${p.version} (${
@@ -84,27 +87,23 @@ export function registerPlugins(program: Command): void {
     });
 }
 
-async function checkOne(
-  file: string,
-  config: string[],
-): Promise<{ plugins: LoadedPlugin[]; failures: PluginFailure[] }> {
-  const dir = await Deno.makeTempDir({ prefix: "k8stun-check-" });
-  try {
-    // The loader discovers by directory; a lone file is checked through the same path.
-    await Deno.symlink(file, `${dir}/${file.slice(file.lastIndexOf("/") + 1)}`);
-    const result = await loadPlugins([], [dir], {
-      cluster: EMPTY_CLUSTER,
-      config: parsePluginConfig(config),
-    });
-    const rename = (s: string) =>
-      s.replaceAll(`${dir}/${file.slice(file.lastIndexOf("/") + 1)}`, file);
-    return {
-      plugins: result.plugins.map((p) => ({ ...p, source: rename(p.source) })),
-      failures: result.failures.map((f) => ({ source: file, message: rename(f.message) })),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+interface ListOptions {
+  pluginConfig: string[];
+  allowUnisolated: string[];
+}
+
+const ALLOW_UNISOLATED = "--allow-unisolated <name>";
+const ALLOW_UNISOLATED_HELP =
+  "let this plugin run in-process with all permissions (DNS-mode plugins need it; repeatable)";
+
+/** Loads third-party plugins isolated, as `run` does. */
+function loadEnvironment(options: ListOptions): PluginEnvironment {
+  return {
+    cluster: EMPTY_CLUSTER,
+    config: parsePluginConfig(options.pluginConfig),
+    isolate: true,
+    allowUnisolated: options.allowUnisolated,
+  };
 }
 
 async function folderEntry(dir: string): Promise<string> {

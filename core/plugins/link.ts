@@ -6,7 +6,12 @@
  * name, depth first, so a multi-file plugin needs no module resolution at run time. Anything else
  * a plugin imports at run time (npm:, jsr:, https:, bare names, k8stun's own modules) cannot be
  * satisfied in the compiled binary and is refused with the file, line and the fix.
+ *
+ * Files are read by their real path (symlinks resolved), and a relative import must stay inside
+ * the plugin's folder — the folder of the entry file's real path — so a plugin cannot pull in
+ * code from elsewhere on the machine (`../../other/file.ts`, or a symlink pointing out).
  */
+import { dirname, resolve } from "node:path";
 import { init as initLexer, parse as lexImports } from "es-module-lexer";
 import { stripTypes } from "./transpile.ts";
 
@@ -33,19 +38,31 @@ export interface LinkedPlugin {
   describe(text: string): string;
 }
 
-/** Reads a file's text (injected so tests and bundling can use other sources). */
-export type ReadText = (path: string) => Promise<string>;
+/** How a plugin's files are read. */
+export interface LinkOptions {
+  /** Reads a file's text (default `Deno.readTextFile`). */
+  readText?: (path: string) => Promise<string>;
+  /** Resolves symlinks (default `Deno.realPath`). */
+  realPath?: (path: string) => Promise<string>;
+  /** Vets each file, by real path, before it is read (e.g. its owner and mode, as root). */
+  checkFile?: (path: string) => Promise<void>;
+}
 
 const DATA_PREFIX = "data:application/javascript;base64,";
 
 /** Links the plugin whose entry file is `entry` (an absolute path). */
-export async function linkPlugin(
-  entry: string,
-  readText: ReadText = Deno.readTextFile,
-): Promise<LinkedPlugin> {
+export async function linkPlugin(entry: string, options: LinkOptions = {}): Promise<LinkedPlugin> {
+  const readText = options.readText ?? Deno.readTextFile;
+  const realPath = options.realPath ?? Deno.realPath;
   await initLexer;
   const urls = new Map<string, string>();
   const inProgress: string[] = [];
+  const real = (path: string) =>
+    realPath(path).catch((error) => {
+      throw new Error(`${path}: cannot read plugin file: ${error.message}`);
+    });
+  const realEntry = await real(entry);
+  const folder = dirname(realEntry);
 
   async function link(file: string): Promise<string> {
     const done = urls.get(file);
@@ -60,6 +77,7 @@ export async function linkPlugin(
       );
     }
     inProgress.push(file);
+    await options.checkFile?.(file);
     const source = await readText(file).catch((error) => {
       throw new Error(`${file}: cannot read plugin file: ${error.message}`);
     });
@@ -84,7 +102,20 @@ export async function linkPlugin(
       }
       if (specifier.startsWith("data:")) continue;
       if (!isRelative(specifier)) throw importError(file, line, specifier);
-      const url = await link(resolvePath(file, specifier));
+      const path = resolve(dirname(file), specifier);
+      const target = await realPath(path).catch((error) => {
+        throw new PluginImportError(file, line, specifier, `cannot read ${path}: ${error.message}`);
+      });
+      if (!target.startsWith(`${folder}/`)) {
+        throw new PluginImportError(
+          file,
+          line,
+          specifier,
+          `it resolves to ${target}, outside the plugin's folder ${folder}; a plugin may import ` +
+            "only files inside its own folder (copy the file in, or bundle the plugin)",
+        );
+      }
+      const url = await link(target);
       const [start, end] = dynamic ? [entry.s + 1, entry.e - 1] : [entry.s, entry.e];
       output += code.slice(cursor, start) + url;
       cursor = end;
@@ -97,8 +128,8 @@ export async function linkPlugin(
     return url;
   }
 
-  const url = await link(entry);
-  const files = [entry, ...[...urls.keys()].filter((f) => f !== entry)];
+  const url = await link(realEntry);
+  const files = [realEntry, ...[...urls.keys()].filter((f) => f !== realEntry)];
   const byTail = new Map([...urls].map(([file, u]) => [u.slice(-20), file]));
   return {
     url,
@@ -138,15 +169,6 @@ function importError(file: string, line: number, specifier: string): PluginImpor
 
 function isRelative(specifier: string): boolean {
   return specifier.startsWith("./") || specifier.startsWith("../");
-}
-
-function resolvePath(from: string, specifier: string): string {
-  const parts = from.split("/").slice(0, -1);
-  for (const segment of specifier.split("/")) {
-    if (segment === "..") parts.pop();
-    else if (segment !== ".") parts.push(segment);
-  }
-  return parts.join("/");
 }
 
 function base64(text: string): string {

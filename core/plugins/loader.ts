@@ -4,8 +4,14 @@
  * (see `link.ts`). Built-ins are `PluginModule` objects registered through the same validation,
  * setup and ordering. A plugin that fails to load is reported with its file and the reason, and
  * the rest load normally.
+ *
+ * With isolation on (the default), third-party code first runs in a Worker with no permissions
+ * (to read its manifest), then in one with only the permissions it declares. A DNS-mode plugin
+ * cannot run isolated — it changes system files — so it loads, in-process, only when the user
+ * names it (`--allow-unisolated NAME`). As root, plugin files and folders must be owned by root
+ * or the user who ran sudo and writable by no one else (`file_trust.ts`).
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import {
   API_VERSION,
   DialError,
@@ -14,10 +20,12 @@ import {
   type PluginParts,
 } from "../../mod.ts";
 import { pluginLogger } from "../log.ts";
+import { DialsInProgress } from "./dials_in_progress.ts";
+import { assertTrustedPath, pluginFileCheck, rootCodeOwners } from "./file_trust.ts";
 import { guardParts } from "./guard.ts";
-import { linkPlugin } from "./link.ts";
+import { type LinkedPlugin, linkPlugin } from "./link.ts";
 import { validateParts, validatePluginModule } from "./manifest.ts";
-import { loadIsolatedPlugin } from "./isolation/host.ts";
+import { probeManifest, startIsolatedPlugin } from "./isolation/host.ts";
 import {
   DEFAULT_PRIORITY,
   type LoadedPlugin,
@@ -42,12 +50,17 @@ export async function discoverPlugins(dir: string): Promise<string[]> {
     for await (const entry of Deno.readDir(root)) {
       const path = join(root, entry.name);
       if (entry.name.startsWith(".")) continue;
-      if (
-        entry.isFile && /\.(ts|js|mjs)$/.test(entry.name) &&
-        !/(_test|\.d)\.(ts|js)$/.test(entry.name)
-      ) {
+      const pluginName = /\.(ts|js|mjs)$/.test(entry.name) &&
+        !/(_test|\.d)\.(ts|js)$/.test(entry.name);
+      // A symlink is followed (the loader checks its target like any plugin file); one that
+      // leads nowhere is listed anyway, so that loading it reports why instead of skipping it.
+      const kind = entry.isSymlink ? await Deno.stat(path).catch(() => undefined) : entry;
+      if (entry.isSymlink && kind === undefined) {
+        if (pluginName) entries.push(path);
+        else entries.push(join(path, "mod.ts"));
+      } else if (kind?.isFile && pluginName) {
         entries.push(path);
-      } else if (entry.isDirectory) {
+      } else if (kind?.isDirectory) {
         for (const name of ["mod.ts", "mod.js"]) {
           if (await isFile(join(path, name))) {
             entries.push(join(path, name));
@@ -71,9 +84,72 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-/** Loads, validates and sets up one third-party plugin from its entry file. */
+/**
+ * Loads, validates and sets up one third-party plugin in-process, with all of k8stun's
+ * permissions: for trusted code only (see {@link loadThirdPartyPlugin}).
+ */
 export async function loadPluginFile(entry: string, env: PluginEnvironment): Promise<LoadedPlugin> {
-  const linked = await linkPlugin(resolve(entry));
+  return importPlugin(await linkThirdParty(entry, env), entry, env);
+}
+
+/**
+ * Loads one third-party plugin the way the environment asks: isolated unless isolation is off,
+ * or the plugin provides a DNS mode and the user allowed it to run unisolated. Running code
+ * unisolated is reported through `warn`.
+ */
+export async function loadThirdPartyPlugin(
+  entry: string,
+  env: PluginEnvironment,
+  warn: (message: string) => void,
+): Promise<LoadedPlugin> {
+  const linked = await linkThirdParty(entry, env);
+  if (env.isolate !== true) {
+    warn(
+      `plugin ${entry} runs in-process with all of k8stun's permissions (plugin isolation is off)`,
+    );
+    return importPlugin(linked, entry, env);
+  }
+  const manifest = await probeManifest(linked, entry);
+  if (!manifest.kinds.includes("dns-mode")) {
+    return startIsolatedPlugin(linked, manifest, entry, env);
+  }
+  if (!env.allowUnisolated?.includes(manifest.name)) {
+    throw new Error(
+      `${entry}: plugin "${manifest.name}" provides a DNS mode, which changes system files and ` +
+        "so cannot run isolated; it was not loaded. If you trust its code, allow it to run " +
+        `with all of k8stun's permissions: --allow-unisolated ${manifest.name}`,
+    );
+  }
+  warn(
+    `plugin "${manifest.name}" (${entry}) runs in-process with all of k8stun's permissions ` +
+      `(--allow-unisolated ${manifest.name})`,
+  );
+  const loaded = await importPlugin(linked, entry, env);
+  if (loaded.name !== manifest.name) {
+    throw new Error(
+      `${entry}: the plugin named itself "${manifest.name}" when probed but "${loaded.name}" ` +
+        "when loaded; refusing it",
+    );
+  }
+  return loaded;
+}
+
+/** Links a third-party plugin, checking its files' owners and modes when running as root. */
+function linkThirdParty(entry: string, env: PluginEnvironment): Promise<LinkedPlugin> {
+  const owners = codeOwners(env);
+  return linkPlugin(resolve(entry), { checkFile: owners && pluginFileCheck(owners) });
+}
+
+function codeOwners(env: PluginEnvironment): number[] | undefined {
+  return env.codeOwners === undefined ? rootCodeOwners() : env.codeOwners ?? undefined;
+}
+
+/** Imports a linked plugin into this process and sets it up. */
+async function importPlugin(
+  linked: LinkedPlugin,
+  entry: string,
+  env: PluginEnvironment,
+): Promise<LoadedPlugin> {
   let namespace: Record<string, unknown>;
   try {
     namespace = await import(linked.url);
@@ -87,7 +163,9 @@ export async function loadPluginFile(entry: string, env: PluginEnvironment): Pro
     throw new Error(`${entry}: failed to load: ${text}`);
   }
   const plugin = validatePluginModule(namespace, entry);
-  const parts = await setupPlugin(plugin, entry, env, linked.describe);
+  // Third-party dialers may pass on only the dials they handle (built-ins are trusted code).
+  const dials = new DialsInProgress(plugin.name);
+  const parts = await setupPlugin(plugin, entry, env, linked.describe, dials);
   return describePlugin(plugin, entry, false, guardParts(plugin.name, parts, linked.describe));
 }
 
@@ -109,23 +187,32 @@ export async function loadPlugins(
   builtins: PluginModule[],
   dirs: string[],
   env: PluginEnvironment,
-): Promise<{ plugins: LoadedPlugin[]; failures: PluginFailure[] }> {
+  files: string[] = [],
+): Promise<{ plugins: LoadedPlugin[]; failures: PluginFailure[]; warnings: string[] }> {
   const plugins: LoadedPlugin[] = [];
   const failures: PluginFailure[] = [];
+  const warnings: string[] = [];
   for (const builtin of builtins) plugins.push(await loadBuiltin(builtin, env));
-  const isolate = env.isolate === true;
-  for (const dir of dirs) {
+  const owners = codeOwners(env);
+  const sources = [
+    ...dirs.map((dir) => ({ dir, entries: () => discoverPlugins(dir) })),
+    // A plugin file given by itself (`plugins check FILE`): its folder is its plugin directory.
+    ...files.map((file) => ({ dir: dirname(resolve(file)), entries: () => [resolve(file)] })),
+  ];
+  for (const source of sources) {
     let entries: string[];
     try {
-      entries = await discoverPlugins(dir);
+      entries = await source.entries();
+      if (owners && entries.length > 0) {
+        await assertTrustedPath(await Deno.realPath(source.dir), "plugin directory", owners);
+      }
     } catch (error) {
-      failures.push({ source: dir, message: (error as Error).message });
+      failures.push({ source: source.dir, message: (error as Error).message });
       continue;
     }
     for (const entry of entries) {
       try {
-        const loaded = (isolate ? await loadIsolatedPlugin(entry, env) : undefined) ??
-          await loadPluginFile(entry, env);
+        const loaded = await loadThirdPartyPlugin(entry, env, (w) => warnings.push(w));
         const clash = plugins.find((p) => p.name === loaded.name);
         if (clash) {
           throw new Error(
@@ -140,7 +227,7 @@ export async function loadPlugins(
   }
   const ordered = orderPlugins(plugins);
   env.dialers?.set(ordered);
-  return { plugins: ordered, failures };
+  return { plugins: ordered, failures, warnings };
 }
 
 /** Effective order: by priority, then third-party before built-in, then by name. */
@@ -155,6 +242,7 @@ async function setupPlugin(
   source: string,
   env: PluginEnvironment,
   describe: (text: string) => string,
+  dials?: DialsInProgress,
 ): Promise<PluginParts> {
   const ctx: PluginContext = {
     log: pluginLogger(plugin.name),
@@ -162,9 +250,14 @@ async function setupPlugin(
     config: env.config?.[plugin.name] ?? {},
     apiVersion: API_VERSION,
     DialError,
-    dialNext: (target, options) => {
+    dialNext: async (target, options) => {
       if (!env.dialers) throw new DialError("unreachable", "no dialer chain in this context");
-      return env.dialers.dialAfter(plugin.name, target, options);
+      if (!dials) return env.dialers.dialAfter(plugin.name, target, options);
+      const wrapped = dials.continuing(target);
+      return await env.dialers.dialAfter(plugin.name, wrapped.target, {
+        ...options,
+        flow: wrapped.options.flow,
+      });
     },
   };
   const limit = env.setupTimeoutMs ?? 10_000;
@@ -179,7 +272,8 @@ async function setupPlugin(
         );
       }),
     ]);
-    return validateParts(parts, plugin, source);
+    const valid = validateParts(parts, plugin, source);
+    return dials ? { ...valid, dialers: valid.dialers?.map((d) => dials.track(d)) } : valid;
   } catch (error) {
     if (error instanceof Error && error.name === "PluginContractError") throw error;
     const text = error instanceof Error ? error.message : String(error);

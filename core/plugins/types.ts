@@ -40,6 +40,16 @@ export interface PluginEnvironment {
    * (needs `--unstable-worker-options`; otherwise they run in-process and a warning says so).
    */
   isolate?: boolean;
+  /**
+   * Third-party plugins the user allows to run in-process though isolation is on
+   * (`--allow-unisolated NAME`): the only way a DNS-mode plugin, which cannot run isolated, loads.
+   */
+  allowUnisolated?: string[];
+  /**
+   * Who may own plugin files and folders, which must also be writable by no one else. Default:
+   * root and `SUDO_UID` when running as root, no check otherwise; `null` turns the check off.
+   */
+  codeOwners?: number[] | null;
 }
 
 /** Default priority for third-party plugins (before the built-ins' 100). */

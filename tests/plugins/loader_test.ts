@@ -339,3 +339,33 @@ Deno.test("plugins: k8stun plugins list shows built-ins and loaded plugins in ef
     "direct",
   ]);
 });
+
+Deno.test("plugins: k8stun plugins check FILE loads and reports that file", async () => {
+  await using dir = await pluginDir({
+    "one.ts": pluginSource(
+      "one",
+      "return { resolvers: [{ name: 'one', resolveName: () => null }] };",
+    ),
+  });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../cli/main.ts", import.meta.url).pathname,
+      "plugins",
+      "check",
+      `${dir.path}/one.ts`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertMatch(
+    text,
+    new RegExp(
+      `^ok\\s+one 0\\.0\\.1 \\(resolver, dialer; priority 50\\) — ${dir.path}/one\\.ts$`,
+      "m",
+    ),
+  );
+  assertEquals(out.code, 0);
+});

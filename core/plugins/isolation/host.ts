@@ -22,7 +22,8 @@ import {
 } from "../../../mod.ts";
 import { pluginLogger } from "../../log.ts";
 import { guardParts } from "../guard.ts";
-import { linkPlugin } from "../link.ts";
+import { DialsInProgress } from "../dials_in_progress.ts";
+import type { LinkedPlugin } from "../link.ts";
 import { DEFAULT_PRIORITY, type LoadedPlugin, type PluginEnvironment } from "../types.ts";
 import { validatePluginModule } from "../manifest.ts";
 import type { HostMessage, WireError, WireParts, WorkerMessage } from "./protocol.ts";
@@ -53,17 +54,15 @@ export function workerPermissions(declared: Permissions | undefined): Record<str
 }
 
 /**
- * Loads a plugin isolated in a Worker. Returns `undefined` for plugins that contribute DNS modes,
- * which change system files through the journal and run in-process (the caller loads those with
- * `loadPluginFile`).
+ * Starts a plugin isolated in a Worker holding only the permissions its manifest declares (read
+ * by {@link probeManifest}). DNS-mode plugins cannot run this way: they change system files.
  */
-export async function loadIsolatedPlugin(
+export async function startIsolatedPlugin(
+  linked: LinkedPlugin,
+  manifest: PluginModule,
   entry: string,
   env: PluginEnvironment,
-): Promise<LoadedPlugin | undefined> {
-  const linked = await linkPlugin(entry);
-  const manifest = await probeManifest(linked.url, entry, linked.describe);
-  if (manifest.kinds.includes("dns-mode")) return undefined;
+): Promise<LoadedPlugin> {
   const worker = new IsolatedWorker(manifest, entry, env, linked.describe);
   const parts = await worker.start(linked.url, env.config?.[manifest.name] ?? {});
   return {
@@ -80,11 +79,13 @@ export async function loadIsolatedPlugin(
   };
 }
 
-async function probeManifest(
-  url: string,
-  entry: string,
-  describe: (text: string) => string,
-): Promise<PluginModule> {
+/**
+ * Reads a plugin's manifest (name, kinds, permissions…) by importing it in a Worker with no
+ * permissions at all: whatever its top-level code tries, it can neither read nor write nor
+ * connect.
+ */
+export async function probeManifest(linked: LinkedPlugin, entry: string): Promise<PluginModule> {
+  const describe = linked.describe;
   const worker = new Worker(WORKER_URL, {
     type: "module",
     deno: { permissions: "none" },
@@ -96,7 +97,7 @@ async function probeManifest(
         event.preventDefault();
         reject(new Error(`${entry}: failed to load: ${describe(event.message)}`));
       };
-      worker.postMessage({ type: "probe", url } satisfies HostMessage);
+      worker.postMessage({ type: "probe", url: linked.url } satisfies HostMessage);
     });
     if (reply.type === "failed") {
       throw new Error(`${entry}: failed to load: ${describe(reply.error.message)}`);
@@ -115,6 +116,7 @@ class IsolatedWorker {
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   readonly #streams = new Map<number, Duplex>();
   readonly #nextDials = new Map<number, AbortController>();
+  readonly #dials: DialsInProgress;
   readonly #log;
   #nextId = 1;
   #dead: Error | undefined;
@@ -126,6 +128,7 @@ class IsolatedWorker {
     readonly describe: (text: string) => string,
   ) {
     this.#log = pluginLogger(manifest.name);
+    this.#dials = new DialsInProgress(manifest.name);
     this.#worker = new Worker(WORKER_URL, {
       type: "module",
       deno: { permissions: workerPermissions(manifest.permissions) },
@@ -206,24 +209,26 @@ class IsolatedWorker {
           >
         : undefined,
     }));
-    const dialers = parts.dialers.map((d, index): Dialer => ({
-      name: d.name,
-      accepts: (target) =>
-        this.#call({ type: "accepts", id: 0, dialer: index, target }) as Promise<boolean>,
-      dial: (target, options) => {
-        const id = this.#nextId++;
-        const onAbort = () => this.#post({ type: "cancel", id });
-        options.signal.addEventListener("abort", onAbort, { once: true });
-        return (this.#await(id, {
-          type: "dial",
-          id,
-          dialer: index,
-          target,
-          flow: options.flow,
-        }) as Promise<Duplex>)
-          .finally(() => options.signal.removeEventListener("abort", onAbort));
-      },
-    }));
+    const dialers = parts.dialers.map((d, index): Dialer =>
+      this.#dials.track({
+        name: d.name,
+        accepts: (target) =>
+          this.#call({ type: "accepts", id: 0, dialer: index, target }) as Promise<boolean>,
+        dial: (target, options) => {
+          const id = this.#nextId++;
+          const onAbort = () => this.#post({ type: "cancel", id });
+          options.signal.addEventListener("abort", onAbort, { once: true });
+          return (this.#await(id, {
+            type: "dial",
+            id,
+            dialer: index,
+            target,
+            flow: options.flow,
+          }) as Promise<Duplex>)
+            .finally(() => options.signal.removeEventListener("abort", onAbort));
+        },
+      })
+    );
     return { resolvers, dialers };
   }
 
@@ -295,9 +300,12 @@ class IsolatedWorker {
     this.#nextDials.set(id, controller);
     try {
       if (!this.env.dialers) throw new DialError("unreachable", "no dialer chain in this context");
-      const duplex = await this.env.dialers.dialAfter(this.manifest.name, msg.target, {
-        signal: controller.signal,
-        flow: msg.flow,
+      // The plugin's message names a target; only the dial it wraps may be continued, and with
+      // k8stun's own record of that dial, not the plugin's copy.
+      const wrapped = this.#dials.continuing(msg.target);
+      const duplex = await this.env.dialers.dialAfter(this.manifest.name, wrapped.target, {
+        signal: AbortSignal.any([controller.signal, wrapped.options.signal]),
+        flow: wrapped.options.flow,
       });
       this.#streams.set(id, duplex);
       this.#post({
