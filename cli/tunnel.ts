@@ -20,7 +20,10 @@ import { DialerChain } from "../core/plugins/chain.ts";
 import { collectParts, defaultPluginDir, loadPlugins } from "../core/plugins/loader.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
-import { ipv4ToNumber, parseVipBase, VipPool, vipStatePath } from "../core/vip.ts";
+import { ipv4ToNumber, VipPool, vipStatePath } from "../core/vip.ts";
+import { chooseVipRange, type RoutedRange } from "../core/vip_range.ts";
+import { openLibc } from "../ffi/linux/libc.ts";
+import { routedRanges } from "../ffi/linux/rtnetlink.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
@@ -81,6 +84,11 @@ export async function startTunnel(
       },
     });
     const telemetry = new TelemetryFanout(state, metrics);
+    // Before anything waits on the cluster: a taken --vip-base is the user's to fix at once.
+    const { network, skipped } = chooseVipRange(options.vipBase, systemRoutedRanges());
+    for (const s of skipped) {
+      say(`the VIP range ${s.cidr} is already routed to ${s.owner}; not using it`);
+    }
     say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
     const view = await unlessAborted(
       startClusterView({
@@ -100,7 +108,6 @@ export async function startTunnel(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
     );
 
-    const network = parseVipBase(options.vipBase);
     const vips = new VipPool({
       network,
       statePath: await vipStatePath(kube.context, kube.server, invokingHome()),
@@ -355,4 +362,17 @@ function unlessAborted<T>(
 function splitDnsDomains(clusterDomain: string, namespaces: string[], scope: NameScope): string[] {
   const own = namespaces.filter((ns) => scope.explicitNamespaces.has(ns) || !isPublicTld(ns));
   return [clusterDomain, "svc", ...own];
+}
+
+/** The routes of this machine (all tables); none when they cannot be read (then nothing is skipped). */
+function systemRoutedRanges(): RoutedRange[] {
+  const lib = openLibc();
+  try {
+    return routedRanges(lib.symbols);
+  } catch (error) {
+    log.debug("cannot list the routes: {error}", { error: String(error) });
+    return [];
+  } finally {
+    lib.close();
+  }
 }

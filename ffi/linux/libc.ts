@@ -23,6 +23,8 @@ const SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** Name to ifindex in the caller's network namespace (0 = no such device, §4.1). */
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  /** Ifindex to name (NULL when there is no such device). */
+  if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
   // The same calls on Deno's blocking-call threads, for sockets that wait (a TCP connect, a
   // reply): the main thread stays free. errno is not readable afterwards (another thread's).
   connectBlocking: {

@@ -178,3 +178,72 @@ export function decodeAcks(bytes: Uint8Array): NetlinkAck[] {
   }
   return acks;
 }
+
+const NLMSG_DONE = 3;
+const RTM_GETROUTE = 26;
+const NLM_F_DUMP = 0x300;
+const RTA_TABLE = 15;
+const RTMSG_LENGTH = 12;
+
+/** RTM_GETROUTE dump of every IPv4 route in every table (main, local, and policy tables). */
+export function encodeRouteDump(seq: number): Uint8Array {
+  const rtmsg = new Uint8Array(RTMSG_LENGTH);
+  rtmsg[0] = AF_INET;
+  return encodeMessage(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtmsg);
+}
+
+/** One route of a dump, as far as deciding whether an address range is taken needs. */
+export interface DumpedRoute {
+  /** Destination network (0 for a default route). */
+  dst: number;
+  prefix: number;
+  /** The routing table (254 main, 255 local, others for policy routing). */
+  table: number;
+  /** rtm_type: 1 unicast, 2 local, 3 broadcast, 6 blackhole, 7 unreachable... */
+  type: number;
+  /** The outgoing interface, when the route names one. */
+  ifindex?: number;
+}
+
+/** The routes in one `recv` buffer of a dump, and whether the dump ended (NLMSG_DONE). */
+export function decodeRouteDump(bytes: Uint8Array, seq: number): {
+  routes: DumpedRoute[];
+  done: boolean;
+  errno: number;
+} {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const routes: DumpedRoute[] = [];
+  for (let at = 0; at + NLMSG_HDRLEN <= bytes.length;) {
+    const length = view.getUint32(at, true);
+    if (length < NLMSG_HDRLEN || at + length > bytes.length) break;
+    const type = view.getUint16(at + 4, true);
+    const mine = view.getUint32(at + 8, true) === seq;
+    if (mine && type === NLMSG_DONE) return { routes, done: true, errno: 0 };
+    if (mine && type === NLMSG_ERROR && length >= NLMSG_HDRLEN + 4) {
+      return { routes, done: true, errno: -view.getInt32(at + 16, true) | 0 };
+    }
+    if (mine && type === RTM_NEWROUTE && length >= NLMSG_HDRLEN + RTMSG_LENGTH) {
+      const body = at + NLMSG_HDRLEN;
+      if (bytes[body] === AF_INET) {
+        const route: DumpedRoute = {
+          dst: 0,
+          prefix: bytes[body + 1],
+          table: bytes[body + 4],
+          type: bytes[body + 7],
+        };
+        for (let a = body + RTMSG_LENGTH; a + 4 <= at + length;) {
+          const attrLength = view.getUint16(a, true);
+          if (attrLength < 4 || a + attrLength > at + length) break;
+          const attrType = view.getUint16(a + 2, true);
+          if (attrType === RTA_DST && attrLength >= 8) route.dst = view.getUint32(a + 4, false);
+          if (attrType === RTA_OIF && attrLength >= 8) route.ifindex = view.getUint32(a + 4, true);
+          if (attrType === RTA_TABLE && attrLength >= 8) route.table = view.getUint32(a + 4, true);
+          a += align4(attrLength);
+        }
+        routes.push(route);
+      }
+    }
+    at += align4(length);
+  }
+  return { routes, done: false, errno: 0 };
+}

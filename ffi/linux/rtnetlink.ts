@@ -6,10 +6,13 @@
  */
 import {
   decodeAcks,
+  decodeRouteDump,
   type DeviceRoute,
+  type DumpedRoute,
   encodeLinkUp,
   encodeNewAddress,
   encodeRoute,
+  encodeRouteDump,
   encodeSetMtu,
 } from "./netlink_wire.ts";
 import { cString, Errno, errno, type Libc } from "./libc.ts";
@@ -74,6 +77,24 @@ export class RouteTable {
     }
   }
 
+  /** Every IPv4 route of every table (a dump may span several reads). */
+  routes(): DumpedRoute[] {
+    const seq = ++this.#seq;
+    const message = encodeRouteDump(seq);
+    if (Number(this.libc.sendto(this.fd, message, BigInt(message.length), 0, null, 0)) < 0) {
+      throw new TunError(explain(errno(this.libc), "list the routes"), errno(this.libc));
+    }
+    const routes: DumpedRoute[] = [];
+    for (;;) {
+      const n = Number(this.libc.recv(this.fd, this.#reply, BigInt(this.#reply.length), 0));
+      if (n < 0) throw new TunError(explain(errno(this.libc), "list the routes"), errno(this.libc));
+      const part = decodeRouteDump(this.#reply.subarray(0, n), seq);
+      routes.push(...part.routes);
+      if (part.errno !== 0) throw new TunError(explain(part.errno, "list the routes"), part.errno);
+      if (part.done) return routes;
+    }
+  }
+
   close(): void {
     this.libc.close(this.fd);
   }
@@ -129,5 +150,33 @@ function explain(code: number, what: string): string {
       return `cannot ${what}: the kernel did not answer within 2 s`;
     default:
       return `cannot ${what}: errno ${code}`;
+  }
+}
+
+/** The name of an interface index, or `#<index>` when it is gone. */
+export function interfaceName(index: number, libc: Libc): string {
+  const name = new Uint8Array(16); // IF_NAMESIZE
+  if (libc.if_indextoname(index, name) === null) return `#${index}`;
+  return new TextDecoder().decode(name.subarray(0, name.indexOf(0)));
+}
+
+/** rtm_type values that are not an interface (§5.2). */
+const ROUTE_KINDS: Record<number, string> = { 6: "blackhole", 7: "unreachable", 8: "prohibit" };
+
+/**
+ * Every IPv4 destination routed anywhere on this machine (all tables, so policy-routed VPNs
+ * and proxies count), with the interface or kind that owns it.
+ */
+export function routedRanges(libc: Libc): { dst: number; prefix: number; owner: string }[] {
+  const table = RouteTable.open(libc);
+  try {
+    return table.routes().map((route) => ({
+      dst: route.dst,
+      prefix: route.prefix,
+      owner: ROUTE_KINDS[route.type] ??
+        (route.ifindex !== undefined ? interfaceName(route.ifindex, libc) : `table ${route.table}`),
+    }));
+  } finally {
+    table.close();
   }
 }
