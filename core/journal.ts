@@ -81,13 +81,12 @@ export class FileJournal implements Journal {
       }
       this.#data.entries.push({ kind: "file", path, original, intended });
     }
-    this.#save();
+    await this.#save();
   }
 
-  recordStep(mode: string, step: Record<string, unknown>): Promise<void> {
+  async recordStep(mode: string, step: Record<string, unknown>): Promise<void> {
     this.#data.entries.push({ kind: "step", mode, step });
-    this.#save();
-    return Promise.resolve();
+    await this.#save();
   }
 
   /** Undoes this run's changes (clean exit) and removes the journal. */
@@ -98,10 +97,16 @@ export class FileJournal implements Journal {
     return messages;
   }
 
-  #save(): void {
-    ensureRuntimeDir(parentDir(this.path));
-    const bytes = new TextEncoder().encode(JSON.stringify(this.#data, null, 1));
-    replaceFileSync(this.path, bytes, { mode: 0o600, durable: true });
+  /** Writes the journal and fsyncs it (and its directory) before the change it records. */
+  #save(): Promise<void> {
+    try {
+      ensureRuntimeDir(parentDir(this.path));
+      const bytes = new TextEncoder().encode(JSON.stringify(this.#data, null, 1));
+      replaceFileSync(this.path, bytes, { mode: 0o600, durable: true });
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }
 
