@@ -89,7 +89,8 @@ Deno.test({
         SUDO_UID: `${NOBODY}`,
         SUDO_GID: `${NOBODY}`,
         HOME: system.home,
-        XDG_STATE_HOME: "",
+        // As a user's session sets it; none of it exists yet.
+        XDG_STATE_HOME: `${system.home}/.local/state`,
       },
     });
     await k8stun.waitForOutput(/k8stun is ready on (\S+)/, 60_000);
