@@ -263,7 +263,7 @@ export class VipPool {
     warn(
       `not using the VIP state file ${this.#options.statePath}: ${
         error instanceof Error ? error.message : error
-      }; VIPs are not remembered across runs until it is fixed or removed`,
+      }. VIPs work but are not remembered across runs; make the file and its directory the user's own (chown), or remove them`,
     );
   }
 }
