@@ -66,14 +66,14 @@ export function untrustedDirReason(path: string, uid: number): string | undefine
   if ((stat.mode ?? 0) & 0o022) {
     return `${dir} is writable by group or others (mode ${modeText(stat.mode)})`;
   }
-  for (const path of [...ancestors(dir), ...ancestors(Deno.realPathSync(dir))]) {
-    const info = Deno.statSync(path);
+  for (const above of [...ancestors(dir), ...ancestors(Deno.realPathSync(dir))]) {
+    const info = Deno.statSync(above);
     const mode = info.mode ?? 0;
     if (info.uid !== 0 && info.uid !== uid) {
-      return `${path}, above ${dir}, is owned by uid ${info.uid}`;
+      return `${above}, above ${dir}, is owned by uid ${info.uid}`;
     }
     if ((mode & 0o022) && !(mode & 0o1000)) {
-      return `${path}, above ${dir}, is writable by group or others (mode ${modeText(mode)})`;
+      return `${above}, above ${dir}, is writable by group or others (mode ${modeText(mode)})`;
     }
   }
   return undefined;
