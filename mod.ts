@@ -194,8 +194,11 @@ export interface DnsMode {
 
 /** A record of system changes, so a crashed run can be undone by `k8stun cleanup`. */
 export interface Journal {
-  /** Records that `path` is about to be replaced; stores its current bytes. */
-  recordFile(path: string): Promise<void>;
+  /**
+   * Records that `path` is about to be replaced with `contents`; stores its current bytes and,
+   * durably before it returns, what will be written (so a crash right after the write is undone).
+   */
+  recordFile(path: string, contents?: Uint8Array): Promise<void>;
   /** Records an arbitrary undo step handled by the named DNS mode's `revert`. */
   recordStep(mode: string, step: Record<string, unknown>): Promise<void>;
 }

@@ -12,7 +12,8 @@ import { ClusterAnswerer } from "../core/dns/answer.ts";
 import { DnsServer } from "../core/dns/server.ts";
 import { UpstreamResolver } from "../core/dns/upstream.ts";
 import { FileJournal, repairJournal } from "../core/journal.ts";
-import { invokingHome, type LoadedKubeConfig } from "../core/kubeconfig.ts";
+import { invokingUser } from "../core/invoking_user.ts";
+import type { LoadedKubeConfig } from "../core/kubeconfig.ts";
 import { logger, pluginLogger } from "../core/log.ts";
 import { startTunDataPlane, type TunDataPlane } from "../core/net/bridge/data_plane.ts";
 import type { NameScope } from "../core/names.ts";
@@ -20,14 +21,16 @@ import { DialerChain } from "../core/plugins/chain.ts";
 import { collectParts, defaultPluginDir, loadPlugins } from "../core/plugins/loader.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
-import { ipv4ToNumber, VipPool, vipStatePath } from "../core/vip.ts";
+import { ipv4ToNumber, VipPool, vipStateOptions } from "../core/vip.ts";
 import { chooseVipRange, type RoutedRange } from "../core/vip_range.ts";
+import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
 import { openLibc } from "../ffi/linux/libc.ts";
 import { routedRanges } from "../ffi/linux/rtnetlink.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { builtinPlugins } from "../plugins/builtin.ts";
+import { isFileForwardChanges } from "../plugins/dns/forward.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { parsePluginConfig } from "./plugin_options.ts";
 import { startProxyFront } from "./proxy_front.ts";
@@ -74,7 +77,9 @@ export async function startTunnel(
     }
   };
   try {
-    for (const line of await repairJournal()) say(`repaired a previous run: ${line}`);
+    for (const line of await repairJournal(isFileForwardChanges)) {
+      say(`repaired a previous run: ${line}`);
+    }
     const state = new TunnelState();
     const metrics = new Metrics({
       vipsByType: () => {
@@ -108,9 +113,15 @@ export async function startTunnel(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
     );
 
+    const user = invokingUser();
     const vips = new VipPool({
       network,
-      statePath: await vipStatePath(kube.context, kube.server, invokingHome()),
+      ...await vipStateOptions(
+        kube.context,
+        kube.server,
+        user,
+        user.viaSudo ? openFsIdentity() : undefined,
+      ),
       staleMs: options.staleVipTimeoutSeconds * 1000,
       telemetry,
     });

@@ -1,12 +1,17 @@
 /**
- * The journal of changes k8stun makes outside the TUN (platform-ffi.md §8.2): before a file is
- * changed, its original bytes are recorded; after, the hash of what k8stun wrote. `undo` restores
- * a file only if it still holds exactly what k8stun wrote (never clobbering someone else's later
- * edit), writing in place so bind-mounted files (containers, lab namespaces) are restored too.
- * A run that crashed leaves the journal behind; `k8stun cleanup` or the next `k8stun run` undoes it.
+ * The journal of changes k8stun makes outside the TUN (platform-ffi.md §8.2). The intent comes
+ * first: before a file is changed, its original bytes and the hash of what k8stun is about to
+ * write are recorded and fsynced, so a crash at any point after leaves a journal that knows
+ * the change. Undo restores a file only if it holds exactly what k8stun wrote (never clobbering
+ * someone else's later edit; a file still as it was needs nothing), writing in place so
+ * bind-mounted files (containers, lab namespaces) are restored too. A run that crashed leaves
+ * the journal behind; `k8stun cleanup` or the next `k8stun run` undoes it, and acts only on the
+ * files k8stun's DNS modes change, whatever the journal names.
  */
 import type { Journal } from "../mod.ts";
 import { logger } from "./log.ts";
+import { ensureRuntimeDir, existingRuntimeDir, runtimeDir } from "./runtime_dir.ts";
+import { parentDir, replaceFileSync } from "./safe_file.ts";
 
 const log = logger("journal");
 
@@ -15,7 +20,9 @@ interface FileEntry {
   path: string;
   /** Original bytes (base64), or null when the file did not exist. */
   original: string | null;
-  /** SHA-256 of the bytes k8stun wrote, once written. */
+  /** SHA-256 of the bytes k8stun is about to write, recorded before it writes them. */
+  intended?: string;
+  /** SHA-256 of the bytes written (journals of older versions, recorded after the write). */
   written?: string;
 }
 
@@ -31,16 +38,12 @@ interface JournalFile {
   entries: (FileEntry | StepEntry)[];
 }
 
-/**
- * Where the journal lives: `$K8STUN_RUNTIME_DIR/journal.json` when set, else
- * `/run/k8stun/journal.json` as root, else the user's runtime dir.
- */
+/** Whether `k8stun cleanup` may restore or remove a file a journal names. */
+export type MayTouch = (path: string) => boolean;
+
+/** Where the journal lives: `journal.json` in the runtime directory (core/runtime_dir.ts). */
 export function journalPath(env: (name: string) => string | undefined = Deno.env.get): string {
-  const override = env("K8STUN_RUNTIME_DIR");
-  if (override) return `${override}/journal.json`;
-  if (Deno.uid() === 0) return "/run/k8stun/journal.json";
-  const runtime = env("XDG_RUNTIME_DIR") ?? `${env("HOME") ?? "/tmp"}/.local/state`;
-  return `${runtime}/k8stun/journal.json`;
+  return `${runtimeDir(env)}/journal.json`;
 }
 
 /** SHA-256 hex of bytes. */
@@ -57,25 +60,27 @@ export class FileJournal implements Journal {
     this.#data = { pid: Deno.pid, startedAt: new Date().toISOString(), entries: [] };
   }
 
-  async recordFile(path: string): Promise<void> {
-    if (this.#data.entries.some((e) => e.kind === "file" && e.path === path)) return;
-    let original: string | null = null;
-    try {
-      original = toBase64(await Deno.readFile(path));
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    this.#data.entries.push({ kind: "file", path, original });
-    await this.#save();
-  }
-
-  /** Records what was written to a recorded file (so undo can tell if someone changed it). */
-  async noteWritten(path: string, bytes: Uint8Array): Promise<void> {
-    const entry = this.#data.entries.find((e): e is FileEntry =>
+  /**
+   * Records that `path` is about to be replaced with `contents`: its original bytes and the hash
+   * of `contents`, on disk before this returns. Without `contents`, undo cannot tell k8stun's
+   * write from someone else's and leaves the file alone.
+   */
+  async recordFile(path: string, contents?: Uint8Array): Promise<void> {
+    const intended = contents ? await sha256(contents) : undefined;
+    const known = this.#data.entries.find((e): e is FileEntry =>
       e.kind === "file" && e.path === path
     );
-    if (!entry) throw new Error(`${path} was written without being journaled first`);
-    entry.written = await sha256(bytes);
+    if (known) {
+      known.intended = intended;
+    } else {
+      let original: string | null = null;
+      try {
+        original = toBase64(await Deno.readFile(path));
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      this.#data.entries.push({ kind: "file", path, original, intended });
+    }
     await this.#save();
   }
 
@@ -86,25 +91,36 @@ export class FileJournal implements Journal {
 
   /** Undoes this run's changes (clean exit) and removes the journal. */
   async undo(): Promise<string[]> {
-    const messages = await undoEntries(this.#data.entries);
+    const messages = await undoEntries(this.#data.entries, () => true);
     await Deno.remove(this.path).catch(() => {});
     this.#data.entries = [];
     return messages;
   }
 
-  async #save(): Promise<void> {
-    await Deno.mkdir(this.path.slice(0, this.path.lastIndexOf("/")), { recursive: true });
-    const tmp = `${this.path}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(this.#data, null, 1), { mode: 0o600 });
-    await Deno.rename(tmp, this.path);
+  /** Writes the journal and fsyncs it (and its directory) before the change it records. */
+  #save(): Promise<void> {
+    try {
+      ensureRuntimeDir(parentDir(this.path));
+      const bytes = new TextEncoder().encode(JSON.stringify(this.#data, null, 1));
+      replaceFileSync(this.path, bytes, { mode: 0o600, durable: true });
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }
 
 /**
  * Undoes a journal left by another run (crashed or killed). Returns what it did, one line each;
- * an empty list when there was nothing to do. A journal whose process still runs is left alone.
+ * an empty list when there was nothing to do. A journal whose process still runs is left alone;
+ * a journal in a directory others can write is refused; an entry naming a file `mayTouch`
+ * rejects is reported and skipped.
  */
-export async function repairJournal(path: string = journalPath()): Promise<string[]> {
+export async function repairJournal(
+  mayTouch: MayTouch,
+  path: string = journalPath(),
+): Promise<string[]> {
+  if (!existingRuntimeDir(parentDir(path))) return [];
   let data: JournalFile;
   try {
     data = JSON.parse(await Deno.readTextFile(path));
@@ -112,45 +128,82 @@ export async function repairJournal(path: string = journalPath()): Promise<strin
     if (error instanceof Deno.errors.NotFound) return [];
     throw new Error(`cannot read the journal ${path}: ${(error as Error).message}`);
   }
+  if (typeof data?.pid !== "number" || !Array.isArray(data.entries)) {
+    throw new Error(`the journal ${path} is damaged; remove it after checking /etc/resolv.conf`);
+  }
   if (data.pid !== Deno.pid && processRuns(data.pid)) {
     throw new Error(`k8stun (pid ${data.pid}) is still running; stop it first`);
   }
-  const messages = await undoEntries(data.entries);
+  const messages = await undoEntries(data.entries, mayTouch);
   await Deno.remove(path).catch(() => {});
   return messages;
 }
 
-async function undoEntries(entries: (FileEntry | StepEntry)[]): Promise<string[]> {
+async function undoEntries(
+  entries: (FileEntry | StepEntry)[],
+  mayTouch: MayTouch,
+): Promise<string[]> {
   const messages: string[] = [];
   for (const entry of [...entries].reverse()) {
-    if (entry.kind !== "file") continue;
-    let current: Uint8Array | undefined;
-    try {
-      current = await Deno.readFile(entry.path);
-    } catch {
-      current = undefined;
-    }
-    if (entry.written === undefined) {
-      messages.push(`${entry.path}: never changed, left as it is`);
+    if (entry?.kind !== "file") continue;
+    if (!wellFormed(entry)) {
+      messages.push("skipped a damaged journal entry");
       continue;
     }
-    if (!current || await sha256(current) !== entry.written) {
-      messages.push(`${entry.path}: changed by someone else since k8stun wrote it, left alone`);
-      log.warn("{path} was changed by someone else since k8stun wrote it; not restoring it", {
+    if (!mayTouch(entry.path)) {
+      messages.push(
+        `${entry.path}: refused — not a file k8stun changes (the journal was altered?); left alone`,
+      );
+      log.warn("the journal names {path}, which k8stun never changes; left alone", {
         path: entry.path,
       });
       continue;
     }
-    if (entry.original === null) {
-      await Deno.remove(entry.path);
-      messages.push(`${entry.path}: removed (k8stun had created it)`);
-    } else {
-      // In place, not rename: /etc/resolv.conf is often a bind mount.
-      await Deno.writeFile(entry.path, fromBase64(entry.original));
-      messages.push(`${entry.path}: restored`);
+    try {
+      messages.push(await undoFile(entry));
+    } catch (error) {
+      messages.push(`${entry.path}: could not be restored: ${(error as Error).message}`);
     }
   }
   return messages;
+}
+
+/** Undoes one file change; returns what it did. */
+async function undoFile(entry: FileEntry): Promise<string> {
+  let current: Uint8Array | undefined;
+  try {
+    current = await Deno.readFile(entry.path);
+  } catch {
+    current = undefined;
+  }
+  const original = entry.original === null ? undefined : fromBase64(entry.original);
+  if (sameBytes(current, original)) return `${entry.path}: never changed, left as it is`;
+  const ours = entry.intended ?? entry.written;
+  if (ours === undefined || !current || await sha256(current) !== ours) {
+    log.warn("{path} was changed by someone else since k8stun wrote it; not restoring it", {
+      path: entry.path,
+    });
+    return `${entry.path}: changed by someone else since k8stun wrote it, left alone`;
+  }
+  if (original === undefined) {
+    await Deno.remove(entry.path);
+    return `${entry.path}: removed (k8stun had created it)`;
+  }
+  // In place, not rename: /etc/resolv.conf is often a bind mount.
+  await Deno.writeFile(entry.path, original);
+  return `${entry.path}: restored`;
+}
+
+function wellFormed(entry: FileEntry): boolean {
+  return typeof entry.path === "string" && entry.path.startsWith("/") &&
+    (entry.original === null || typeof entry.original === "string") &&
+    (entry.intended === undefined || typeof entry.intended === "string") &&
+    (entry.written === undefined || typeof entry.written === "string");
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 function processRuns(pid: number): boolean {

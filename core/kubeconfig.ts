@@ -1,9 +1,14 @@
 /**
  * Finding and loading the user's kubeconfig: `--kubeconfig`, else `KUBECONFIG` (a colon list),
- * else `~/.kube/config`; under sudo, the invoking user's home (`SUDO_USER`), not root's
- * (parity P31, D-fixed). Errors name the file and the context, in one line a user can act on.
+ * else `~/.kube/config`; under sudo, the invoking user's home (`SUDO_USER`), not root's.
+ * Under sudo, credential plugins (`users[].user.exec`) run as the invoking user, with their
+ * HOME, USER and LOGNAME: they read the user's caches and tokens, and a plugin named by the
+ * kubeconfig must not get root. Errors name the file and the context, in one line a user can
+ * act on.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig, type User } from "@kubernetes/client-node";
+import { type InvokingUser, invokingUser } from "./invoking_user.ts";
+import { logger } from "./log.ts";
 
 /** A loaded kubeconfig and what it points at. */
 export interface LoadedKubeConfig {
@@ -37,25 +42,24 @@ export function kubeconfigFiles(
 
 /** The home directory of the user who ran k8stun (the sudo caller's, not root's). */
 export function invokingHome(env: (name: string) => string | undefined = Deno.env.get): string {
-  const sudoUser = env("SUDO_USER");
-  if (sudoUser && sudoUser !== "root" && Deno.uid?.() === 0) {
-    try {
-      const line = Deno.readTextFileSync("/etc/passwd").split("\n")
-        .find((l) => l.startsWith(`${sudoUser}:`));
-      const home = line?.split(":")[5];
-      if (home) return home;
-    } catch {
-      // fall back to HOME
-    }
-  }
-  return env("HOME") ?? ".";
+  return invokingUser(env).home;
+}
+
+/** What {@link loadKubeConfig} reads and reports through (tests replace them). */
+export interface KubeConfigDeps {
+  env?: (name: string) => string | undefined;
+  /** Where warnings about the kubeconfig go (default: the log). */
+  warn?: (message: string) => void;
 }
 
 /** Loads the kubeconfig and selects the context. */
 export function loadKubeConfig(
   options: { kubeconfig?: string; context?: string },
+  deps: KubeConfigDeps = {},
 ): LoadedKubeConfig {
-  const files = kubeconfigFiles(options.kubeconfig);
+  const env = deps.env ?? Deno.env.get;
+  const warn = deps.warn ?? ((message: string) => logger("kubeconfig").warn(message));
+  const files = kubeconfigFiles(options.kubeconfig, env);
   const existing = files.filter((f) => {
     try {
       return Deno.statSync(f).isFile;
@@ -100,6 +104,17 @@ export function loadKubeConfig(
   if (!cluster) {
     throw new KubeConfigError(`context "${context}" in ${existing.join(":")} names no cluster`);
   }
+  if (cluster.skipTLSVerify) {
+    warn(
+      `kubeconfig cluster "${cluster.name}" (${cluster.server}) sets insecure-skip-tls-verify: ` +
+        "k8stun does not check the API server's certificate, so anyone on the path can read " +
+        "and change the traffic and take the credentials; set certificate-authority instead",
+    );
+  }
+  const user = invokingUser(env);
+  if (user.viaSudo) {
+    kubeConfig.users = kubeConfig.users.map((u) => credentialPluginAsUser(u, user, env));
+  }
   return {
     kubeConfig,
     files: existing,
@@ -107,4 +122,69 @@ export function loadKubeConfig(
     server: cluster.server,
     namespace: kubeConfig.getContextObject(context)?.namespace ?? "default",
   };
+}
+
+/**
+ * The kubeconfig user with its exec credential plugin (`user.exec`, or the older
+ * `auth-provider.config.exec`) wrapped to run as `user`: on Linux through setpriv(1) with the
+ * user's uid, gid and groups, elsewhere through sudo(8) back to the user. The user's HOME, USER
+ * and LOGNAME are set for it; PATH stays as sudo left it (the user's own is not known here).
+ */
+export function credentialPluginAsUser(
+  kubeUser: User,
+  user: InvokingUser,
+  env: (name: string) => string | undefined = Deno.env.get,
+  os: typeof Deno.build.os = Deno.build.os,
+): User {
+  const identity = [
+    { name: "HOME", value: user.home },
+    ...(user.name
+      ? [{ name: "USER", value: user.name }, { name: "LOGNAME", value: user.name }]
+      : []),
+  ];
+  const wrap = (exec: ExecConfig | undefined): ExecConfig | undefined => {
+    if (!exec?.command) return exec;
+    const variables = [...(exec.env ?? []), ...identity];
+    const command = [exec.command, ...(exec.args ?? [])];
+    if (os === "linux") {
+      const groups = user.name ? "--init-groups" : "--clear-groups"; // --init-groups needs a name
+      return {
+        ...exec,
+        command: "setpriv",
+        args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, groups, "--", ...command],
+        env: variables,
+      };
+    }
+    // sudo resets the environment: the variables go through env(1) after it.
+    const path = env("PATH") ?? "/usr/bin:/bin:/usr/sbin:/sbin";
+    return {
+      ...exec,
+      command: "sudo",
+      args: [
+        "-n",
+        `--user=#${user.uid}`,
+        `--group=#${user.gid}`,
+        "--",
+        "env",
+        ...variables.map((v) => `${v.name}=${v.value}`),
+        `PATH=${path}`,
+        ...command,
+      ],
+    };
+  };
+  const authProvider = kubeUser.authProvider?.config?.exec
+    ? {
+      ...kubeUser.authProvider,
+      config: { ...kubeUser.authProvider.config, exec: wrap(kubeUser.authProvider.config.exec) },
+    }
+    : kubeUser.authProvider;
+  return { ...kubeUser, exec: wrap(kubeUser.exec), authProvider };
+}
+
+/** The exec credential plugin settings client-node reads. */
+interface ExecConfig {
+  command?: string;
+  args?: string[];
+  env?: { name: string; value: string }[];
+  [key: string]: unknown;
 }

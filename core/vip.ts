@@ -7,6 +7,16 @@
  * the address down, so it stays while the service exists), and freed addresses are reused
  * oldest-first, never the one just freed.
  */
+import type { InvokingUser } from "./invoking_user.ts";
+import { logger } from "./log.ts";
+import {
+  ensureOwnedDir,
+  type FileOwner,
+  parentDir,
+  readOwnedFileSync,
+  replaceFileSync,
+  type WithOwner,
+} from "./safe_file.ts";
 import { NoTelemetry, type TelemetrySink, type VipTarget } from "./telemetry.ts";
 
 /** A parsed `--vip-base`. */
@@ -61,6 +71,17 @@ export interface VipPoolOptions {
   network: VipNetwork;
   /** Where allocations persist (JSON); undefined = not persisted. */
   statePath?: string;
+  /**
+   * The directory below which the state file's missing directories are created for
+   * `stateOwner` (the user's home); default: the file's own directory.
+   */
+  stateRoot?: string;
+  /** Who owns the state file and its directories (default: the process). */
+  stateOwner?: FileOwner;
+  /** Switches file operations to the owner's identity (see core/safe_file.ts). */
+  withOwner?: WithOwner;
+  /** Where a problem with the state file is reported, once (default: the log). */
+  warn?: (message: string) => void;
   /** Reclaim VIPs unused this long (ms); 0 = never. */
   staleMs: number;
   telemetry?: TelemetrySink;
@@ -81,6 +102,8 @@ export class VipPool {
   readonly #options: VipPoolOptions;
   readonly #telemetry: TelemetrySink;
   readonly #now: () => number;
+  /** Set when the state file cannot be used safely: this run keeps its VIPs in memory only. */
+  #stateRefused = false;
 
   constructor(options: VipPoolOptions) {
     this.network = options.network;
@@ -88,19 +111,7 @@ export class VipPool {
     this.#telemetry = options.telemetry ?? NoTelemetry;
     this.#now = options.now ?? Date.now;
     this.#next = options.network.base + 2;
-    if (options.statePath) {
-      try {
-        const saved = JSON.parse(Deno.readTextFileSync(options.statePath)) as Record<
-          string,
-          string
-        >;
-        for (const [key, vip] of Object.entries(saved)) {
-          if (this.contains(vip)) this.#remembered.set(key, vip);
-        }
-      } catch {
-        // first run for this context, or an unreadable file: start fresh
-      }
-    }
+    if (options.statePath) this.#load(options.statePath);
   }
 
   /** The TUN's own address (base+1). */
@@ -232,26 +243,103 @@ export class VipPool {
     throw new Error(`the VIP range ${this.cidr} is exhausted`);
   }
 
+  #load(path: string): void {
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = readOwnedFileSync(path, this.#ownerOptions());
+    } catch (error) {
+      this.#refuseState(error);
+      return;
+    }
+    if (!bytes) return; // first run for this context
+    try {
+      const saved = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, string>;
+      for (const [key, vip] of Object.entries(saved)) {
+        if (typeof vip === "string" && this.contains(vip)) this.#remembered.set(key, vip);
+      }
+    } catch {
+      // a damaged file: start fresh, the next allocation rewrites it
+    }
+  }
+
   #persist(): void {
     const path = this.#options.statePath;
-    if (!path) return;
+    if (!path || this.#stateRefused) return;
+    const text = JSON.stringify(Object.fromEntries(this.#remembered), null, 1);
     try {
-      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-      Deno.writeTextFileSync(path, JSON.stringify(Object.fromEntries(this.#remembered), null, 1));
-    } catch {
-      // persistence is best effort; VIPs still work for this run
+      const dir = parentDir(path);
+      const root = this.#options.stateRoot ?? dir;
+      if (!dir.startsWith(root)) throw new Error(`${path} is not below ${root}`);
+      const below = dir.slice(root.length).split("/").filter(Boolean);
+      ensureOwnedDir(root, below, this.#ownerOptions());
+      replaceFileSync(path, new TextEncoder().encode(text), {
+        mode: 0o600,
+        ...this.#ownerOptions(),
+      });
+    } catch (error) {
+      this.#refuseState(error);
     }
+  }
+
+  #ownerOptions() {
+    return { owner: this.#options.stateOwner, withOwner: this.#options.withOwner };
+  }
+
+  /** Persistence is best effort: VIPs work for this run; say once why they will not persist. */
+  #refuseState(error: unknown): void {
+    this.#stateRefused = true;
+    const warn = this.#options.warn ?? ((m: string) => logger("vip").warn(m));
+    warn(
+      `not using the VIP state file ${this.#options.statePath}: ${
+        error instanceof Error ? error.message : error
+      }. VIPs work but are not remembered across runs; make the file and its directory the user's own (chown), or remove them`,
+    );
   }
 }
 
-/** Where a context's VIPs persist: `$XDG_STATE_HOME/k8stun/vips-<hash>.json`. */
-export async function vipStatePath(context: string, server: string, home: string): Promise<string> {
+/**
+ * Where a context's VIPs persist, as {@link VipPoolOptions}: `$XDG_STATE_HOME/k8stun/` or
+ * `~/.local/state/k8stun/vips-<hash>.json` of the invoking user, owned by them.
+ */
+export async function vipStateOptions(
+  context: string,
+  server: string,
+  user: InvokingUser,
+  withOwner?: WithOwner,
+  env: (name: string) => string | undefined = Deno.env.get,
+): Promise<Pick<VipPoolOptions, "statePath" | "stateRoot" | "stateOwner" | "withOwner">> {
+  const stateHome = env("XDG_STATE_HOME");
+  // The home (or the part of XDG_STATE_HOME that exists) is trusted as it is; what k8stun
+  // creates below it belongs to the user, and links below it are refused.
+  const stateRoot = stateHome ? existingAncestor(stateHome) : user.home;
+  const dir = stateHome ? `${stateHome}/k8stun` : `${user.home}/.local/state/k8stun`;
+  return {
+    statePath: `${dir}/${await vipStateName(context, server)}`,
+    stateRoot,
+    stateOwner: { uid: user.uid, gid: user.gid },
+    withOwner,
+  };
+}
+
+/** The state file's name for a context: `vips-<first 8 bytes of SHA-256, hex>.json`. */
+async function vipStateName(context: string, server: string): Promise<string> {
   const digest = await crypto.subtle.digest(
     "SHA-256",
     new TextEncoder().encode(`${context}\n${server}`),
   );
   const hex = [...new Uint8Array(digest)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0"))
     .join("");
-  const stateHome = Deno.env.get("XDG_STATE_HOME") ?? `${home}/.local/state`;
-  return `${stateHome}/k8stun/vips-${hex}.json`;
+  return `vips-${hex}.json`;
+}
+
+/** `path` if it exists, else its nearest existing ancestor. */
+function existingAncestor(path: string): string {
+  for (let p = path;; p = parentDir(p)) {
+    try {
+      Deno.statSync(p);
+      return p;
+    } catch {
+      if (p === "/" || !p.includes("/")) return p;
+    }
+  }
 }

@@ -1,8 +1,11 @@
 /**
  * Where a running k8stun advertises its HTTP API, so `k8stun status` finds it without flags:
- * `/run/k8stun/api.json` for root, `$XDG_RUNTIME_DIR/k8stun/api.json` (or
- * `~/.local/state/k8stun/api.json`) otherwise. Written with mode 0600 because it holds the token.
+ * `api.json` in the runtime directory (core/runtime_dir.ts: `/run/k8stun` for root,
+ * `$XDG_RUNTIME_DIR/k8stun` or `~/.local/state/k8stun` otherwise). It holds the token, so it is
+ * written with mode 0600 into a directory only k8stun's user can write, never through a link.
  */
+import { ensureRuntimeDir, existingRuntimeDir, runtimeDir } from "../runtime_dir.ts";
+import { parentDir, replaceFileSync } from "../safe_file.ts";
 
 /** What the file holds. */
 export interface InstanceInfo {
@@ -29,17 +32,36 @@ export function instanceFilePaths(
 
 /** The path this process writes to. */
 export function ownInstanceFilePath(): string {
-  if (Deno.env.get("K8STUN_RUNTIME_DIR")) return instanceFilePaths()[0];
-  return Deno.uid() === 0 ? "/run/k8stun/api.json" : instanceFilePaths()[0];
+  return `${runtimeDir()}/api.json`;
 }
 
 /** Writes the instance file; returns its path. */
-export async function writeInstanceFile(info: InstanceInfo): Promise<string> {
+export function writeInstanceFile(info: InstanceInfo): Promise<string> {
   const path = ownInstanceFilePath();
-  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  await Deno.writeTextFile(path, JSON.stringify(info, null, 2) + "\n", { mode: 0o600 });
-  await Deno.chmod(path, 0o600);
-  return path;
+  ensureRuntimeDir(parentDir(path));
+  const bytes = new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n");
+  replaceFileSync(path, bytes, { mode: 0o600 });
+  return Promise.resolve(path);
+}
+
+/**
+ * Removes this process's instance file when the k8stun that wrote it is gone (it would keep a
+ * dead run's token lying around); returns what it did, or undefined when there was nothing.
+ */
+export async function removeStaleInstanceFile(
+  path: string = ownInstanceFilePath(),
+): Promise<string | undefined> {
+  if (!existingRuntimeDir(parentDir(path))) return undefined;
+  let pid: number | undefined;
+  try {
+    pid = (JSON.parse(await Deno.readTextFile(path)) as InstanceInfo).pid;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    // unreadable or damaged: nobody can use it, remove it
+  }
+  if (typeof pid === "number" && pid !== Deno.pid && processAlive(pid)) return undefined;
+  await Deno.remove(path);
+  return `${path}: removed (the API token of a k8stun that is no longer running)`;
 }
 
 /** Removes the instance file if it is still this process's. */

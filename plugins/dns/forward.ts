@@ -1,8 +1,9 @@
 /**
  * DNS mode `forward`: points the system at k8stun's DNS server. On macOS, per-domain files in
  * /etc/resolver (macos_resolver.ts). Under systemd-resolved (its stub configured, TUN mode),
- * per-link split DNS sends only the cluster's domains to k8stun (resolved.ts). Otherwise `/etc/resolv.conf` is rewritten (journaled first; written in place,
- * so a bind-mounted file works): search domains and options kept, the original nameservers
+ * per-link split DNS sends only the cluster's domains to k8stun (resolved.ts). Otherwise
+ * `/etc/resolv.conf` is rewritten (the intended bytes journaled first; written in place, so a
+ * bind-mounted file works): search domains and options kept, the original nameservers
  * become k8stun's upstreams. Revert restores the original bytes unless someone changed the file
  * since.
  */
@@ -15,10 +16,20 @@ import {
   revertSplitDns,
   runResolvectl,
 } from "./resolved.ts";
-import { applyResolverFiles, RESOLVER_DIR } from "./macos_resolver.ts";
+import { applyResolverFiles, isResolverFileName, RESOLVER_DIR } from "./macos_resolver.ts";
 
 /** The file this mode rewrites. */
 export const RESOLV_CONF = "/etc/resolv.conf";
+
+/**
+ * Whether `path` is a file this mode changes: `/etc/resolv.conf` or a resolver file in
+ * `/etc/resolver/`. `k8stun cleanup` restores nothing else, whatever a journal names.
+ */
+export function isFileForwardChanges(path: string): boolean {
+  if (path === RESOLV_CONF) return true;
+  const prefix = `${RESOLVER_DIR}/`;
+  return path.startsWith(prefix) && isResolverFileName(path.slice(prefix.length));
+}
 
 /** The resolv.conf k8stun writes: its server first, the original search/options lines kept. */
 export function forwardResolvConf(original: string, server: string): string {
@@ -70,11 +81,9 @@ export function forwardMode(system: Partial<ForwardSystem> = {}): DnsMode {
         return;
       }
       const original = await Deno.readTextFile(path).catch(() => "");
-      await ctx.journal.recordFile(path);
-      const text = forwardResolvConf(original, ctx.server.address);
-      const bytes = new TextEncoder().encode(text);
+      const bytes = new TextEncoder().encode(forwardResolvConf(original, ctx.server.address));
+      await ctx.journal.recordFile(path, bytes); // durable before the file changes
       await Deno.writeFile(path, bytes);
-      await (ctx.journal as FileJournal).noteWritten?.(path, bytes);
       ctx.log.info("{path} now points at k8stun's DNS {server}", {
         path,
         server: ctx.server.address,

@@ -6,7 +6,6 @@
  * cannot run it, the unit tests check the files.
  */
 import type { DnsModeContext } from "../../mod.ts";
-import type { FileJournal } from "../../core/journal.ts";
 
 /** Where macOS looks for per-domain resolver files. */
 export const RESOLVER_DIR = "/etc/resolver";
@@ -21,15 +20,24 @@ export function resolverFile(server: { address: string; port: number }): string 
   ].join("\n");
 }
 
+/** Whether `name` can be a resolver file's name: a domain name, nothing that walks out of the directory. */
+export function isResolverFileName(name: string): boolean {
+  return name.length <= 253 &&
+    /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/i.test(name);
+}
+
 /** Writes one resolver file per domain. */
 export async function applyResolverFiles(ctx: DnsModeContext, dir = RESOLVER_DIR): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   for (const domain of ctx.domains) {
+    if (!isResolverFileName(domain)) {
+      ctx.log.warn("no resolver file for {domain}: not a domain name", { domain });
+      continue;
+    }
     const path = `${dir}/${domain}`;
-    await ctx.journal.recordFile(path);
     const bytes = new TextEncoder().encode(resolverFile(ctx.server));
+    await ctx.journal.recordFile(path, bytes); // durable before the file changes
     await Deno.writeFile(path, bytes);
-    await (ctx.journal as FileJournal).noteWritten?.(path, bytes);
   }
   ctx.log.info("{dir}/ sends {domains} to k8stun's DNS {server}", {
     dir,

@@ -141,3 +141,22 @@ Deno.test("forward on macOS: one journaled /etc/resolver file per cluster domain
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("forward on macOS: a cluster namespace that is not a domain name gets no resolver file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const journal = new FileJournal(`${dir}/journal.json`);
+    const mode = forwardMode({ os: "darwin", resolverDir: `${dir}/resolver` });
+    const { ctx, logged } = context({ journal, domains: ["demo", "../escaped", "a/b", ".."] });
+    await mode.apply(ctx);
+    assertEquals([...Deno.readDirSync(`${dir}/resolver`)].map((e) => e.name), ["demo"]);
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "journal.json",
+      "resolver",
+    ]);
+    assert(logged.some((l) => l.includes("../escaped: not a domain name")), logged.join("\n"));
+    await mode.revert(ctx);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
