@@ -3,13 +3,17 @@
  * and segments with random lengths, offsets and fields into a live connection. Every stack call
  * must return within a budget of emitted packets (counted, not timed: a loop that keeps sending
  * segments trips it), nothing may throw inside the stack, and a well-behaved connection must
- * still work afterwards.
+ * still work afterwards. Then the same in a running `k8stun demo`: a raw connection announcing
+ * MSS 0 gets its response in small segments while curl keeps working.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { formatIpv4 } from "../../core/net/wire/ipv4.ts";
 import { ACK, FIN, RST, SYN } from "../../core/net/wire/tcp.ts";
 import { APP, appSegment, establishedStack, parseOut, testStack, VIP } from "../net/packets.ts";
-import { TcpFlag, TcpOption, tcpPacket } from "./hostile_packets.ts";
+import { readTcp, TcpFlag, TcpOption, tcpPacket } from "./hostile_packets.ts";
+import { Lab, labUnavailable } from "../lab/lab.ts";
+import { DEMO_RESOLV, startDemo, vipOf } from "./harness.ts";
+import { RawIpv4Socket } from "./raw_socket.ts";
 
 /** Packets one stack call may emit; far above what any legitimate call sends here. */
 const BUDGET = 5_000;
@@ -187,3 +191,76 @@ Deno.test("tcp segments: 20,000 segments with hostile lengths and fields into a 
   assertEquals(t.stack.stats.faults, 0, "no input threw inside the stack");
   assertServes(t, 41_000, now + 1);
 });
+
+/** The lab's own address on k8stun's TUN: raw packets from it are answered back into the lab. */
+const LAB_ADDRESS = "198.18.0.1";
+const RAW_PORT = 45555;
+
+Deno.test({
+  name: "tcp options: a raw connection announcing MSS 0 gets its response, and curl still works",
+  ignore: labUnavailable() !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+    const k8stun = await startDemo(lab);
+    const vip = await vipOf(lab, "hello.demo");
+    // The lab's kernel has no socket for the raw connection and would answer k8stun with RST.
+    // Its RSTs are routed by source port, and raw sends by none: blackhole only the former.
+    const rule = await lab.sh(`ip rule add pref 90 ipproto tcp sport ${RAW_PORT} blackhole`);
+    assertEquals(rule.code, 0, rule.stderr);
+    using raw = RawIpv4Socket.open(lab.name);
+    const fromVip = (packet: Uint8Array) => {
+      const seen = readTcp(packet);
+      return seen?.src === vip && seen.dstPort === RAW_PORT;
+    };
+    const send = (fields: { seq: number; ack?: number; flags: number; payload?: Uint8Array }) =>
+      raw.send(
+        tcpPacket({ src: LAB_ADDRESS, dst: vip }, {
+          srcPort: RAW_PORT,
+          dstPort: 80,
+          window: 65535,
+          ...fields,
+          options: fields.flags === SYN ? new Uint8Array(TcpOption.mss(0)) : undefined,
+        }),
+      );
+    send({ seq: 7777, flags: SYN });
+    const synAck = readTcp((await raw.receive(fromVip, 10_000))!);
+    assert(synAck && synAck.flags === (SYN | ACK), "k8stun answers the MSS-0 SYN");
+    const request = new TextEncoder().encode(
+      "GET / HTTP/1.1\r\nHost: hello.demo\r\nConnection: close\r\n\r\n",
+    );
+    send({ seq: 7778, ack: (synAck.seq + 1) >>> 0, flags: ACK | TcpFlag.PSH, payload: request });
+    // (With TUN offload the lab's kernel delivers k8stun's segments to the raw socket uncut.)
+    let response = "";
+    const deadline = Date.now() + 10_000;
+    while (!response.includes("hello from") && Date.now() < deadline) {
+      const packet = await raw.receive((p) => fromVip(p) && readTcp(p)!.payloadLength > 0, 1000);
+      if (packet) response += new TextDecoder().decode(payloadOf(packet));
+    }
+    for (let i = 0; i < 3; i++) {
+      const curl = await lab.run("curl", ["-sS", "-m", "5", "http://hello.demo/"]);
+      assertEquals(curl.code, 0, `curl ${i + 1} after the MSS-0 connection: ${curl.stderr}`);
+      assert(curl.stdout.startsWith("hello from"), curl.stdout);
+    }
+    assert(response.includes("hello from"), `the response reaches the raw connection: ${response}`);
+    assertEquals(k8stun.child.pid > 0 && await isRunning(k8stun.pid), true, "k8stun is running");
+  },
+});
+
+/** The TCP payload of an IPv4 packet. */
+function payloadOf(packet: Uint8Array): Uint8Array {
+  const ipHeader = (packet[0] & 0xf) * 4;
+  const total = (packet[2] << 8) | packet[3];
+  return packet.subarray(ipHeader + (packet[ipHeader + 12] >> 4) * 4, total);
+}
+
+/** Whether process `pid` still exists. */
+async function isRunning(pid: number): Promise<boolean> {
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
