@@ -26,12 +26,21 @@ const NO_OFFLOAD: Offload = { kind: "none" };
 
 const TOMBSTONE_MS = 2000; // T28
 
+/** Default {@link StackOptions.maxHalfOpen}. */
+export const DEFAULT_MAX_HALF_OPEN = 512;
+/** Default {@link StackOptions.maxHalfOpenPerSource}. */
+export const DEFAULT_MAX_HALF_OPEN_PER_SOURCE = 128;
+
 /** Counters for the API and tests. */
 export interface StackStats {
   packetsIn: number;
   packetsOut: number;
   dropped: number;
   flows: number;
+  /** SYNs dropped unanswered because the half-open limits were reached (SYN flood defence). */
+  synsDropped: number;
+  /** Inputs that threw inside the stack and were dropped: a bug, so always 0. */
+  faults: number;
 }
 
 /** The stack. */
@@ -46,15 +55,34 @@ export class NetStack implements Stack {
   readonly #timers = new TimerQueue<TcpConnection>();
   /** Connections this turn touched: their ACKs and timers are settled in the next poll. */
   readonly #touched = new Set<TcpConnection>();
+  /**
+   * Connections in SYN-RECEIVED, each holding a dial (in progress, or done and waiting for the
+   * app's final ACK), and how many of them each source address has. Bounded, so that spoofed
+   * SYNs cannot make the stack dial without limit (RFC 4987 §3).
+   */
+  readonly #halfOpen = new Set<TcpConnection>();
+  readonly #halfOpenBySource = new Map<number, number>();
+  readonly #maxHalfOpen: number;
+  readonly #maxHalfOpenPerSource: number;
   readonly #out: Uint8Array;
   readonly #sink: SegmentSink;
   #nextId = 1;
   #ipId = 1;
-  readonly stats: StackStats = { packetsIn: 0, packetsOut: 0, dropped: 0, flows: 0 };
+  readonly stats: StackStats = {
+    packetsIn: 0,
+    packetsOut: 0,
+    dropped: 0,
+    flows: 0,
+    synsDropped: 0,
+    faults: 0,
+  };
 
   constructor(host: StackHost, options: StackOptions) {
     this.#host = host;
     this.#options = options;
+    this.#maxHalfOpen = options.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN;
+    this.#maxHalfOpenPerSource = options.maxHalfOpenPerSource ??
+      DEFAULT_MAX_HALF_OPEN_PER_SOURCE;
     // Headroom for the virtio header before every packet (StackHost.transmit).
     const size = options.offload ? MAX_PACKET : Math.max(options.mtu, 1500) + 64;
     this.#out = new Uint8Array(VNET_HEADER_LENGTH + size).subarray(VNET_HEADER_LENGTH);
@@ -73,7 +101,9 @@ export class NetStack implements Stack {
     try {
       this.#input(packet, now, !checksumTrusted);
     } catch {
-      // Malformed input never escapes the stack (T6).
+      // Every wire field is bounded before use, so nothing here should throw; if a bug lets
+      // something through, the packet is dropped and counted instead of ending the packet loop.
+      this.stats.faults++;
       this.stats.dropped++;
     }
   }
@@ -137,14 +167,43 @@ export class NetStack implements Stack {
     if (!conn) {
       if (seg.flags & RST) return; // T27d
       if ((seg.flags & (SYN | ACK)) === SYN) {
-        this.#open(src, dst, seg, tuple, now);
+        if (seg.flags & FIN) {
+          this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
+        } else if (this.#admitsHalfOpen(src)) {
+          this.#open(src, dst, seg, tuple, now);
+        } else {
+          // Silently: the app's kernel retransmits its SYN and gets in once a slot frees up.
+          this.stats.synsDropped++;
+        }
         return;
       }
       this.#resetUnknown(src, dst, seg); // T27c, T28
       return;
     }
     conn.onSegment(seg, packet, now);
+    if (conn.state !== "SYN_RECEIVED") this.#leaveHalfOpen(conn);
     this.#touched.add(conn);
+  }
+
+  /** Whether a new SYN from `src` fits under the half-open limits (total and per source). */
+  #admitsHalfOpen(src: number): boolean {
+    return this.#halfOpen.size < this.#maxHalfOpen &&
+      (this.#halfOpenBySource.get(src) ?? 0) < this.#maxHalfOpenPerSource;
+  }
+
+  #enterHalfOpen(conn: TcpConnection): void {
+    this.#halfOpen.add(conn);
+    const src = conn.remoteAddress;
+    this.#halfOpenBySource.set(src, (this.#halfOpenBySource.get(src) ?? 0) + 1);
+  }
+
+  /** The handshake completed or the connection is gone: its half-open slot frees up. */
+  #leaveHalfOpen(conn: TcpConnection): void {
+    if (!this.#halfOpen.delete(conn)) return;
+    const src = conn.remoteAddress;
+    const left = (this.#halfOpenBySource.get(src) ?? 1) - 1;
+    if (left > 0) this.#halfOpenBySource.set(src, left);
+    else this.#halfOpenBySource.delete(src);
   }
 
   #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
@@ -171,6 +230,7 @@ export class NetStack implements Stack {
     this.#byId.set(id, conn);
     this.#touched.add(conn);
     this.#tuples.set(conn, tuple);
+    this.#enterHalfOpen(conn);
     this.stats.flows = this.#byId.size;
     this.#tombstones.delete(tuple);
     // Dial first, then SYN-ACK (T8): the owner answers with accept() or refuse().
@@ -339,7 +399,8 @@ export class NetStack implements Stack {
       datagram.payload,
       this.#ipId++ & 0xffff,
     );
-    this.#transmit(length);
+    if (length > 0) this.#transmit(length);
+    else this.stats.dropped++;
   }
 
   flowCount(): number {
@@ -353,6 +414,7 @@ export class NetStack implements Stack {
   }
 
   #forget(conn: TcpConnection): void {
+    this.#leaveHalfOpen(conn);
     const tuple = this.#tuples.get(conn);
     if (tuple !== undefined) this.#byTuple.delete(tuple);
     this.#tuples.delete(conn);

@@ -85,6 +85,14 @@ export interface StackOptions {
    * passes libc's memcpy: its bytes come from shared memory, which V8 copies slowly.
    */
   copy?: CopyBytes;
+  /**
+   * The most connections in SYN-RECEIVED at once (dial in progress, or dialed and waiting for
+   * the app's final ACK); further SYNs are dropped unanswered until one completes or ends, so
+   * spoofed SYNs cannot open unbounded dials (RFC 4987 §3). Default 512.
+   */
+  maxHalfOpen?: number;
+  /** The same limit per source address, so one flooding source cannot lock others out. Default 128. */
+  maxHalfOpenPerSource?: number;
 }
 
 /** What the owner can do with the stack. */

@@ -3,7 +3,13 @@ import { ACK, emitTcp, SYN, type TcpOut } from "../../core/net/wire/tcp.ts";
 import { parseIpv4, parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { parseTcp, type TcpRepr } from "../../core/net/wire/tcp.ts";
 import { NetStack } from "../../core/net/stack.ts";
-import type { FlowId, FlowOpening, StackHost, UdpDatagram } from "../../core/net/stack_types.ts";
+import type {
+  FlowId,
+  FlowOpening,
+  StackHost,
+  StackOptions,
+  UdpDatagram,
+} from "../../core/net/stack_types.ts";
 import type { Offload } from "../../core/net/wire/virtio.ts";
 
 export const APP = parseIpv4Address("198.18.0.1");
@@ -40,11 +46,20 @@ export function parseOut(packet: Uint8Array, verify = true): TcpRepr & { payload
   };
 }
 
-/** A stack with a recording host. */
-export function testStack(
-  options: Partial<{ receiveBuffer: number; mtu: number; offload: boolean }> = {},
-) {
+/** Thrown by a test stack's host when a call emits more segments than its budget allows. */
+export class RunawayError extends Error {}
+
+/** Stack options a test may set; the rest get test defaults. */
+export type TestStackOptions = Partial<Omit<StackOptions, "isRouted" | "copy">>;
+
+/**
+ * A stack with a recording host. `budget(n)` makes the host throw {@link RunawayError} once `n`
+ * more packets are transmitted (and remember that it did): a stack call stuck in a loop that
+ * emits segments ends there instead of hanging the test.
+ */
+export function testStack(options: TestStackOptions = {}) {
   const sent: Uint8Array[] = [];
+  const guard = { left: Infinity, tripped: false };
   const offloads: Offload[] = [];
   const opened: FlowOpening[] = [];
   const data = new Map<FlowId, Uint8Array[]>();
@@ -53,6 +68,10 @@ export function testStack(
   const udp: UdpDatagram[] = [];
   const host: StackHost = {
     transmit: (p, offload) => {
+      if (--guard.left < 0) {
+        guard.tripped = true;
+        throw new RunawayError("the stack kept transmitting past the test's budget");
+      }
       sent.push(p.slice());
       offloads.push(offload);
     },
@@ -64,14 +83,21 @@ export function testStack(
     udp: (d) => udp.push(d),
   };
   const stack = new NetStack(host, {
-    mtu: options.mtu ?? 1500,
-    isRouted: (a) => (a >>> 16) === (VIP >>> 16),
-    receiveBuffer: options.receiveBuffer ?? 256 * 1024,
+    mtu: 1500,
+    receiveBuffer: 256 * 1024,
     sendBuffer: 256 * 1024,
     idleTimeoutMs: 0,
-    offload: options.offload,
+    // a key given as undefined keeps its default
+    ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+    isRouted: (a) => (a >>> 16) === (VIP >>> 16),
   });
-  return { stack, sent, offloads, opened, data, eofs, closed, udp };
+  /** Allows `packets` more transmissions before the host throws RunawayError. */
+  const budget = (packets: number) => {
+    guard.left = packets;
+  };
+  /** Whether a budget was ever exceeded (also when the stack caught the error). */
+  const ranAway = () => guard.tripped;
+  return { stack, sent, offloads, opened, data, eofs, closed, udp, budget, ranAway };
 }
 
 /**
@@ -80,16 +106,10 @@ export function testStack(
  * sent so far is cleared.
  */
 export function establishedStack(
-  options: Partial<{
-    receiveBuffer: number;
-    mtu: number;
-    offload: boolean;
-    mss: number;
-    windowScale: number;
-    window: number;
-  }> = {},
+  options: TestStackOptions & Partial<{ mss: number; windowScale: number; window: number }> = {},
 ) {
-  const { mss = 1460, windowScale = 7, window = 512, ...stackOptions } = options;
+  const { mss: _, windowScale = 7, window = 512, ...stackOptions } = options;
+  const mss = "mss" in options ? options.mss : 1460; // given as undefined: no MSS option
   const t = testStack(stackOptions);
   t.stack.input(appSegment({ flags: SYN, seq: 1000, mss, windowScale }), 0);
   const id = t.opened[0].id;

@@ -5,6 +5,7 @@
  */
 import { ACK, FIN, PSH, RST, SYN, type TcpRepr } from "../wire/tcp.ts";
 import { SendBuffer } from "./send_buffer.ts";
+import { effectiveSendMss } from "./mss.ts";
 import type { CopyBytes } from "../copy.ts";
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt } from "./seq.ts";
 
@@ -40,6 +41,12 @@ const SYNACK_TRIES = 5; // T9
 const TIME_WAIT_MS = 2000; // short TIME-WAIT (T25)
 const FIN_WAIT_2_MS = 60_000; // T30
 const OOO_MAX_SEGMENTS = 64; // T17
+/**
+ * At most one challenge ACK per connection this often (RFC 5961 §7 asks for a throttle; Linux
+ * uses 500 ms per socket, net.ipv4.tcp_invalid_ratelimit): forged segments cannot turn the stack
+ * into an ACK reflector.
+ */
+const CHALLENGE_ACK_INTERVAL_MS = 500;
 
 /** Per-connection parameters from the stack. */
 export interface ConnectionConfig {
@@ -66,6 +73,8 @@ export class TcpConnection {
   readonly rcvShift: number;
   readonly cap: number;
   #ooo: { seq: number; data: Uint8Array }[] = [];
+  /** Bytes held in #ooo: never more than the receive buffer, however the segments overlap. */
+  #oooBytes = 0;
   ackPending = false;
   peerFin = false;
   // send side
@@ -75,6 +84,8 @@ export class TcpConnection {
   /** Highest sequence ever sent: after a go-back-N rewind, ACKs up to here are still valid. */
   sndMax: number;
   sndWnd = 0;
+  /** The largest window the peer ever offered: MAX.SND.WND of RFC 5961 §5.2. */
+  #maxSndWnd = 0;
   #sndWl1 = 0;
   #sndWl2 = 0;
   readonly sndShift: number;
@@ -98,6 +109,16 @@ export class TcpConnection {
   // timers (absolute ms; 0 = off)
   rtoAt = 0;
   persistAt = 0;
+  /** Zero-window probes sent since the window closed: each doubles the persist interval. */
+  #persistBackoff = 0;
+  /**
+   * Zero-window probes sent since the peer last acknowledged anything. A peer that answers keeps
+   * its window closed as long as it likes (RFC 9293 §3.8.6.1); one that stops answering is given
+   * up on like an unanswered retransmission.
+   */
+  #probesUnanswered = 0;
+  /** When the last challenge ACK went out (CHALLENGE_ACK_INTERVAL_MS). */
+  #challengeAckAt = -Infinity;
   /**
    * Tail loss probe (RFC 8985 §7): data in flight and no ACK progress for a PTO. On this one-hop
    * link that means the tail of a burst was dropped (a full receive queue): resend from SND.UNA
@@ -136,14 +157,15 @@ export class TcpConnection {
     while (offered && (65535 << shift) < this.cap && shift < 14) shift++;
     this.rcvShift = shift;
     this.rcvAdv = this.rcvNxt;
-    // T2: our MSS option = MTU − 40; send no more than the peer's MSS (536 when absent).
-    this.sendMss = Math.min(syn.mss ?? 536, config.mss);
+    // Our MSS option = MTU − 40; send no more than the peer's MSS, bounded (mss.ts).
+    this.sendMss = effectiveSendMss(syn.mss, config.mss);
     // With TSO a segment is a whole number of MSS-sized pieces within one IPv4 packet.
     this.sendChunk = Math.max(
       this.sendMss,
       config.segmentOffload ? Math.floor((65535 - 60) / this.sendMss) * this.sendMss : 0,
     );
     this.sndWnd = syn.window; // SYN windows are never scaled (T3)
+    this.#maxSndWnd = this.sndWnd;
     this.#sndWl1 = syn.seq;
     const isn = new Uint32Array(1);
     crypto.getRandomValues(isn);
@@ -213,20 +235,24 @@ export class TcpConnection {
     if (!this.#acceptable(seg.seq, length)) {
       if (!(seg.flags & RST)) {
         // T12: still learn from the ACK and window of a data segment we cannot take.
-        if (seg.flags & ACK && this.state !== "SYN_RECEIVED") this.#processAck(seg, now);
+        if (
+          seg.flags & ACK && this.state !== "SYN_RECEIVED" && this.#ackAcceptable(seg.ack)
+        ) {
+          this.#processAck(seg, now);
+        }
         this.#sendAck();
       }
       return;
     }
-    // 2. RST (T28, RFC 5961 §3.2): exact → abort; in window → challenge ACK.
+    // 2. RST (RFC 5961 §3.2): exact → abort; in window → challenge ACK.
     if (seg.flags & RST) {
       if (seg.seq === this.rcvNxt) this.#terminate("reset");
-      else this.#sendAck();
+      else this.#challengeAck(now);
       return;
     }
-    // 4. SYN in a synchronized state → challenge ACK (T29).
+    // 4. SYN in a synchronized state → challenge ACK (RFC 5961 §4.2).
     if (seg.flags & SYN) {
-      this.#sendAck();
+      this.#challengeAck(now);
       return;
     }
     // 5. ACK
@@ -238,14 +264,19 @@ export class TcpConnection {
         this.rtoAt = 0;
         this.#backoffs = 0;
         this.sndWnd = seg.window << this.sndShift;
+        this.#maxSndWnd = Math.max(this.#maxSndWnd, this.sndWnd);
         this.#sndWl1 = seg.seq;
         this.#sndWl2 = seg.ack;
       } else {
         this.sink.segment(this, RST, seg.ack, 0, 0);
         return;
       }
-    } else if (!this.#processAck(seg, now)) {
+    } else if (!this.#ackAcceptable(seg.ack)) {
+      // RFC 5961 §5.2: neither the ACK nor the data of this segment is believed.
+      this.#challengeAck(now);
       return;
+    } else {
+      this.#processAck(seg, now);
     }
     // 7. Text
     if (seg.payloadLength > 0) this.#receive(seg, packet);
@@ -293,12 +324,26 @@ export class TcpConnection {
       (seqLt(seq, this.rcvNxt) && seqGt(end, this.rcvNxt));
   }
 
-  /** Step 5 of segment processing. Returns false when the segment must be dropped. */
-  #processAck(seg: TcpRepr, now: number): boolean {
-    if (seqGt(seg.ack, this.sndMax)) {
-      this.#sendAck(); // acks something never sent (T29)
-      return false;
-    }
+  /**
+   * RFC 5961 §5.2: an ACK is believed only within [SND.UNA − MAX.SND.WND, SND.MAX]. Above, it
+   * acknowledges something never sent; far below, it is no duplicate of ours but a blind guess.
+   * (SND.MAX rather than SND.NXT: after a go-back-N rewind, ACKs up to SND.MAX are genuine.)
+   */
+  #ackAcceptable(ack: number): boolean {
+    return seqLe(ack, this.sndMax) &&
+      seqLe(seqAdd(this.sndUna, -this.#maxSndWnd), ack);
+  }
+
+  /** An ACK of our current state for a segment not believed, throttled (RFC 5961 §7). */
+  #challengeAck(now: number): void {
+    if (now - this.#challengeAckAt < CHALLENGE_ACK_INTERVAL_MS) return;
+    this.#challengeAckAt = now;
+    this.#sendAck();
+  }
+
+  /** Step 5 of segment processing, for an ACK that passed {@link #ackAcceptable}. */
+  #processAck(seg: TcpRepr, now: number): void {
+    this.#probesUnanswered = 0; // the peer is alive (zero-window probing, onTimer)
     // After a rewind, an ACK for data sent before it moves SND.NXT forward again.
     if (seqGt(seg.ack, this.sndNxt)) this.sndNxt = seg.ack;
     if (seqLt(this.sndUna, seg.ack)) {
@@ -339,19 +384,21 @@ export class TcpConnection {
         this.#retransmit(now);
       }
     }
-    // T18: window update rule (pure window updates count).
+    // Window update (RFC 9293 §3.10.7.4; pure window updates count), never from an ACK older
+    // than SND.UNA: a reordered old segment must not resurrect a stale window.
     if (
-      seqLt(this.#sndWl1, seg.seq) ||
-      (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, seg.ack))
+      seqLe(this.sndUna, seg.ack) &&
+      (seqLt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, seg.ack)))
     ) {
       this.sndWnd = seg.window << this.sndShift;
+      this.#maxSndWnd = Math.max(this.#maxSndWnd, this.sndWnd);
       this.#sndWl1 = seg.seq;
       this.#sndWl2 = seg.ack;
       if (this.sndWnd > 0) {
         this.persistAt = 0;
+        this.#persistBackoff = 0;
       }
     }
-    return true;
   }
 
   #ourFinAcked(now: number): void {
@@ -396,8 +443,12 @@ export class TcpConnection {
       return;
     }
     if (seq !== this.rcvNxt) {
-      if (this.#ooo.length < OOO_MAX_SEGMENTS && !this.#ooo.some((s) => s.seq === seq)) {
+      if (
+        this.#ooo.length < OOO_MAX_SEGMENTS && this.#oooBytes + (stop - start) <= this.cap &&
+        !this.#ooo.some((s) => s.seq === seq)
+      ) {
         this.#ooo.push({ seq, data: packet.slice(start, stop) });
+        this.#oooBytes += stop - start;
         this.#ooo.sort((a, b) => seqDiff(a.seq, b.seq));
       }
       this.#sendAck();
@@ -410,6 +461,7 @@ export class TcpConnection {
     let filledHole = false;
     while (this.#ooo.length > 0 && seqLe(this.#ooo[0].seq, this.rcvNxt)) {
       const next = this.#ooo.shift()!;
+      this.#oooBytes -= next.data.length;
       const skip = seqDiff(this.rcvNxt, next.seq);
       if (skip < next.data.length) {
         const rest = next.data.subarray(skip);
@@ -474,10 +526,9 @@ export class TcpConnection {
       if (unsent <= 0) break;
       const window = this.sndWnd - inFlight;
       if (window <= 0) {
-        // T21: zero window with data pending → persist timer.
-        if (this.persistAt === 0 && this.rtoAt === 0) {
-          this.persistAt = now + Math.max(this.#rto, RTO_MIN);
-        }
+        // Zero window with data pending and nothing in flight → persist timer (RFC 9293
+        // §3.8.6.1); with data in flight the retransmission timer covers it.
+        if (this.persistAt === 0 && this.rtoAt === 0) this.#armPersist(now);
         break;
       }
       // A super-segment is at most a quarter of the peer's window: Linux drops a 64 KiB skb that
@@ -556,16 +607,30 @@ export class TcpConnection {
       }
     }
     if (this.persistAt && now >= this.persistAt) {
-      // Zero-window probe: one byte past the window (T21).
-      const inFlight = seqDiff(this.sndNxt, this.sndUna);
-      if (this.sndWnd === 0 && this.sendBuffer.length > inFlight) {
-        this.sink.segment(this, ACK, this.sndNxt, inFlight, 1);
-        this.sndNxt = seqAdd(this.sndNxt, 1);
-        if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-        if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
-      }
       this.persistAt = 0;
+      const inFlight = seqDiff(this.sndNxt, this.sndUna);
+      if (this.sndWnd === 0 && this.rtoAt === 0 && this.sendBuffer.length > inFlight) {
+        if (++this.#probesUnanswered > MAX_BACKOFFS) {
+          this.abort();
+          this.sink.closed(this, "timeout");
+          return;
+        }
+        // Zero-window probe as Linux sends it (tcp_xmit_probe_skb): an ACK with SEQ = SND.UNA − 1,
+        // below the peer's window, which it must answer with an ACK carrying its current window.
+        // It occupies no sequence space, so it never enters retransmission and its answers are
+        // no duplicate ACKs.
+        this.sink.segment(this, ACK, seqAdd(this.sndUna, -1), 0, 0);
+        this.ackPending = false;
+        this.#persistBackoff++;
+        this.#armPersist(now);
+      }
     }
+  }
+
+  /** The persist timer: the RTO (at least RTO_MIN), doubled per probe sent, at most RTO_MAX. */
+  #armPersist(now: number): void {
+    const base = Math.max(this.#rto, RTO_MIN);
+    this.persistAt = now + Math.min(RTO_MAX, base * 2 ** Math.min(this.#persistBackoff, 16));
   }
 
   /** Go-back-N from SND.UNA, for an RTO (T19) and fast retransmit (T20). */
@@ -624,6 +689,7 @@ export class TcpConnection {
     this.state = "CLOSED";
     this.sendBuffer.clear();
     this.#ooo = [];
+    this.#oooBytes = 0;
     this.sink.closed(this, why);
   }
 

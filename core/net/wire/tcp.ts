@@ -1,6 +1,11 @@
 /**
  * TCP header view (RFC 9293 §3.1): parse with checksum verification and option decoding (MSS,
- * window scale; others ignored, T6), and emit a segment into a reusable buffer.
+ * window scale; others ignored), and emit a segment into a reusable buffer.
+ *
+ * Every field read here comes from whoever can write to the TUN, so each is bounded before use:
+ * the data offset lies within the segment, an option never reaches past the header, a window
+ * scale above 14 reads as 14. The urgent pointer is ignored: urgent bytes are ordinary data
+ * delivered inline (RFC 6093 §6). The MSS is reported as sent; the connection clamps it (mss.ts).
  */
 import { finish, pseudoHeaderSum, sum } from "./checksum.ts";
 import { emitIpv4, IPV4_HEADER_LENGTH, PROTO_TCP, readU32, writeU32 } from "./ipv4.ts";
@@ -19,9 +24,9 @@ export interface TcpRepr {
   ack: number;
   flags: number;
   window: number;
-  /** MSS option, SYN only. */
+  /** MSS option as sent (0–65535: clamp before use, mss.ts), SYN only. */
   mss?: number;
-  /** Window-scale shift option, SYN only. */
+  /** Window-scale shift option (0–14), SYN only. */
   windowScale?: number;
   payloadOffset: number;
   payloadLength: number;
@@ -41,7 +46,7 @@ export function parseTcp(
 ): TcpRepr | null {
   const o = ipHeaderLength;
   const segmentLength = ipTotalLength - o;
-  if (segmentLength < 20) return null;
+  if (o < 20 || ipTotalLength > packet.length || segmentLength < 20) return null;
   const dataOffset = (packet[o + 12] >> 4) * 4;
   if (dataOffset < 20 || dataOffset > segmentLength) return null;
   if (verify) {
@@ -59,22 +64,32 @@ export function parseTcp(
     payloadOffset: o + dataOffset,
     payloadLength: segmentLength - dataOffset,
   };
-  if (flags & SYN) {
-    for (let i = o + 20; i < o + dataOffset;) {
-      const kind = packet[i];
-      if (kind === 0) break;
-      if (kind === 1) {
-        i++;
-        continue;
-      }
-      const len = packet[i + 1];
-      if (len < 2 || i + len > o + dataOffset) return null;
-      if (kind === 2 && len === 4) repr.mss = (packet[i + 2] << 8) | packet[i + 3];
-      if (kind === 3 && len === 3) repr.windowScale = Math.min(packet[i + 2], 14);
-      i += len;
-    }
-  }
+  if (flags & SYN) parseSynOptions(packet, o + 20, o + dataOffset, repr);
   return repr;
+}
+
+/**
+ * Reads the MSS and window-scale options of a SYN from `packet[start, end)` into `repr`. A
+ * malformed option (length 0 or 1, or one running past the header) ends the parse with what was
+ * read so far, as Linux does (tcp_parse_options); options of a wrong length (an MSS option that
+ * is not 4 bytes, SACK blocks of any size) are skipped. Each step advances by at least one byte.
+ */
+function parseSynOptions(packet: Uint8Array, start: number, end: number, repr: TcpRepr): void {
+  for (let i = start; i < end;) {
+    const kind = packet[i];
+    if (kind === 0) return; // end of option list
+    if (kind === 1) { // no-operation
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return;
+    const length = packet[i + 1];
+    if (length < 2 || i + length > end) return;
+    if (kind === 2 && length === 4) repr.mss = (packet[i + 2] << 8) | packet[i + 3];
+    // RFC 7323 §2.3: a shift above 14 MUST be used as 14.
+    if (kind === 3 && length === 3) repr.windowScale = Math.min(packet[i + 2], 14);
+    i += length;
+  }
 }
 
 /** Fields of a segment to emit. */

@@ -37,7 +37,7 @@ export function parseUdp(
   };
 }
 
-/** Writes an IPv4+UDP packet into `out`; returns its length. */
+/** Writes an IPv4+UDP packet into `out`; returns its length, or 0 if it does not fit. */
 export function emitUdp(
   out: Uint8Array,
   src: number,
@@ -49,6 +49,7 @@ export function emitUdp(
 ): number {
   const o = IPV4_HEADER_LENGTH;
   const length = 8 + payload.length;
+  if (length > 0xffff - o || o + length > out.length) return 0;
   out[o] = srcPort >> 8;
   out[o + 1] = srcPort & 0xff;
   out[o + 2] = dstPort >> 8;
@@ -68,7 +69,8 @@ export function emitUdp(
 
 /**
  * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (T31): addresses
- * swapped, id, sequence and data kept, type 0, new checksum. Returns its length or 0.
+ * swapped, id, sequence and data kept, type 0, new checksum. Returns its length, or 0 when
+ * `packet` is no valid echo request or its reply does not fit in `out`.
  */
 export function emitEchoReply(
   out: Uint8Array,
@@ -79,6 +81,7 @@ export function emitEchoReply(
   dst: number,
 ): number {
   if (end - o < 8 || packet[o] !== 8 || packet[o + 1] !== 0) return 0;
+  if (end > packet.length || IPV4_HEADER_LENGTH + end - o > out.length) return 0;
   if (finish(sum(packet, o, end)) !== 0) return 0;
   const length = end - o;
   out.set(packet.subarray(o, end), IPV4_HEADER_LENGTH);
