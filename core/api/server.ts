@@ -31,7 +31,19 @@ export interface ApiServerOptions {
   statsIntervalMs?: number;
   /** SSE keep-alive comment interval (default 15 s, as the Rust k8stun). */
   keepAliveMs?: number;
+  /** Open `/events` streams at most; more get 503 (default {@link MAX_EVENT_SUBSCRIBERS}). */
+  maxEventSubscribers?: number;
+  /**
+   * Bytes of events an `/events` subscriber may have waiting; one that falls further behind is
+   * dropped, and resumes with `Last-Event-ID` (default {@link MAX_EVENT_QUEUE_BYTES}).
+   */
+  maxEventQueueBytes?: number;
 }
+
+/** Default cap on open `/events` streams (dashboards and scripts; each holds a queue). */
+export const MAX_EVENT_SUBSCRIBERS = 32;
+/** Default per-subscriber queue: about a thousand typical events. */
+export const MAX_EVENT_QUEUE_BYTES = 1024 * 1024;
 
 /** A running API server. */
 export interface ApiServer {
@@ -53,9 +65,10 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
     );
   }
   const policy: AccessPolicy = { extraHost: options.host, token: options.token };
-  const closers = new Set<() => void>();
+  const subscribers: EventSubscribers = { closers: new Set(), encoded: new WeakMap() };
+  const closers = subscribers.closers;
   const handler = (request: Request, info: Deno.ServeHandlerInfo) =>
-    handle(request, info, options, policy, closers);
+    handle(request, info, options, policy, subscribers);
   const abort = new AbortController();
   const listen = (hostname: string, port: number) =>
     Deno.serve({ hostname, port, signal: abort.signal, onListen() {}, handler });
@@ -89,12 +102,20 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   });
 }
 
+/** The open `/events` streams of one server. */
+interface EventSubscribers {
+  /** Ends each open stream (server shutdown); its size is the number of subscribers. */
+  closers: Set<() => void>;
+  /** Each event's SSE bytes, encoded once for all subscribers. */
+  encoded: WeakMap<NumberedEvent, Uint8Array>;
+}
+
 function handle(
   request: Request,
   info: Deno.ServeHandlerInfo,
   options: ApiServerOptions,
   policy: AccessPolicy,
-  closers: Set<() => void>,
+  subscribers: EventSubscribers,
 ): Response {
   const access = checkAccess(request, policy);
   if (!access.ok) {
@@ -124,7 +145,7 @@ function handle(
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     case "/events":
-      return events(request, info, options, closers);
+      return events(request, info, options, subscribers);
     default:
       return new Response("not found\n", { status: 404 });
   }
@@ -141,38 +162,78 @@ function json(body: unknown, status = 200): Response {
  * The SSE stream: `retry: 3000`, then either a replay of the events after `Last-Event-ID` or a
  * snapshot, then live events, each with `id:` and an unnamed `data:` line so `onmessage` clients
  * of the Rust k8stun keep working (parity §5.3, §5.4).
+ *
+ * Bounded: at most `maxEventSubscribers` streams, and a subscriber whose unsent events reach
+ * `maxEventQueueBytes` (it stopped reading, or reads slower than events come) is dropped. Its
+ * EventSource reconnects by itself with the last id it got, and the replay ring fills the gap.
  */
 function events(
   request: Request,
   info: Deno.ServeHandlerInfo,
   options: ApiServerOptions,
-  closers: Set<() => void>,
+  subscribers: EventSubscribers,
 ): Response {
+  const limit = options.maxEventSubscribers ?? MAX_EVENT_SUBSCRIBERS;
+  if (subscribers.closers.size >= limit) {
+    return new Response(
+      `too many /events subscribers (${limit} open): close a dashboard tab or event stream, ` +
+        "then retry\n",
+      { status: 503, headers: { "retry-after": "5", "content-type": "text/plain" } },
+    );
+  }
   const header = request.headers.get("last-event-id");
   const lastEventId = header !== null && /^\d+$/.test(header.trim()) ? Number(header) : undefined;
+  const queueBytes = options.maxEventQueueBytes ?? MAX_EVENT_QUEUE_BYTES;
+  // Our own queue (the stream's holds at most what was pulled): dropping a subscriber discards it
+  // and closes the stream cleanly, which EventSource answers by reconnecting.
+  let queue: Uint8Array[] = [];
+  let queued = 0;
+  let wanted = false;
+  let live = false;
   let cleanup = () => {};
+  let close = () => {};
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      const send = (text: string) => {
-        try {
-          controller.enqueue(encoder.encode(text));
-        } catch {
-          cleanup();
+      const send = (bytes: Uint8Array) => {
+        if (wanted) {
+          wanted = false;
+          controller.enqueue(bytes);
+          return;
+        }
+        queue.push(bytes);
+        queued += bytes.length;
+        // The replay or snapshot that opens the stream is kept whole (the ring and the VIP
+        // table bound it); only live events can leave a subscriber behind.
+        if (live && queued > queueBytes) {
+          log.debug("dropped an /events subscriber {queued} bytes behind", { queued });
+          close();
         }
       };
-      send("retry: 3000\n\n");
+      const encodeEvent = (numbered: NumberedEvent) => {
+        let bytes = subscribers.encoded.get(numbered);
+        if (!bytes) {
+          bytes = encoder.encode(`id: ${numbered.id}\ndata: ${JSON.stringify(numbered.event)}\n\n`);
+          subscribers.encoded.set(numbered, bytes);
+        }
+        return bytes;
+      };
+      send(encoder.encode("retry: 3000\n\n"));
       const unsubscribe = options.state.subscribe(
-        (numbered: NumberedEvent) =>
-          send(`id: ${numbered.id}\ndata: ${JSON.stringify(numbered.event)}\n\n`),
+        (numbered: NumberedEvent) => send(encodeEvent(numbered)),
         lastEventId,
       );
-      const keepAlive = setInterval(() => send(":\n\n"), options.keepAliveMs ?? 15_000);
+      const keepAlive = setInterval(
+        () => send(encoder.encode(":\n\n")),
+        options.keepAliveMs ?? 15_000,
+      );
       cleanup = () => {
         unsubscribe();
         clearInterval(keepAlive);
-        closers.delete(close);
+        subscribers.closers.delete(close);
+        queue = [];
+        queued = 0;
       };
-      const close = () => {
+      close = () => {
         cleanup();
         try {
           controller.close();
@@ -180,13 +241,23 @@ function events(
           // already closed by the client
         }
       };
-      closers.add(close);
+      subscribers.closers.add(close);
+      live = true;
       info.completed.finally(cleanup).catch(() => {});
+    },
+    pull(controller) {
+      if (queue.length === 0) {
+        wanted = true;
+        return;
+      }
+      controller.enqueue(queue.length === 1 ? queue[0] : concat(queue, queued));
+      queue = [];
+      queued = 0;
     },
     cancel() {
       cleanup();
     },
-  });
+  }, { highWaterMark: 0 });
   return new Response(body, {
     headers: {
       "content-type": "text/event-stream",
@@ -194,4 +265,14 @@ function events(
       "x-accel-buffering": "no",
     },
   });
+}
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
 }

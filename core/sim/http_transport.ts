@@ -204,6 +204,9 @@ function tunnelTransport(ws: WebSocket): ByteTransport {
       }),
     onClose: (listener) => ws.on("close", listener),
     close: () => ws.close(1000),
+    bufferedAmount: () => ws.bufferedAmount,
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
   };
 }
 
@@ -217,6 +220,9 @@ function socketTransport(socket: NodeDuplex, head: Buffer): ByteTransport {
     },
     onClose: (listener) => socket.on("close", listener),
     close: () => void socket.end(),
+    bufferedAmount: () => socket.writableLength,
+    pause: () => void socket.pause(),
+    resume: () => void socket.resume(),
   };
 }
 
@@ -247,6 +253,8 @@ export function refragmenting(
   };
   return {
     ...transport,
+    bufferedAmount: () =>
+      transport.bufferedAmount() + pending.reduce((sum, bytes) => sum + bytes.length, 0),
     write(bytes) {
       pending.push(bytes.slice());
       if (!scheduled) {

@@ -10,25 +10,37 @@ import { DialError, type Duplex } from "../../mod.ts";
 import {
   controlFrame,
   dataFrame,
+  DEFAULT_WINDOW,
   FLAG_FIN,
   FrameParser,
+  MAX_WINDOW,
+  parseSettings,
   payloadStreamId,
+  payloadWord,
   PING,
   RST_CANCEL,
+  RST_FLOW_CONTROL_ERROR,
   RST_STREAM,
   rstStreamPayload,
+  SETTINGS,
+  SETTINGS_INITIAL_WINDOW_SIZE,
+  settingsPayload,
+  SpdyFramingError,
   SYN_REPLY,
   SYN_STREAM,
   synStreamPayload,
+  WINDOW_UPDATE,
+  windowUpdatePayload,
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
+import { ReceiveWindow } from "../../core/k8s/spdy/receive_window.ts";
+import { MAX_MESSAGE, SEND_HIGH_WATER, SESSION_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 
 /** The tunnelled subprotocol. */
 export const SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
 const REFUSAL_GRACE_MS = 40;
 const MIN_GRACE_MS = 1;
 const MAX_FRAME = 32 * 1024;
-const SEND_HIGH_WATER = 4 * 1024 * 1024;
 const PING_INTERVAL_MS = 15_000;
 /**
  * The kubelet replies to a SYN_STREAM before it dials (§3.2), so a reply that takes longer than
@@ -42,16 +54,22 @@ const ERROR_END_WAIT_MS = 1_000;
 export class SpdyUnavailable extends Error {}
 
 interface StreamState {
+  /** The app's readable (data streams only). */
   readable?: ReadableStreamDefaultController<Uint8Array>;
-  pending: Uint8Array[];
   ended: boolean;
   failed?: DialError;
-  replies: number;
   /**
    * Settles at the stream's SYN_REPLY (or its failure). The kubelet's spdystream drops DATA for a
    * stream it has not replied to yet, so writes wait for it (client-go waits the same way).
    */
   replied: PromiseWithResolvers<void>;
+  /** Bytes handed to the readable, and how many of them the app has read so far. */
+  enqueued: number;
+  read: number;
+  /** What the peer may still send on this stream. */
+  receive: ReceiveWindow;
+  /** What the peer lets us send on this stream (obeyed once it shows it does flow control). */
+  sendWindow: number;
   onReply?: () => void;
   onError?: (error: DialError) => void;
   onData?: () => void;
@@ -59,7 +77,22 @@ interface StreamState {
   onEnd?: () => void;
 }
 
-/** An open session. */
+/**
+ * An open session.
+ *
+ * Flow control (SPDY/3.1 §2.6.8): we advertise a {@link STREAM_HIGH_WATER} window per stream and a
+ * {@link SESSION_HIGH_WATER} window for the session, and return bytes with WINDOW_UPDATE only as
+ * the app reads them. Kubernetes' spdystream (kubelet, CRI streaming servers) neither sends nor
+ * honours WINDOW_UPDATE — its own backpressure is to stop reading the connection — so:
+ * - a peer that has not shown flow control (no WINDOW_UPDATE or initial-window SETTINGS yet) is
+ *   held back the same way: while a stream's unread bytes reach its high-water mark, or the
+ *   session's reach the session's, the session stops reading the WebSocket (every stream of the
+ *   session waits, as with kubectl). Its windows are not enforced, and ours are not waited for:
+ *   an upload would otherwise stall for good after 64 KiB.
+ * - a peer that has shown it is held to its windows: sending past a stream's window resets that
+ *   stream with FLOW_CONTROL_ERROR (the session goes on), past the session's ends the session;
+ *   our writes wait for the windows it opens.
+ */
 export class SpdySession {
   readonly #ws: WebSocket;
   readonly #parser = new FrameParser();
@@ -76,6 +109,21 @@ export class SpdySession {
   #pingOutstanding = false;
   #pingId = 1;
   #pingDeadline?: ReturnType<typeof setTimeout>;
+  /** The peer sent WINDOW_UPDATE or an initial-window SETTINGS: it does flow control. */
+  #peerFlowControl = false;
+  /** The peer's initial stream window (SETTINGS, §2.6.4), for streams opened from now on. */
+  #peerInitialWindow = DEFAULT_WINDOW;
+  /** What the peer lets us send on the session. */
+  #sendWindow = DEFAULT_WINDOW;
+  /** Settles (and is replaced) whenever a send window opens or a stream fails: writers re-check. */
+  #windowChange = Promise.withResolvers<void>();
+  readonly #sessionReceive = new ReceiveWindow(SESSION_HIGH_WATER);
+  /** Bytes in the app's readables not read yet, over all streams. */
+  #buffered = 0;
+  /** Data streams whose unread bytes reached the high-water mark. */
+  readonly #full = new Set<number>();
+  /** Reading the WebSocket is paused (backpressure towards the API server). */
+  #paused = false;
 
   private constructor(ws: WebSocket, upgradeMs: number) {
     this.#ws = ws;
@@ -83,14 +131,25 @@ export class SpdySession {
     ws.on("message", (data: Uint8Array, isBinary: boolean) => {
       if (!isBinary) return;
       try {
-        for (const frame of this.#parser.push(new Uint8Array(data))) this.#onFrame(frame);
-      } catch {
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        for (const frame of this.#parser.push(bytes)) this.#onFrame(frame);
+      } catch (error) {
+        const reason = error instanceof SpdyFramingError ? error.message : String(error);
+        this.#shutdown(new DialError("error", `the port-forward session broke: ${reason}`));
         ws.terminate();
       }
     });
     ws.on("close", () => this.#shutdown(new DialError("error", "the port-forward session closed")));
     ws.on("error", () => {});
     this.#ping = setInterval(() => this.#checkAlive(PING_INTERVAL_MS), PING_INTERVAL_MS);
+    // Our windows (§2.6.4, §2.6.8): a stream's initial one by SETTINGS, the session's (64 KiB
+    // until told otherwise) by a WINDOW_UPDATE for stream 0. spdystream reads and ignores both.
+    this.#send(controlFrame(
+      SETTINGS,
+      0,
+      settingsPayload([[SETTINGS_INITIAL_WINDOW_SIZE, STREAM_HIGH_WATER]]),
+    ));
+    this.#credit(0, SESSION_HIGH_WATER - DEFAULT_WINDOW);
   }
 
   /** Opens a session; rejects with {@link SpdyUnavailable} when the server does not tunnel SPDY. */
@@ -103,6 +162,10 @@ export class SpdySession {
       let accepted = false;
       const ws = new WebSocket(url, {
         ...options,
+        maxPayload: MAX_MESSAGE,
+        // The SPDY header blocks are compressed already and the data is the app's: inflating
+        // would only cost CPU and open the door to decompression bombs.
+        perMessageDeflate: false,
         headers: {
           ...(options.headers as Record<string, string> | undefined),
           "Sec-WebSocket-Protocol": SPDY_TUNNEL_PROTOCOL,
@@ -161,48 +224,45 @@ export class SpdySession {
     const dataId = this.#nextStream + 2;
     this.#nextStream += 4;
     const state = (): StreamState => ({
-      pending: [],
       ended: false,
-      replies: 0,
       replied: Promise.withResolvers(),
+      enqueued: 0,
+      read: 0,
+      receive: new ReceiveWindow(STREAM_HIGH_WATER),
+      sendWindow: this.#peerInitialWindow,
     });
     const error = state();
     const data = state();
     this.#streams.set(errorId, error);
     this.#streams.set(dataId, data);
+    // Bytes that arrive before the verdict already count against the stream's high-water mark.
+    const readable = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          data.readable = controller;
+        },
+        pull: () => this.#onRead(dataId, data),
+        cancel: () => this.#reset(errorId, dataId),
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: STREAM_HIGH_WATER }),
+    );
     const headers = (type: string): [string, string][] => [
       ["streamtype", type],
       ["port", String(port)],
       ["requestid", requestId],
     ];
-    const accepted = this.#verdict(error, data, signal);
+    const accepted = this.#verdict(error, dataId, data, signal);
     accepted.catch(() => this.#reset(errorId, dataId));
     const synStream = (id: number, type: string) =>
       controlFrame(SYN_STREAM, 0, synStreamPayload(id, this.#headers.encode(headers(type))));
     this.#send(concat(synStream(errorId, "error"), synStream(dataId, "data")));
     if (!early) await accepted;
-    const ws = this.#ws;
     return {
-      readable: new ReadableStream<Uint8Array>({
-        start: (controller) => {
-          data.readable = controller;
-          for (const chunk of data.pending.splice(0)) controller.enqueue(chunk);
-          if (data.failed) controller.error(data.failed);
-          else if (data.ended) controller.close();
-        },
-        cancel: () => this.#reset(errorId, dataId),
-      }),
+      readable,
       writable: new WritableStream<Uint8Array>({
         write: async (chunk) => {
           await data.replied.promise;
-          if (data.failed) throw data.failed;
-          if (this.#closed) throw new DialError("error", "the port-forward session closed");
-          for (let i = 0; i < chunk.length; i += MAX_FRAME) {
-            this.#send(dataFrame(dataId, 0, chunk.subarray(i, i + MAX_FRAME)));
-          }
-          while (ws.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
-            await new Promise((r) => setTimeout(r, 1));
-          }
+          await this.#write(dataId, data, chunk);
         },
         close: async () => {
           await data.replied.promise;
@@ -215,12 +275,48 @@ export class SpdySession {
     };
   }
 
+  /** Bytes received for the apps' readables and not read by them yet (all streams). */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Sends `chunk` on a data stream in frames of at most MAX_FRAME, within the peer's windows when
+   * it does flow control, then waits while the socket holds more than SEND_HIGH_WATER: what waits
+   * is the app's write, so an API server that does not read (or opens no window) holds at most
+   * that much of ours.
+   */
+  async #write(id: number, state: StreamState, chunk: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < chunk.length;) {
+      if (state.failed) throw state.failed;
+      if (this.#closed) throw new DialError("error", "the port-forward session closed");
+      const room = this.#peerFlowControl ? Math.min(state.sendWindow, this.#sendWindow) : Infinity;
+      if (room <= 0) {
+        await this.#windowChange.promise;
+        continue;
+      }
+      const n = Math.min(MAX_FRAME, chunk.length - offset, room);
+      state.sendWindow -= n;
+      this.#sendWindow -= n;
+      this.#send(dataFrame(id, 0, chunk.subarray(offset, offset + n)));
+      offset += n;
+    }
+    while (this.#ws.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
   /**
    * The kubelet replies to both streams, then dials the pod port and reports a refusal on the
    * error stream right away (§3.2). The connection counts as accepted when the pod sends data,
    * or when about one more round trip after the replies passed without an error.
    */
-  #verdict(error: StreamState, data: StreamState, signal: AbortSignal): Promise<void> {
+  #verdict(
+    error: StreamState,
+    dataId: number,
+    data: StreamState,
+    signal: AbortSignal,
+  ): Promise<void> {
     const sentAt = performance.now();
     return new Promise<void>((resolve, reject) => {
       let replies = 0;
@@ -240,13 +336,8 @@ export class SpdySession {
       // with an error (the app sees RST, never a clean end of truncated data).
       const fail = (failure: DialError) => {
         clearTimeout(unanswered);
-        data.replied.resolve(); // waiting writes go on and meet the failure
-        data.failed ??= failure;
         reject(failure);
-        if (data.readable && !data.ended) {
-          data.ended = true;
-          data.readable.error(failure);
-        }
+        this.#failData(dataId, data, failure);
       };
       error.onReply = replied;
       data.onReply = replied;
@@ -266,46 +357,113 @@ export class SpdySession {
   }
 
   #onFrame(frame: ReturnType<FrameParser["push"]>[number]): void {
-    if (frame.kind === "control") {
-      if (frame.type === SYN_REPLY) {
-        const state = this.#streams.get(payloadStreamId(frame.payload));
-        state?.replied.resolve();
-        state?.onReply?.();
-      } else if (frame.type === PING) {
-        // Our PINGs come back with odd ids; the server's own (even) are echoed (SPDY/3 §2.6.5).
-        if (payloadStreamId(frame.payload) % 2 === 1) this.#pingOutstanding = false;
-        else this.#send(controlFrame(PING, 0, frame.payload));
-      } else if (frame.type === RST_STREAM) {
-        const id = payloadStreamId(frame.payload);
-        const state = this.#streams.get(id);
-        // The kubelet resets the error stream after writing its text: the text already failed it.
-        if (state && !state.failed) {
-          state.onError?.(new DialError("error", "the pod side reset the stream"));
-        }
-        if (state) {
-          state.ended = true;
-          state.onEnd?.();
-        }
-        this.#streams.delete(id);
-      }
-      return;
+    if (frame.kind === "control") return this.#onControl(frame.type, frame.payload);
+    const n = frame.data.length;
+    if (!this.#sessionReceive.receive(n) && this.#peerFlowControl) {
+      throw new SpdyFramingError(
+        "the API server sent past the session's flow-control window (SPDY/3.1 §2.6.8)",
+      );
     }
     const state = this.#streams.get(frame.streamId);
+    const isError = (frame.streamId - 1) % 4 === 0;
+    if (!state || isError || state.ended) {
+      // Bytes no app will read (error-stream text, a stream already ended or reset) are
+      // consumed here: the session window gets them back at once.
+      this.#credit(0, this.#sessionReceive.read(n));
+    }
     if (!state) return;
-    if (frame.data.length > 0) {
-      if ((frame.streamId - 1) % 4 === 0) {
-        // The error stream: its text means this connection failed (§3.2).
-        const text = new TextDecoder().decode(frame.data);
-        const refused = /refused|forward not found|no forward found/i.test(text);
-        state.failed = new DialError(refused ? "refused" : "error", text);
-        state.onError?.(state.failed);
-      } else {
-        state.onData?.();
-        if (state.readable) state.readable.enqueue(new Uint8Array(frame.data));
-        else state.pending.push(new Uint8Array(frame.data));
+    if (n > 0 && isError) {
+      // The error stream: its text means this connection failed (§3.2).
+      const text = new TextDecoder().decode(frame.data);
+      const refused = /refused|forward not found|no forward found/i.test(text);
+      state.failed = new DialError(refused ? "refused" : "error", text);
+      state.onError?.(state.failed);
+    } else if (n > 0 && !state.ended) {
+      if (!state.receive.receive(n) && this.#peerFlowControl) {
+        return this.#flowControlError(frame.streamId, state);
       }
+      state.onData?.();
+      state.readable!.enqueue(frame.data);
+      state.enqueued += n;
+      this.#buffered += n;
+      if ((state.readable!.desiredSize ?? 0) <= 0) this.#full.add(frame.streamId);
+      this.#applyBackpressure();
     }
     if (frame.flags & FLAG_FIN) this.#onFin(frame.streamId, state);
+  }
+
+  #onControl(type: number, payload: Uint8Array): void {
+    if (type === SYN_REPLY) {
+      const state = this.#streams.get(payloadStreamId(payload));
+      state?.replied.resolve();
+      state?.onReply?.();
+    } else if (type === PING) {
+      // Our PINGs come back with odd ids; the server's own (even) are echoed (SPDY/3 §2.6.5).
+      if (payloadStreamId(payload) % 2 === 1) this.#pingOutstanding = false;
+      else this.#send(controlFrame(PING, 0, payload));
+    } else if (type === RST_STREAM) {
+      const id = payloadStreamId(payload);
+      const state = this.#streams.get(id);
+      this.#streams.delete(id);
+      if (!state) return;
+      // The kubelet resets the error stream after writing its text: the text already failed it.
+      if (!state.failed) state.onError?.(new DialError("error", "the pod side reset the stream"));
+      state.ended = true;
+      this.#release(id, state);
+      state.onEnd?.();
+    } else if (type === SETTINGS) {
+      const initial = parseSettings(payload).get(SETTINGS_INITIAL_WINDOW_SIZE);
+      if (initial === undefined) return;
+      if (initial > MAX_WINDOW) {
+        throw new SpdyFramingError(`SETTINGS initial window ${initial} is over 2^31 - 1`);
+      }
+      // A changed initial window moves every open stream's window by the difference (§2.6.4).
+      for (const state of this.#streams.values()) {
+        state.sendWindow += initial - this.#peerInitialWindow;
+      }
+      this.#peerInitialWindow = initial;
+      this.#onPeerFlowControl();
+    } else if (type === WINDOW_UPDATE) {
+      const id = payloadWord(payload, 0);
+      const delta = payloadWord(payload, 1);
+      if (id === 0) {
+        this.#sendWindow += delta;
+        if (this.#sendWindow > MAX_WINDOW) {
+          throw new SpdyFramingError("the session's send window grew past 2^31 - 1 (§2.6.8)");
+        }
+      } else {
+        const state = this.#streams.get(id);
+        if (state) state.sendWindow += delta;
+        if (state && state.sendWindow > MAX_WINDOW) return this.#flowControlError(id, state);
+      }
+      this.#onPeerFlowControl();
+    }
+  }
+
+  /** The peer does flow control: its windows now bound what it sends and what we send. */
+  #onPeerFlowControl(): void {
+    this.#peerFlowControl = true;
+    this.#windowOpened();
+    this.#applyBackpressure();
+  }
+
+  /**
+   * The peer broke a stream's window (sent past it, or opened ours past 2^31 - 1): that stream is
+   * reset with FLOW_CONTROL_ERROR (§2.6.8) and fails; the session and its other streams go on.
+   */
+  #flowControlError(dataId: number, state: StreamState): void {
+    this.#streams.delete(dataId);
+    this.#send(controlFrame(RST_STREAM, 0, rstStreamPayload(dataId, RST_FLOW_CONTROL_ERROR)));
+    this.#reset(dataId - 2);
+    this.#failData(
+      dataId,
+      state,
+      new DialError(
+        "error",
+        "the API server broke the connection's flow-control window (SPDY/3.1 §2.6.8): " +
+          "the connection was reset",
+      ),
+    );
   }
 
   /**
@@ -325,6 +483,7 @@ export class SpdySession {
       if (state.ended) return;
       state.ended = true;
       state.readable?.close();
+      this.#release(streamId, state);
     };
     if (!errorState || errorState.ended) return end();
     const timer = setTimeout(end, ERROR_END_WAIT_MS);
@@ -332,6 +491,73 @@ export class SpdySession {
       clearTimeout(timer);
       end();
     };
+  }
+
+  /**
+   * The app read from a data stream (the readable's pull: its queue fell below the high-water
+   * mark): what it read goes back to the peer as window, and the session may read again.
+   */
+  #onRead(id: number, state: StreamState): void {
+    if (state.ended || !state.readable) return;
+    const queued = STREAM_HIGH_WATER - (state.readable.desiredSize ?? 0);
+    const read = state.enqueued - queued;
+    if (read > state.read) {
+      const n = read - state.read;
+      state.read = read;
+      this.#buffered -= n;
+      this.#credit(id, state.receive.read(n));
+      this.#credit(0, this.#sessionReceive.read(n));
+    }
+    // Resume at half the mark, so a reader just below it does not pause and resume per message.
+    if (queued <= STREAM_HIGH_WATER / 2) this.#full.delete(id);
+    this.#applyBackpressure();
+  }
+
+  /** Sends a WINDOW_UPDATE returning `delta` bytes of window (nothing for 0). */
+  #credit(id: number, delta: number): void {
+    if (delta > 0) this.#send(controlFrame(WINDOW_UPDATE, 0, windowUpdatePayload(id, delta)));
+  }
+
+  /**
+   * Pauses reading the WebSocket while the apps hold too much unread: for a peer without flow
+   * control while any stream is at its mark, for any peer while the session is at its mark.
+   */
+  #applyBackpressure(): void {
+    const hold = (!this.#peerFlowControl && this.#full.size > 0) ||
+      this.#buffered >= SESSION_HIGH_WATER;
+    if (hold === this.#paused || this.#closed) return;
+    this.#paused = hold;
+    if (hold) this.#ws.pause();
+    else this.#ws.resume();
+  }
+
+  /** A data stream no longer counts towards the session's unread bytes (ended, failed, reset). */
+  #release(id: number, state: StreamState): void {
+    this.#buffered -= state.enqueued - state.read;
+    state.read = state.enqueued;
+    this.#full.delete(id);
+    this.#applyBackpressure();
+  }
+
+  /** Fails a data stream: its readable errors, waiting writes meet the failure. */
+  #failData(id: number, state: StreamState, failure: DialError): void {
+    state.replied.resolve();
+    state.failed ??= failure;
+    if (state.readable && !state.ended) {
+      state.ended = true;
+      try {
+        state.readable.error(state.failed);
+      } catch {
+        // cancelled by the app already
+      }
+    }
+    this.#release(id, state);
+    this.#windowOpened();
+  }
+
+  #windowOpened(): void {
+    this.#windowChange.resolve();
+    this.#windowChange = Promise.withResolvers();
   }
 
   /**
@@ -350,11 +576,14 @@ export class SpdySession {
     }, timeoutMs);
   }
 
+  /** Resets our streams (CANCEL); a data stream's readable and writes fail. */
   #reset(...ids: number[]): void {
     for (const id of ids) {
-      if (!this.#streams.has(id)) continue;
+      const state = this.#streams.get(id);
+      if (!state) continue;
       this.#streams.delete(id);
       this.#send(controlFrame(RST_STREAM, 0, rstStreamPayload(id, RST_CANCEL)));
+      if (state.readable) this.#failData(id, state, new DialError("error", "connection reset"));
     }
   }
 
@@ -379,6 +608,9 @@ export class SpdySession {
       }
     }
     this.#streams.clear();
+    this.#full.clear();
+    this.#buffered = 0;
+    this.#windowOpened();
   }
 }
 

@@ -7,6 +7,7 @@
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 import { DialError, type Duplex } from "../../mod.ts";
+import { MAX_MESSAGE, SEND_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
@@ -19,8 +20,6 @@ const REFUSAL_GRACE_MS = 40;
 const PREFIX_TIMEOUT_MS = 1_500;
 /** After the app's half-close, how long the pod may stay silent before the stream ends. */
 const HALF_CLOSE_QUIET_MS = 250;
-/** Pause reading from the app side while this much is queued on the socket. */
-const SEND_HIGH_WATER = 4 * 1024 * 1024;
 
 /**
  * Opens the stream. `options` are `ws` client options with the kubeconfig's auth applied. With
@@ -43,7 +42,11 @@ export function openV4Stream(
   accepted.catch(() => {});
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const ws = new WebSocket(url, ["v4.channel.k8s.io"], options);
+    const ws = new WebSocket(url, ["v4.channel.k8s.io"], {
+      ...options,
+      maxPayload: MAX_MESSAGE,
+      perMessageDeflate: false,
+    });
     let prefixDeadline: ReturnType<typeof setTimeout> | undefined;
     ws.once("open", () => {
       const limit = Math.round(Math.max(PREFIX_TIMEOUT_MS, 2 * (performance.now() - started)));
@@ -184,7 +187,7 @@ export function openV4Stream(
         cancel() {
           ws.terminate();
         },
-      }, { highWaterMark: 8 }),
+      }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_HIGH_WATER })),
       writable: new WritableStream<Uint8Array>({
         async write(chunk) {
           if (failure) throw failure;

@@ -13,49 +13,114 @@ export const PING = 6;
 export const GOAWAY = 7;
 export const WINDOW_UPDATE = 9;
 export const FLAG_FIN = 0x01;
+/** RST_STREAM status PROTOCOL_ERROR (SPDY/3.1 §2.6.3). */
+export const RST_PROTOCOL_ERROR = 1;
 /** RST_STREAM status CANCEL. */
 export const RST_CANCEL = 5;
+/** RST_STREAM status FLOW_CONTROL_ERROR: the peer sent past the window (SPDY/3.1 §2.6.8). */
+export const RST_FLOW_CONTROL_ERROR = 7;
+/** The SETTINGS id of the initial per-stream window (SPDY/3.1 §2.6.4). */
+export const SETTINGS_INITIAL_WINDOW_SIZE = 7;
+/** Every stream's and the session's window before any SETTINGS or WINDOW_UPDATE (§2.6.8). */
+export const DEFAULT_WINDOW = 64 * 1024;
+/** A window may never grow past 2^31 - 1 (§2.6.8). */
+export const MAX_WINDOW = 0x7fffffff;
+/**
+ * The largest frame the parser accepts. SPDY allows 2^24 - 1, but Kubernetes' spdystream writes a
+ * data frame per write of the kubelet's 32 KiB copy buffer and header blocks of a few dozen bytes,
+ * so a bigger frame is hostile; the cap bounds what one partial frame can make the parser hold.
+ */
+export const MAX_FRAME_LENGTH = 1024 * 1024;
 
 /** A parsed frame. */
 export type SpdyFrame =
   | { kind: "data"; streamId: number; flags: number; data: Uint8Array }
   | { kind: "control"; type: number; flags: number; payload: Uint8Array };
 
+/** A frame the parser refuses: the session cannot go on (its byte stream lost framing). */
+export class SpdyFramingError extends Error {}
+
 /** Accumulates bytes and yields whole frames. */
 export class FrameParser {
+  /** Bytes of an incomplete frame, at `[#start, #end)`; grows geometrically, so a frame that
+   * arrives a byte at a time costs linear time, not quadratic. */
   #buffer = new Uint8Array(0);
+  #start = 0;
+  #end = 0;
+  readonly #maxFrameLength: number;
 
-  /** Adds bytes; returns every frame now complete. Throws on a frame that cannot be SPDY/3. */
+  constructor(maxFrameLength = MAX_FRAME_LENGTH) {
+    this.#maxFrameLength = maxFrameLength;
+  }
+
+  /** Adds bytes; returns every frame now complete. Throws {@link SpdyFramingError} on a frame
+   * that cannot be SPDY/3 or is longer than the limit. */
   push(bytes: Uint8Array): SpdyFrame[] {
-    const merged = new Uint8Array(this.#buffer.length + bytes.length);
-    merged.set(this.#buffer);
-    merged.set(bytes, this.#buffer.length);
+    // Nothing held back (the usual case): parse the caller's bytes in place.
+    const source = this.#start === this.#end ? bytes : this.#append(bytes);
+    const end = source === bytes ? bytes.length : this.#end;
+    let offset = source === bytes ? 0 : this.#start;
     const frames: SpdyFrame[] = [];
-    let offset = 0;
-    while (merged.length - offset >= 8) {
-      const length = (merged[offset + 5] << 16) | (merged[offset + 6] << 8) | merged[offset + 7];
-      if (merged.length - offset < 8 + length) break;
-      const flags = merged[offset + 4];
-      const body = merged.slice(offset + 8, offset + 8 + length);
-      if (merged[offset] & 0x80) {
-        const version = ((merged[offset] & 0x7f) << 8) | merged[offset + 1];
-        if (version !== 3) throw new Error(`SPDY version ${version} is not 3`);
+    while (end - offset >= 8) {
+      const length = (source[offset + 5] << 16) | (source[offset + 6] << 8) | source[offset + 7];
+      if (length > this.#maxFrameLength) {
+        throw new SpdyFramingError(
+          `SPDY frame of ${length} bytes is over the ${this.#maxFrameLength}-byte limit`,
+        );
+      }
+      if (end - offset < 8 + length) break;
+      const flags = source[offset + 4];
+      const body = source.slice(offset + 8, offset + 8 + length);
+      if (source[offset] & 0x80) {
+        const version = ((source[offset] & 0x7f) << 8) | source[offset + 1];
+        if (version !== 3) throw new SpdyFramingError(`SPDY version ${version} is not 3`);
         frames.push({
           kind: "control",
-          type: (merged[offset + 2] << 8) | merged[offset + 3],
+          type: (source[offset + 2] << 8) | source[offset + 3],
           flags,
           payload: body,
         });
       } else {
         const streamId =
-          ((merged[offset] & 0x7f) << 24 | merged[offset + 1] << 16 | merged[offset + 2] << 8 |
-            merged[offset + 3]) >>> 0;
+          ((source[offset] & 0x7f) << 24 | source[offset + 1] << 16 | source[offset + 2] << 8 |
+            source[offset + 3]) >>> 0;
         frames.push({ kind: "data", streamId, flags, data: body });
       }
       offset += 8 + length;
     }
-    this.#buffer = merged.slice(offset);
+    if (source === bytes) {
+      this.#start = 0;
+      this.#end = 0;
+      if (offset < end) this.#append(bytes.subarray(offset));
+    } else {
+      this.#start = offset;
+      if (this.#start === this.#end) this.#release();
+    }
     return frames;
+  }
+
+  /** Appends after the held bytes (compacting or growing the buffer); returns the buffer. */
+  #append(bytes: Uint8Array): Uint8Array {
+    const held = this.#end - this.#start;
+    if (this.#end + bytes.length > this.#buffer.length) {
+      const target = this.#buffer.length >= held + bytes.length
+        ? this.#buffer
+        : new Uint8Array(Math.max(held + bytes.length, 2 * this.#buffer.length, 4096));
+      target.set(this.#buffer.subarray(this.#start, this.#end));
+      this.#buffer = target;
+      this.#start = 0;
+      this.#end = held;
+    }
+    this.#buffer.set(bytes, this.#end);
+    this.#end += bytes.length;
+    return this.#buffer;
+  }
+
+  /** Drops a buffer a big frame grew, once it is empty. */
+  #release(): void {
+    this.#start = 0;
+    this.#end = 0;
+    if (this.#buffer.length > 64 * 1024) this.#buffer = new Uint8Array(0);
   }
 }
 
@@ -111,7 +176,47 @@ export function rstStreamPayload(streamId: number, status: number): Uint8Array {
   return out;
 }
 
+/** WINDOW_UPDATE payload: stream id (0: the session, SPDY/3.1 §2.6.8) and the delta. */
+export function windowUpdatePayload(streamId: number, delta: number): Uint8Array {
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, streamId & 0x7fffffff);
+  view.setUint32(4, delta & 0x7fffffff);
+  return out;
+}
+
+/** SETTINGS payload (§2.6.4): a count, then per entry flags (0), a 24-bit id and a 32-bit value. */
+export function settingsPayload(entries: [id: number, value: number][]): Uint8Array {
+  const out = new Uint8Array(4 + 8 * entries.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, entries.length);
+  entries.forEach(([id, value], i) => {
+    view.setUint32(4 + 8 * i, id & 0xffffff);
+    view.setUint32(8 + 8 * i, value);
+  });
+  return out;
+}
+
+/** The entries of a SETTINGS payload, id → value; entries the payload is too short for are
+ * ignored (the count is the peer's word, the length is not). */
+export function parseSettings(payload: Uint8Array): Map<number, number> {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const out = new Map<number, number>();
+  if (payload.length < 4) return out;
+  const count = Math.min(view.getUint32(0), Math.floor((payload.length - 4) / 8));
+  for (let i = 0; i < count; i++) {
+    out.set(view.getUint32(4 + 8 * i) & 0xffffff, view.getUint32(8 + 8 * i));
+  }
+  return out;
+}
+
+/** The 31-bit word at `index` (0: the stream id) of a control payload. */
+export function payloadWord(payload: Uint8Array, index: number): number {
+  if (payload.length < 4 * index + 4) throw new SpdyFramingError("SPDY control frame too short");
+  return new DataView(payload.buffer, payload.byteOffset).getUint32(4 * index) & 0x7fffffff;
+}
+
 /** The stream id at the start of a control payload. */
 export function payloadStreamId(payload: Uint8Array): number {
-  return new DataView(payload.buffer, payload.byteOffset).getUint32(0) & 0x7fffffff;
+  return payloadWord(payload, 0);
 }

@@ -22,8 +22,17 @@ import {
 import { HeaderBlockEncoder, HeaderDecompressor } from "../../k8s/spdy/headers.ts";
 import { type ByteTransport, forwardingError, podReset, type PortForwardContext } from "./types.ts";
 
+/**
+ * What the simulated kubelet holds per direction before it stops reading, as the real one does:
+ * spdystream blocks the connection's reader while a stream's consumer is behind, and the copy loop
+ * from the pod blocks while the socket towards the client is full.
+ */
+const HIGH_WATER = 1024 * 1024;
+
 interface Pair {
   port: number;
+  /** Client bytes received and not yet written to the pod. */
+  queued: number;
   error?: number;
   data?: number;
   conn?: Deno.Conn;
@@ -41,6 +50,8 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
   const byStream = new Map<number, Pair>();
   let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
+  /** Pairs whose pod is more than HIGH_WATER behind: the client's bytes wait in its socket. */
+  const behind = new Set<Pair>();
   const send = (bytes: Uint8Array) => {
     if (!closed) transport.write(bytes);
   };
@@ -68,6 +79,9 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
         const n = await conn.read(buffer);
         if (n === null) break;
         send(dataFrame(pair.data!, 0, buffer.slice(0, n)));
+        while (transport.bufferedAmount() > HIGH_WATER && !closed) {
+          await new Promise((r) => setTimeout(r, 2));
+        }
       }
       send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
       send(dataFrame(pair.error!, FLAG_FIN, new Uint8Array(0)));
@@ -91,7 +105,7 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
     if (ctx.stalls(port)) return; // never answered: no reply, no dial
     send(controlFrame(SYN_REPLY, 0, synReplyPayload(streamId, replyHeaders.encode([]))));
     const pair = pairs.get(requestId) ??
-      { port, connected: Promise.withResolvers(), writes: Promise.resolve() };
+      { port, queued: 0, connected: Promise.withResolvers(), writes: Promise.resolve() };
     pairs.set(requestId, pair);
     pair[type] = streamId;
     byStream.set(streamId, pair);
@@ -100,6 +114,11 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
   const onDataFrame = (streamId: number, data: Uint8Array, flags: number) => {
     const pair = byStream.get(streamId);
     if (!pair || streamId !== pair.data) return; // writes to the error stream are ignored
+    pair.queued += data.length;
+    if (pair.queued > HIGH_WATER && !behind.has(pair)) {
+      behind.add(pair);
+      if (behind.size === 1) transport.pause();
+    }
     pair.writes = pair.writes.then(async () => {
       // Client bytes may arrive before the pod connection exists (the kubelet buffers them).
       const conn = await pair.connected.promise;
@@ -107,7 +126,12 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
       let off = 0;
       while (off < data.length) off += await conn.write(data.subarray(off));
       if (flags & FLAG_FIN) await conn.closeWrite();
-    }).catch(() => {});
+    }).catch(() => {}).finally(() => {
+      pair.queued -= data.length;
+      if (pair.queued <= HIGH_WATER / 2 && behind.delete(pair) && behind.size === 0) {
+        transport.resume();
+      }
+    });
   };
   transport.onData((bytes) => {
     let frames;

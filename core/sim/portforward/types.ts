@@ -15,6 +15,11 @@ export interface ByteTransport {
   onClose(listener: () => void): void;
   /** Closes the transport (for the tunnel: WebSocket Close 1000). */
   close(): void;
+  /** Bytes written and not yet handed to the kernel. */
+  bufferedAmount(): number;
+  /** Stops (and restarts) `onData`: backpressure towards the client, as a blocked read would be. */
+  pause(): void;
+  resume(): void;
 }
 
 /** The kubelet side of one port-forward request: which pod, and how to reach its ports. */
