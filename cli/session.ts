@@ -1,6 +1,9 @@
 /**
  * Running a long-lived command in the foreground: the first SIGINT/SIGTERM shuts down in order
- * (bounded, so a stuck step cannot hang the exit, D17); a second one forces the exit at once.
+ * (bounded, so a stuck step cannot hang the exit); a later one forces the exit at once, but
+ * never before the synchronous undo hooks ran (the journaled DNS changes: a forced exit skips
+ * waiting for connections, never the undo). Signals within a second of the first count as the
+ * same one: `deno task` forwards the terminal's Ctrl-C to a child that also got it itself.
  * Signals are trapped before the command changes anything: a Ctrl-C (or a supervisor's SIGTERM)
  * that arrives while k8stun is still starting is remembered and handled as soon as it is up,
  * instead of killing the process with DNS already redirected.
@@ -10,22 +13,41 @@
 export interface StopSignals {
   /** Fires at the first signal: long start-up steps give up and undo what they did. */
   aborted: AbortSignal;
+  /**
+   * Registers a synchronous undo that a forced exit runs before the process ends (the normal
+   * shutdown undoes the same changes in order). Returns the unregister function.
+   */
+  onForcedExit(undo: () => void): () => void;
   /** Waits for the first signal (it may have come already), runs `stop` within `limitMs`, exits. */
   runUntilStopped(stop: () => Promise<void>, limitMs?: number): Promise<void>;
 }
 
+/** Signals closer than this to the first one are the same Ctrl-C delivered twice. */
+const SAME_SIGNAL_MS = 1000;
+
 /** Installs the SIGINT/SIGTERM handlers now. */
-export function trapStopSignals(): StopSignals {
-  let signalled = 0;
+export function trapStopSignals(
+  now: () => number = performance.now.bind(performance),
+): StopSignals {
+  let firstAt: number | undefined;
   let requested!: () => void;
   const stopRequested = new Promise<void>((resolve) => requested = resolve);
   const abort = new AbortController();
+  const undoHooks = new Set<() => void>();
   const onSignal = () => {
-    signalled++;
-    if (signalled > 1) {
-      console.error("k8stun: forced exit");
+    if (firstAt !== undefined) {
+      if (now() - firstAt < SAME_SIGNAL_MS) return;
+      console.error("k8stun: forced exit; undoing system changes first");
+      for (const undo of undoHooks) {
+        try {
+          undo();
+        } catch (error) {
+          console.error(`k8stun: undo failed: ${error instanceof Error ? error.message : error}`);
+        }
+      }
       Deno.exit(130);
     }
+    firstAt = now();
     requested();
     abort.abort(new StoppedDuringStartup());
   };
@@ -33,6 +55,10 @@ export function trapStopSignals(): StopSignals {
   Deno.addSignalListener("SIGTERM", onSignal);
   return {
     aborted: abort.signal,
+    onForcedExit(undo) {
+      undoHooks.add(undo);
+      return () => undoHooks.delete(undo);
+    },
     async runUntilStopped(stop, limitMs = 5000) {
       await stopRequested;
       console.error("k8stun: stopping (press Ctrl-C again to force)");

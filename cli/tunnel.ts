@@ -35,6 +35,7 @@ import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { parsePluginConfig } from "./plugin_options.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
+import type { StopSignals } from "./session.ts";
 
 const log = logger("run");
 
@@ -59,8 +60,9 @@ export async function startTunnel(
   options: RunOptions,
   kube: LoadedKubeConfig,
   say: (line: string) => void,
-  abort?: AbortSignal,
+  signals?: Pick<StopSignals, "aborted" | "onForcedExit">,
 ): Promise<Tunnel> {
+  const abort = signals?.aborted;
   const cleanups: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -250,6 +252,8 @@ export async function startTunnel(
       cleanups.push(() => listener.close());
     }
     const journal = new FileJournal();
+    const forgetForcedUndo = signals?.onForcedExit(() => journal.undoSync());
+    if (forgetForcedUndo) cleanups.push(forgetForcedUndo);
     const modeContext: DnsModeContext = {
       server: { address: FORWARD_DNS_ADDRESS, port: 53 },
       tunServer: { address: vips.dnsAddress, port: 53 },

@@ -8,6 +8,7 @@
  * the journal behind; `k8stun cleanup` or the next `k8stun run` undoes it, and acts only on the
  * files k8stun's DNS modes change, whatever the journal names.
  */
+import { createHash } from "node:crypto";
 import type { Journal } from "../mod.ts";
 import { logger } from "./log.ts";
 import { ensureRuntimeDir, existingRuntimeDir, runtimeDir } from "./runtime_dir.ts";
@@ -46,10 +47,9 @@ export function journalPath(env: (name: string) => string | undefined = Deno.env
   return `${runtimeDir(env)}/journal.json`;
 }
 
-/** SHA-256 hex of bytes. */
-export async function sha256(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** SHA-256 hex of bytes (synchronous: a forced exit undoes the journal without awaiting). */
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** A journal backed by a JSON file. */
@@ -66,7 +66,7 @@ export class FileJournal implements Journal {
    * write from someone else's and leaves the file alone.
    */
   async recordFile(path: string, contents?: Uint8Array): Promise<void> {
-    const intended = contents ? await sha256(contents) : undefined;
+    const intended = contents ? sha256(contents) : undefined;
     const known = this.#data.entries.find((e): e is FileEntry =>
       e.kind === "file" && e.path === path
     );
@@ -90,9 +90,21 @@ export class FileJournal implements Journal {
   }
 
   /** Undoes this run's changes (clean exit) and removes the journal. */
-  async undo(): Promise<string[]> {
-    const messages = await undoEntries(this.#data.entries, () => true);
-    await Deno.remove(this.path).catch(() => {});
+  undo(): Promise<string[]> {
+    return Promise.resolve(this.undoSync());
+  }
+
+  /**
+   * {@link undo} without awaiting anything: a forced exit (a second Ctrl-C) runs it from the
+   * signal handler right before the process ends, so no change outlives the process.
+   */
+  undoSync(): string[] {
+    const messages = undoEntries(this.#data.entries, () => true);
+    try {
+      Deno.removeSync(this.path);
+    } catch {
+      // never written, or removed already
+    }
     this.#data.entries = [];
     return messages;
   }
@@ -134,15 +146,15 @@ export async function repairJournal(
   if (data.pid !== Deno.pid && processRuns(data.pid)) {
     throw new Error(`k8stun (pid ${data.pid}) is still running; stop it first`);
   }
-  const messages = await undoEntries(data.entries, mayTouch);
+  const messages = undoEntries(data.entries, mayTouch);
   await Deno.remove(path).catch(() => {});
   return messages;
 }
 
-async function undoEntries(
+function undoEntries(
   entries: (FileEntry | StepEntry)[],
   mayTouch: MayTouch,
-): Promise<string[]> {
+): string[] {
   const messages: string[] = [];
   for (const entry of [...entries].reverse()) {
     if (entry?.kind !== "file") continue;
@@ -160,7 +172,7 @@ async function undoEntries(
       continue;
     }
     try {
-      messages.push(await undoFile(entry));
+      messages.push(undoFile(entry));
     } catch (error) {
       messages.push(`${entry.path}: could not be restored: ${(error as Error).message}`);
     }
@@ -169,28 +181,28 @@ async function undoEntries(
 }
 
 /** Undoes one file change; returns what it did. */
-async function undoFile(entry: FileEntry): Promise<string> {
+function undoFile(entry: FileEntry): string {
   let current: Uint8Array | undefined;
   try {
-    current = await Deno.readFile(entry.path);
+    current = Deno.readFileSync(entry.path);
   } catch {
     current = undefined;
   }
   const original = entry.original === null ? undefined : fromBase64(entry.original);
   if (sameBytes(current, original)) return `${entry.path}: never changed, left as it is`;
   const ours = entry.intended ?? entry.written;
-  if (ours === undefined || !current || await sha256(current) !== ours) {
+  if (ours === undefined || !current || sha256(current) !== ours) {
     log.warn("{path} was changed by someone else since k8stun wrote it; not restoring it", {
       path: entry.path,
     });
     return `${entry.path}: changed by someone else since k8stun wrote it, left alone`;
   }
   if (original === undefined) {
-    await Deno.remove(entry.path);
+    Deno.removeSync(entry.path);
     return `${entry.path}: removed (k8stun had created it)`;
   }
   // In place, not rename: /etc/resolv.conf is often a bind mount.
-  await Deno.writeFile(entry.path, original);
+  Deno.writeFileSync(entry.path, original);
   return `${entry.path}: restored`;
 }
 

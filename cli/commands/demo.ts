@@ -36,7 +36,7 @@ export function registerDemo(program: Command): void {
         { ...options, kubeconfig, context: undefined },
         loadKubeConfig({ kubeconfig }),
         (l) => console.log(l),
-        signals.aborted,
+        signals,
       );
     } catch (error) {
       await sim.close();

@@ -21,7 +21,7 @@ export function registerRun(program: Command): void {
         options,
         kube,
         (line) => console.log(line),
-        signals.aborted,
+        signals,
       );
       printBanner(tunnel, options.namespaces);
       await signals.runUntilStopped(() => tunnel.close());

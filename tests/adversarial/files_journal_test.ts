@@ -45,8 +45,8 @@ async function crashedJournal(
       kind: "file",
       path: f.path,
       original: btoa(f.original),
-      intended: await sha256(encode(f.current)),
-      written: await sha256(encode(f.current)), // what journals of older versions hold
+      intended: sha256(encode(f.current)),
+      written: sha256(encode(f.current)), // what journals of older versions hold
     });
   }
   await Deno.writeTextFile(

@@ -1,0 +1,72 @@
+/**
+ * Stop signals: a Ctrl-C delivered twice at once (as `deno task` does) is one stop; a later
+ * second one forces the exit, but only after the synchronous undo ran; and the demo, stopped by
+ * such a double signal, restores the lab's resolv.conf byte for byte.
+ */
+import { assertEquals, assertMatch } from "../assert.ts";
+import { Lab, labUnavailable } from "../lab/lab.ts";
+import { DEMO_RESOLV, startDemo } from "../adversarial/harness.ts";
+
+const STOPPER = new URL("./signals_stopper.ts", import.meta.url).pathname;
+
+async function startStopper(marker: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", STOPPER, marker],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  assertEquals(new TextDecoder().decode(value).trim(), "READY");
+  reader.releaseLock();
+  return child;
+}
+
+Deno.test("cli: two signals within a second are one stop; a later one forces the exit after the undo", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const marker = `${dir}/undone`;
+    const child = await startStopper(marker);
+    child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 20));
+    child.kill("SIGINT"); // the same Ctrl-C, forwarded by a parent
+    await new Promise((r) => setTimeout(r, 500));
+    let exited = false;
+    child.status.then(() => exited = true);
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(exited, false, "the duplicate signal did not force the exit");
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill("SIGINT");
+    const status = await child.status;
+    assertEquals(status.code, 130);
+    assertEquals(await Deno.readTextFile(marker), "undone", "the undo ran before the exit");
+    const stderr = new TextDecoder().decode(
+      (await new Response(child.stderr).arrayBuffer()) as ArrayBuffer,
+    );
+    assertMatch(stderr, /forced exit; undoing system changes first/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "cli: the demo stopped by a doubled Ctrl-C (deno task) restores resolv.conf byte for byte",
+  ignore: labUnavailable() !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // The terminal's Ctrl-C and the copy `deno task` forwards arrive a moment apart.
+    for (const apartMs of [10, 60, 250]) {
+      await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+      const k8stun = await startDemo(lab, ["--dns-mode", "forward"]);
+      const changed = await Deno.readTextFile(lab.resolvConfPath);
+      assertEquals(changed === DEMO_RESOLV, false, "forward mode changed resolv.conf");
+      k8stun.signal("SIGINT");
+      await new Promise((r) => setTimeout(r, apartMs));
+      k8stun.signal("SIGINT");
+      const status = await k8stun.status;
+      assertEquals(status.code, 0, k8stun.output);
+      assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
+    }
+  },
+});
