@@ -40,6 +40,8 @@ export interface RunOptions {
   socksUpstream?: SocksUpstream;
   /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`). */
   socks?: { hostname: string; port: number };
+  /** The SOCKS5 listener may reach this machine's own services (`--proxy-allow-local`). */
+  proxyAllowLocal: boolean;
   clusterDomain: string;
 }
 
@@ -216,7 +218,11 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
       "send cluster traffic through this SOCKS5 proxy (a bastion, or another k8stun proxy)",
       parseSocksUpstream,
     )
-    .option("--socks [addr]", "also serve SOCKS5 (proxy mode) on ADDR (default 127.0.0.1:1080)");
+    .option("--socks [addr]", "also serve SOCKS5 (proxy mode) on ADDR (default 127.0.0.1:1080)")
+    .option(
+      "--proxy-allow-local",
+      "let --socks clients reach this machine's loopback and link-local services",
+    );
 }
 
 /** Turns commander's option bag into {@link RunOptions}. */
@@ -252,6 +258,7 @@ export function runOptionsFrom(
       : raw.socks === true
       ? { hostname: "127.0.0.1", port: 1080 }
       : parseListenAddress(String(raw.socks), 1080),
+    proxyAllowLocal: raw.proxyAllowLocal === true,
     clusterDomain: String(raw.clusterDomain).replace(/^\.+|\.+$/g, "").toLowerCase(),
   };
 }

@@ -288,6 +288,7 @@ export async function startTunnel(
         dialers: parts.dialers,
         vips,
         socks: options.socks,
+        allowLocal: options.proxyAllowLocal,
       });
       cleanups.push(() => proxy.close());
       const a = proxy.socksAddress!;

@@ -11,8 +11,11 @@ import { ReadSize } from "./read_size.ts";
 
 const MAX_READ = 64 * 1024;
 
-/** Wraps a connection. */
-export function connDuplex(conn: Deno.Conn): Duplex {
+/**
+ * Wraps a connection. `pending` are bytes already read from it (past a handshake, see
+ * core/proxy/buffered_conn.ts): the readable yields them before anything else.
+ */
+export function connDuplex(conn: Deno.Conn, pending?: Uint8Array): Duplex {
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -32,6 +35,16 @@ export function connDuplex(conn: Deno.Conn): Duplex {
         // A BYOB reader (recycling_reader.ts) brings the memory; a default reader gets fresh
         // chunks from the adaptive buffer.
         const request = controller.byobRequest;
+        if (pending?.length) {
+          const view = request?.view as Uint8Array | undefined;
+          const n = Math.min(view?.length ?? pending.length, pending.length);
+          if (request) {
+            view!.set(pending.subarray(0, n));
+            request.respond(n);
+          } else controller.enqueue(pending.slice(0, n));
+          pending = pending.subarray(n);
+          return;
+        }
         try {
           if (request) {
             const n = await conn.read(request.view as Uint8Array);

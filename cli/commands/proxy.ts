@@ -8,8 +8,9 @@ import { DialerChain } from "../../core/plugins/chain.ts";
 import { collectParts, defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
 import { parsePluginConfig } from "../plugin_options.ts";
+import { PROXY_LIMITS } from "../../core/proxy/server.ts";
 import { startProxyFront } from "../proxy_front.ts";
-import { parseListenAddress } from "../run_options.ts";
+import { integerIn, parseListenAddress } from "../run_options.ts";
 import { runUntilSignalled } from "../session.ts";
 
 interface ProxyFlags {
@@ -17,6 +18,9 @@ interface ProxyFlags {
   listenHttp?: string;
   proxyUser?: string;
   proxyPassword?: string;
+  proxyAllowLocal?: boolean;
+  proxyMaxConnections: number;
+  proxyMaxPerSource: number;
   kubeconfig?: string;
   context?: string;
   namespaces?: string;
@@ -34,6 +38,22 @@ export function registerProxy(program: Command): void {
     .option("--proxy-user <user>", "require this username (SOCKS5 RFC 1929, HTTP Basic)")
     .addOption(
       new Option("--proxy-password <password>", "and this password").env("K8STUN_PROXY_PASSWORD"),
+    )
+    .option(
+      "--proxy-allow-local",
+      "let clients reach this machine's loopback and link-local services through the proxy",
+    )
+    .option(
+      "--proxy-max-connections <n>",
+      "open client connections per listener; more are closed at once",
+      integerIn(1, 1_000_000, "--proxy-max-connections"),
+      PROXY_LIMITS.maxConnections,
+    )
+    .option(
+      "--proxy-max-per-source <n>",
+      "open client connections per client address (all local clients share 127.0.0.1)",
+      integerIn(1, 1_000_000, "--proxy-max-per-source"),
+      PROXY_LIMITS.maxPerSource,
     )
     .option("--kubeconfig <file>", "kubeconfig file")
     .option("-c, --context <name>", "kubeconfig context")
@@ -91,6 +111,11 @@ export function registerProxy(program: Command): void {
         socks: flags.listenSocks ? parseListenAddress(flags.listenSocks, 1080) : undefined,
         http: flags.listenHttp ? parseListenAddress(flags.listenHttp, 8118) : undefined,
         auth,
+        allowLocal: flags.proxyAllowLocal === true,
+        limits: {
+          maxConnections: flags.proxyMaxConnections,
+          maxPerSource: flags.proxyMaxPerSource,
+        },
       });
       console.log(
         `context ${kube.context} (${kube.server}); short names resolve in namespace ${kube.namespace}`,

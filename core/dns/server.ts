@@ -9,6 +9,7 @@
 import dnsPacket from "dns-packet";
 import type { Packet } from "dns-packet";
 import { Buffer } from "node:buffer";
+import { GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
 import type { ClusterAnswerer } from "./answer.ts";
@@ -31,6 +32,18 @@ export interface DnsListener {
 /** How long an encoded cluster answer is reused; changes in the cluster also clear it at once. */
 const CACHE_MS = 1000;
 const CACHE_ENTRIES = 10_000;
+
+/**
+ * DNS over TCP: a first query within 2 s, 10 s idle between queries (RFC 7766 §6.2.3: seconds),
+ * and caps per source (local stub resolvers all come from 127.0.0.1) and in total.
+ */
+export const DNS_TCP_LIMITS: ListenerLimits = {
+  maxConnections: 512,
+  maxPerSource: 256,
+  maxHandshakesPerSource: 64,
+  handshakeMs: 2_000,
+  idleMs: 10_000,
+};
 
 /** The DNS server logic. */
 export class DnsServer {
@@ -171,7 +184,17 @@ export class DnsServer {
   /** Serves UDP and TCP on `hostname:port`. */
   listen(hostname: string, port: number): DnsListener {
     const udp = Deno.listenDatagram({ transport: "udp", hostname, port });
-    const tcp = Deno.listen({ transport: "tcp", hostname, port: (udp.addr as Deno.NetAddr).port });
+    let tcpSocket: Deno.Listener;
+    try {
+      tcpSocket = Deno.listen({
+        transport: "tcp",
+        hostname,
+        port: (udp.addr as Deno.NetAddr).port,
+      });
+    } catch (error) {
+      udp.close();
+      throw error;
+    }
     const receiveLoop = async () => {
       while (true) {
         const [query, from] = await udp.receive();
@@ -181,32 +204,30 @@ export class DnsServer {
       }
     };
     for (let i = 0; i < 4; i++) receiveLoop().catch(() => {});
-    (async () => {
-      for await (const conn of tcp) {
-        (async () => {
-          try {
-            while (true) {
-              const query = await readFramed(conn);
-              const reply = await this.handle(query, false);
-              if (!reply) break;
-              const framed = new Uint8Array(reply.length + 2);
-              framed[0] = reply.length >> 8;
-              framed[1] = reply.length & 0xff;
-              framed.set(reply, 2);
-              await conn.write(framed);
-            }
-          } catch {
-            // client went away or sent garbage
-          } finally {
-            try {
-              conn.close();
-            } catch {
-              // closed already
-            }
+    // The first query is the handshake; afterwards a connection may idle for seconds, not
+    // minutes (RFC 7766 §6.2.3), and a query trickling in byte by byte counts as idle.
+    const tcp = new GuardedListener(tcpSocket, {
+      name: "dns",
+      limits: DNS_TCP_LIMITS,
+      handle: async (guarded) => {
+        while (true) {
+          const query = await readFramed(guarded.conn);
+          guarded.established();
+          guarded.active();
+          const reply = await this.handle(query, false);
+          if (!reply) break;
+          const framed = new Uint8Array(reply.length + 2);
+          framed[0] = reply.length >> 8;
+          framed[1] = reply.length & 0xff;
+          framed.set(reply, 2);
+          let written = 0;
+          while (written < framed.length) {
+            written += await guarded.conn.write(framed.subarray(written));
           }
-        })();
-      }
-    })().catch(() => {});
+          guarded.active();
+        }
+      },
+    });
     return {
       addresses: [{ hostname, port: (udp.addr as Deno.NetAddr).port }],
       close() {

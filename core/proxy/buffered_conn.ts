@@ -1,7 +1,10 @@
 /**
  * Reading a handshake from a socket in exact pieces, with a deadline, without losing bytes that
- * arrived after it (they are handed to the relay).
+ * arrived after it: a server that speaks first (a banner, a greeting) may send them in the same
+ * segment as its handshake reply, a client may pipeline its first bytes with its request.
  */
+import type { Duplex } from "../../mod.ts";
+import { connDuplex } from "../conn_duplex.ts";
 
 /** A connection with a read-ahead buffer. */
 export class BufferedConn {
@@ -32,6 +35,11 @@ export class BufferedConn {
     const out = this.#buffer;
     this.#buffer = new Uint8Array(0);
     return out;
+  }
+
+  /** The connection as a duplex whose readable starts with what is buffered beyond the handshake. */
+  duplex(): Duplex {
+    return connDuplex(this.conn, this.rest());
   }
 
   async #fill(): Promise<void> {

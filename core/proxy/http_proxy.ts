@@ -1,7 +1,8 @@
 /**
  * The HTTP proxy front: `CONNECT host:port` tunnels (RFC 9110 §9.3.6), absolute-form requests
  * (`GET http://svc.ns/…`, RFC 9112 §3.2.2) forwarded in origin form with `Connection: close`,
- * `407` when credentials are required, and the PAC file at `/proxy.pac`.
+ * `407` when credentials are required, and the PAC file at `/proxy.pac` (behind the same
+ * credentials).
  */
 import type { FlowRequest } from "../../mod.ts";
 import type { BufferedConn } from "./buffered_conn.ts";
@@ -34,18 +35,30 @@ export async function readProxyRequest(
     const colon = line.indexOf(":");
     return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
   });
-  if (method === "GET" && (target === "/proxy.pac" || target === "/")) return { kind: "pac" };
-  if (auth) {
-    const given = headers.find(([k]) => k === "proxy-authorization")?.[1] ?? "";
-    const expected = `Basic ${btoa(`${auth.username}:${auth.password}`)}`;
-    if (given !== expected) {
+  const credentials = (header: string) => headers.find(([k]) => k === header)?.[1] ?? "";
+  const expected = auth && basicCredentials(auth);
+  if (method === "GET" && (target === "/proxy.pac" || target === "/")) {
+    // The PAC file names the cluster's namespaces: it takes the proxy's credentials too. A
+    // browser fetches it from us as an origin server, so the challenge is 401 (RFC 9110 §11.6.1)
+    // and either header is accepted.
+    const given = [credentials("authorization"), credentials("proxy-authorization")];
+    if (expected && !given.includes(expected)) {
       return {
         kind: "error",
-        status: 407,
-        message: "proxy authentication required",
-        headers: { "proxy-authenticate": 'Basic realm="k8stun"' },
+        status: 401,
+        message: "the PAC file needs the proxy's credentials",
+        headers: { "www-authenticate": 'Basic realm="k8stun"' },
       };
     }
+    return { kind: "pac" };
+  }
+  if (expected && credentials("proxy-authorization") !== expected) {
+    return {
+      kind: "error",
+      status: 407,
+      message: "proxy authentication required",
+      headers: { "proxy-authenticate": 'Basic realm="k8stun"' },
+    };
   }
   if (method === "CONNECT") {
     const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(target);
@@ -81,6 +94,12 @@ export async function readProxyRequest(
   };
 }
 
+/** `Basic <base64(user:password)>` (RFC 7617 §2, UTF-8 as its §2.1 charset). */
+function basicCredentials(auth: ProxyAuth): string {
+  const bytes = new TextEncoder().encode(`${auth.username}:${auth.password}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
 function flowFor(
   host: string,
   port: number,
@@ -104,6 +123,7 @@ export function textResponse(
 ): Uint8Array {
   const reasons: Record<number, string> = {
     200: "OK",
+    401: "Unauthorized",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",

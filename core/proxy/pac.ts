@@ -1,7 +1,7 @@
 /**
  * The proxy auto-config file served at `/proxy.pac`: cluster names (the cluster domain and the
- * known namespaces, except those named like public TLDs) and the VIP range go through k8stun,
- * everything else DIRECT.
+ * known namespaces, except those named like public TLDs) and, when there is one, the VIP range go
+ * through k8stun, everything else DIRECT. It lists only what the proxy routes.
  */
 import { isPublicTld } from "../names.ts";
 
@@ -9,7 +9,8 @@ import { isPublicTld } from "../names.ts";
 export interface PacOptions {
   clusterDomain: string;
   namespaces: string[];
-  vipCidr: { base: string; mask: string };
+  /** The VIP range, when there is one (TUN mode); `k8stun proxy` alone has none. */
+  vipCidr?: { base: string; mask: string };
   socks?: string;
   http?: string;
 }
@@ -25,17 +26,22 @@ export function pacFile(options: PacOptions): string {
     ".svc",
     ...options.namespaces.filter((ns) => !isPublicTld(ns)).map((ns) => `.${ns}`),
   ];
-  return `// k8stun: cluster names and the VIP range through the proxy, everything else direct.
+  const vip = options.vipCidr;
+  const vipRule = vip
+    ? `  if (/^\\d+\\.\\d+\\.\\d+\\.\\d+$/.test(host) && isInNet(host, ${
+      JSON.stringify(vip.base)
+    }, ${JSON.stringify(vip.mask)})) return ${JSON.stringify(proxies)};\n`
+    : "";
+  return `// k8stun: cluster names${
+    vip ? " and the VIP range" : ""
+  } through the proxy, everything else direct.
 function FindProxyForURL(url, host) {
   host = host.toLowerCase();
   var suffixes = ${JSON.stringify(suffixes)};
   for (var i = 0; i < suffixes.length; i++) {
     if (dnsDomainIs(host, suffixes[i])) return ${JSON.stringify(proxies)};
   }
-  if (/^\\d+\\.\\d+\\.\\d+\\.\\d+$/.test(host) && isInNet(host, ${
-    JSON.stringify(options.vipCidr.base)
-  }, ${JSON.stringify(options.vipCidr.mask)})) return ${JSON.stringify(proxies)};
-  return "DIRECT";
+${vipRule}  return "DIRECT";
 }
 `;
 }

@@ -1,9 +1,11 @@
 /**
  * Proxy mode's listeners: SOCKS5 and HTTP (CONNECT, absolute-form, PAC), both feeding flows to
  * the same Router as TUN mode. Loopback by default; another address requires credentials.
- * Handshakes have a deadline and a concurrency cap, so a silent or hostile client costs nothing.
+ * Both listeners are guarded (core/guarded_listener.ts): handshake deadline, per-source and total
+ * caps, and an accept loop that outlives descriptor exhaustion.
  */
 import { connDuplex } from "../conn_duplex.ts";
+import { type GuardedConn, GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
 import { relay } from "../relay.ts";
 import { asDialError, type Router } from "../router.ts";
@@ -13,8 +15,18 @@ import { type ProxyAuth, replyFor, socks5Handshake, SocksReply } from "./socks5.
 import type { Duplex, FlowRequest } from "../../mod.ts";
 
 const log = logger("proxy");
-const HANDSHAKE_MS = 10_000;
-const MAX_HANDSHAKES = 256;
+
+/**
+ * Default limits per listener. Every local client shares the source 127.0.0.1, so the per-source
+ * bounds leave room for bursts (a parallel build fetching through the proxy); they still keep one
+ * address from holding more than a quarter of the slots, and the deadline frees those in 2 s.
+ */
+export const PROXY_LIMITS: ListenerLimits = {
+  maxConnections: 2048,
+  maxPerSource: 512,
+  maxHandshakesPerSource: 256,
+  handshakeMs: 2_000,
+};
 
 /** Where and how to listen. */
 export interface ProxyOptions {
@@ -24,6 +36,8 @@ export interface ProxyOptions {
   auth?: ProxyAuth;
   /** The PAC file, built on request (namespaces change). */
   pac: () => string;
+  /** Connection limits (default {@link PROXY_LIMITS}). */
+  limits?: Partial<ListenerLimits>;
 }
 
 /** Running listeners. */
@@ -46,35 +60,23 @@ export function startProxy(options: ProxyOptions): ProxyServer {
       );
     }
   }
-  const conns = new Set<Deno.Conn>();
-  let handshakes = 0;
-  const listeners: Deno.Listener[] = [];
-  const accept = (listener: Deno.Listener, handle: (conn: Deno.Conn) => Promise<void>) => {
+  const limits = { ...PROXY_LIMITS, ...options.limits };
+  const listeners: GuardedListener[] = [];
+  const serve = (
+    name: string,
+    address: { hostname: string; port: number },
+    handle: (guarded: GuardedConn) => Promise<void>,
+  ) => {
+    let socket: Deno.Listener;
+    try {
+      socket = Deno.listen({ ...address, transport: "tcp" });
+    } catch (error) {
+      for (const started of listeners) started.close(); // the SOCKS one, when HTTP fails
+      throw error;
+    }
+    const listener = new GuardedListener(socket, { name, limits, handle });
     listeners.push(listener);
-    (async () => {
-      for await (const conn of listener) {
-        if (handshakes >= MAX_HANDSHAKES) {
-          conn.close();
-          continue;
-        }
-        conns.add(conn);
-        handle(conn).catch((error) =>
-          log.debug("proxy connection ended: {error}", { error: String(error) })
-        )
-          .finally(() => {
-            conns.delete(conn);
-            try {
-              conn.close();
-            } catch {
-              // closed already
-            }
-          });
-      }
-    })().catch(() => {});
-  };
-  const source = (conn: Deno.Conn) => {
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    return { address: addr.hostname, port: addr.port };
+    return listener;
   };
   /** Opens the flow and relays; `ready` sends the front's success reply first. */
   const connect = async (
@@ -112,16 +114,11 @@ export function startProxy(options: ProxyOptions): ProxyServer {
     await relay(client, upstream);
   };
 
-  if (options.socks) {
-    accept(Deno.listen({ ...options.socks, transport: "tcp" }), async (conn) => {
-      handshakes++;
-      let request;
-      const reader = new BufferedConn(conn, Date.now() + HANDSHAKE_MS);
-      try {
-        request = await socks5Handshake(reader, options.auth, source(conn));
-      } finally {
-        handshakes--;
-      }
+  const socks = options.socks &&
+    serve("socks", options.socks, async ({ conn, source, handshakeDeadline, established }) => {
+      const reader = new BufferedConn(conn, handshakeDeadline);
+      const request = await socks5Handshake(reader, options.auth, source);
+      established();
       if (!request.ok) return;
       const reply = request.reply;
       await connect(
@@ -132,17 +129,11 @@ export function startProxy(options: ProxyOptions): ProxyServer {
         (reason) => reply(replyFor(reason as never)),
       );
     });
-  }
-  if (options.http) {
-    accept(Deno.listen({ ...options.http, transport: "tcp" }), async (conn) => {
-      handshakes++;
-      let request;
-      const reader = new BufferedConn(conn, Date.now() + HANDSHAKE_MS);
-      try {
-        request = await readProxyRequest(reader, options.auth, source(conn));
-      } finally {
-        handshakes--;
-      }
+  const http = options.http &&
+    serve("http", options.http, async ({ conn, source, handshakeDeadline, established }) => {
+      const reader = new BufferedConn(conn, handshakeDeadline);
+      const request = await readProxyRequest(reader, options.auth, source);
+      established();
       const send = (bytes: Uint8Array) => conn.write(bytes).then(() => {});
       const fail = (reason: string, message: string) =>
         send(
@@ -169,25 +160,14 @@ export function startProxy(options: ProxyOptions): ProxyServer {
           return connect(conn, reader, request.flow, () => Promise.resolve(), fail, request.head);
       }
     });
-  }
-  const address = (i: number) => {
-    const l = listeners[i];
-    const a = l?.addr as Deno.NetAddr | undefined;
-    return a ? { hostname: a.hostname, port: a.port } : undefined;
-  };
+  const address = (listener: GuardedListener | undefined) =>
+    listener && { hostname: listener.addr.hostname, port: listener.addr.port };
   return {
-    socksAddress: options.socks ? address(0) : undefined,
-    httpAddress: options.http ? address(options.socks ? 1 : 0) : undefined,
-    activeConnections: () => conns.size,
+    socksAddress: address(socks),
+    httpAddress: address(http),
+    activeConnections: () => listeners.reduce((sum, l) => sum + l.counts().open, 0),
     close() {
-      for (const l of listeners) l.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // closed already
-        }
-      }
+      for (const listener of listeners) listener.close();
       return Promise.resolve();
     },
   };

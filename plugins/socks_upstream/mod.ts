@@ -11,7 +11,6 @@ import {
   type Duplex,
   type PluginModule,
 } from "../../mod.ts";
-import { connDuplex } from "../../core/conn_duplex.ts";
 import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
 
 /** Where the upstream proxy is. */
@@ -85,7 +84,7 @@ export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
             `SOCKS upstream answered ${reply} for ${host}:${port}`,
           );
         }
-        return connDuplex(conn);
+        return reader.duplex();
       } catch (error) {
         conn.close();
         throw error instanceof DialError ? error : new DialError("error", (error as Error).message);

@@ -61,6 +61,7 @@ export async function run(): Promise<BenchResult[]> {
     resolvers: [],
     dialers: [createDirectDialer()],
     socks: { hostname: "127.0.0.1", port: 0 },
+    allowLocal: true, // the sink is on loopback
   });
   try {
     const proxyPort = proxy.socksAddress!.port;

@@ -1,50 +1,9 @@
 /** Proxy mode against the simulated cluster, with real curl, raw SOCKS bytes and fuzzing. */
-import * as k8s from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startClusterView } from "../../core/cluster/view.ts";
 import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
 import { socks5Handshake } from "../../core/proxy/socks5.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
-import { builtinPlugins } from "../../plugins/builtin.ts";
-import { startProxyFront } from "../../cli/proxy_front.ts";
 import { createSocksUpstreamDialer, parseSocksUpstream } from "../../plugins/socks_upstream/mod.ts";
-
-async function proxyOverSim(auth?: { username: string; password: string }) {
-  const sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-  const kc = new k8s.KubeConfig();
-  kc.loadFromString(sim.kubeconfig("demo"));
-  const view = await startClusterView({ kubeConfig: kc, namespaces: ["demo"] });
-  await view.synced;
-  const scope = {
-    clusterDomain: "cluster.local",
-    isNamespace: (ns: string) => view.store.namespaces().includes(ns),
-    explicitNamespaces: new Set<string>(),
-    defaultNamespace: "demo",
-  };
-  const plugins = builtinPlugins({ view: view.store, scope, kubeConfig: kc });
-  const parts = await Promise.all(plugins.map((p) => p.setup({} as never)));
-  const proxy = startProxyFront({
-    store: view.store,
-    scope,
-    resolvers: parts.flatMap((p) => p.resolvers ?? []),
-    dialers: parts.flatMap((p) => p.dialers ?? []),
-    socks: { hostname: "127.0.0.1", port: 0 },
-    http: { hostname: "127.0.0.1", port: 0 },
-    auth,
-  });
-  return {
-    sim,
-    store: view.store,
-    socks: `127.0.0.1:${proxy.socksAddress!.port}`,
-    http: `127.0.0.1:${proxy.httpAddress!.port}`,
-    proxy,
-    async [Symbol.asyncDispose]() {
-      await proxy.close();
-      view.close();
-      await sim.close();
-    },
-  };
-}
+import { proxyOverSim } from "./sim_proxy.ts";
 
 async function curl(...args: string[]) {
   const out = await new Deno.Command("curl", {

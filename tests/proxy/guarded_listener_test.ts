@@ -1,0 +1,57 @@
+/** The guarded accept loop's caps, in process: established connections per source and in total. */
+import { assertEquals } from "../assert.ts";
+import { GuardedListener, type ListenerLimits } from "../../core/guarded_listener.ts";
+
+/** Opens `count` connections and returns how many the listener kept after a moment. */
+async function kept(limits: ListenerLimits, count: number): Promise<number> {
+  const release = Promise.withResolvers<void>();
+  const listener = new GuardedListener(Deno.listen({ hostname: "127.0.0.1", port: 0 }), {
+    name: "test",
+    limits,
+    handle: async (guarded) => {
+      guarded.established();
+      await release.promise;
+    },
+  });
+  const conns = await Promise.all(
+    Array.from(
+      { length: count },
+      () => Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    ),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const open = listener.counts().open;
+  assertEquals(listener.counts().refused, count - open);
+  release.resolve();
+  listener.close();
+  for (const conn of conns) conn.close();
+  return open;
+}
+
+const roomy: ListenerLimits = {
+  maxConnections: 100,
+  maxPerSource: 100,
+  maxHandshakesPerSource: 100,
+  handshakeMs: 10_000,
+};
+
+Deno.test("guarded listener: connections past the per-source cap are closed at once", async () => {
+  assertEquals(await kept({ ...roomy, maxPerSource: 3 }, 8), 3);
+});
+
+Deno.test("guarded listener: connections past the total cap are closed at once", async () => {
+  assertEquals(await kept({ ...roomy, maxConnections: 5 }, 8), 5);
+});
+
+Deno.test("guarded listener: a handshake not finished by its deadline is closed", async () => {
+  const listener = new GuardedListener(Deno.listen({ hostname: "127.0.0.1", port: 0 }), {
+    name: "test",
+    limits: { ...roomy, handshakeMs: 300 },
+    handle: (guarded) => guarded.conn.read(new Uint8Array(1)).then(() => {}),
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  assertEquals(await conn.read(new Uint8Array(1)).catch(() => null), null);
+  assertEquals(listener.counts().timedOut, 1);
+  conn.close();
+  listener.close();
+});
