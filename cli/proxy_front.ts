@@ -30,6 +30,11 @@ export const systemLookup: LookupAddresses = async (name) =>
 export interface PassthroughOptions {
   /** Reach loopback, link-local and unspecified addresses too (`--proxy-allow-local`). */
   allowLocal?: boolean;
+  /**
+   * Host targets leave through a SOCKS upstream (`--socks-upstream`), which resolves names
+   * itself: its loopback is not this machine's, and names only it can resolve must reach it.
+   */
+  viaUpstream?: boolean;
   lookup?: LookupAddresses;
 }
 
@@ -54,7 +59,7 @@ export function passthroughResolver(
     );
   };
   const checked = async (destination: string): Promise<Target> => {
-    if (options.allowLocal) return { kind: "host", host: destination };
+    if (options.allowLocal || options.viaUpstream) return { kind: "host", host: destination };
     const host = destination.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
     if (host === "localhost" || host.endsWith(".localhost")) refuse(destination); // RFC 6761 §6.3
     if (isIpLiteral(host)) {
@@ -99,6 +104,8 @@ export function startProxyFront(options: {
   auth?: ProxyAuth;
   /** `--proxy-allow-local`: the pass-through path may reach this machine's own services. */
   allowLocal?: boolean;
+  /** Host targets are dialed through a SOCKS upstream (see {@link PassthroughOptions}). */
+  viaUpstream?: boolean;
   /** Connection limits of the listeners (default core/proxy/server.ts `PROXY_LIMITS`). */
   limits?: Partial<ListenerLimits>;
 }): ProxyServer {
@@ -106,7 +113,10 @@ export function startProxyFront(options: {
   const resolvers = [
     ...options.resolvers.filter((r) => r.name !== "kubernetes"),
     kubernetes,
-    passthroughResolver(options.scope, { allowLocal: options.allowLocal }),
+    passthroughResolver(options.scope, {
+      allowLocal: options.allowLocal,
+      viaUpstream: options.viaUpstream,
+    }),
   ];
   const router = new Router({
     resolvers,

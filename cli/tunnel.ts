@@ -289,6 +289,7 @@ export async function startTunnel(
         vips,
         socks: options.socks,
         allowLocal: options.proxyAllowLocal,
+        viaUpstream: options.socksUpstream !== undefined,
       });
       cleanups.push(() => proxy.close());
       const a = proxy.socksAddress!;

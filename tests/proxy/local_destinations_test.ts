@@ -89,6 +89,15 @@ Deno.test("proxy: the pass-through resolver refuses local destinations, also by 
   assertEquals(await allowed.resolveName!("localhost"), { kind: "host", host: "localhost" });
 });
 
+Deno.test("proxy: through a SOCKS upstream, names go to the upstream unresolved (only it may know them)", async () => {
+  const lookup = () => Promise.reject(new Error("this machine cannot resolve it"));
+  const resolver = passthroughResolver(scope, { lookup, viaUpstream: true });
+  assertEquals(await resolver.resolveName!("db.bastion-only.internal"), {
+    kind: "host",
+    host: "db.bastion-only.internal",
+  });
+});
+
 Deno.test({
   name:
     "proxy: SOCKS5 and HTTP clients cannot reach this machine's loopback services unless --proxy-allow-local",
