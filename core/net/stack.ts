@@ -39,6 +39,8 @@ export interface StackStats {
   flows: number;
   /** SYNs dropped unanswered because the half-open limits were reached (SYN flood defence). */
   synsDropped: number;
+  /** Half-open handshakes dropped to make room for a new SYN (see #evictStaleHalfOpen). */
+  halfOpenEvicted: number;
   /** Inputs that threw inside the stack and were dropped: a bug, so always 0. */
   faults: number;
 }
@@ -74,6 +76,7 @@ export class NetStack implements Stack {
     dropped: 0,
     flows: 0,
     synsDropped: 0,
+    halfOpenEvicted: 0,
     faults: 0,
   };
 
@@ -169,7 +172,7 @@ export class NetStack implements Stack {
       if ((seg.flags & (SYN | ACK)) === SYN) {
         if (seg.flags & FIN) {
           this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
-        } else if (this.#admitsHalfOpen(src)) {
+        } else if (this.#admitsHalfOpen(src) || this.#evictStaleHalfOpen(src)) {
           this.#open(src, dst, seg, tuple, now);
         } else {
           // Silently: the app's kernel retransmits its SYN and gets in once a slot frees up.
@@ -189,6 +192,24 @@ export class NetStack implements Stack {
   #admitsHalfOpen(src: number): boolean {
     return this.#halfOpen.size < this.#maxHalfOpen &&
       (this.#halfOpenBySource.get(src) ?? 0) < this.#maxHalfOpenPerSource;
+  }
+
+  /**
+   * Makes room for a new SYN when the limits are reached by dropping the oldest handshake that
+   * already got its SYN-ACK and is still waiting for the final ACK (from `src` when its own limit
+   * is the one reached), as BSD's syncache does: a flood of SYNs that are never completed cannot
+   * hold every slot for the length of the SYN-ACK retries, so a real client still gets in.
+   * Handshakes whose dial is still running are never evicted: that bounds the dials in flight.
+   */
+  #evictStaleHalfOpen(src: number): boolean {
+    const sourceFull = (this.#halfOpenBySource.get(src) ?? 0) >= this.#maxHalfOpenPerSource;
+    for (const conn of this.#halfOpen) {
+      if (!conn.accepted || (sourceFull && conn.remoteAddress !== src)) continue;
+      this.stats.halfOpenEvicted++;
+      this.#remove(conn, "aborted");
+      return this.#admitsHalfOpen(src);
+    }
+    return false;
   }
 
   #enterHalfOpen(conn: TcpConnection): void {

@@ -1,7 +1,8 @@
 /**
  * Connections in SYN-RECEIVED each hold a dial, so they are bounded in total and per source
- * address (RFC 4987 §3): SYNs past the limits are dropped unanswered and counted, and admitted
- * again once earlier handshakes complete or end.
+ * address (RFC 4987 §3): SYNs past the limits are dropped unanswered and counted (or make room
+ * by evicting the oldest handshake still waiting for its final ACK), and admitted again once
+ * earlier handshakes complete or end.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { ACK, SYN } from "../../core/net/wire/tcp.ts";
@@ -62,12 +63,25 @@ Deno.test("half-open: a SYN-ACK that is never answered frees its slot when the h
   const t = testStack({ maxHalfOpen: 1, maxHalfOpenPerSource: 1 });
   t.stack.input(syn(3000), 0);
   t.stack.accept(t.opened[0].id, 0);
-  t.stack.input(syn(3001), 1);
-  assertEquals(t.opened.length, 1, "the spoofed SYN's SYN-ACK still holds the slot");
   for (let now = 0; now <= 120_000; now += 1000) t.stack.poll(now);
   assertEquals(t.stack.flowCount(), 0);
   t.stack.input(syn(3001), 120_001);
   assertEquals(t.opened.length, 2);
+});
+
+Deno.test("half-open: at the limit, a new SYN evicts the oldest unanswered SYN-ACK, never a running dial", () => {
+  const t = testStack({ maxHalfOpen: 2, maxHalfOpenPerSource: 2 });
+  t.stack.input(syn(3000), 0);
+  t.stack.input(syn(3001), 0);
+  t.stack.input(syn(3002), 1);
+  assertEquals(t.opened.length, 2, "both slots hold running dials: the SYN waits for a retry");
+  t.stack.accept(t.opened[1].id, 1); // its SYN-ACK goes unanswered (a spoofed SYN)
+  t.stack.input(syn(3002), 2);
+  assertEquals(t.opened.length, 3, "the unanswered handshake made room");
+  assertEquals(t.closed, [[t.opened[1].id, "aborted"]], "its dial is closed");
+  assertEquals(t.stack.stats.halfOpenEvicted, 1);
+  t.stack.input(syn(3003), 3);
+  assertEquals(t.opened.length, 3, "no handshake is waiting for an ACK: nothing to evict");
 });
 
 Deno.test("half-open: a second source still gets in while the first floods", () => {

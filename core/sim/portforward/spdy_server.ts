@@ -36,6 +36,8 @@ interface Pair {
   error?: number;
   data?: number;
   conn?: Deno.Conn;
+  /** The client reset the pair: a pod connection still being dialed is closed when it opens. */
+  reset?: boolean;
   /** Settles with the pod connection, or undefined when the dial failed. */
   connected: PromiseWithResolvers<Deno.Conn | undefined>;
   writes: Promise<unknown>;
@@ -71,6 +73,7 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
       return;
     }
     pair.conn = conn;
+    if (pair.reset) conn.close(); // reset while the dial ran: its reads below end at once
     pair.connected.resolve(conn);
     ctx.onStream?.("open", pair.port);
     const buffer = new Uint8Array(32 * 1024);
@@ -147,12 +150,18 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
           chain = chain.then(() => onSynStream(frame.payload)).catch(() => {});
         } else if (frame.type === PING) send(controlFrame(PING, 0, frame.payload));
         else if (frame.type === RST_STREAM) {
-          const pair = byStream.get(payloadStreamId(frame.payload));
-          try {
-            pair?.conn?.close();
-          } catch {
-            // closed already
-          }
+          // In order after the SYN_STREAMs (a reset may follow its SYN_STREAM in one read).
+          const streamId = payloadStreamId(frame.payload);
+          chain = chain.then(() => {
+            const pair = byStream.get(streamId);
+            if (!pair) return;
+            pair.reset = true;
+            try {
+              pair.conn?.close();
+            } catch {
+              // closed already
+            }
+          });
         }
         continue;
       }
