@@ -39,6 +39,7 @@ export class UdpExchange {
   /** Datagrams the sockets themselves refused (from another address or port). */
   #foreign = 0;
   #closed = false;
+  #timeout?: { ms: number; error: Error };
 
   constructor(
     readonly open: OpenUpstreamSocket,
@@ -100,10 +101,7 @@ export class UdpExchange {
       };
       const abort = () => waiter.reject(signal!.reason ?? new Error("abandoned"));
       signal?.addEventListener("abort", abort, { once: true });
-      const timer = setTimeout(
-        () => waiter.reject(new Error(`no answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => waiter.reject(this.#timedOut(timeoutMs)), timeoutMs);
       const datagram = query.slice();
       datagram[0] = id >> 8;
       datagram[1] = id & 0xff;
@@ -122,6 +120,14 @@ export class UdpExchange {
     for (const waiter of this.#queries.clear()) waiter.reject(closed);
     const sockets = this.#sockets.splice(0);
     await Promise.all(sockets.map((socket) => socket?.close()));
+  }
+
+  /** One error per deadline, shared by the queries that reach it (a flood makes many). */
+  #timedOut(timeoutMs: number): Error {
+    if (this.#timeout?.ms !== timeoutMs) {
+      this.#timeout = { ms: timeoutMs, error: new Error(`no answer within ${timeoutMs} ms`) };
+    }
+    return this.#timeout.error;
   }
 
   #socket(index: number): UpstreamSocket {

@@ -15,6 +15,11 @@ export interface UpstreamTransport {
   udp(query: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array>;
   /** The same over TCP (RFC 7766 §5), for truncated answers. */
   tcp(query: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Takes in the replies that have arrived but are not handled yet (a busy main thread has not
+   * got to them), where the transport can do that without waiting.
+   */
+  receivePending?(): void;
   close(): Promise<void>;
 }
 
@@ -124,6 +129,8 @@ export class UpstreamResolver {
   readonly limits: UpstreamLimits;
   /** Queries that gave way to newer ones because `maxInFlight` were in flight. */
   evicted = 0;
+  /** One error for every query that gives way: a flood makes thousands a second. */
+  readonly #gaveWay: Error;
 
   constructor(
     readonly servers: string[],
@@ -131,6 +138,9 @@ export class UpstreamResolver {
     limits: Partial<UpstreamLimits> = {},
   ) {
     this.limits = { ...DEFAULT_UPSTREAM_LIMITS, ...limits };
+    this.#gaveWay = new Error(
+      `gave way to newer queries: ${this.limits.maxInFlight} were in flight`,
+    );
   }
 
   /** Queries being forwarded now. */
@@ -155,13 +165,13 @@ export class UpstreamResolver {
     if (this.#inFlight.size >= this.limits.maxInFlight) {
       // Like Unbound's jostling: the query that has waited longest is the likeliest never to be
       // answered; refusing the new one instead would let a flood of unanswered names lock out
-      // every other name for the whole deadline.
+      // every other name for the whole deadline. Replies already there are taken in first: a
+      // flood keeps the main thread busy, and an answered query must not give way for that.
+      for (const transport of this.#transports.values()) transport.receivePending?.();
       const [oldest] = this.#inFlight;
       this.#inFlight.delete(oldest);
       this.evicted++;
-      oldest.abort(
-        new Error(`gave way to newer queries: ${this.limits.maxInFlight} were in flight`),
-      );
+      oldest.abort(this.#gaveWay);
     }
     this.#inFlight.add(controller);
     const { signal } = controller;

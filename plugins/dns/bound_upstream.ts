@@ -54,13 +54,8 @@ export function boundTransport(
   }, { capacity });
   let tcpQueries = 0;
   return {
-    async udp(query, timeoutMs, signal) {
-      try {
-        return await exchange.exchange(query, timeoutMs, signal);
-      } catch (error) {
-        throw new Error(`no answer from ${server} via ${device}: ${(error as Error).message}`);
-      }
-    },
+    // Failures name the server already (UpstreamResolver.forward), and a flood makes many.
+    udp: (query, timeoutMs, signal) => exchange.exchange(query, timeoutMs, signal),
     async tcp(query, timeoutMs, signal) {
       if (tcpQueries >= MAX_TCP_QUERIES) {
         throw new Error(`${MAX_TCP_QUERIES} TCP queries to ${server} are already running`);
@@ -98,6 +93,7 @@ export function boundTransport(
         tcpQueries--;
       }
     },
+    receivePending: () => poller.readNow(),
     async close() {
       await exchange.close();
       await poller.close();

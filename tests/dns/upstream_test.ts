@@ -81,7 +81,7 @@ function spoofingUpstream(name: string, real: string) {
       const q = bytes.slice();
       queries.push(q);
       const id = (q[0] << 8) | q[1];
-      const asked = (dnsPacket.decode(Buffer.from(q)).questions![0]).name;
+      const asked = dnsPacket.decode(Buffer.from(q)).questions![0].name;
       if (asked !== name) continue; // never answered
       await otherAddress.send(reply(id, name, "203.0.113.66"), from);
       await otherPort.send(reply(id, name, "203.0.113.67"), from);
@@ -146,11 +146,14 @@ for (const [kind, factory, ignore] of transports) {
       });
       try {
         const before = openFds();
-        const silent = Array.from({ length: 200 }, (_, i) =>
-          resolver.forward(query(`silent-${i}.example.test`, "A", 1)).then(
-            () => "answered",
-            (error: Error) => error.message,
-          ));
+        const silent = Array.from(
+          { length: 200 },
+          (_, i) =>
+            resolver.forward(query(`silent-${i}.example.test`, "A", 1)).then(
+              () => "answered",
+              (error: Error) => error.message,
+            ),
+        );
         const real = resolver.forward(query("www.example.test", "A", 77));
         assertEquals(answer(await real).address, "192.0.2.7", "answered amid the flood");
         assert(openFds() - before <= 4, `descriptors: ${openFds() - before} more`);
