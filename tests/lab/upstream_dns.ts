@@ -5,7 +5,8 @@
  * `blackhole.public-example.com` are never answered; `spoof.public-example.com` (over UDP) is
  * answered 203.0.113.9 after 200 ms, preceded by forged replies that only a careless forwarder
  * takes — another source port, another id, another question, and, when started with
- * `--spoof-from <address>` (an address of this namespace), another source address; all of them
+ * `--spoof-from <address>` (an address of this namespace), another source address (port 53 is
+ * taken by the wildcard socket: any port); all of them
  * say 203.0.113.66. Everything else NXDOMAIN. Prints READY when listening.
  */
 import dnsPacket from "dns-packet";
@@ -50,7 +51,7 @@ const tcp = Deno.listen({ hostname: "0.0.0.0", port: 53 });
 const otherPort = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 5353 });
 const spoofFrom = Deno.args.indexOf("--spoof-from");
 const otherAddress = spoofFrom >= 0
-  ? Deno.listenDatagram({ transport: "udp", hostname: Deno.args[spoofFrom + 1], port: 53 })
+  ? Deno.listenDatagram({ transport: "udp", hostname: Deno.args[spoofFrom + 1], port: 0 })
   : undefined;
 
 /** The forgeries, then the real answer. */
