@@ -202,6 +202,7 @@ export async function startTunnel(
     abort?.throwIfAborted();
     const resolvers = await systemResolvers();
     const upstream = new UpstreamResolver(resolvers.upstreams);
+    cleanups.push(() => upstream.close());
     const pluginResolvers = parts.resolvers.filter((r) => r.name !== "kubernetes");
     const dns = new DnsServer(
       new ClusterAnswerer(store, vips, scope, pluginResolvers),
@@ -265,7 +266,8 @@ export async function startTunnel(
         dataPlane.addHostRoutes(addresses.map((a) => ipv4ToNumber(a)!));
         return Promise.resolve();
       },
-      bindUpstream: (server, device) => upstream.useTransport(server, boundTransport(device)),
+      bindUpstream: (server, device) =>
+        upstream.useTransport(server, (_, capacity) => boundTransport(server, device, capacity)),
       journal,
       log: pluginLogger(`dns-${mode.name}`),
     };

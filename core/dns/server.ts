@@ -1,7 +1,7 @@
 /**
  * k8stun's DNS server: decodes each query, answers cluster names locally and forwards everything
  * else upstream unchanged, every query independently (a slow upstream never delays a cluster
- * answer, D5). UDP answers that exceed the client's limit (512, or its EDNS size) are truncated
+ * answer). UDP answers that exceed the client's limit (512, or its EDNS size) are truncated
  * with TC so the client retries over TCP, which is served too. Garbage with a readable header
  * gets FORMERR; anything shorter is dropped. Used on sockets (forward mode) and from the TUN
  * (tun_route mode) through {@link DnsServer.handle}.
@@ -89,7 +89,9 @@ export class DnsServer {
       return this.#error(query, "FORMERR");
     }
     if ((query[2] & 0x80) !== 0) return null; // a response, not a query
-    const question = packet.questions?.length === 1 ? packet.questions[0] : undefined;
+    // RFC 9619: a query has at most one question (and only then can its answer be checked).
+    if ((packet.questions?.length ?? 0) > 1) return this.#error(query, "FORMERR");
+    const question = packet.questions?.[0];
     let answer;
     try {
       answer = question ? await this.answerer.answer(question) : null;
@@ -197,8 +199,9 @@ export class DnsServer {
     }
     const receiveLoop = async () => {
       while (true) {
-        const [query, from] = await udp.receive();
-        this.handle(query, true).then((reply) => {
+        const [received, from] = await udp.receive();
+        // Deno hands each datagram over in a 64 KiB buffer: keep only its bytes while it waits.
+        this.handle(received.slice(), true).then((reply) => {
           if (reply) return udp.send(reply, from);
         }).catch(() => {});
       }

@@ -1,64 +1,99 @@
 /**
  * Forwards DNS queries that are not the cluster's to the system's original resolvers, unchanged
- * (id, flags, EDNS: the bytes as received), concurrently — one slow query never delays another
- * (D5). A truncated UDP answer is retried over TCP. Each query gets its own socket (a fresh source
- * port), and only a reply carrying the query's id is taken.
+ * but for the id (the bytes as received: flags, EDNS), concurrently — one slow query never delays
+ * another. A truncated UDP answer is retried over TCP for a TCP client. What an upstream costs is
+ * bounded: UDP queries to a server share a few sockets (udp_exchange.ts), each query has a
+ * deadline, and at most `maxInFlight` queries are in flight — past that, the oldest one gives way
+ * (its client gets SERVFAIL at once), so a flood of queries that are never answered cannot hold
+ * memory or descriptors, nor starve the names that are answered.
  */
+import { type OpenUpstreamSocket, UdpExchange } from "./udp_exchange.ts";
 
-/** A way to send one UDP query and get the reply (tun_route binds it to the original device). */
+/** How one server is asked (tun_route binds its sockets to the original device). */
 export interface UpstreamTransport {
-  udp(server: string, query: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
-  tcp(server: string, query: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** The reply to a UDP query; rejects after `timeoutMs` or when `signal` aborts. */
+  udp(query: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array>;
+  /** The same over TCP (RFC 7766 §5), for truncated answers. */
+  tcp(query: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Takes in the replies that have arrived but are not handled yet (a busy main thread has not
+   * got to them), where the transport can do that without waiting.
+   */
+  receivePending?(): void;
+  close(): Promise<void>;
 }
 
-/** Plain sockets (forward mode and tests). */
-export const SOCKET_TRANSPORT: UpstreamTransport = {
-  async udp(server, query, timeoutMs) {
-    const [host, port] = splitServer(server);
+/** Builds the transport to one server. */
+export type TransportFactory = (server: string, capacity: number) => UpstreamTransport;
+
+/** The limits of forwarding. */
+export interface UpstreamLimits {
+  /** Deadline of one attempt at one server. */
+  timeoutMs: number;
+  /** Queries forwarded at once, over all servers; past it the oldest gives way. */
+  maxInFlight: number;
+}
+
+export const DEFAULT_UPSTREAM_LIMITS: UpstreamLimits = { timeoutMs: 3000, maxInFlight: 1024 };
+
+/**
+ * Plain sockets (forward mode and tests). Deno's UDP sockets cannot be connected, so each
+ * checks the source of what it receives: only the server's address and port are let through.
+ */
+export function socketTransport(server: string, capacity: number): UpstreamTransport {
+  const [host, port] = splitServer(server);
+  const open: OpenUpstreamSocket = (receive) => {
     const socket = Deno.listenDatagram({
       transport: "udp",
       hostname: host.includes(":") ? "::" : "0.0.0.0",
       port: 0,
     });
-    const timer = setTimeout(() => socket.close(), timeoutMs);
-    try {
-      await socket.send(query, { transport: "udp", hostname: host, port });
-      while (true) {
-        const [reply] = await socket.receive();
-        if (reply.length >= 2 && reply[0] === query[0] && reply[1] === query[1]) return reply;
+    (async () => {
+      for await (const [datagram, from] of socket) {
+        const source = from as Deno.NetAddr;
+        if (source.port === port && source.hostname === host) receive(datagram.slice());
+        else exchange.dropForeign();
       }
-    } catch {
-      throw new Error(`no answer from ${server} within ${timeoutMs} ms`);
-    } finally {
-      clearTimeout(timer);
+    })().catch(() => {}); // closed
+    return {
+      send: async (datagram) =>
+        void await socket.send(datagram, { transport: "udp", hostname: host, port }),
+      close: () => socket.close(),
+    };
+  };
+  const exchange = new UdpExchange(open, { capacity });
+  return {
+    udp: (query, timeoutMs, signal) => exchange.exchange(query, timeoutMs, signal),
+    async tcp(query, timeoutMs, signal) {
+      signal.throwIfAborted();
+      const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      const connecting = Deno.connect({ hostname: host, port, signal: deadline });
+      const conn = await connecting;
+      const close = () => {
+        try {
+          conn.close();
+        } catch {
+          // closed already
+        }
+      };
+      deadline.addEventListener("abort", close, { once: true });
       try {
-        socket.close();
-      } catch {
-        // closed by the timer
+        const framed = new Uint8Array(query.length + 2);
+        framed[0] = query.length >> 8;
+        framed[1] = query.length & 0xff;
+        framed.set(query, 2);
+        await conn.write(framed);
+        return await readFramed(conn);
+      } catch (error) {
+        throw deadline.aborted ? new Error(`no TCP answer within ${timeoutMs} ms`) : error;
+      } finally {
+        deadline.removeEventListener("abort", close);
+        close();
       }
-    }
-  },
-  async tcp(server, query, timeoutMs) {
-    const [host, port] = splitServer(server);
-    const conn = await Deno.connect({ hostname: host, port });
-    const timer = setTimeout(() => conn.close(), timeoutMs);
-    try {
-      const framed = new Uint8Array(query.length + 2);
-      framed[0] = query.length >> 8;
-      framed[1] = query.length & 0xff;
-      framed.set(query, 2);
-      await conn.write(framed);
-      return await readFramed(conn);
-    } finally {
-      clearTimeout(timer);
-      try {
-        conn.close();
-      } catch {
-        // closed by the timer
-      }
-    }
-  },
-};
+    },
+    close: () => exchange.close(),
+  };
+}
 
 /** Reads one length-prefixed DNS message from a TCP stream (RFC 1035 §4.2.2). */
 export async function readFramed(conn: Deno.Conn): Promise<Uint8Array> {
@@ -88,18 +123,35 @@ function splitServer(server: string): [string, number] {
 
 /** Forwards queries to a list of servers, first good answer wins. */
 export class UpstreamResolver {
-  /** Per-server transports that replace the default one (tun_route's device-bound sockets). */
   readonly #transports = new Map<string, UpstreamTransport>();
+  /** Queries being forwarded, oldest first (a Set keeps insertion order). */
+  readonly #inFlight = new Set<AbortController>();
+  readonly limits: UpstreamLimits;
+  /** Queries that gave way to newer ones because `maxInFlight` were in flight. */
+  evicted = 0;
+  /** One error for every query that gives way: a flood makes thousands a second. */
+  readonly #gaveWay: Error;
 
   constructor(
     readonly servers: string[],
-    readonly transport: UpstreamTransport = SOCKET_TRANSPORT,
-    readonly timeoutMs = 3000,
-  ) {}
+    readonly transportFor: TransportFactory = socketTransport,
+    limits: Partial<UpstreamLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_UPSTREAM_LIMITS, ...limits };
+    this.#gaveWay = new Error(
+      `gave way to newer queries: ${this.limits.maxInFlight} were in flight`,
+    );
+  }
 
-  /** Sends the queries for `server` through `transport` from now on. */
-  useTransport(server: string, transport: UpstreamTransport): void {
-    this.#transports.set(server, transport);
+  /** Queries being forwarded now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Sends the queries for `server` through a transport `factory` builds, from now on. */
+  useTransport(server: string, factory: TransportFactory): void {
+    this.#transports.get(server)?.close();
+    this.#transports.set(server, factory(server, this.limits.maxInFlight));
   }
 
   /**
@@ -109,20 +161,56 @@ export class UpstreamResolver {
    */
   async forward(query: Uint8Array, clientOverTcp = false): Promise<Uint8Array> {
     if (this.servers.length === 0) throw new Error("no upstream DNS servers are configured");
-    const errors: string[] = [];
-    for (const server of this.servers) {
-      try {
-        const transport = this.#transports.get(server) ?? this.transport;
-        const reply = await transport.udp(server, query, this.timeoutMs);
-        const truncated = reply.length >= 3 && (reply[2] & 0x02) !== 0;
-        return truncated && clientOverTcp
-          ? await transport.tcp(server, query, this.timeoutMs)
-          : reply;
-      } catch (error) {
-        errors.push((error as Error).message);
-      }
+    const controller = new AbortController();
+    if (this.#inFlight.size >= this.limits.maxInFlight) {
+      // Like Unbound's jostling: the query that has waited longest is the likeliest never to be
+      // answered; refusing the new one instead would let a flood of unanswered names lock out
+      // every other name for the whole deadline. Replies already there are taken in first: a
+      // flood keeps the main thread busy, and an answered query must not give way for that.
+      for (const transport of this.#transports.values()) transport.receivePending?.();
+      const [oldest] = this.#inFlight;
+      this.#inFlight.delete(oldest);
+      this.evicted++;
+      oldest.abort(this.#gaveWay);
     }
-    throw new Error(errors.join("; "));
+    this.#inFlight.add(controller);
+    const { signal } = controller;
+    const errors: string[] = [];
+    try {
+      for (const server of this.servers) {
+        if (signal.aborted) break;
+        try {
+          const transport = this.#transport(server);
+          const reply = await transport.udp(query, this.limits.timeoutMs, signal);
+          const truncated = reply.length >= 3 && (reply[2] & 0x02) !== 0;
+          return truncated && clientOverTcp
+            ? await transport.tcp(query, this.limits.timeoutMs, signal)
+            : reply;
+        } catch (error) {
+          errors.push(`${server}: ${(error as Error).message}`);
+        }
+      }
+      if (signal.aborted) throw signal.reason;
+      throw new Error(errors.join("; "));
+    } finally {
+      this.#inFlight.delete(controller);
+    }
+  }
+
+  /** Closes every server's sockets. */
+  async close(): Promise<void> {
+    for (const controller of this.#inFlight) controller.abort(new Error("k8stun is stopping"));
+    await Promise.all([...this.#transports.values()].map((t) => t.close()));
+    this.#transports.clear();
+  }
+
+  #transport(server: string): UpstreamTransport {
+    let transport = this.#transports.get(server);
+    if (!transport) {
+      transport = this.transportFor(server, this.limits.maxInFlight);
+      this.#transports.set(server, transport);
+    }
+    return transport;
   }
 }
 

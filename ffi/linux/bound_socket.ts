@@ -2,15 +2,19 @@
  * A UDP or TCP socket bound to one network device (`SO_BINDTODEVICE`, needs CAP_NET_RAW): its
  * route lookups only see that device's routes, so traffic to an address k8stun has routed into
  * its TUN still leaves through the original interface (how `tun_route` DNS reaches the real
- * resolvers without looping). Waiting calls run on Deno's blocking-call threads; receive and send
- * limits come from SO_RCVTIMEO/SO_SNDTIMEO, so no call waits for ever.
+ * resolvers without looping). A TCP socket waits on Deno's blocking-call threads, its receive and
+ * send limits from SO_RCVTIMEO/SO_SNDTIMEO, so no call waits for ever. A UDP socket is
+ * non-blocking and connected: the kernel delivers only datagrams from its peer (RFC 5452 §9.1),
+ * and a {@link SocketPoller} says when one is there.
  */
 import { cString, errno, type Libc } from "./libc.ts";
 
 const AF_INET = 2;
 const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0x800;
 const SOCK_CLOEXEC = 0x80000;
+const SHUT_RDWR = 2;
 const SOL_SOCKET = 1;
 const SO_BINDTODEVICE = 25;
 const SO_RCVTIMEO = 20;
@@ -32,21 +36,50 @@ export class BoundSocket {
 
   private constructor(readonly libc: Libc, readonly fd: number) {}
 
-  /** Opens a socket bound to `device`; every receive or send waits at most `timeoutMs`. */
-  static open(libc: Libc, kind: "udp" | "tcp", device: string, timeoutMs: number): BoundSocket {
-    const fd = libc.socket(AF_INET, (kind === "udp" ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new Error(`cannot open a ${kind} socket: errno ${errno(libc)}`);
-    const name = cString(device);
+  /** Opens a TCP socket bound to `device`; every receive or send waits at most `timeoutMs`. */
+  static stream(libc: Libc, device: string, timeoutMs: number): BoundSocket {
     const timeval = new Uint8Array(
       new BigInt64Array([
         BigInt(Math.floor(timeoutMs / 1000)),
         BigInt((timeoutMs % 1000) * 1000),
       ]).buffer,
     );
+    return BoundSocket.#create(
+      libc,
+      SOCK_STREAM,
+      device,
+      (fd) =>
+        libc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16) >= 0 &&
+        libc.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeval, 16) >= 0,
+    );
+  }
+
+  /**
+   * Opens a non-blocking UDP socket bound to `device` and connected to `address:port`: the
+   * kernel picks a random source port (RFC 5452 §9.2) and drops datagrams from anyone else.
+   */
+  static datagram(libc: Libc, device: string, address: number, port: number): BoundSocket {
+    const peer = sockaddrIn(address, port);
+    return BoundSocket.#create(
+      libc,
+      SOCK_DGRAM | SOCK_NONBLOCK,
+      device,
+      (fd) => libc.connect(fd, peer, peer.length) >= 0,
+    );
+  }
+
+  static #create(
+    libc: Libc,
+    type: number,
+    device: string,
+    configure: (fd: number) => boolean,
+  ): BoundSocket {
+    const kind = (type & SOCK_DGRAM) !== 0 ? "udp" : "tcp";
+    const fd = libc.socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new Error(`cannot open a ${kind} socket: errno ${errno(libc)}`);
+    const name = cString(device);
     if (
-      libc.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) < 0 ||
-      libc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16) < 0 ||
-      libc.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeval, 16) < 0
+      libc.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) < 0 || !configure(fd)
     ) {
       const code = errno(libc);
       libc.close(fd);
@@ -70,6 +103,16 @@ export class BoundSocket {
       if (n < 0) throw new Error(`send failed: errno ${errno(this.libc)}`);
       off += n;
     }
+  }
+
+  /** Receives a waiting datagram into `buffer` without waiting: its size, or -1 when none. */
+  receiveNow(buffer: Uint8Array): number {
+    return Number(this.libc.recv(this.fd, buffer, BigInt(buffer.length), 0));
+  }
+
+  /** Makes a receive blocked in another thread return at once (close would not wake it). */
+  shutdown(): void {
+    if (this.#open) this.libc.shutdown(this.fd, SHUT_RDWR);
   }
 
   /** Receives into `buffer`: the byte count, 0 at the end of a stream; throws on timeout. */

@@ -20,6 +20,10 @@ const SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** A UDP connect only fixes the peer (no packet, no wait). */
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** Wakes a call blocked on the socket in another thread (close does not). */
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** Name to ifindex in the caller's network namespace (0 = no such device, §4.1). */
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
@@ -37,6 +41,12 @@ const SYMBOLS = {
     name: "recv",
     parameters: ["i32", "buffer", "usize", "i32"],
     result: "isize",
+    nonblocking: true,
+  },
+  pollBlocking: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
     nonblocking: true,
   },
   __errno_location: { parameters: [], result: "pointer" },

@@ -1,47 +1,73 @@
 /**
  * Upstream DNS transport for `tun_route`: queries leave through sockets bound to the interface
- * the resolver was reached by before k8stun routed it into the TUN (ffi/linux/bound_socket.ts),
- * UDP first and TCP for truncated answers (RFC 7766 §5), one socket per query (a fresh source port
- * each time, RFC 5452 §9.2).
+ * the resolver was reached by before k8stun routed it into the TUN (ffi/linux/bound_socket.ts).
+ * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller
+ * (ffi/linux/socket_poller.ts) while queries are in flight — a fixed number of descriptors and at
+ * most one waiting thread, however many queries are outstanding (udp_exchange.ts multiplexes
+ * them). TCP, for truncated answers (RFC 7766 §5), uses a socket per query on a blocking-call
+ * thread, so at most {@link MAX_TCP_QUERIES} run at once.
  */
 import type { UpstreamTransport } from "../../core/dns/upstream.ts";
+import { UdpExchange } from "../../core/dns/udp_exchange.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { BoundSocket } from "../../ffi/linux/bound_socket.ts";
 import { openLibc } from "../../ffi/linux/libc.ts";
+import { SocketPoller } from "../../ffi/linux/socket_poller.ts";
 
-/** A transport whose sockets are bound to `device`. */
-export function boundTransport(device: string): UpstreamTransport {
+/** TCP queries to one server at once: each holds a descriptor and a blocking-call thread. */
+export const MAX_TCP_QUERIES = 16;
+/** Datagrams read per socket per wake-up, so one busy socket cannot starve the others. */
+const READS_PER_WAKE = 64;
+
+/** A transport to `server` (an IPv4 address, optionally `:port`) whose sockets are bound to `device`. */
+export function boundTransport(
+  server: string,
+  device: string,
+  capacity: number,
+): UpstreamTransport {
   const { symbols: libc } = openLibc();
-  const peer = (server: string): [number, number] => {
-    const [host, port] = server.split(":");
-    const address = ipv4ToNumber(host);
-    if (address === undefined) throw new Error(`${server} is not an IPv4 resolver`);
-    return [address, port ? Number(port) : 53];
-  };
-  return {
-    async udp(server, query, timeoutMs) {
-      const socket = BoundSocket.open(libc, "udp", device, timeoutMs);
-      try {
-        await socket.connect(...peer(server));
-        socket.send(query);
-        const deadline = performance.now() + timeoutMs;
-        const buffer = new Uint8Array(65535);
-        while (performance.now() < deadline) {
-          const n = await socket.receive(buffer);
-          // The reply to this query carries its id; anything else is stale or spoofed.
-          if (n >= 2 && buffer[0] === query[0] && buffer[1] === query[1]) return buffer.slice(0, n);
-        }
-        throw new Error("timed out");
-      } catch (error) {
-        throw new Error(`no answer from ${server} via ${device}: ${(error as Error).message}`);
-      } finally {
-        socket.close();
+  const [host, portText] = server.split(":");
+  const address = ipv4ToNumber(host);
+  if (address === undefined) throw new Error(`${server} is not an IPv4 resolver`);
+  const port = portText ? Number(portText) : 53;
+  const buffer = new Uint8Array(65535);
+  const poller = new SocketPoller(libc, () => exchange.inFlight > 0);
+  const exchange = new UdpExchange((receive) => {
+    const socket = BoundSocket.datagram(libc, device, address, port);
+    poller.add(socket.fd, () => {
+      for (let i = 0; i < READS_PER_WAKE; i++) {
+        const n = socket.receiveNow(buffer);
+        if (n < 0) return; // EAGAIN, or an ICMP error (already cleared by this receive)
+        receive(buffer.slice(0, n));
       }
-    },
-    async tcp(server, query, timeoutMs) {
-      const socket = BoundSocket.open(libc, "tcp", device, timeoutMs);
+    });
+    return {
+      send(datagram) {
+        socket.send(datagram);
+        poller.wake();
+      },
+      close() {
+        poller.remove(socket.fd);
+        socket.close();
+      },
+    };
+  }, { capacity });
+  let tcpQueries = 0;
+  return {
+    // Failures name the server already (UpstreamResolver.forward), and a flood makes many.
+    udp: (query, timeoutMs, signal) => exchange.exchange(query, timeoutMs, signal),
+    async tcp(query, timeoutMs, signal) {
+      if (tcpQueries >= MAX_TCP_QUERIES) {
+        throw new Error(`${MAX_TCP_QUERIES} TCP queries to ${server} are already running`);
+      }
+      const socket = BoundSocket.stream(libc, device, timeoutMs);
+      tcpQueries++;
+      // A receive blocked in another thread only returns early when the socket is shut down.
+      const stop = () => socket.shutdown();
+      signal.addEventListener("abort", stop, { once: true });
+      const deadline = performance.now() + timeoutMs;
       try {
-        await socket.connect(...peer(server));
+        await socket.connect(address, port);
         const framed = new Uint8Array(query.length + 2);
         new DataView(framed.buffer).setUint16(0, query.length);
         framed.set(query, 2);
@@ -51,16 +77,26 @@ export function boundTransport(device: string): UpstreamTransport {
         let have = 0;
         const needed = () => have < 2 ? 2 : 2 + ((received[0] << 8) | received[1]);
         while (have < needed()) {
+          // Each receive waits at most timeoutMs; the whole answer gets no more than that either.
+          if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
           const n = await socket.receive(received.subarray(have));
           if (n === 0) throw new Error("connection closed mid-answer");
           have += n;
         }
         return received.slice(2, needed());
       } catch (error) {
-        throw new Error(`no TCP answer from ${server} via ${device}: ${(error as Error).message}`);
+        const reason = signal.aborted ? (signal.reason as Error) : (error as Error);
+        throw new Error(`no TCP answer from ${server} via ${device}: ${reason.message}`);
       } finally {
+        signal.removeEventListener("abort", stop);
         socket.close();
+        tcpQueries--;
       }
+    },
+    receivePending: () => poller.readNow(),
+    async close() {
+      await exchange.close();
+      await poller.close();
     },
   };
 }

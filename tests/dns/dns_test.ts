@@ -34,7 +34,7 @@ function cluster(): ClusterStore {
   return store;
 }
 
-function server(transport?: UpstreamTransport) {
+function server(transport: Partial<UpstreamTransport> = {}) {
   const store = cluster();
   const vips = new VipPool({ network: parseVipBase(undefined), staleMs: 0 });
   const answerer = new ClusterAnswerer(store, vips, {
@@ -42,13 +42,12 @@ function server(transport?: UpstreamTransport) {
     isNamespace: (ns) => store.namespaces().includes(ns),
     explicitNamespaces: new Set(),
   });
-  const upstream = new UpstreamResolver(
-    ["192.0.2.53"],
-    transport ?? {
-      udp: () => Promise.reject(new Error("no upstream in this test")),
-      tcp: () => Promise.reject(new Error("no upstream in this test")),
-    },
-  );
+  const upstream = new UpstreamResolver(["192.0.2.53"], () => ({
+    udp: () => Promise.reject(new Error("no upstream in this test")),
+    tcp: () => Promise.reject(new Error("no upstream in this test")),
+    close: () => Promise.resolve(),
+    ...transport,
+  }));
   return { dns: new DnsServer(answerer, upstream), vips, store };
 }
 
@@ -133,11 +132,10 @@ Deno.test("dns: other names are forwarded unchanged and the reply passed back as
     answers: [{ type: "A", name: "example.test", ttl: 300, data: "192.0.2.1" }],
   }));
   const { dns } = server({
-    udp: (_s, q) => {
+    udp: (q) => {
       forwarded = q;
       return Promise.resolve(reply);
     },
-    tcp: () => Promise.reject(new Error("unused")),
   });
   const q = query("example.test", "A", 7, true);
   const answer = await dns.handle(q, true);
@@ -148,7 +146,6 @@ Deno.test("dns: other names are forwarded unchanged and the reply passed back as
 Deno.test("dns: a slow upstream never delays cluster answers (D5, P18)", async () => {
   const { dns } = server({
     udp: () => new Promise((_, reject) => setTimeout(() => reject(new Error("slow")), 2000)),
-    tcp: () => Promise.reject(new Error("unused")),
   });
   const slow = dns.handle(query("slow.example", "A"), true);
   const started = performance.now();

@@ -1,0 +1,138 @@
+/**
+ * UDP queries to one upstream server over a small, fixed set of sockets, many queries in flight
+ * on each: the id of every query is rewritten to a random one of ours (and the client's put back
+ * into the reply), the socket is picked at random (RFC 5452 §9.2: several source ports), and a
+ * reply is taken only when {@link InflightQueries.match} says it answers the query — anything
+ * else is dropped and the query keeps waiting for the real answer until its deadline. The
+ * sockets are opened on first use and kept; how a socket sends and receives is the caller's
+ * (Deno sockets in forward mode, device-bound ones in tun_route mode).
+ */
+import { cryptoRandomId, InflightQueries } from "./inflight.ts";
+
+/** One socket to the server. */
+export interface UpstreamSocket {
+  /** Sends one datagram; throws (or rejects) when it cannot. */
+  send(datagram: Uint8Array): void | Promise<void>;
+  close(): void | Promise<void>;
+}
+
+/**
+ * Opens a socket to the server. Every datagram the socket receives from the server goes to
+ * `receive` (a socket that can hear others checks the source itself and counts what it drops).
+ */
+export type OpenUpstreamSocket = (receive: (datagram: Uint8Array) => void) => UpstreamSocket;
+
+/** A query waiting for its reply. */
+interface Waiter {
+  resolve(reply: Uint8Array): void;
+  reject(error: Error): void;
+}
+
+/** Sockets opened per server: four random source ports (a fixed number of descriptors). */
+export const UPSTREAM_SOCKETS = 4;
+
+/** Multiplexes queries to one server over a few sockets. */
+export class UdpExchange {
+  readonly #queries: InflightQueries<Waiter>;
+  readonly #sockets: UpstreamSocket[] = [];
+  readonly #randomId: () => number;
+  /** Datagrams the sockets themselves refused (from another address or port). */
+  #foreign = 0;
+  #closed = false;
+  #timeout?: { ms: number; error: Error };
+
+  constructor(
+    readonly open: OpenUpstreamSocket,
+    options: { capacity: number; sockets?: number; randomId?: () => number },
+  ) {
+    this.#randomId = options.randomId ?? cryptoRandomId();
+    this.#queries = new InflightQueries(options.capacity, this.#randomId);
+    this.socketCount = options.sockets ?? UPSTREAM_SOCKETS;
+  }
+
+  readonly socketCount: number;
+
+  /** Queries sent and not yet answered, timed out or abandoned. */
+  get inFlight(): number {
+    return this.#queries.size;
+  }
+
+  /** Datagrams dropped because they answered no query in flight (forged, stale or late). */
+  get dropped(): number {
+    return this.#queries.dropped + this.#foreign;
+  }
+
+  /** Counts a datagram a socket received from someone other than the server. */
+  dropForeign(): void {
+    this.#foreign++;
+  }
+
+  /**
+   * Sends `query` and resolves with the server's reply, which carries the query's own id.
+   * Rejects after `timeoutMs`, when `signal` aborts, or at once when the exchange is full.
+   */
+  exchange(query: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new Error("the upstream connection is closed"));
+    signal?.throwIfAborted();
+    const socket = this.#randomId() % this.socketCount;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      const id = this.#queries.add(query, socket, waiter);
+      if (id === undefined) {
+        const full = this.#queries.size >= this.#queries.capacity;
+        return reject(
+          new Error(full ? "too many queries in flight" : "the query's question is unreadable"),
+        );
+      }
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", abort);
+        this.#queries.delete(id);
+      };
+      waiter.reject = (error) => {
+        finish();
+        reject(error);
+      };
+      waiter.resolve = (reply) => {
+        finish();
+        reply[0] = query[0];
+        reply[1] = query[1];
+        resolve(reply);
+      };
+      const abort = () => waiter.reject(signal!.reason ?? new Error("abandoned"));
+      signal?.addEventListener("abort", abort, { once: true });
+      const timer = setTimeout(() => waiter.reject(this.#timedOut(timeoutMs)), timeoutMs);
+      const datagram = query.slice();
+      datagram[0] = id >> 8;
+      datagram[1] = id & 0xff;
+      try {
+        Promise.resolve(this.#socket(socket).send(datagram)).catch(waiter.reject);
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+    });
+  }
+
+  /** Closes the sockets; queries in flight fail at once. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const closed = new Error("the upstream connection is closed");
+    for (const waiter of this.#queries.clear()) waiter.reject(closed);
+    const sockets = this.#sockets.splice(0);
+    await Promise.all(sockets.map((socket) => socket?.close()));
+  }
+
+  /** One error per deadline, shared by the queries that reach it (a flood makes many). */
+  #timedOut(timeoutMs: number): Error {
+    if (this.#timeout?.ms !== timeoutMs) {
+      this.#timeout = { ms: timeoutMs, error: new Error(`no answer within ${timeoutMs} ms`) };
+    }
+    return this.#timeout.error;
+  }
+
+  #socket(index: number): UpstreamSocket {
+    return this.#sockets[index] ??= this.open((datagram) =>
+      this.#queries.match(index, datagram)?.resolve(datagram)
+    );
+  }
+}
