@@ -33,10 +33,38 @@ interface StepEntry {
   step: Record<string, unknown>;
 }
 
+/** A policy routing rule k8stun added (tun_route's DNS diversion); rules outlive the process. */
+export interface JournaledRule {
+  dst: number;
+  dstPrefix: number;
+  ipProto: number;
+  dport: number;
+  table: number;
+  priority: number;
+}
+
+interface RuleEntry {
+  kind: "rule";
+  rule: JournaledRule;
+}
+
+type Entry = FileEntry | StepEntry | RuleEntry;
+
 interface JournalFile {
   pid: number;
   startedAt: string;
-  entries: (FileEntry | StepEntry)[];
+  entries: Entry[];
+}
+
+/**
+ * How journaled system changes other than files are undone: injected, so the journal stays free
+ * of the OS layer. `mayRemove` keeps `cleanup` to rules k8stun itself makes, whatever the journal
+ * says.
+ */
+export interface RuleUndo {
+  mayRemove(rule: JournaledRule): boolean;
+  /** Removes the rule; one that is already gone is fine. */
+  remove(rule: JournaledRule): void;
 }
 
 /** Whether `k8stun cleanup` may restore or remove a file a journal names. */
@@ -56,7 +84,7 @@ export function sha256(bytes: Uint8Array): string {
 export class FileJournal implements Journal {
   #data: JournalFile;
 
-  constructor(readonly path: string = journalPath()) {
+  constructor(readonly path: string = journalPath(), readonly rules?: RuleUndo) {
     this.#data = { pid: Deno.pid, startedAt: new Date().toISOString(), entries: [] };
   }
 
@@ -84,6 +112,12 @@ export class FileJournal implements Journal {
     await this.#save();
   }
 
+  /** Records that `rule` is about to be added: on disk before this returns. */
+  recordRule(rule: JournaledRule): Promise<void> {
+    this.#data.entries.push({ kind: "rule", rule: { ...rule } });
+    return this.#save();
+  }
+
   async recordStep(mode: string, step: Record<string, unknown>): Promise<void> {
     this.#data.entries.push({ kind: "step", mode, step });
     await this.#save();
@@ -99,7 +133,7 @@ export class FileJournal implements Journal {
    * signal handler right before the process ends, so no change outlives the process.
    */
   undoSync(): string[] {
-    const messages = undoEntries(this.#data.entries, () => true);
+    const messages = undoEntries(this.#data.entries, () => true, this.rules);
     try {
       Deno.removeSync(this.path);
     } catch {
@@ -131,6 +165,7 @@ export class FileJournal implements Journal {
 export async function repairJournal(
   mayTouch: MayTouch,
   path: string = journalPath(),
+  rules?: RuleUndo,
 ): Promise<string[]> {
   if (!existingRuntimeDir(parentDir(path))) return [];
   let data: JournalFile;
@@ -146,17 +181,18 @@ export async function repairJournal(
   if (data.pid !== Deno.pid && processRuns(data.pid)) {
     throw new Error(`k8stun (pid ${data.pid}) is still running; stop it first`);
   }
-  const messages = undoEntries(data.entries, mayTouch);
+  const messages = undoEntries(data.entries, mayTouch, rules);
   await Deno.remove(path).catch(() => {});
   return messages;
 }
 
-function undoEntries(
-  entries: (FileEntry | StepEntry)[],
-  mayTouch: MayTouch,
-): string[] {
+function undoEntries(entries: Entry[], mayTouch: MayTouch, rules?: RuleUndo): string[] {
   const messages: string[] = [];
   for (const entry of [...entries].reverse()) {
+    if (entry?.kind === "rule") {
+      messages.push(undoRule(entry, rules));
+      continue;
+    }
     if (entry?.kind !== "file") continue;
     if (!wellFormed(entry)) {
       messages.push("skipped a damaged journal entry");
@@ -204,6 +240,29 @@ function undoFile(entry: FileEntry): string {
   // In place, not rename: /etc/resolv.conf is often a bind mount.
   Deno.writeFileSync(entry.path, original);
   return `${entry.path}: restored`;
+}
+
+/** Removes one journaled rule; returns what it did. */
+function undoRule(entry: RuleEntry, rules?: RuleUndo): string {
+  const rule = entry.rule;
+  const fields = ["dst", "dstPrefix", "ipProto", "dport", "table", "priority"] as const;
+  if (!rule || !fields.every((f) => Number.isInteger(rule[f]))) {
+    return "skipped a damaged journal entry";
+  }
+  const what = `the DNS rule to ${rule.dst >>> 24}.${(rule.dst >>> 16) & 255}.${
+    (rule.dst >>> 8) & 255
+  }.${rule.dst & 255} (${rule.ipProto === 6 ? "TCP" : "UDP"} port ${rule.dport})`;
+  if (!rules) return `${what}: not removed here (no rule access)`;
+  if (!rules.mayRemove(rule)) {
+    log.warn("the journal names a rule k8stun never makes; left alone");
+    return `${what}: refused — not a rule k8stun makes (the journal was altered?); left alone`;
+  }
+  try {
+    rules.remove(rule);
+    return `${what}: removed`;
+  } catch (error) {
+    return `${what}: could not be removed: ${(error as Error).message}`;
+  }
 }
 
 function wellFormed(entry: FileEntry): boolean {

@@ -7,25 +7,41 @@
  */
 
 const NLMSG_HDRLEN = 16;
+const NLMSG_DONE = 3;
 const NLMSG_ERROR = 2;
 const RTM_NEWLINK = 16;
 const RTM_NEWADDR = 20;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
+const RTM_GETROUTE = 26;
+const RTM_NEWRULE = 32;
+const RTM_DELRULE = 33;
+const RTMSG_LENGTH = 12;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
+const NLM_F_DUMP = 0x300;
 /** Add, failing with EEXIST if present (0x605, §5.2). */
 const CREATE_EXCL = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 /** Delete, or change an existing link (0x005). */
 const CHANGE = NLM_F_REQUEST | NLM_F_ACK;
 const AF_UNSPEC = 0;
 const AF_INET = 2;
+const RT_TABLE_COMPAT = 252;
 const RT_TABLE_MAIN = 254;
 const RTN_UNICAST = 1;
 const RTA_DST = 1;
 const RTA_OIF = 4;
+const RTA_TABLE = 15;
+/** fib_rule_hdr action and FRA_* attribute types (linux/fib_rules.h). */
+const FR_ACT_TO_TBL = 1;
+const FRA_DST = 1;
+const FRA_PRIORITY = 6;
+const FRA_TABLE = 15;
+const FRA_PROTOCOL = 21;
+const FRA_IP_PROTO = 22;
+const FRA_DPORT_RANGE = 24;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFLA_MTU = 4;
@@ -46,6 +62,8 @@ export interface DeviceRoute {
   protocol?: number;
   /** Default LINK (no gateway). */
   scope?: number;
+  /** Routing table (default main); ids above 255 travel in RTA_TABLE. */
+  table?: number;
 }
 
 const align4 = (n: number) => (n + 3) & ~3;
@@ -95,14 +113,18 @@ function encodeMessage(
   return out;
 }
 
-/** RTM_NEWROUTE (add, EEXIST if present) or RTM_DELROUTE for a route in table main, §5.6. */
+/**
+ * RTM_NEWROUTE (add, EEXIST if present) or RTM_DELROUTE for a device route, in table main unless
+ * the route names another (§5.6).
+ */
 export function encodeRoute(op: "add" | "delete", route: DeviceRoute, seq: number): Uint8Array {
+  const table = route.table ?? RT_TABLE_MAIN;
   const rtmsg = new Uint8Array([
     AF_INET,
     route.prefix, // rtm_dst_len
     0, // rtm_src_len
     0, // rtm_tos
-    RT_TABLE_MAIN,
+    table > 255 ? RT_TABLE_COMPAT : table,
     route.protocol ?? RouteProtocol.STATIC,
     route.scope ?? RouteScope.LINK,
     RTN_UNICAST,
@@ -113,7 +135,62 @@ export function encodeRoute(op: "add" | "delete", route: DeviceRoute, seq: numbe
     op === "add" ? CREATE_EXCL : CHANGE,
     seq,
     rtmsg,
-    [encodeAttribute(RTA_DST, ipv4(route.dst)), encodeAttribute(RTA_OIF, u32(route.ifindex))],
+    [
+      encodeAttribute(RTA_DST, ipv4(route.dst)),
+      encodeAttribute(RTA_OIF, u32(route.ifindex)),
+      ...(table > 255 ? [encodeAttribute(RTA_TABLE, u32(table))] : []),
+    ],
+  );
+}
+
+/**
+ * A policy routing rule (`ip rule`): packets to `dst/dstPrefix` of IP protocol `ipProto` and
+ * destination port `dport` are looked up in `table`, at preference `priority`.
+ */
+export interface PolicyRule {
+  dst: number;
+  dstPrefix: number;
+  /** 6 TCP, 17 UDP. */
+  ipProto: number;
+  dport: number;
+  table: number;
+  priority: number;
+}
+
+/**
+ * RTM_NEWRULE (add, EEXIST if present) or RTM_DELRULE: a 12-byte `fib_rule_hdr` (family, dst and
+ * src lengths, tos, table, two reserved bytes, action, u32 flags; linux/fib_rules.h), then
+ * FRA_* attributes. Port ranges are two u16 in host order; the protocol marks the rule as
+ * k8stun's (proto static) so `ip rule` shows who made it.
+ */
+export function encodeRule(op: "add" | "delete", rule: PolicyRule, seq: number): Uint8Array {
+  const header = new Uint8Array([
+    AF_INET,
+    rule.dstPrefix,
+    0, // src_len
+    0, // tos
+    rule.table > 255 ? 0 : rule.table, // RT_TABLE_UNSPEC: the table is in FRA_TABLE
+    0,
+    0,
+    FR_ACT_TO_TBL,
+    ...[0, 0, 0, 0], // flags
+  ]);
+  const ports = new Uint8Array(4);
+  new DataView(ports.buffer).setUint16(0, rule.dport, true);
+  new DataView(ports.buffer).setUint16(2, rule.dport, true);
+  return encodeMessage(
+    op === "add" ? RTM_NEWRULE : RTM_DELRULE,
+    op === "add" ? CREATE_EXCL : CHANGE,
+    seq,
+    header,
+    [
+      encodeAttribute(FRA_DST, ipv4(rule.dst)),
+      encodeAttribute(FRA_PRIORITY, u32(rule.priority)),
+      encodeAttribute(FRA_TABLE, u32(rule.table)),
+      encodeAttribute(FRA_PROTOCOL, new Uint8Array([RouteProtocol.STATIC])),
+      encodeAttribute(FRA_IP_PROTO, new Uint8Array([rule.ipProto])),
+      encodeAttribute(FRA_DPORT_RANGE, ports),
+    ],
   );
 }
 
@@ -178,12 +255,6 @@ export function decodeAcks(bytes: Uint8Array): NetlinkAck[] {
   }
   return acks;
 }
-
-const NLMSG_DONE = 3;
-const RTM_GETROUTE = 26;
-const NLM_F_DUMP = 0x300;
-const RTA_TABLE = 15;
-const RTMSG_LENGTH = 12;
 
 /** RTM_GETROUTE dump of every IPv4 route in every table (main, local, and policy tables). */
 export function encodeRouteDump(seq: number): Uint8Array {

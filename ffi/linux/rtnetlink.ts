@@ -13,7 +13,9 @@ import {
   encodeNewAddress,
   encodeRoute,
   encodeRouteDump,
+  encodeRule,
   encodeSetMtu,
+  type PolicyRule,
 } from "./netlink_wire.ts";
 import { cString, Errno, errno, type Libc } from "./libc.ts";
 import { TunError } from "./tun.ts";
@@ -74,6 +76,19 @@ export class RouteTable {
     const code = this.request((seq) => encodeRoute("delete", route, seq));
     if (code !== 0 && code !== Errno.ESRCH) {
       throw new TunError(explain(code, `delete the route ${describe(route)}`), code);
+    }
+  }
+
+  /** Adds a policy routing rule; returns the errno of the ack (0 = added). */
+  addRule(rule: PolicyRule): number {
+    return this.request((seq) => encodeRule("add", rule, seq));
+  }
+
+  /** Deletes a policy routing rule; one that is already gone (ENOENT) is fine. */
+  deleteRule(rule: PolicyRule): void {
+    const code = this.request((seq) => encodeRule("delete", rule, seq));
+    if (code !== 0 && code !== Errno.ENOENT) {
+      throw new TunError(explain(code, "delete a policy routing rule"), code);
     }
   }
 
