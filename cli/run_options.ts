@@ -23,6 +23,8 @@ export interface RunOptions {
   idleTimeoutSeconds: number;
   dnsMode: DnsModeName;
   staleVipTimeoutSeconds: number;
+  /** How long the first list of the cluster may take before start-up fails. */
+  syncTimeoutSeconds: number;
   http: number;
   httpHost?: string;
   httpToken?: string;
@@ -165,6 +167,12 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
       integerIn(0, 31_536_000, "--stale-vip-timeout"),
       600,
     )
+    .option(
+      "--sync-timeout <seconds>",
+      "give up starting when the API server has not listed the cluster within this time",
+      integerIn(1, 3600, "--sync-timeout"),
+      15,
+    )
     .option("--services <svc.ns[:port],...>", "also pre-allocate these services", parseServices)
     .option(
       "--http <port>",
@@ -220,6 +228,7 @@ export function runOptionsFrom(
     idleTimeoutSeconds: raw.idleTimeout as number,
     dnsMode: raw.dnsMode as DnsModeName,
     staleVipTimeoutSeconds: raw.staleVipTimeout as number,
+    syncTimeoutSeconds: raw.syncTimeout as number,
     http: raw.http as number,
     httpHost: raw.httpHost as string | undefined,
     httpToken: raw.httpToken as string | undefined,

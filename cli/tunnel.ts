@@ -83,7 +83,12 @@ export async function startTunnel(
     const telemetry = new TelemetryFanout(state, metrics);
     say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
     const view = await unlessAborted(
-      startClusterView({ kubeConfig: kube.kubeConfig, namespaces: options.namespaces, telemetry }),
+      startClusterView({
+        kubeConfig: kube.kubeConfig,
+        namespaces: options.namespaces,
+        telemetry,
+        initialListTimeoutMs: options.syncTimeoutSeconds * 1000,
+      }),
       abort,
       (late) => late.close(),
     );
@@ -268,13 +273,21 @@ export async function startTunnel(
         token: options.httpToken,
         state,
         metrics,
-        health: () => ({
-          status: view.healthy() ? "ok" : "degraded",
-          tun: "up",
-          dns_mode: options.dnsMode,
-          cluster: view.healthy() ? "synced" : "reconnecting",
-          ...(view.healthy() ? {} : { errors: ["a Kubernetes watch is reconnecting"] }),
-        }),
+        health: () => {
+          const cluster = view.state();
+          const errors = cluster === "unreachable"
+            ? view.errors()
+            : view.healthy()
+            ? []
+            : ["a Kubernetes watch is reconnecting"];
+          return {
+            status: errors.length === 0 ? "ok" : "degraded",
+            tun: "up",
+            dns_mode: options.dnsMode,
+            cluster,
+            ...(errors.length > 0 ? { errors } : {}),
+          };
+        },
       });
       apiUrl = api.url;
       const file = await writeInstanceFile({

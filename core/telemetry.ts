@@ -32,7 +32,8 @@ export type TelemetryEvent =
   | { type: "dial_error"; reason: string; target: string; message: string }
   | { type: "dns_query"; kind: "cluster" | "upstream"; rcode: string; seconds?: number }
   | { type: "portforward_dial"; seconds: number; reused: boolean }
-  | { type: "watch_restart"; resource: string };
+  | { type: "watch_restart"; resource: string }
+  | { type: "cluster_state"; state: "syncing" | "synced" | "unreachable"; error?: string };
 
 /** Receives telemetry. Implementations must be cheap: producers call it on hot-ish paths. */
 export interface TelemetrySink {

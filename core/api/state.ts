@@ -49,7 +49,13 @@ export type ApiEvent =
     total_connections: number;
   }
   | { type: "vip_stats"; vip: string; stats: VipStatsJson }
-  | { type: "dial_error"; target: string; reason: string; message: string; at: string };
+  | { type: "dial_error"; target: string; reason: string; message: string; at: string }
+  | {
+    type: "cluster_state";
+    state: "syncing" | "synced" | "unreachable";
+    error?: string;
+    at: string;
+  };
 
 /** An event with its stream id. */
 export interface NumberedEvent {
@@ -120,6 +126,13 @@ export class TunnelState implements TelemetrySink {
         if (this.#errors.length > this.#errorLimit) this.#errors.shift();
         return this.#publish(error);
       }
+      case "cluster_state":
+        return this.#publish({
+          type: "cluster_state",
+          state: event.state,
+          ...(event.error ? { error: event.error } : {}),
+          at: new Date().toISOString(),
+        });
     }
   }
 

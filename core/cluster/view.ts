@@ -1,13 +1,17 @@
 /**
  * Keeps a {@link ClusterStore} current from the Kubernetes API: for each resource a list, then a
  * watch from the list's resource version with bookmarks; a 410 Gone (or ERROR event) re-lists
- * that resource only; other failures back off exponentially with jitter and resume from the last
- * version seen (kubernetes.md §6.4). Scoped to all namespaces, or to the given ones when listing
- * all is forbidden.
+ * that resource only (docs/kubernetes.md, "Watches"). Failures back off like client-go's
+ * reflector (backoff.ts) and resume from the last version seen, and a small request every few
+ * seconds checks that the server still answers, so a black-holed connection is noticed even
+ * when no watch fails. While the server is unreachable the store keeps serving its last view.
+ * Scoped to all namespaces, or to the given ones when listing all is forbidden.
  */
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, Watch } from "@kubernetes/client-node";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
+import { Backoff, type BackoffOptions } from "./backoff.ts";
+import { type ClusterState, type ClusterStateChange, Reachability } from "./reachability.ts";
 import { ClusterStore, type KubeObject } from "./store.ts";
 
 type Resource = "namespaces" | "services" | "pods" | "endpointslices";
@@ -17,10 +21,19 @@ const log = logger("cluster");
 /** A running cluster view. */
 export interface KubeClusterView {
   store: ClusterStore;
-  /** Resolves once every resource has been listed once. */
+  /**
+   * Resolves once every resource has been listed once; rejects with a {@link ClusterAccessError}
+   * when that has not happened within the initial list timeout.
+   */
   synced: Promise<void>;
-  /** Whether every resource is currently being watched. */
+  /** Whether the server answers and every resource is watched. */
   healthy(): boolean;
+  /** What `/healthz` reports for the cluster. */
+  state(): ClusterState;
+  /** Why the cluster is unreachable (one line per failing list or watch). */
+  errors(): string[];
+  /** Calls `listener` when the cluster becomes unreachable or is back. */
+  onStateChange(listener: (change: ClusterStateChange) => void): () => void;
   close(): void;
 }
 
@@ -30,9 +43,17 @@ export interface ClusterViewOptions {
   /** Namespaces to fall back to when listing all is forbidden. */
   namespaces: string[];
   telemetry?: TelemetrySink;
+  /** How long the first list of everything may take before start-up fails (default 15 s). */
+  initialListTimeoutMs?: number;
+  /** How long any one list, or a watch's first answer, may take (default 30 s). */
+  requestTimeoutMs?: number;
+  /** How often the server's liveness is checked (default 10 s; 0 turns it off). */
+  probeIntervalMs?: number;
+  /** Retry delays (tests shorten them). */
+  backoff?: BackoffOptions;
 }
 
-/** Error from the API that a user must fix (credentials, RBAC). */
+/** Error from the API that a user must fix (credentials, RBAC, an unreachable server). */
 export class ClusterAccessError extends Error {}
 
 /** Starts listing and watching. */
@@ -42,27 +63,46 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
   const discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
   const watch = new Watch(options.kubeConfig);
   const telemetry = options.telemetry ?? NoTelemetry;
+  const server = options.kubeConfig.getCurrentCluster()?.server;
+  const initialListTimeoutMs = options.initialListTimeoutMs ?? 15_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const reachability = new Reachability();
   const aborts = new Set<AbortController>();
   let closed = false;
   const watching = new Map<string, boolean>();
 
+  reachability.onChange((change) => {
+    if (change.state === "unreachable") {
+      log.warn(
+        "the API server at {server} is unreachable ({error}); serving the last view of the cluster and retrying",
+        { server, error: change.error },
+      );
+    } else if (change.outageMs !== undefined) {
+      log.warn("the API server at {server} answers again after {seconds} s", {
+        server,
+        seconds: Math.round(change.outageMs / 100) / 10,
+      });
+    }
+    telemetry.emit({ type: "cluster_state", state: change.state, error: change.error });
+  });
+
   // One probe decides the scope: all namespaces, or only the configured ones.
   let scopes: (string | undefined)[] = [undefined];
   try {
-    await core.listNamespace({ limit: 1 });
+    await withTimeout(
+      core.listNamespace({ limit: 1 }),
+      initialListTimeoutMs,
+      `it did not answer within ${initialListTimeoutMs / 1000} s (--sync-timeout)`,
+    );
   } catch (error) {
     const code = statusCode(error);
     if (code === 401) {
       throw new ClusterAccessError(
-        `the API server at ${options.kubeConfig.getCurrentCluster()?.server} rejected the credentials of context "${options.kubeConfig.getCurrentContext()}" (401 Unauthorized)`,
+        `the API server at ${server} rejected the credentials of context "${options.kubeConfig.getCurrentContext()}" (401 Unauthorized)`,
       );
     }
     if (code !== 403) {
-      throw new ClusterAccessError(
-        `cannot reach the API server at ${options.kubeConfig.getCurrentCluster()?.server}: ${
-          describe(error)
-        }`,
-      );
+      throw new ClusterAccessError(`cannot reach the API server at ${server}: ${describe(error)}`);
     }
     scopes = options.namespaces;
     log.warn("listing all namespaces is forbidden; watching only {namespaces}", {
@@ -112,82 +152,136 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
     }
   };
 
+  /** One watch, from `rv`, until it ends: how it ended decides what the loop does next. */
+  const watchOnce = (name: string, watchPath: string, rv: string, resource: Resource) =>
+    new Promise<WatchEnd>((resolve) => {
+      let settled = false;
+      let expired = false;
+      let events = 0;
+      let latest = rv;
+      const finish = (end: WatchEnd) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(unanswered);
+        watching.set(name, false);
+        resolve(end);
+      };
+      // A server that accepts the connection but never answers must not hold the loop forever.
+      const unanswered = setTimeout(
+        () => finish({ kind: "failed", error: `no answer within ${requestTimeoutMs / 1000} s` }),
+        requestTimeoutMs,
+      );
+      watch.watch(watchPath, {
+        resourceVersion: rv,
+        allowWatchBookmarks: true,
+        timeoutSeconds: 300,
+      }, (type, object) => {
+        events++;
+        if (type === "ERROR") {
+          if (object?.code === 410) expired = true;
+          return;
+        }
+        latest = object?.metadata?.resourceVersion ?? latest;
+        if (type !== "BOOKMARK") apply(resource, type, object);
+      }, (error) => {
+        if (expired || (error && statusCode(error) === 410)) {
+          finish({ kind: "expired", rv: latest });
+        } else if (error) {
+          finish({ kind: "failed", error: describe(error), status: statusCode(error) });
+        } else finish({ kind: "ended", rv: latest, events });
+      }).then((controller) => {
+        // The library reports a failed request through `done` and still resolves: only a
+        // watch that is still open here was answered.
+        if (settled) return controller.abort();
+        clearTimeout(unanswered);
+        watching.set(name, true);
+        reachability.succeeded(name);
+        aborts.add(controller);
+      }, (error) => finish({ kind: "failed", error: describe(error), status: statusCode(error) }));
+    });
+
   const run = async (resource: Resource, namespace: string | undefined, listed: () => void) => {
     const name = `${resource}${namespace ? `/${namespace}` : ""}`;
+    const backoff = new Backoff(options.backoff);
     let rv: string | undefined;
-    let backoff = 250;
     let first = true;
+    const failed = async (error: string, status?: number) => {
+      watching.set(name, false);
+      // A status below 500 is an answer (RBAC, a bad request): the server is there.
+      if (status === undefined || status >= 500) reachability.failed(name, error);
+      else reachability.succeeded(name);
+      const ms = backoff.next();
+      log.debug("{name}: {error}; retrying in {ms} ms", { name, error, ms: Math.round(ms) });
+      await sleep(ms);
+    };
     while (!closed) {
-      try {
-        if (rv === undefined) {
-          const result = await list(resource, namespace);
+      if (rv === undefined) {
+        try {
+          const result = await withTimeout(
+            list(resource, namespace),
+            requestTimeoutMs,
+            `no answer to the list within ${requestTimeoutMs / 1000} s`,
+          );
+          if (closed) return;
           store.replace(resource, result.items, namespace);
           rv = result.metadata?.resourceVersion;
+          reachability.succeeded(name);
           if (first) {
             first = false;
             listed();
           }
-        }
-        const watchPath = path(resource, namespace);
-        if (!watchPath) {
-          await sleep(30_000);
-          rv = undefined;
+        } catch (error) {
+          if (closed) return;
+          await failed(describe(error), statusCode(error));
           continue;
         }
-        const gone = await new Promise<boolean>((resolve) => {
-          let expired = false;
-          watch.watch(watchPath, {
-            resourceVersion: rv,
-            allowWatchBookmarks: true,
-            timeoutSeconds: 300,
-          }, (type, object) => {
-            if (type === "BOOKMARK") {
-              rv = object?.metadata?.resourceVersion ?? rv;
-              return;
-            }
-            if (type === "ERROR") {
-              if (object?.code === 410) expired = true;
-              return;
-            }
-            rv = object?.metadata?.resourceVersion ?? rv;
-            apply(resource, type, object);
-          }, (error) => {
-            watching.set(name, false);
-            if (error && statusCode(error) === 410) expired = true;
-            else if (error && !closed) {
-              log.debug("watch of {name} ended: {error}", { name, error: describe(error) });
-            }
-            resolve(expired);
-          }).then((controller) => {
-            watching.set(name, true);
-            backoff = 250;
-            aborts.add(controller);
-          }, (error) => {
-            watching.set(name, false);
-            if (statusCode(error) === 410) expired = true;
-            log.debug("watch of {name} failed: {error}", { name, error: describe(error) });
-            resolve(expired);
-          });
-        });
-        if (closed) return;
-        telemetry.emit({ type: "watch_restart", resource });
-        if (gone) {
+      }
+      const watchPath = path(resource, namespace);
+      if (!watchPath || rv === undefined) {
+        await sleep(30_000); // a single namespace's object: re-read it now and then
+        rv = undefined;
+        continue;
+      }
+      const end = await watchOnce(name, watchPath, rv, resource);
+      if (closed) return;
+      telemetry.emit({ type: "watch_restart", resource });
+      switch (end.kind) {
+        case "expired":
           log.info("watch of {name} expired (410 Gone); re-listing", { name });
           rv = undefined;
-        } else {
-          await sleep(jitter(100));
-        }
+          break;
+        case "failed":
+          await failed(end.error, end.status);
+          break;
+        case "ended":
+          rv = end.rv;
+          // The server's own timeout ends a watch after minutes; one that ends at once with
+          // nothing in it is a server turning us away, and waits like a failure.
+          if (end.events === 0) await sleep(backoff.next());
+          break;
+      }
+    }
+  };
+
+  const probe = async () => {
+    const interval = options.probeIntervalMs ?? 10_000;
+    if (interval <= 0) return;
+    while (!closed) {
+      await sleep(interval);
+      if (closed) return;
+      try {
+        await withTimeout(core.listNamespace({ limit: 1 }), Math.min(interval, 5_000), "no answer");
+        reachability.succeeded("liveness probe");
       } catch (error) {
         if (closed) return;
-        watching.set(name, false);
-        if (statusCode(error) === 410) rv = undefined;
-        log.warn("listing {name} failed, retrying in {ms} ms: {error}", {
-          name,
-          ms: backoff,
-          error: describe(error),
-        });
-        await sleep(jitter(backoff));
-        backoff = Math.min(backoff * 2, 30_000);
+        if (statusCode(error) !== undefined && statusCode(error)! < 500) {
+          reachability.succeeded("liveness probe");
+          continue;
+        }
+        reachability.failed("liveness probe", describe(error));
+        // The watches may sit on a dead connection that never errors: start them afresh.
+        for (const controller of aborts) controller.abort();
+        aborts.clear();
       }
     }
   };
@@ -198,28 +292,69 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
       listedAll.push(new Promise<void>((resolve) => void run(resource, namespace, resolve)));
     }
   }
-  return {
+  const view: KubeClusterView = {
     store,
-    synced: Promise.all(listedAll).then(() => {}),
-    healthy: () => [...watching.values()].every(Boolean),
+    synced: withTimeout(
+      Promise.all(listedAll),
+      initialListTimeoutMs,
+      () =>
+        `the API server at ${server} did not finish the initial list of the cluster within ${
+          initialListTimeoutMs / 1000
+        } s (${reachability.errors().join("; ") || "no answer"})`,
+    ).then(() => {
+      reachability.markSynced();
+      void probe();
+    }, (error) => {
+      view.close();
+      throw new ClusterAccessError(
+        `${
+          describe(error)
+        }; check that the server answers (kubectl get namespaces) or raise --sync-timeout`,
+      );
+    }),
+    healthy: () => reachability.state === "synced" && [...watching.values()].every(Boolean),
+    state: () => reachability.state,
+    errors: () => reachability.errors(),
+    onStateChange: (listener) => reachability.onChange(listener),
     close() {
       closed = true;
       for (const a of aborts) a.abort();
     },
   };
+  return view;
 }
 
+/** How one watch ended. */
+type WatchEnd =
+  | { kind: "expired"; rv: string }
+  | { kind: "failed"; error: string; status?: number }
+  | { kind: "ended"; rv: string; events: number };
+
+/** `promise`, or a rejection with `message` after `ms`. */
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  message: string | (() => string),
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(typeof message === "string" ? message : message())),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The HTTP status of a failed request (a network error's string `code` is not one). */
 function statusCode(error: unknown): number | undefined {
-  const e = error as { code?: number; statusCode?: number; response?: { statusCode?: number } };
-  return e?.code ?? e?.statusCode ?? e?.response?.statusCode;
+  const e = error as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
+  const code = [e?.code, e?.statusCode, e?.response?.statusCode].find((c) => typeof c === "number");
+  return code as number | undefined;
 }
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message.split("\n")[0] : String(error);
-}
-
-function jitter(ms: number): number {
-  return ms / 2 + Math.random() * ms / 2;
 }
 
 function sleep(ms: number): Promise<void> {

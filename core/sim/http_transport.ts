@@ -159,6 +159,9 @@ async function respond(
     res.end();
     return;
   }
+  // A watch answers with its headers at once, before any event, as the API server does:
+  // client-go's Watch() waits for them and times out otherwise.
+  res.flushHeaders();
   const reader = response.body.getReader();
   res.on("close", () => reader.cancel().catch(() => {}));
   while (true) {

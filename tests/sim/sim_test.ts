@@ -192,3 +192,25 @@ Deno.test({
     (socket as { close(): void }).close();
   },
 });
+
+Deno.test({
+  name:
+    "sim: a watch with bookmarks from the current version answers its headers at once, before any event (client-go's Watch waits for them)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, tls: false });
+    const rv = sim.state.resourceVersion;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 2000);
+    const response = await fetch(
+      `${sim.url}/api/v1/namespaces?watch=true&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=30`,
+      { headers: { authorization: `Bearer ${sim.token}` }, signal: abort.signal },
+    );
+    clearTimeout(timer);
+    assertEquals(response.status, 200);
+    assertEquals(response.headers.get("content-type"), "application/json");
+    abort.abort();
+    await response.body?.cancel().catch(() => {});
+  },
+});

@@ -1,0 +1,106 @@
+/**
+ * A TCP relay on loopback between k8stun and an API server that a test can take down the ways a
+ * laptop loses its cluster: `refuse` (the server is gone: connections reset, new ones refused),
+ * `blackhole` (a dead Wi-Fi or a suspended VPN: connections accepted and kept open, nothing
+ * passes either way) and back to `forward`. The port stays the same throughout.
+ */
+export type RelayMode = "forward" | "refuse" | "blackhole";
+
+/** A running relay. */
+export interface OutageRelay extends AsyncDisposable {
+  port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
+  setMode(mode: RelayMode): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a relay to `target` on 127.0.0.1, forwarding. `listen` creates its listener (e.g. inside
+ * a lab namespace with `inNamespace`); it is called again, with the same port, after `refuse`.
+ */
+export function startOutageRelay(
+  target: { hostname: string; port: number },
+  listen: (port: number) => Deno.Listener = (port) => Deno.listen({ hostname: "127.0.0.1", port }),
+): OutageRelay {
+  let mode: RelayMode = "forward";
+  let accepted = 0;
+  let listener: Deno.Listener | undefined;
+  let port = 0;
+  const open = new Set<Deno.Conn>();
+  const held = new Set<Deno.Conn>();
+  const close = (conn: Deno.Conn) => {
+    open.delete(conn);
+    held.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  };
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        // In a black hole the bytes are swallowed: both ends see a silent connection.
+        if (mode === "blackhole") continue;
+        for (let off = 0; off < n;) off += await to.write(buffer.subarray(off, n));
+      }
+    } catch {
+      // reset
+    }
+    close(from);
+    close(to);
+  };
+  const serve = async (current: Deno.Listener) => {
+    for await (const client of current) {
+      accepted++;
+      if (mode === "blackhole") {
+        held.add(client);
+        continue;
+      }
+      try {
+        const upstream = await Deno.connect({ transport: "tcp", ...target });
+        open.add(client).add(upstream);
+        void pipe(client, upstream);
+        void pipe(upstream, client);
+      } catch {
+        close(client);
+      }
+    }
+  };
+  const start = () => {
+    listener = listen(port);
+    port = (listener.addr as Deno.NetAddr).port;
+    void serve(listener).catch(() => {});
+  };
+  start();
+  return {
+    get port() {
+      return port;
+    },
+    accepted: () => accepted,
+    setMode(next) {
+      if (next === mode) return;
+      if (next === "refuse") {
+        listener?.close();
+        listener = undefined;
+        for (const conn of [...open, ...held]) close(conn);
+      } else if (mode === "refuse") {
+        start();
+      }
+      if (next === "forward") { for (const conn of held) close(conn); }
+      mode = next;
+    },
+    close() {
+      listener?.close();
+      for (const conn of [...open, ...held]) close(conn);
+      return Promise.resolve();
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+}
