@@ -175,13 +175,17 @@ Deno.test("packet loop: packets from an address that is not this host's are drop
 });
 
 Deno.test("packet loop: the heartbeat moves while the loop idles and stops when it spins", async () => {
-  await using loop = await startLoop({ testFault: { kind: "spin", afterMs: 2500 } });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  await using loop = await startLoop({ testFault: { kind: "spin", afterMs: 3000 } });
+  const started = Date.now(); // the loop's clock started just before it said ready
   const first = loop.link.heartbeat;
   // Idle, the loop turns at least once a second (its poll times out).
-  await loop.until(() => loop.link.heartbeat >= first + 2, "two idle turns", 2400);
-  await new Promise((resolve) => setTimeout(resolve, 1500)); // past the injected spin
+  await sleep(2200);
+  assert(loop.link.heartbeat >= first + 2, `${loop.link.heartbeat - first} turns in 2.2 s`);
+  // Spinning from 3 s on (after at most one more poll of ≤ 1 s): the heartbeat stands still.
+  await sleep(started + 4300 - Date.now());
   const spinning = loop.link.heartbeat;
-  await new Promise((resolve) => setTimeout(resolve, 1200));
+  await sleep(1200);
   assertEquals(loop.link.heartbeat, spinning);
   assertEquals(loop.ended, undefined, "a stall is not a failure: only the watchdog sees it");
 });

@@ -354,13 +354,22 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     idleTimeoutMs: options.idleTimeoutMs,
     busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
   };
-  /** The host's addresses the loop admits as sources; its own TUN address always among them. */
+  /**
+   * The host's addresses the loop admits as sources, its own TUN address always among them; the
+   * last list when the host cannot be asked (getifaddrs fails only when out of memory).
+   */
+  let localAddresses = [options.address];
   const hostAddresses = (): number[] => {
-    const addresses = localIpv4Addresses(libc);
-    if (!addresses.includes(options.address)) addresses.push(options.address);
-    return addresses.slice(0, MAX_LOCAL_ADDRESSES);
+    try {
+      const addresses = localIpv4Addresses(libc);
+      if (!addresses.includes(options.address)) addresses.push(options.address);
+      return addresses.slice(0, MAX_LOCAL_ADDRESSES);
+    } catch (error) {
+      log.debug("cannot list the host's addresses: {message}", { message: String(error) });
+      return localAddresses;
+    }
   };
-  let localAddresses = hostAddresses();
+  localAddresses = hostAddresses();
   let generation = 0;
   /** Starts a loop whose events reach the relay only while it is the current one. */
   const startLink = async (testFault?: LoopTestFault) => {
@@ -439,15 +448,12 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   /** Every second: the heartbeat (stalled? resumed?) and the host's addresses (changed?). */
   const watch = () => {
     if (state === "down") return;
-    try {
-      const addresses = hostAddresses();
-      if (addresses.join() !== localAddresses.join()) {
-        localAddresses = addresses;
-        link.send({ op: "local-addresses", addresses });
-      }
-    } catch (error) {
-      log.debug("cannot list the host's addresses: {message}", { message: String(error) });
+    const addresses = hostAddresses();
+    if (addresses.join() !== localAddresses.join()) {
+      localAddresses = addresses;
+      link.send({ op: "local-addresses", addresses });
     }
+    if (link === retiring) return; // being replaced: the new loop gets a new watchdog
     const still = watchdog.observe(link.heartbeat, performance.now());
     if (watchdog.stalled(still)) {
       if (state === "up") {
@@ -498,8 +504,9 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       state,
       restarts,
       lastFailure,
-      faults: pastFaults + link.faults,
-      foreignDrops: pastForeignDrops + link.foreignDrops,
+      // A loop being replaced is counted in the past already.
+      faults: pastFaults + (link === retiring ? 0 : link.faults),
+      foreignDrops: pastForeignDrops + (link === retiring ? 0 : link.foreignDrops),
     }),
     isVipBusy: (vip) => (busy.get(vip) ?? 0) > 0,
     close() {
