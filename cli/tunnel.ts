@@ -311,13 +311,18 @@ export async function startTunnel(
         health: () => {
           const cluster = view.state();
           const errors = cluster === "unreachable"
-            ? view.errors()
+            ? [...view.errors()]
             : view.healthy()
             ? []
             : ["a Kubernetes watch is reconnecting"];
+          const tun = dataPlane.health();
+          if (tun.state !== "up") {
+            errors.push(`the TUN packet loop is ${tun.state}: ${tun.lastFailure ?? "no progress"}`);
+          }
           return {
             status: errors.length === 0 ? "ok" : "degraded",
-            tun: "up",
+            tun: tun.state,
+            tun_restarts: tun.restarts,
             dns_mode: options.dnsMode,
             cluster,
             ...(errors.length > 0 ? { errors } : {}),

@@ -12,7 +12,10 @@ import type { NumberedEvent, TunnelState } from "./state.ts";
 /** `/healthz` body (parity §5.4). */
 export interface Health {
   status: "ok" | "degraded";
-  tun: string;
+  /** The TUN data plane's packet loop (core/net/bridge/watchdog.ts): anything but up is a 503. */
+  tun: "up" | "stalled" | "down";
+  /** Packet loops started again after one failed or stalled. */
+  tun_restarts?: number;
   dns_mode: string;
   cluster: string;
   errors?: string[];
@@ -138,7 +141,7 @@ function handle(
       return json({ vips: options.state.vips() });
     case "/healthz": {
       const health = options.health();
-      return json(health, health.status === "ok" ? 200 : 503);
+      return json(health, health.status === "ok" && health.tun === "up" ? 200 : 503);
     }
     case "/metrics":
       return new Response(options.metrics.render(), {

@@ -15,6 +15,11 @@ const SYMBOLS = {
   /** ioctl with an integer argument passed by value (TUNSETOFFLOAD). */
   ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** A connected pair of sockets (tests stand one in for a TUN: one packet per message). */
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** The host's interface addresses as a linked list (local_addresses.ts), and its release. */
+  getifaddrs: { parameters: ["buffer"], result: "i32" },
+  freeifaddrs: { parameters: ["pointer"], result: "void" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },

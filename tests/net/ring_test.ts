@@ -135,3 +135,22 @@ Deno.test("ring: a visitor that throws consumes its record; the next drain goes 
   reader.drain((_kind, a) => rest.push(a));
   assertEquals(rest, [3]);
 });
+
+Deno.test("ring: views kept across a drain stay valid until beforeFree, and their room frees only after it", () => {
+  const buffer = createRing(CAPACITY);
+  const writer = new RingWriter(buffer);
+  const reader = new RingReader(buffer);
+  const big = bytes(MAX_RECORD_PAYLOAD, 2);
+  let records = 0;
+  while (writer.push(1, records, 0, [big])) records++;
+  const views: Uint8Array[] = [];
+  let roomBeforeFree: boolean | undefined;
+  reader.drain((_kind, _a, _b, payload) => views.push(payload), () => {
+    // The producer still sees a full ring: what the consumer gathered cannot be overwritten.
+    roomBeforeFree = writer.push(1, 99, 0, [big]);
+    assert(views.every((view) => view.every((v, i) => v === ((i * 131 + 2) & 0xff))));
+  });
+  assertEquals(views.length, records);
+  assertEquals(roomBeforeFree, false);
+  assert(writer.push(1, 99, 0, [big]), "room once the drain returned");
+});

@@ -5,6 +5,12 @@
  * with credit-based backpressure (the app's receive window closes while the dialer is slow and
  * reopens as it drains); the app's FIN half-closes the dialer; the dialer's EOF sends FIN; a
  * dialer error mid-stream resets the app side, never a clean FIN on truncated data.
+ *
+ * It also keeps the loop alive: a watchdog reads the loop's heartbeat every second and reports a
+ * stall; a loop that failed, crashed or stayed stalled is replaced by a new one (its connections
+ * are reset), at most {@link MAX_RESTARTS} times in {@link RESTART_WINDOW_MS}, after which the data
+ * plane is down. And it keeps the loop's list of this host's addresses current: only packets from
+ * them are served (core/net/loop/local_sources.ts).
  */
 import { asDialError, describe, type Router } from "../../router.ts";
 import { logger } from "../../log.ts";
@@ -12,9 +18,12 @@ import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../tele
 import { openLibc } from "../../../ffi/linux/libc.ts";
 import { openTun } from "../../../ffi/linux/tun.ts";
 import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
+import { localIpv4Addresses } from "../../../ffi/linux/local_addresses.ts";
+import { MAX_LOCAL_ADDRESSES } from "../loop/local_sources.ts";
+import { type LoopState, Watchdog } from "./watchdog.ts";
 import type { FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
-import type { LoopEvent } from "../loop/protocol.ts";
-import { MAX_CHUNK, PacketLoopLink } from "./loop_link.ts";
+import type { LoopEvent, LoopTestFault } from "../loop/protocol.ts";
+import { type LoopHandlers, MAX_CHUNK, PacketLoopLink } from "./loop_link.ts";
 import type { Duplex } from "../../../mod.ts";
 import { recyclingReader } from "../../recycling_reader.ts";
 import { BufferPool } from "../../buffer_pool.ts";
@@ -26,6 +35,17 @@ const SEND_CREDIT = 1024 * 1024;
 const FLOW_ENDED = new Error("the connection ended");
 /** Write buffers for dialers that release chunks (Duplex.writeReleasesChunk). */
 const writeBuffers = new BufferPool(MAX_CHUNK, 32);
+/** How often the watchdog reads the heartbeat and the host's addresses are listed again. */
+const WATCH_INTERVAL_MS = 1000;
+/** A heartbeat still this long is a stall (an idle loop bumps it at least every second). */
+export const STALLED_AFTER_MS = 3000;
+/** A loop stalled this long is replaced. */
+const REPLACE_STALLED_AFTER_MS = 10_000;
+/** Restarts allowed within {@link RESTART_WINDOW_MS}; one more and the data plane is down. */
+export const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+/** What the relay tells a connection the loop took down with it. */
+const LOOP_RESTARTED = "the packet loop restarted; connections open at that moment were reset";
 
 /** Options for {@link startTunDataPlane}. */
 export interface TunDataPlaneOptions {
@@ -48,6 +68,25 @@ export interface TunDataPlaneOptions {
    * {@link DEFAULT_BUSY_POLL_US}; 0 = sleep at once). Trades CPU while traffic flows for latency.
    */
   busyPollMicros?: number;
+  /**
+   * Test hook: the first loop fails this way (default: from K8STUN_TEST_LOOP_FAULT,
+   * `throw@<ms>` or `spin@<ms>`; unset in production).
+   */
+  testFault?: LoopTestFault;
+}
+
+/** How the data plane is doing (for `/healthz`). */
+export interface DataPlaneHealth {
+  /** up; stalled (the loop made no progress for seconds); down (it failed too often). */
+  state: LoopState;
+  /** Loops started again after a failure or a stall. */
+  restarts: number;
+  /** Why the last loop ended, if one did. */
+  lastFailure?: string;
+  /** Exceptions the loops contained (each reset one connection). */
+  faults: number;
+  /** Packets dropped because their source was not an address of this host. */
+  foreignDrops: number;
 }
 
 /** Covers a dial and a request/response through a local dialer; costs nothing when idle. */
@@ -62,6 +101,7 @@ export interface TunDataPlane {
    */
   addHostRoutes(addresses: number[]): void;
   activeFlows(): number;
+  health(): DataPlaneHealth;
   /** Connections open per VIP, for stale-VIP reclaim. */
   isVipBusy(vip: string): boolean;
   close(): Promise<void>;
@@ -69,6 +109,8 @@ export interface TunDataPlane {
 
 interface Flow {
   info: ConnectionInfo;
+  /** The loop the flow lives in: its operations go there, and nowhere once it is replaced. */
+  link: PacketLoopLink;
   duplex?: Duplex;
   writer?: WritableStreamDefaultWriter<Uint8Array>;
   writeChain: Promise<void>;
@@ -108,7 +150,8 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const busy = new Map<string, number>();
   // Set once the Worker runs; events arrive only after that.
   let link!: PacketLoopLink;
-  const queue: PacketLoopLink["send"] = (op) => link.send(op);
+  /** Host routes added so far: a new loop is told them again. */
+  const routed = new Set<number>();
 
   const finishFlow = (flow: Flow, error?: string) => {
     if (flow.closed) return;
@@ -143,6 +186,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
 
   const open = async (opening: FlowOpening) => {
     const flow: Flow = {
+      link,
       info: {
         id: opening.id,
         vip: opening.dstAddress,
@@ -187,8 +231,9 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
         target: `${opening.dstAddress}:${opening.dstPort}`,
         message: failure.message,
       });
+      if (flow.closed) return; // its loop was replaced meanwhile
       flows.delete(opening.id);
-      queue({ op: "refuse", id: opening.id });
+      flow.link.send({ op: "refuse", id: opening.id });
       return;
     }
     if (flow.closed) {
@@ -205,7 +250,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       dialer: opened.dialer,
     });
     telemetry.emit({ type: "connection_opened", connection: flow.info });
-    queue({ op: "accept", id: opening.id });
+    flow.link.send({ op: "accept", id: opening.id });
     pump(flow).catch(() => {});
   };
 
@@ -221,14 +266,14 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
         }
         const chunk = await reader.read();
         if (chunk === null) {
-          if (!flow.closed) queue({ op: "finish", id: flow.info.id });
+          if (!flow.closed) flow.link.send({ op: "finish", id: flow.info.id });
           return;
         }
         if (flow.closed) return;
         flow.credit -= chunk.length;
         flow.received += chunk.length;
         // Copied into the ring at once (then its memory takes the next read), unless queued.
-        if (queue({ op: "send", id: flow.info.id, data: chunk })) reader.recycle(chunk);
+        if (flow.link.send({ op: "send", id: flow.info.id, data: chunk })) reader.recycle(chunk);
       }
     } catch (error) {
       if (!flow.closed) {
@@ -237,7 +282,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
           port: flow.info.dstPort,
           message: error instanceof Error ? error.message : String(error),
         });
-        queue({ op: "abort", id: flow.info.id });
+        flow.link.send({ op: "abort", id: flow.info.id });
         finishFlow(flow, error instanceof Error ? error.message : String(error));
       }
     } finally {
@@ -271,7 +316,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       case "udp":
         if (options.onUdp) {
           const datagram = { ...event.datagram, payload: link.keep(event.datagram.payload) };
-          options.onUdp(datagram, (reply) => queue({ op: "udp", datagram: reply }));
+          options.onUdp(datagram, (reply) => link.send({ op: "udp", datagram: reply }));
         }
         return;
     }
@@ -291,25 +336,147 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     flow.sent += bytes;
     flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
       if (pooled) writeBuffers.give(new Uint8Array(data.buffer));
-      queue({ op: "consumed", id, n: bytes });
+      flow.link.send({ op: "consumed", id, n: bytes });
     }, (error) => {
       if (flow.closed) return;
-      queue({ op: "abort", id }); // T27e: the dialer's write side died
+      flow.link.send({ op: "abort", id }); // T27e: the dialer's write side died
       finishFlow(flow, error instanceof Error ? error.message : String(error));
     });
   };
 
+  const parameters = {
+    tunFd: tun.fd,
+    mtu: options.mtu,
+    vnetHeader: tun.vnetHeader,
+    network: options.network,
+    receiveBuffer: options.receiveBuffer ?? 1024 * 1024,
+    sendBuffer: options.sendBuffer ?? 1024 * 1024,
+    idleTimeoutMs: options.idleTimeoutMs,
+    busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
+  };
+  /**
+   * The host's addresses the loop admits as sources, its own TUN address always among them; the
+   * last list when the host cannot be asked (getifaddrs fails only when out of memory).
+   */
+  let localAddresses = [options.address];
+  const hostAddresses = (): number[] => {
+    try {
+      const addresses = localIpv4Addresses(libc);
+      if (!addresses.includes(options.address)) addresses.push(options.address);
+      return addresses.slice(0, MAX_LOCAL_ADDRESSES);
+    } catch (error) {
+      log.debug("cannot list the host's addresses: {message}", { message: String(error) });
+      return localAddresses;
+    }
+  };
+  localAddresses = hostAddresses();
+  let generation = 0;
+  /** Starts a loop whose events reach the relay only while it is the current one. */
+  const startLink = async (testFault?: LoopTestFault) => {
+    const current = ++generation;
+    const handlers: LoopHandlers = {
+      event: (event) => {
+        if (current === generation) onEvent(event);
+      },
+      data: (id, bytes, fill) => {
+        if (current === generation) onData(id, bytes, fill);
+      },
+    };
+    const started = await PacketLoopLink.start(
+      libc,
+      { ...parameters, localAddresses, testFault },
+      handlers,
+    );
+    for (const address of routed) started.send({ op: "route", address, add: true });
+    started.ended.then((reason) => replace(started, reason));
+    return started;
+  };
+
+  let state: LoopState = "up";
+  let watchdog = new Watchdog(STALLED_AFTER_MS, performance.now());
+  const restartTimes: number[] = [];
+  let restarts = 0;
+  let lastFailure: string | undefined;
+  let closed = false;
+  /** Counters of the loops replaced so far (the current loop's are added on read). */
+  let pastFaults = 0;
+  let pastForeignDrops = 0;
+  /** A replacement under way: closing waits for it (the new loop must not outlive the TUN). */
+  let replacing: Promise<void> = Promise.resolve();
+  let retiring: PacketLoopLink | undefined;
+  /**
+   * Replaces a loop that ended or stalled: its connections are reset, a new one starts. The old
+   * one stays current (closed: operations go nowhere) until the new one runs.
+   */
+  const replace = (failed: PacketLoopLink, reason: string) => {
+    if (failed !== link || failed === retiring || closed) return;
+    retiring = failed;
+    replacing = replaceNow(failed, reason);
+  };
+  const replaceNow = async (failed: PacketLoopLink, reason: string) => {
+    lastFailure = reason;
+    const now = performance.now();
+    restartTimes.push(now);
+    while (restartTimes[0] < now - RESTART_WINDOW_MS) restartTimes.shift();
+    const giveUp = restartTimes.length > MAX_RESTARTS;
+    log.error("{reason}; {next}", {
+      reason,
+      next: giveUp
+        ? `it failed ${restartTimes.length} times within ${RESTART_WINDOW_MS / 1000} s: ` +
+          "the TUN data plane is down — restart k8stun (and report the messages above)"
+        : "starting a new packet loop (connections open now are reset)",
+    });
+    state = giveUp ? "down" : "stalled";
+    for (const flow of [...flows.values()]) finishFlow(flow, LOOP_RESTARTED);
+    pastFaults += failed.faults;
+    pastForeignDrops += failed.foreignDrops;
+    await failed.close();
+    if (giveUp || closed) return;
+    try {
+      link = await startLink();
+      restarts++;
+      watchdog = new Watchdog(STALLED_AFTER_MS, performance.now());
+      state = "up";
+    } catch (error) {
+      state = "down";
+      lastFailure = error instanceof Error ? error.message : String(error);
+      log.error("cannot start a new packet loop: {message}; the TUN data plane is down", {
+        message: lastFailure,
+      });
+    }
+  };
+  /** Every second: the heartbeat (stalled? resumed?) and the host's addresses (changed?). */
+  const watch = () => {
+    if (state === "down") return;
+    const addresses = hostAddresses();
+    if (addresses.join() !== localAddresses.join()) {
+      localAddresses = addresses;
+      link.send({ op: "local-addresses", addresses });
+    }
+    if (link === retiring) return; // being replaced: the new loop gets a new watchdog
+    const still = watchdog.observe(link.heartbeat, performance.now());
+    if (watchdog.stalled(still)) {
+      if (state === "up") {
+        state = "stalled";
+        log.error(
+          "packet loop stalled: no progress for {seconds} s; connections through the TUN hang " +
+            "(a new loop replaces it after {limit} s)",
+          { seconds: Math.round(still / 1000), limit: REPLACE_STALLED_AFTER_MS / 1000 },
+        );
+      }
+      if (still >= REPLACE_STALLED_AFTER_MS) {
+        replace(link, `packet loop stalled for ${Math.round(still / 1000)} s`);
+      }
+    } else if (state === "stalled") {
+      state = "up";
+      log.info("packet loop resumed");
+    }
+  };
+
+  let watchTimer: ReturnType<typeof setInterval> | undefined;
   try {
-    link = await PacketLoopLink.start(libc, {
-      tunFd: tun.fd,
-      mtu: options.mtu,
-      vnetHeader: tun.vnetHeader,
-      network: options.network,
-      receiveBuffer: options.receiveBuffer ?? 1024 * 1024,
-      sendBuffer: options.sendBuffer ?? 1024 * 1024,
-      idleTimeoutMs: options.idleTimeoutMs,
-      busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
-    }, { event: onEvent, data: onData });
+    link = await startLink(options.testFault ?? testFaultFromEnv());
+    watchTimer = setInterval(watch, WATCH_INTERVAL_MS);
   } catch (error) {
     clearInterval(bytesTimer);
     libc.close(tun.fd);
@@ -324,7 +491,8 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       try {
         const ifindex = interfaceIndex(tun.name, libc);
         for (const address of addresses) {
-          queue({ op: "route", address, add: true }); // the stack answers first, then packets come
+          routed.add(address);
+          link.send({ op: "route", address, add: true }); // the stack answers first, then packets come
           table.add({ dst: address, prefix: 32, ifindex });
         }
       } finally {
@@ -332,10 +500,21 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       }
     },
     activeFlows: () => flows.size,
+    health: () => ({
+      state,
+      restarts,
+      lastFailure,
+      // A loop being replaced is counted in the past already.
+      faults: pastFaults + (link === retiring ? 0 : link.faults),
+      foreignDrops: pastForeignDrops + (link === retiring ? 0 : link.foreignDrops),
+    }),
     isVipBusy: (vip) => (busy.get(vip) ?? 0) > 0,
     close() {
       closing ??= (async () => {
+        closed = true;
         clearInterval(bytesTimer);
+        clearInterval(watchTimer);
+        await replacing;
         for (const flow of [...flows.values()]) finishFlow(flow, "k8stun is stopping");
         await link.close();
         libc.close(tun.fd); // the TUN and its routes vanish with the last descriptor
@@ -344,4 +523,16 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       return closing;
     },
   };
+}
+
+/** K8STUN_TEST_LOOP_FAULT=`throw@<ms>` or `spin@<ms>`: the test hook of {@link LoopTestFault}. */
+function testFaultFromEnv(): LoopTestFault | undefined {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get("K8STUN_TEST_LOOP_FAULT");
+  } catch {
+    return undefined; // no permission to read the environment: no test is running us
+  }
+  const match = /^(throw|spin)@(\d+)$/.exec(value ?? "");
+  return match ? { kind: match[1] as LoopTestFault["kind"], afterMs: Number(match[2]) } : undefined;
 }

@@ -2,7 +2,9 @@
  * The main thread's end of the packet-loop Worker (protocol.ts): starts it, writes operations
  * into one shared ring and reads events from the other, with the wake-ups and backlogs the
  * protocol describes. A flow's consecutive data records of one drain reach the relay as one
- * chunk, copied out of the ring into memory the relay chooses.
+ * chunk, copied out of the ring into memory the relay chooses. Reports how the loop is doing:
+ * its heartbeat and counters, the faults it contained (logged once per kind), and `ended` when
+ * it failed or crashed.
  */
 import { logger } from "../../log.ts";
 import { copyBytes, type Libc } from "../../../ffi/linux/libc.ts";
@@ -21,6 +23,24 @@ import { createRing, RingReader, RingWriter } from "../loop/ring.ts";
 import type { FlowId } from "../stack_types.ts";
 
 const log = logger("tun");
+
+/** Logs the first fault of a kind the loop contained (the loop counts the rest). */
+function reportFault(kind: string, message: string): void {
+  if (kind === "foreign") {
+    log.warn(
+      "dropped a packet from {source}, which is not an address of this host: a machine that " +
+        "routes the VIP range through this one gets no access (only this host's own traffic " +
+        "reaches the cluster); further drops are counted, not logged",
+      { source: message },
+    );
+    return;
+  }
+  log.error(
+    "packet loop: a {kind} failed ({message}); the connection concerned was reset and the " +
+      "loop goes on; further faults of this kind are counted, not logged",
+    { kind, message },
+  );
+}
 const EFD_NONBLOCK = 0x800;
 const EFD_CLOEXEC = 0x80000;
 /** Each ring's size: room for a turn's worth of events of many busy flows. */
@@ -57,6 +77,8 @@ export class PacketLoopLink {
   readonly #one = new Uint8Array(new BigUint64Array([1n]).buffer);
   #wakeScheduled = false;
   #listening = true;
+  #closed = false;
+  readonly #ended = Promise.withResolvers<string>();
   #eventLoop: Promise<void> = Promise.resolve();
   readonly #stopped = Promise.withResolvers<void>();
   /** Data records of the current drain not yet delivered: one flow's, consecutive. */
@@ -95,21 +117,21 @@ export class PacketLoopLink {
 
   async #start(parameters: LoopParameters): Promise<void> {
     const ready = Promise.withResolvers<void>();
+    const end = (reason: string) => {
+      ready.reject(new Error(reason));
+      this.#stopped.resolve();
+      if (!this.#closed) this.#ended.resolve(reason);
+    };
     this.#worker.onmessage = (event: MessageEvent<FromLoop>) => {
       const msg = event.data;
       if (msg.type === "ready") ready.resolve();
       else if (msg.type === "stopped") this.#stopped.resolve();
-      else if (msg.type === "failed") {
-        log.error("packet loop failed: {message}", { message: msg.message });
-        ready.reject(new Error(msg.message));
-        this.#stopped.resolve();
-      }
+      else if (msg.type === "failed") end(`packet loop failed: ${msg.message}`);
+      else if (msg.type === "fault") reportFault(msg.kind, msg.message);
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
-      log.error("packet loop crashed: {message}", { message: event.message });
-      ready.reject(new Error(event.message));
-      this.#stopped.resolve();
+      end(`packet loop crashed: ${event.message}`);
     };
     this.#worker.postMessage(
       {
@@ -125,11 +147,35 @@ export class PacketLoopLink {
   }
 
   /**
+   * Why the loop ended on its own (it failed or its Worker crashed); never settles for a loop
+   * that {@link close} stopped.
+   */
+  get ended(): Promise<string> {
+    return this.#ended.promise;
+  }
+
+  /** The loop's turn counter (protocol.ts Signal.HEARTBEAT), for the watchdog. */
+  get heartbeat(): number {
+    return Atomics.load(this.#signals, Signal.HEARTBEAT);
+  }
+
+  /** Exceptions the loop contained so far (each reset one flow). */
+  get faults(): number {
+    return Atomics.load(this.#signals, Signal.FAULTS) >>> 0;
+  }
+
+  /** Packets dropped so far because their source is not an address of this host. */
+  get foreignDrops(): number {
+    return Atomics.load(this.#signals, Signal.FOREIGN_DROPS) >>> 0;
+  }
+
+  /**
    * Hands `op` to the loop; one eventfd write per microtask checkpoint wakes it if it sleeps.
    * Returns whether the op is in the ring already (false: it waits in the backlog, and its data
-   * is still referenced).
+   * is still referenced). After {@link close}, operations go nowhere (and count as taken).
    */
   send(op: LoopOp): boolean {
+    if (this.#closed) return true;
     if (op.op === "send" && op.data.length > MAX_RECORD_PAYLOAD) {
       let copied = true;
       for (let at = 0; at < op.data.length; at += MAX_RECORD_PAYLOAD) {
@@ -160,15 +206,18 @@ export class PacketLoopLink {
 
   /** Stops the Worker (within a second) and closes the eventfd; the caller owns the TUN. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     Atomics.store(this.#signals, Signal.STOP, 1);
     this.#wake();
     this.#listening = false;
     Atomics.add(this.#signals, Signal.EVENTS, 1);
     Atomics.notify(this.#signals, Signal.EVENTS);
-    await this.#eventLoop;
+    // The timer also keeps the event loop alive for the listener's wake-up: an Atomics.waitAsync
+    // resolution alone does not, once the Worker is gone.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#stopped.promise,
+      Promise.all([this.#eventLoop, this.#stopped.promise]),
       new Promise((resolve) => timer = setTimeout(resolve, 1000)),
     ]);
     clearTimeout(timer);
@@ -185,8 +234,8 @@ export class PacketLoopLink {
     while (this.#listening) {
       const seen = Atomics.load(this.#signals, Signal.EVENTS);
       try {
-        readEvents(this.#events, (event) => this.#visit(event));
-        this.#deliverGathered(); // before the drain's views are freed
+        // The gathered views are delivered before the drain frees their records.
+        readEvents(this.#events, (event) => this.#visit(event), () => this.#deliverGathered());
       } catch (error) {
         // A bug in handling one event must not stop the relay of every other connection.
         this.#gathered.length = 0;

@@ -35,13 +35,28 @@ export interface LoopStart {
   idleTimeoutMs: number;
   /** How long the loop keeps polling without sleeping after activity (ms; 0 = never). */
   busyPollMs: number;
+  /** The host's IPv4 addresses: packets from any other source are dropped (local_sources.ts). */
+  localAddresses: number[];
+  /** Test hook: the loop fails this way once `afterMs` have passed (never set in production). */
+  testFault?: LoopTestFault;
+}
+
+/**
+ * A failure a test injects: `throw` breaks the loop (it reports "failed" and ends), `spin` makes
+ * it stop taking turns — no heartbeat, no packets — until it is stopped.
+ */
+export interface LoopTestFault {
+  kind: "throw" | "spin";
+  afterMs: number;
 }
 
 /** Worker → main thread, by `postMessage`. */
-export type FromLoop = { type: "ready" } | { type: "stopped" } | {
-  type: "failed";
-  message: string;
-};
+export type FromLoop =
+  | { type: "ready" }
+  | { type: "stopped" }
+  | { type: "failed"; message: string }
+  /** The first fault of its kind the loop contained (later ones are only counted). */
+  | { type: "fault"; kind: string; message: string };
 
 /** Indexes of the shared signal words. */
 export const Signal = {
@@ -55,8 +70,17 @@ export const Signal = {
   STOP: 3,
   /** The loop is (about to be) asleep in `poll`: operations must come with an eventfd write. */
   SLEEPING: 4,
+  /**
+   * Bumped by the loop at every turn, also when a `poll` times out (≤ 1 s when idle): the main
+   * thread's watchdog (bridge/watchdog.ts) tells a stalled loop from an idle one by it.
+   */
+  HEARTBEAT: 5,
+  /** Exceptions the loop contained (the flow concerned was reset). */
+  FAULTS: 6,
+  /** Packets dropped because their source is not an address of this host. */
+  FOREIGN_DROPS: 7,
 } as const;
-export const SIGNAL_WORDS = 5;
+export const SIGNAL_WORDS = 8;
 
 /** An operation on the stack, from the relay. */
 export type LoopOp =
@@ -67,7 +91,8 @@ export type LoopOp =
   | { op: "finish"; id: FlowId }
   | { op: "abort"; id: FlowId }
   | { op: "udp"; datagram: UdpDatagram }
-  | { op: "route"; address: number; add: boolean };
+  | { op: "route"; address: number; add: boolean }
+  | { op: "local-addresses"; addresses: number[] };
 
 /** An event from the stack, for the relay. `data` payloads are at most MAX_RECORD_PAYLOAD. */
 export type LoopEvent =
@@ -87,6 +112,7 @@ const OP_KINDS = [
   "abort",
   "udp",
   "route",
+  "local-addresses",
 ] as const;
 const EVENT_KINDS = ["open", "data", "eof", "sent", "closed", "udp"] as const;
 const FLOW_ENDS: readonly FlowEnd[] = ["closed", "reset", "timeout", "refused", "aborted"];
@@ -106,6 +132,12 @@ export function pushOp(ring: RingWriter, op: LoopOp): boolean {
       return pushDatagram(ring, kind, op.datagram);
     case "route":
       return ring.push(kind, op.address, op.add ? 1 : 0);
+    case "local-addresses": {
+      const list = new Uint8Array(op.addresses.length * 4);
+      const view = new DataView(list.buffer);
+      op.addresses.forEach((address, i) => view.setUint32(i * 4, address, true));
+      return ring.push(kind, op.addresses.length, 0, [list]);
+    }
     default:
       return ring.push(kind, op.id, 0);
   }
@@ -127,6 +159,12 @@ export function readOps(ring: RingReader, visit: (op: LoopOp) => void): number {
         return visit({ op, datagram: readDatagram(a, b, payload) });
       case "route":
         return visit({ op, address: a, add: b === 1 });
+      case "local-addresses": {
+        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+        const count = Math.min(a, payload.length >> 2);
+        const addresses = Array.from({ length: count }, (_, i) => view.getUint32(i * 4, true));
+        return visit({ op, addresses });
+      }
       default:
         return visit({ op, id: a });
     }
@@ -161,10 +199,14 @@ export function pushEvent(ring: RingWriter, event: LoopEvent): boolean {
 }
 
 /**
- * Visits the published events. Data and datagram payloads are views into the ring, valid until
- * this call returns: copy what is kept.
+ * Visits the published events, then calls `beforeFree`. Data and datagram payloads are views
+ * into the ring, valid until `beforeFree` returns: copy what is kept.
  */
-export function readEvents(ring: RingReader, visit: (event: LoopEvent) => void): number {
+export function readEvents(
+  ring: RingReader,
+  visit: (event: LoopEvent) => void,
+  beforeFree?: () => void,
+): number {
   return ring.drain((kind, a, b, payload) => {
     const ev = EVENT_KINDS[kind - 1];
     switch (ev) {
@@ -192,7 +234,7 @@ export function readEvents(ring: RingReader, visit: (event: LoopEvent) => void):
       case "eof":
         return visit({ ev, id: a });
     }
-  });
+  }, beforeFree);
 }
 
 /** A datagram record: a = source address, b = destination, payload = ports and data. */

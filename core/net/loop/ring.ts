@@ -110,10 +110,12 @@ export type RecordVisitor = (kind: number, a: number, b: number, payload: Uint8A
 /** The consuming end. */
 export class RingReader extends RingMemory {
   /**
-   * Visits every published record in order and then frees them all, so every payload view of
-   * one drain stays valid until it returns. Returns the count.
+   * Visits every published record in order, calls `beforeFree` (a consumer that gathers views
+   * across records uses them there), and then frees them all: every payload view of one drain
+   * stays valid until then, and not a moment longer — the producer may overwrite them as soon as
+   * this returns. Returns the count.
    */
-  drain(visit: RecordVisitor): number {
+  drain(visit: RecordVisitor, beforeFree?: () => void): number {
     const head = this.head;
     let tail = this.tail;
     let count = 0;
@@ -136,6 +138,7 @@ export class RingReader extends RingMemory {
           this.bytes.subarray(at + RECORD_HEADER, at + RECORD_HEADER + size),
         );
       }
+      beforeFree?.();
     } finally {
       Atomics.store(this.control, TAIL, tail | 0);
     }

@@ -5,26 +5,44 @@
  * the turn's flow events to the other ring. The loop never yields to the Worker's event loop:
  * everything it needs arrives through shared memory, so a wake-up is one `poll` return.
  * Stopping closes nothing it does not own.
+ *
+ * Failures: an operation that throws resets its flow (RST to the application, "closed" to the
+ * relay), is counted in the FAULTS word and reported once per kind; anything else that throws
+ * ends the loop with "failed", and the main thread starts a new one (bridge/data_plane.ts). Every
+ * turn bumps the HEARTBEAT word, which the main thread's watchdog reads.
  */
 /// <reference lib="deno.worker" />
 import { copyBytes, Errno, errno, openLibc } from "../../../ffi/linux/libc.ts";
 import { NetStack } from "../stack.ts";
-import { checksumTrusted, VNET_HEADER_LENGTH, writeVnetHeader } from "../wire/virtio.ts";
+import {
+  checksumTrusted,
+  type Offload,
+  VNET_HEADER_LENGTH,
+  writeVnetHeader,
+} from "../wire/virtio.ts";
+import { emitUdp } from "../wire/udp.ts";
+import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
+import { fragmentIpv4, MAX_UDP_PAYLOAD } from "../wire/ipv4_fragment.ts";
 import { RingReader, RingWriter } from "./ring.ts";
+import { LocalSources } from "./local_sources.ts";
 import {
   type FromLoop,
   type LoopEvent,
   type LoopOp,
   type LoopStart,
+  type LoopTestFault,
   pushEvent,
   readOps,
   Signal,
 } from "./protocol.ts";
-import type { FlowId, StackHost } from "../stack_types.ts";
+import type { FlowId, StackHost, UdpDatagram } from "../stack_types.ts";
 
 const POLLIN = 0x1;
 /** A turn that moved this much is part of a bulk transfer (see the busy-poll below). */
 const BULK_TURN_BYTES = 32 * 1024;
+/** Fault kinds reported by message; past this many, faults are only counted. */
+const MAX_FAULT_KINDS = 32;
+const NO_OFFLOAD: Offload = { kind: "none" };
 const { symbols: libc } = openLibc();
 let started = false;
 
@@ -48,6 +66,15 @@ function run(start: LoopStart): void {
   const opsRing = new RingReader(start.ops, copy);
   const eventsRing = new RingWriter(start.events, copy);
   const signals = new Int32Array(start.signals);
+  const reported = new Set<string>();
+  /** Counts a contained failure; the first of each kind goes to the main thread's log. */
+  const fault = (kind: string, error: unknown) => {
+    Atomics.add(signals, Signal.FAULTS, 1);
+    if (reported.has(kind) || reported.size >= MAX_FAULT_KINDS) return;
+    reported.add(kind);
+    post({ type: "fault", kind, message: error instanceof Error ? error.message : String(error) });
+  };
+  const sources = new LocalSources(start.localAddresses);
   /** Events the ring had no room for, in order, their bytes copied: published before others. */
   const backlog: LoopEvent[] = [];
   let published = 0;
@@ -133,6 +160,52 @@ function run(start: LoopStart): void {
       if (finishAfter.delete(id)) stack.finish(id, performance.now());
     }
   };
+  // UDP goes out here rather than through the stack's one-MTU buffer: a datagram longer than the
+  // MTU (a DNS answer up to the client's EDNS size) leaves as IPv4 fragments (ipv4_fragment.ts).
+  const datagramOut = new Uint8Array(VNET_HEADER_LENGTH + 65535).subarray(VNET_HEADER_LENGTH);
+  const fragmentOut = new Uint8Array(VNET_HEADER_LENGTH + start.mtu).subarray(VNET_HEADER_LENGTH);
+  let datagramId = 0;
+  const sendUdp = (datagram: UdpDatagram) => {
+    if (datagram.payload.length > MAX_UDP_PAYLOAD) {
+      throw new RangeError(`a UDP datagram of ${datagram.payload.length} bytes does not fit IPv4`);
+    }
+    datagramId = (datagramId + 1) & 0xffff;
+    const length = emitUdp(
+      datagramOut,
+      parseIpv4Address(datagram.srcAddress),
+      parseIpv4Address(datagram.dstAddress),
+      datagram.srcPort,
+      datagram.dstPort,
+      datagram.payload,
+      datagramId,
+    );
+    fragmentIpv4(
+      datagramOut.subarray(0, length),
+      start.mtu,
+      fragmentOut,
+      (packet) => host.transmit(packet, NO_OFFLOAD),
+    );
+  };
+  /** Resets a flow an operation failed on: RST to the application, "closed" to the relay. */
+  const resetFlow = (id: FlowId, now: number) => {
+    pending.delete(id);
+    finishAfter.delete(id);
+    try {
+      stack.abort(id, now);
+    } catch (error) {
+      fault("flow reset", error);
+    }
+    emit({ ev: "closed", id, why: "aborted" });
+  };
+  /** Applies one operation; one that throws costs its flow only. */
+  const applyContained = (op: LoopOp, now: number) => {
+    try {
+      apply(op, now);
+    } catch (error) {
+      fault(`${op.op} operation`, error);
+      if ("id" in op) resetFlow(op.id, now);
+    }
+  };
   const apply = (op: LoopOp, now: number) => {
     switch (op.op) {
       case "accept":
@@ -160,11 +233,13 @@ function run(start: LoopStart): void {
         pending.delete(op.id);
         return stack.abort(op.id, now);
       case "udp":
-        return stack.sendUdp(op.datagram, now);
+        return sendUdp(op.datagram);
       case "route":
         if (op.add) extra.add(op.address);
         else extra.delete(op.address);
         return;
+      case "local-addresses":
+        return sources.replace(op.addresses);
     }
   };
   /** Retries the backlog, then tells the main thread what this turn published. */
@@ -229,14 +304,17 @@ function run(start: LoopStart): void {
   const packet = new Uint8Array(headerLength + (start.vnetHeader ? 65535 : start.mtu + 64));
   let lastActivity = -Infinity;
   let turnBytes = 0;
+  const testFaultAt = start.testFault ? performance.now() + start.testFault.afterMs : Infinity;
   post({ type: "ready" });
   while (Atomics.load(signals, Signal.STOP) === 0) {
+    Atomics.add(signals, Signal.HEARTBEAT, 1);
     const now = performance.now();
+    if (now >= testFaultAt) injectTestFault(start.testFault!, signals);
     const deadline = stack.poll(now) ?? now + 1000;
     if (!opsRing.pending) waitForWork(lastActivity, deadline);
     const t = performance.now();
     turnBytes = 0;
-    let work = readOps(opsRing, (op) => apply(op, t));
+    let work = readOps(opsRing, (op) => applyContained(op, t));
     // The main thread holds operations that did not fit: tell it there is room now.
     if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) wakeMain();
     // Drain the TUN (T26: its queue holds 500 packets; read until EAGAIN).
@@ -245,11 +323,17 @@ function run(start: LoopStart): void {
       if (n <= headerLength) break;
       work++;
       turnBytes += n;
-      stack.input(
-        packet.subarray(headerLength, n),
-        t,
-        start.vnetHeader && checksumTrusted(packet),
-      );
+      const ip = packet.subarray(headerLength, n);
+      if (!sources.admits(ip)) {
+        Atomics.add(signals, Signal.FOREIGN_DROPS, 1);
+        if (!reported.has("foreign")) {
+          reported.add("foreign");
+          const source = formatIpv4(LocalSources.sourceOf(ip));
+          post({ type: "fault", kind: "foreign", message: source });
+        }
+        continue;
+      }
+      stack.input(ip, t, start.vnetHeader && checksumTrusted(packet));
     }
     stack.poll(performance.now());
     publish();
@@ -258,4 +342,12 @@ function run(start: LoopStart): void {
     if (work > 0) lastActivity = turnBytes < BULK_TURN_BYTES ? performance.now() : -Infinity;
   }
   post({ type: "stopped" });
+}
+
+/** The test hook of {@link LoopStart.testFault}. */
+function injectTestFault(fault: LoopTestFault, signals: Int32Array): void {
+  if (fault.kind === "throw") throw new Error("test fault injected into the packet loop");
+  while (Atomics.load(signals, Signal.STOP) === 0) {
+    // spinning: no turn, no heartbeat
+  }
 }

@@ -520,8 +520,10 @@ export class TcpConnection {
       return;
     }
     let sentSomething = false;
-    while (true) {
-      const inFlight = seqDiff(this.sndNxt, this.sndUna) - (this.#finSent ? 1 : 0);
+    // With the FIN out every byte is sent (a rewind clears #finSent); once the FIN is acknowledged,
+    // subtracting it from SND.NXT − SND.UNA would make the flight −1 and "send" a byte at −1.
+    while (!this.#finSent) {
+      const inFlight = seqDiff(this.sndNxt, this.sndUna);
       const unsent = this.sendBuffer.length - inFlight;
       if (unsent <= 0) break;
       const window = this.sndWnd - inFlight;
