@@ -24,7 +24,8 @@ import { TelemetryFanout } from "../core/telemetry.ts";
 import { ipv4ToNumber, VipPool, vipStateOptions } from "../core/vip.ts";
 import { chooseVipRange, type RoutedRange } from "../core/vip_range.ts";
 import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
-import { openLibc } from "../ffi/linux/libc.ts";
+import { diversionRuleUndo, divertDns, PolicyRulesRefused } from "../ffi/linux/dns_diversion.ts";
+import { type Libc, openLibc } from "../ffi/linux/libc.ts";
 import { routedRanges } from "../ffi/linux/rtnetlink.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
@@ -78,8 +79,11 @@ export async function startTunnel(
       }
     }
   };
+  const libc = openLibc();
+  cleanups.push(() => libc.close());
+  const ruleUndo = diversionRuleUndo(libc.symbols);
   try {
-    for (const line of await repairJournal(isFileForwardChanges)) {
+    for (const line of await repairJournal(isFileForwardChanges, undefined, ruleUndo)) {
       say(`repaired a previous run: ${line}`);
     }
     const state = new TunnelState();
@@ -92,7 +96,7 @@ export async function startTunnel(
     });
     const telemetry = new TelemetryFanout(state, metrics);
     // Before anything waits on the cluster: a taken --vip-base is the user's to fix at once.
-    const { network, skipped } = chooseVipRange(options.vipBase, systemRoutedRanges());
+    const { network, skipped } = chooseVipRange(options.vipBase, systemRoutedRanges(libc.symbols));
     for (const s of skipped) {
       say(`the VIP range ${s.cidr} is already routed to ${s.owner}; not using it`);
     }
@@ -252,19 +256,31 @@ export async function startTunnel(
       const listener = dns.listen(FORWARD_DNS_ADDRESS, 53);
       cleanups.push(() => listener.close());
     }
-    const journal = new FileJournal();
+    const journal = new FileJournal(undefined, ruleUndo);
     const forgetForcedUndo = signals?.onForcedExit(() => journal.undoSync());
     if (forgetForcedUndo) cleanups.push(forgetForcedUndo);
+    // After the mode's own revert: whatever the journal still holds (the DNS policy rules).
+    cleanups.push(() => void journal.undoSync());
     const modeContext: DnsModeContext = {
       server: { address: FORWARD_DNS_ADDRESS, port: 53 },
       tunServer: { address: vips.dnsAddress, port: 53 },
       domains: splitDnsDomains(options.clusterDomain, store.namespaces(), scope),
       tunName: dataPlane.name,
       resolvers,
-      routeToTun(addresses) {
+      async routeToTun(addresses) {
         for (const a of addresses) dnsInTun.add(a);
-        dataPlane.addHostRoutes(addresses.map((a) => ipv4ToNumber(a)!));
-        return Promise.resolve();
+        const resolvers = addresses.map((a) => ipv4ToNumber(a)!);
+        dataPlane.serveAddresses(resolvers);
+        try {
+          // Only DNS to the resolvers enters the TUN; their other traffic goes where it went.
+          await divertDns(libc.symbols, dataPlane.ifindex(), resolvers, journal);
+        } catch (error) {
+          if (!(error instanceof PolicyRulesRefused)) throw error;
+          say(
+            `DNS: ${error.message}; all traffic to ${addresses.join(", ")} enters the TUN instead`,
+          );
+          dataPlane.addHostRoutes(resolvers);
+        }
       },
       bindUpstream: (server, device) =>
         upstream.useTransport(server, (_, capacity) => boundTransport(server, device, capacity)),
@@ -389,14 +405,11 @@ function splitDnsDomains(clusterDomain: string, namespaces: string[], scope: Nam
 }
 
 /** The routes of this machine (all tables); none when they cannot be read (then nothing is skipped). */
-function systemRoutedRanges(): RoutedRange[] {
-  const lib = openLibc();
+function systemRoutedRanges(libc: Libc): RoutedRange[] {
   try {
-    return routedRanges(lib.symbols);
+    return routedRanges(libc);
   } catch (error) {
     log.debug("cannot list the routes: {error}", { error: String(error) });
     return [];
-  } finally {
-    lib.close();
   }
 }

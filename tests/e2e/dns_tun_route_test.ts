@@ -1,8 +1,9 @@
 /**
  * DNS mode `tun_route` in a lab whose resolver is a real server behind a veth link (a peer
- * namespace serving a public-looking name): resolv.conf is never touched, the resolver's address
- * is routed into the TUN, cluster names are answered there, every other name gets exactly the
- * answer it got before k8stun started, and a slow upstream never delays cluster answers (issue #5).
+ * namespace serving a public-looking name): resolv.conf is never touched, DNS to the resolver
+ * (and only DNS) is diverted into the TUN by policy rules, cluster names are answered there,
+ * every other name gets exactly the answer it got before k8stun started, and a slow upstream
+ * never delays cluster answers. Killed with SIGKILL, its rules stay until `k8stun cleanup`.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
@@ -29,6 +30,8 @@ Deno.test({
     await using lab = await Lab.create({ resolvConf });
     const peer = await lab.addPeer();
     await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    // The resolver's host also serves something else (a home router's admin page).
+    peer.spawn("sh", ["-c", "while true; do printf 'router admin\n' | nc -l -p 8080 -q 1; done"]);
 
     const before = {
       public: await answers(lab, "www.public-example.com"),
@@ -64,8 +67,20 @@ Deno.test({
     const [, tun] = await k8stun.waitForOutput(/k8stun is ready on (\S+)/, 60_000);
     assertMatch(k8stun.output, /resolvers "?10\.77\.0\.2"? now reach k8stun through/);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), resolvConf, "resolv.conf untouched");
+    // Only DNS to the resolver is diverted (policy rules into k8stun's table), nothing else.
+    const rules = (await lab.run("ip", ["rule"])).stdout;
+    assertMatch(rules, /from all to 10\.77\.0\.2 ipproto udp dport 53 lookup 18153/);
+    assertMatch(rules, /from all to 10\.77\.0\.2 ipproto tcp dport 53 lookup 18153/);
+    const table = (await lab.run("ip", ["-4", "route", "show", "table", "18153"])).stdout;
+    assertMatch(table, new RegExp(`10\\.77\\.0\\.2 dev ${tun}`));
     const routes = await lab.run("ip", ["-4", "route"]);
-    assertMatch(routes.stdout, new RegExp(`10\\.77\\.0\\.2 dev ${tun} proto static scope link`));
+    assert(!routes.stdout.includes(`10.77.0.2 dev ${tun}`), "no route takes all its traffic");
+    const admin = await lab.sh("nc -w 3 10.77.0.2 8080 </dev/null");
+    assertEquals(
+      admin.stdout,
+      "router admin\n",
+      "other ports of the resolver take the normal path",
+    );
     assertMatch(
       routes.stdout,
       new RegExp(`198\\.18\\.0\\.0/15 dev ${tun} proto static scope link`),
@@ -126,8 +141,10 @@ Deno.test({
 
     k8stun.signal("SIGTERM");
     await k8stun.status;
-    const after = await lab.run("ip", ["-4", "route"]);
-    assert(!after.stdout.includes("10.77.0.2 dev"), after.stdout);
+    const after = await lab.run("ip", ["-4", "route", "show", "table", "all"]);
+    assert(!after.stdout.includes(`10.77.0.2 dev ${tun}`), after.stdout);
+    const rulesAfter = (await lab.run("ip", ["rule"])).stdout;
+    assert(!rulesAfter.includes("lookup 18153"), rulesAfter);
     assertEquals(await answers(lab, "www.public-example.com"), before.public);
   },
 });
@@ -145,3 +162,31 @@ async function simPodIp(lab: Lab, output: string, pod: string): Promise<string> 
   ]);
   return JSON.parse(out.stdout).status.podIP;
 }
+
+Deno.test({
+  name: "e2e: tun_route's DNS rules survive a SIGKILL and `k8stun cleanup` removes them",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const resolvConf = "nameserver 10.77.0.2\noptions ndots:1 timeout:2\n";
+    await using lab = await Lab.create({ resolvConf });
+    const peer = await lab.addPeer();
+    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo"]);
+    await k8stun.waitForOutput(/k8stun is ready on (\S+)/, 60_000);
+    assertMatch((await lab.run("ip", ["rule"])).stdout, /lookup 18153/);
+    k8stun.signal("SIGKILL");
+    await k8stun.status;
+    assertMatch(
+      (await lab.run("ip", ["rule"])).stdout,
+      /lookup 18153/,
+      "rules outlive the process",
+    );
+    const cleanup = await lab.run(Deno.execPath(), ["run", "-A", MAIN, "cleanup"]);
+    assertEquals(cleanup.code, 0, cleanup.stderr);
+    assertMatch(cleanup.stdout, /the DNS rule to 10\.77\.0\.2 \(UDP port 53\): removed/);
+    assertEquals((await lab.run("ip", ["rule"])).stdout.includes("18153"), false);
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath), resolvConf);
+  },
+});

@@ -95,9 +95,16 @@ export const DEFAULT_BUSY_POLL_US = 300;
 /** A running data plane. */
 export interface TunDataPlane {
   name: string;
+  /** The TUN's interface index (for routes other modules add through it). */
+  ifindex(): number;
   /**
-   * Routes these addresses (/32) into the TUN and answers for them there (tun_route DNS). The
-   * kernel drops the routes with the TUN, also after a crash.
+   * Answers packets to these addresses inside the TUN (tun_route DNS), however they are routed
+   * there; kept across a restart of the packet loop.
+   */
+  serveAddresses(addresses: number[]): void;
+  /**
+   * {@link serveAddresses}, plus a /32 route in the main table for each, so all their traffic
+   * enters the TUN. The kernel drops the routes with the TUN, also after a crash.
    */
   addHostRoutes(addresses: number[]): void;
   activeFlows(): number;
@@ -484,17 +491,22 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     throw error;
   }
   let closing: Promise<void> | undefined;
+  const serveAddresses = (addresses: number[]) => {
+    for (const address of addresses) {
+      routed.add(address);
+      link.send({ op: "route", address, add: true });
+    }
+  };
   return {
     name: tun.name,
+    ifindex: () => interfaceIndex(tun.name, libc),
+    serveAddresses,
     addHostRoutes(addresses) {
+      serveAddresses(addresses); // the stack answers first, then packets come
       const table = RouteTable.open(libc);
       try {
         const ifindex = interfaceIndex(tun.name, libc);
-        for (const address of addresses) {
-          routed.add(address);
-          link.send({ op: "route", address, add: true }); // the stack answers first, then packets come
-          table.add({ dst: address, prefix: 32, ifindex });
-        }
+        for (const address of addresses) table.add({ dst: address, prefix: 32, ifindex });
       } finally {
         table.close();
       }
