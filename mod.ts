@@ -188,8 +188,21 @@ export interface DnsModeContext {
 /** Applies and reverts a way of steering the system's DNS queries to k8stun. */
 export interface DnsMode {
   name: string;
-  apply(ctx: DnsModeContext): Promise<void>;
+  /**
+   * Connects the system's DNS to k8stun. A mode that had to do something else (e.g. tun_route
+   * falling back to forward) says what it did and why, so the banner, `/healthz` and `status`
+   * show the truth.
+   */
+  apply(ctx: DnsModeContext): Promise<void | AppliedDnsMode>;
   revert(ctx: DnsModeContext): Promise<void>;
+}
+
+/** What a DNS mode actually did, when it differs from its name. */
+export interface AppliedDnsMode {
+  /** The mode in effect (e.g. "forward"). */
+  mode: string;
+  /** Why, in a few words a user can act on. */
+  reason?: string;
 }
 
 /** A record of system changes, so a crashed run can be undone by `k8stun cleanup`. */

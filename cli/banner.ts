@@ -17,7 +17,7 @@ export function printBanner(tunnel: Tunnel, namespaces: string[]): void {
   console.log(
     `k8stun is ready on ${tunnel.tunName} (namespaces ${
       namespaces.join(", ")
-    }, dns ${tunnel.dnsMode}). ` +
+    }, dns ${tunnel.dnsMode}${tunnel.dnsNote ? ` because ${tunnel.dnsNote}` : ""}). ` +
       "Press Ctrl-C to stop.",
   );
 }

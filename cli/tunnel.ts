@@ -48,7 +48,10 @@ export interface Tunnel {
   tunName: string;
   vips: VipPool;
   apiUrl?: string;
+  /** The DNS mode in effect (a requested tun_route may have fallen back to forward). */
   dnsMode: string;
+  /** Why the mode in effect is not the one requested. */
+  dnsNote?: string;
   close(): Promise<void>;
 }
 
@@ -205,7 +208,7 @@ export async function startTunnel(
 
     abort?.throwIfAborted();
     const resolvers = await systemResolvers();
-    const upstream = new UpstreamResolver(resolvers.upstreams);
+    const upstream = new UpstreamResolver(resolvers.upstreams, undefined, resolvers.patience);
     cleanups.push(() => upstream.close());
     const pluginResolvers = parts.resolvers.filter((r) => r.name !== "kubernetes");
     const dns = new DnsServer(
@@ -288,14 +291,15 @@ export async function startTunnel(
       log: pluginLogger(`dns-${mode.name}`),
     };
     abort?.throwIfAborted();
-    await mode.apply(modeContext);
+    const applied = await mode.apply(modeContext) ?? { mode: mode.name };
     cleanups.push(() => mode.revert(modeContext));
+    const dnsMode = applied.mode;
+    const dnsNote = applied.reason;
     say(
-      mode.name === "disabled"
+      dnsMode === "disabled"
         ? "DNS: disabled — reach services by their VIPs"
-        : `DNS (${mode.name}): k8stun answers cluster names; other names go to ${
-          resolvers.upstreams.join(", ") || "(no upstream)"
-        }`,
+        : `DNS (${dnsMode}${dnsNote ? `, because ${dnsNote}` : ""}): k8stun answers cluster ` +
+          `names; other names go to ${resolvers.upstreams.join(", ") || "(no upstream)"}`,
     );
 
     if (options.socks) {
@@ -339,7 +343,8 @@ export async function startTunnel(
             status: errors.length === 0 ? "ok" : "degraded",
             tun: tun.state,
             tun_restarts: tun.restarts,
-            dns_mode: options.dnsMode,
+            dns_mode: dnsMode,
+            ...(dnsNote ? { dns_note: dnsNote, dns_mode_requested: options.dnsMode } : {}),
             cluster,
             ...(errors.length > 0 ? { errors } : {}),
           };
@@ -360,7 +365,8 @@ export async function startTunnel(
       tunName: dataPlane.name,
       vips,
       apiUrl,
-      dnsMode: options.dnsMode,
+      dnsMode,
+      dnsNote,
       close: closeAll,
     };
   } catch (error) {

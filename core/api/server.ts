@@ -9,14 +9,18 @@ import { DASHBOARD_HTML } from "./dashboard.ts";
 import type { Metrics } from "./metrics.ts";
 import type { NumberedEvent, TunnelState } from "./state.ts";
 
-/** `/healthz` body (parity §5.4). */
+/** `/healthz` body (the Rust k8stun's shape, plus the packet loop, cluster and DNS detail). */
 export interface Health {
   status: "ok" | "degraded";
   /** The TUN data plane's packet loop (core/net/bridge/watchdog.ts): anything but up is a 503. */
   tun: "up" | "stalled" | "down";
   /** Packet loops started again after one failed or stalled. */
   tun_restarts?: number;
+  /** The DNS mode in effect. */
   dns_mode: string;
+  /** The mode asked for, when another is in effect, and why. */
+  dns_mode_requested?: string;
+  dns_note?: string;
   cluster: string;
   errors?: string[];
 }

@@ -28,13 +28,20 @@ export type TransportFactory = (server: string, capacity: number) => UpstreamTra
 
 /** The limits of forwarding. */
 export interface UpstreamLimits {
-  /** Deadline of one attempt at one server. */
+  /** How long one try at one server waits before the next try starts (resolv.conf `timeout:`). */
   timeoutMs: number;
+  /** Rounds over all servers (resolv.conf `attempts:`). */
+  attempts: number;
   /** Queries forwarded at once, over all servers; past it the oldest gives way. */
   maxInFlight: number;
 }
 
-export const DEFAULT_UPSTREAM_LIMITS: UpstreamLimits = { timeoutMs: 3000, maxInFlight: 1024 };
+/** glibc's defaults (resolv.conf(5)): 5 s per try, 2 rounds. */
+export const DEFAULT_UPSTREAM_LIMITS: UpstreamLimits = {
+  timeoutMs: 5000,
+  attempts: 2,
+  maxInFlight: 2048,
+};
 
 /**
  * Plain sockets (forward mode and tests). Deno's UDP sockets cannot be connected, so each
@@ -143,6 +150,11 @@ export class UpstreamResolver {
     );
   }
 
+  /** Tries one server may have waiting: each query in flight may have one per round. */
+  get #capacity(): number {
+    return this.limits.maxInFlight * this.limits.attempts;
+  }
+
   /** Queries being forwarded now. */
   get inFlight(): number {
     return this.#inFlight.size;
@@ -151,7 +163,7 @@ export class UpstreamResolver {
   /** Sends the queries for `server` through a transport `factory` builds, from now on. */
   useTransport(server: string, factory: TransportFactory): void {
     this.#transports.get(server)?.close();
-    this.#transports.set(server, factory(server, this.limits.maxInFlight));
+    this.#transports.set(server, factory(server, this.#capacity));
   }
 
   /**
@@ -174,27 +186,67 @@ export class UpstreamResolver {
       oldest.abort(this.#gaveWay);
     }
     this.#inFlight.add(controller);
-    const { signal } = controller;
-    const errors: string[] = [];
     try {
-      for (const server of this.servers) {
-        if (signal.aborted) break;
-        try {
-          const transport = this.#transport(server);
-          const reply = await transport.udp(query, this.limits.timeoutMs, signal);
-          const truncated = reply.length >= 3 && (reply[2] & 0x02) !== 0;
-          return truncated && clientOverTcp
-            ? await transport.tcp(query, this.limits.timeoutMs, signal)
-            : reply;
-        } catch (error) {
-          errors.push(`${server}: ${(error as Error).message}`);
-        }
-      }
-      if (signal.aborted) throw signal.reason;
-      throw new Error(errors.join("; "));
+      return await this.#tries(query, clientOverTcp, controller);
     } finally {
       this.#inFlight.delete(controller);
+      controller.abort(ANSWERED); // the tries still waiting stop
     }
+  }
+
+  /**
+   * The tries of one query, as the system's own resolver would make them (resolv.conf(5)): each
+   * server in turn, `attempts` rounds, a new try every `timeoutMs` — but an earlier try keeps
+   * waiting until the last one's deadline, so a slow server's late answer still counts (the
+   * client's resolver is as patient). The first answer wins.
+   */
+  #tries(query: Uint8Array, clientOverTcp: boolean, controller: AbortController) {
+    const { timeoutMs, attempts } = this.limits;
+    const { signal } = controller;
+    const schedule = Array.from({ length: attempts }, () => this.servers).flat();
+    const lastDeadline = schedule.length * timeoutMs;
+    const errors = new Map<string, string>();
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let started = 0;
+      let waiting = 0;
+      let next: ReturnType<typeof setTimeout> | undefined;
+      const start = () => {
+        clearTimeout(next);
+        if (signal.aborted || started === schedule.length) return;
+        const server = schedule[started];
+        const waitMs = lastDeadline - started * timeoutMs;
+        started++;
+        waiting++;
+        next = setTimeout(start, timeoutMs);
+        this.#try(server, query, clientOverTcp, waitMs, signal).then(resolve, (error) => {
+          waiting--;
+          if (!errors.has(server)) errors.set(server, (error as Error).message);
+          if (signal.aborted) return reject(signal.reason);
+          // Every try so far failed (e.g. refused at once): the next one starts now.
+          if (waiting === 0 && started < schedule.length) return start();
+          if (waiting === 0) {
+            reject(new Error([...errors].map(([s, e]) => `${s}: ${e}`).join("; ")));
+          }
+        });
+      };
+      signal.addEventListener("abort", () => clearTimeout(next), { once: true });
+      start();
+    });
+  }
+
+  async #try(
+    server: string,
+    query: Uint8Array,
+    clientOverTcp: boolean,
+    waitMs: number,
+    signal: AbortSignal,
+  ): Promise<Uint8Array> {
+    const transport = this.#transport(server);
+    const reply = await transport.udp(query, waitMs, signal);
+    const truncated = reply.length >= 3 && (reply[2] & 0x02) !== 0;
+    return truncated && clientOverTcp
+      ? await transport.tcp(query, this.limits.timeoutMs, signal)
+      : reply;
   }
 
   /** Closes every server's sockets. */
@@ -207,11 +259,35 @@ export class UpstreamResolver {
   #transport(server: string): UpstreamTransport {
     let transport = this.#transports.get(server);
     if (!transport) {
-      transport = this.transportFor(server, this.limits.maxInFlight);
+      transport = this.transportFor(server, this.#capacity);
       this.#transports.set(server, transport);
     }
     return transport;
   }
+}
+
+/** Ends the tries still waiting once one answered. */
+const ANSWERED = new Error("answered");
+
+/**
+ * The `options timeout:N attempts:N` of resolv.conf text, as glibc reads them (timeout capped at
+ * 30 s, attempts at 5; resolv.conf(5)); defaults where absent.
+ */
+export function parseResolvOptions(text: string): Pick<UpstreamLimits, "timeoutMs" | "attempts"> {
+  let timeout = DEFAULT_UPSTREAM_LIMITS.timeoutMs / 1000;
+  let attempts = DEFAULT_UPSTREAM_LIMITS.attempts;
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[0] !== "options") continue;
+    for (const option of fields.slice(1)) {
+      const [name, value] = option.split(":");
+      const n = Number(value);
+      if (!Number.isInteger(n)) continue;
+      if (name === "timeout") timeout = Math.min(Math.max(n, 1), 30);
+      if (name === "attempts") attempts = Math.min(Math.max(n, 1), 5);
+    }
+  }
+  return { timeoutMs: timeout * 1000, attempts };
 }
 
 /** Nameservers listed in resolv.conf text. */

@@ -3,7 +3,11 @@
  * systemd-resolved stub (127.0.0.53) the real upstreams in `/run/systemd/resolve/resolv.conf`
  * (D6: a stub is never a reason to refuse to start).
  */
-import { parseResolvConf } from "../../core/dns/upstream.ts";
+import {
+  parseResolvConf,
+  parseResolvOptions,
+  type UpstreamLimits,
+} from "../../core/dns/upstream.ts";
 
 /** The system's resolvers and whether the configured one is a local stub. */
 export interface SystemResolvers {
@@ -12,11 +16,14 @@ export interface SystemResolvers {
   /** Servers to forward to (the stub's upstreams when a stub is configured). */
   upstreams: string[];
   stub: boolean;
+  /** The system resolver's patience (`options timeout: attempts:`), which forwarding keeps. */
+  patience: Pick<UpstreamLimits, "timeoutMs" | "attempts">;
 }
 
 /** Reads the resolvers. */
 export async function systemResolvers(path = "/etc/resolv.conf"): Promise<SystemResolvers> {
-  const configured = parseResolvConf(await Deno.readTextFile(path).catch(() => ""));
+  const text = await Deno.readTextFile(path).catch(() => "");
+  const configured = parseResolvConf(text);
   const stub = configured.length > 0 &&
     configured.every((s) => s.startsWith("127.") || s === "::1");
   let upstreams = configured;
@@ -26,5 +33,5 @@ export async function systemResolvers(path = "/etc/resolv.conf"): Promise<System
     ).filter((s) => !s.startsWith("127."));
     upstreams = real.length > 0 ? real : configured;
   }
-  return { configured, upstreams, stub };
+  return { configured, upstreams, stub, patience: parseResolvOptions(text) };
 }

@@ -7,7 +7,7 @@
  * to start: a local stub resolver (systemd-resolved sends a link's queries out of that link, so
  * routing its upstreams would miss them), proxy mode, IPv6 or unroutable resolvers.
  */
-import type { DnsMode, DnsModeContext } from "../../mod.ts";
+import type { AppliedDnsMode, DnsMode, DnsModeContext } from "../../mod.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { systemOutgoingInterface } from "../../ffi/linux/route_lookup.ts";
 import { forwardMode } from "./forward.ts";
@@ -23,14 +23,15 @@ export function tunRouteMode(
   let fellBack = false;
   return {
     name: "tun_route",
-    async apply(ctx: DnsModeContext) {
+    async apply(ctx: DnsModeContext): Promise<void | AppliedDnsMode> {
       const plan = routePlan(ctx, lookup);
       if (typeof plan === "string") {
         ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
           reason: plan,
         });
         fellBack = true;
-        return await forward.apply(ctx);
+        await forward.apply(ctx);
+        return { mode: forward.name, reason: `tun_route is not possible here: ${plan}` };
       }
       for (const [server, device] of plan) ctx.bindUpstream!(server, device);
       await ctx.routeToTun!([...plan.keys()]);

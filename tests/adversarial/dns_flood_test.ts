@@ -48,7 +48,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using lab = await Lab.create({
-      resolvConf: "nameserver 10.77.0.2\noptions ndots:1 timeout:2\n",
+      resolvConf: "nameserver 10.77.0.2\noptions ndots:1 timeout:1 attempts:2\n",
     });
     const peer = await lab.addPeer();
     await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);

@@ -143,6 +143,7 @@ for (const [kind, factory, ignore] of transports) {
       const resolver = new UpstreamResolver([upstream.address], factory, {
         maxInFlight: 64,
         timeoutMs: 1500,
+        attempts: 1,
       });
       try {
         const before = openFds();

@@ -1,7 +1,7 @@
 /**
  * A stand-in for a network's real resolver, run in a lab peer namespace: UDP and TCP on port 53
  * of every address. `www.public-example.com` A 203.0.113.7; `slow.public-example.com` answers after
- * 2 s; `big.public-example.com` has 40 TXT records (too big for UDP: TC, then TCP); names under
+ * 2 s, `slower.public-example.com` after 4 s (203.0.113.10); `big.public-example.com` has 40 TXT records (too big for UDP: TC, then TCP); names under
  * `blackhole.public-example.com` are never answered; `spoof.public-example.com` (over UDP) is
  * answered 203.0.113.9 after 200 ms, preceded by forged replies that only a careless forwarder
  * takes — another source port, another id, another question, and, when started with
@@ -32,6 +32,11 @@ function answer(query: Uint8Array, udp: boolean): Promise<Uint8Array | null> {
   if (name === "slow.public-example.com") {
     return new Promise((r) =>
       setTimeout(() => r(reply([{ type: "A", name, ttl: 300, data: "203.0.113.8" }])), 2000)
+    );
+  }
+  if (name === "slower.public-example.com") {
+    return new Promise((r) =>
+      setTimeout(() => r(reply([{ type: "A", name, ttl: 300, data: "203.0.113.10" }])), 4000)
     );
   }
   if (name === "big.public-example.com") {

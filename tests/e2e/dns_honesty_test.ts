@@ -1,0 +1,50 @@
+/**
+ * DNS honesty and patience: forwarding is as patient as the system's own resolver
+ * (resolv.conf `options timeout: attempts:`), and when tun_route cannot be used the banner and
+ * `/healthz` say that forward is in effect, and why.
+ */
+import { assertEquals, assertMatch } from "../assert.ts";
+import { Lab, labUnavailable } from "../lab/lab.ts";
+import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
+
+const ignore = labUnavailable() !== undefined;
+const UPSTREAM = new URL("../lab/upstream_dns.ts", import.meta.url).pathname;
+
+Deno.test({
+  name:
+    "e2e: a name the upstream answers after 4 s resolves through k8stun (glibc's 5 s × 2, not one 3 s try)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: "nameserver 10.77.0.2\n" });
+    const peer = await lab.addPeer();
+    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo"]);
+    await k8stun.waitForOutput(/k8stun is ready on/, 60_000);
+    const slower = await lab.run("dig", ["+tries=1", "+time=12", "slower.public-example.com"]);
+    assertMatch(slower.stdout, /status: NOERROR/, slower.stdout);
+    assertMatch(slower.stdout, /203\.0\.113\.10/);
+  },
+});
+
+Deno.test({
+  name: "e2e: when tun_route falls back to forward, the banner and /healthz say forward and why",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV }); // 127.0.0.1: a local stub
+    const k8stun = await startDemo(lab, ["--http", "8793"]);
+    assertMatch(
+      k8stun.output,
+      /dns forward because tun_route is not possible here: the system resolver 127\.0\.0\.1 is a local stub/,
+    );
+    const health = JSON.parse(
+      (await lab.run("curl", ["-s", "http://127.0.0.1:8793/healthz"])).stdout,
+    );
+    assertEquals(health.dns_mode, "forward");
+    assertEquals(health.dns_mode_requested, "tun_route");
+    assertMatch(health.dns_note, /local stub/);
+  },
+});
