@@ -1,7 +1,8 @@
 /**
  * A SYN flood through the TUN that never completes a handshake: 20,000 SYNs toward a service's
- * VIP. The half-open limits keep the dials in flight, memory and descriptors bounded, and a
- * real client (curl in a loop) keeps getting in while the flood runs.
+ * VIP, from the address the lab's real clients use too. The half-open limits bound the dials;
+ * past them SYNs get SYN cookies (no state, no dial), so memory and descriptors stay bounded and
+ * a real client (curl in a loop), whose ACK brings its cookie back, keeps getting in.
  */
 import { assert } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
