@@ -512,8 +512,10 @@ export class TcpConnection {
       }
       filledHole = true;
     }
-    if (this.accepted) { for (const part of parts) this.sink.data(this, part); }
-    else for (const part of parts) this.#held.push(part.slice()); // `part` views the packet
+    for (const part of parts) {
+      if (this.accepted) this.sink.data(this, part);
+      else this.#held.push(part.slice()); // `part` views the packet; the dial is still running
+    }
     if (filledHole) this.#sendAck();
     else this.ackPending = true;
   }
