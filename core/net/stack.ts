@@ -3,8 +3,9 @@
  * connections, UDP delivery and ICMP echo; segments out through the host's `transmit`. Pure: no
  * I/O and no clock of its own (the owner passes `now`), so tests drive it with literal packets.
  */
-import { TcpConnection } from "./tcp/connection.ts";
-import type { SegmentSink } from "./tcp/connection.ts";
+import { TcpConnection, unscaledWindow } from "./tcp/connection.ts";
+import { SynCookies } from "./tcp/syn_cookie.ts";
+import type { ConnectionConfig, SegmentSink } from "./tcp/connection.ts";
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
 import {
   formatIpv4,
@@ -19,6 +20,7 @@ import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpOut, type TcpRepr } from
 import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
 import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
 import { TimerQueue } from "./timer_queue.ts";
+import { seqAdd } from "./tcp/seq.ts";
 
 /** The largest IPv4 packet: a TCP super-packet with offload. */
 const MAX_PACKET = 65535;
@@ -37,10 +39,12 @@ export interface StackStats {
   packetsOut: number;
   dropped: number;
   flows: number;
-  /** SYNs dropped unanswered because the half-open limits were reached (SYN flood defence). */
-  synsDropped: number;
-  /** Half-open handshakes dropped to make room for a new SYN (see #evictStaleHalfOpen). */
-  halfOpenEvicted: number;
+  /** SYNs answered with a SYN cookie because the half-open limits were reached (SYN flood). */
+  synCookiesSent: number;
+  /** ACKs for unknown connections that brought a valid cookie back: connections opened. */
+  synCookiesValidated: number;
+  /** ACKs for unknown connections, while cookies were out, whose cookie did not verify. */
+  synCookiesRejected: number;
   /** Inputs that threw inside the stack and were dropped: a bug, so always 0. */
   faults: number;
 }
@@ -66,8 +70,21 @@ export class NetStack implements Stack {
   readonly #halfOpenBySource = new Map<number, number>();
   readonly #maxHalfOpen: number;
   readonly #maxHalfOpenPerSource: number;
+  /**
+   * SYNs past the half-open limits are answered with a SYN cookie: no state and no dial until
+   * the app's final ACK proves it received our SYN-ACK (syn_cookie.ts).
+   */
+  readonly #cookies = SynCookies.withRandomKey();
+  /**
+   * Connections opened from a cookie whose dial is still running: their handshake completed, so
+   * their source is real, but each holds a dial. At most maxHalfOpen, apart from #halfOpen: the
+   * handshakes a flood leaves waiting for an ACK cannot keep a real client from its dial.
+   */
+  readonly #cookieDials = new Set<TcpConnection>();
   readonly #out: Uint8Array;
   readonly #sink: SegmentSink;
+  /** What every connection is configured with (read-only, shared). */
+  readonly #config: ConnectionConfig;
   #nextId = 1;
   #ipId = 1;
   readonly stats: StackStats = {
@@ -75,8 +92,9 @@ export class NetStack implements Stack {
     packetsOut: 0,
     dropped: 0,
     flows: 0,
-    synsDropped: 0,
-    halfOpenEvicted: 0,
+    synCookiesSent: 0,
+    synCookiesValidated: 0,
+    synCookiesRejected: 0,
     faults: 0,
   };
 
@@ -86,6 +104,14 @@ export class NetStack implements Stack {
     this.#maxHalfOpen = options.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN;
     this.#maxHalfOpenPerSource = options.maxHalfOpenPerSource ??
       DEFAULT_MAX_HALF_OPEN_PER_SOURCE;
+    this.#config = {
+      mss: options.mtu - 40,
+      segmentOffload: options.offload === true,
+      receiveBuffer: options.receiveBuffer,
+      sendBuffer: options.sendBuffer,
+      idleTimeoutMs: options.idleTimeoutMs,
+      copy: options.copy,
+    };
     // Headroom for the virtio header before every packet (StackHost.transmit).
     const size = options.offload ? MAX_PACKET : Math.max(options.mtu, 1500) + 64;
     this.#out = new Uint8Array(VNET_HEADER_LENGTH + size).subarray(VNET_HEADER_LENGTH);
@@ -172,13 +198,26 @@ export class NetStack implements Stack {
       if ((seg.flags & (SYN | ACK)) === SYN) {
         if (seg.flags & FIN) {
           this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
-        } else if (this.#admitsHalfOpen(src) || this.#evictStaleHalfOpen(src)) {
+        } else if (this.#admitsHalfOpen(src)) {
           this.#open(src, dst, seg, tuple, now);
         } else {
-          // Silently: the app's kernel retransmits its SYN and gets in once a slot frees up.
-          this.stats.synsDropped++;
+          this.#sendSynCookie(src, dst, seg, now);
         }
         return;
+      }
+      if ((seg.flags & ACK) && !(seg.flags & SYN) && this.#cookies.recentlyIssued(now)) {
+        const mss = this.#cookies.check(
+          { src, srcPort: seg.srcPort, dst, dstPort: seg.dstPort },
+          seqAdd(seg.seq, -1),
+          seqAdd(seg.ack, -1),
+          now,
+        );
+        if (mss !== undefined) {
+          this.stats.synCookiesValidated++;
+          this.#openFromCookie(src, dst, seg, mss, tuple, packet, now);
+          return;
+        }
+        this.stats.synCookiesRejected++;
       }
       this.#resetUnknown(src, dst, seg); // T27c, T28
       return;
@@ -195,21 +234,60 @@ export class NetStack implements Stack {
   }
 
   /**
-   * Makes room for a new SYN when the limits are reached by dropping the oldest handshake that
-   * already got its SYN-ACK and is still waiting for the final ACK (from `src` when its own limit
-   * is the one reached), as BSD's syncache does: a flood of SYNs that are never completed cannot
-   * hold every slot for the length of the SYN-ACK retries, so a real client still gets in.
-   * Handshakes whose dial is still running are never evicted: that bounds the dials in flight.
+   * Answers a SYN past the half-open limits with a SYN-ACK whose ISN is a cookie, remembering
+   * nothing and dialing nothing (RFC 4987 §3.6): spoofed SYNs cost one segment each. It offers
+   * no window scaling: the cookie cannot carry the app's shift (syn_cookie.ts).
    */
-  #evictStaleHalfOpen(src: number): boolean {
-    const sourceFull = (this.#halfOpenBySource.get(src) ?? 0) >= this.#maxHalfOpenPerSource;
-    for (const conn of this.#halfOpen) {
-      if (!conn.accepted || (sourceFull && conn.remoteAddress !== src)) continue;
-      this.stats.halfOpenEvicted++;
-      this.#remove(conn, "aborted");
-      return this.#admitsHalfOpen(src);
+  #sendSynCookie(src: number, dst: number, syn: TcpRepr, now: number): void {
+    const tuple = { src, srcPort: syn.srcPort, dst, dstPort: syn.dstPort };
+    this.stats.synCookiesSent++;
+    this.#sendTcp({
+      src: dst,
+      dst: src,
+      srcPort: syn.dstPort,
+      dstPort: syn.srcPort,
+      seq: this.#cookies.issue(tuple, syn.seq, syn.mss, now),
+      ack: seqAdd(syn.seq, 1),
+      flags: SYN | ACK,
+      window: unscaledWindow(this.#options.receiveBuffer),
+      mss: this.#config.mss,
+    }, 0);
+  }
+
+  /**
+   * The app's ACK brought a valid cookie back: the connection it completed is created now, and
+   * only now dialed. The ACK (and any data or FIN on it) is processed as by any connection; data
+   * waits for the dial (TcpConnection.accept). With the cookie dials at their limit the ACK is
+   * dropped unanswered: the app's kernel retransmits it, or the data after it, with the same
+   * cookie, and it gets in once a dial completes.
+   */
+  #openFromCookie(
+    src: number,
+    dst: number,
+    ack: TcpRepr,
+    mss: number,
+    tuple: string,
+    packet: Uint8Array,
+    now: number,
+  ): void {
+    if (this.#cookieDials.size >= this.#maxHalfOpen) {
+      this.stats.dropped++;
+      return;
     }
-    return false;
+    // The SYN the cookie stands for: the app's ISN and the MSS it carried; no window scaling.
+    const syn: TcpRepr = {
+      ...ack,
+      seq: seqAdd(ack.seq, -1),
+      ack: 0,
+      flags: SYN,
+      mss,
+      windowScale: undefined,
+      payloadLength: 0,
+    };
+    const conn = this.#create(src, dst, syn, tuple, now, seqAdd(ack.ack, -1));
+    this.#cookieDials.add(conn);
+    this.#announce(conn);
+    conn.onSegment(ack, packet, now);
   }
 
   #enterHalfOpen(conn: TcpConnection): void {
@@ -227,7 +305,22 @@ export class NetStack implements Stack {
     else this.#halfOpenBySource.delete(src);
   }
 
+  /** A SYN within the limits: dial first, then SYN-ACK (T8). */
   #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
+    const conn = this.#create(src, dst, syn, tuple, now);
+    this.#enterHalfOpen(conn);
+    this.#announce(conn);
+  }
+
+  /** A connection for `syn`, registered; `synCookie`: the ISN its SYN-ACK already had. */
+  #create(
+    src: number,
+    dst: number,
+    syn: TcpRepr,
+    tuple: string,
+    now: number,
+    synCookie?: number,
+  ): TcpConnection {
     const id = this.#nextId++;
     const conn = new TcpConnection(
       id,
@@ -236,31 +329,28 @@ export class NetStack implements Stack {
       src,
       syn.srcPort,
       syn,
-      {
-        mss: this.#options.mtu - 40,
-        segmentOffload: this.#options.offload === true,
-        receiveBuffer: this.#options.receiveBuffer,
-        sendBuffer: this.#options.sendBuffer,
-        idleTimeoutMs: this.#options.idleTimeoutMs,
-        copy: this.#options.copy,
-      },
+      this.#config,
       this.#sink,
       now,
+      synCookie,
     );
     this.#byTuple.set(tuple, conn);
     this.#byId.set(id, conn);
     this.#touched.add(conn);
     this.#tuples.set(conn, tuple);
-    this.#enterHalfOpen(conn);
     this.stats.flows = this.#byId.size;
     this.#tombstones.delete(tuple);
-    // Dial first, then SYN-ACK (T8): the owner answers with accept() or refuse().
+    return conn;
+  }
+
+  /** Asks the owner to dial: it answers with accept() or refuse(). */
+  #announce(conn: TcpConnection): void {
     this.#host.flowOpening({
-      id,
-      srcAddress: formatIpv4(src),
-      srcPort: syn.srcPort,
-      dstAddress: formatIpv4(dst),
-      dstPort: syn.dstPort,
+      id: conn.id,
+      srcAddress: formatIpv4(conn.remoteAddress),
+      srcPort: conn.remotePort,
+      dstAddress: formatIpv4(conn.localAddress),
+      dstPort: conn.localPort,
     });
   }
 
@@ -298,7 +388,7 @@ export class NetStack implements Stack {
       // Refusal: RST|ACK, SEQ 0, ACK = their ISN + 1 (T8).
       this.#sendTcp({ ...base, seq: 0, ack: conn.rcvNxt, flags, window: 0 }, 0);
     } else if (flags & SYN) {
-      const window = Math.min(0xffff, conn.cap); // SYN windows are never scaled (T3)
+      const window = unscaledWindow(conn.cap); // SYN windows are never scaled (T3)
       conn.advertised(window);
       this.#sendTcp({
         ...base,
@@ -374,12 +464,15 @@ export class NetStack implements Stack {
   }
 
   accept(id: FlowId, now: number): void {
-    this.#touch(id)?.accept(now);
+    const conn = this.#touch(id);
+    if (!conn) return;
+    this.#cookieDials.delete(conn);
+    conn.accept(now);
   }
 
   refuse(id: FlowId, _now: number): void {
     const conn = this.#byId.get(id);
-    if (!conn) return;
+    if (!conn || conn.accepted) return;
     conn.refuse();
     this.#forget(conn);
   }
@@ -436,6 +529,7 @@ export class NetStack implements Stack {
 
   #forget(conn: TcpConnection): void {
     this.#leaveHalfOpen(conn);
+    this.#cookieDials.delete(conn);
     const tuple = this.#tuples.get(conn);
     if (tuple !== undefined) this.#byTuple.delete(tuple);
     this.#tuples.delete(conn);

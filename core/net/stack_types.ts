@@ -44,7 +44,10 @@ export interface StackHost {
   transmit(packet: Uint8Array, offload: Offload): void;
   /**
    * A SYN arrived for a new flow. The stack sends nothing until the owner calls `accept(id)`
-   * (SYN-ACK) or `refuse(id)` (RST): dial first, then complete the handshake.
+   * (SYN-ACK) or `refuse(id)` (RST): dial first, then complete the handshake. Past the half-open
+   * limits the handshake comes first instead (a SYN cookie, validated by the app's ACK): then the
+   * app is connected already, its data waits in the stack until `accept(id)`, and `refuse(id)`
+   * resets the connection.
    */
   flowOpening(flow: FlowOpening): void;
   /**
@@ -87,8 +90,10 @@ export interface StackOptions {
   copy?: CopyBytes;
   /**
    * The most connections in SYN-RECEIVED at once (dial in progress, or dialed and waiting for
-   * the app's final ACK); further SYNs are dropped unanswered until one completes or ends, so
-   * spoofed SYNs cannot open unbounded dials (RFC 4987 §3). Default 512.
+   * the app's final ACK), so spoofed SYNs cannot open unbounded dials (RFC 4987 §3); further
+   * SYNs are answered with SYN cookies, which dial only once the app's ACK brings the cookie
+   * back. Connections opened that way whose dial is running are bounded by the same number.
+   * Default 512.
    */
   maxHalfOpen?: number;
   /** The same limit per source address, so one flooding source cannot lock others out. Default 128. */

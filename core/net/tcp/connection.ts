@@ -48,6 +48,14 @@ const OOO_MAX_SEGMENTS = 64; // T17
  */
 const CHALLENGE_ACK_INTERVAL_MS = 500;
 
+/**
+ * The receive window without window scaling (RFC 7323 §2.2: a 16-bit field): the cap of a
+ * connection whose SYN offered no scaling, and the window of every SYN-ACK.
+ */
+export function unscaledWindow(receiveBuffer: number): number {
+  return Math.min(receiveBuffer, 0xffff);
+}
+
 /** Per-connection parameters from the stack. */
 export interface ConnectionConfig {
   mss: number;
@@ -63,7 +71,10 @@ export interface ConnectionConfig {
 /** A TCP connection. */
 export class TcpConnection {
   state: TcpState = "SYN_RECEIVED";
+  /** The owner's dial succeeded (`accept`): the relay takes data and events from now on. */
   accepted = false;
+  /** The app got our SYN-ACK: it knows of this connection (and a refusal is a reset). */
+  #synAckSent = false;
   // receive side
   readonly irs: number;
   rcvNxt: number;
@@ -73,6 +84,12 @@ export class TcpConnection {
   readonly rcvShift: number;
   readonly cap: number;
   #ooo: { seq: number; data: Uint8Array }[] = [];
+  /**
+   * In-order bytes received before the dial succeeded, for the relay once it does: only a
+   * connection opened from a SYN cookie, whose handshake completes first, has any. Bounded by
+   * the receive window (they count in `buffered`).
+   */
+  #held: Uint8Array[] = [];
   /** Bytes held in #ooo: never more than the receive buffer, however the segments overlap. */
   #oooBytes = 0;
   ackPending = false;
@@ -146,13 +163,14 @@ export class TcpConnection {
     readonly config: ConnectionConfig,
     readonly sink: SegmentSink,
     now: number,
+    synCookie?: number,
   ) {
     this.irs = syn.seq;
     this.rcvNxt = seqAdd(syn.seq, 1);
     // T3: scale only if the SYN offered it; our shift is fixed for life and sized for the cap.
     const offered = syn.windowScale !== undefined;
     this.sndShift = offered ? syn.windowScale! : 0;
-    this.cap = offered ? config.receiveBuffer : Math.min(config.receiveBuffer, 65535);
+    this.cap = offered ? config.receiveBuffer : unscaledWindow(config.receiveBuffer);
     let shift = 0;
     while (offered && (65535 << shift) < this.cap && shift < 14) shift++;
     this.rcvShift = shift;
@@ -167,12 +185,24 @@ export class TcpConnection {
     this.sndWnd = syn.window; // SYN windows are never scaled (T3)
     this.#maxSndWnd = this.sndWnd;
     this.#sndWl1 = syn.seq;
-    const isn = new Uint32Array(1);
-    crypto.getRandomValues(isn);
-    this.iss = isn[0]; // random ISN (RFC 6528)
-    this.sndUna = this.iss;
-    this.sndNxt = this.iss;
-    this.sndMax = this.iss;
+    if (synCookie === undefined) {
+      const isn = new Uint32Array(1);
+      crypto.getRandomValues(isn);
+      this.iss = isn[0]; // random ISN (RFC 6528)
+      this.sndUna = this.iss;
+      this.sndNxt = this.iss;
+      this.sndMax = this.iss;
+    } else {
+      // The SYN-ACK went out statelessly (syn_cookie.ts): its ISN was the cookie, its window the
+      // unscaled one. It is never retransmitted: the app's ACK that brought the cookie back is
+      // what created this connection.
+      this.iss = synCookie;
+      this.sndUna = this.iss;
+      this.sndNxt = seqAdd(this.iss, 1);
+      this.sndMax = this.sndNxt;
+      this.#synAckSent = true;
+      this.advertised(unscaledWindow(this.cap));
+    }
     this.#sendCap = config.sendBuffer;
     this.sendBuffer = new SendBuffer(config.copy);
     this.touch(now);
@@ -203,14 +233,25 @@ export class TcpConnection {
     if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
   }
 
-  /** The dial succeeded: send the SYN-ACK (T8). */
+  /**
+   * The dial succeeded: send the SYN-ACK (T8). A connection opened from a SYN cookie completed
+   * its handshake before the dial: the relay gets what the app sent meanwhile.
+   */
   accept(now: number): void {
-    if (this.state !== "SYN_RECEIVED" || this.accepted) return;
+    if (this.accepted || this.state === "CLOSED") return;
     this.accepted = true;
-    this.#sendSynAck(now);
+    if (!this.#synAckSent) {
+      this.#sendSynAck(now);
+      return;
+    }
+    const held = this.#held;
+    this.#held = [];
+    for (const part of held) this.sink.data(this, part);
+    if (this.peerFin) this.sink.eof(this);
   }
 
   #sendSynAck(now: number): void {
+    this.#synAckSent = true;
     this.sink.segment(this, SYN | ACK, this.iss, 0, 0);
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = this.sndNxt;
@@ -230,7 +271,7 @@ export class TcpConnection {
   onSegment(seg: TcpRepr, packet: Uint8Array, now: number): void {
     this.touch(now);
     const length = seg.payloadLength + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
-    if (this.state === "SYN_RECEIVED" && !this.accepted) return; // dial pending
+    if (!this.#synAckSent) return; // dial pending: the app has had no answer yet
     // 1. Sequence check (T11): unacceptable → ACK (unless RST) and drop.
     if (!this.#acceptable(seg.seq, length)) {
       if (!(seg.flags & RST)) {
@@ -287,7 +328,7 @@ export class TcpConnection {
         this.peerFin = true;
         this.rcvNxt = seqAdd(this.rcvNxt, 1);
         this.#sendAck();
-        this.sink.eof(this);
+        if (this.accepted) this.sink.eof(this); // else accept() reports it, after the held data
         switch (this.state) {
           case "ESTABLISHED":
             this.state = "CLOSE_WAIT";
@@ -471,7 +512,10 @@ export class TcpConnection {
       }
       filledHole = true;
     }
-    for (const part of parts) this.sink.data(this, part);
+    for (const part of parts) {
+      if (this.accepted) this.sink.data(this, part);
+      else this.#held.push(part.slice()); // `part` views the packet; the dial is still running
+    }
     if (filledHole) this.#sendAck();
     else this.ackPending = true;
   }
@@ -672,18 +716,23 @@ export class TcpConnection {
   /** Sends RST (SEQ = SND.NXT, T27b) and frees the connection. */
   abort(): void {
     if (this.state === "CLOSED") return;
-    if (this.state !== "SYN_RECEIVED" || this.accepted) {
-      this.sink.segment(this, RST | ACK, this.sndNxt, 0, 0);
-    }
+    if (this.#synAckSent) this.sink.segment(this, RST | ACK, this.sndNxt, 0, 0);
     this.state = "CLOSED";
     this.sendBuffer.clear();
+    this.#held = [];
   }
 
-  /** Refuses the pending SYN: RST|ACK with ACK = ISN + 1 (T8, T27a). */
+  /**
+   * The dial failed. Before the SYN-ACK the SYN is refused: RST|ACK with ACK = ISN + 1 (T8,
+   * T27a), and the app sees ECONNREFUSED. A connection opened from a SYN cookie is already
+   * established for the app: it is reset (RST at SND.NXT), and the app sees ECONNRESET.
+   */
   refuse(): void {
-    if (this.state !== "SYN_RECEIVED") return;
-    this.sink.segment(this, RST | ACK, 0, 0, 0);
+    if (this.accepted || this.state === "CLOSED") return;
+    this.sink.segment(this, RST | ACK, this.#synAckSent ? this.sndNxt : 0, 0, 0);
     this.state = "CLOSED";
+    this.sendBuffer.clear();
+    this.#held = [];
   }
 
   #terminate(why: "closed" | "reset" | "timeout"): void {
@@ -692,6 +741,7 @@ export class TcpConnection {
     this.sendBuffer.clear();
     this.#ooo = [];
     this.#oooBytes = 0;
+    this.#held = [];
     this.sink.closed(this, why);
   }
 
