@@ -18,6 +18,8 @@ import {
 import { NoTelemetry, type TelemetrySink } from "../../core/telemetry.ts";
 import { openV4Stream } from "./v4_stream.ts";
 import { SpdySession, SpdyUnavailable } from "./spdy_session.ts";
+import { apiServerSocketOptions } from "./connection_options.ts";
+import { logger } from "../../core/log.ts";
 
 /** Options for {@link createPortForwardDialer}. */
 export interface PortForwardDialerOptions {
@@ -31,6 +33,8 @@ export interface PortForwardDialerOptions {
   v4RefusalGraceMs?: number;
   /** Limit for the WebSocket upgrade of a session or v4 connection (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Where warnings about the kubeconfig go (default: the "portforward" logger). */
+  warn?: (message: string) => void;
 }
 
 /** Builds the dialer. It accepts pod targets. */
@@ -46,11 +50,14 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
       encodeURIComponent(target.name)
     }/portforward${query}`;
   };
-  const wsOptions = async () => {
-    const o: Record<string, unknown> = { handshakeTimeout: options.handshakeTimeoutMs ?? 10_000 };
-    await options.kubeConfig.applyToHTTPSOptions(o);
-    return o;
-  };
+  const warned = new Set<string>();
+  const warn = options.warn ?? ((message: string) => logger("portforward").warn(message));
+  const wsOptions = () =>
+    apiServerSocketOptions(options.kubeConfig, options.handshakeTimeoutMs ?? 10_000, (m) => {
+      if (warned.has(m)) return;
+      warned.add(m);
+      warn(m);
+    });
   const session = (target: Extract<DialTarget, { kind: "pod" }>): Promise<SpdySession> => {
     const key = `${target.namespace}/${target.name}`;
     const existing = sessions.get(key);
