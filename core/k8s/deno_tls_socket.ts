@@ -33,7 +33,7 @@ interface ConnectionOptions {
   timeout?: number;
 }
 
-/** Bytes asked of the TLS connection per read: one TLS record's worth of plaintext, and more. */
+/** Bytes asked per read (a TLS read returns at most one record, 16 KiB of plaintext). */
 const READ_SIZE = 64 * 1024;
 
 /**
