@@ -1,5 +1,5 @@
 /**
- * The simulated API server's sockets: a `node:https` (or `node:http`) server, because port-forward
+ * The simulated API server's sockets: a `node:http` server (behind Deno's TLS), because port-forward
  * needs control over the upgrade that `Deno.serve` does not give (Deno's upgrade splits the
  * subprotocol offer on ", " only, while clients such as `ws` send "a,b"). REST requests are
  * turned into fetch `Request`s for `server.ts`; upgrades are checked there and accepted with
@@ -10,7 +10,6 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
 import type { Buffer } from "node:buffer";
 import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
@@ -26,6 +25,7 @@ import {
 import { serveSpdyPortForward } from "./portforward/spdy_server.ts";
 import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
+import { DenoTlsSocket } from "../k8s/deno_tls_socket.ts";
 
 /** A listening simulated API server. */
 export interface SimHttpServer {
@@ -42,9 +42,7 @@ export function listenSim(
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     respond(req, res, ctx).catch(() => res.destroy());
   };
-  const server = options.tls
-    ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, onRequest)
-    : createHttpServer(onRequest);
+  const server = createHttpServer(onRequest);
   server.on("connection", (socket: NodeDuplex) => {
     // Like Go's net/http (the real API server), no Nagle: small frames go out at once.
     (socket as NodeDuplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
@@ -108,22 +106,49 @@ export function listenSim(
       );
     });
   });
+  const closeAll = (listening: boolean) =>
+    new Promise<void>((done) => {
+      for (const socket of sockets) socket.destroy();
+      if (!listening) return done();
+      // Upgraded and keep-alive sockets can outlive destroy(); do not wait on them forever.
+      const timer = setTimeout(done, 500);
+      server.close(() => {
+        clearTimeout(timer);
+        done();
+      });
+    });
+  if (options.tls) {
+    // HTTPS with Deno's TLS, each connection handed to the HTTP server as a socket that reads
+    // only when asked: a `node:tls` server socket keeps reading after pause(), so a client
+    // uploading into a pod that does not read would fill this process instead of stalling.
+    const listener = Deno.listenTls({
+      hostname: options.hostname,
+      port: options.port,
+      cert: options.tls.certPem,
+      key: options.tls.keyPem,
+    });
+    void (async () => {
+      for await (const conn of listener) {
+        const socket = new DenoTlsSocket(() => conn.handshake().then(() => conn));
+        socket.on("error", () => socket.destroy());
+        server.emit("connection", socket);
+      }
+    })().catch(() => {});
+    return Promise.resolve({
+      port: (listener.addr as Deno.NetAddr).port,
+      close: () => {
+        listener.close();
+        return closeAll(false);
+      },
+    });
+  }
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.hostname, () => {
       const address = server.address();
       resolve({
         port: typeof address === "object" && address ? address.port : options.port,
-        close: () =>
-          new Promise<void>((done) => {
-            for (const socket of sockets) socket.destroy();
-            // Upgraded and keep-alive sockets can outlive destroy(); do not wait on them forever.
-            const timer = setTimeout(done, 500);
-            server.close(() => {
-              clearTimeout(timer);
-              done();
-            });
-          }),
+        close: () => closeAll(true),
       });
     });
   });

@@ -5,7 +5,8 @@
  * refresh). Transport: one SPDY/3.1 session per pod tunnelled over a WebSocket (kubernetes.md §3,
  * KEP-4006), each connection a stream pair on it; when a server does not tunnel SPDY (before 1.31,
  * or the gate off), one v4 channel WebSocket per connection (§2). The choice is remembered per API
- * server. A session that closes is re-opened (with fresh credentials) by the next dial.
+ * server. A session that closes — or stops answering PINGs, or outlived a suspend of the machine —
+ * is re-opened (with fresh credentials) by the next dial (link_liveness.ts).
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
@@ -18,6 +19,9 @@ import {
 import { NoTelemetry, type TelemetrySink } from "../../core/telemetry.ts";
 import { openV4Stream } from "./v4_stream.ts";
 import { SpdySession, SpdyUnavailable } from "./spdy_session.ts";
+import { apiServerSocketOptions } from "./connection_options.ts";
+import type { LivenessOptions } from "./link_liveness.ts";
+import { logger } from "../../core/log.ts";
 
 /** Options for {@link createPortForwardDialer}. */
 export interface PortForwardDialerOptions {
@@ -31,6 +35,13 @@ export interface PortForwardDialerOptions {
   v4RefusalGraceMs?: number;
   /** Limit for the WebSocket upgrade of a session or v4 connection (default 10 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * Keepalive, dead-link and suspend detection for the links to the API server (defaults: PING
+   * after 5 s of silence, dead after 15 s, suspend when clocks diverge by 10 s).
+   */
+  liveness?: LivenessOptions;
+  /** Where warnings about the kubeconfig go (default: the "portforward" logger). */
+  warn?: (message: string) => void;
 }
 
 /** Builds the dialer. It accepts pod targets. */
@@ -46,22 +57,27 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
       encodeURIComponent(target.name)
     }/portforward${query}`;
   };
-  const wsOptions = async () => {
-    const o: Record<string, unknown> = { handshakeTimeout: options.handshakeTimeoutMs ?? 10_000 };
-    await options.kubeConfig.applyToHTTPSOptions(o);
-    return o;
-  };
+  const warned = new Set<string>();
+  const warn = options.warn ?? ((message: string) => logger("portforward").warn(message));
+  const wsOptions = () =>
+    apiServerSocketOptions(options.kubeConfig, options.handshakeTimeoutMs ?? 10_000, (m) => {
+      if (warned.has(m)) return;
+      warned.add(m);
+      warn(m);
+    });
   const session = (target: Extract<DialTarget, { kind: "pod" }>): Promise<SpdySession> => {
     const key = `${target.namespace}/${target.name}`;
     const existing = sessions.get(key);
     if (existing) {
       return existing.then((s) => {
-        if (!s.closed) return s;
+        if (s.reusable) return s;
         sessions.delete(key);
         return session(target);
       });
     }
-    const opening = wsOptions().then((o) => SpdySession.open(podUrl(target, ""), o));
+    const opening = wsOptions().then((o) =>
+      SpdySession.open(podUrl(target, ""), o, options.liveness)
+    );
     sessions.set(key, opening);
     opening.catch(() => sessions.delete(key));
     return opening;
@@ -94,6 +110,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
         signal,
         options.v4RefusalGraceMs,
         early,
+        options.liveness,
       );
       telemetry.emit({
         type: "portforward_dial",

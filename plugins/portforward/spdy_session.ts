@@ -34,6 +34,7 @@ import {
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
 import { ReceiveWindow } from "../../core/k8s/spdy/receive_window.ts";
+import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
 import { MAX_MESSAGE, SEND_HIGH_WATER, SESSION_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 
 /** The tunnelled subprotocol. */
@@ -41,7 +42,6 @@ export const SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
 const REFUSAL_GRACE_MS = 40;
 const MIN_GRACE_MS = 1;
 const MAX_FRAME = 32 * 1024;
-const PING_INTERVAL_MS = 15_000;
 /**
  * The kubelet replies to a SYN_STREAM before it dials (§3.2), so a reply that takes longer than
  * this (or four round trips, if that is more) means the far side is wedged: the connection fails
@@ -75,6 +75,8 @@ interface StreamState {
   onData?: () => void;
   /** The error stream ended (FIN or RST): the connection's outcome is known. */
   onEnd?: () => void;
+  /** We sent FIN on this data stream (the app closed its writable). */
+  finSent?: boolean;
 }
 
 /**
@@ -102,13 +104,12 @@ export class SpdySession {
   #nextStream = 1;
   #nextRequest = 0;
   #closed = false;
-  readonly #ping: ReturnType<typeof setInterval>;
+  readonly #liveness: LinkLiveness;
+  /** The machine slept since this session opened: new connections go to a new session. */
+  #suspect = false;
   /** Smoothed time from SYN_STREAM to SYN_REPLY (starts at the upgrade's duration). */
   #rtt: number;
-  /** A PING is out and not answered yet. */
-  #pingOutstanding = false;
   #pingId = 1;
-  #pingDeadline?: ReturnType<typeof setTimeout>;
   /** The peer sent WINDOW_UPDATE or an initial-window SETTINGS: it does flow control. */
   #peerFlowControl = false;
   /** The peer's initial stream window (SETTINGS, §2.6.4), for streams opened from now on. */
@@ -125,10 +126,33 @@ export class SpdySession {
   /** Reading the WebSocket is paused (backpressure towards the API server). */
   #paused = false;
 
-  private constructor(ws: WebSocket, upgradeMs: number) {
+  private constructor(ws: WebSocket, upgradeMs: number, liveness: LivenessOptions) {
     this.#ws = ws;
     this.#rtt = upgradeMs;
+    this.#liveness = new LinkLiveness({
+      // Client-initiated PING ids are odd (SPDY/3.1 §2.6.5).
+      ping: () => this.#send(controlFrame(PING, 0, payloadOf(this.#pingId += 2))),
+      dead: (silentMs) => {
+        this.#shutdown(
+          new DialError(
+            "timeout",
+            `the API server stopped answering (nothing for ${
+              Math.round(silentMs / 1000)
+            } s, PINGs unanswered): the port-forward session was closed; new connections open ` +
+              "a new one",
+          ),
+        );
+        ws.terminate();
+      },
+      suspended: () => {
+        // The streams stay while the PING the state machine sends next is answered.
+        this.#suspect = true;
+        this.#closeIfDrained();
+      },
+      paused: () => this.#paused,
+    }, liveness);
     ws.on("message", (data: Uint8Array, isBinary: boolean) => {
+      this.#liveness.heard();
       if (!isBinary) return;
       try {
         const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -141,7 +165,7 @@ export class SpdySession {
     });
     ws.on("close", () => this.#shutdown(new DialError("error", "the port-forward session closed")));
     ws.on("error", () => {});
-    this.#ping = setInterval(() => this.#checkAlive(PING_INTERVAL_MS), PING_INTERVAL_MS);
+    ws.on("pong", () => this.#liveness.heard());
     // Our windows (§2.6.4, §2.6.8): a stream's initial one by SETTINGS, the session's (64 KiB
     // until told otherwise) by a WINDOW_UPDATE for stream 0. spdystream reads and ignores both.
     this.#send(controlFrame(
@@ -153,7 +177,11 @@ export class SpdySession {
   }
 
   /** Opens a session; rejects with {@link SpdyUnavailable} when the server does not tunnel SPDY. */
-  static open(url: string, options: WebSocket.ClientOptions): Promise<SpdySession> {
+  static open(
+    url: string,
+    options: WebSocket.ClientOptions,
+    liveness: LivenessOptions = {},
+  ): Promise<SpdySession> {
     const started = performance.now();
     return new Promise((resolve, reject) => {
       // `ws` (like the WHATWG API) rejects "/" in a subprotocol token, but Kubernetes names the
@@ -203,13 +231,21 @@ export class SpdySession {
         if (!accepted) {
           ws.terminate();
           reject(new SpdyUnavailable("the server did not accept the SPDY tunnel"));
-        } else resolve(new SpdySession(ws, performance.now() - started));
+        } else resolve(new SpdySession(ws, performance.now() - started, liveness));
       });
     });
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * New connections may use this session: it is open and the machine has not slept since it
+   * opened (after a suspend its connection may be dead without a sign; a new session is cheap).
+   */
+  get reusable(): boolean {
+    return !this.#closed && !this.#suspect;
   }
 
   /**
@@ -267,6 +303,8 @@ export class SpdySession {
         close: async () => {
           await data.replied.promise;
           this.#send(dataFrame(dataId, FLAG_FIN, new Uint8Array(0)));
+          data.finSent = true;
+          this.#forgetIfDone(dataId);
         },
         abort: () => this.#reset(errorId, dataId),
       }),
@@ -323,7 +361,7 @@ export class SpdySession {
       const limit = Math.max(STREAM_REPLY_TIMEOUT_MS, 4 * this.#rtt);
       const unanswered = setTimeout(() => {
         fail(new DialError("timeout", `the kubelet did not answer the stream within ${limit} ms`));
-        this.#checkAlive(limit);
+        this.#liveness.probe(limit);
       }, limit);
       const replied = () => {
         if (++replies !== 2) return;
@@ -399,8 +437,7 @@ export class SpdySession {
       state?.onReply?.();
     } else if (type === PING) {
       // Our PINGs come back with odd ids; the server's own (even) are echoed (SPDY/3 §2.6.5).
-      if (payloadStreamId(payload) % 2 === 1) this.#pingOutstanding = false;
-      else this.#send(controlFrame(PING, 0, payload));
+      if (payloadStreamId(payload) % 2 === 0) this.#send(controlFrame(PING, 0, payload));
     } else if (type === RST_STREAM) {
       const id = payloadStreamId(payload);
       const state = this.#streams.get(id);
@@ -411,6 +448,7 @@ export class SpdySession {
       state.ended = true;
       this.#release(id, state);
       state.onEnd?.();
+      this.#forgetIfDone(id % 4 === 1 ? id + 2 : id);
     } else if (type === SETTINGS) {
       const initial = parseSettings(payload).get(SETTINGS_INITIAL_WINDOW_SIZE);
       if (initial === undefined) return;
@@ -476,6 +514,7 @@ export class SpdySession {
     if (isError) {
       state.ended = true;
       state.onEnd?.();
+      this.#forgetIfDone(streamId + 2);
       return;
     }
     const errorState = this.#streams.get(streamId - 2);
@@ -484,6 +523,7 @@ export class SpdySession {
       state.ended = true;
       state.readable?.close();
       this.#release(streamId, state);
+      this.#forgetIfDone(streamId);
     };
     if (!errorState || errorState.ended) return end();
     const timer = setTimeout(end, ERROR_END_WAIT_MS);
@@ -561,19 +601,21 @@ export class SpdySession {
   }
 
   /**
-   * Liveness: a PING unanswered within `timeoutMs` means the session is dead (a laptop that
-   * slept, a NAT that forgot us): end it, so its connections fail at once and the next dial opens
-   * a new one. One probe at a time.
+   * Forgets a connection whose data stream ended both ways and whose error stream ended (a
+   * long-lived session would otherwise keep every connection it ever carried).
    */
-  #checkAlive(timeoutMs: number): void {
-    if (this.#closed || this.#pingOutstanding) return;
-    this.#pingOutstanding = true;
-    const id = (this.#pingId += 2); // client-initiated PING ids are odd (SPDY/3 §2.6.5)
-    this.#send(controlFrame(PING, 0, new Uint8Array([id >>> 24, id >>> 16, id >>> 8, id])));
-    clearTimeout(this.#pingDeadline);
-    this.#pingDeadline = setTimeout(() => {
-      if (this.#pingOutstanding && !this.#closed) this.#ws.terminate();
-    }, timeoutMs);
+  #forgetIfDone(dataId: number): void {
+    const data = this.#streams.get(dataId);
+    const error = this.#streams.get(dataId - 2);
+    if ((data && !(data.ended && data.finSent)) || (error && !error.ended)) return;
+    this.#streams.delete(dataId);
+    this.#streams.delete(dataId - 2);
+    this.#closeIfDrained();
+  }
+
+  /** A suspect session (see {@link reusable}) ends once its last connection has. */
+  #closeIfDrained(): void {
+    if (this.#suspect && this.#streams.size === 0 && !this.#closed) this.close();
   }
 
   /** Resets our streams (CANCEL); a data stream's readable and writes fail. */
@@ -585,6 +627,7 @@ export class SpdySession {
       this.#send(controlFrame(RST_STREAM, 0, rstStreamPayload(id, RST_CANCEL)));
       if (state.readable) this.#failData(id, state, new DialError("error", "connection reset"));
     }
+    this.#closeIfDrained();
   }
 
   #send(bytes: Uint8Array): void {
@@ -594,8 +637,7 @@ export class SpdySession {
   #shutdown(error: DialError): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#ping);
-    clearTimeout(this.#pingDeadline);
+    this.#liveness.stop();
     for (const state of this.#streams.values()) {
       state.onError?.(error);
       if (state.readable && !state.ended) {
@@ -612,6 +654,10 @@ export class SpdySession {
     this.#buffered = 0;
     this.#windowOpened();
   }
+}
+
+function payloadOf(word: number): Uint8Array {
+  return new Uint8Array([word >>> 24, word >>> 16, word >>> 8, word]);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

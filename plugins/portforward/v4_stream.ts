@@ -7,6 +7,7 @@
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 import { DialError, type Duplex } from "../../mod.ts";
+import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
 import { MAX_MESSAGE, SEND_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
@@ -32,6 +33,7 @@ export function openV4Stream(
   signal: AbortSignal,
   refusalGraceMs = REFUSAL_GRACE_MS,
   early = false,
+  livenessOptions: LivenessOptions = {},
 ): Promise<Duplex> {
   let accept!: () => void;
   let refuse!: (error: DialError) => void;
@@ -48,7 +50,23 @@ export function openV4Stream(
       perMessageDeflate: false,
     });
     let prefixDeadline: ReturnType<typeof setTimeout> | undefined;
+    // WebSocket pings (RFC 6455 §5.5.2) keep the connection busy through idle-killing proxies and
+    // notice a black-holed one; the kubelet's and API server's WebSocket libraries answer them.
+    let liveness: LinkLiveness | undefined;
     ws.once("open", () => {
+      liveness = new LinkLiveness({
+        ping: () => ws.ping(),
+        dead: (silentMs) =>
+          fail(
+            new DialError(
+              "timeout",
+              `the API server stopped answering (nothing for ${
+                Math.round(silentMs / 1000)
+              } s, pings unanswered): the port-forward connection was closed`,
+            ),
+          ),
+        paused: () => ws.isPaused,
+      }, livenessOptions);
       const limit = Math.round(Math.max(PREFIX_TIMEOUT_MS, 2 * (performance.now() - started)));
       prefixDeadline = setTimeout(() => {
         if (prefixes < 2) {
@@ -70,6 +88,7 @@ export function openV4Stream(
       quietTimer = setTimeout(() => ws.close(1000), HALF_CLOSE_QUIET_MS);
     };
     const fail = (error: DialError) => {
+      liveness?.stop();
       failure ??= error;
       refuse(error);
       if (!settled) {
@@ -118,7 +137,9 @@ export function openV4Stream(
           ),
         ),
     );
+    ws.on("pong", () => liveness?.heard());
     ws.on("message", (data: Uint8Array) => {
+      liveness?.heard();
       if (data.length === 0) return;
       const channel = data[0];
       const payload = data.subarray(1);
@@ -156,6 +177,7 @@ export function openV4Stream(
       } else pending.push(copy);
     });
     ws.on("close", () => {
+      liveness?.stop();
       clearTimeout(quietTimer);
       clearTimeout(prefixDeadline);
       if (!settled) {

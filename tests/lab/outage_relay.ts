@@ -2,9 +2,17 @@
  * A TCP relay on loopback between k8stun and an API server that a test can take down the ways a
  * laptop loses its cluster: `refuse` (the server is gone: connections reset, new ones refused),
  * `blackhole` (a dead Wi-Fi or a suspended VPN: connections accepted and kept open, nothing
- * passes either way) and back to `forward`. The port stays the same throughout.
+ * passes either way) and back to `forward`. The port stays the same throughout. With
+ * `idleKillMs` it also behaves like a proxy or NAT with an idle timeout: a connection that carried
+ * no bytes either way for that long is closed.
  */
 export type RelayMode = "forward" | "refuse" | "blackhole";
+
+/** Optional behaviour of {@link startOutageRelay}. */
+export interface OutageRelayOptions {
+  /** Close a relayed connection after this many ms without a byte either way. */
+  idleKillMs?: number;
+}
 
 /** A running relay. */
 export interface OutageRelay extends AsyncDisposable {
@@ -12,6 +20,8 @@ export interface OutageRelay extends AsyncDisposable {
   /** Connections accepted so far. */
   accepted(): number;
   setMode(mode: RelayMode): void;
+  /** Connections closed for being idle (`idleKillMs`). */
+  idleKilled(): number;
   close(): Promise<void>;
 }
 
@@ -22,9 +32,11 @@ export interface OutageRelay extends AsyncDisposable {
 export function startOutageRelay(
   target: { hostname: string; port: number },
   listen: (port: number) => Deno.Listener = (port) => Deno.listen({ hostname: "127.0.0.1", port }),
+  options: OutageRelayOptions = {},
 ): OutageRelay {
   let mode: RelayMode = "forward";
   let accepted = 0;
+  let idleKilled = 0;
   let listener: Deno.Listener | undefined;
   let port = 0;
   const open = new Set<Deno.Conn>();
@@ -38,7 +50,7 @@ export function startOutageRelay(
       // already closed
     }
   };
-  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, activity: () => void) => {
     const buffer = new Uint8Array(64 * 1024);
     try {
       while (true) {
@@ -46,6 +58,7 @@ export function startOutageRelay(
         if (n === null) break;
         // In a black hole the bytes are swallowed: both ends see a silent connection.
         if (mode === "blackhole") continue;
+        activity();
         for (let off = 0; off < n;) off += await to.write(buffer.subarray(off, n));
       }
     } catch {
@@ -64,8 +77,20 @@ export function startOutageRelay(
       try {
         const upstream = await Deno.connect({ transport: "tcp", ...target });
         open.add(client).add(upstream);
-        void pipe(client, upstream);
-        void pipe(upstream, client);
+        let idleTimer: ReturnType<typeof setTimeout> | undefined;
+        const activity = () => {
+          if (options.idleKillMs === undefined) return;
+          clearTimeout(idleTimer);
+          idleTimer = setTimeout(() => {
+            idleKilled++;
+            close(client);
+            close(upstream);
+          }, options.idleKillMs);
+        };
+        activity();
+        const done = () => clearTimeout(idleTimer);
+        void pipe(client, upstream, activity).finally(done);
+        void pipe(upstream, client, activity).finally(done);
       } catch {
         close(client);
       }
@@ -82,6 +107,7 @@ export function startOutageRelay(
       return port;
     },
     accepted: () => accepted,
+    idleKilled: () => idleKilled,
     setMode(next) {
       if (next === mode) return;
       if (next === "refuse") {

@@ -1,0 +1,210 @@
+/**
+ * A TLS connection to the API server as the Node socket `ws` expects, backed by
+ * `Deno.connectTls` and reading only when asked.
+ *
+ * Why not `node:tls`: with the pinned Deno a `node:tls` socket keeps reading from the kernel after
+ * `pause()` (even after `readStop()` on its handle), so a port-forward session that stops reading
+ * its WebSocket — its backpressure towards the API server — saw the bytes pile up inside the TLS
+ * socket instead (256 MiB for a pod streaming into a connection the app did not read). Here a read
+ * is issued only from `_read`, which Node's stream machinery calls while the readable side is
+ * below its high-water mark: a paused socket holds at most that plus one chunk, the rest waits in
+ * the kernel and TCP's window stops the sender.
+ */
+import { Buffer } from "node:buffer";
+import { Duplex } from "node:stream";
+
+/** What a TLS dial to the API server needs; PEM strings throughout. */
+export interface DenoTlsMaterial {
+  /** The cluster's CA (kubeconfig `certificate-authority(-data)`), added to the system roots. */
+  caCerts?: string[];
+  /** Client certificate chain and key (kubeconfig `client-certificate(-data)`/`client-key(-data)`). */
+  cert?: string;
+  key?: string;
+}
+
+/** The connection options `node:http` hands a `createConnection` (only those used here). */
+interface ConnectionOptions {
+  host?: string;
+  hostname?: string;
+  port?: number | string;
+  /** The TLS server name (kubeconfig `tls-server-name`); "" means none (an IP host). */
+  servername?: string;
+  /** Idle limit in ms (`net.connect`'s `timeout`). */
+  timeout?: number;
+}
+
+/** Bytes asked per read (a TLS read returns at most one record, 16 KiB of plaintext). */
+const READ_SIZE = 64 * 1024;
+
+/**
+ * A Node `Duplex` over a Deno TLS connection. Writes go out in order; `end()` sends close_notify;
+ * `destroy()` closes the connection. It implements the `net.Socket` members `node:http` and `ws`
+ * call (`setTimeout`, `setNoDelay`, `setKeepAlive`, `ref`, `unref`, the address getters).
+ */
+export class DenoTlsSocket extends Duplex {
+  #conn?: Deno.Conn;
+  readonly #connected: Promise<Deno.Conn>;
+  #reading = false;
+  #idleMs = 0;
+  #idleTimer?: ReturnType<typeof setTimeout>;
+  connecting = true;
+
+  constructor(connect: () => Promise<Deno.Conn>) {
+    super({ allowHalfOpen: false });
+    this.#connected = connect();
+    this.#connected.then((conn) => {
+      if (this.destroyed) {
+        conn.close();
+        return;
+      }
+      this.#conn = conn;
+      this.connecting = false;
+      this.emit("connect");
+      this.emit("secureConnect");
+    }, (error) => this.destroy(error));
+    this.#connected.catch(() => {});
+  }
+
+  override _read(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    this.#connected.then(async (conn) => {
+      const buffer = new Uint8Array(READ_SIZE);
+      const n = await conn.read(buffer);
+      this.#reading = false;
+      this.#active();
+      // A short read is copied so a 64 KiB buffer does not sit behind a few bytes.
+      if (n === null) this.push(null);
+      else if (n > READ_SIZE / 2) this.push(Buffer.from(buffer.buffer, 0, n));
+      else this.push(Buffer.from(buffer.subarray(0, n)));
+    }).catch((error) => {
+      this.#reading = false;
+      if (!this.destroyed) this.destroy(error);
+    });
+  }
+
+  override _write(chunk: Uint8Array, _encoding: string, callback: (error?: Error) => void): void {
+    this.#connected.then((conn) => this.#writeAll(conn, chunk)).then(() => callback(), callback);
+  }
+
+  /** Writes queued while a write was out (and `ws`'s corked frame header + payload) go as one. */
+  override _writev(
+    chunks: { chunk: Uint8Array }[],
+    callback: (error?: Error) => void,
+  ): void {
+    const joined = new Uint8Array(chunks.reduce((sum, c) => sum + c.chunk.length, 0));
+    let offset = 0;
+    for (const { chunk } of chunks) {
+      joined.set(chunk, offset);
+      offset += chunk.length;
+    }
+    this._write(joined, "buffer", callback);
+  }
+
+  async #writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
+    this.#active();
+  }
+
+  override _final(callback: (error?: Error) => void): void {
+    this.#connected.then((conn) => conn.closeWrite()).then(() => callback(), () => callback());
+  }
+
+  override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
+    clearTimeout(this.#idleTimer);
+    try {
+      this.#conn?.close();
+    } catch {
+      // closed already
+    }
+    callback(error);
+  }
+
+  /** `net.Socket#setTimeout`: a "timeout" event after `ms` without reads or writes (0: off). */
+  setTimeout(ms: number, onTimeout?: () => void): this {
+    this.#idleMs = ms;
+    if (onTimeout) {
+      if (ms === 0) this.off("timeout", onTimeout);
+      else this.once("timeout", onTimeout);
+    }
+    this.#active();
+    return this;
+  }
+
+  #active(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.#idleMs > 0 && !this.destroyed) {
+      this.#idleTimer = setTimeout(() => this.emit("timeout"), this.#idleMs);
+    }
+  }
+
+  setNoDelay(noDelay = true): this {
+    this.#connected.then((conn) => (conn as Deno.TcpConn).setNoDelay?.(noDelay), () => {});
+    return this;
+  }
+
+  setKeepAlive(enable = false): this {
+    this.#connected.then((conn) => (conn as Deno.TcpConn).setKeepAlive?.(enable), () => {});
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  get remoteAddress(): string | undefined {
+    return (this.#conn?.remoteAddr as Deno.NetAddr | undefined)?.hostname;
+  }
+
+  get remotePort(): number | undefined {
+    return (this.#conn?.remoteAddr as Deno.NetAddr | undefined)?.port;
+  }
+
+  get localAddress(): string | undefined {
+    return (this.#conn?.localAddr as Deno.NetAddr | undefined)?.hostname;
+  }
+
+  get localPort(): number | undefined {
+    return (this.#conn?.localAddr as Deno.NetAddr | undefined)?.port;
+  }
+}
+
+/**
+ * A `createConnection` for `ws`/`node:http` that dials with Deno's TLS. The server name is the
+ * kubeconfig's `tls-server-name` when set (the TCP connection still goes to the URL's host), the
+ * URL's host otherwise.
+ */
+export function denoTlsConnector(
+  material: DenoTlsMaterial,
+): (options: ConnectionOptions) => DenoTlsSocket {
+  return (options) => {
+    const host = (options.host ?? options.hostname ?? "localhost").replace(/^\[|\]$/g, "");
+    const port = Number(options.port ?? 443);
+    const serverName = options.servername || host;
+    const socket = new DenoTlsSocket(async () => {
+      const conn = serverName === host
+        ? await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) })
+        : await Deno.startTls(await Deno.connect({ hostname: host, port }), {
+          hostname: serverName,
+          ...tlsOptions(material),
+        });
+      await conn.handshake();
+      return conn;
+    });
+    // As `net.connect` does: `node:http` passes the request's timeout (ws: handshakeTimeout) here
+    // and listens for the socket's "timeout".
+    if (options.timeout) socket.setTimeout(options.timeout);
+    return socket;
+  };
+}
+
+function tlsOptions(material: DenoTlsMaterial) {
+  return {
+    ...(material.caCerts ? { caCerts: material.caCerts } : {}),
+    ...(material.cert && material.key ? { cert: material.cert, key: material.key } : {}),
+  };
+}
