@@ -101,6 +101,7 @@ export async function startTunnel(
       say(`the VIP range ${s.cidr} is already routed to ${s.owner}; not using it`);
     }
     say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
+    const listing = performance.now();
     const view = await unlessAborted(
       startClusterView({
         kubeConfig: kube.kubeConfig,
@@ -115,6 +116,16 @@ export async function startTunnel(
     await unlessAborted(view.synced, abort); // the API server may be slow or unreachable
 
     const store = view.store;
+    const listed = performance.now();
+    const counts = store.counts();
+    log.debug(
+      "start-up: initial lists complete and indexed in {ms} ms ({objects} objects: {detail})",
+      {
+        ms: Math.round(listed - listing),
+        objects: Object.values(counts).reduce((a, b) => a + b, 0),
+        detail: JSON.stringify(counts),
+      },
+    );
     say(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
     );
@@ -140,21 +151,22 @@ export async function startTunnel(
     const pinned = (namespace: string, name: string) =>
       options.autoDiscover && options.namespaces.includes(namespace) ||
       options.services.some((s) => s.namespace === namespace && s.name === name);
-    if (options.autoDiscover) {
-      for (const s of store.services()) {
-        if (options.namespaces.includes(s.namespace)) {
-          vips.allocate({ type: "service", namespace: s.namespace, name: s.name }, {
-            pinned: true,
-          });
-        }
-      }
-    }
+    const preallocated = options.autoDiscover
+      ? store.services().filter((s) => options.namespaces.includes(s.namespace))
+      : [];
     for (const s of options.services) {
       if (!store.hasService(s.namespace, s.name)) {
         say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
       }
-      vips.allocate({ type: "service", namespace: s.namespace, name: s.name }, { pinned: true });
     }
+    vips.allocateAll(
+      [...preallocated, ...options.services].map((s) => ({
+        type: "service" as const,
+        namespace: s.namespace,
+        name: s.name,
+      })),
+      { pinned: true },
+    );
     cleanups.push(store.onChange((change) => {
       if (change.kind !== "service") return;
       const { namespace, name } = change.service;
@@ -290,6 +302,9 @@ export async function startTunnel(
     abort?.throwIfAborted();
     await mode.apply(modeContext);
     cleanups.push(() => mode.revert(modeContext));
+    log.debug("start-up: DNS answers and VIP routes ready {ms} ms after the lists", {
+      ms: Math.round(performance.now() - listed),
+    });
     say(
       mode.name === "disabled"
         ? "DNS: disabled — reach services by their VIPs"
