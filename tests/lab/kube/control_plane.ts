@@ -125,6 +125,10 @@ export async function startControlPlane(options: { bin?: string } = {}): Promise
         `--service-account-private-key-file=${dir}/sa.key`,
         `--root-ca-file=${dir}/ca.crt`,
         "--use-service-account-credentials=false",
+        // The default client limit (20 requests/s) makes the EndpointSlice controller take a
+        // minute to write the slices of a 1,000-service fixture.
+        "--kube-api-qps=500",
+        "--kube-api-burst=1000",
       ]),
     );
     await applyKwokCrds(server, caPem);
