@@ -5,7 +5,7 @@
  * and each gets a kwok PortForward whose `command` bridge (`nc -N`) forwards to a local server
  * (the `command` form passes the client's half-close on; the `target` form does not).
  */
-import { api, type ControlPlane, json } from "./control_plane.ts";
+import { type ControlPlane, json } from "./control_plane.ts";
 
 /** A local TCP server standing in for a pod's port. */
 export interface PodServer {
@@ -58,7 +58,7 @@ export async function must(
   body: unknown,
   type?: string,
 ) {
-  const response = await api(cp.server, cp.caPem, method, path, body, type);
+  const response = await cp.request(method, path, body, type);
   if (response.status >= 300 && response.status !== 409) {
     throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json(response))}`);
   }

@@ -5,7 +5,7 @@
  * `http`, 8080), so every Service has one EndpointSlice with endpoints.
  */
 import type { Fixture } from "../../../core/sim/fixture.ts";
-import { api, type ControlPlane, json } from "./control_plane.ts";
+import { type ControlPlane, json } from "./control_plane.ts";
 import { createReadyPod, must } from "./fixtures.ts";
 
 /** The size of a generated cluster. */
@@ -109,9 +109,7 @@ async function waitForSlices(cp: ControlPlane, shape: ScaleShape, timeoutMs: num
   const deadline = Date.now() + timeoutMs;
   let complete = 0;
   while (Date.now() < deadline) {
-    const response = await api(
-      cp.server,
-      cp.caPem,
+    const response = await cp.request(
       "GET",
       "/apis/discovery.k8s.io/v1/endpointslices?labelSelector=kubernetes.io%2Fservice-name",
     );

@@ -58,9 +58,16 @@ if (import.meta.main) {
       kubeconfig = `${work}/kubeconfig`;
       await sim.writeKubeconfig(kubeconfig);
     } else {
+      const started = performance.now();
       const cp = await startControlPlane({ bin });
       stops.push(() => cp.stop());
+      const up = performance.now();
       await applyScaleFixture(cp, STARTUP_SCALE);
+      console.error(
+        `control plane up in ${seconds(up - started)} s, objects created in ${
+          seconds(performance.now() - up)
+        } s`,
+      );
       kubeconfig = cp.kubeconfigPath;
     }
     const report: StartupReport = { rounds: [], dig: { name: "", answer: "" } };
@@ -128,4 +135,8 @@ async function startOnce(kubeconfig: string, stateDir: string, dig: boolean) {
     k8stun.signal("SIGTERM");
     await k8stun.status;
   }
+}
+
+function seconds(ms: number): string {
+  return (ms / 1000).toFixed(1);
 }
