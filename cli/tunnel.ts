@@ -104,6 +104,7 @@ export async function startTunnel(
       say(`the VIP range ${s.cidr} is already routed to ${s.owner}; not using it`);
     }
     say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
+    const listing = performance.now();
     const view = await unlessAborted(
       startClusterView({
         kubeConfig: kube.kubeConfig,
@@ -118,6 +119,16 @@ export async function startTunnel(
     await unlessAborted(view.synced, abort); // the API server may be slow or unreachable
 
     const store = view.store;
+    const listed = performance.now();
+    const counts = store.counts();
+    log.debug(
+      "start-up: initial lists complete and indexed in {ms} ms ({objects} objects: {detail})",
+      {
+        ms: Math.round(listed - listing),
+        objects: Object.values(counts).reduce((a, b) => a + b, 0),
+        detail: JSON.stringify(counts),
+      },
+    );
     say(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
     );
@@ -143,21 +154,22 @@ export async function startTunnel(
     const pinned = (namespace: string, name: string) =>
       options.autoDiscover && options.namespaces.includes(namespace) ||
       options.services.some((s) => s.namespace === namespace && s.name === name);
-    if (options.autoDiscover) {
-      for (const s of store.services()) {
-        if (options.namespaces.includes(s.namespace)) {
-          vips.allocate({ type: "service", namespace: s.namespace, name: s.name }, {
-            pinned: true,
-          });
-        }
-      }
-    }
+    const preallocated = options.autoDiscover
+      ? store.services().filter((s) => options.namespaces.includes(s.namespace))
+      : [];
     for (const s of options.services) {
       if (!store.hasService(s.namespace, s.name)) {
         say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
       }
-      vips.allocate({ type: "service", namespace: s.namespace, name: s.name }, { pinned: true });
     }
+    vips.allocateAll(
+      [...preallocated, ...options.services].map((s) => ({
+        type: "service" as const,
+        namespace: s.namespace,
+        name: s.name,
+      })),
+      { pinned: true },
+    );
     cleanups.push(store.onChange((change) => {
       if (change.kind !== "service") return;
       const { namespace, name } = change.service;
@@ -295,6 +307,9 @@ export async function startTunnel(
     cleanups.push(() => mode.revert(modeContext));
     const dnsMode = applied.mode;
     const dnsNote = applied.reason;
+    log.debug("start-up: DNS answers and VIP routes ready {ms} ms after the lists", {
+      ms: Math.round(performance.now() - listed),
+    });
     say(
       dnsMode === "disabled"
         ? "DNS: disabled — reach services by their VIPs"

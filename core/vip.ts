@@ -97,6 +97,8 @@ export class VipPool {
   readonly #byTarget = new Map<string, Entry>();
   /** Addresses remembered from earlier runs, reserved for their targets. */
   readonly #remembered = new Map<string, string>();
+  /** The same, by address (each belongs to one target), so reserving one is O(1), not O(n). */
+  readonly #rememberedBy = new Map<string, string>();
   readonly #freed: number[] = [];
   #next: number;
   readonly #options: VipPoolOptions;
@@ -145,12 +147,28 @@ export class VipPool {
    * until {@link unpin} (its service was deleted).
    */
   allocate(target: VipTarget, options: { pinned?: boolean } = {}): string {
+    const { vip, fresh } = this.#allocate(target, options);
+    if (fresh) this.#persist();
+    return vip;
+  }
+
+  /**
+   * {@link allocate} for many targets (pre-allocation at start-up), writing the state file once:
+   * a write per VIP would rewrite the whole file each time, O(n²) bytes for n services.
+   */
+  allocateAll(targets: Iterable<VipTarget>, options: { pinned?: boolean } = {}): void {
+    let fresh = false;
+    for (const target of targets) fresh = this.#allocate(target, options).fresh || fresh;
+    if (fresh) this.#persist();
+  }
+
+  #allocate(target: VipTarget, options: { pinned?: boolean }): { vip: string; fresh: boolean } {
     const key = targetKey(target);
     const existing = this.#byTarget.get(key);
     if (existing) {
       existing.lastUsed = this.#now();
       existing.pinned ||= options.pinned ?? false;
-      return existing.vip;
+      return { vip: existing.vip, fresh: false };
     }
     const remembered = this.#remembered.get(key);
     const vip = remembered && !this.#byVip.has(remembered) ? remembered : this.#fresh();
@@ -163,10 +181,9 @@ export class VipPool {
     };
     this.#byVip.set(vip, entry);
     this.#byTarget.set(key, entry);
-    this.#remembered.set(key, vip);
-    this.#persist();
+    this.#remember(key, vip);
     this.#telemetry.emit({ type: "vip_allocated", vip, target, at: entry.allocatedAt });
-    return vip;
+    return { vip, fresh: true };
   }
 
   /** The target of a VIP (marks it used). */
@@ -225,18 +242,17 @@ export class VipPool {
     const size = 2 ** (32 - this.network.prefix);
     const last = this.network.base + size - 3; // base+size-2 is the DNS address
 
-    const reserved = new Set(this.#remembered.values());
     while (this.#next <= last) {
       const candidate = numberToIpv4(this.#next++);
-      if (!reserved.has(candidate) && !this.#byVip.has(candidate)) return candidate;
+      if (!this.#rememberedBy.has(candidate) && !this.#byVip.has(candidate)) return candidate;
     }
     // Oldest freed first (FIFO), so a just-released VIP is not handed to another target at once.
     while (this.#freed.length > 0) {
       const candidate = numberToIpv4(this.#freed.shift()!);
       if (!this.#byVip.has(candidate)) {
-        for (const [key, vip] of this.#remembered) {
-          if (vip === candidate) this.#remembered.delete(key);
-        }
+        const owner = this.#rememberedBy.get(candidate);
+        if (owner !== undefined) this.#remembered.delete(owner);
+        this.#rememberedBy.delete(candidate);
         return candidate;
       }
     }
@@ -255,11 +271,22 @@ export class VipPool {
     try {
       const saved = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, string>;
       for (const [key, vip] of Object.entries(saved)) {
-        if (typeof vip === "string" && this.contains(vip)) this.#remembered.set(key, vip);
+        // An address listed twice (a hand-edited file) stays with its first target.
+        if (typeof vip === "string" && this.contains(vip) && !this.#rememberedBy.has(vip)) {
+          this.#remember(key, vip);
+        }
       }
     } catch {
       // a damaged file: start fresh, the next allocation rewrites it
     }
+  }
+
+  /** Remembers `vip` as `key`'s address (dropping the address `key` had before). */
+  #remember(key: string, vip: string): void {
+    const previous = this.#remembered.get(key);
+    if (previous !== undefined && previous !== vip) this.#rememberedBy.delete(previous);
+    this.#remembered.set(key, vip);
+    this.#rememberedBy.set(vip, key);
   }
 
   #persist(): void {

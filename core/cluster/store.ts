@@ -125,6 +125,16 @@ export class ClusterStore implements ClusterView {
     return out;
   }
 
+  /** How many objects of each kind the store holds (start-up figures, diagnostics). */
+  counts(): { namespaces: number; services: number; endpointSlices: number; pods: number } {
+    return {
+      namespaces: this.#namespaces.size,
+      services: this.#services.size,
+      endpointSlices: this.#slices.size,
+      pods: this.#pods.size,
+    };
+  }
+
   onChange(listener: (change: ClusterChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -22,6 +22,8 @@ export interface ControlPlane extends AsyncDisposable {
   caPem: string;
   /** Name of the kwok-managed node. */
   nodeName: string;
+  /** Calls the API as the admin over this control plane's kept-alive connections. */
+  request(method: string, path: string, body?: unknown, contentType?: string): Promise<Response>;
   /** Stops and restarts kube-apiserver (same etcd, same port). */
   restartApiServer(): Promise<void>;
   /** Stops everything this control plane started, by PID, and removes its files. */
@@ -56,7 +58,10 @@ export async function startControlPlane(options: { bin?: string } = {}): Promise
   const bin = options.bin ?? await controlPlaneBinaries();
   const dir = await Deno.makeTempDir({ prefix: "k8stun-kube-" });
   const processes = new Map<string, Deno.ChildProcess>();
+  let http: Deno.HttpClient | undefined;
   const stopAll = async () => {
+    http?.close();
+    http = undefined;
     for (const [name, child] of [...processes].reverse()) {
       await stopProcess(child);
       processes.delete(name);
@@ -72,6 +77,7 @@ export async function startControlPlane(options: { bin?: string } = {}): Promise
     );
     const server = `https://127.0.0.1:${apiPort}`;
     const caPem = await Deno.readTextFile(`${dir}/ca.crt`);
+    const shared = http = client(caPem);
     const kubeconfigPath = `${dir}/kubeconfig`;
     await Deno.writeTextFile(kubeconfigPath, kubeconfig(server, caPem));
 
@@ -125,6 +131,10 @@ export async function startControlPlane(options: { bin?: string } = {}): Promise
         `--service-account-private-key-file=${dir}/sa.key`,
         `--root-ca-file=${dir}/ca.crt`,
         "--use-service-account-credentials=false",
+        // The default client limit (20 requests/s) makes the EndpointSlice controller take a
+        // minute to write the slices of a 1,000-service fixture.
+        "--kube-api-qps=500",
+        "--kube-api-burst=1000",
       ]),
     );
     await applyKwokCrds(server, caPem);
@@ -149,6 +159,8 @@ export async function startControlPlane(options: { bin?: string } = {}): Promise
       kubeconfigPath,
       caPem,
       nodeName: NODE_NAME,
+      request: (method, path, body, contentType) =>
+        api(server, caPem, method, path, body, contentType, shared),
       async restartApiServer() {
         await stopProcess(processes.get("kube-apiserver")!);
         processes.set("kube-apiserver", startApi());
@@ -283,7 +295,7 @@ function client(caPem: string): Deno.HttpClient {
   return Deno.createHttpClient({ caCerts: [caPem] });
 }
 
-/** Calls the API as the admin. */
+/** Calls the API as the admin, over `shared` or else a connection of its own. */
 export async function api(
   server: string,
   caPem: string,
@@ -291,8 +303,9 @@ export async function api(
   path: string,
   body?: unknown,
   contentType = "application/json",
+  shared?: Deno.HttpClient,
 ): Promise<Response> {
-  const http = client(caPem);
+  const http = shared ?? client(caPem);
   try {
     const response = await fetch(`${server}${path}`, {
       method,
@@ -308,7 +321,7 @@ export async function api(
     });
     return response;
   } finally {
-    http.close();
+    if (!shared) http.close();
   }
 }
 

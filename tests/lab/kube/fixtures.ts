@@ -5,7 +5,7 @@
  * and each gets a kwok PortForward whose `command` bridge (`nc -N`) forwards to a local server
  * (the `command` form passes the client's half-close on; the `target` form does not).
  */
-import { api, type ControlPlane, json } from "./control_plane.ts";
+import { type ControlPlane, json } from "./control_plane.ts";
 
 /** A local TCP server standing in for a pod's port. */
 export interface PodServer {
@@ -50,8 +50,15 @@ export function startPodServer(pod: string, kind: "http" | "banner-echo"): PodSe
   return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
 }
 
-async function must(cp: ControlPlane, method: string, path: string, body: unknown, type?: string) {
-  const response = await api(cp.server, cp.caPem, method, path, body, type);
+/** Calls the API as the admin; any status but success (or 409 Already Exists) throws. */
+export async function must(
+  cp: ControlPlane,
+  method: string,
+  path: string,
+  body: unknown,
+  type?: string,
+) {
+  const response = await cp.request(method, path, body, type);
   if (response.status >= 300 && response.status !== 409) {
     throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json(response))}`);
   }
@@ -70,6 +77,33 @@ export async function createPod(
   server: PodServer,
   extra: { hostname?: string; subdomain?: string } = {},
 ): Promise<void> {
+  await createReadyPod(cp, namespace, name, labels, port, `10.244.1.${nextIp++}`, extra);
+  await must(cp, "POST", `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${namespace}/portforwards`, {
+    apiVersion: "kwok.x-k8s.io/v1alpha1",
+    kind: "PortForward",
+    metadata: { name, namespace },
+    spec: {
+      forwards: [{
+        ports: [port.containerPort],
+        command: ["nc", "-N", "127.0.0.1", String(server.port)],
+      }],
+    },
+  });
+}
+
+/**
+ * Creates a pod bound to the kwok node and makes it Running/Ready at `ip` with a status patch
+ * (no port-forward: enough for EndpointSlices and names).
+ */
+export async function createReadyPod(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  labels: Record<string, string>,
+  port: { name: string; containerPort: number },
+  ip: string,
+  extra: { hostname?: string; subdomain?: string } = {},
+): Promise<void> {
   await must(cp, "POST", `/api/v1/namespaces/${namespace}/pods`, {
     apiVersion: "v1",
     kind: "Pod",
@@ -80,7 +114,6 @@ export async function createPod(
       containers: [{ name: "app", image: "k8stun.lab/app", ports: [{ ...port, protocol: "TCP" }] }],
     },
   });
-  const ip = `10.244.1.${nextIp++}`;
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   await must(cp, "PATCH", `/api/v1/namespaces/${namespace}/pods/${name}/status`, {
     status: {
@@ -94,17 +127,6 @@ export async function createPod(
       ],
     },
   }, "application/merge-patch+json");
-  await must(cp, "POST", `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${namespace}/portforwards`, {
-    apiVersion: "kwok.x-k8s.io/v1alpha1",
-    kind: "PortForward",
-    metadata: { name, namespace },
-    spec: {
-      forwards: [{
-        ports: [port.containerPort],
-        command: ["nc", "-N", "127.0.0.1", String(server.port)],
-      }],
-    },
-  });
 }
 
 /** Applies the demo-like fixture; returns the servers to close. */
