@@ -9,9 +9,9 @@ import { startApiServer } from "../core/api/server.ts";
 import { TunnelState } from "../core/api/state.ts";
 import { startClusterView } from "../core/cluster/view.ts";
 import { ClusterAnswerer } from "../core/dns/answer.ts";
-import { DnsServer } from "../core/dns/server.ts";
+import { type DnsListener, DnsServer } from "../core/dns/server.ts";
 import { UpstreamResolver } from "../core/dns/upstream.ts";
-import { FileJournal, repairJournal } from "../core/journal.ts";
+import { FileJournal } from "../core/journal.ts";
 import { invokingUser } from "../core/invoking_user.ts";
 import type { LoadedKubeConfig } from "../core/kubeconfig.ts";
 import { logger, pluginLogger } from "../core/log.ts";
@@ -31,8 +31,8 @@ import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { builtinPlugins } from "../plugins/builtin.ts";
-import { isFileForwardChanges } from "../plugins/dns/forward.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
+import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
 import { parsePluginConfig } from "./plugin_options.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
@@ -86,7 +86,7 @@ export async function startTunnel(
   cleanups.push(() => libc.close());
   const ruleUndo = diversionRuleUndo(libc.symbols);
   try {
-    for (const line of await repairJournal(isFileForwardChanges, undefined, ruleUndo)) {
+    for (const line of (await cleanUpAfterDeadRuns(ruleUndo)).messages) {
       say(`repaired a previous run: ${line}`);
     }
     const state = new TunnelState();
@@ -268,7 +268,7 @@ export async function startTunnel(
       throw new Error(`no DNS mode "${options.dnsMode}" (available: ${known})`);
     }
     if (mode.name !== "disabled") {
-      const listener = dns.listen(FORWARD_DNS_ADDRESS, 53);
+      const listener = listenForSystemDns(dns);
       cleanups.push(() => listener.close());
     }
     const journal = new FileJournal(undefined, ruleUndo);
@@ -369,8 +369,10 @@ export async function startTunnel(
       const file = await writeInstanceFile({
         url: api.url,
         token: options.httpToken,
-        pid: Deno.pid,
         startedAt: new Date().toISOString(),
+        tun: dataPlane.name,
+        vipRange: vips.cidr,
+        context: kube.context,
       });
       cleanups.push(() => api.close());
       cleanups.push(() => removeInstanceFile(file));
@@ -414,6 +416,19 @@ function unlessAborted<T>(
       }, { once: true })
     ),
   ]);
+}
+
+/** k8stun's DNS for the system; the address is taken when another k8stun owns the system's DNS. */
+function listenForSystemDns(dns: DnsServer): DnsListener {
+  try {
+    return dns.listen(FORWARD_DNS_ADDRESS, 53);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new Error(
+      `${FORWARD_DNS_ADDRESS}:53 is taken: another k8stun (or DNS server) answers there, and ` +
+        "only one k8stun can own the system's DNS — start this one with --dns-mode disabled",
+    );
+  }
 }
 
 /**

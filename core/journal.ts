@@ -1,17 +1,26 @@
 /**
- * The journal of changes k8stun makes outside the TUN (platform-ffi.md §8.2). The intent comes
- * first: before a file is changed, its original bytes and the hash of what k8stun is about to
- * write are recorded and fsynced, so a crash at any point after leaves a journal that knows
- * the change. Undo restores a file only if it holds exactly what k8stun wrote (never clobbering
- * someone else's later edit; a file still as it was needs nothing), writing in place so
- * bind-mounted files (containers, lab namespaces) are restored too. A run that crashed leaves
- * the journal behind; `k8stun cleanup` or the next `k8stun run` undoes it, and acts only on the
- * files k8stun's DNS modes change, whatever the journal names.
+ * The journal of changes k8stun makes outside the TUN (platform-ffi.md §8.2), one per running
+ * k8stun (`journal-<pid>.json` in the runtime directory), so two instances never undo each
+ * other's changes. The intent comes first: before a file is changed, its original bytes and the
+ * hash of what k8stun is about to write are recorded and fsynced, so a crash at any point after
+ * leaves a journal that knows the change. Undo restores a file only if it holds exactly what
+ * k8stun wrote (never clobbering someone else's later edit; a file still as it was needs
+ * nothing), writing in place so bind-mounted files (containers, lab namespaces) are restored
+ * too. A run that crashed leaves its journal behind; `k8stun cleanup` or the next `k8stun run`
+ * undoes the journals of every k8stun that no longer runs (never a running one's), and acts only
+ * on the files k8stun's DNS modes change, whatever a journal names.
  */
 import { createHash } from "node:crypto";
 import type { Journal } from "../mod.ts";
+import { processRuns, processStartTime } from "./live_process.ts";
 import { logger } from "./log.ts";
-import { ensureRuntimeDir, existingRuntimeDir, runtimeDir } from "./runtime_dir.ts";
+import {
+  ensureRuntimeDir,
+  existingRuntimeDir,
+  runFileName,
+  runFiles,
+  runtimeDir,
+} from "./runtime_dir.ts";
 import { parentDir, replaceFileSync } from "./safe_file.ts";
 
 const log = logger("journal");
@@ -52,6 +61,8 @@ type Entry = FileEntry | StepEntry | RuleEntry;
 
 interface JournalFile {
   pid: number;
+  /** The process's start time (core/live_process.ts): tells it from a later one with its pid. */
+  startTime?: number;
   startedAt: string;
   entries: Entry[];
 }
@@ -70,9 +81,12 @@ export interface RuleUndo {
 /** Whether `k8stun cleanup` may restore or remove a file a journal names. */
 export type MayTouch = (path: string) => boolean;
 
-/** Where the journal lives: `journal.json` in the runtime directory (core/runtime_dir.ts). */
-export function journalPath(env: (name: string) => string | undefined = Deno.env.get): string {
-  return `${runtimeDir(env)}/journal.json`;
+/** Where process `pid` keeps its journal: `journal-<pid>.json` in the runtime directory. */
+export function journalPath(
+  env: (name: string) => string | undefined = Deno.env.get,
+  pid: number = Deno.pid,
+): string {
+  return `${runtimeDir(env)}/${runFileName("journal", pid)}`;
 }
 
 /** SHA-256 hex of bytes (synchronous: a forced exit undoes the journal without awaiting). */
@@ -85,7 +99,12 @@ export class FileJournal implements Journal {
   #data: JournalFile;
 
   constructor(readonly path: string = journalPath(), readonly rules?: RuleUndo) {
-    this.#data = { pid: Deno.pid, startedAt: new Date().toISOString(), entries: [] };
+    this.#data = {
+      pid: Deno.pid,
+      startTime: processStartTime(),
+      startedAt: new Date().toISOString(),
+      entries: [],
+    };
   }
 
   /**
@@ -156,34 +175,62 @@ export class FileJournal implements Journal {
   }
 }
 
+/** What undoing the journals of runs that are gone did. */
+export interface JournalRepair {
+  /** One line per change undone or left alone, for the user. */
+  messages: string[];
+  /** The pids of running k8stuns whose journals were left to them. */
+  running: number[];
+}
+
 /**
- * Undoes a journal left by another run (crashed or killed). Returns what it did, one line each;
- * an empty list when there was nothing to do. A journal whose process still runs is left alone;
- * a journal in a directory others can write is refused; an entry naming a file `mayTouch`
- * rejects is reported and skipped.
+ * Undoes the journals in the runtime directory `dir` whose k8stun no longer runs (crashed or
+ * killed), newest run first; a running one's journal is left alone. A journal in a directory
+ * others can write is refused; an entry naming a file `mayTouch` rejects is reported and
+ * skipped.
  */
-export async function repairJournal(
+export async function repairJournals(
   mayTouch: MayTouch,
-  path: string = journalPath(),
   rules?: RuleUndo,
-): Promise<string[]> {
-  if (!existingRuntimeDir(parentDir(path))) return [];
+  dir: string = runtimeDir(),
+): Promise<JournalRepair> {
+  const result: JournalRepair = { messages: [], running: [] };
+  if (!existingRuntimeDir(dir)) return result;
+  const dead: { path: string; data: JournalFile }[] = [];
+  for (const file of runFiles(dir)) {
+    if (file.kind !== "journal" || file.temporary) continue;
+    const data = await readJournal(file.path);
+    if (!data) continue;
+    if (processRuns(data.pid, data.startTime)) result.running.push(data.pid);
+    else dead.push({ path: file.path, data });
+  }
+  dead.sort((a, b) => String(b.data.startedAt).localeCompare(String(a.data.startedAt)));
+  for (const { path, data } of dead) {
+    result.messages.push(...undoEntries(data.entries, mayTouch, rules));
+    await Deno.remove(path).catch(() => {});
+  }
+  return result;
+}
+
+/** A journal's contents; undefined when it is gone; throws when it cannot be trusted. */
+async function readJournal(path: string): Promise<JournalFile | undefined> {
   let data: JournalFile;
   try {
     data = JSON.parse(await Deno.readTextFile(path));
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw new Error(`cannot read the journal ${path}: ${(error as Error).message}`);
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(
+      `cannot read the journal ${path}: ${(error as Error).message}; ` +
+        "remove it after checking /etc/resolv.conf",
+    );
   }
-  if (typeof data?.pid !== "number" || !Array.isArray(data.entries)) {
+  if (
+    typeof data?.pid !== "number" || !Array.isArray(data.entries) ||
+    (data.startTime !== undefined && typeof data.startTime !== "number")
+  ) {
     throw new Error(`the journal ${path} is damaged; remove it after checking /etc/resolv.conf`);
   }
-  if (data.pid !== Deno.pid && processRuns(data.pid)) {
-    throw new Error(`k8stun (pid ${data.pid}) is still running; stop it first`);
-  }
-  const messages = undoEntries(data.entries, mayTouch, rules);
-  await Deno.remove(path).catch(() => {});
-  return messages;
+  return data;
 }
 
 function undoEntries(entries: Entry[], mayTouch: MayTouch, rules?: RuleUndo): string[] {
@@ -227,7 +274,10 @@ function undoFile(entry: FileEntry): string {
   const original = entry.original === null ? undefined : fromBase64(entry.original);
   if (sameBytes(current, original)) return `${entry.path}: never changed, left as it is`;
   const ours = entry.intended ?? entry.written;
-  if (ours === undefined || !current || sha256(current) !== ours) {
+  // Writing in place opens the file with O_TRUNC before writing (open(2)): a k8stun killed
+  // between the two, writing its bytes or restoring the original, leaves it empty.
+  const cutShort = current?.length === 0 && ours !== undefined;
+  if (!cutShort && (ours === undefined || !current || sha256(current) !== ours)) {
     log.warn("{path} was changed by someone else since k8stun wrote it; not restoring it", {
       path: entry.path,
     });
@@ -275,15 +325,6 @@ function wellFormed(entry: FileEntry): boolean {
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function toBase64(bytes: Uint8Array): string {

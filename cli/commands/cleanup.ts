@@ -1,14 +1,27 @@
 /**
- * `k8stun cleanup`: undoes what a crashed or killed k8stun left behind: the journaled DNS
- * changes (only files the DNS modes change and tun_route's own policy rules, whatever the
- * journal says) and a stale `api.json`, which holds the API token of a run that is gone.
+ * `k8stun cleanup`: undoes what crashed or killed k8stuns left behind — their journaled DNS
+ * changes (only files the DNS modes change and tun_route's own policy rules, whatever a journal
+ * says), their API records (which hold the token of a run that is gone) and files they were
+ * killed in the middle of writing. What a running k8stun owns is left to it. Every start of TUN
+ * mode does the same first.
  */
 import type { Command } from "commander";
-import { removeStaleInstanceFile } from "../../core/api/instance_file.ts";
-import { journalPath, repairJournal } from "../../core/journal.ts";
+import { removeStaleInstanceFiles } from "../../core/api/instance_file.ts";
+import { type JournalRepair, repairJournals, type RuleUndo } from "../../core/journal.ts";
+import { removeDeadTemporaries, runtimeDir } from "../../core/runtime_dir.ts";
 import { isFileForwardChanges } from "../../plugins/dns/forward.ts";
 import { diversionRuleUndo } from "../../ffi/linux/dns_diversion.ts";
 import { openLibc } from "../../ffi/linux/libc.ts";
+
+/** Undoes what the k8stuns that no longer run left in `dir` (the runtime directory). */
+export async function cleanUpAfterDeadRuns(
+  rules: RuleUndo,
+  dir: string = runtimeDir(),
+): Promise<JournalRepair> {
+  const repair = await repairJournals(isFileForwardChanges, rules, dir);
+  repair.messages.push(...await removeStaleInstanceFiles(dir), ...removeDeadTemporaries(dir));
+  return repair;
+}
 
 /** Registers `cleanup`. */
 export function registerCleanup(program: Command): void {
@@ -16,13 +29,11 @@ export function registerCleanup(program: Command): void {
     .description("restore system settings (DNS) that a crashed k8stun left changed")
     .action(async () => {
       const libc = openLibc();
-      const messages = await repairJournal(
-        isFileForwardChanges,
-        journalPath(),
-        diversionRuleUndo(libc.symbols),
-      ).finally(() => libc.close());
-      const stale = await removeStaleInstanceFile();
-      if (stale) messages.push(stale);
+      const { messages, running } = await cleanUpAfterDeadRuns(diversionRuleUndo(libc.symbols))
+        .finally(() => libc.close());
+      for (const pid of running) {
+        messages.push(`k8stun (pid ${pid}) is running: its changes are left to it (stop it first)`);
+      }
       if (messages.length === 0) console.log("nothing to clean up");
       for (const m of messages) console.log(m);
     });

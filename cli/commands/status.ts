@@ -1,43 +1,105 @@
-/** `k8stun status`: the running instance's VIPs and connections, as a table or JSON. */
+/**
+ * `k8stun status`: the running instances' VIPs and connections, as a table or JSON. With one
+ * instance running (or one picked by `--pid` or `--url`), its table; with several, each one's
+ * under a line naming it.
+ */
 import type { Command } from "commander";
-import { findInstance } from "../../core/api/instance_file.ts";
+import { findInstances, type InstanceInfo } from "../../core/api/instance_file.ts";
 import type { VipInfoJson } from "../../core/api/state.ts";
+import { integerIn } from "../run_options.ts";
 
 interface StatusOptions {
   url?: string;
   token?: string;
+  pid?: number;
   json?: boolean;
 }
 
 /** Registers `status`. */
 export function registerStatus(program: Command): void {
   program.command("status")
-    .description("show the running k8stun's VIPs and connections (needs its --http API)")
-    .option("--url <url>", "API base URL (default: found from the running instance)")
+    .description("show the running k8stuns' VIPs and connections (needs their --http API)")
+    .option("--url <url>", "API base URL (default: found from the running instances)")
+    .option("--pid <pid>", "only the instance with this process id", integerIn(1, 2 ** 31, "--pid"))
     .option("--token <token>", "API bearer token (default: K8STUN_HTTP_TOKEN or the instance's)")
-    .option("--json", "print the /vips JSON instead of a table")
+    .option("--json", "print the /vips JSON instead of a table (one instance)")
     .action(async (options: StatusOptions) => {
-      const instance = options.url ? undefined : await findInstance();
-      const url = options.url ?? instance?.url;
-      if (!url) {
+      const instances = options.url ? [] : await findInstances();
+      const picked = options.url
+        ? [{ url: options.url } as Partial<InstanceInfo>]
+        : pickInstances(instances, options.pid);
+      if (options.json && picked.length > 1) {
         throw new Error(
-          "no running k8stun with an HTTP API found — start it with --http PORT, or pass --url",
+          `${picked.length} k8stuns are running (pids ${
+            picked.map((i) => i.pid).join(", ")
+          }); pick one with --pid`,
         );
       }
-      const token = options.token ?? Deno.env.get("K8STUN_HTTP_TOKEN") ?? instance?.token;
-      const response = await fetch(`${url.replace(/\/$/, "")}/vips`, {
-        headers: token ? { authorization: `Bearer ${token}` } : {},
-      }).catch((error) => {
-        throw new Error(`cannot reach the k8stun API at ${url}: ${error.message}`);
-      });
-      if (!response.ok) {
-        throw new Error(
-          `the k8stun API at ${url} answered ${response.status}: ${(await response.text()).trim()}`,
-        );
+      const token = (instance: Partial<InstanceInfo>) =>
+        options.token ?? Deno.env.get("K8STUN_HTTP_TOKEN") ?? instance.token;
+      if (picked.length === 1) {
+        const body = await fetchVips(picked[0].url!, token(picked[0]));
+        console.log(options.json ? JSON.stringify(body, null, 2) : formatStatus(body.vips));
+        return;
       }
-      const body = await response.json() as { vips: VipInfoJson[] };
-      console.log(options.json ? JSON.stringify(body, null, 2) : formatStatus(body.vips));
+      let failed = 0;
+      const sections: string[] = [];
+      for (const instance of picked) {
+        const vips = await fetchVips(instance.url!, token(instance)).then(
+          (body) => formatStatus(body.vips),
+          (error) => {
+            failed++;
+            return (error as Error).message;
+          },
+        );
+        sections.push(`${describeInstance(instance as InstanceInfo)}\n${vips}`);
+      }
+      console.log(sections.join("\n\n"));
+      if (failed > 0) Deno.exitCode = 1;
     });
+}
+
+/** The instances `--pid` selects (all without it); throws when there is none. */
+function pickInstances(instances: InstanceInfo[], pid?: number): InstanceInfo[] {
+  if (pid === undefined) {
+    if (instances.length > 0) return instances;
+    throw new Error(
+      "no running k8stun with an HTTP API found — start it with --http PORT, or pass --url",
+    );
+  }
+  const picked = instances.filter((i) => i.pid === pid);
+  if (picked.length > 0) return picked;
+  const running = instances.map((i) => i.pid).join(", ");
+  throw new Error(
+    `no running k8stun with pid ${pid} and an HTTP API` +
+      (running ? ` (running: pid ${running})` : " — start it with --http PORT"),
+  );
+}
+
+/** One line naming an instance, above its table when several run. */
+export function describeInstance(info: InstanceInfo): string {
+  const details = [
+    info.context && `context ${info.context}`,
+    info.tun,
+    info.vipRange && `VIPs ${info.vipRange}`,
+    `API ${info.url}`,
+    `since ${info.startedAt}`,
+  ].filter(Boolean);
+  return `k8stun pid ${info.pid}: ${details.join(", ")}`;
+}
+
+async function fetchVips(url: string, token?: string): Promise<{ vips: VipInfoJson[] }> {
+  const response = await fetch(`${url.replace(/\/$/, "")}/vips`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  }).catch((error) => {
+    throw new Error(`cannot reach the k8stun API at ${url}: ${error.message}`);
+  });
+  if (!response.ok) {
+    throw new Error(
+      `the k8stun API at ${url} answered ${response.status}: ${(await response.text()).trim()}`,
+    );
+  }
+  return await response.json() as { vips: VipInfoJson[] };
 }
 
 /** Renders VIPs and their active connections as a plain-text table. */

@@ -1,97 +1,125 @@
 /**
- * Where a running k8stun advertises its HTTP API, so `k8stun status` finds it without flags:
- * `api.json` in the runtime directory (core/runtime_dir.ts: `/run/k8stun` for root,
- * `$XDG_RUNTIME_DIR/k8stun` or `~/.local/state/k8stun` otherwise). It holds the token, so it is
- * written with mode 0600 into a directory only k8stun's user can write, never through a link.
+ * Where each running k8stun advertises its HTTP API, so `k8stun status` finds every instance
+ * without flags: one record per process, `api-<pid>.json` in the runtime directory
+ * (core/runtime_dir.ts: `/run/k8stun` for root, `$XDG_RUNTIME_DIR/k8stun` or
+ * `~/.local/state/k8stun` otherwise), so a second instance (another cluster) neither overwrites
+ * nor deletes the first one's. A record holds the token, so it is written with mode 0600 into
+ * a directory only k8stun's user can write, never through a link. Records of processes that no
+ * longer run are ignored, and removed by `k8stun cleanup` and the next start.
  */
-import { ensureRuntimeDir, existingRuntimeDir, runtimeDir } from "../runtime_dir.ts";
+import { processRuns, processStartTime } from "../live_process.ts";
+import {
+  ensureRuntimeDir,
+  existingRuntimeDir,
+  runFileName,
+  runFiles,
+  runtimeDir,
+} from "../runtime_dir.ts";
 import { parentDir, replaceFileSync } from "../safe_file.ts";
 
-/** What the file holds. */
+/** What a record holds. */
 export interface InstanceInfo {
   url: string;
   token?: string;
   pid: number;
+  /** The process's start time (core/live_process.ts): tells it from a later one with its pid. */
+  startTime?: number;
   startedAt: string;
+  /** The TUN device, the VIP range and the Kubernetes context, for `k8stun status`. */
+  tun?: string;
+  vipRange?: string;
+  context?: string;
 }
 
-/** Candidate locations, most specific first. */
-export function instanceFilePaths(
-  env: (name: string) => string | undefined = Deno.env.get,
-): string[] {
+/** The directories a record may be in, most specific first (also those of other users). */
+export function instanceDirs(env: (name: string) => string | undefined = Deno.env.get): string[] {
   const override = env("K8STUN_RUNTIME_DIR");
-  if (override) return [`${override}/api.json`];
-  const paths: string[] = [];
+  if (override) return [override];
+  const dirs: string[] = [];
   const runtime = env("XDG_RUNTIME_DIR");
-  if (runtime) paths.push(`${runtime}/k8stun/api.json`);
+  if (runtime) dirs.push(`${runtime}/k8stun`);
   const home = env("HOME");
-  if (home) paths.push(`${home}/.local/state/k8stun/api.json`);
-  paths.push("/run/k8stun/api.json");
-  return paths;
+  if (home) dirs.push(`${home}/.local/state/k8stun`);
+  dirs.push("/run/k8stun");
+  return dirs;
 }
 
-/** The path this process writes to. */
+/** The path this process writes its record to. */
 export function ownInstanceFilePath(): string {
-  return `${runtimeDir()}/api.json`;
+  return `${runtimeDir()}/${runFileName("api")}`;
 }
 
-/** Writes the instance file; returns its path. */
-export function writeInstanceFile(info: InstanceInfo): Promise<string> {
+/** Writes this process's record (pid and start time filled in); returns its path. */
+export function writeInstanceFile(
+  info: Omit<InstanceInfo, "pid" | "startTime">,
+): Promise<string> {
   const path = ownInstanceFilePath();
   ensureRuntimeDir(parentDir(path));
-  const bytes = new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n");
+  const record: InstanceInfo = { ...info, pid: Deno.pid, startTime: processStartTime() };
+  const bytes = new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n");
   replaceFileSync(path, bytes, { mode: 0o600 });
   return Promise.resolve(path);
 }
 
 /**
- * Removes this process's instance file when the k8stun that wrote it is gone (it would keep a
- * dead run's token lying around); returns what it did, or undefined when there was nothing.
+ * Removes the records in `dir` whose k8stun no longer runs (they would keep a dead run's token
+ * lying around), and damaged ones; returns one line per record removed.
  */
-export async function removeStaleInstanceFile(
-  path: string = ownInstanceFilePath(),
-): Promise<string | undefined> {
-  if (!existingRuntimeDir(parentDir(path))) return undefined;
-  let pid: number | undefined;
-  try {
-    pid = (JSON.parse(await Deno.readTextFile(path)) as InstanceInfo).pid;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    // unreadable or damaged: nobody can use it, remove it
+export async function removeStaleInstanceFiles(dir: string = runtimeDir()): Promise<string[]> {
+  if (!existingRuntimeDir(dir)) return [];
+  const messages: string[] = [];
+  for (const file of runFiles(dir)) {
+    if (file.kind !== "api" || file.temporary) continue;
+    const info = await readRecord(file.path);
+    if (info === null) continue; // removed meanwhile
+    if (info && processRuns(info.pid, info.startTime)) continue;
+    await Deno.remove(file.path).catch(() => {});
+    messages.push(`${file.path}: removed (the API token of a k8stun that is no longer running)`);
   }
-  if (typeof pid === "number" && pid !== Deno.pid && processAlive(pid)) return undefined;
-  await Deno.remove(path);
-  return `${path}: removed (the API token of a k8stun that is no longer running)`;
+  return messages;
 }
 
-/** Removes the instance file if it is still this process's. */
+/** Removes the record if it is still this process's. */
 export async function removeInstanceFile(path: string): Promise<void> {
-  try {
-    const info = JSON.parse(await Deno.readTextFile(path)) as InstanceInfo;
-    if (info.pid === Deno.pid) await Deno.remove(path);
-  } catch {
-    // gone already, or not ours
-  }
+  const info = await readRecord(path);
+  if (info?.pid === Deno.pid) await Deno.remove(path).catch(() => {});
 }
 
-/** Finds a live instance: the first file whose pid still runs. */
-export async function findInstance(): Promise<InstanceInfo | undefined> {
-  for (const path of instanceFilePaths()) {
+/**
+ * The running instances with an HTTP API, oldest first: every record in the candidate
+ * directories whose process still runs (unreadable directories and records are skipped).
+ */
+export async function findInstances(
+  env: (name: string) => string | undefined = Deno.env.get,
+): Promise<InstanceInfo[]> {
+  const found = new Map<number, InstanceInfo>();
+  for (const dir of instanceDirs(env)) {
+    let files;
     try {
-      const info = JSON.parse(await Deno.readTextFile(path)) as InstanceInfo;
-      if (processAlive(info.pid)) return info;
+      files = runFiles(dir);
     } catch {
-      // missing or unreadable: try the next location
+      continue; // another user's directory
+    }
+    for (const file of files) {
+      if (file.kind !== "api" || file.temporary) continue;
+      const info = await readRecord(file.path);
+      if (info && !found.has(info.pid) && processRuns(info.pid, info.startTime)) {
+        found.set(info.pid, info);
+      }
     }
   }
-  return undefined;
+  return [...found.values()].sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
-function processAlive(pid: number): boolean {
+/** A record; null when there is none, undefined when it cannot be read or is damaged. */
+async function readRecord(path: string): Promise<InstanceInfo | null | undefined> {
   try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return Deno.build.os !== "linux";
+    const info = JSON.parse(await Deno.readTextFile(path)) as InstanceInfo;
+    const wellFormed = typeof info?.url === "string" && Number.isSafeInteger(info.pid) &&
+      typeof info.startedAt === "string" &&
+      (info.startTime === undefined || typeof info.startTime === "number");
+    return wellFormed ? info : undefined;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? null : undefined;
   }
 }

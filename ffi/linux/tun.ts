@@ -18,6 +18,13 @@ const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
 const IFNAMSIZ = 16;
 
+/**
+ * The name k8stun asks for: the kernel replaces `%d` with the lowest free number when it
+ * creates the device (TUNSETIFF), atomically, so two k8stuns get `k8stun0` and `k8stun1` and
+ * never one name — and `ip link` says whose the device is.
+ */
+export const TUN_NAME_TEMPLATE = "k8stun%d";
+
 /** An error opening or configuring the TUN, with a message a user can act on. */
 export class TunError extends Error {
   constructor(message: string, readonly errno: number) {
@@ -58,18 +65,19 @@ function explain(code: number, what: string): string {
       return `${what}: /dev/net/tun is missing — load the tun module (modprobe tun) or create the device node`;
     case Errno.EBUSY:
     case Errno.EEXIST:
-      return `${what}: the interface name is already in use — pick another with --tun-name or stop the other program`;
+      return `${what}: the interface name is already in use — stop the program that holds that device`;
     default:
       return `${what}: errno ${code}`;
   }
 }
 
 /**
- * Opens a TUN device (name empty = the kernel picks `tunN`). With `offload`, asks for the virtio
- * header and checksum + TCP segmentation offload, and quietly does without when the kernel
- * refuses them (the result says which).
+ * Opens a TUN device (name empty = {@link TUN_NAME_TEMPLATE}: the kernel picks a free
+ * `k8stunN`). With `offload`, asks for the virtio header and checksum + TCP segmentation offload,
+ * and quietly does without when the kernel refuses them (the result says which).
  */
 export function openTun(libc: Libc, name = "", options: { offload?: boolean } = {}): TunDevice {
+  name ||= TUN_NAME_TEMPLATE;
   if (options.offload) {
     const device = create(libc, name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
     if (libc.ioctlValue(device.fd, BigInt(TUNSETOFFLOAD), BigInt(TUN_F_CSUM | TUN_F_TSO4)) === 0) {

@@ -5,7 +5,8 @@
  * K8STUN_RUNTIME_DIR; the real /etc and /run are never touched.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { FileJournal, sha256 } from "../../core/journal.ts";
+import { FileJournal, repairJournals, sha256 } from "../../core/journal.ts";
+import { processStartTime } from "../../core/live_process.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 
 const ignore = Deno.uid() !== 0;
@@ -34,10 +35,14 @@ async function withTempDir(fn: (dir: string) => Promise<void>) {
   }
 }
 
-/** A crashed run's journal (pid 0x7fffffff runs nowhere) changing each of `files`. */
+/**
+ * A crashed run's journal (by default pid 0x7fffffff, which runs nowhere) changing each of
+ * `files`.
+ */
 async function crashedJournal(
   path: string,
   files: { path: string; original: string; current: string }[],
+  owner: { pid: number; startTime?: number } = { pid: 0x7fffffff },
 ) {
   const entries = [];
   for (const f of files) {
@@ -51,7 +56,7 @@ async function crashedJournal(
   }
   await Deno.writeTextFile(
     path,
-    JSON.stringify({ pid: 0x7fffffff, startedAt: "", entries }),
+    JSON.stringify({ ...owner, startedAt: "", entries }),
     { mode: 0o600 },
   );
 }
@@ -158,9 +163,10 @@ Deno.test({
 
 /**
  * Runs forward mode on the lab's /etc/resolv.conf in a process that dies (exit 137, as after
- * SIGKILL) right before or right after k8stun's write of the file.
+ * SIGKILL) right before or right after k8stun's write of the file, or in between, when open(2)
+ * has truncated it and nothing is written yet.
  */
-async function crashDuringForward(lab: Lab, when: "before" | "after") {
+async function crashDuringForward(lab: Lab, when: "before" | "after" | "truncated") {
   const script = `${lab.dir}/crash.ts`;
   await Deno.writeTextFile(
     script,
@@ -171,6 +177,10 @@ const write = Deno.writeFile;
 Object.defineProperty(Deno, "writeFile", {
   value: async (path, data, options) => {
     if (${JSON.stringify(when)} === "before") Deno.exit(137);
+    if (${JSON.stringify(when)} === "truncated") {
+      await write(path, new Uint8Array(), options);
+      Deno.exit(137);
+    }
     await write(path, data, options);
     Deno.exit(137);
   },
@@ -233,5 +243,111 @@ Deno.test({
     const out = await labCleanup(lab);
     assertMatch(out.stdout, /changed by someone else/);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), edited);
+  },
+});
+
+Deno.test({
+  name:
+    "files: a kill between resolv.conf's truncation and k8stun's write is undone (the empty file is k8stun's)",
+  ignore: labUnavailable() !== undefined,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: ORIGINAL });
+    await crashDuringForward(lab, "truncated");
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath), "");
+    const out = await labCleanup(lab);
+    assertEquals(out.stdout.trim(), "/etc/resolv.conf: restored");
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath), ORIGINAL);
+  },
+});
+
+Deno.test({
+  name:
+    "files: cleanup undoes the journal of every k8stun that is gone and never a running one's, even when its pid was reused",
+  ignore,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const run = `${dir}/run`;
+      await Deno.mkdir(run, { mode: 0o700 });
+      const file = (name: string) => `${dir}/resolver/${name}`;
+      await Deno.mkdir(`${dir}/resolver`);
+      // Three runs changed three files: one is dead, one runs (this test), one's pid now
+      // belongs to another process (this test, which started at another time). The pid
+      // inside a journal counts, not the one in its name.
+      const changes = ["dead", "live", "reused"].map((name) => ({
+        path: file(name),
+        original: `${name} original\n`,
+        current: `${name} by k8stun\n`,
+      }));
+      for (const c of changes) await Deno.writeTextFile(c.path, c.current);
+      const me = { pid: Deno.pid, startTime: processStartTime() };
+      await crashedJournal(`${run}/journal-2147483647.json`, [changes[0]]);
+      await crashedJournal(`${run}/journal-${Deno.pid}.json`, [changes[1]], me);
+      await crashedJournal(`${run}/journal-${Deno.pid + 1}.json`, [changes[2]], {
+        pid: Deno.pid,
+        startTime: me.startTime! - 1,
+      });
+      // Only /etc/resolv.conf and /etc/resolver/* are k8stun's: a library-level repair with a
+      // test directory allowed shows what is undone.
+      const repair = await repairJournals(
+        (path) => path.startsWith(`${dir}/resolver/`),
+        undefined,
+        run,
+      );
+      assertEquals(repair.running, [Deno.pid]);
+      assertEquals(repair.messages.sort(), [
+        `${file("dead")}: restored`,
+        `${file("reused")}: restored`,
+      ]);
+      assertEquals(
+        await Deno.readTextFile(file("live")),
+        "live by k8stun\n",
+        "a running k8stun's change stays",
+      );
+      assertEquals([...Deno.readDirSync(run)].map((e) => e.name), [`journal-${Deno.pid}.json`]);
+
+      const out = await cleanup(run);
+      assertEquals(out.code, 0, out.stderr);
+      assertEquals(
+        out.stdout.trim(),
+        `k8stun (pid ${Deno.pid}) is running: its changes are left to it (stop it first)`,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "files: cleanup removes the API records and half-written files of k8stuns that are gone, and keeps a running one's",
+  ignore,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const run = `${dir}/run`;
+      await Deno.mkdir(run, { mode: 0o700 });
+      const record = (pid: number) =>
+        JSON.stringify({ url: "http://127.0.0.1:1", token: "secret", pid, startedAt: "" });
+      const dead = 2147483647;
+      await Deno.writeTextFile(`${run}/api-${dead}.json`, record(dead), { mode: 0o600 });
+      await Deno.writeTextFile(`${run}/api-${Deno.pid}.json`, record(Deno.pid), { mode: 0o600 });
+      await Deno.writeTextFile(`${run}/api-12345678.json`, "{ damaged", { mode: 0o600 });
+      for (const name of [`.journal-${dead}.json.0a1b2c3d.tmp`, `.api-${dead}.json.0a1b2c3d.tmp`]) {
+        await Deno.writeTextFile(`${run}/${name}`, "{", { mode: 0o600 });
+      }
+      await Deno.writeTextFile(`${run}/.api-${Deno.pid}.json.0a1b2c3d.tmp`, "{", { mode: 0o600 });
+      await Deno.writeTextFile(`${run}/notes.txt`, "someone's file");
+      const out = await cleanup(run);
+      assertEquals(out.code, 0, out.stderr);
+      assertEquals(out.stdout.trim().split("\n").length, 4, out.stdout);
+      assertMatch(out.stdout, new RegExp(`api-${dead}\\.json: removed \\(the API token`));
+      assertMatch(out.stdout, /api-12345678\.json: removed/);
+      assertMatch(
+        out.stdout,
+        new RegExp(`\\.journal-${dead}\\.json\\.0a1b2c3d\\.tmp: removed \\(a half-written`),
+      );
+      assertEquals([...Deno.readDirSync(run)].map((e) => e.name).sort(), [
+        `.api-${Deno.pid}.json.0a1b2c3d.tmp`,
+        `api-${Deno.pid}.json`,
+        "notes.txt",
+      ]);
+    });
   },
 });

@@ -140,7 +140,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using lab = await Lab.create({ resolvConf: RESOLV });
-    for (const after of [/simulated cluster at/, /TUN tun\d+ up/]) {
+    for (const after of [/simulated cluster at/, /TUN k8stun\d+ up/]) {
       const k8stun = lab.spawn(Deno.execPath(), [
         "run",
         "-A",
