@@ -150,3 +150,13 @@ export class ResourceWatch {
     return { ...this.#peak };
   }
 }
+
+/**
+ * Memory held by this test's own JavaScript (heap plus ArrayBuffers). `deno test --parallel` runs
+ * test files as workers of one process, so the process's RSS also counts the other files' work:
+ * a test that measures itself uses this.
+ */
+export function isolateMemory(): number {
+  const usage = Deno.memoryUsage();
+  return usage.heapUsed + usage.external;
+}
