@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
-import { ResourceWatch, startDemo } from "./harness.ts";
+import { CurlLoop, ResourceWatch, startDemo } from "./harness.ts";
 
 const ignore = labUnavailable() !== undefined;
 const UPSTREAM = new URL("../lab/upstream_dns.ts", import.meta.url).pathname;
@@ -54,6 +54,7 @@ Deno.test({
     await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
     const k8stun = await startDemo(lab);
     const watch = ResourceWatch.start(k8stun.pid);
+    const browsing = CurlLoop.start(lab);
 
     const flood = lab.spawn(Deno.execPath(), [
       "eval",
@@ -81,7 +82,12 @@ Deno.test({
     const [, sent, replies] = await flood.waitForOutput(/SENT (\d+) REPLIES (\d+)/, 60_000);
     flooding = false;
     await user;
-    const bounds = watch.check("20,000 unanswered DNS queries", { maxRssMiB: 400, maxFds: 100 });
+    const curls = await browsing.stop();
+    console.log(
+      `[users] ${curls.ok} curls of http://hello.demo/ succeeded, ${curls.failed} failed`,
+    );
+    assertEquals(curls.failures, [], "curl http://hello.demo/ kept working during the flood");
+    const bounds = watch.check("20,000 unanswered DNS queries", { maxRssMiB: 450, maxFds: 200 });
     console.log(
       `[dns flood] sent ${sent}, ${replies} SERVFAIL replies reached the flooder, user lookups: ` +
         `${lookups.filter((l) => l === "ok").length}/${lookups.length} ok`,

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
-import { DEMO_RESOLV, ResourceWatch, sampleResources, startDemo } from "./harness.ts";
+import { CurlLoop, DEMO_RESOLV, ResourceWatch, sampleResources, startDemo } from "./harness.ts";
 
 const ignore = labUnavailable() !== undefined;
 const DNS = "127.0.0.153";
@@ -43,10 +43,16 @@ Deno.test({
     const k8stun = await startDemo(lab);
     const baseline = sampleResources(k8stun.pid).fds;
     const watch = ResourceWatch.start(k8stun.pid);
+    const browsing = CurlLoop.start(lab);
     const flood = lab.spawn("bash", ["-c", idleFlood(2_000)]);
     await flood.waitForOutput(/OPENED/, 15_000);
     assertMatch(await digTcp(lab, "127.0.0.2"), /^198\.1[89]\.\d+\.\d+$/);
     flood.signal("SIGKILL");
+    const curls = await browsing.stop();
+    console.log(
+      `[users] ${curls.ok} curls of http://hello.demo/ succeeded, ${curls.failed} failed`,
+    );
+    assertEquals(curls.failures, [], "curl http://hello.demo/ kept working during the flood");
     // At most 64 connections of one address wait for their first query (DNS_TCP_LIMITS).
     watch.check("2,000 idle DNS/TCP connections", { maxRssMiB: 1024, maxFds: baseline + 64 + 40 });
   },
