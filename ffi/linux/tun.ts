@@ -26,8 +26,8 @@ export class TunError extends Error {
   }
 }
 
-/** An opened TUN device. */
-export interface TunDevice {
+/** An opened TUN device (not yet configured: tun_device.ts does that). */
+export interface OpenedTun {
   fd: number;
   name: string;
   /**
@@ -69,7 +69,7 @@ function explain(code: number, what: string): string {
  * header and checksum + TCP segmentation offload, and quietly does without when the kernel
  * refuses them (the result says which).
  */
-export function openTun(libc: Libc, name = "", options: { offload?: boolean } = {}): TunDevice {
+export function openTun(libc: Libc, name = "", options: { offload?: boolean } = {}): OpenedTun {
   if (options.offload) {
     const device = create(libc, name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
     if (libc.ioctlValue(device.fd, BigInt(TUNSETOFFLOAD), BigInt(TUN_F_CSUM | TUN_F_TSO4)) === 0) {

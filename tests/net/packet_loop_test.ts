@@ -6,6 +6,8 @@
 import { assert, assertEquals } from "../assert.ts";
 import { openLibc } from "../../ffi/linux/libc.ts";
 import { PacketLoopLink } from "../../core/net/bridge/loop_link.ts";
+import { NO_OFFLOAD } from "../../core/net/device/tun_device.ts";
+import { LINUX_PACKET_IO, linuxTunHost } from "../../ffi/linux/tun_device.ts";
 import type { LoopEvent, LoopTestFault } from "../../core/net/loop/protocol.ts";
 import type { FlowId } from "../../core/net/stack_types.ts";
 import { formatIpv4, parseIpv4, parseIpv4Address, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
@@ -24,10 +26,8 @@ async function startLoop(
   const tun = FakeTun.open(lib.symbols);
   const events: Exclude<LoopEvent, { ev: "data" }>[] = [];
   const data = new Map<FlowId, number>();
-  const link = await PacketLoopLink.start(lib.symbols, {
-    tunFd: tun.loopFd,
-    mtu: MTU,
-    vnetHeader: false,
+  const link = await PacketLoopLink.start(linuxTunHost(lib.symbols), {
+    device: { module: LINUX_PACKET_IO, fd: tun.loopFd, mtu: MTU, offload: NO_OFFLOAD },
     network: { base: parseIpv4Address("198.18.0.0"), prefix: 16 },
     receiveBuffer: 64 * 1024,
     sendBuffer: 64 * 1024,
