@@ -5,6 +5,8 @@
 import type { TunDevice, TunDeviceOptions, TunHost } from "../core/net/device/tun_device.ts";
 import { openLibc } from "./linux/libc.ts";
 import { linuxTunHost, openLinuxTunDevice } from "./linux/tun_device.ts";
+import { Darwin } from "./darwin/libsystem.ts";
+import { darwinTunHost, openDarwinTunDevice } from "./darwin/tun_device.ts";
 
 /** Opens devices and provides the host services of one OS. */
 export interface TunPlatform {
@@ -24,6 +26,14 @@ export function openTunPlatform(os: typeof Deno.build.os = Deno.build.os): TunPl
         host: linuxTunHost(lib.symbols),
         openDevice: (options) => openLinuxTunDevice(lib.symbols, options),
         close: () => lib.close(),
+      };
+    }
+    case "darwin": {
+      const os = new Darwin();
+      return {
+        host: darwinTunHost(os),
+        openDevice: (options) => openDarwinTunDevice(os, options),
+        close: () => os.close(),
       };
     }
     default:
