@@ -43,6 +43,8 @@ const args = [
   // The device's end the loop imports by URL (core/net/device/tun_device.ts PacketIoSpec).
   "--include",
   `${root}ffi/linux/packet_io.ts`,
+  "--include",
+  `${root}ffi/darwin/packet_io.ts`,
   "--output",
   output,
   `${root}cli/main.ts`,
