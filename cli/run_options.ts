@@ -18,6 +18,11 @@ export interface RunOptions {
   vipBase?: string;
   autoDiscover: boolean;
   mtu: number;
+  /**
+   * Checksum and segmentation offload with the kernel (Linux; done without when the kernel
+   * refuses it). Off: checksums in TypeScript and MTU-sized packets, as on macOS.
+   */
+  tunOffload: boolean;
   /** Microseconds the packet loop polls without sleeping after traffic (0 = never). */
   busyPollMicros: number;
   idleTimeoutSeconds: number;
@@ -145,6 +150,13 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
       integerIn(576, 65535, "--mtu"),
       1500,
     )
+    .addOption(
+      new Option(
+        "--tun-offload <mode>",
+        "TUN checksum and segmentation offload (Linux): on (when the kernel supports it) or off " +
+          "(checksums in k8stun, MTU-sized packets, as on macOS)",
+      ).choices(["on", "off"]).default("on"),
+    )
     .option(
       "--busy-poll <µs>",
       "after traffic, the packet loop polls this long before sleeping: lower latency for some " +
@@ -237,6 +249,7 @@ export function runOptionsFrom(
     vipBase: raw.vipBase as string | undefined,
     autoDiscover: raw.autoDiscover as boolean,
     mtu: raw.mtu as number,
+    tunOffload: raw.tunOffload !== "off",
     busyPollMicros: raw.busyPoll as number,
     idleTimeoutSeconds: raw.idleTimeout as number,
     dnsMode: raw.dnsMode as DnsModeName,

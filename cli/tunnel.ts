@@ -27,6 +27,7 @@ import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
 import { diversionRuleUndo, divertDns, PolicyRulesRefused } from "../ffi/linux/dns_diversion.ts";
 import { type Libc, openLibc } from "../ffi/linux/libc.ts";
 import { routedRanges } from "../ffi/linux/rtnetlink.ts";
+import { openTunPlatform } from "../ffi/tun_platform.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
@@ -229,10 +230,17 @@ export async function startTunnel(
       telemetry,
     );
 
+    const platform = openTunPlatform();
+    cleanups.push(() => platform.close());
     const dataPlane: TunDataPlane = await startTunDataPlane({
+      device: platform.openDevice({
+        name: "",
+        address: network.base + 1,
+        mtu: options.mtu,
+        offload: options.tunOffload,
+      }),
+      host: platform.host,
       network,
-      address: network.base + 1,
-      mtu: options.mtu,
       busyPollMicros: options.busyPollMicros,
       router,
       telemetry,
@@ -252,7 +260,12 @@ export async function startTunnel(
       },
     });
     cleanups.push(() => dataPlane.close());
-    say(`TUN ${dataPlane.name} up: ${vips.tunAddress}, route ${vips.cidr}, MTU ${options.mtu}`);
+    say(
+      `TUN ${dataPlane.name} up: ${vips.tunAddress}, route ${vips.cidr}, MTU ${options.mtu}, ` +
+        `offload ${dataPlane.offload.segmentation ? "on" : "off"}${
+          options.tunOffload && !dataPlane.offload.segmentation ? " (the kernel refused it)" : ""
+        }`,
+    );
 
     const sweepEvery = vips.sweepIntervalMs;
     if (sweepEvery !== undefined) {

@@ -2,8 +2,9 @@
  * `deno task compile`: builds the single-file k8stun binary into `dist/k8stun-<os>-<arch>`.
  * `deno compile` needs Deno's `denort` runtime for the target, which build machines without
  * internet cannot download: point `DENORT_BIN` at it (one binary per target; pass
- * `--target <triple>` to cross-compile with the matching denort). The packet-loop Worker is
- * embedded with `--include`, since a compiled binary loads only embedded modules.
+ * `--target <triple>` to cross-compile with the matching denort). The packet-loop Worker and the
+ * device modules it imports by URL are embedded with `--include`, since a compiled binary loads
+ * only embedded modules.
  */
 const TARGETS: Record<string, string> = {
   "x86_64-unknown-linux-gnu": "linux-x86_64",
@@ -39,6 +40,11 @@ const args = [
   target,
   "--include",
   `${root}core/net/loop/worker.ts`,
+  // The device's end the loop imports by URL (core/net/device/tun_device.ts PacketIoSpec).
+  "--include",
+  `${root}ffi/linux/packet_io.ts`,
+  "--include",
+  `${root}ffi/darwin/packet_io.ts`,
   "--output",
   output,
   `${root}cli/main.ts`,

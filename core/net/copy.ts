@@ -1,7 +1,8 @@
 /**
- * How the packet path copies bytes between buffers. The default is `set`; the packet loop passes
- * libc's `memcpy` (ffi/linux/libc.ts copyBytes) because its bytes come from shared memory, which
- * V8 copies byte by byte when the two offsets differ in alignment.
+ * How the packet path copies bytes between buffers. The default is `set`; the packet loop takes
+ * the OS's `memcpy` from its device (PacketIo.copy, core/net/device/tun_device.ts) because its
+ * bytes come from shared memory, which V8 copies byte by byte when the two offsets differ in
+ * alignment.
  */
 
 /** Copies `src` into the start of `dst`. */

@@ -1,8 +1,8 @@
 /**
- * macOS utun, address, MTU and routes over FFI (platform-ffi.md §6, §2.4–§2.6): the byte
- * encoders of ioctl.ts, utun_wire.ts and route_wire.ts wired to libSystem. Spec only: this Linux
- * machine cannot load libSystem, so this file is type-checked and never run here — run it on a
- * Mac (both arm64 and x86_64) before relying on it.
+ * macOS utun, address, MTU and routes over FFI (platform-ffi.md §6): the byte encoders of
+ * ioctl.ts, utun_wire.ts and route_wire.ts wired to libSystem (libsystem.ts). A Linux machine
+ * cannot load libSystem: here the encoders are tested byte for byte, and CI runs this file on
+ * macOS (arm64 and x86_64, .github/workflows/ci.yml).
  */
 import { CTLIOCGINFO, SIOCAIFADDR, SIOCSIFMTU } from "./ioctl.ts";
 import { type DarwinRoute, encodeRouteMessage } from "./route_wire.ts";
@@ -16,7 +16,7 @@ import {
   SYSPROTO_CONTROL,
   UTUN_OPT_IFNAME,
 } from "./utun_wire.ts";
-import { TunError } from "../linux/tun.ts";
+import type { Darwin } from "./libsystem.ts";
 
 const AF_INET = 2;
 const PF_ROUTE = 17;
@@ -25,78 +25,7 @@ const SOCK_RAW = 3;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0x4;
-const EPERM = 1;
 const ESRCH = 3;
-const EEXIST = 17;
-
-/** Six 64-bit pads fill x2–x7 so the variadic argument spills to the stack on arm64 (§2.4). */
-const PADS = ["u64", "u64", "u64", "u64", "u64", "u64"] as const;
-
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  __error: { parameters: [], result: "pointer" },
-  // Variadic ioctl/fcntl: fixed declarations on x86_64, padded ones on arm64 (§2.4).
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  ioctlArm64: { name: "ioctl", parameters: ["i32", "u64", ...PADS, "buffer"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
-  fcntlArm64: { name: "fcntl", parameters: ["i32", "i32", ...PADS, "i64"], result: "i32" },
-} as const;
-
-type LibSystem = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-const ARM64 = Deno.build.arch === "aarch64";
-const P = [0n, 0n, 0n, 0n, 0n, 0n] as const;
-
-/** libSystem with the variadic calls made right for this CPU. */
-export class Darwin {
-  readonly #lib = Deno.dlopen("/usr/lib/libSystem.B.dylib", SYMBOLS);
-  readonly sym: LibSystem = this.#lib.symbols;
-
-  ioctl(fd: number, request: number, arg: Uint8Array): number {
-    return ARM64
-      ? this.sym.ioctlArm64(fd, BigInt(request), ...P, arg)
-      : this.sym.ioctl(fd, BigInt(request), arg);
-  }
-
-  fcntl(fd: number, command: number, arg: number): number {
-    return ARM64
-      ? this.sym.fcntlArm64(fd, command, ...P, BigInt(arg))
-      : this.sym.fcntl(fd, command, BigInt(arg));
-  }
-
-  /** errno of the last failed call on this thread (`__error`, §2.5). */
-  errno(): number {
-    const p = this.sym.__error();
-    return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
-  }
-
-  /** Throws a TunError for a failed call (result < 0), closing `fd` first if given. */
-  check(result: number | bigint, what: string, fd?: number): void {
-    if (result >= 0) return;
-    const code = this.errno();
-    if (fd !== undefined) this.sym.close(fd);
-    throw new TunError(explain(code, what), code);
-  }
-
-  close(): void {
-    this.#lib.close();
-  }
-}
-
-function explain(code: number, what: string): string {
-  switch (code) {
-    case EPERM:
-      return `cannot ${what}: permission denied — run with sudo`;
-    case EEXIST:
-      return `cannot ${what}: it already exists — another VPN or an earlier k8stun owns it (see netstat -rn)`;
-    default:
-      return `cannot ${what}: errno ${code}`;
-  }
-}
 
 /** Opens `utun<unit-1>` (unit 0: the first free one), non-blocking (§6.1 steps 1–5). */
 export function openUtun(os: Darwin, unit = 0): { fd: number; name: string } {

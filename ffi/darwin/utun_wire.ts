@@ -75,17 +75,26 @@ export function encodeIfreqMtu(name: string, mtu: number): Uint8Array {
   return out;
 }
 
+/** Bytes before every packet on a utun: its address family, a u32 in network order. */
+export const UTUN_HEADER_LENGTH = 4;
+
+/** Writes the address family of the IP packet that follows into `header[0, 4)`. */
+export function writeUtunHeader(header: Uint8Array, ipVersion: number): void {
+  new DataView(header.buffer, header.byteOffset, UTUN_HEADER_LENGTH)
+    .setUint32(0, ipVersion === 6 ? AF_INET6 : AF_INET, false);
+}
+
 /** A packet as written to a utun: the address family (network order), then the IP packet. */
 export function frameUtunPacket(packet: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + packet.length);
-  out[3] = (packet[0] >> 4) === 6 ? AF_INET6 : AF_INET;
-  out.set(packet, 4);
+  const out = new Uint8Array(UTUN_HEADER_LENGTH + packet.length);
+  writeUtunHeader(out, packet[0] >> 4);
+  out.set(packet, UTUN_HEADER_LENGTH);
   return out;
 }
 
 /** The IPv4 packet of a utun read, or null for IPv6 and other families (ignored). */
 export function unframeUtunPacket(frame: Uint8Array): Uint8Array | null {
-  if (frame.length < 4) return null;
+  if (frame.length <= UTUN_HEADER_LENGTH) return null;
   const family = new DataView(frame.buffer, frame.byteOffset, 4).getUint32(0, false);
-  return family === AF_INET ? frame.subarray(4) : null;
+  return family === AF_INET ? frame.subarray(UTUN_HEADER_LENGTH) : null;
 }

@@ -96,9 +96,12 @@ const MEMCPY_THRESHOLD = 512;
 /**
  * A copy for SharedArrayBuffer views. V8 copies into or out of shared memory byte by byte when
  * the two offsets differ in alignment (a packet's payload starts at an odd offset) — measured 6×
- * slower than libc's memcpy here, and the biggest cost of the packet loop before this.
+ * slower than libc's memcpy here, and the biggest cost of the packet loop before this. macOS's
+ * libSystem has the same `memcpy` (ffi/darwin/libsystem.ts).
  */
-export function copyBytes(libc: Libc): (dst: Uint8Array, src: Uint8Array) => void {
+export function copyBytes(
+  libc: Pick<Libc, "memcpy">,
+): (dst: Uint8Array, src: Uint8Array) => void {
   return (dst, src) => {
     if (src.length < MEMCPY_THRESHOLD) return dst.set(src);
     // What `set` would throw: memcpy past the end would corrupt the heap instead.

@@ -33,8 +33,8 @@ export class TunError extends Error {
   }
 }
 
-/** An opened TUN device. */
-export interface TunDevice {
+/** An opened TUN device (not yet configured: tun_device.ts does that). */
+export interface OpenedTun {
   fd: number;
   name: string;
   /**
@@ -76,7 +76,7 @@ function explain(code: number, what: string): string {
  * `k8stunN`). With `offload`, asks for the virtio header and checksum + TCP segmentation offload,
  * and quietly does without when the kernel refuses them (the result says which).
  */
-export function openTun(libc: Libc, name = "", options: { offload?: boolean } = {}): TunDevice {
+export function openTun(libc: Libc, name = "", options: { offload?: boolean } = {}): OpenedTun {
   name ||= TUN_NAME_TEMPLATE;
   if (options.offload) {
     const device = create(libc, name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);

@@ -18,67 +18,81 @@ interface Probe {
   ms: number;
 }
 
-Deno.test({
-  name: "e2e: refused, reset and stalled port-forwards end in RST within 2 s; others keep working",
-  ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: "nameserver 127.0.0.1\noptions ndots:1\n" });
-    const fixture = `${lab.dir}/faults.json`;
-    await Deno.writeTextFile(
-      fixture,
-      JSON.stringify({
-        ...DEMO_FIXTURE,
-        faults: [
-          { namespace: "demo", pod: "hello-7d9f-x2k4p", port: 8080, kind: "refuse" },
-          {
-            namespace: "demo",
-            pod: "echo-5c6b-m9t2z",
-            port: 7007,
-            kind: "reset",
-            afterBytes: 1000,
-          },
-          { namespace: "demo", pod: "db-1", port: 5432, kind: "stall" },
-        ],
-      }),
-    );
-    const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo", "--fixture", fixture]);
-    await k8stun.waitForOutput(/k8stun is ready on (\S+)/, 60_000);
-    const probe = async (host: string, port: number, bytes: number): Promise<Probe> => {
-      const out = await lab.run(Deno.execPath(), [
+// On both Linux backends: with TUN offload and without (as on macOS).
+for (const offload of ["on", "off"]) {
+  Deno.test({
+    name:
+      `e2e (offload ${offload}): refused, reset and stalled port-forwards end in RST within 2 s; ` +
+      "others keep working",
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await using lab = await Lab.create({ resolvConf: "nameserver 127.0.0.1\noptions ndots:1\n" });
+      const fixture = `${lab.dir}/faults.json`;
+      await Deno.writeTextFile(
+        fixture,
+        JSON.stringify({
+          ...DEMO_FIXTURE,
+          faults: [
+            { namespace: "demo", pod: "hello-7d9f-x2k4p", port: 8080, kind: "refuse" },
+            {
+              namespace: "demo",
+              pod: "echo-5c6b-m9t2z",
+              port: 7007,
+              kind: "reset",
+              afterBytes: 1000,
+            },
+            { namespace: "demo", pod: "db-1", port: 5432, kind: "stall" },
+          ],
+        }),
+      );
+      const k8stun = lab.spawn(Deno.execPath(), [
         "run",
         "-A",
-        PROBE,
-        host,
-        String(port),
-        `${bytes}`,
+        MAIN,
+        "demo",
+        "--fixture",
+        fixture,
+        "--tun-offload",
+        offload,
       ]);
-      return JSON.parse(out.stdout);
-    };
+      await k8stun.waitForOutput(/k8stun is ready on (\S+)/, 60_000);
+      const probe = async (host: string, port: number, bytes: number): Promise<Probe> => {
+        const out = await lab.run(Deno.execPath(), [
+          "run",
+          "-A",
+          PROBE,
+          host,
+          String(port),
+          `${bytes}`,
+        ]);
+        return JSON.parse(out.stdout);
+      };
 
-    for (let i = 0; i < 6; i++) {
-      const curl = await lab.run("curl", ["-s", "-m", "5", "http://hello.demo/"]);
-      assertEquals(curl.code, 0, curl.stderr);
-      assertMatch(curl.stdout, /^hello from hello-7d9f-q8w3n /, "the refusing pod is skipped");
-    }
+      for (let i = 0; i < 6; i++) {
+        const curl = await lab.run("curl", ["-s", "-m", "5", "http://hello.demo/"]);
+        assertEquals(curl.code, 0, curl.stderr);
+        assertMatch(curl.stdout, /^hello from hello-7d9f-q8w3n /, "the refusing pod is skipped");
+      }
 
-    const reset = await probe("echo.demo", 7, 5000);
-    assertEquals(reset.outcome, "reset", `a pod reset is a reset, not a clean end: ${reset.ms}`);
-    assert(reset.received <= 1000, `no bytes past the reset (${reset.received})`);
-    assert(reset.ms < 2000, `${reset.ms} ms`);
+      const reset = await probe("echo.demo", 7, 5000);
+      assertEquals(reset.outcome, "reset", `a pod reset is a reset, not a clean end: ${reset.ms}`);
+      assert(reset.received <= 1000, `no bytes past the reset (${reset.received})`);
+      assert(reset.ms < 2000, `${reset.ms} ms`);
 
-    const [stalled, meanwhile] = await Promise.all([
-      probe("db-1.db.demo", 5432, 10),
-      lab.run("curl", ["-s", "-m", "5", "http://hello.demo/"]),
-    ]);
-    assertEquals(stalled.outcome, "reset", JSON.stringify(stalled));
-    assert(stalled.ms < 2000, `stalled forward ended after ${stalled.ms} ms`);
-    assertMatch(meanwhile.stdout, /^hello from/, "other connections are served meanwhile");
+      const [stalled, meanwhile] = await Promise.all([
+        probe("db-1.db.demo", 5432, 10),
+        lab.run("curl", ["-s", "-m", "5", "http://hello.demo/"]),
+      ]);
+      assertEquals(stalled.outcome, "reset", JSON.stringify(stalled));
+      assert(stalled.ms < 2000, `stalled forward ended after ${stalled.ms} ms`);
+      assertMatch(meanwhile.stdout, /^hello from/, "other connections are served meanwhile");
 
-    const db0 = await lab.sh("printf 'x' | nc -N db-0.db.demo 5432");
-    assertEquals(db0.stdout, "db-0\nx", "the session still serves db-0 afterwards");
-    k8stun.signal("SIGTERM");
-    await k8stun.status;
-  },
-});
+      const db0 = await lab.sh("printf 'x' | nc -N db-0.db.demo 5432");
+      assertEquals(db0.stdout, "db-0\nx", "the session still serves db-0 afterwards");
+      k8stun.signal("SIGTERM");
+      await k8stun.status;
+    },
+  });
+}

@@ -1,12 +1,14 @@
 /**
  * Data-plane fixture run inside a lab namespace (benchmarks and lab tests): the servers of
  * pod_servers.ts in a Worker and the TUN data plane with a router mapping every VIP to 127.0.0.1
- * through the direct dialer. Prints READY when up.
+ * through the direct dialer. Prints READY when up. K8STUN_LAB_OFFLOAD=off picks the Linux backend
+ * without offload (checksums in TypeScript, MTU-sized packets: the path macOS takes).
  */
 import { DEFAULT_BUSY_POLL_US, startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
 import { Router } from "../../core/router.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { createDirectDialer } from "../../plugins/direct/mod.ts";
+import { openTunPlatform } from "../../ffi/tun_platform.ts";
 
 const mtu = Number(Deno.args[0] ?? 1500);
 const SOURCE_BYTES = Number(Deno.args[1] ?? 100_000_000);
@@ -19,16 +21,20 @@ const router = new Router({
   resolvers: [{ name: "bench", resolveAddress: () => ({ kind: "host", host: "127.0.0.1" }) }],
   dialers: [createDirectDialer()],
 });
-await startTunDataPlane({
+const platform = openTunPlatform();
+const offload = Deno.env.get("K8STUN_LAB_OFFLOAD") !== "off";
+const plane = await startTunDataPlane({
+  device: platform.openDevice({ name: "", address: ipv4ToNumber("198.18.0.1")!, mtu, offload }),
+  host: platform.host,
   network: { base: ipv4ToNumber("198.18.0.0")!, prefix: 16 },
-  address: ipv4ToNumber("198.18.0.1")!,
-  mtu,
   router,
   idleTimeoutMs: 0,
   receiveBuffer: 4 * 1024 * 1024,
-  offload: Deno.env.get("K8STUN_LAB_OFFLOAD") !== "off", // "off" to compare without TUN offload
   sendBuffer: 4 * 1024 * 1024,
   // K8STUN_LAB_BUSY_POLL_US=0 compares with a loop that sleeps at once.
   busyPollMicros: Number(Deno.env.get("K8STUN_LAB_BUSY_POLL_US") ?? DEFAULT_BUSY_POLL_US),
 });
+if (plane.offload.segmentation !== offload) {
+  throw new Error(`asked for offload ${offload ? "on" : "off"}, the device has the other`);
+}
 console.log("READY");

@@ -1,7 +1,9 @@
 /**
  * The data plane under load in a lab namespace, with real kernel TCP on the application side:
  * 500 concurrent connections of mixed sizes, and a slow reader behind the dialer (the app's window
- * must close while the pod is slow and reopen at once when it drains, T13/T14: within 300 ms).
+ * must close while the pod is slow and reopen at once when it drains: within 300 ms), 1 GiB each
+ * way byte-exact at MTU 1500 and 65520. Each test runs on both Linux backends: with offload
+ * (virtio headers, TSO) and without (checksums in TypeScript, MTU-sized packets, as on macOS).
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
@@ -9,14 +11,22 @@ import { Lab, labUnavailable } from "../lab/lab.ts";
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const ignore = labUnavailable() !== undefined;
 
-async function withPlane(fn: (lab: Lab) => Promise<void>, mtu = 1500): Promise<void> {
+/** The two Linux backends: the value of K8STUN_LAB_OFFLOAD (tun_plane.ts). */
+const BACKENDS = ["on", "off"] as const;
+type Backend = typeof BACKENDS[number];
+
+async function withPlane(
+  backend: Backend,
+  fn: (lab: Lab) => Promise<void>,
+  mtu = 1500,
+): Promise<void> {
   await using lab = await Lab.create();
   const plane = lab.spawn(Deno.execPath(), [
     "run",
     "-A",
     here("../lab/tun_plane.ts"),
     String(mtu),
-  ]);
+  ], { env: { K8STUN_LAB_OFFLOAD: backend } });
   await plane.waitForOutput(/READY/, 30_000);
   await fn(lab);
 }
@@ -29,65 +39,72 @@ async function client(lab: Lab, mode: string) {
   return JSON.parse(out.stdout.trim().split("\n").at(-1)!);
 }
 
-Deno.test({
-  name: "data plane: 500 concurrent connections of mixed sizes are byte-exact through the TUN",
-  ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await withPlane(async (lab) => {
-      assertEquals((await client(lab, "concurrent")).ok, 500);
-    });
-  },
-});
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `data plane (offload ${backend}): 500 concurrent connections of mixed sizes are byte-exact through the TUN`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await withPlane(backend, async (lab) => {
+        assertEquals((await client(lab, "concurrent")).ok, 500);
+      });
+    },
+  });
 
-Deno.test({
-  name:
-    "data plane: a slow reader behind the dialer loses nothing and the transfer resumes at once when it drains",
-  ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await withPlane(async (lab) => {
-      const result = await client(lab, "slow");
-      assertEquals(result.done, "done");
-      // 5 s of 1 byte/ms, then the rest of 4 MiB. Resumed by an immediate window update (T14),
-      // bytes keep coming once the pod drains (the rest takes milliseconds on an idle machine);
-      // waiting for the app's zero-window probes would leave gaps of 0.2 s, doubling.
-      assert(
-        result.gapMs < 300,
-        `${result.gapMs} ms without bytes while draining (drain took ${result.drainMs} ms)`,
-      );
-      assert(result.ms >= 4_900, `only ${result.ms} ms: the pod was not slow`);
-    });
-  },
-});
+  Deno.test({
+    name:
+      `data plane (offload ${backend}): a slow reader behind the dialer loses nothing and the ` +
+      "transfer resumes at once when it drains",
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await withPlane(backend, async (lab) => {
+        const result = await client(lab, "slow");
+        assertEquals(result.done, "done");
+        // 5 s of 1 byte/ms, then the rest of 4 MiB. Resumed by an immediate window update,
+        // bytes keep coming once the pod drains (the rest takes milliseconds on an idle machine);
+        // waiting for the app's zero-window probes would leave gaps of 0.2 s, doubling.
+        assert(
+          result.gapMs < 300,
+          `${result.gapMs} ms without bytes while draining (drain took ${result.drainMs} ms)`,
+        );
+        assert(result.ms >= 4_900, `only ${result.ms} ms: the pod was not slow`);
+      });
+    },
+  });
+}
 
 /** 1 GiB of reproducible pseudo-random bytes (AES-128-CTR of zeros) on stdout. */
 const GIB = "openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f " +
   "-iv 00000000000000000000000000000000 -nosalt < /dev/zero 2>/dev/null | head -c 1073741824";
 
-for (const mtu of [1500, 65520]) {
-  Deno.test({
-    name: `data plane: 1 GiB each way through the TUN at MTU ${mtu}, byte-exact (SHA-256 compared)`,
-    ignore,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      await withPlane(async (lab) => {
-        const expected = await lab.sh(`${GIB} | sha256sum`, 120_000);
-        // To the echo pod and back: the same 1 GiB up and down at once, into a file (a reader
-        // as fast as the kernel's), then hashed.
-        const file = `${lab.dir}/echoed`;
-        const echoed = await lab.sh(
-          `${GIB} | nc -N 198.18.0.2 9002 > ${file} && sha256sum < ${file}`,
-          240_000,
-        );
-        await Deno.remove(file).catch(() => {});
-        assertEquals(echoed.code, 0, echoed.stderr);
-        assertMatch(expected.stdout, /^[0-9a-f]{64} /);
-        assertEquals(echoed.stdout, expected.stdout);
-      }, mtu);
-    },
-  });
+for (const backend of BACKENDS) {
+  for (const mtu of [1500, 65520]) {
+    Deno.test({
+      name: `data plane (offload ${backend}): 1 GiB each way through the TUN at MTU ${mtu}, ` +
+        "byte-exact (SHA-256 compared)",
+      ignore,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      async fn() {
+        await withPlane(backend, async (lab) => {
+          const expected = await lab.sh(`${GIB} | sha256sum`, 120_000);
+          // To the echo pod and back: the same 1 GiB up and down at once, into a file (a reader
+          // as fast as the kernel's), then hashed.
+          const file = `${lab.dir}/echoed`;
+          const echoed = await lab.sh(
+            `${GIB} | nc -N 198.18.0.2 9002 > ${file} && sha256sum < ${file}`,
+            240_000,
+          );
+          await Deno.remove(file).catch(() => {});
+          assertEquals(echoed.code, 0, echoed.stderr);
+          assertMatch(expected.stdout, /^[0-9a-f]{64} /);
+          assertEquals(echoed.stdout, expected.stdout);
+        }, mtu);
+      },
+    });
+  }
 }

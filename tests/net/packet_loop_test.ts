@@ -6,6 +6,8 @@
 import { assert, assertEquals } from "../assert.ts";
 import { openLibc } from "../../ffi/linux/libc.ts";
 import { PacketLoopLink } from "../../core/net/bridge/loop_link.ts";
+import { NO_OFFLOAD } from "../../core/net/device/tun_device.ts";
+import { LINUX_PACKET_IO, linuxTunHost } from "../../ffi/linux/tun_device.ts";
 import type { LoopEvent, LoopTestFault } from "../../core/net/loop/protocol.ts";
 import type { FlowId } from "../../core/net/stack_types.ts";
 import { formatIpv4, parseIpv4, parseIpv4Address, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
@@ -14,6 +16,8 @@ import { APP, appSegment, parseOut, VIP } from "./packets.ts";
 import { FakeTun, protocolOf } from "./fake_tun.ts";
 
 const MTU = 1500;
+/** The stand-in TUN is a Linux socketpair driven by glibc; macOS has utun_smoke_test.ts. */
+const NOT_LINUX = Deno.build.os !== "linux";
 const NEIGHBOUR = parseIpv4Address("10.77.0.2");
 
 /** A loop on a fake TUN, and what it told the relay. */
@@ -24,10 +28,8 @@ async function startLoop(
   const tun = FakeTun.open(lib.symbols);
   const events: Exclude<LoopEvent, { ev: "data" }>[] = [];
   const data = new Map<FlowId, number>();
-  const link = await PacketLoopLink.start(lib.symbols, {
-    tunFd: tun.loopFd,
-    mtu: MTU,
-    vnetHeader: false,
+  const link = await PacketLoopLink.start(linuxTunHost(lib.symbols), {
+    device: { module: LINUX_PACKET_IO, fd: tun.loopFd, mtu: MTU, offload: NO_OFFLOAD },
     network: { base: parseIpv4Address("198.18.0.0"), prefix: 16 },
     receiveBuffer: 64 * 1024,
     sendBuffer: 64 * 1024,
@@ -92,7 +94,11 @@ async function establish(loop: Loop, port: number) {
   return { id, snd };
 }
 
-Deno.test("packet loop: a UDP answer longer than the MTU arrives as IPv4 fragments that reassemble to it, and the loop goes on", async () => {
+Deno.test({
+  name:
+    "packet loop: a UDP answer longer than the MTU arrives as IPv4 fragments that reassemble to it, and the loop goes on",
+  ignore: NOT_LINUX,
+}, async () => {
   await using loop = await startLoop();
   const payload = Uint8Array.from({ length: 4000 }, (_, i) => i & 0xff);
   loop.link.send({
@@ -133,7 +139,11 @@ Deno.test("packet loop: a UDP answer longer than the MTU arrives as IPv4 fragmen
   assertEquals(loop.ended, undefined);
 });
 
-Deno.test("packet loop: a connection whose FIN the app acknowledged takes more data and its 'consumed' without ending the loop", async () => {
+Deno.test({
+  name:
+    "packet loop: a connection whose FIN the app acknowledged takes more data and its 'consumed' without ending the loop",
+  ignore: NOT_LINUX,
+}, async () => {
   await using loop = await startLoop();
   const { id, snd } = await establish(loop, 40002);
   // The upload: 20 segments, delivered to the relay, not yet consumed.
@@ -161,7 +171,11 @@ Deno.test("packet loop: a connection whose FIN the app acknowledged takes more d
   assertEquals(loop.ended, undefined);
 });
 
-Deno.test("packet loop: packets from an address that is not this host's are dropped and counted, until the host has that address", async () => {
+Deno.test({
+  name:
+    "packet loop: packets from an address that is not this host's are dropped and counted, until the host has that address",
+  ignore: NOT_LINUX,
+}, async () => {
   await using loop = await startLoop({ localAddresses: [APP] });
   loop.tun.write(appSegment({ src: NEIGHBOUR, srcPort: 40004, flags: SYN, seq: 1000 }));
   await loop.until(() => loop.link.foreignDrops === 1, "the drop to be counted");
@@ -174,7 +188,10 @@ Deno.test("packet loop: packets from an address that is not this host's are drop
   assertEquals(loop.link.foreignDrops, 1);
 });
 
-Deno.test("packet loop: the heartbeat moves while the loop idles and stops when it spins", async () => {
+Deno.test({
+  name: "packet loop: the heartbeat moves while the loop idles and stops when it spins",
+  ignore: NOT_LINUX,
+}, async () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   await using loop = await startLoop({ testFault: { kind: "spin", afterMs: 3000 } });
   const started = Date.now(); // the loop's clock started just before it said ready
@@ -190,9 +207,12 @@ Deno.test("packet loop: the heartbeat moves while the loop idles and stops when 
   assertEquals(loop.ended, undefined, "a stall is not a failure: only the watchdog sees it");
 });
 
-Deno.test("packet loop: a loop that fails says why, once", async () => {
-  await using loop = await startLoop({ testFault: { kind: "throw", afterMs: 100 } });
-  await loop.until(() => loop.ended !== undefined, "the failure");
-  assertEquals(loop.ended, "packet loop failed: test fault injected into the packet loop");
-  assertEquals(loop.link.send({ op: "finish", id: 1 }), true, "operations go nowhere");
-});
+Deno.test(
+  { name: "packet loop: a loop that fails says why, once", ignore: NOT_LINUX },
+  async () => {
+    await using loop = await startLoop({ testFault: { kind: "throw", afterMs: 100 } });
+    await loop.until(() => loop.ended !== undefined, "the failure");
+    assertEquals(loop.ended, "packet loop failed: test fault injected into the packet loop");
+    assertEquals(loop.link.send({ op: "finish", id: 1 }), true, "operations go nowhere");
+  },
+);

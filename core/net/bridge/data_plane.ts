@@ -1,10 +1,8 @@
 /**
- * TUN mode's data plane, main-thread side: opens and configures the TUN, starts the packet-loop
- * Worker through its link (loop_link.ts), and relays each flow the stack announces through the
- * Router — dial first, then accept (SYN-ACK) or refuse (RST → ECONNREFUSED); bytes both ways
- * with credit-based backpressure (the app's receive window closes while the dialer is slow and
- * reopens as it drains); the app's FIN half-closes the dialer; the dialer's EOF sends FIN; a
- * dialer error mid-stream resets the app side, never a clean FIN on truncated data.
+ * TUN mode's data plane, main-thread side: takes an open device (core/net/device/tun_device.ts,
+ * opened by the caller for its OS), routes the VIP range into it, starts the packet-loop Worker on
+ * the device's end through its link (loop_link.ts), and hands the loop's flows to the relay
+ * (flow_relay.ts). This file knows no OS: the device and the host services come in.
  *
  * It also keeps the loop alive: a watchdog reads the loop's heartbeat every second and reports a
  * stall; a loop that failed, crashed or stayed stalled is replaced by a new one (its connections
@@ -12,29 +10,18 @@
  * plane is down. And it keeps the loop's list of this host's addresses current: only packets from
  * them are served (core/net/loop/local_sources.ts).
  */
-import { asDialError, describe, type Router } from "../../router.ts";
+import type { Router } from "../../router.ts";
 import { logger } from "../../log.ts";
-import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
-import { openLibc } from "../../../ffi/linux/libc.ts";
-import { openTun } from "../../../ffi/linux/tun.ts";
-import { interfaceIndex, RouteTable } from "../../../ffi/linux/rtnetlink.ts";
-import { localIpv4Addresses } from "../../../ffi/linux/local_addresses.ts";
+import type { TelemetrySink } from "../../telemetry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../loop/local_sources.ts";
 import { type LoopState, Watchdog } from "./watchdog.ts";
-import type { FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
-import type { LoopEvent, LoopTestFault } from "../loop/protocol.ts";
-import { type LoopHandlers, MAX_CHUNK, PacketLoopLink } from "./loop_link.ts";
-import type { Duplex } from "../../../mod.ts";
-import { recyclingReader } from "../../recycling_reader.ts";
-import { BufferPool } from "../../buffer_pool.ts";
+import type { UdpDatagram } from "../stack_types.ts";
+import type { LoopTestFault } from "../loop/protocol.ts";
+import { type LoopHandlers, PacketLoopLink } from "./loop_link.ts";
+import { FlowRelay } from "./flow_relay.ts";
+import type { OffloadCapabilities, TunDevice, TunHost } from "../device/tun_device.ts";
 
 const log = logger("tun");
-/** Bytes handed to the Worker and not yet taken by the stack, per flow, before reading pauses. */
-const SEND_CREDIT = 1024 * 1024;
-/** The abort reason of a finished flow: given, so abort() does not build a DOMException. */
-const FLOW_ENDED = new Error("the connection ended");
-/** Write buffers for dialers that release chunks (Duplex.writeReleasesChunk). */
-const writeBuffers = new BufferPool(MAX_CHUNK, 32);
 /** How often the watchdog reads the heartbeat and the host's addresses are listed again. */
 const WATCH_INTERVAL_MS = 1000;
 /** A heartbeat still this long is a stall (an idle loop bumps it at least every second). */
@@ -49,11 +36,12 @@ const LOOP_RESTARTED = "the packet loop restarted; connections open at that mome
 
 /** Options for {@link startTunDataPlane}. */
 export interface TunDataPlaneOptions {
-  name?: string;
+  /** An open, configured device; the data plane owns it from now on and closes it. */
+  device: TunDevice;
+  /** The host services for the device's OS (the caller keeps it open until after close). */
+  host: TunHost;
+  /** The VIP range: routed into the device. */
   network: { base: number; prefix: number };
-  /** The TUN's own address (base+1). */
-  address: number;
-  mtu: number;
   router: Router;
   telemetry?: TelemetrySink;
   idleTimeoutMs: number;
@@ -61,8 +49,6 @@ export interface TunDataPlaneOptions {
   onUdp?: (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void;
   receiveBuffer?: number;
   sendBuffer?: number;
-  /** Checksum and segmentation offload with the kernel when it supports it (default on). */
-  offload?: boolean;
   /**
    * Microseconds the packet loop keeps polling without sleeping after activity (default
    * {@link DEFAULT_BUSY_POLL_US}; 0 = sleep at once). Trades CPU while traffic flows for latency.
@@ -95,6 +81,8 @@ export const DEFAULT_BUSY_POLL_US = 300;
 /** A running data plane. */
 export interface TunDataPlane {
   name: string;
+  /** What the kernel offloads for the device (nothing: checksums in TypeScript, MTU packets). */
+  offload: OffloadCapabilities;
   /** The TUN's interface index (for routes other modules add through it). */
   ifindex(): number;
   /**
@@ -114,247 +102,23 @@ export interface TunDataPlane {
   close(): Promise<void>;
 }
 
-interface Flow {
-  info: ConnectionInfo;
-  /** The loop the flow lives in: its operations go there, and nowhere once it is replaced. */
-  link: PacketLoopLink;
-  duplex?: Duplex;
-  writer?: WritableStreamDefaultWriter<Uint8Array>;
-  writeChain: Promise<void>;
-  credit: number;
-  resume?: () => void;
-  abort: AbortController;
-  sent: number;
-  received: number;
-  reportedSent: number;
-  reportedReceived: number;
-  closed: boolean;
-}
-
-/** Opens the TUN and starts relaying. */
+/** Routes the VIP range into the device and starts relaying. */
 export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<TunDataPlane> {
-  const lib = openLibc();
-  const libc = lib.symbols;
-  const tun = openTun(libc, options.name ?? "", { offload: options.offload ?? true });
+  const { device, host } = options;
   try {
-    // Over rtnetlink (platform-ffi.md §5.3): MTU, the address alone (/32), link up, then the
-    // pool's route — routes are data k8stun owns, and they vanish with the TUN, also after a crash.
-    const table = RouteTable.open(libc);
-    try {
-      const ifindex = interfaceIndex(tun.name, libc);
-      table.configureLink(ifindex, options.address, options.mtu);
-      const { base, prefix } = options.network;
-      table.add({ dst: base, prefix, ifindex });
-    } finally {
-      table.close();
-    }
+    device.addRoutes([{ address: options.network.base, prefix: options.network.prefix }]);
   } catch (error) {
-    libc.close(tun.fd);
+    device.close();
     throw error;
   }
-  const telemetry = options.telemetry ?? NoTelemetry;
-  const flows = new Map<number, Flow>();
-  const busy = new Map<string, number>();
+  const relay = new FlowRelay(options);
   // Set once the Worker runs; events arrive only after that.
   let link!: PacketLoopLink;
-  /** Host routes added so far: a new loop is told them again. */
+  /** Addresses served besides the VIP range: a new loop is told them again. */
   const routed = new Set<number>();
 
-  const finishFlow = (flow: Flow, error?: string) => {
-    if (flow.closed) return;
-    flow.closed = true;
-    flows.delete(flow.info.id);
-    const count = (busy.get(flow.info.vip) ?? 1) - 1;
-    if (count <= 0) busy.delete(flow.info.vip);
-    else busy.set(flow.info.vip, count);
-    reportBytes(flow);
-    flow.abort.abort(FLOW_ENDED);
-    flow.duplex?.abort();
-    flow.resume?.();
-    telemetry.emit({ type: "connection_closed", connection: flow.info, error });
-  };
-  const reportBytes = (flow: Flow) => {
-    const sent = flow.sent - flow.reportedSent;
-    const received = flow.received - flow.reportedReceived;
-    if (sent === 0 && received === 0) return;
-    flow.reportedSent = flow.sent;
-    flow.reportedReceived = flow.received;
-    telemetry.emit({
-      type: "bytes",
-      connectionId: flow.info.id,
-      vip: flow.info.vip,
-      sent,
-      received,
-    });
-  };
-  const bytesTimer = setInterval(() => {
-    for (const flow of flows.values()) reportBytes(flow);
-  }, 1000);
-
-  const open = async (opening: FlowOpening) => {
-    const flow: Flow = {
-      link,
-      info: {
-        id: opening.id,
-        vip: opening.dstAddress,
-        createdAt: new Date(),
-        srcIp: opening.srcAddress,
-        srcPort: opening.srcPort,
-        dstPort: opening.dstPort,
-      },
-      writeChain: Promise.resolve(),
-      credit: SEND_CREDIT,
-      abort: new AbortController(),
-      sent: 0,
-      received: 0,
-      reportedSent: 0,
-      reportedReceived: 0,
-      closed: false,
-    };
-    flows.set(opening.id, flow);
-    let opened;
-    try {
-      opened = await options.router.open(
-        {
-          address: opening.dstAddress,
-          port: opening.dstPort,
-          protocol: "tcp",
-          front: "tun",
-          source: { address: opening.srcAddress, port: opening.srcPort },
-        },
-        flow.abort.signal,
-        { early: true },
-      );
-    } catch (error) {
-      const failure = asDialError(error, "router");
-      log.info("{vip}:{port} refused: {message}", {
-        vip: opening.dstAddress,
-        port: opening.dstPort,
-        message: failure.message,
-      });
-      telemetry.emit({
-        type: "dial_error",
-        reason: failure.reason,
-        target: `${opening.dstAddress}:${opening.dstPort}`,
-        message: failure.message,
-      });
-      if (flow.closed) return; // its loop was replaced meanwhile
-      flows.delete(opening.id);
-      flow.link.send({ op: "refuse", id: opening.id });
-      return;
-    }
-    if (flow.closed) {
-      opened.duplex.abort();
-      return;
-    }
-    flow.duplex = opened.duplex;
-    flow.writer = opened.duplex.writable.getWriter();
-    busy.set(flow.info.vip, (busy.get(flow.info.vip) ?? 0) + 1);
-    log.debug("{vip}:{port} → {target} via {dialer}", {
-      vip: opening.dstAddress,
-      port: opening.dstPort,
-      target: describe(opened.target),
-      dialer: opened.dialer,
-    });
-    telemetry.emit({ type: "connection_opened", connection: flow.info });
-    flow.link.send({ op: "accept", id: opening.id });
-    pump(flow).catch(() => {});
-  };
-
-  /** Dialer → app: read, hand to the Worker while credit lasts, then wait for "sent". */
-  const pump = async (flow: Flow) => {
-    const reader = recyclingReader(flow.duplex!.readable);
-    try {
-      while (!flow.closed) {
-        if (flow.credit <= 0) {
-          await new Promise<void>((resolve) => flow.resume = resolve);
-          flow.resume = undefined;
-          continue;
-        }
-        const chunk = await reader.read();
-        if (chunk === null) {
-          if (!flow.closed) flow.link.send({ op: "finish", id: flow.info.id });
-          return;
-        }
-        if (flow.closed) return;
-        flow.credit -= chunk.length;
-        flow.received += chunk.length;
-        // Copied into the ring at once (then its memory takes the next read), unless queued.
-        if (flow.link.send({ op: "send", id: flow.info.id, data: chunk })) reader.recycle(chunk);
-      }
-    } catch (error) {
-      if (!flow.closed) {
-        log.info("connection to {vip}:{port} failed mid-stream: {message}", {
-          vip: flow.info.vip,
-          port: flow.info.dstPort,
-          message: error instanceof Error ? error.message : String(error),
-        });
-        flow.link.send({ op: "abort", id: flow.info.id });
-        finishFlow(flow, error instanceof Error ? error.message : String(error));
-      }
-    } finally {
-      reader.releaseLock();
-    }
-  };
-
-  const onEvent = (event: Exclude<LoopEvent, { ev: "data" }>) => {
-    switch (event.ev) {
-      case "open":
-        open(event.flow);
-        return;
-      case "eof": {
-        const flow = flows.get(event.id);
-        if (!flow?.writer) return;
-        flow.writeChain = flow.writeChain.then(() => flow.writer!.close()).catch(() => {});
-        return;
-      }
-      case "sent": {
-        const flow = flows.get(event.id);
-        if (!flow) return;
-        flow.credit += event.n;
-        if (flow.credit > 0) flow.resume?.();
-        return;
-      }
-      case "closed": {
-        const flow = flows.get(event.id);
-        if (flow) finishFlow(flow, event.why === "closed" ? undefined : event.why);
-        return;
-      }
-      case "udp":
-        if (options.onUdp) {
-          const datagram = { ...event.datagram, payload: link.keep(event.datagram.payload) };
-          options.onUdp(datagram, (reply) => link.send({ op: "udp", datagram: reply }));
-        }
-        return;
-    }
-  };
-
-  /**
-   * App → dialer, bytes in order as the link delivers them; the app's window reopens as the
-   * dialer takes them. A dialer that is done with a chunk once its write settles gets one from
-   * the pool.
-   */
-  const onData = (id: FlowId, bytes: number, fill: (into: Uint8Array) => void) => {
-    const flow = flows.get(id);
-    if (!flow?.writer) return;
-    const pooled = flow.duplex?.writeReleasesChunk === true;
-    const data = pooled ? writeBuffers.take().subarray(0, bytes) : new Uint8Array(bytes);
-    fill(data);
-    flow.sent += bytes;
-    flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
-      if (pooled) writeBuffers.give(new Uint8Array(data.buffer));
-      flow.link.send({ op: "consumed", id, n: bytes });
-    }, (error) => {
-      if (flow.closed) return;
-      flow.link.send({ op: "abort", id }); // T27e: the dialer's write side died
-      finishFlow(flow, error instanceof Error ? error.message : String(error));
-    });
-  };
-
   const parameters = {
-    tunFd: tun.fd,
-    mtu: options.mtu,
-    vnetHeader: tun.vnetHeader,
+    device: device.packetIo,
     network: options.network,
     receiveBuffer: options.receiveBuffer ?? 1024 * 1024,
     sendBuffer: options.sendBuffer ?? 1024 * 1024,
@@ -362,14 +126,14 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
   };
   /**
-   * The host's addresses the loop admits as sources, its own TUN address always among them; the
-   * last list when the host cannot be asked (getifaddrs fails only when out of memory).
+   * The host's addresses the loop admits as sources, the device's own address always among them;
+   * the last list when the host cannot be asked (getifaddrs fails only when out of memory).
    */
-  let localAddresses = [options.address];
+  let localAddresses = [device.address];
   const hostAddresses = (): number[] => {
     try {
-      const addresses = localIpv4Addresses(libc);
-      if (!addresses.includes(options.address)) addresses.push(options.address);
+      const addresses = host.localIpv4Addresses();
+      if (!addresses.includes(device.address)) addresses.push(device.address);
       return addresses.slice(0, MAX_LOCAL_ADDRESSES);
     } catch (error) {
       log.debug("cannot list the host's addresses: {message}", { message: String(error) });
@@ -382,15 +146,15 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   const startLink = async (testFault?: LoopTestFault) => {
     const current = ++generation;
     const handlers: LoopHandlers = {
-      event: (event) => {
-        if (current === generation) onEvent(event);
+      event: (event, loop) => {
+        if (current === generation) relay.event(event, loop);
       },
       data: (id, bytes, fill) => {
-        if (current === generation) onData(id, bytes, fill);
+        if (current === generation) relay.appData(id, bytes, fill);
       },
     };
     const started = await PacketLoopLink.start(
-      libc,
+      host,
       { ...parameters, localAddresses, testFault },
       handlers,
     );
@@ -434,7 +198,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
         : "starting a new packet loop (connections open now are reset)",
     });
     state = giveUp ? "down" : "stalled";
-    for (const flow of [...flows.values()]) finishFlow(flow, LOOP_RESTARTED);
+    relay.resetAll(LOOP_RESTARTED);
     pastFaults += failed.faults;
     pastForeignDrops += failed.foreignDrops;
     await failed.close();
@@ -485,9 +249,8 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     link = await startLink(options.testFault ?? testFaultFromEnv());
     watchTimer = setInterval(watch, WATCH_INTERVAL_MS);
   } catch (error) {
-    clearInterval(bytesTimer);
-    libc.close(tun.fd);
-    lib.close();
+    relay.close("the packet loop did not start");
+    device.close();
     throw error;
   }
   let closing: Promise<void> | undefined;
@@ -498,20 +261,15 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     }
   };
   return {
-    name: tun.name,
-    ifindex: () => interfaceIndex(tun.name, libc),
+    name: device.name,
+    offload: device.offload,
+    ifindex: () => device.ifindex(),
     serveAddresses,
     addHostRoutes(addresses) {
       serveAddresses(addresses); // the stack answers first, then packets come
-      const table = RouteTable.open(libc);
-      try {
-        const ifindex = interfaceIndex(tun.name, libc);
-        for (const address of addresses) table.add({ dst: address, prefix: 32, ifindex });
-      } finally {
-        table.close();
-      }
+      device.addRoutes(addresses.map((address) => ({ address, prefix: 32 })));
     },
-    activeFlows: () => flows.size,
+    activeFlows: () => relay.activeFlows,
     health: () => ({
       state,
       restarts,
@@ -520,17 +278,15 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       faults: pastFaults + (link === retiring ? 0 : link.faults),
       foreignDrops: pastForeignDrops + (link === retiring ? 0 : link.foreignDrops),
     }),
-    isVipBusy: (vip) => (busy.get(vip) ?? 0) > 0,
+    isVipBusy: (vip) => relay.isVipBusy(vip),
     close() {
       closing ??= (async () => {
         closed = true;
-        clearInterval(bytesTimer);
         clearInterval(watchTimer);
         await replacing;
-        for (const flow of [...flows.values()]) finishFlow(flow, "k8stun is stopping");
+        relay.close("k8stun is stopping");
         await link.close();
-        libc.close(tun.fd); // the TUN and its routes vanish with the last descriptor
-        lib.close();
+        device.close(); // the interface and its routes go with it
       })();
       return closing;
     },

@@ -7,7 +7,7 @@
  * it failed or crashed.
  */
 import { logger } from "../../log.ts";
-import { copyBytes, type Libc } from "../../../ffi/linux/libc.ts";
+import type { TunHost, Wakeup } from "../device/tun_device.ts";
 import {
   type FromLoop,
   type LoopEvent,
@@ -41,8 +41,6 @@ function reportFault(kind: string, message: string): void {
     { kind, message },
   );
 }
-const EFD_NONBLOCK = 0x800;
-const EFD_CLOEXEC = 0x80000;
 /** Each ring's size: room for a turn's worth of events of many busy flows. */
 const RING_BYTES = 8 * 1024 * 1024;
 /** The most bytes of one flow delivered as one chunk: big, yet its window reopens in steps. */
@@ -50,8 +48,11 @@ export const MAX_CHUNK = MAX_RECORD_PAYLOAD;
 
 /** What the relay does with the loop's events. */
 export interface LoopHandlers {
-  /** Any event but data. Payloads (UDP) are views into the ring: {@link PacketLoopLink.keep}. */
-  event(event: Exclude<LoopEvent, { ev: "data" }>): void;
+  /**
+   * Any event but data, of `link` (events may come before {@link PacketLoopLink.start} returns).
+   * Payloads (UDP) are views into the ring: {@link PacketLoopLink.keep}.
+   */
+  event(event: Exclude<LoopEvent, { ev: "data" }>, link: PacketLoopLink): void;
   /**
    * `bytes` (≤ MAX_CHUNK) of a flow's data: `fill(into)` copies them into the start of `into`,
    * and only until this call returns.
@@ -64,17 +65,14 @@ export type LoopParameters = Omit<LoopStart, "type" | "wakeFd" | "ops" | "events
 
 /** A running link to the packet loop. */
 export class PacketLoopLink {
-  readonly #libc: Libc;
   readonly #worker: Worker;
-  readonly #wakeFd: number;
+  readonly #wakeup: Wakeup;
   readonly #ops: RingWriter;
   readonly #events: RingReader;
   readonly #signals: Int32Array;
   readonly #handlers: LoopHandlers;
   /** Operations the ring had no room for, in order; the Worker says when it has made room. */
   readonly #backlog: LoopOp[] = [];
-  /** What a wake-up writes to the eventfd: a u64 of 1. */
-  readonly #one = new Uint8Array(new BigUint64Array([1n]).buffer);
   #wakeScheduled = false;
   #listening = true;
   #closed = false;
@@ -86,29 +84,28 @@ export class PacketLoopLink {
   #gatheredId = -1;
   #gatheredBytes = 0;
 
-  private constructor(libc: Libc, handlers: LoopHandlers) {
-    this.#libc = libc;
+  private constructor(host: TunHost, handlers: LoopHandlers) {
     this.#handlers = handlers;
-    this.#wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    const copy = copyBytes(libc);
+    this.#wakeup = host.openWakeup();
+    const copy = host.copy;
     this.#ops = new RingWriter(createRing(RING_BYTES), copy);
     this.#events = new RingReader(createRing(RING_BYTES), copy);
     this.#signals = new Int32Array(new SharedArrayBuffer(SIGNAL_WORDS * 4));
     this.#worker = new Worker(new URL("../loop/worker.ts", import.meta.url), { type: "module" });
   }
 
-  /** Starts the Worker on the TUN; resolves once it polls. */
+  /** Starts the Worker on the device `parameters.device`; resolves once it polls. */
   static async start(
-    libc: Libc,
+    host: TunHost,
     parameters: LoopParameters,
     handlers: LoopHandlers,
   ): Promise<PacketLoopLink> {
-    const link = new PacketLoopLink(libc, handlers);
+    const link = new PacketLoopLink(host, handlers);
     try {
       await link.#start(parameters);
     } catch (error) {
       link.#worker.terminate();
-      libc.close(link.#wakeFd);
+      link.#wakeup.close();
       throw error;
     }
     link.#eventLoop = link.#listen();
@@ -137,7 +134,7 @@ export class PacketLoopLink {
       {
         ...parameters,
         type: "start",
-        wakeFd: this.#wakeFd,
+        wakeFd: this.#wakeup.fd,
         ops: this.#ops.buffer,
         events: this.#events.buffer,
         signals: this.#signals.buffer as SharedArrayBuffer,
@@ -170,7 +167,7 @@ export class PacketLoopLink {
   }
 
   /**
-   * Hands `op` to the loop; one eventfd write per microtask checkpoint wakes it if it sleeps.
+   * Hands `op` to the loop; one wake-up per microtask checkpoint wakes it if it sleeps.
    * Returns whether the op is in the ring already (false: it waits in the backlog, and its data
    * is still referenced). After {@link close}, operations go nowhere (and count as taken).
    */
@@ -204,7 +201,7 @@ export class PacketLoopLink {
     return this.#events.keep(payload);
   }
 
-  /** Stops the Worker (within a second) and closes the eventfd; the caller owns the TUN. */
+  /** Stops the Worker (within a second) and closes the wake-up; the caller owns the device. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -222,11 +219,11 @@ export class PacketLoopLink {
     ]);
     clearTimeout(timer);
     this.#worker.terminate();
-    this.#libc.close(this.#wakeFd);
+    this.#wakeup.close();
   }
 
   #wake(): void {
-    this.#libc.write(this.#wakeFd, this.#one, 8n);
+    this.#wakeup.signal();
   }
 
   /** Reads events as the Worker publishes them, until close. */
@@ -255,7 +252,7 @@ export class PacketLoopLink {
   #visit(event: LoopEvent): void {
     if (event.ev !== "data") {
       this.#deliverGathered();
-      return this.#handlers.event(event);
+      return this.#handlers.event(event, this);
     }
     // The loop writes data segment by segment: a flow's consecutive records go out as one.
     if (event.id !== this.#gatheredId || this.#gatheredBytes + event.data.length > MAX_CHUNK) {

@@ -3,7 +3,7 @@
  * operations (main → Worker) and flow events (Worker → main) travel as records in two shared
  * rings (ring.ts); `postMessage` only starts the loop and reports how it ended.
  *
- * Wake-ups: the main thread writes the eventfd the Worker polls beside the TUN when the Worker
+ * Wake-ups: the main thread signals the wake-up fd the Worker polls beside the TUN when the Worker
  * says it sleeps (busy-polling, it sees the ring without one); the Worker bumps the EVENTS signal
  * word, which the main thread awaits with `Atomics.waitAsync`. A full ring is
  * never an error: the producer keeps a backlog, raises its BACKLOG word, and the consumer wakes
@@ -12,13 +12,16 @@
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { MAX_RECORD_PAYLOAD, type RingReader, type RingWriter } from "./ring.ts";
 import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
+import type { PacketIoSpec } from "../device/tun_device.ts";
 
 export { MAX_RECORD_PAYLOAD };
 
 /** Start parameters (the one message the Worker receives). */
 export interface LoopStart {
   type: "start";
-  tunFd: number;
+  /** The device's end (the Worker imports `device.module` to open it). */
+  device: PacketIoSpec;
+  /** Polled beside the device: the main thread's wake-up (Wakeup in tun_device.ts). */
   wakeFd: number;
   /** Ring of operations, main → Worker. */
   ops: SharedArrayBuffer;
@@ -26,9 +29,6 @@ export interface LoopStart {
   events: SharedArrayBuffer;
   /** The Int32 words indexed by {@link Signal}. */
   signals: SharedArrayBuffer;
-  mtu: number;
-  /** The TUN carries virtio headers and offloads (see core/net/wire/virtio.ts). */
-  vnetHeader: boolean;
   network: { base: number; prefix: number };
   receiveBuffer: number;
   sendBuffer: number;
@@ -68,7 +68,7 @@ export const Signal = {
   OPS_BACKLOG: 2,
   /** The main thread asks the loop to end. */
   STOP: 3,
-  /** The loop is (about to be) asleep in `poll`: operations must come with an eventfd write. */
+  /** The loop is (about to be) asleep in `poll`: operations must come with a wake-up. */
   SLEEPING: 4,
   /**
    * Bumped by the loop at every turn, also when a `poll` times out (≤ 1 s when idle): the main

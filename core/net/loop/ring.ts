@@ -38,7 +38,7 @@ class RingMemory {
   protected readonly bytes: Uint8Array;
   protected readonly view: DataView;
   protected readonly mask: number;
-  /** How payloads are copied in and out (copyBytes of ffi/linux/libc.ts in the data plane). */
+  /** How payloads are copied in and out (the OS's memcpy in the data plane: TunHost.copy, PacketIo.copy). */
   readonly copy: CopyBytes;
   /** The shared memory, to hand to the other thread. */
   readonly buffer: SharedArrayBuffer;

@@ -1,10 +1,12 @@
 /**
- * The packet loop, run in a Worker (platform-ffi.md §3): `poll()` on the TUN fd and a wake-up
- * eventfd, drain the TUN with synchronous non-blocking reads, apply the relay's operations from
- * the shared ring, feed the stack, run its timers, write its packets synchronously, and publish
- * the turn's flow events to the other ring. The loop never yields to the Worker's event loop:
- * everything it needs arrives through shared memory, so a wake-up is one `poll` return.
- * Stopping closes nothing it does not own.
+ * The packet loop, run in a Worker (platform-ffi.md §3): wait on the device and a wake-up fd,
+ * drain the device with synchronous non-blocking reads, apply the relay's operations from the
+ * shared ring, feed the stack, run its timers, write its packets synchronously, and publish the
+ * turn's flow events to the other ring. The loop never yields to the Worker's event loop:
+ * everything it needs arrives through shared memory, so a wake-up is one `poll` return. The
+ * device's end (core/net/device/tun_device.ts PacketIo) comes from the module its spec names,
+ * imported once before the loop starts: this file knows no OS. Stopping closes nothing it does
+ * not own.
  *
  * Failures: an operation that throws resets its flow (RST to the application, "closed" to the
  * relay), is counted in the FAULTS word and reported once per kind; anything else that throws
@@ -12,14 +14,9 @@
  * turn bumps the HEARTBEAT word, which the main thread's watchdog reads.
  */
 /// <reference lib="deno.worker" />
-import { copyBytes, Errno, errno, openLibc } from "../../../ffi/linux/libc.ts";
 import { NetStack } from "../stack.ts";
-import {
-  checksumTrusted,
-  type Offload,
-  VNET_HEADER_LENGTH,
-  writeVnetHeader,
-} from "../wire/virtio.ts";
+import type { Offload } from "../wire/virtio.ts";
+import type { PacketIo, PacketIoModule } from "../device/tun_device.ts";
 import { emitUdp } from "../wire/udp.ts";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { fragmentIpv4, MAX_UDP_PAYLOAD } from "../wire/ipv4_fragment.ts";
@@ -36,23 +33,29 @@ import {
   Signal,
 } from "./protocol.ts";
 import type { FlowId, StackHost, UdpDatagram } from "../stack_types.ts";
+import { FRAME_HEADROOM } from "../device/tun_device.ts";
 
-const POLLIN = 0x1;
 /** A turn that moved this much is part of a bulk transfer (see the busy-poll below). */
 const BULK_TURN_BYTES = 32 * 1024;
 /** Fault kinds reported by message; past this many, faults are only counted. */
 const MAX_FAULT_KINDS = 32;
+/** Device reads per turn: the TUN's queue holds 500 packets; read until it is empty. */
+const MAX_READS_PER_TURN = 4096;
 const NO_OFFLOAD: Offload = { kind: "none" };
-const { symbols: libc } = openLibc();
 let started = false;
 
-self.onmessage = (event: MessageEvent<LoopStart>) => {
+self.onmessage = async (event: MessageEvent<LoopStart>) => {
   if (event.data.type !== "start" || started) return;
   started = true;
+  let io: PacketIo | undefined;
   try {
-    run(event.data);
+    const module: PacketIoModule = await import(event.data.device.module);
+    io = module.openPacketIo(event.data.device, event.data.wakeFd);
+    run(event.data, io);
   } catch (error) {
     post({ type: "failed", message: error instanceof Error ? error.message : String(error) });
+  } finally {
+    io?.close();
   }
   self.close();
 };
@@ -61,8 +64,10 @@ function post(message: FromLoop): void {
   self.postMessage(message);
 }
 
-function run(start: LoopStart): void {
-  const copy = copyBytes(libc);
+function run(start: LoopStart, io: PacketIo): void {
+  const copy = io.copy;
+  const mtu = start.device.mtu;
+  const offload = start.device.offload.checksum && start.device.offload.segmentation;
   const opsRing = new RingReader(start.ops, copy);
   const eventsRing = new RingWriter(start.events, copy);
   const signals = new Int32Array(start.signals);
@@ -95,19 +100,7 @@ function run(start: LoopStart): void {
   const extra = new Set<number>();
   const host: StackHost = {
     transmit(packet, offload) {
-      // A full TUN queue (EAGAIN/ENOBUFS) is a loss the stack's timers repair (T26).
-      if (!start.vnetHeader) {
-        libc.write(start.tunFd, packet, BigInt(packet.length));
-        return;
-      }
-      // The stack leaves headroom before each packet: the header goes there, one write, no copy.
-      const frame = new Uint8Array(
-        packet.buffer,
-        packet.byteOffset - VNET_HEADER_LENGTH,
-        packet.length + VNET_HEADER_LENGTH,
-      );
-      writeVnetHeader(frame, offload);
-      libc.write(start.tunFd, frame, BigInt(frame.length));
+      io.transmit(packet, offload);
     },
     flowOpening(flow) {
       emit({ ev: "open", flow });
@@ -132,12 +125,12 @@ function run(start: LoopStart): void {
     },
   };
   const stack = new NetStack(host, {
-    mtu: start.mtu,
+    mtu,
     isRouted: (address) => ((address & mask) >>> 0) === start.network.base || extra.has(address),
     receiveBuffer: start.receiveBuffer,
     sendBuffer: start.sendBuffer,
     idleTimeoutMs: start.idleTimeoutMs,
-    offload: start.vnetHeader,
+    offload,
     copy,
   });
   const drainPending = (id: FlowId) => {
@@ -162,8 +155,8 @@ function run(start: LoopStart): void {
   };
   // UDP goes out here rather than through the stack's one-MTU buffer: a datagram longer than the
   // MTU (a DNS answer up to the client's EDNS size) leaves as IPv4 fragments (ipv4_fragment.ts).
-  const datagramOut = new Uint8Array(VNET_HEADER_LENGTH + 65535).subarray(VNET_HEADER_LENGTH);
-  const fragmentOut = new Uint8Array(VNET_HEADER_LENGTH + start.mtu).subarray(VNET_HEADER_LENGTH);
+  const datagramOut = new Uint8Array(FRAME_HEADROOM + 65535).subarray(FRAME_HEADROOM);
+  const fragmentOut = new Uint8Array(FRAME_HEADROOM + mtu).subarray(FRAME_HEADROOM);
   let datagramId = 0;
   const sendUdp = (datagram: UdpDatagram) => {
     if (datagram.payload.length > MAX_UDP_PAYLOAD) {
@@ -181,7 +174,7 @@ function run(start: LoopStart): void {
     );
     fragmentIpv4(
       datagramOut.subarray(0, length),
-      start.mtu,
+      mtu,
       fragmentOut,
       (packet) => host.transmit(packet, NO_OFFLOAD),
     );
@@ -261,23 +254,6 @@ function run(start: LoopStart): void {
     Atomics.notify(signals, Signal.EVENTS);
   };
 
-  const pfds = new Uint8Array(16);
-  const view = new DataView(pfds.buffer);
-  view.setInt32(0, start.tunFd, true);
-  view.setInt16(4, POLLIN, true);
-  view.setInt32(8, start.wakeFd, true);
-  view.setInt16(12, POLLIN, true);
-  const wakeBuffer = new Uint8Array(8);
-  /** `poll` the TUN and the eventfd for up to `timeout` ms (0: just look). */
-  const pollFds = (timeout: number): void => {
-    view.setInt16(6, 0, true);
-    view.setInt16(14, 0, true);
-    if (libc.poll(pfds, 2n, timeout) < 0 && errno(libc) !== Errno.EINTR) {
-      throw new Error(`poll failed: errno ${errno(libc)}`);
-    }
-    if (view.getInt16(14, true) & POLLIN) libc.read(start.wakeFd, wakeBuffer, 8n);
-  };
-  const tunReadable = () => (view.getInt16(6, true) & POLLIN) !== 0;
   /**
    * Waits until the TUN or the relay has work, or `deadline`. Right after activity it polls
    * without sleeping for `busyPollMs` (like the kernel's SO_BUSY_POLL): the answer to what it
@@ -287,21 +263,16 @@ function run(start: LoopStart): void {
   const waitForWork = (lastActivity: number, deadline: number) => {
     const spinUntil = Math.min(lastActivity + start.busyPollMs, deadline);
     while (performance.now() < spinUntil) {
-      if (opsRing.pending) return;
-      pollFds(0);
-      if (tunReadable()) return;
+      if (opsRing.pending || io.wait(0)) return;
     }
-    // Sleep, announced first: the main thread writes the eventfd only to a sleeping loop, and
+    // Sleep, announced first: the main thread signals the wake-up only to a sleeping loop, and
     // checking the ring after the announcement closes the race with an operation just pushed.
     Atomics.store(signals, Signal.SLEEPING, 1);
     if (!opsRing.pending) {
-      pollFds(Math.max(0, Math.min(Math.ceil(deadline - performance.now()), 1000)));
+      io.wait(Math.max(0, Math.min(Math.ceil(deadline - performance.now()), 1000)));
     }
     Atomics.store(signals, Signal.SLEEPING, 0);
   };
-  // With offload a read is a virtio header and a super-packet of up to 64 KiB.
-  const headerLength = start.vnetHeader ? VNET_HEADER_LENGTH : 0;
-  const packet = new Uint8Array(headerLength + (start.vnetHeader ? 65535 : start.mtu + 64));
   let lastActivity = -Infinity;
   let turnBytes = 0;
   const testFaultAt = start.testFault ? performance.now() + start.testFault.afterMs : Infinity;
@@ -317,13 +288,9 @@ function run(start: LoopStart): void {
     let work = readOps(opsRing, (op) => applyContained(op, t));
     // The main thread holds operations that did not fit: tell it there is room now.
     if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) wakeMain();
-    // Drain the TUN (T26: its queue holds 500 packets; read until EAGAIN).
-    for (let i = 0; i < 4096; i++) {
-      const n = Number(libc.read(start.tunFd, packet, BigInt(packet.length)));
-      if (n <= headerLength) break;
+    // Drain the device (its queue holds 500 packets; read until it is empty).
+    turnBytes += io.receive(MAX_READS_PER_TURN, (ip, checksumTrusted) => {
       work++;
-      turnBytes += n;
-      const ip = packet.subarray(headerLength, n);
       if (!sources.admits(ip)) {
         Atomics.add(signals, Signal.FOREIGN_DROPS, 1);
         if (!reported.has("foreign")) {
@@ -331,10 +298,10 @@ function run(start: LoopStart): void {
           const source = formatIpv4(LocalSources.sourceOf(ip));
           post({ type: "fault", kind: "foreign", message: source });
         }
-        continue;
+        return;
       }
-      stack.input(ip, t, start.vnetHeader && checksumTrusted(packet));
-    }
+      stack.input(ip, t, checksumTrusted);
+    });
     stack.poll(performance.now());
     publish();
     // Busy-poll after request-sized turns only: in a bulk transfer the next batch is worth a

@@ -1,0 +1,317 @@
+/**
+ * The relay of TUN flows, main-thread side: each flow the stack announces goes through the
+ * Router, in named steps —
+ * 1. {@link FlowRelay.open}: the application's SYN arrived; dial ({@link FlowRelay#dial}).
+ * 2. accept (SYN-ACK) once the dial connected, or refuse (RST → ECONNREFUSED) when it failed.
+ * 3. {@link FlowRelay#pumpToApp}: dialer → application, with credit-based backpressure (reading
+ *    pauses while {@link SEND_CREDIT} bytes wait in the loop, and resumes on "sent").
+ * 4. {@link FlowRelay.appData}: application → dialer, in order; the application's receive window
+ *    reopens as the dialer takes the bytes ("consumed").
+ * 5. Ends: the application's FIN half-closes the dialer; the dialer's EOF sends FIN; a dialer
+ *    error mid-stream resets the application's side, never a clean FIN on truncated data.
+ *
+ * The relay knows nothing of devices or Workers: operations go to the flow's {@link FlowLoop}.
+ */
+import { asDialError, describe, type Router } from "../../router.ts";
+import { logger } from "../../log.ts";
+import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
+import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
+import type { LoopEvent, LoopOp } from "../loop/protocol.ts";
+import type { Duplex } from "../../../mod.ts";
+import { recyclingReader } from "../../recycling_reader.ts";
+import { BufferPool } from "../../buffer_pool.ts";
+import { MAX_CHUNK } from "./loop_link.ts";
+
+const log = logger("tun");
+/** Bytes handed to the loop and not yet taken by the stack, per flow, before reading pauses. */
+export const SEND_CREDIT = 1024 * 1024;
+/** The abort reason of a finished flow: given, so abort() does not build a DOMException. */
+const FLOW_ENDED = new Error("the connection ended");
+/** Write buffers kept for dialers that release chunks (Duplex.writeReleasesChunk). */
+const POOLED_WRITE_BUFFERS = 32;
+/** How often byte counts go to telemetry. */
+const BYTES_REPORT_MS = 1000;
+
+/** Where a flow's operations go: the packet loop it lives in (bridge/loop_link.ts). */
+export interface FlowLoop {
+  /** Hands an operation to the loop; false when it was queued (its data still referenced). */
+  send(op: LoopOp): boolean;
+  /** A copy of an event payload (a view into the loop's ring) to keep. */
+  keep(payload: Uint8Array): Uint8Array;
+}
+
+/** Options for {@link FlowRelay}. */
+export interface FlowRelayOptions {
+  router: Router;
+  telemetry?: TelemetrySink;
+  /** UDP datagrams to routed addresses (e.g. DNS); `reply` sends one back. */
+  onUdp?: (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void;
+}
+
+interface Flow {
+  info: ConnectionInfo;
+  /** The loop the flow lives in: its operations go there, and nowhere once it is replaced. */
+  loop: FlowLoop;
+  duplex?: Duplex;
+  writer?: WritableStreamDefaultWriter<Uint8Array>;
+  writeChain: Promise<void>;
+  credit: number;
+  resume?: () => void;
+  abort: AbortController;
+  sent: number;
+  received: number;
+  reportedSent: number;
+  reportedReceived: number;
+  closed: boolean;
+}
+
+/** Relays the flows of packet loops to the Router's dialers. */
+export class FlowRelay {
+  readonly #router: Router;
+  readonly #telemetry: TelemetrySink;
+  readonly #onUdp: FlowRelayOptions["onUdp"];
+  readonly #flows = new Map<FlowId, Flow>();
+  /** Open connections per VIP (stale-VIP reclaim asks). */
+  readonly #busy = new Map<string, number>();
+  readonly #writeBuffers = new BufferPool(MAX_CHUNK, POOLED_WRITE_BUFFERS);
+  readonly #bytesTimer: ReturnType<typeof setInterval>;
+
+  constructor(options: FlowRelayOptions) {
+    this.#router = options.router;
+    this.#telemetry = options.telemetry ?? NoTelemetry;
+    this.#onUdp = options.onUdp;
+    this.#bytesTimer = setInterval(() => {
+      for (const flow of this.#flows.values()) this.#reportBytes(flow);
+    }, BYTES_REPORT_MS);
+  }
+
+  get activeFlows(): number {
+    return this.#flows.size;
+  }
+
+  isVipBusy(vip: string): boolean {
+    return (this.#busy.get(vip) ?? 0) > 0;
+  }
+
+  /** Dispatches an event of `loop` other than data. */
+  event(event: Exclude<LoopEvent, { ev: "data" }>, loop: FlowLoop): void {
+    switch (event.ev) {
+      case "open":
+        this.open(event.flow, loop);
+        return;
+      case "eof":
+        return this.appEof(event.id);
+      case "sent":
+        return this.credit(event.id, event.n);
+      case "closed":
+        return this.closed(event.id, event.why);
+      case "udp":
+        return this.udp(event.datagram, loop);
+    }
+  }
+
+  /** Step 1: the application's SYN; the flow lives in `loop`. Dials, then accepts or refuses. */
+  open(opening: FlowOpening, loop: FlowLoop): void {
+    const flow: Flow = {
+      loop,
+      info: {
+        id: opening.id,
+        vip: opening.dstAddress,
+        createdAt: new Date(),
+        srcIp: opening.srcAddress,
+        srcPort: opening.srcPort,
+        dstPort: opening.dstPort,
+      },
+      writeChain: Promise.resolve(),
+      credit: SEND_CREDIT,
+      abort: new AbortController(),
+      sent: 0,
+      received: 0,
+      reportedSent: 0,
+      reportedReceived: 0,
+      closed: false,
+    };
+    this.#flows.set(opening.id, flow);
+    this.#dial(flow, opening);
+  }
+
+  /** Step 2: through the Router; connected → accept, failed → refuse. */
+  async #dial(flow: Flow, opening: FlowOpening): Promise<void> {
+    let opened;
+    try {
+      opened = await this.#router.open(
+        {
+          address: opening.dstAddress,
+          port: opening.dstPort,
+          protocol: "tcp",
+          front: "tun",
+          source: { address: opening.srcAddress, port: opening.srcPort },
+        },
+        flow.abort.signal,
+        { early: true },
+      );
+    } catch (error) {
+      this.#refuse(flow, asDialError(error, "router"));
+      return;
+    }
+    if (flow.closed) {
+      opened.duplex.abort(); // its loop was replaced, or the relay stopped, meanwhile
+      return;
+    }
+    flow.duplex = opened.duplex;
+    flow.writer = opened.duplex.writable.getWriter();
+    this.#busy.set(flow.info.vip, (this.#busy.get(flow.info.vip) ?? 0) + 1);
+    log.debug("{vip}:{port} → {target} via {dialer}", {
+      vip: flow.info.vip,
+      port: flow.info.dstPort,
+      target: describe(opened.target),
+      dialer: opened.dialer,
+    });
+    this.#telemetry.emit({ type: "connection_opened", connection: flow.info });
+    flow.loop.send({ op: "accept", id: flow.info.id });
+    this.#pumpToApp(flow).catch(() => {});
+  }
+
+  #refuse(flow: Flow, failure: { reason: string; message: string }): void {
+    const target = `${flow.info.vip}:${flow.info.dstPort}`;
+    log.info("{target} refused: {message}", { target, message: failure.message });
+    this.#telemetry.emit({
+      type: "dial_error",
+      reason: failure.reason,
+      target,
+      message: failure.message,
+    });
+    if (flow.closed) return; // its loop was replaced meanwhile
+    this.#flows.delete(flow.info.id);
+    flow.loop.send({ op: "refuse", id: flow.info.id });
+  }
+
+  /** Step 3, dialer → application: read, hand to the loop while credit lasts, then wait. */
+  async #pumpToApp(flow: Flow): Promise<void> {
+    const reader = recyclingReader(flow.duplex!.readable);
+    try {
+      while (!flow.closed) {
+        if (flow.credit <= 0) {
+          await new Promise<void>((resolve) => flow.resume = resolve);
+          flow.resume = undefined;
+          continue;
+        }
+        const chunk = await reader.read();
+        if (chunk === null) {
+          if (!flow.closed) flow.loop.send({ op: "finish", id: flow.info.id });
+          return;
+        }
+        if (flow.closed) return;
+        flow.credit -= chunk.length;
+        flow.received += chunk.length;
+        // Copied into the ring at once (then its memory takes the next read), unless queued.
+        if (flow.loop.send({ op: "send", id: flow.info.id, data: chunk })) reader.recycle(chunk);
+      }
+    } catch (error) {
+      if (!flow.closed) {
+        const message = error instanceof Error ? error.message : String(error);
+        log.info("connection to {vip}:{port} failed mid-stream: {message}", {
+          vip: flow.info.vip,
+          port: flow.info.dstPort,
+          message,
+        });
+        flow.loop.send({ op: "abort", id: flow.info.id });
+        this.#finish(flow, message);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  /** The stack took `n` more of a flow's bytes: its credit grows, reading resumes. */
+  credit(id: FlowId, n: number): void {
+    const flow = this.#flows.get(id);
+    if (!flow) return;
+    flow.credit += n;
+    if (flow.credit > 0) flow.resume?.();
+  }
+
+  /**
+   * Step 4, application → dialer: `bytes` in order as the loop delivers them (`fill` copies
+   * them, only during this call); the application's window reopens as the dialer takes them. A
+   * dialer that is done with a chunk once its write settles gets one from the pool.
+   */
+  appData(id: FlowId, bytes: number, fill: (into: Uint8Array) => void): void {
+    const flow = this.#flows.get(id);
+    if (!flow?.writer) return;
+    const pooled = flow.duplex?.writeReleasesChunk === true;
+    const data = pooled ? this.#writeBuffers.take().subarray(0, bytes) : new Uint8Array(bytes);
+    fill(data);
+    flow.sent += bytes;
+    flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
+      if (pooled) this.#writeBuffers.give(new Uint8Array(data.buffer));
+      flow.loop.send({ op: "consumed", id, n: bytes });
+    }, (error) => {
+      if (flow.closed) return;
+      flow.loop.send({ op: "abort", id }); // the dialer's write side died: reset, never a FIN
+      this.#finish(flow, error instanceof Error ? error.message : String(error));
+    });
+  }
+
+  /** Step 5: the application's FIN half-closes the dialer, after the bytes before it. */
+  appEof(id: FlowId): void {
+    const flow = this.#flows.get(id);
+    if (!flow?.writer) return;
+    flow.writeChain = flow.writeChain.then(() => flow.writer!.close()).catch(() => {});
+  }
+
+  /** The stack closed the flow (both FINs, a reset, a timeout). */
+  closed(id: FlowId, why: FlowEnd): void {
+    const flow = this.#flows.get(id);
+    if (flow) this.#finish(flow, why === "closed" ? undefined : why);
+  }
+
+  /** A datagram to a routed address: to `onUdp`, whose replies go back through `loop`. */
+  udp(datagram: UdpDatagram, loop: FlowLoop): void {
+    if (!this.#onUdp) return;
+    const kept = { ...datagram, payload: loop.keep(datagram.payload) };
+    this.#onUdp(kept, (reply) => loop.send({ op: "udp", datagram: reply }));
+  }
+
+  /** Ends every flow with `reason` (their loop was replaced, or the relay stops). */
+  resetAll(reason: string): void {
+    for (const flow of [...this.#flows.values()]) this.#finish(flow, reason);
+  }
+
+  /** Ends every flow and stops reporting. */
+  close(reason: string): void {
+    clearInterval(this.#bytesTimer);
+    this.resetAll(reason);
+  }
+
+  #finish(flow: Flow, error?: string): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    this.#flows.delete(flow.info.id);
+    if (flow.writer) { // counted as busy once its dial connected
+      const count = (this.#busy.get(flow.info.vip) ?? 1) - 1;
+      if (count <= 0) this.#busy.delete(flow.info.vip);
+      else this.#busy.set(flow.info.vip, count);
+    }
+    this.#reportBytes(flow);
+    flow.abort.abort(FLOW_ENDED);
+    flow.duplex?.abort();
+    flow.resume?.();
+    this.#telemetry.emit({ type: "connection_closed", connection: flow.info, error });
+  }
+
+  #reportBytes(flow: Flow): void {
+    const sent = flow.sent - flow.reportedSent;
+    const received = flow.received - flow.reportedReceived;
+    if (sent === 0 && received === 0) return;
+    flow.reportedSent = flow.sent;
+    flow.reportedReceived = flow.received;
+    this.#telemetry.emit({
+      type: "bytes",
+      connectionId: flow.info.id,
+      vip: flow.info.vip,
+      sent,
+      received,
+    });
+  }
+}
