@@ -40,7 +40,13 @@ const MAX_BACKOFFS = 12;
 const SYNACK_TRIES = 5; // T9
 const TIME_WAIT_MS = 2000; // short TIME-WAIT (T25)
 const FIN_WAIT_2_MS = 60_000; // T30
-const OOO_MAX_SEGMENTS = 64; // T17
+/**
+ * Out-of-order segments kept for reassembly (RFC 9293 §3.10.7.4), besides the byte bound of the
+ * receive buffer: enough for a whole window of MTU-sized segments, so one lost segment costs the
+ * sender one retransmission, not one per segment that followed it (a window of 4 MiB at MSS 1460
+ * is 2,900 segments; without offload every one of them is a packet).
+ */
+const OOO_MAX_SEGMENTS = 4096;
 /**
  * At most one challenge ACK per connection this often (RFC 5961 §7 asks for a throttle; Linux
  * uses 500 ms per socket, net.ipv4.tcp_invalid_ratelimit): forged segments cannot turn the stack
@@ -484,13 +490,8 @@ export class TcpConnection {
       return;
     }
     if (seq !== this.rcvNxt) {
-      if (
-        this.#ooo.length < OOO_MAX_SEGMENTS && this.#oooBytes + (stop - start) <= this.cap &&
-        !this.#ooo.some((s) => s.seq === seq)
-      ) {
-        this.#ooo.push({ seq, data: packet.slice(start, stop) });
-        this.#oooBytes += stop - start;
-        this.#ooo.sort((a, b) => seqDiff(a.seq, b.seq));
+      if (this.#ooo.length < OOO_MAX_SEGMENTS && this.#oooBytes + (stop - start) <= this.cap) {
+        this.#queueOutOfOrder(seq, packet.slice(start, stop));
       }
       this.#sendAck();
       return;
@@ -500,8 +501,9 @@ export class TcpConnection {
     this.buffered += chunk.length;
     const parts: Uint8Array[] = [chunk];
     let filledHole = false;
-    while (this.#ooo.length > 0 && seqLe(this.#ooo[0].seq, this.rcvNxt)) {
-      const next = this.#ooo.shift()!;
+    let joined = 0; // queued segments the hole's filling made contiguous, dropped at once below
+    while (joined < this.#ooo.length && seqLe(this.#ooo[joined].seq, this.rcvNxt)) {
+      const next = this.#ooo[joined++];
       this.#oooBytes -= next.data.length;
       const skip = seqDiff(this.rcvNxt, next.seq);
       if (skip < next.data.length) {
@@ -512,12 +514,31 @@ export class TcpConnection {
       }
       filledHole = true;
     }
+    if (joined > 0) this.#ooo.splice(0, joined);
     for (const part of parts) {
       if (this.accepted) this.sink.data(this, part);
       else this.#held.push(part.slice()); // `part` views the packet; the dial is still running
     }
     if (filledHole) this.#sendAck();
     else this.ackPending = true;
+  }
+
+  /**
+   * Keeps an out-of-order segment in sequence order. Segments after a loss mostly arrive in
+   * order, so the place is searched from the end (binary search), and a repeat is skipped.
+   */
+  #queueOutOfOrder(seq: number, data: Uint8Array): void {
+    let low = 0;
+    let high = this.#ooo.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (seqLt(this.#ooo[mid].seq, seq)) low = mid + 1;
+      else high = mid;
+    }
+    if (low < this.#ooo.length && this.#ooo[low].seq === seq) return;
+    if (low === this.#ooo.length) this.#ooo.push({ seq, data });
+    else this.#ooo.splice(low, 0, { seq, data });
+    this.#oooBytes += data.length;
   }
 
   /** The relay consumed `n` bytes: reopen the window, at once when it crosses the threshold (T14). */
