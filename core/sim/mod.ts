@@ -130,7 +130,11 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
       "- name: k8stun-sim",
       "  cluster:",
       `    server: ${url}`,
-      ...(tls ? [`    certificate-authority-data: ${btoa(tls.caPem)}`] : []),
+      // client-node (so every k8stun command) refuses an http:// server unless the kubeconfig
+      // opts out of TLS verification explicitly; kubectl accepts the flag for http:// too.
+      tls
+        ? `    certificate-authority-data: ${btoa(tls.caPem)}`
+        : "    insecure-skip-tls-verify: true",
       "users:",
       "- name: k8stun-sim",
       "  user:",
