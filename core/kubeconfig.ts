@@ -104,7 +104,8 @@ export function loadKubeConfig(
   if (!cluster) {
     throw new KubeConfigError(`context "${context}" in ${existing.join(":")} names no cluster`);
   }
-  if (cluster.skipTLSVerify) {
+  // Over http:// there is no certificate to skip: client-node needs the flag to allow plain HTTP.
+  if (cluster.skipTLSVerify && !cluster.server.startsWith("http:")) {
     warn(
       `kubeconfig cluster "${cluster.name}" (${cluster.server}) sets insecure-skip-tls-verify: ` +
         "k8stun does not check the API server's certificate, so anyone on the path can read " +

@@ -21,10 +21,12 @@ import {
   type SimServerContext,
   SPDY_DIRECT,
   SPDY_TUNNEL,
+  status,
 } from "./server.ts";
 import { serveSpdyPortForward } from "./portforward/spdy_server.ts";
 import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
+import { MAX_BODY_BYTES } from "./writes.ts";
 import { DenoTlsSocket } from "../k8s/deno_tls_socket.ts";
 
 /** A listening simulated API server. */
@@ -154,7 +156,11 @@ export function listenSim(
   });
 }
 
-function toRequest(req: IncomingMessage, tls: boolean): Request {
+function toRequest(
+  req: IncomingMessage,
+  tls: boolean,
+  body?: Uint8Array<ArrayBuffer>,
+): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (Array.isArray(value)) { for (const v of value) headers.append(name, v); }
@@ -165,8 +171,29 @@ function toRequest(req: IncomingMessage, tls: boolean): Request {
     {
       method: req.method,
       headers,
+      body: body && req.method !== "GET" && req.method !== "HEAD" ? body : undefined,
     },
   );
+}
+
+/** The request body, or undefined when it is larger than {@link MAX_BODY_BYTES}. */
+async function readBody(req: IncomingMessage): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > MAX_BODY_BYTES) return undefined;
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of req as AsyncIterable<Uint8Array>) {
+    length += chunk.length;
+    if (length > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  const body = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
 }
 
 async function respond(
@@ -174,7 +201,18 @@ async function respond(
   res: ServerResponse,
   ctx: SimServerContext,
 ): Promise<void> {
-  const response = await handleSimRequest(toRequest(req, false), ctx);
+  const body = await readBody(req);
+  if (body === undefined) {
+    const tooLarge = status(
+      413,
+      "RequestEntityTooLarge",
+      `the request body is larger than the simulated cluster takes (${MAX_BODY_BYTES} bytes)`,
+    );
+    res.writeHead(413, { "content-type": "application/json", connection: "close" });
+    res.end(await tooLarge.text());
+    return;
+  }
+  const response = await handleSimRequest(toRequest(req, false, body), ctx);
   const headers: Record<string, string> = {};
   response.headers.forEach((v, k) => {
     if (k !== "transfer-encoding") headers[k] = v;

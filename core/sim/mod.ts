@@ -12,17 +12,18 @@
  * ```
  */
 import { SimFaults } from "./faults.ts";
-import type { Fixture, FixturePod, FixtureService } from "./fixture.ts";
+import type { Fixture } from "./fixture.ts";
 import { type PodPortServer, startPodPortServer } from "./pod_servers.ts";
 import { listenSim } from "./http_transport.ts";
 import type { SimServerContext } from "./server.ts";
-import { SimState } from "./state.ts";
+import { type PodSource, type ServiceSource, SimState } from "./state.ts";
 import { generateSimTls } from "./tls.ts";
 
 export { DEMO_FIXTURE } from "./fixtures/demo.ts";
 export { parseFixture } from "./fixture.ts";
 export type { Fixture } from "./fixture.ts";
 export { SimFaults } from "./faults.ts";
+export { SERVE_ANNOTATION } from "./api_objects.ts";
 
 /** How to start the simulated cluster. */
 export interface SimOptions {
@@ -51,9 +52,9 @@ export interface SimCluster extends AsyncDisposable {
   kubeconfig(namespace?: string): string;
   writeKubeconfig(path: string, namespace?: string): Promise<void>;
   setPodReady(namespace: string, name: string, ready: boolean): void;
-  addPod(namespace: string, pod: FixturePod): void;
+  addPod(namespace: string, pod: PodSource): void;
   deletePod(namespace: string, name: string): void;
-  addService(namespace: string, service: FixtureService): void;
+  addService(namespace: string, service: ServiceSource): void;
   deleteService(namespace: string, name: string): void;
   /** Forgets the change history: watches resuming from older versions get 410 Gone. */
   compact(): void;
@@ -76,7 +77,7 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
   const faults = new SimFaults();
   const token = options.token ?? crypto.randomUUID().replaceAll("-", "");
   const servers = new Map<string, PodPortServer | undefined>();
-  const startServers = (namespace: string, pod: FixturePod) => {
+  const startServers = (namespace: string, pod: PodSource) => {
     for (const port of pod.ports) {
       servers.set(
         `${namespace}/${pod.name}:${port.containerPort}`,
@@ -96,6 +97,23 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     for (const pod of ns.pods) startServers(ns.name, pod);
   }
   state.load(options.fixture);
+  // A pod's servers start before it is listed and stop after it is gone: whoever sees the pod
+  // (or its EndpointSlice) can reach it.
+  const pods = {
+    add(namespace: string, pod: PodSource) {
+      startServers(namespace, pod);
+      try {
+        state.addPod(namespace, pod);
+      } catch (error) {
+        stopServers(namespace, pod.name);
+        throw error;
+      }
+    },
+    remove(namespace: string, name: string) {
+      state.deletePod(namespace, name);
+      stopServers(namespace, name);
+    },
+  };
   for (const { namespace, pod, port, ...fault } of options.fixture.faults ?? []) {
     faults.portForward(namespace, pod, port, fault);
   }
@@ -108,6 +126,7 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     tunnel: options.tunnel !== false,
     refragment: options.refragmentTunnel === true,
     upgrades: new Map(),
+    pods,
     async dialPodPort(namespace, pod, port) {
       const fault = faults.portForwardFault(namespace, pod, port);
       const server = servers.get(`${namespace}/${pod}:${port}`);
@@ -130,7 +149,11 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
       "- name: k8stun-sim",
       "  cluster:",
       `    server: ${url}`,
-      ...(tls ? [`    certificate-authority-data: ${btoa(tls.caPem)}`] : []),
+      // client-node (so every k8stun command) refuses an http:// server unless the kubeconfig
+      // opts out of TLS verification explicitly; kubectl accepts the flag for http:// too.
+      tls
+        ? `    certificate-authority-data: ${btoa(tls.caPem)}`
+        : "    insecure-skip-tls-verify: true",
       "users:",
       "- name: k8stun-sim",
       "  user:",
@@ -159,14 +182,8 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
     writeKubeconfig: (path, namespace) =>
       Deno.writeTextFile(path, kubeconfig(namespace), { mode: 0o600 }),
     setPodReady: (ns, name, ready) => state.setPodReady(ns, name, ready),
-    addPod(ns, pod) {
-      startServers(ns, pod);
-      state.addPod(ns, pod);
-    },
-    deletePod(ns, name) {
-      state.deletePod(ns, name);
-      stopServers(ns, name);
-    },
+    addPod: pods.add,
+    deletePod: pods.remove,
     addService: (ns, service) => state.addService(ns, service),
     deleteService: (ns, name) => state.deleteService(ns, name),
     compact: () => state.compact(),

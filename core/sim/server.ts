@@ -1,10 +1,12 @@
 /**
  * The simulated API server's HTTP layer: authentication (bearer token, 401 Status), discovery,
  * list and watch of namespaces, services, pods and endpointslices (resource versions, bookmarks,
- * 410 after compaction, label and field selectors), and `pods/{name}/portforward` with the check
- * order of kubernetes.md §8, upgraded to the v4 WebSocket protocol.
+ * 410 after compaction, label and field selectors), writes (writes.ts), and
+ * `pods/{name}/portforward` with the API server's check order, upgraded to the v4 WebSocket
+ * protocol.
  */
 import type { SimFaults } from "./faults.ts";
+import { handleSimWrite, type SimPods } from "./writes.ts";
 import type { PortForwardContext } from "./portforward/types.ts";
 import { type Kind, kindInfo, type KubeObject, type SimState, type WatchEvent } from "./state.ts";
 
@@ -23,6 +25,8 @@ export interface SimServerContext {
   refragment?: boolean;
   /** Port-forward upgrades accepted, by protocol (tests check session reuse with it). */
   upgrades: Map<string, number>;
+  /** Starts and stops created and deleted pods' servers. */
+  pods: SimPods;
 }
 
 const encoder = new TextEncoder();
@@ -52,7 +56,7 @@ const ROUTES: { pattern: RegExp; kind: Kind; namespaced: boolean }[] = [
     namespaced: true,
   },
   {
-    pattern: /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?pods(?:\/([^/]+))?$/,
+    pattern: /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?pods(?:\/([^/]+)(?:\/(status))?)?$/,
     kind: "pods",
     namespaced: true,
   },
@@ -79,19 +83,32 @@ export async function handleSimRequest(request: Request, ctx: SimServerContext):
       ? checked
       : status(400, "BadRequest", "Upgrade request required");
   }
-  if (request.method !== "GET") {
-    return status(
-      405,
-      "MethodNotAllowed",
-      `the simulated cluster serves only GET on ${url.pathname}`,
-    );
+  if (request.method === "GET") {
+    const discovery = discoveryDocument(url.pathname);
+    if (discovery) return json(discovery);
   }
-  const discovery = discoveryDocument(url.pathname);
-  if (discovery) return json(discovery);
   for (const route of ROUTES) {
     const match = route.pattern.exec(url.pathname);
     if (!match) continue;
     const [namespace, name] = route.namespaced ? [match[1], match[2]] : [undefined, match[1]];
+    if (request.method !== "GET") {
+      return handleSimWrite(
+        {
+          method: request.method,
+          kind: route.kind,
+          namespace,
+          name,
+          subresource: route.namespaced ? match[3] : undefined,
+          url,
+          contentType: (request.headers.get("content-type") ?? "").split(";")[0].trim()
+            .toLowerCase(),
+          body: await request.text(),
+        },
+        ctx.state,
+        ctx.pods,
+        status,
+      );
+    }
     if (name !== undefined) {
       const object = ctx.state.get(route.kind, namespace, name);
       return object
@@ -283,6 +300,13 @@ function discoveryDocument(path: string): unknown {
           resource("services", "Service", true),
           resource("pods", "Pod", true),
           {
+            name: "pods/status",
+            singularName: "",
+            namespaced: true,
+            kind: "Pod",
+            verbs: ["get", "patch", "update"],
+          },
+          {
             name: "pods/portforward",
             singularName: "",
             namespaced: true,
@@ -303,13 +327,22 @@ function discoveryDocument(path: string): unknown {
   }
 }
 
+const SHORT_NAMES: Record<string, string[]> = {
+  namespaces: ["ns"],
+  services: ["svc"],
+  pods: ["po"],
+};
+
 function resource(name: string, kind: string, namespaced: boolean) {
   return {
     name,
     singularName: kind.toLowerCase(),
     namespaced,
     kind,
-    verbs: ["get", "list", "watch"],
+    ...(SHORT_NAMES[name] ? { shortNames: SHORT_NAMES[name] } : {}),
+    verbs: name === "endpointslices"
+      ? ["get", "list", "watch"]
+      : ["create", "delete", "get", "list", "patch", "update", "watch"],
   };
 }
 

@@ -33,12 +33,40 @@ export interface WatchEvent {
   object: KubeObject;
 }
 
-/** A pod as the simulator keeps it (fixture pod + runtime facts). */
-export interface SimPod extends FixturePod {
+/** What a pod is made from: a fixture pod, or one a client wrote (its containers kept as sent). */
+export interface PodSource extends FixturePod {
+  annotations?: Record<string, string>;
+  /** `spec.containers` as the client wrote them (fixture pods get one container, `app`). */
+  containers?: unknown[];
+}
+
+/** What a service is made from: a fixture service, or one a client wrote. */
+export interface ServiceSource extends FixtureService {
+  /** Default: the current one when replacing, else the next free 10.96.x.y. */
+  clusterIP?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** A namespace's own metadata. */
+export interface NamespaceSource {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** A pod as the simulator keeps it (its source + runtime facts). */
+export interface SimPod extends PodSource {
   namespace: string;
   uid: string;
   ip: string;
 }
+
+/**
+ * Changes kept for watches to resume from; older ones are compacted away (a watch from before
+ * them gets 410 Gone, as after etcd's compaction), so a client writing in a loop cannot grow the
+ * history without bound.
+ */
+export const MAX_HISTORY = 10_000;
 
 const API_VERSION: Record<Kind, string> = {
   namespaces: "v1",
@@ -66,7 +94,10 @@ export class SimState {
   readonly #history: WatchEvent[] = [];
   readonly #listeners = new Set<(event: WatchEvent) => void>();
   readonly #pods = new Map<string, SimPod>();
-  readonly #services = new Map<string, FixtureService & { namespace: string }>();
+  readonly #services = new Map<string, ServiceSource & { namespace: string }>();
+  /** `namespace/name` by pod IP and by cluster IP: addresses are unique, and allocation skips them. */
+  readonly #podIps = new Map<string, string>();
+  readonly #clusterIps = new Map<string, string>();
   #nextPodIp = 10;
   #nextClusterIp = 10;
 
@@ -124,24 +155,73 @@ export class SimState {
     return this.#pods.get(key(namespace, name));
   }
 
-  addNamespace(name: string): void {
-    if (this.get("namespaces", undefined, name)) return;
+  /** Adds a namespace, or with `source` sets its labels and annotations. */
+  addNamespace(name: string, source?: NamespaceSource): void {
+    if (this.get("namespaces", undefined, name) && !source) return;
     this.#put("namespaces", {
       kind: "Namespace",
       apiVersion: "v1",
-      metadata: meta(undefined, name, { "kubernetes.io/metadata.name": name }),
+      metadata: {
+        ...meta(undefined, name, { ...source?.labels, "kubernetes.io/metadata.name": name }),
+        ...annotationsOf(source?.annotations),
+      },
       spec: { finalizers: ["kubernetes"] },
       status: { phase: "Active" },
     });
   }
 
-  addPod(namespace: string, pod: FixturePod): SimPod {
+  /**
+   * Removes a namespace with its services and slices (the caller removes its pods first, as the
+   * namespace controller does before the namespace goes).
+   */
+  deleteNamespace(name: string): void {
+    for (const service of this.list("services", name)) {
+      this.deleteService(name, service.metadata.name);
+    }
+    for (const slice of this.list("endpointslices", name)) {
+      this.#delete("endpointslices", name, slice.metadata.name);
+    }
+    this.#delete("namespaces", undefined, name);
+  }
+
+  /** Adds a pod (its namespace too); a `podIP` another pod has is an error. */
+  addPod(namespace: string, pod: PodSource): SimPod {
+    if (pod.podIP !== undefined && this.podWithIp(pod.podIP)) {
+      throw new Error(`pod IP ${pod.podIP} is already the IP of pod ${this.podWithIp(pod.podIP)}`);
+    }
     this.addNamespace(namespace);
-    const sim: SimPod = { ...pod, namespace, uid: crypto.randomUUID(), ip: this.#podIp() };
+    const ip = pod.podIP ?? this.#podIp();
+    const sim: SimPod = { ...pod, namespace, uid: crypto.randomUUID(), ip };
     this.#pods.set(key(namespace, pod.name), sim);
+    this.#podIps.set(ip, key(namespace, pod.name));
     this.#putPod(sim);
     this.#refreshSlices(namespace);
     return sim;
+  }
+
+  /** `namespace/name` of the pod with this IP, if any. */
+  podWithIp(ip: string): string | undefined {
+    return this.#podIps.get(ip);
+  }
+
+  /** `namespace/name` of the service with this cluster IP, if any. */
+  serviceWithClusterIp(ip: string): string | undefined {
+    return this.#clusterIps.get(ip);
+  }
+
+  /** Changes a pod's labels and annotations (services it matches follow). */
+  relabelPod(
+    namespace: string,
+    name: string,
+    labels: Record<string, string>,
+    annotations: Record<string, string> | undefined,
+  ): void {
+    const pod = this.#pods.get(key(namespace, name));
+    if (!pod) throw new Error(`no pod ${namespace}/${name}`);
+    pod.labels = labels;
+    pod.annotations = annotations;
+    this.#putPod(pod);
+    this.#refreshSlices(namespace);
   }
 
   setPodReady(namespace: string, name: string, ready: boolean): void {
@@ -153,19 +233,30 @@ export class SimState {
   }
 
   deletePod(namespace: string, name: string): void {
-    if (!this.#pods.delete(key(namespace, name))) throw new Error(`no pod ${namespace}/${name}`);
+    const pod = this.#pods.get(key(namespace, name));
+    if (!pod) throw new Error(`no pod ${namespace}/${name}`);
+    this.#pods.delete(key(namespace, name));
+    this.#podIps.delete(pod.ip);
     this.#delete("pods", namespace, name);
     this.#refreshSlices(namespace);
   }
 
-  addService(namespace: string, service: FixtureService): void {
+  /** Adds a service, or replaces one of the same name (keeping its cluster IP unless given). */
+  addService(namespace: string, service: ServiceSource): void {
     this.addNamespace(namespace);
     this.#services.set(key(namespace, service.name), { ...service, namespace });
+    const current = (this.get("services", namespace, service.name)?.spec as {
+      clusterIP?: string;
+    } | undefined)?.clusterIP;
     const clusterIP = service.externalName
       ? undefined
       : service.headless
       ? "None"
-      : this.#clusterIp();
+      : service.clusterIP ?? (current && current !== "None" ? current : this.#clusterIp());
+    if (current) this.#clusterIps.delete(current);
+    if (clusterIP && clusterIP !== "None") {
+      this.#clusterIps.set(clusterIP, key(namespace, service.name));
+    }
     const ports = service.ports.map((p) => ({
       ...(p.name ? { name: p.name } : {}),
       protocol: p.protocol,
@@ -175,7 +266,10 @@ export class SimState {
     this.#put("services", {
       kind: "Service",
       apiVersion: "v1",
-      metadata: meta(namespace, service.name),
+      metadata: {
+        ...meta(namespace, service.name, service.labels),
+        ...annotationsOf(service.annotations),
+      },
       spec: service.externalName
         ? { type: "ExternalName", externalName: service.externalName, sessionAffinity: "None" }
         : {
@@ -195,6 +289,9 @@ export class SimState {
   }
 
   deleteService(namespace: string, name: string): void {
+    const clusterIP = (this.get("services", namespace, name)?.spec as { clusterIP?: string })
+      ?.clusterIP;
+    if (clusterIP) this.#clusterIps.delete(clusterIP);
     this.#services.delete(key(namespace, name));
     this.#delete("services", namespace, name);
     this.#refreshSlices(namespace);
@@ -208,14 +305,14 @@ export class SimState {
       apiVersion: "v1",
       metadata: {
         ...meta(pod.namespace, pod.name, pod.labels),
+        ...annotationsOf(pod.annotations),
         uid: pod.uid,
         creationTimestamp: existing?.metadata.creationTimestamp ?? now,
       },
       spec: {
-        nodeName: "sim-node-0",
         ...(pod.hostname ? { hostname: pod.hostname } : {}),
         ...(pod.subdomain ? { subdomain: pod.subdomain } : {}),
-        containers: [{
+        containers: pod.containers ?? [{
           name: "app",
           image: "k8stun.sim/app",
           ports: pod.ports.map((p) => ({
@@ -224,6 +321,7 @@ export class SimState {
             protocol: "TCP",
           })),
         }],
+        nodeName: "sim-node-0",
       },
       status: {
         phase: "Running",
@@ -326,7 +424,10 @@ export class SimState {
     const k = key(object.metadata.namespace, object.metadata.name);
     const existing = this.#objects[kind].get(k);
     object.metadata.resourceVersion = String(++this.#rv);
-    if (existing) object.metadata.uid = existing.metadata.uid;
+    if (existing) {
+      object.metadata.uid = existing.metadata.uid;
+      object.metadata.creationTimestamp = existing.metadata.creationTimestamp;
+    }
     this.#objects[kind].set(k, object);
     this.#record({ rv: this.#rv, kind, type: existing ? "MODIFIED" : "ADDED", object });
   }
@@ -343,17 +444,28 @@ export class SimState {
 
   #record(event: WatchEvent): void {
     this.#history.push(event);
+    if (this.#history.length > MAX_HISTORY) {
+      // Resuming from the dropped event's version would miss it: that and older get 410.
+      this.#compactedThrough = this.#history.shift()!.rv;
+    }
     for (const listener of this.#listeners) listener(event);
   }
 
+  /** The next 10.244.x.y no pod has (fixtures may have taken some with `podIP`). */
   #podIp(): string {
-    const n = this.#nextPodIp++;
-    return `10.244.${Math.floor(n / 250)}.${n % 250}`;
+    while (true) {
+      const n = this.#nextPodIp++;
+      const ip = `10.244.${Math.floor(n / 250)}.${n % 250}`;
+      if (!this.podWithIp(ip)) return ip;
+    }
   }
 
   #clusterIp(): string {
-    const n = this.#nextClusterIp++;
-    return `10.96.${Math.floor(n / 250)}.${n % 250}`;
+    while (true) {
+      const n = this.#nextClusterIp++;
+      const ip = `10.96.${Math.floor(n / 250)}.${n % 250}`;
+      if (!this.serviceWithClusterIp(ip)) return ip;
+    }
   }
 }
 
@@ -379,6 +491,12 @@ function meta(
     creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     ...(labels && Object.keys(labels).length > 0 ? { labels } : {}),
   };
+}
+
+function annotationsOf(
+  annotations?: Record<string, string>,
+): { annotations?: Record<string, string> } {
+  return annotations && Object.keys(annotations).length > 0 ? { annotations } : {};
 }
 
 /** A stable 5-character suffix, like the controller's generated names. */
