@@ -106,6 +106,7 @@ export class ClusterAnswerer {
         );
         if (!port) return undefined;
         if (type !== "SRV" && type !== "ANY") return this.#negative("NOERROR");
+        if (service.headless) return this.#headlessSrv(q.namespace, q.service, port.port, name);
         const target = `${q.service}.${q.namespace}.svc.${this.scope.clusterDomain}`;
         return this.#ok([{
           type: "SRV",
@@ -131,6 +132,30 @@ export class ClusterAnswerer {
     return this.#ok(
       [...pods.values()].map((vip) => ({ type: "A" as const, name, ttl: CLUSTER_TTL, data: vip })),
     );
+  }
+
+  /**
+   * SRV of a headless service's port: one record per ready pod, as cluster DNS gives it — the
+   * target is the pod's own name (`hostname.service.ns.svc.<domain>` for a pod with a hostname,
+   * else `a-b-c-d.ns.pod.<domain>`), the port the pod's endpoint port, since a client connects to
+   * the pod itself.
+   */
+  #headlessSrv(namespace: string, service: string, port: number, name: string): ClusterAnswer {
+    const domain = this.scope.clusterDomain;
+    const records = new Map<string, { port: number; target: string }>();
+    for (const endpoint of this.view.readyEndpoints(namespace, service, port)) {
+      const target = endpoint.hostname
+        ? `${endpoint.hostname}.${service}.${namespace}.svc.${domain}`
+        : `${endpoint.ip.replaceAll(".", "-")}.${namespace}.pod.${domain}`;
+      records.set(target, { port: endpoint.port, target });
+    }
+    if (records.size === 0) return this.#negative("NOERROR");
+    return this.#ok([...records.values()].map((data) => ({
+      type: "SRV" as const,
+      name,
+      ttl: CLUSTER_TTL,
+      data: { priority: 0, weight: Math.floor(100 / records.size), ...data },
+    })));
   }
 
   /** PTR for a VIP: the service's or pod's canonical name. */

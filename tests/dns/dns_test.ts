@@ -178,3 +178,45 @@ Deno.test("dns: 100,000 malformed packets get FORMERR or are dropped, never a cr
   }
   assert(formerr > 0);
 });
+
+Deno.test("dns: a headless service's SRV names each ready pod, with the pod's port", async () => {
+  const { dns, store } = server();
+  store.applyService({
+    metadata: { namespace: "demo", name: "db" },
+    spec: { clusterIP: "None", ports: [{ name: "pg", port: 5432, protocol: "TCP" }] },
+  });
+  store.applyEndpointSlice({
+    metadata: {
+      namespace: "demo",
+      name: "db-x1",
+      labels: { "kubernetes.io/service-name": "db" },
+    },
+    addressType: "IPv4",
+    ports: [{ name: "pg", port: 5432, protocol: "TCP" }],
+    endpoints: [
+      {
+        addresses: ["10.244.0.7"],
+        hostname: "db-0",
+        conditions: { ready: true },
+        targetRef: { kind: "Pod", namespace: "demo", name: "db-0" },
+      },
+      {
+        addresses: ["10.244.0.8"],
+        conditions: { ready: true },
+        targetRef: { kind: "Pod", namespace: "demo", name: "db-1" },
+      },
+      {
+        addresses: ["10.244.0.9"],
+        conditions: { ready: false },
+        targetRef: { kind: "Pod", namespace: "demo", name: "db-2" },
+      },
+    ],
+  });
+  const srv = decode((await dns.handle(query("_pg._tcp.db.demo.svc.cluster.local", "SRV"), true))!);
+  const records = srv.answers!.map((a) => (a as { data: { port: number; target: string } }).data)
+    .map((d) => `${d.port} ${d.target}`).sort();
+  assertEquals(records, [
+    "5432 10-244-0-8.demo.pod.cluster.local",
+    "5432 db-0.db.demo.svc.cluster.local",
+  ]);
+});

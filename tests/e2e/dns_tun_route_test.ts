@@ -104,8 +104,9 @@ Deno.test({
     assertEquals(await short(`${dashed}.demo.pod`), db1);
     assertEquals(await short(`${dashed}.demo.pod.cluster.local`), db1);
     assertEquals(
-      await short("SRV", "_pg._tcp.db.demo.svc.cluster.local"),
-      "0 100 5432 db.demo.svc.cluster.local.",
+      (await short("SRV", "_pg._tcp.db.demo.svc.cluster.local")).split("\n").sort(),
+      ["0 50 5432 db-0.db.demo.svc.cluster.local.", "0 50 5432 db-1.db.demo.svc.cluster.local."],
+      "a headless service's SRV names each ready pod",
     );
     assertEquals(
       (await short("search.demo")).split("\n"),

@@ -53,6 +53,11 @@ const OOO_MAX_SEGMENTS = 4096;
  * into an ACK reflector.
  */
 const CHALLENGE_ACK_INTERVAL_MS = 500;
+/**
+ * An idle connection is closed the way a server closes one: a FIN, so the app reads EOF. An app
+ * that does not close its side within this grace is reset.
+ */
+const IDLE_CLOSE_GRACE_MS = 5000;
 
 /**
  * The receive window without window scaling (RFC 7323 §2.2: a 16-bit field): the cap of a
@@ -639,6 +644,11 @@ export class TcpConnection {
   /** Runs due timers. */
   onTimer(now: number): void {
     if (this.idleAt && now >= this.idleAt && this.state !== "TIME_WAIT") {
+      if (!this.finQueued && (this.state === "ESTABLISHED" || this.state === "CLOSE_WAIT")) {
+        this.finish(now);
+        this.idleAt = now + IDLE_CLOSE_GRACE_MS;
+        return;
+      }
       this.abort();
       this.sink.closed(this, "timeout");
       return;
