@@ -33,7 +33,7 @@ import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { builtinPlugins } from "../plugins/builtin.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
-import { parsePluginConfig } from "./plugin_options.ts";
+import { parsePluginConfig, reportPluginLoad } from "./plugin_options.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 import type { StopSignals } from "./session.ts";
@@ -197,8 +197,7 @@ export async function startTunnel(
       isolate: options.pluginIsolation,
       allowUnisolated: options.allowUnisolated,
     });
-    for (const w of warnings) say(`warning: ${w}`);
-    for (const f of failures) say(`plugin not loaded: ${f.message}`);
+    reportPluginLoad({ warnings, failures });
     cleanups.push(() => plugins.forEach((p) => p.close?.()));
     const parts = collectParts(plugins);
     // DNS over TCP to an address k8stun answers DNS on inside the TUN (its DNS address, and the
