@@ -73,7 +73,8 @@ export function registerPlugins(program: Command): void {
         ? await loadPlugins([], [], env, [dir])
         : await loadPlugins([], [dir], env);
       for (const p of plugins) p.close?.();
-      reportPluginLoad({ warnings, failures: [] });
+      // check's report: warnings and errors on stderr, what loaded on stdout.
+      for (const w of warnings) console.error(`warning: ${w}`);
       for (const p of plugins) {
         console.log(
           `ok    ${p.name} ${p.version} (${
@@ -81,7 +82,6 @@ export function registerPlugins(program: Command): void {
           }; priority ${p.priority}) — ${p.source}`,
         );
       }
-      // Errors go to stderr with the logs: stdout lists only what loaded.
       for (const f of failures) console.error(`error ${f.message}`);
       if (plugins.length === 0 && failures.length === 0) console.log(`no plugins found in ${dir}`);
       if (failures.length > 0) Deno.exitCode = 1;
