@@ -157,6 +157,11 @@ export async function startTunnel(
     const preallocated = options.autoDiscover
       ? store.services().filter((s) => options.namespaces.includes(s.namespace))
       : [];
+    if (options.namespacesExplicit) {
+      for (const ns of options.namespaces.filter((ns) => !store.namespaces().includes(ns))) {
+        say(`warning: -n ${ns}: no such namespace (yet)`);
+      }
+    }
     for (const s of options.services) {
       if (!store.hasService(s.namespace, s.name)) {
         say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);

@@ -7,7 +7,8 @@ import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
 import { DEMO_FIXTURE, parseFixture, startSimCluster } from "../../core/sim/mod.ts";
 import { printBanner } from "../banner.ts";
-import { addRunOptions, runOptionsFrom } from "../run_options.ts";
+import { logger } from "../../core/log.ts";
+import { addRunOptions, runOptionsFrom, runOptionWarnings } from "../run_options.ts";
 import { trapStopSignals } from "../session.ts";
 import { startTunnel } from "../tunnel.ts";
 
@@ -21,6 +22,7 @@ export function registerDemo(program: Command): void {
   ).action(async (raw: Record<string, unknown>) => {
     const signals = trapStopSignals();
     const options = runOptionsFrom(raw, { namespaces: ["demo"] });
+    for (const w of runOptionWarnings(options)) logger("demo").warn(w);
     const fixturePath = raw.fixture as string | undefined;
     const fixture = fixturePath
       ? parseFixture(await Deno.readTextFile(fixturePath), fixturePath)
