@@ -45,6 +45,11 @@ export interface RunOptions {
   /** The SOCKS5 listener may reach this machine's own services (`--proxy-allow-local`). */
   proxyAllowLocal: boolean;
   clusterDomain: string;
+  /**
+   * The name the VIP state file is kept under (default: context and API server). The demo's
+   * simulated cluster has a new address each run, so it passes a fixed one.
+   */
+  vipStateKey?: string;
 }
 
 /** Parses a boolean in any of the spellings users type (D2). */

@@ -138,7 +138,7 @@ export async function startTunnel(
       network,
       ...await vipStateOptions(
         kube.context,
-        kube.server,
+        options.vipStateKey ?? kube.server,
         user,
         user.viaSudo ? openFsIdentity() : undefined,
       ),
