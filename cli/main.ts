@@ -2,6 +2,7 @@
  * The `k8stun` command line. Each subcommand lives in `cli/commands/` and registers itself on the
  * program; this file wires global options, logging, and error reporting.
  */
+import "./node_warnings.ts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { StoppedDuringStartup } from "./session.ts";
 import { LOG_FORMATS, parseLogLevel, setupLogging } from "../core/log.ts";
@@ -25,11 +26,12 @@ export function buildProgram(): Command {
     )
     .version(versionLine(), "-V, --version", "print the version")
     .option("-l, --log-level <level>", "trace, debug, info, warn, error or off", logLevel, "info")
-    .option(
-      "--lib-log-level <level>",
-      "level for messages from libraries k8stun wraps",
-      logLevel,
-      "warning",
+    .addOption(
+      new Option(
+        "--lib-log-level <level>",
+        "level for messages from the libraries k8stun uses (same values as -l)",
+      )
+        .argParser(logLevel).default(parseLogLevel("warn"), "warn"),
     )
     .option("--log-source", "prefix text log lines with the component that wrote them")
     .addOption(
@@ -50,22 +52,37 @@ export function buildProgram(): Command {
 }
 
 /**
- * An invocation whose first argument starts with `-` (other than help/version) is treated as
- * `run`, as a drop-in for scripts that call the Rust k8stun (parity §2.2).
+ * An invocation without a command is treated as `run`, as a drop-in for scripts that call the Rust
+ * k8stun (parity §2.2): `k8stun -n demo` is `k8stun run -n demo`. Global flags (`-l debug`,
+ * `--log-format json`, …) may come first with any command, so they are skipped, with their values,
+ * when looking for the command name.
  */
-export function normaliseArgs(args: string[], commands: string[]): string[] {
-  const first = args[0];
-  if (first === undefined) return args;
-  if (["-h", "--help", "-V", "--version"].includes(first)) return args;
-  if (first.startsWith("-") && commands.includes("run")) return ["run", ...args];
-  return args;
+export function normaliseArgs(args: string[], program: Command): string[] {
+  const commands = new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  const globals = new Map(
+    program.options.flatMap((o) =>
+      [o.short, o.long].filter((f): f is string => f !== undefined).map((f) => [f, o] as const)
+    ),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (commands.has(arg) || arg === "help") return args;
+    if (["-h", "--help", "-V", "--version", "--"].includes(arg)) return args;
+    const long = arg.startsWith("--");
+    const option = globals.get(long ? arg.split("=", 1)[0] : arg.slice(0, 2));
+    if (option === undefined) break;
+    // `--flag value` and `-l value` take the next argument; `--flag=value` and `-ldebug` do not.
+    const attached = long ? arg.includes("=") : arg.length > 2;
+    if (option.required && !attached) i++;
+  }
+  if (args.length === 0 || !commands.has("run")) return args;
+  return args[0].startsWith("-") ? ["run", ...args] : args;
 }
 
 if (import.meta.main) {
   const program = buildProgram();
-  const names = program.commands.map((c) => c.name());
   try {
-    await program.parseAsync(normaliseArgs(Deno.args, names), { from: "user" });
+    await program.parseAsync(normaliseArgs(Deno.args, program), { from: "user" });
   } catch (error) {
     if (error instanceof CommanderError) Deno.exit(error.exitCode);
     if (error instanceof StoppedDuringStartup) {

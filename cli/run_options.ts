@@ -6,6 +6,8 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseSocksUpstream, type SocksUpstream } from "../plugins/socks_upstream/mod.ts";
 import { DEFAULT_BUSY_POLL_US } from "../core/net/bridge/data_plane.ts";
+import { parseVipBase } from "../core/vip.ts";
+import { publicVipRangeWarning } from "../core/vip_range.ts";
 
 /** DNS modes, by their canonical names. */
 export type DnsModeName = "tun_route" | "forward" | "disabled";
@@ -48,6 +50,11 @@ export interface RunOptions {
   /** The SOCKS5 listener may reach this machine's own services (`--proxy-allow-local`). */
   proxyAllowLocal: boolean;
   clusterDomain: string;
+  /**
+   * The name the VIP state file is kept under (default: context and API server). The demo's
+   * simulated cluster has a new address each run, so it passes a fixed one.
+   */
+  vipStateKey?: string;
 }
 
 /** Parses a boolean in any of the spellings users type (D2). */
@@ -121,6 +128,39 @@ function splitList(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(",").map((s) => s.trim()).filter(Boolean)];
 }
 
+/** `-n a,b`: namespace names are RFC 1123 labels, as Kubernetes requires. */
+export function parseNamespaces(value: string, previous: string[] = []): string[] {
+  const names = splitList(value, previous);
+  const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+  if (bad !== undefined) {
+    throw new InvalidArgumentError(
+      `"${bad}" is not a namespace name (lowercase letters, digits and '-', at most 63)`,
+    );
+  }
+  return names;
+}
+
+/** `--vip-base`: checked while parsing, so a typo fails before anything starts. */
+export function parseVipBaseFlag(value: string): string {
+  try {
+    parseVipBase(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return value.trim();
+}
+
+/**
+ * What in valid flags still deserves a word before start-up: a `--vip-base` in public address
+ * space. (Namespaces and services that do not exist are reported once the cluster is listed.)
+ */
+export function runOptionWarnings(options: RunOptions): string[] {
+  const warning = options.vipBase === undefined
+    ? undefined
+    : publicVipRangeWarning(parseVipBase(options.vipBase));
+  return warning === undefined ? [] : [warning];
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -133,11 +173,12 @@ export function addRunOptions(command: Command, defaults: { namespaces: string[]
       `namespaces to pre-allocate VIPs for (comma list, repeatable; default ${
         defaults.namespaces.join(",")
       })`,
-      splitList,
+      parseNamespaces,
     )
     .option(
       "--vip-base <ip[/len]>",
       "virtual IP range: an address (= /16) or a CIDR (default 198.18.0.0/15)",
+      parseVipBaseFlag,
     )
     .addOption(
       new Option("--auto-discover [bool]", "pre-allocate VIPs for discovered services (true/false)")

@@ -34,7 +34,7 @@ import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { builtinPlugins } from "../plugins/builtin.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
-import { parsePluginConfig } from "./plugin_options.ts";
+import { parsePluginConfig, reportPluginLoad } from "./plugin_options.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 import type { StopSignals } from "./session.ts";
@@ -139,7 +139,7 @@ export async function startTunnel(
       network,
       ...await vipStateOptions(
         kube.context,
-        kube.server,
+        options.vipStateKey ?? kube.server,
         user,
         user.viaSudo ? openFsIdentity() : undefined,
       ),
@@ -158,6 +158,11 @@ export async function startTunnel(
     const preallocated = options.autoDiscover
       ? store.services().filter((s) => options.namespaces.includes(s.namespace))
       : [];
+    if (options.namespacesExplicit) {
+      for (const ns of options.namespaces.filter((ns) => !store.namespaces().includes(ns))) {
+        say(`warning: -n ${ns}: no such namespace (yet)`);
+      }
+    }
     for (const s of options.services) {
       if (!store.hasService(s.namespace, s.name)) {
         say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
@@ -198,8 +203,7 @@ export async function startTunnel(
       isolate: options.pluginIsolation,
       allowUnisolated: options.allowUnisolated,
     });
-    for (const w of warnings) say(`warning: ${w}`);
-    for (const f of failures) say(`plugin not loaded: ${f.message}`);
+    reportPluginLoad({ warnings, failures });
     cleanups.push(() => plugins.forEach((p) => p.close?.()));
     const parts = collectParts(plugins);
     // DNS over TCP to an address k8stun answers DNS on inside the TUN (its DNS address, and the

@@ -9,6 +9,7 @@ import {
   getTextFormatter,
   type Logger,
   type LogLevel,
+  type LogRecord,
   reset,
 } from "@logtape/logtape";
 import type { PluginLogger } from "../mod.ts";
@@ -44,7 +45,9 @@ export async function setupLogging(
     value: "bare", // names and addresses as people write them, without quotes
     category: (c) => c.slice(1).join("."),
     format: (v) =>
-      `${v.timestamp} [${v.level}] ${options.source ? `${v.category}: ` : ""}${v.message}`,
+      `${v.timestamp} [${v.level}] ${options.source ? `${v.category}: ` : ""}${v.message}${
+        unmentionedProperties(v.record)
+      }`,
   });
   const lib = options.libLevel ?? "warning";
   await reset();
@@ -62,6 +65,30 @@ export async function setupLogging(
     ],
     reset: true,
   });
+}
+
+/**
+ * The properties a text line's message does not show, as ` key=value` pairs: a plugin's
+ * `ctx.log.info("dialed", { pod })` passes them beside the message, not in a `{pod}` placeholder.
+ * JSON lines carry every property already.
+ */
+function unmentionedProperties(record: LogRecord): string {
+  const template = typeof record.rawMessage === "string"
+    ? record.rawMessage
+    : record.rawMessage.join("");
+  return Object.entries(record.properties)
+    .filter(([key]) => !template.includes(`{${key}}`))
+    .map(([key, value]) => ` ${key}=${propertyText(value)}`)
+    .join("");
+}
+
+function propertyText(value: unknown): string {
+  if (typeof value === "string" && /^[^\s"=]+$/.test(value)) return value;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }
 
 /** The logger for a component, e.g. `logger("dns")`. */

@@ -92,7 +92,7 @@ export class Router {
       return [{ kind: "pod", namespace: target.namespace, name: target.name, port, ip: pod?.ip }];
     }
     const service = this.#cluster?.service(target.namespace, target.name);
-    if (!service) throw new DialError("unreachable", `service ${describe(target)} not found`);
+    if (!service) throw new DialError("unreachable", `${describe(target)} not found`);
     if (service.type === "ExternalName" && service.externalName) {
       return [{ kind: "host", host: service.externalName, port }];
     }
@@ -100,12 +100,12 @@ export class Router {
       const known = service.ports.map((p) => p.port).join(", ") || "none";
       throw new DialError(
         "refused",
-        `service ${describe(target)} has no port ${port} (ports: ${known})`,
+        `${describe(target)} has no port ${port} (ports: ${known})`,
       );
     }
     const endpoints = this.#cluster!.readyEndpoints(target.namespace, target.name, port);
     if (endpoints.length === 0) {
-      throw new DialError("unreachable", `service ${describe(target)} has no ready endpoints`);
+      throw new DialError("unreachable", `${describe(target)} has no ready endpoints`);
     }
     const key = `${target.namespace}/${target.name}`;
     const start = (this.#cursor.get(key) ?? 0) % endpoints.length;

@@ -91,12 +91,27 @@ export function runFiles(dir: string): RunFile[] {
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 
+/** `demo-<pid>`: the directory `k8stun demo` keeps its simulated cluster's kubeconfig in. */
+const DEMO_DIR = /^demo-([1-9][0-9]{0,9})$/;
+
+/** The name of the demo directory of process `pid`. */
+export function demoDirName(pid: number = Deno.pid): string {
+  return `demo-${pid}`;
+}
+
 /**
  * Removes the temporary files that processes which no longer run left in `dir` when they were
- * killed in the middle of replacing one of their files; returns one line per file removed.
+ * killed in the middle of replacing one of their files, and the directories of demos that were
+ * killed; returns one line per file removed.
  */
 export function removeDeadTemporaries(dir: string): string[] {
   const messages: string[] = [];
+  for (const entry of readDirOrNothing(dir)) {
+    const match = DEMO_DIR.exec(entry.name);
+    if (!entry.isDirectory || !match || processRuns(Number(match[1]))) continue;
+    Deno.removeSync(`${dir}/${entry.name}`, { recursive: true });
+    messages.push(`${dir}/${entry.name}: removed (the directory of a k8stun demo that was killed)`);
+  }
   for (const file of runFiles(dir)) {
     if (!file.temporary || file.pid === undefined || processRuns(file.pid)) continue;
     try {
@@ -107,4 +122,13 @@ export function removeDeadTemporaries(dir: string): string[] {
     }
   }
   return messages;
+}
+
+function readDirOrNothing(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
 }

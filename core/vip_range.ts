@@ -80,6 +80,41 @@ export function chooseVipRange(
   );
 }
 
+/**
+ * Ranges no public host uses: RFC 1918 private space, RFC 6598 shared space, RFC 2544
+ * benchmarking space and the RFC 5737 documentation networks. A VIP range elsewhere hides the
+ * real hosts at those addresses from this machine while k8stun runs.
+ */
+const NON_PUBLIC_RANGES = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "198.18.0.0/15",
+  "192.0.2.0/24",
+  "198.51.100.0/24",
+  "203.0.113.0/24",
+].map((c) => parseVipBase(c));
+
+/** Whether the whole of `network` lies in address space no public host uses. */
+export function isNonPublicRange(network: VipNetwork): boolean {
+  return NON_PUBLIC_RANGES.some((r) =>
+    r.prefix <= network.prefix && overlaps({ dst: network.base, prefix: network.prefix }, {
+      dst: r.base,
+      prefix: r.prefix,
+    })
+  );
+}
+
+/** The warning for a `--vip-base` in public address space, or undefined. */
+export function publicVipRangeWarning(network: VipNetwork): string | undefined {
+  if (isNonPublicRange(network)) return undefined;
+  return `--vip-base ${cidr(network)} is public address space: while k8stun runs, the real ` +
+    `hosts at those addresses are unreachable from this machine; prefer ${
+      VIP_RANGE_CANDIDATES[0]
+    } (the default) or a private range`;
+}
+
 function cidr(network: VipNetwork): string {
   return `${numberToIpv4(network.base)}/${network.prefix}`;
 }

@@ -24,8 +24,20 @@ export interface BuiltinRuntime {
   socksUpstream?: SocksUpstream;
 }
 
-/** The built-in plugins; without a runtime, over an empty cluster (for `plugins list`). */
+/** A built-in and whether this configuration uses it. */
+export interface BuiltinEntry {
+  plugin: PluginModule;
+  /** Why the plugin is not in use, naming the flag that turns it on; absent when it is. */
+  inactiveBecause?: string;
+}
+
+/** The built-in plugins in use; without a runtime, over an empty cluster. */
 export function builtinPlugins(runtime?: BuiltinRuntime): PluginModule[] {
+  return allBuiltins(runtime).filter((b) => b.inactiveBecause === undefined).map((b) => b.plugin);
+}
+
+/** Every built-in plugin, those this configuration leaves off included (for `plugins list`). */
+export function allBuiltins(runtime?: BuiltinRuntime): BuiltinEntry[] {
   const r = runtime ?? {
     view: new ClusterStore(),
     scope: {
@@ -35,11 +47,16 @@ export function builtinPlugins(runtime?: BuiltinRuntime): PluginModule[] {
     },
     kubeConfig: new KubeConfig(),
   };
+  const socks = runtime?.socksUpstream;
   return [
-    ...(runtime?.socksUpstream ? [socksUpstreamPlugin(runtime.socksUpstream)] : []),
-    kubernetesResolverPlugin(r.view, r.scope),
-    portForwardPlugin({ kubeConfig: r.kubeConfig, telemetry: r.telemetry }),
-    directPlugin,
-    dnsModesPlugin,
+    {
+      // Without --socks-upstream the plugin is listed with a placeholder proxy it never dials.
+      plugin: socksUpstreamPlugin(socks ?? { hostname: "", port: 0 }),
+      inactiveBecause: socks ? undefined : "only with --socks-upstream HOST:PORT",
+    },
+    { plugin: kubernetesResolverPlugin(r.view, r.scope) },
+    { plugin: portForwardPlugin({ kubeConfig: r.kubeConfig, telemetry: r.telemetry }) },
+    { plugin: directPlugin },
+    { plugin: dnsModesPlugin },
   ];
 }

@@ -10,8 +10,8 @@ import type { ClusterReader } from "../../mod.ts";
 import { bundlePlugin } from "../../core/plugins/bundle.ts";
 import { defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
 import type { LoadedPlugin, PluginEnvironment, PluginFailure } from "../../core/plugins/types.ts";
-import { builtinPlugins } from "../../plugins/builtin.ts";
-import { parsePluginConfig } from "../plugin_options.ts";
+import { allBuiltins } from "../../plugins/builtin.ts";
+import { parsePluginConfig, reportPluginLoad } from "../plugin_options.ts";
 
 /** A cluster with nothing in it, for loading plugins without a tunnel. */
 const EMPTY_CLUSTER: ClusterReader = {
@@ -24,7 +24,9 @@ const EMPTY_CLUSTER: ClusterReader = {
 export function registerPlugins(program: Command): void {
   const plugins = program.command("plugins").description("list, check and bundle plugins");
   plugins.command("list")
-    .description("show built-in and loaded plugins with their kinds, in effective order")
+    .description(
+      "show every built-in plugin (active or not) and the loaded ones, in effective order",
+    )
     .option(
       "--plugin-dir <dir>",
       "plugin directory (repeatable)",
@@ -36,12 +38,26 @@ export function registerPlugins(program: Command): void {
     .option("--json", "print JSON")
     .action(async (options: ListOptions & { pluginDir: string[]; json?: boolean }) => {
       const dirs = options.pluginDir.length > 0 ? options.pluginDir : [defaultPluginDir()];
-      const result = await loadPlugins(builtinPlugins(), dirs, loadEnvironment(options));
+      const builtins = allBuiltins();
+      const result = await loadPlugins(
+        builtins.map((b) => b.plugin),
+        dirs,
+        loadEnvironment(options),
+      );
       for (const p of result.plugins) p.close?.();
-      for (const w of result.warnings) console.error(`warning: ${w}`);
+      const inactive = new Map(
+        builtins.filter((b) => b.inactiveBecause).map((b) => [b.plugin.name, b.inactiveBecause!]),
+      );
+      const listed = result.plugins.map((plugin) => ({
+        plugin,
+        inactiveBecause: plugin.builtin ? inactive.get(plugin.name) : undefined,
+      }));
       if (options.json) {
-        console.log(JSON.stringify(listJson(result.plugins, result.failures), null, 2));
-      } else console.log(formatPluginTable(result.plugins, result.failures, dirs));
+        console.log(JSON.stringify(listJson(listed, result.failures), null, 2));
+      } else {
+        reportPluginLoad(result);
+        console.log(formatPluginTable(listed, dirs));
+      }
     });
   plugins.command("check")
     .description("load and validate the plugins in DIR without running the tunnel")
@@ -57,6 +73,7 @@ export function registerPlugins(program: Command): void {
         ? await loadPlugins([], [], env, [dir])
         : await loadPlugins([], [dir], env);
       for (const p of plugins) p.close?.();
+      // check's report: warnings and errors on stderr, what loaded on stdout.
       for (const w of warnings) console.error(`warning: ${w}`);
       for (const p of plugins) {
         console.log(
@@ -65,7 +82,7 @@ export function registerPlugins(program: Command): void {
           }; priority ${p.priority}) — ${p.source}`,
         );
       }
-      for (const f of failures) console.log(`error ${f.message}`);
+      for (const f of failures) console.error(`error ${f.message}`);
       if (plugins.length === 0 && failures.length === 0) console.log(`no plugins found in ${dir}`);
       if (failures.length > 0) Deno.exitCode = 1;
     });
@@ -121,10 +138,25 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function listJson(plugins: LoadedPlugin[], failures: PluginFailure[]) {
+/** A plugin `list` shows: loaded, and, for a built-in left off, why. */
+export interface ListedPlugin {
+  plugin: LoadedPlugin;
+  inactiveBecause?: string;
+}
+
+/** Effective order (1-based) of the active plugins; inactive ones have none. */
+function effectiveOrder(listed: ListedPlugin[]): (number | undefined)[] {
+  let order = 0;
+  return listed.map((l) => l.inactiveBecause === undefined ? ++order : undefined);
+}
+
+function listJson(listed: ListedPlugin[], failures: PluginFailure[]) {
+  const order = effectiveOrder(listed);
   return {
-    plugins: plugins.map((p, i) => ({
-      order: i + 1,
+    plugins: listed.map(({ plugin: p, inactiveBecause }, i) => ({
+      order: order[i] ?? null,
+      state: inactiveBecause === undefined ? "active" : "inactive",
+      ...(inactiveBecause === undefined ? {} : { inactive_because: inactiveBecause }),
       name: p.name,
       version: p.version,
       kinds: p.kinds,
@@ -139,17 +171,15 @@ function listJson(plugins: LoadedPlugin[], failures: PluginFailure[]) {
 }
 
 /** The `plugins list` table. */
-export function formatPluginTable(
-  plugins: LoadedPlugin[],
-  failures: PluginFailure[],
-  dirs: string[],
-): string {
-  const rows = plugins.map((p, i) => [
-    String(i + 1),
+export function formatPluginTable(listed: ListedPlugin[], dirs: string[]): string {
+  const order = effectiveOrder(listed);
+  const rows = listed.map(({ plugin: p, inactiveBecause }, i) => [
+    String(order[i] ?? "-"),
     p.name,
     p.version,
     p.kinds.join(","),
     String(p.priority),
+    inactiveBecause === undefined ? "active" : "inactive",
     [
       ...(p.parts.resolvers ?? []).map((r) => `resolver:${r.name}`),
       ...(p.parts.dialers ?? []).map((d) => `dialer:${d.name}`),
@@ -157,12 +187,15 @@ export function formatPluginTable(
     ].join(" "),
     p.source,
   ]);
-  const header = ["#", "NAME", "VERSION", "KINDS", "PRIORITY", "PROVIDES", "SOURCE"];
+  const header = ["#", "NAME", "VERSION", "KINDS", "PRIORITY", "STATE", "PROVIDES", "SOURCE"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   const out = [line(header), ...rows.map(line)];
-  out.push("", `plugin directories: ${dirs.join(", ")}`);
+  out.push("");
+  for (const { plugin, inactiveBecause } of listed) {
+    if (inactiveBecause !== undefined) out.push(`${plugin.name} is inactive: ${inactiveBecause}`);
+  }
+  out.push(`plugin directories: ${dirs.join(", ")}`);
   out.push("order: lower priority first; resolvers and dialers are consulted in this order");
-  for (const f of failures) out.push(`error: ${f.message}`);
   return out.join("\n");
 }

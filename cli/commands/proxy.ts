@@ -7,7 +7,7 @@ import type { NameScope } from "../../core/names.ts";
 import { DialerChain } from "../../core/plugins/chain.ts";
 import { collectParts, defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
-import { parsePluginConfig } from "../plugin_options.ts";
+import { parsePluginConfig, reportPluginLoad } from "../plugin_options.ts";
 import { PROXY_LIMITS } from "../../core/proxy/server.ts";
 import { startProxyFront } from "../proxy_front.ts";
 import { integerIn, parseListenAddress } from "../run_options.ts";
@@ -91,7 +91,7 @@ export function registerProxy(program: Command): void {
         defaultNamespace: kube.namespace,
       };
       const dialers = new DialerChain();
-      const { plugins, failures } = await loadPlugins(
+      const { plugins, failures, warnings } = await loadPlugins(
         builtinPlugins({ view: store, scope, kubeConfig: kube.kubeConfig }),
         flags.pluginDir ?? [defaultPluginDir()],
         {
@@ -101,7 +101,7 @@ export function registerProxy(program: Command): void {
           isolate: true,
         },
       );
-      for (const f of failures) console.log(`plugin not loaded: ${f.message}`);
+      reportPluginLoad({ warnings, failures });
       const parts = collectParts(plugins);
       const proxy = startProxyFront({
         store,

@@ -1,7 +1,8 @@
 /** `k8stun run`: TUN mode against the kubeconfig's cluster. */
 import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
-import { addRunOptions, runOptionsFrom } from "../run_options.ts";
+import { logger } from "../../core/log.ts";
+import { addRunOptions, runOptionsFrom, runOptionWarnings } from "../run_options.ts";
 import { trapStopSignals } from "../session.ts";
 import { printBanner } from "../banner.ts";
 import { startTunnel } from "../tunnel.ts";
@@ -16,6 +17,7 @@ export function registerRun(program: Command): void {
     async (raw: Record<string, unknown>) => {
       const signals = trapStopSignals();
       const options = runOptionsFrom(raw, { namespaces: ["default"] });
+      for (const w of runOptionWarnings(options)) logger("run").warn(w);
       const kube = loadKubeConfig({ kubeconfig: options.kubeconfig, context: options.context });
       const tunnel = await startTunnel(
         options,

@@ -163,7 +163,7 @@ function importError(file: string, line: number, specifier: string): PluginImpor
     line,
     specifier,
     "a plugin can only import its own files by relative path; bundle third-party code into the " +
-      "plugin first (e.g. `deno bundle`) or copy it into the plugin's folder",
+      "plugin first (`k8stun plugins bundle DIR`) or copy it into the plugin's folder",
   );
 }
 

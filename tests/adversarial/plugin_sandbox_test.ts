@@ -66,8 +66,8 @@ Deno.test({
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV, "list: resolv.conf kept");
     assertEquals(await exists(marker), false, "list: /etc/shadow was not read");
     assertMatch(
-      list.stdout,
-      /error: .*thief\.ts: plugin "thief" setup failed: .*(NotCapable|read)/,
+      list.stderr,
+      /plugin not loaded: .*thief\.ts: plugin "thief" setup failed: .*(NotCapable|read)/,
     );
     assert(!/^\d+\s+thief\s/m.test(list.stdout), list.stdout);
 
@@ -75,7 +75,7 @@ Deno.test({
       const check = await k8stun(lab, "plugins", "check", target);
       assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV, `check ${target}`);
       assertEquals(await exists(marker), false, `check ${target}: /etc/shadow was not read`);
-      assertMatch(check.stdout, /error .*thief\.ts: plugin "thief" setup failed/);
+      assertMatch(check.stderr, /error .*thief\.ts: plugin "thief" setup failed/);
       assertEquals(check.code, 1);
     }
   },
@@ -101,7 +101,7 @@ Deno.test({
 
     const check = await k8stun(lab, "plugins", "check", dir);
     assertMatch(
-      check.stdout,
+      check.stderr,
       /error .*evil-dns\.ts: plugin "evil-dns" provides a DNS mode, .* --allow-unisolated evil-dns/,
     );
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), RESOLV);

@@ -12,9 +12,10 @@ Deno.test("cli: an unknown flag exits non-zero with a message naming it", async 
 });
 
 Deno.test("cli: a first argument starting with - is treated as run (drop-in for the Rust k8stun)", () => {
-  assertEquals(normaliseArgs(["-n", "demo"], ["run"]), ["run", "-n", "demo"]);
-  assertEquals(normaliseArgs(["--help"], ["run"]), ["--help"]);
-  assertEquals(normaliseArgs(["proxy"], ["run", "proxy"]), ["proxy"]);
+  const program = buildProgram();
+  assertEquals(normaliseArgs(["-n", "demo"], program), ["run", "-n", "demo"]);
+  assertEquals(normaliseArgs(["--help"], program), ["--help"]);
+  assertEquals(normaliseArgs(["proxy"], program), ["proxy"]);
 });
 
 Deno.test("cli: --version names k8stun and the Deno version", () => {

@@ -22,10 +22,13 @@ async function sha256(text: string): Promise<string> {
 }
 
 async function install(url: string, home: string, asNobody: boolean) {
+  // nobody may not reach the checkout (a clone below a 0700 directory): it runs a copy in HOME.
+  const script = asNobody ? `${home}/install.sh` : INSTALL;
+  if (asNobody) await Deno.copyFile(INSTALL, script);
   const cmd = asNobody ? "setpriv" : "sh";
   const args = asNobody
-    ? ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", INSTALL]
-    : [INSTALL];
+    ? ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", script]
+    : [script];
   const out = await new Deno.Command(cmd, {
     args,
     env: { PATH: Deno.env.get("PATH")!, HOME: home, K8STUN_RELEASE_URL: url },

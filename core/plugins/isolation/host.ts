@@ -103,7 +103,8 @@ export async function probeManifest(linked: LinkedPlugin, entry: string): Promis
       throw new Error(`${entry}: failed to load: ${describe(reply.error.message)}`);
     }
     if (reply.type !== "manifest") throw new Error(`${entry}: unexpected reply ${reply.type}`);
-    return validatePluginModule({ plugin: { ...reply.manifest, setup() {} } }, entry);
+    const namespace = reply.manifest === null ? {} : { plugin: { ...reply.manifest, setup() {} } };
+    return validatePluginModule(namespace, entry);
   } finally {
     worker.terminate();
   }

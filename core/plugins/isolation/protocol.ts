@@ -49,7 +49,8 @@ export type HostMessage =
 
 /** Worker → k8stun. */
 export type WorkerMessage =
-  | { type: "manifest"; manifest: Omit<PluginModule, "setup"> }
+  /** `manifest` is null when the module has no `plugin` object export. */
+  | { type: "manifest"; manifest: Omit<PluginModule, "setup"> | null }
   | { type: "ready"; parts: WireParts }
   | { type: "failed"; error: WireError }
   | { type: "result"; id: number; value?: unknown; error?: WireError }

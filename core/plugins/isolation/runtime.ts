@@ -65,10 +65,12 @@ export function isolatedPluginWorker(): void {
       case "probe": {
         try {
           const module = await import(msg.url);
-          const p = module.plugin ?? {};
+          const p = module.plugin;
+          // No `plugin` object: the host reports the missing export, as an unisolated load does.
+          const exported = typeof p === "object" && p !== null;
           scope.postMessage({
             type: "manifest",
-            manifest: {
+            manifest: !exported ? null : {
               name: p.name,
               version: p.version,
               apiVersion: p.apiVersion,

@@ -1,0 +1,68 @@
+/**
+ * A copy of this checkout in a world-readable scratch directory, for tests that run k8stun as
+ * another user (`nobody`): the checkout itself may sit below a directory only its owner can enter
+ * (a clone in a 0700 home or a `mktemp -d` directory).
+ */
+
+const SOURCE = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** What the launcher and the program need: code, configuration, lockfile and tools. */
+const ENTRIES = [
+  "bin",
+  "tools",
+  "cli",
+  "core",
+  "plugins",
+  "ffi",
+  "mod.ts",
+  "deno.json",
+  "deno.lock",
+];
+
+/** The copy; removed when disposed. */
+export interface CheckoutCopy extends AsyncDisposable {
+  /** The scratch directory (world-readable), for the test's own files. */
+  scratch: string;
+  /** The copied checkout inside it. */
+  root: string;
+}
+
+/**
+ * Copies the checkout, the running Deno (as the pinned one `tools/deno` looks for) and the
+ * launcher's module cache when there is one, so the copy needs no download.
+ */
+export async function copyCheckout(): Promise<CheckoutCopy> {
+  const scratch = await Deno.makeTempDir({ prefix: "k8stun-checkout-" });
+  const root = `${scratch}/k8stun`;
+  try {
+    await Deno.mkdir(root);
+    await run("cp", ["-a", ...ENTRIES.map((e) => `${SOURCE}/${e}`), root]);
+    const version =
+      /^DENO_VERSION=(\S+)$/m.exec(await Deno.readTextFile(`${SOURCE}/tools/deno`))![1];
+    const tool = `${root}/.tools/deno-${version}`;
+    await Deno.mkdir(`${tool}/node_modules/deno`, { recursive: true });
+    await Deno.link(Deno.execPath(), `${tool}/node_modules/deno/deno`)
+      .catch(() => Deno.copyFile(Deno.execPath(), `${tool}/node_modules/deno/deno`));
+    await Deno.writeTextFile(`${tool}/.complete`, "");
+    const cache = `${SOURCE}/.tools/deno-dir`;
+    if (await Deno.stat(cache).then(() => true, () => false)) {
+      await run("cp", ["-a", cache, `${root}/.tools/deno-dir`]);
+    }
+    await run("chmod", ["-R", "a+rX", scratch]);
+  } catch (error) {
+    await Deno.remove(scratch, { recursive: true });
+    throw error;
+  }
+  return {
+    scratch,
+    root,
+    [Symbol.asyncDispose]: () => Deno.remove(scratch, { recursive: true }),
+  };
+}
+
+async function run(command: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(command, { args, stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${command} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
