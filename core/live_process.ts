@@ -6,8 +6,8 @@
  * but another start time is a different process.
  */
 
-/** A process's start time in clock ticks since boot, or undefined where it cannot be read. */
-export function processStartTime(pid: number = Deno.pid): number | undefined {
+/** The fields of `/proc/<pid>/stat` from field 3 (state) on, or undefined. */
+function statFields(pid: number): string[] | undefined {
   let stat: string;
   try {
     stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -15,9 +15,13 @@ export function processStartTime(pid: number = Deno.pid): number | undefined {
     return undefined;
   }
   // The command name (field 2) is in parentheses and may itself hold spaces and parentheses;
-  // the fields after its last ")" start at field 3 (state), so starttime (22) is the 20th.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[19]);
+  // the fields after its last ")" start at field 3 (state).
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** A process's start time in clock ticks since boot, or undefined where it cannot be read. */
+export function processStartTime(pid: number = Deno.pid): number | undefined {
+  const ticks = Number(statFields(pid)?.[19]); // starttime, field 22
   return Number.isSafeInteger(ticks) ? ticks : undefined;
 }
 
@@ -28,11 +32,10 @@ export function processStartTime(pid: number = Deno.pid): number | undefined {
 export function processRuns(pid: number, startTime?: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   if (Deno.build.os !== "linux") return killZero(pid);
-  try {
-    Deno.statSync(`/proc/${pid}`);
-  } catch {
-    return false;
-  }
+  const fields = statFields(pid);
+  if (!fields) return false;
+  // A zombie (state Z: killed, not yet reaped by its parent) owns nothing any more.
+  if (fields[0] === "Z" || fields[0] === "X") return false;
   if (startTime === undefined) return true;
   const actual = processStartTime(pid);
   return actual === undefined || actual === startTime;
