@@ -10,15 +10,33 @@
 import type { AppliedDnsMode, DnsMode, DnsModeContext } from "../../mod.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { systemOutgoingInterface } from "../../ffi/linux/route_lookup.ts";
+import { Darwin } from "../../ffi/darwin/libsystem.ts";
+import { darwinOutgoingInterface } from "../../ffi/darwin/route_lookup.ts";
 import { forwardMode } from "./forward.ts";
 
 /** Finds the device that reaches a resolver (before k8stun's routes exist). */
 export type InterfaceLookup = (address: number) => string | undefined;
 
+/**
+ * The lookup of this OS: /proc/net/route on Linux; on macOS an RTM_GET on a routing socket,
+ * asked once per resolver at start-up (ffi/darwin/route_lookup.ts).
+ */
+export function systemInterfaceLookup(os: typeof Deno.build.os = Deno.build.os): InterfaceLookup {
+  if (os !== "darwin") return systemOutgoingInterface;
+  return (address) => {
+    const darwin = new Darwin();
+    try {
+      return darwinOutgoingInterface(darwin, address)?.name;
+    } finally {
+      darwin.close();
+    }
+  };
+}
+
 /** Builds the mode; `forward` and `lookup` are replaceable for tests. */
 export function tunRouteMode(
   forward: DnsMode = forwardMode(),
-  lookup: InterfaceLookup = systemOutgoingInterface,
+  lookup: InterfaceLookup = systemInterfaceLookup(),
 ): DnsMode {
   let fellBack = false;
   return {
@@ -65,7 +83,12 @@ function routePlan(ctx: DnsModeContext, lookup: InterfaceLookup): Map<string, st
   for (const server of servers) {
     const address = ipv4ToNumber(server);
     if (address === undefined) return `the resolver ${server} is not an IPv4 address`;
-    const device = lookup(address);
+    let device: string | undefined;
+    try {
+      device = lookup(address);
+    } catch (error) {
+      return `the route to the resolver ${server} cannot be read (${(error as Error).message})`;
+    }
     if (!device) return `no route reaches the resolver ${server}`;
     plan.set(server, device);
   }

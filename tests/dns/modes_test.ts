@@ -94,6 +94,25 @@ for (
   });
 }
 
+Deno.test("tun_route: a route lookup that fails (a malformed macOS routing reply) falls back to forward with the reason", async () => {
+  const forward = recordingForward();
+  const mode = tunRouteMode(forward, () => {
+    throw new Error("the route reply names no interface");
+  });
+  const { ctx, logged, routed, bound } = context();
+  const applied = await mode.apply(ctx);
+  assertEquals(forward.calls, ["apply"]);
+  assertEquals([routed, bound], [[], []]);
+  assertEquals(applied?.mode, "forward");
+  assert(
+    logged.some((l) =>
+      /route to the resolver 10\.77\.0\.2 cannot be read \(the route reply names no interface\)/
+        .test(l)
+    ),
+    logged.join(),
+  );
+});
+
 Deno.test("forward: under systemd-resolved, per-link split DNS for the cluster domains only", async () => {
   const commands: string[][] = [];
   const dir = await Deno.makeTempDir();
