@@ -303,6 +303,13 @@ export async function startTunnel(
         for (const a of addresses) dnsInTun.add(a);
         const resolvers = addresses.map((a) => ipv4ToNumber(a)!);
         dataPlane.serveAddresses(resolvers);
+        if (Deno.build.os === "darwin") {
+          say(
+            `DNS: macOS has no port-matching policy rules, so all traffic to ` +
+              `${addresses.join(", ")} enters the TUN (a host route, removed on exit)`,
+          );
+          return dataPlane.addHostRoutes(resolvers);
+        }
         try {
           // Only DNS to the resolvers enters the TUN; their other traffic goes where it went.
           await divertDns(libc.symbols, dataPlane.ifindex(), resolvers, journal);
