@@ -1,7 +1,7 @@
 /** The built-in DNS modes' decisions, with the system calls replaced (issue #5 build item 3). */
 import { assert, assertEquals } from "../assert.ts";
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
-import { forwardMode } from "../../plugins/dns/forward.ts";
+import { forwardMode, isFileForwardChanges } from "../../plugins/dns/forward.ts";
 import { tunRouteMode } from "../../plugins/dns/tun_route.ts";
 import { FileJournal } from "../../core/journal.ts";
 
@@ -177,5 +177,28 @@ Deno.test("forward on macOS: a cluster namespace that is not a domain name gets 
     await mode.revert(ctx);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("forward: cleanup may touch exactly the files forward writes on each OS (macOS: /etc/resolver/<domain> only)", () => {
+  for (const path of ["/etc/resolver/cluster.local", "/etc/resolver/svc", "/etc/resolver/demo"]) {
+    assert(isFileForwardChanges(path, "darwin"), path);
+    assert(!isFileForwardChanges(path, "linux"), `${path} on Linux`);
+  }
+  assert(isFileForwardChanges("/etc/resolv.conf", "linux"));
+  for (
+    const path of [
+      "/etc/resolv.conf", // configd's on macOS: forward never writes it there
+      "/etc/resolver/../shadow",
+      "/etc/resolver/..",
+      "/etc/resolver/a/b",
+      "/etc/resolver/",
+      "/etc/resolverx/cluster.local",
+      "/private/etc/resolver/cluster.local",
+      "/etc/resolver/cluster.local/",
+      "/etc/resolver/-x",
+    ]
+  ) {
+    assert(!isFileForwardChanges(path, "darwin"), path);
   }
 });
