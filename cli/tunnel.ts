@@ -41,8 +41,12 @@ import type { StopSignals } from "./session.ts";
 
 const log = logger("run");
 
-/** Where k8stun's own DNS listens in forward mode (a loopback address few programs use). */
-const FORWARD_DNS_ADDRESS = "127.0.0.153";
+/**
+ * Where k8stun's own DNS listens in forward mode (a loopback address few programs use). macOS
+ * configures only 127.0.0.1 on lo0 (binding another 127/8 address fails), and nothing of its own
+ * listens on port 53 there.
+ */
+const FORWARD_DNS_ADDRESS = Deno.build.os === "darwin" ? "127.0.0.1" : "127.0.0.153";
 
 /** A running tunnel. */
 export interface Tunnel {
