@@ -43,30 +43,41 @@ export function tunRouteMode(
     name: "tun_route",
     async apply(ctx: DnsModeContext): Promise<void | AppliedDnsMode> {
       const plan = routePlan(ctx, lookup);
-      if (typeof plan === "string") {
-        ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
-          reason: plan,
-        });
-        fellBack = true;
-        await forward.apply(ctx);
-        return { mode: forward.name, reason: `tun_route is not possible here: ${plan}` };
-      }
-      for (const [server, device] of plan) ctx.bindUpstream!(server, device);
-      await ctx.routeToTun!([...plan.keys()]);
-      ctx.log.info(
-        "resolvers {servers} now reach k8stun through {tun}; other names go out via {devices}",
-        {
-          servers: [...plan.keys()].join(", "),
-          tun: ctx.tunName ?? "the TUN",
-          devices: [...new Set(plan.values())].join(", "),
-        },
-      );
+      const reason = typeof plan === "string" ? plan : await divert(ctx, plan);
+      if (reason === undefined) return;
+      ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
+        reason,
+      });
+      fellBack = true;
+      await forward.apply(ctx);
+      return { mode: forward.name, reason: `tun_route is not possible here: ${reason}` };
     },
     async revert(ctx: DnsModeContext) {
       // The routes go away with the TUN; only a fallback changed anything else.
       if (fellBack) await forward.revert(ctx);
     },
   };
+}
+
+/**
+ * Binds each resolver's upstream to its device and routes the resolvers into the TUN; why not,
+ * when the system refused (a route to a resolver that exists already, say).
+ */
+async function divert(ctx: DnsModeContext, plan: Map<string, string>): Promise<string | undefined> {
+  try {
+    for (const [server, device] of plan) ctx.bindUpstream!(server, device);
+    await ctx.routeToTun!([...plan.keys()]);
+  } catch (error) {
+    return `the resolvers cannot be routed into the TUN (${(error as Error).message})`;
+  }
+  ctx.log.info(
+    "resolvers {servers} now reach k8stun through {tun}; other names go out via {devices}",
+    {
+      servers: [...plan.keys()].join(", "),
+      tun: ctx.tunName ?? "the TUN",
+      devices: [...new Set(plan.values())].join(", "),
+    },
+  );
 }
 
 /** Resolver → original device, or why tun_route cannot be used. */

@@ -113,6 +113,26 @@ Deno.test("tun_route: a route lookup that fails (a malformed macOS routing reply
   );
 });
 
+Deno.test("tun_route: a resolver route the system refuses falls back to forward with the reason, never refusing to start", async () => {
+  const forward = recordingForward();
+  const mode = tunRouteMode(forward, () => "en0");
+  const { ctx, logged } = context({
+    routeToTun: () =>
+      Promise.reject(new Error("cannot add the route 10.77.0.2/32: it already exists")),
+  });
+  const applied = await mode.apply(ctx);
+  assertEquals(applied?.mode, "forward");
+  assertEquals(forward.calls, ["apply"]);
+  assert(
+    logged.some((l) =>
+      /cannot be routed into the TUN \(cannot add the route 10\.77\.0\.2\/32/.test(l)
+    ),
+    logged.join(),
+  );
+  await mode.revert(ctx);
+  assertEquals(forward.calls, ["apply", "revert"], "the fallback's files are undone");
+});
+
 Deno.test("forward: under systemd-resolved, per-link split DNS for the cluster domains only", async () => {
   const commands: string[][] = [];
   const dir = await Deno.makeTempDir();
