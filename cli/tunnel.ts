@@ -41,8 +41,12 @@ import type { StopSignals } from "./session.ts";
 
 const log = logger("run");
 
-/** Where k8stun's own DNS listens in forward mode (a loopback address few programs use). */
-const FORWARD_DNS_ADDRESS = "127.0.0.153";
+/**
+ * Where k8stun's own DNS listens in forward mode (a loopback address few programs use). macOS
+ * configures only 127.0.0.1 on lo0 (binding another 127/8 address fails), and nothing of its own
+ * listens on port 53 there.
+ */
+const FORWARD_DNS_ADDRESS = Deno.build.os === "darwin" ? "127.0.0.1" : "127.0.0.153";
 
 /** A running tunnel. */
 export interface Tunnel {
@@ -303,6 +307,13 @@ export async function startTunnel(
         for (const a of addresses) dnsInTun.add(a);
         const resolvers = addresses.map((a) => ipv4ToNumber(a)!);
         dataPlane.serveAddresses(resolvers);
+        if (Deno.build.os === "darwin") {
+          say(
+            `DNS: macOS has no port-matching policy rules, so all traffic to ` +
+              `${addresses.join(", ")} enters the TUN (a host route, removed on exit)`,
+          );
+          return dataPlane.addHostRoutes(resolvers);
+        }
         try {
           // Only DNS to the resolvers enters the TUN; their other traffic goes where it went.
           await divertDns(libc.symbols, dataPlane.ifindex(), resolvers, journal);

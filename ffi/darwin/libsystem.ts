@@ -15,6 +15,14 @@ export const LIBSYSTEM_SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /** `setsockopt(int, int level, int name, const void *, socklen_t)`: not variadic. */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  /** Wakes a call blocked on the socket in another thread (close does not). */
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  /** Tells this process's routing-socket replies from everyone else's. */
+  getpid: { parameters: [], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
@@ -27,6 +35,26 @@ export const LIBSYSTEM_SYMBOLS = {
   freeifaddrs: { parameters: ["pointer"], result: "void" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   __error: { parameters: [], result: "pointer" },
+  // The same calls on Deno's blocking-call threads, for sockets that wait (a TCP connect, a
+  // reply): the main thread stays free. errno is not readable afterwards (another thread's).
+  connectBlocking: {
+    name: "connect",
+    parameters: ["i32", "buffer", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  recvBlocking: {
+    name: "recv",
+    parameters: ["i32", "buffer", "usize", "i32"],
+    result: "isize",
+    nonblocking: true,
+  },
+  pollBlocking: {
+    name: "poll",
+    parameters: ["buffer", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   // Variadic ioctl/fcntl: fixed declarations on x86_64, padded ones on arm64 (§2.4).
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   ioctlArm64: { name: "ioctl", parameters: ["i32", "u64", ...PADS, "buffer"], result: "i32" },

@@ -26,7 +26,7 @@ export class SocketPoller {
    * @param intervalMs the longest single wait (how soon a finished or closed poller notices).
    */
   constructor(
-    readonly libc: Libc,
+    readonly libc: Pick<Libc, "pollBlocking">,
     readonly busy: () => boolean,
     readonly intervalMs = 100,
   ) {}

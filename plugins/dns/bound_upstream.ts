@@ -1,6 +1,7 @@
 /**
  * Upstream DNS transport for `tun_route`: queries leave through sockets bound to the interface
- * the resolver was reached by before k8stun routed it into the TUN (ffi/linux/bound_socket.ts).
+ * the resolver was reached by before k8stun routed it into the TUN (SO_BINDTODEVICE on Linux,
+ * ffi/linux/bound_socket.ts; IP_BOUND_IF on macOS, ffi/darwin/bound_socket.ts).
  * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller
  * (ffi/linux/socket_poller.ts) while queries are in flight — a fixed number of descriptors and at
  * most one waiting thread, however many queries are outstanding (udp_exchange.ts multiplexes
@@ -11,29 +12,68 @@ import type { UpstreamTransport } from "../../core/dns/upstream.ts";
 import { UdpExchange } from "../../core/dns/udp_exchange.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { BoundSocket } from "../../ffi/linux/bound_socket.ts";
-import { openLibc } from "../../ffi/linux/libc.ts";
+import { cString, type Libc, openLibc } from "../../ffi/linux/libc.ts";
 import { SocketPoller } from "../../ffi/linux/socket_poller.ts";
+import { Darwin } from "../../ffi/darwin/libsystem.ts";
+import { DarwinBoundSocket } from "../../ffi/darwin/bound_socket.ts";
 
 /** TCP queries to one server at once: each holds a descriptor and a blocking-call thread. */
 export const MAX_TCP_QUERIES = 16;
 /** Datagrams read per socket per wake-up, so one busy socket cannot starve the others. */
 const READS_PER_WAKE = 64;
 
+/** A socket bound to the device (either OS's BoundSocket). */
+type DeviceSocket = Pick<
+  BoundSocket,
+  "fd" | "connect" | "send" | "receiveNow" | "shutdown" | "receive" | "close"
+>;
+
+/** The OS half of the transport: sockets bound to one device, and a poll over them. */
+export interface DeviceSockets {
+  datagram(address: number, port: number): DeviceSocket;
+  stream(timeoutMs: number): DeviceSocket;
+  poll: Pick<Libc, "pollBlocking">;
+}
+
+/** Sockets bound to `device` on this OS (macOS: looked up by name once, here). */
+export function systemDeviceSockets(device: string, os = Deno.build.os): DeviceSockets {
+  if (os === "darwin") {
+    const darwin = new Darwin();
+    const ifindex = darwin.sym.if_nametoindex(cString(device));
+    if (ifindex === 0) {
+      darwin.close();
+      throw new Error(`the interface ${device} that reached the resolver is gone`);
+    }
+    return {
+      datagram: (address, port) => DarwinBoundSocket.datagram(darwin, ifindex, address, port),
+      stream: (timeoutMs) => DarwinBoundSocket.stream(darwin, ifindex, timeoutMs),
+      // nfds_t is 32 bits on macOS (ffi/poll_pair.ts).
+      poll: { pollBlocking: (fds, count, ms) => darwin.sym.pollBlocking(fds, Number(count), ms) },
+    };
+  }
+  const { symbols: libc } = openLibc();
+  return {
+    datagram: (address, port) => BoundSocket.datagram(libc, device, address, port),
+    stream: (timeoutMs) => BoundSocket.stream(libc, device, timeoutMs),
+    poll: libc,
+  };
+}
+
 /** A transport to `server` (an IPv4 address, optionally `:port`) whose sockets are bound to `device`. */
 export function boundTransport(
   server: string,
   device: string,
   capacity: number,
+  sockets: DeviceSockets = systemDeviceSockets(device),
 ): UpstreamTransport {
-  const { symbols: libc } = openLibc();
   const [host, portText] = server.split(":");
   const address = ipv4ToNumber(host);
   if (address === undefined) throw new Error(`${server} is not an IPv4 resolver`);
   const port = portText ? Number(portText) : 53;
   const buffer = new Uint8Array(65535);
-  const poller = new SocketPoller(libc, () => exchange.inFlight > 0);
+  const poller = new SocketPoller(sockets.poll, () => exchange.inFlight > 0);
   const exchange = new UdpExchange((receive) => {
-    const socket = BoundSocket.datagram(libc, device, address, port);
+    const socket = sockets.datagram(address, port);
     poller.add(socket.fd, () => {
       for (let i = 0; i < READS_PER_WAKE; i++) {
         const n = socket.receiveNow(buffer);
@@ -60,7 +100,7 @@ export function boundTransport(
       if (tcpQueries >= MAX_TCP_QUERIES) {
         throw new Error(`${MAX_TCP_QUERIES} TCP queries to ${server} are already running`);
       }
-      const socket = BoundSocket.stream(libc, device, timeoutMs);
+      const socket = sockets.stream(timeoutMs);
       tcpQueries++;
       // A receive blocked in another thread only returns early when the socket is shut down.
       const stop = () => socket.shutdown();

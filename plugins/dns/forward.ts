@@ -22,11 +22,15 @@ import { applyResolverFiles, isResolverFileName, RESOLVER_DIR } from "./macos_re
 export const RESOLV_CONF = "/etc/resolv.conf";
 
 /**
- * Whether `path` is a file this mode changes: `/etc/resolv.conf` or a resolver file in
- * `/etc/resolver/`. `k8stun cleanup` restores nothing else, whatever a journal names.
+ * Whether `path` is a file this mode changes on `os`: a resolver file directly in
+ * `/etc/resolver/` on macOS (where `/etc/resolv.conf` belongs to configd and is never written),
+ * `/etc/resolv.conf` elsewhere. `k8stun cleanup` restores nothing else, whatever a journal names.
  */
-export function isFileForwardChanges(path: string): boolean {
-  if (path === RESOLV_CONF) return true;
+export function isFileForwardChanges(
+  path: string,
+  os: typeof Deno.build.os = Deno.build.os,
+): boolean {
+  if (os !== "darwin") return path === RESOLV_CONF;
   const prefix = `${RESOLVER_DIR}/`;
   return path.startsWith(prefix) && isResolverFileName(path.slice(prefix.length));
 }

@@ -10,45 +10,74 @@
 import type { AppliedDnsMode, DnsMode, DnsModeContext } from "../../mod.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { systemOutgoingInterface } from "../../ffi/linux/route_lookup.ts";
+import { Darwin } from "../../ffi/darwin/libsystem.ts";
+import { darwinOutgoingInterface } from "../../ffi/darwin/route_lookup.ts";
 import { forwardMode } from "./forward.ts";
 
 /** Finds the device that reaches a resolver (before k8stun's routes exist). */
 export type InterfaceLookup = (address: number) => string | undefined;
 
+/**
+ * The lookup of this OS: /proc/net/route on Linux; on macOS an RTM_GET on a routing socket,
+ * asked once per resolver at start-up (ffi/darwin/route_lookup.ts).
+ */
+export function systemInterfaceLookup(os: typeof Deno.build.os = Deno.build.os): InterfaceLookup {
+  if (os !== "darwin") return systemOutgoingInterface;
+  return (address) => {
+    const darwin = new Darwin();
+    try {
+      return darwinOutgoingInterface(darwin, address)?.name;
+    } finally {
+      darwin.close();
+    }
+  };
+}
+
 /** Builds the mode; `forward` and `lookup` are replaceable for tests. */
 export function tunRouteMode(
   forward: DnsMode = forwardMode(),
-  lookup: InterfaceLookup = systemOutgoingInterface,
+  lookup: InterfaceLookup = systemInterfaceLookup(),
 ): DnsMode {
   let fellBack = false;
   return {
     name: "tun_route",
     async apply(ctx: DnsModeContext): Promise<void | AppliedDnsMode> {
       const plan = routePlan(ctx, lookup);
-      if (typeof plan === "string") {
-        ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
-          reason: plan,
-        });
-        fellBack = true;
-        await forward.apply(ctx);
-        return { mode: forward.name, reason: `tun_route is not possible here: ${plan}` };
-      }
-      for (const [server, device] of plan) ctx.bindUpstream!(server, device);
-      await ctx.routeToTun!([...plan.keys()]);
-      ctx.log.info(
-        "resolvers {servers} now reach k8stun through {tun}; other names go out via {devices}",
-        {
-          servers: [...plan.keys()].join(", "),
-          tun: ctx.tunName ?? "the TUN",
-          devices: [...new Set(plan.values())].join(", "),
-        },
-      );
+      const reason = typeof plan === "string" ? plan : await divert(ctx, plan);
+      if (reason === undefined) return;
+      ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
+        reason,
+      });
+      fellBack = true;
+      await forward.apply(ctx);
+      return { mode: forward.name, reason: `tun_route is not possible here: ${reason}` };
     },
     async revert(ctx: DnsModeContext) {
       // The routes go away with the TUN; only a fallback changed anything else.
       if (fellBack) await forward.revert(ctx);
     },
   };
+}
+
+/**
+ * Binds each resolver's upstream to its device and routes the resolvers into the TUN; why not,
+ * when the system refused (a route to a resolver that exists already, say).
+ */
+async function divert(ctx: DnsModeContext, plan: Map<string, string>): Promise<string | undefined> {
+  try {
+    for (const [server, device] of plan) ctx.bindUpstream!(server, device);
+    await ctx.routeToTun!([...plan.keys()]);
+  } catch (error) {
+    return `the resolvers cannot be routed into the TUN (${(error as Error).message})`;
+  }
+  ctx.log.info(
+    "resolvers {servers} now reach k8stun through {tun}; other names go out via {devices}",
+    {
+      servers: [...plan.keys()].join(", "),
+      tun: ctx.tunName ?? "the TUN",
+      devices: [...new Set(plan.values())].join(", "),
+    },
+  );
 }
 
 /** Resolver → original device, or why tun_route cannot be used. */
@@ -65,7 +94,12 @@ function routePlan(ctx: DnsModeContext, lookup: InterfaceLookup): Map<string, st
   for (const server of servers) {
     const address = ipv4ToNumber(server);
     if (address === undefined) return `the resolver ${server} is not an IPv4 address`;
-    const device = lookup(address);
+    let device: string | undefined;
+    try {
+      device = lookup(address);
+    } catch (error) {
+      return `the route to the resolver ${server} cannot be read (${(error as Error).message})`;
+    }
     if (!device) return `no route reaches the resolver ${server}`;
     plan.set(server, device);
   }

@@ -1,7 +1,7 @@
 /** The built-in DNS modes' decisions, with the system calls replaced (issue #5 build item 3). */
 import { assert, assertEquals } from "../assert.ts";
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
-import { forwardMode } from "../../plugins/dns/forward.ts";
+import { forwardMode, isFileForwardChanges } from "../../plugins/dns/forward.ts";
 import { tunRouteMode } from "../../plugins/dns/tun_route.ts";
 import { FileJournal } from "../../core/journal.ts";
 
@@ -94,6 +94,45 @@ for (
   });
 }
 
+Deno.test("tun_route: a route lookup that fails (a malformed macOS routing reply) falls back to forward with the reason", async () => {
+  const forward = recordingForward();
+  const mode = tunRouteMode(forward, () => {
+    throw new Error("the route reply names no interface");
+  });
+  const { ctx, logged, routed, bound } = context();
+  const applied = await mode.apply(ctx);
+  assertEquals(forward.calls, ["apply"]);
+  assertEquals([routed, bound], [[], []]);
+  assertEquals(applied?.mode, "forward");
+  assert(
+    logged.some((l) =>
+      /route to the resolver 10\.77\.0\.2 cannot be read \(the route reply names no interface\)/
+        .test(l)
+    ),
+    logged.join(),
+  );
+});
+
+Deno.test("tun_route: a resolver route the system refuses falls back to forward with the reason, never refusing to start", async () => {
+  const forward = recordingForward();
+  const mode = tunRouteMode(forward, () => "en0");
+  const { ctx, logged } = context({
+    routeToTun: () =>
+      Promise.reject(new Error("cannot add the route 10.77.0.2/32: it already exists")),
+  });
+  const applied = await mode.apply(ctx);
+  assertEquals(applied?.mode, "forward");
+  assertEquals(forward.calls, ["apply"]);
+  assert(
+    logged.some((l) =>
+      /cannot be routed into the TUN \(cannot add the route 10\.77\.0\.2\/32/.test(l)
+    ),
+    logged.join(),
+  );
+  await mode.revert(ctx);
+  assertEquals(forward.calls, ["apply", "revert"], "the fallback's files are undone");
+});
+
 Deno.test("forward: under systemd-resolved, per-link split DNS for the cluster domains only", async () => {
   const commands: string[][] = [];
   const dir = await Deno.makeTempDir();
@@ -158,5 +197,28 @@ Deno.test("forward on macOS: a cluster namespace that is not a domain name gets 
     await mode.revert(ctx);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("forward: cleanup may touch exactly the files forward writes on each OS (macOS: /etc/resolver/<domain> only)", () => {
+  for (const path of ["/etc/resolver/cluster.local", "/etc/resolver/svc", "/etc/resolver/demo"]) {
+    assert(isFileForwardChanges(path, "darwin"), path);
+    assert(!isFileForwardChanges(path, "linux"), `${path} on Linux`);
+  }
+  assert(isFileForwardChanges("/etc/resolv.conf", "linux"));
+  for (
+    const path of [
+      "/etc/resolv.conf", // configd's on macOS: forward never writes it there
+      "/etc/resolver/../shadow",
+      "/etc/resolver/..",
+      "/etc/resolver/a/b",
+      "/etc/resolver/",
+      "/etc/resolverx/cluster.local",
+      "/private/etc/resolver/cluster.local",
+      "/etc/resolver/cluster.local/",
+      "/etc/resolver/-x",
+    ]
+  ) {
+    assert(!isFileForwardChanges(path, "darwin"), path);
   }
 });
