@@ -1,7 +1,7 @@
 /** `bin/k8stun demo` as a new user meets it: its hints, warnings and what it leaves behind. */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
-import { LAUNCHER } from "./launcher.ts";
+import { LAUNCHER, warmLauncher } from "./launcher.ts";
 
 const ignore = labUnavailable() !== undefined;
 const RESOLV = "nameserver 127.0.0.1\noptions ndots:1 timeout:1\n";
@@ -39,6 +39,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
+    await warmLauncher();
     await using lab = await Lab.create({ resolvConf: RESOLV });
     const fixture = `${lab.dir}/shop.json`;
     await Deno.writeTextFile(fixture, JSON.stringify(FIXTURE));
@@ -69,6 +70,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
+    await warmLauncher();
     await using lab = await Lab.create({ resolvConf: RESOLV });
     const runtime = lab.env.K8STUN_RUNTIME_DIR;
     const state = `${lab.env.XDG_STATE_HOME}/k8stun`;

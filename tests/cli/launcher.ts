@@ -26,3 +26,18 @@ export async function k8stun(
   const decoder = new TextDecoder();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
+
+let warmed: Promise<void> | undefined;
+
+/**
+ * Fills the launcher's shared module cache (`.tools/deno-dir`) once, here on the host: its first
+ * run downloads modules, which a lab namespace (no network) cannot. Tests that run `bin/k8stun`
+ * inside a lab call this first, as a user's first run is online too.
+ */
+export function warmLauncher(): Promise<void> {
+  warmed ??= (async () => {
+    const out = await k8stun(["--version"]);
+    if (out.code !== 0) throw new Error(`bin/k8stun --version failed: ${out.stderr}`);
+  })();
+  return warmed;
+}

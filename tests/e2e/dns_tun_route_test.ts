@@ -130,14 +130,15 @@ Deno.test({
     const missing = (await lab.run("dig", ["nosuch.public-example.com"])).stdout;
     assertEquals(/status: (\w+)/.exec(missing)?.[1], /status: (\w+)/.exec(before.missing)?.[1]);
 
-    // A 2 s-slow upstream name in flight; 100 cluster queries meanwhile, each under 50 ms.
+    // A 2 s-slow upstream name in flight; 100 cluster queries meanwhile, none waiting for it.
     const slow = lab.run("dig", ["+short", "+time=5", "slow.public-example.com"]);
     const burst = await lab.sh(
       "for i in $(seq 100); do dig +tries=1 +time=2 hello.demo | grep 'Query time'; done",
     );
     const times = [...burst.stdout.matchAll(/Query time: (\d+) msec/g)].map((m) => Number(m[1]));
     assertEquals(times.length, 100, burst.stdout);
-    assert(Math.max(...times) < 50, `slowest cluster answer ${Math.max(...times)} ms`);
+    // Waiting on the slow name would take 2 s; the bound leaves room for a loaded machine.
+    assert(Math.max(...times) < 1000, `slowest cluster answer ${Math.max(...times)} ms`);
     assertEquals((await slow).stdout.trim(), "203.0.113.8");
 
     k8stun.signal("SIGTERM");

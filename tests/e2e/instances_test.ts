@@ -8,10 +8,13 @@ import { Lab, type LabProcess, labUnavailable } from "../lab/lab.ts";
 import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
 
 /** The runtime directory's file names (the lab points K8STUN_RUNTIME_DIR there). */
+/** The API records and journals in the lab's runtime dir (a demo's `demo-<pid>` dirs aside). */
 async function runFileNames(lab: Lab): Promise<string[]> {
   const names: string[] = [];
   try {
-    for await (const entry of Deno.readDir(lab.env.K8STUN_RUNTIME_DIR)) names.push(entry.name);
+    for await (const entry of Deno.readDir(lab.env.K8STUN_RUNTIME_DIR)) {
+      if (!entry.name.startsWith("demo-")) names.push(entry.name);
+    }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }

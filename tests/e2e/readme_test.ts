@@ -7,6 +7,7 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, type LabProcess, labUnavailable } from "../lab/lab.ts";
 import { DEMO_RESOLV } from "../adversarial/harness.ts";
+import { warmLauncher } from "../cli/launcher.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const README = Deno.readTextFileSync(`${ROOT}/README.md`);
@@ -60,10 +61,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    // The launcher fills its shared module cache on first use, which needs the network: do it
-    // here, outside the lab (a user's first run is online too).
-    const warm = await new Deno.Command(`${ROOT}/bin/k8stun`, { args: ["--version"] }).output();
-    assertEquals(warm.code, 0, new TextDecoder().decode(warm.stderr));
+    await warmLauncher();
     await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
 
     // Try it: the demo, then every command the README suggests trying.
