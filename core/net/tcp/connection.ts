@@ -81,7 +81,7 @@ export interface ConnectionConfig {
 
 /** A TCP connection. */
 export class TcpConnection {
-  state: TcpState = "SYN_RECEIVED";
+  #state: TcpState = "SYN_RECEIVED";
   /** The owner's dial succeeded (`accept`): the relay takes data and events from now on. */
   accepted = false;
   /** The app got our SYN-ACK: it knows of this connection (and a refusal is a reset). */
@@ -249,7 +249,7 @@ export class TcpConnection {
    * its handshake before the dial: the relay gets what the app sent meanwhile.
    */
   accept(now: number): void {
-    if (this.accepted || this.state === "CLOSED") return;
+    if (this.accepted || this.#state === "CLOSED") return;
     this.accepted = true;
     if (!this.#synAckSent) {
       this.#sendSynAck(now);
@@ -271,7 +271,7 @@ export class TcpConnection {
 
   /** Retransmitted SYN: resend the SYN-ACK if one was sent (T9). */
   duplicateSyn(now: number): void {
-    if (this.accepted && this.state === "SYN_RECEIVED") this.#sendSynAck(now);
+    if (this.accepted && this.#state === "SYN_RECEIVED") this.#sendSynAck(now);
   }
 
   touch(now: number): void {
@@ -288,7 +288,7 @@ export class TcpConnection {
       if (!(seg.flags & RST)) {
         // T12: still learn from the ACK and window of a data segment we cannot take.
         if (
-          seg.flags & ACK && this.state !== "SYN_RECEIVED" && this.#ackAcceptable(seg.ack)
+          seg.flags & ACK && this.#state !== "SYN_RECEIVED" && this.#ackAcceptable(seg.ack)
         ) {
           this.#processAck(seg, now);
         }
@@ -309,9 +309,9 @@ export class TcpConnection {
     }
     // 5. ACK
     if (!(seg.flags & ACK)) return;
-    if (this.state === "SYN_RECEIVED") {
+    if (this.#state === "SYN_RECEIVED") {
       if (seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndNxt)) {
-        this.state = "ESTABLISHED"; // T10: any acceptable ACK completes the handshake
+        this.#setState("ESTABLISHED", now); // docs/tcp.md §3.3: any acceptable ACK completes it
         this.sndUna = seg.ack;
         this.rtoAt = 0;
         this.#backoffs = 0;
@@ -340,17 +340,15 @@ export class TcpConnection {
         this.rcvNxt = seqAdd(this.rcvNxt, 1);
         this.#sendAck();
         if (this.accepted) this.sink.eof(this); // else accept() reports it, after the held data
-        switch (this.state) {
+        switch (this.#state) {
           case "ESTABLISHED":
-            this.state = "CLOSE_WAIT";
+            this.#setState("CLOSE_WAIT", now);
             break;
           case "FIN_WAIT_1":
-            this.state = this.#finAcked() ? "TIME_WAIT" : "CLOSING";
-            if (this.state === "TIME_WAIT") this.closeAt = now + TIME_WAIT_MS;
+            this.#setState(this.#finAcked() ? "TIME_WAIT" : "CLOSING", now);
             break;
           case "FIN_WAIT_2":
-            this.state = "TIME_WAIT";
-            this.closeAt = now + TIME_WAIT_MS;
+            this.#setState("TIME_WAIT", now);
             break;
         }
       } else if (this.peerFin) {
@@ -454,14 +452,12 @@ export class TcpConnection {
   }
 
   #ourFinAcked(now: number): void {
-    switch (this.state) {
+    switch (this.#state) {
       case "FIN_WAIT_1":
-        this.state = "FIN_WAIT_2";
-        this.closeAt = now + FIN_WAIT_2_MS;
+        this.#setState("FIN_WAIT_2", now);
         break;
       case "CLOSING":
-        this.state = "TIME_WAIT";
-        this.closeAt = now + TIME_WAIT_MS;
+        this.#setState("TIME_WAIT", now);
         break;
       case "LAST_ACK":
         this.#terminate("closed");
@@ -476,7 +472,8 @@ export class TcpConnection {
   /** In-order data to the relay; out-of-order into the queue with an immediate dup-ACK (T17). */
   #receive(seg: TcpRepr, packet: Uint8Array): void {
     if (
-      !(this.state === "ESTABLISHED" || this.state === "FIN_WAIT_1" || this.state === "FIN_WAIT_2")
+      !(this.#state === "ESTABLISHED" || this.#state === "FIN_WAIT_1" ||
+        this.#state === "FIN_WAIT_2")
     ) {
       return;
     }
@@ -550,7 +547,7 @@ export class TcpConnection {
   consumed(n: number): void {
     const before = seqDiff(this.rcvAdv, this.rcvNxt);
     this.buffered = Math.max(0, this.buffered - n);
-    if (this.state === "SYN_RECEIVED" || this.state === "CLOSED" || this.peerFin) return;
+    if (this.#state === "SYN_RECEIVED" || this.#state === "CLOSED" || this.peerFin) return;
     const free = this.cap - this.buffered;
     const threshold = Math.min(this.cap >> 1, this.config.mss);
     if (before < threshold && free - before >= threshold) this.#sendAck();
@@ -573,8 +570,8 @@ export class TcpConnection {
   }
 
   #canSend(): boolean {
-    return this.state === "ESTABLISHED" || this.state === "CLOSE_WAIT" ||
-      this.state === "SYN_RECEIVED";
+    return this.#state === "ESTABLISHED" || this.#state === "CLOSE_WAIT" ||
+      this.#state === "SYN_RECEIVED";
   }
 
   /** Half-close towards the application once queued data is out (T23b). */
@@ -586,7 +583,7 @@ export class TcpConnection {
 
   /** Sends what the window allows, then the FIN if due, then a pending ACK. */
   flush(now: number): void {
-    if (this.state === "SYN_RECEIVED" || this.state === "CLOSED" || this.state === "TIME_WAIT") {
+    if (this.#state === "SYN_RECEIVED" || this.#state === "CLOSED" || this.#state === "TIME_WAIT") {
       return;
     }
     let sentSomething = false;
@@ -635,16 +632,16 @@ export class TcpConnection {
       this.ackPending = false;
       sentSomething = true;
       if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
-      if (this.state === "ESTABLISHED") this.state = "FIN_WAIT_1";
-      else if (this.state === "CLOSE_WAIT") this.state = "LAST_ACK";
+      if (this.#state === "ESTABLISHED") this.#setState("FIN_WAIT_1", now);
+      else if (this.#state === "CLOSE_WAIT") this.#setState("LAST_ACK", now);
     }
     if (this.ackPending && !sentSomething) this.#sendAck();
   }
 
   /** Runs due timers. */
   onTimer(now: number): void {
-    if (this.idleAt && now >= this.idleAt && this.state !== "TIME_WAIT") {
-      if (!this.finQueued && (this.state === "ESTABLISHED" || this.state === "CLOSE_WAIT")) {
+    if (this.idleAt && now >= this.idleAt && this.#state !== "TIME_WAIT") {
+      if (!this.finQueued && (this.#state === "ESTABLISHED" || this.#state === "CLOSE_WAIT")) {
         this.finish(now);
         this.idleAt = now + IDLE_CLOSE_GRACE_MS;
         return;
@@ -654,11 +651,11 @@ export class TcpConnection {
       return;
     }
     if (this.closeAt && now >= this.closeAt) {
-      this.#terminate(this.state === "FIN_WAIT_2" ? "timeout" : "closed");
+      this.#terminate(this.#state === "FIN_WAIT_2" ? "timeout" : "closed");
       return;
     }
     if (this.rtoAt && now >= this.rtoAt) {
-      if (this.state === "SYN_RECEIVED") {
+      if (this.#state === "SYN_RECEIVED") {
         if (++this.#backoffs >= SYNACK_TRIES) {
           this.#terminate("timeout");
           return;
@@ -746,11 +743,9 @@ export class TcpConnection {
 
   /** Sends RST (SEQ = SND.NXT, T27b) and frees the connection. */
   abort(): void {
-    if (this.state === "CLOSED") return;
+    if (this.#state === "CLOSED") return;
     if (this.#synAckSent) this.sink.segment(this, RST | ACK, this.sndNxt, 0, 0);
-    this.state = "CLOSED";
-    this.sendBuffer.clear();
-    this.#held = [];
+    this.#setState("CLOSED");
   }
 
   /**
@@ -759,21 +754,42 @@ export class TcpConnection {
    * established for the app: it is reset (RST at SND.NXT), and the app sees ECONNRESET.
    */
   refuse(): void {
-    if (this.accepted || this.state === "CLOSED") return;
+    if (this.accepted || this.#state === "CLOSED") return;
     this.sink.segment(this, RST | ACK, this.#synAckSent ? this.sndNxt : 0, 0, 0);
-    this.state = "CLOSED";
-    this.sendBuffer.clear();
-    this.#held = [];
+    this.#setState("CLOSED");
   }
 
   #terminate(why: "closed" | "reset" | "timeout"): void {
-    if (this.state === "CLOSED") return;
-    this.state = "CLOSED";
-    this.sendBuffer.clear();
-    this.#ooo = [];
-    this.#oooBytes = 0;
-    this.#held = [];
+    if (this.#state === "CLOSED") return;
+    this.#setState("CLOSED");
     this.sink.closed(this, why);
+  }
+
+  /** The state (docs/tcp.md §8). Every transition goes through {@link #setState}. */
+  get state(): TcpState {
+    return this.#state;
+  }
+
+  /**
+   * Enters `next` and arms what it needs: TIME-WAIT its short timer (docs/tcp.md §6.3),
+   * FIN-WAIT-2 its bound (§6.8); CLOSED frees every buffer.
+   */
+  #setState(next: TcpState, now = 0): void {
+    this.#state = next;
+    switch (next) {
+      case "TIME_WAIT":
+        this.closeAt = now + TIME_WAIT_MS;
+        break;
+      case "FIN_WAIT_2":
+        this.closeAt = now + FIN_WAIT_2_MS;
+        break;
+      case "CLOSED":
+        this.sendBuffer.clear();
+        this.#ooo = [];
+        this.#oooBytes = 0;
+        this.#held = [];
+        break;
+    }
   }
 
   /** The next deadline of any timer, or 0. */
