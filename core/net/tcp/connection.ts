@@ -8,6 +8,7 @@ import { SendBuffer } from "./send_buffer.ts";
 import { effectiveSendMss } from "./mss.ts";
 import type { CopyBytes } from "../copy.ts";
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt } from "./seq.ts";
+import { ConnectionTimers } from "./timers.ts";
 
 /** States used (tcp-stack.md §3.1); LISTEN is implicit and SYN-SENT never occurs. */
 export type TcpState =
@@ -134,9 +135,8 @@ export class TcpConnection {
    */
   #recovery: { until: number } | undefined;
   #wantWritable = false;
-  // timers (absolute ms; 0 = off)
-  rtoAt = 0;
-  persistAt = 0;
+  /** Every deadline of this connection (timers.ts). */
+  readonly #timers = new ConnectionTimers();
   /** Zero-window probes sent since the window closed: each doubles the persist interval. */
   #persistBackoff = 0;
   /**
@@ -153,10 +153,7 @@ export class TcpConnection {
    * at once instead of waiting for the 200 ms RTO floor. Once per flight; the RTO stays the
    * backstop.
    */
-  probeAt = 0;
   #probeFired = false;
-  closeAt = 0;
-  idleAt = 0;
   #rto = RTO_INITIAL;
   #srtt = 0;
   #rttvar = 0;
@@ -266,7 +263,7 @@ export class TcpConnection {
     this.sink.segment(this, SYN | ACK, this.iss, 0, 0);
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = this.sndNxt;
-    this.rtoAt = now + this.#rto;
+    this.#timers.arm("retransmit", now + this.#rto);
   }
 
   /** Retransmitted SYN: resend the SYN-ACK if one was sent (T9). */
@@ -275,7 +272,7 @@ export class TcpConnection {
   }
 
   touch(now: number): void {
-    if (this.config.idleTimeoutMs > 0) this.idleAt = now + this.config.idleTimeoutMs;
+    if (this.config.idleTimeoutMs > 0) this.#timers.arm("idle", now + this.config.idleTimeoutMs);
   }
 
   /** Processes one segment (RFC 9293 §3.10.7.4; tcp-stack.md §3.3). */
@@ -313,7 +310,7 @@ export class TcpConnection {
       if (seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndNxt)) {
         this.#setState("ESTABLISHED", now); // docs/tcp.md §3.3: any acceptable ACK completes it
         this.sndUna = seg.ack;
-        this.rtoAt = 0;
+        this.#timers.cancel("retransmit");
         this.#backoffs = 0;
         this.sndWnd = seg.window << this.sndShift;
         this.#maxSndWnd = Math.max(this.#maxSndWnd, this.sndWnd);
@@ -415,9 +412,9 @@ export class TcpConnection {
         this.#rttSample(now - this.#rttStart); // Karn: only for segments sent once
         this.#rttSeq = -1;
       }
-      this.rtoAt = this.sndUna === this.sndNxt ? 0 : now + this.#rto;
+      this.#timers.arm("retransmit", this.sndUna === this.sndNxt ? 0 : now + this.#rto);
       this.#probeFired = false;
-      this.probeAt = 0;
+      this.#timers.cancel("probe");
       if (this.sndUna !== this.sndNxt) this.#armProbe(now);
       if (this.#wantWritable && this.sendBuffer.length < this.#sendCap) {
         this.#wantWritable = false;
@@ -445,7 +442,7 @@ export class TcpConnection {
       this.#sndWl1 = seg.seq;
       this.#sndWl2 = seg.ack;
       if (this.sndWnd > 0) {
-        this.persistAt = 0;
+        this.#timers.cancel("persist");
         this.#persistBackoff = 0;
       }
     }
@@ -597,7 +594,9 @@ export class TcpConnection {
       if (window <= 0) {
         // Zero window with data pending and nothing in flight → persist timer (RFC 9293
         // §3.8.6.1); with data in flight the retransmission timer covers it.
-        if (this.persistAt === 0 && this.rtoAt === 0) this.#armPersist(now);
+        if (!this.#timers.isArmed("persist") && !this.#timers.isArmed("retransmit")) {
+          this.#armPersist(now);
+        }
         break;
       }
       // A super-segment is at most a quarter of the peer's window: Linux drops a 64 KiB skb that
@@ -619,8 +618,8 @@ export class TcpConnection {
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
       this.ackPending = false;
       sentSomething = true;
-      if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
-      if (this.probeAt === 0 && !this.#probeFired) this.#armProbe(now);
+      if (!this.#timers.isArmed("retransmit")) this.#timers.arm("retransmit", now + this.#rto);
+      if (!this.#timers.isArmed("probe") && !this.#probeFired) this.#armProbe(now);
     }
     const allSent =
       seqDiff(this.sndNxt, this.sndUna) - (this.#finSent ? 1 : 0) >= this.sendBuffer.length;
@@ -631,7 +630,7 @@ export class TcpConnection {
       this.#finSent = true;
       this.ackPending = false;
       sentSomething = true;
-      if (this.rtoAt === 0) this.rtoAt = now + this.#rto;
+      if (!this.#timers.isArmed("retransmit")) this.#timers.arm("retransmit", now + this.#rto);
       if (this.#state === "ESTABLISHED") this.#setState("FIN_WAIT_1", now);
       else if (this.#state === "CLOSE_WAIT") this.#setState("LAST_ACK", now);
     }
@@ -640,21 +639,21 @@ export class TcpConnection {
 
   /** Runs due timers. */
   onTimer(now: number): void {
-    if (this.idleAt && now >= this.idleAt && this.#state !== "TIME_WAIT") {
+    if (this.#timers.isDue("idle", now) && this.#state !== "TIME_WAIT") {
       if (!this.finQueued && (this.#state === "ESTABLISHED" || this.#state === "CLOSE_WAIT")) {
         this.finish(now);
-        this.idleAt = now + IDLE_CLOSE_GRACE_MS;
+        this.#timers.arm("idle", now + IDLE_CLOSE_GRACE_MS);
         return;
       }
       this.abort();
       this.sink.closed(this, "timeout");
       return;
     }
-    if (this.closeAt && now >= this.closeAt) {
+    if (this.#timers.isDue("close", now)) {
       this.#terminate(this.#state === "FIN_WAIT_2" ? "timeout" : "closed");
       return;
     }
-    if (this.rtoAt && now >= this.rtoAt) {
+    if (this.#timers.isDue("retransmit", now)) {
       if (this.#state === "SYN_RECEIVED") {
         if (++this.#backoffs >= SYNACK_TRIES) {
           this.#terminate("timeout");
@@ -672,18 +671,21 @@ export class TcpConnection {
       this.#rto = Math.min(this.#rto * 2, RTO_MAX);
       this.#retransmit(now);
     }
-    if (this.probeAt && now >= this.probeAt) {
-      this.probeAt = 0;
+    if (this.#timers.isDue("probe", now)) {
+      this.#timers.cancel("probe");
       if (this.sndUna !== this.sndNxt && this.sendBuffer.length > 0) {
         this.#probeFired = true;
         this.#recovery ??= { until: this.sndMax };
         this.#retransmit(now);
       }
     }
-    if (this.persistAt && now >= this.persistAt) {
-      this.persistAt = 0;
+    if (this.#timers.isDue("persist", now)) {
+      this.#timers.cancel("persist");
       const inFlight = seqDiff(this.sndNxt, this.sndUna);
-      if (this.sndWnd === 0 && this.rtoAt === 0 && this.sendBuffer.length > inFlight) {
+      if (
+        this.sndWnd === 0 && !this.#timers.isArmed("retransmit") &&
+        this.sendBuffer.length > inFlight
+      ) {
         if (++this.#probesUnanswered > MAX_BACKOFFS) {
           this.abort();
           this.sink.closed(this, "timeout");
@@ -704,7 +706,10 @@ export class TcpConnection {
   /** The persist timer: the RTO (at least RTO_MIN), doubled per probe sent, at most RTO_MAX. */
   #armPersist(now: number): void {
     const base = Math.max(this.#rto, RTO_MIN);
-    this.persistAt = now + Math.min(RTO_MAX, base * 2 ** Math.min(this.#persistBackoff, 16));
+    this.#timers.arm(
+      "persist",
+      now + Math.min(RTO_MAX, base * 2 ** Math.min(this.#persistBackoff, 16)),
+    );
   }
 
   /** Go-back-N from SND.UNA, for an RTO (T19) and fast retransmit (T20). */
@@ -713,13 +718,15 @@ export class TcpConnection {
     // Rewind and let flush() resend data and FIN as the window allows.
     this.sndNxt = this.sndUna;
     this.#finSent = false;
-    this.rtoAt = 0;
+    this.#timers.cancel("retransmit");
     this.flush(now);
-    if (this.rtoAt === 0 && this.sndNxt !== this.sndUna) this.rtoAt = now + this.#rto;
+    if (!this.#timers.isArmed("retransmit") && this.sndNxt !== this.sndUna) {
+      this.#timers.arm("retransmit", now + this.#rto);
+    }
   }
 
   #armProbe(now: number): void {
-    this.probeAt = now + Math.max(PTO_MIN, 2 * this.#srtt);
+    this.#timers.arm("probe", now + Math.max(PTO_MIN, 2 * this.#srtt));
   }
 
   #rttSample(ms: number): void {
@@ -778,10 +785,10 @@ export class TcpConnection {
     this.#state = next;
     switch (next) {
       case "TIME_WAIT":
-        this.closeAt = now + TIME_WAIT_MS;
+        this.#timers.arm("close", now + TIME_WAIT_MS);
         break;
       case "FIN_WAIT_2":
-        this.closeAt = now + FIN_WAIT_2_MS;
+        this.#timers.arm("close", now + FIN_WAIT_2_MS);
         break;
       case "CLOSED":
         this.sendBuffer.clear();
@@ -794,10 +801,6 @@ export class TcpConnection {
 
   /** The next deadline of any timer, or 0. */
   nextDeadline(): number {
-    const earliest = (a: number, b: number) => (a === 0 ? b : b === 0 ? a : Math.min(a, b));
-    return earliest(
-      earliest(earliest(this.rtoAt, this.probeAt), earliest(this.persistAt, this.closeAt)),
-      this.idleAt,
-    );
+    return this.#timers.next();
   }
 }
