@@ -292,14 +292,14 @@ export class NetStack implements Stack {
 
   #enterHalfOpen(conn: TcpConnection): void {
     this.#halfOpen.add(conn);
-    const src = conn.remoteAddress;
+    const src = conn.remote.address;
     this.#halfOpenBySource.set(src, (this.#halfOpenBySource.get(src) ?? 0) + 1);
   }
 
   /** The handshake completed or the connection is gone: its half-open slot frees up. */
   #leaveHalfOpen(conn: TcpConnection): void {
     if (!this.#halfOpen.delete(conn)) return;
-    const src = conn.remoteAddress;
+    const src = conn.remote.address;
     const left = (this.#halfOpenBySource.get(src) ?? 1) - 1;
     if (left > 0) this.#halfOpenBySource.set(src, left);
     else this.#halfOpenBySource.delete(src);
@@ -322,18 +322,16 @@ export class NetStack implements Stack {
     synCookie?: number,
   ): TcpConnection {
     const id = this.#nextId++;
-    const conn = new TcpConnection(
+    const conn = new TcpConnection({
       id,
-      dst,
-      syn.dstPort,
-      src,
-      syn.srcPort,
+      local: { address: dst, port: syn.dstPort },
+      remote: { address: src, port: syn.srcPort },
       syn,
-      this.#config,
-      this.#sink,
+      config: this.#config,
+      sink: this.#sink,
       now,
       synCookie,
-    );
+    });
     this.#byTuple.set(tuple, conn);
     this.#byId.set(id, conn);
     this.#touched.add(conn);
@@ -347,10 +345,10 @@ export class NetStack implements Stack {
   #announce(conn: TcpConnection): void {
     this.#host.flowOpening({
       id: conn.id,
-      srcAddress: formatIpv4(conn.remoteAddress),
-      srcPort: conn.remotePort,
-      dstAddress: formatIpv4(conn.localAddress),
-      dstPort: conn.localPort,
+      srcAddress: formatIpv4(conn.remote.address),
+      srcPort: conn.remote.port,
+      dstAddress: formatIpv4(conn.local.address),
+      dstPort: conn.local.port,
     });
   }
 
@@ -379,10 +377,10 @@ export class NetStack implements Stack {
     length: number,
   ): void {
     const base = {
-      src: conn.localAddress,
-      dst: conn.remoteAddress,
-      srcPort: conn.localPort,
-      dstPort: conn.remotePort,
+      src: conn.local.address,
+      dst: conn.remote.address,
+      srcPort: conn.local.port,
+      dstPort: conn.remote.port,
     };
     if (flags === (RST | ACK) && conn.state === "SYN_RECEIVED") {
       // Refusal: RST|ACK, SEQ 0, ACK = their ISN + 1 (T8).

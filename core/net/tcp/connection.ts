@@ -80,8 +80,37 @@ export interface ConnectionConfig {
   copy?: CopyBytes;
 }
 
+/** One end of a connection: an IPv4 address (host order) and a port. */
+export interface Endpoint {
+  address: number;
+  port: number;
+}
+
+/** What a connection is created from (the stack fills it on a SYN, or an ACK with a cookie). */
+export interface ConnectionOptions {
+  /** The flow id the relay knows the connection by. */
+  id: number;
+  /** Our end: the routed address and port the application dialed. */
+  local: Endpoint;
+  /** The application's end. */
+  remote: Endpoint;
+  /** The SYN that opened it: ISN, window, MSS and window-scale options. */
+  syn: TcpRepr;
+  config: ConnectionConfig;
+  sink: SegmentSink;
+  now: number;
+  /** The ISN of a SYN-ACK already sent statelessly (syn_cookie.ts), if it was. */
+  synCookie?: number;
+}
+
 /** A TCP connection. */
 export class TcpConnection {
+  /** The flow id the relay knows the connection by. */
+  readonly id: number;
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly config: ConnectionConfig;
+  readonly sink: SegmentSink;
   #state: TcpState = "SYN_RECEIVED";
   /** The owner's dial succeeded (`accept`): the relay takes data and events from now on. */
   accepted = false;
@@ -161,18 +190,13 @@ export class TcpConnection {
   #rttSeq = -1;
   #rttStart = 0;
 
-  constructor(
-    readonly id: number,
-    readonly localAddress: number,
-    readonly localPort: number,
-    readonly remoteAddress: number,
-    readonly remotePort: number,
-    syn: TcpRepr,
-    readonly config: ConnectionConfig,
-    readonly sink: SegmentSink,
-    now: number,
-    synCookie?: number,
-  ) {
+  constructor(options: ConnectionOptions) {
+    const { syn, config, now, synCookie } = options;
+    this.id = options.id;
+    this.local = options.local;
+    this.remote = options.remote;
+    this.config = config;
+    this.sink = options.sink;
     this.irs = syn.seq;
     this.rcvNxt = seqAdd(syn.seq, 1);
     // T3: scale only if the SYN offered it; our shift is fixed for life and sized for the cap.
