@@ -5,7 +5,7 @@
  */
 import { TcpConnection, unscaledWindow } from "./tcp/connection.ts";
 import { SynCookies } from "./tcp/syn_cookie.ts";
-import type { ConnectionConfig, SegmentSink } from "./tcp/connection.ts";
+import type { ConnectionConfig, SegmentOut, SegmentSink } from "./tcp/connection.ts";
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
 import {
   formatIpv4,
@@ -116,8 +116,7 @@ export class NetStack implements Stack {
     const size = options.offload ? MAX_PACKET : Math.max(options.mtu, 1500) + 64;
     this.#out = new Uint8Array(VNET_HEADER_LENGTH + size).subarray(VNET_HEADER_LENGTH);
     this.#sink = {
-      segment: (conn, flags, seq, offset, length) =>
-        this.#emitSegment(conn, flags, seq, offset, length),
+      transmit: (conn, segment) => this.#transmitSegment(conn, segment),
       data: (conn, payload) => this.#host.flowData(conn.id, payload),
       eof: (conn) => this.#host.flowEof(conn.id),
       writable: (conn) => this.#host.flowWritable(conn.id),
@@ -369,40 +368,12 @@ export class NetStack implements Stack {
     );
   }
 
-  #emitSegment(
-    conn: TcpConnection,
-    flags: number,
-    seq: number,
-    offset: number,
-    length: number,
-  ): void {
-    const base = {
-      src: conn.local.address,
-      dst: conn.remote.address,
-      srcPort: conn.local.port,
-      dstPort: conn.remote.port,
-    };
-    if (flags === (RST | ACK) && conn.state === "SYN_RECEIVED") {
-      // Refusal: RST|ACK, SEQ 0, ACK = their ISN + 1 (T8).
-      this.#sendTcp({ ...base, seq: 0, ack: conn.rcvNxt, flags, window: 0 }, 0);
-    } else if (flags & SYN) {
-      const window = unscaledWindow(conn.cap); // SYN windows are never scaled (T3)
-      conn.advertised(window);
-      this.#sendTcp({
-        ...base,
-        seq,
-        ack: conn.rcvNxt,
-        flags,
-        window,
-        mss: conn.config.mss,
-        windowScale: conn.sndShift > 0 || conn.rcvShift > 0 ? conn.rcvShift : undefined,
-      }, 0);
-    } else {
-      if (length > 0) conn.sendBuffer.copy(offset, length, this.#out, 40);
-      const window = flags & RST ? 0 : conn.windowField();
-      this.#sendTcp({ ...base, seq, ack: conn.rcvNxt, flags, window }, length, conn.sendMss);
-    }
-    if (flags & RST) {
+  /** Transmits a connection's segment; a RST leaves a tombstone for its tuple (§6.5). */
+  #transmitSegment(conn: TcpConnection, segment: SegmentOut): void {
+    const payload = segment.payload;
+    if (payload) payload.buffer.copy(payload.offset, payload.length, this.#out, 40);
+    this.#sendTcp(segment.header, payload?.length ?? 0, segment.mss);
+    if (segment.header.flags & RST) {
       const tuple = this.#tuples.get(conn) ?? "";
       this.#tombstones.delete(tuple); // re-inserted at the end: the map stays in expiry order
       this.#tombstones.set(tuple, Date.now() + TOMBSTONE_MS);
@@ -440,8 +411,7 @@ export class NetStack implements Stack {
     this.#timers.popDue(now, (conn) => due.push(conn));
     for (const conn of due) {
       if (this.#byId.get(conn.id) !== conn) continue;
-      const deadline = conn.nextDeadline();
-      if (deadline && deadline <= now) conn.onTimer(now);
+      conn.onTimer(now);
       this.#settle(conn, now);
     }
     if (this.#tombstones.size > 0) {
@@ -457,8 +427,7 @@ export class NetStack implements Stack {
   /** Sends a connection's pending ACK and (re)arms its timer, unless it is gone. */
   #settle(conn: TcpConnection, now: number): void {
     if (this.#byId.get(conn.id) !== conn) return;
-    if (conn.ackPending) conn.flush(now);
-    this.#timers.schedule(conn, conn.nextDeadline());
+    this.#timers.schedule(conn, conn.settle(now));
   }
 
   accept(id: FlowId, now: number): void {

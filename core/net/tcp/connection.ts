@@ -3,7 +3,7 @@
  * the passive side. Consumes parsed segments, produces segments through {@link SegmentSink}, and
  * reports relay events to the stack. Rules cite tcp-stack.md (T-numbers) and RFC 9293.
  */
-import { ACK, FIN, PSH, RST, SYN, type TcpRepr } from "../wire/tcp.ts";
+import { ACK, FIN, PSH, RST, SYN, type TcpOut, type TcpRepr } from "../wire/tcp.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { effectiveSendMss } from "./mss.ts";
 import type { CopyBytes } from "../copy.ts";
@@ -22,10 +22,21 @@ export type TcpState =
   | "TIME_WAIT"
   | "CLOSED";
 
+/**
+ * A complete segment to transmit: every header field is filled in, and the payload (if any) is a
+ * range of the connection's send buffer, which the stack copies into its output packet.
+ */
+export interface SegmentOut {
+  header: TcpOut;
+  payload?: { buffer: SendBuffer; offset: number; length: number };
+  /** The size a device with segment offload cuts a longer payload into (docs/tcp.md §2.7). */
+  mss?: number;
+}
+
 /** Where a connection sends segments and relay events. */
 export interface SegmentSink {
-  /** Emits a segment; payload bytes (if `length` > 0) come from the send buffer at `offset`. */
-  segment(conn: TcpConnection, flags: number, seq: number, offset: number, length: number): void;
+  /** Transmits a segment; the stack only adds the IPv4 header (and the virtio one). */
+  transmit(conn: TcpConnection, segment: SegmentOut): void;
   data(conn: TcpConnection, payload: Uint8Array): void;
   eof(conn: TcpConnection): void;
   writable(conn: TcpConnection): void;
@@ -133,7 +144,7 @@ export class TcpConnection {
   #held: Uint8Array[] = [];
   /** Bytes held in #ooo: never more than the receive buffer, however the segments overlap. */
   #oooBytes = 0;
-  ackPending = false;
+  #ackPending = false;
   peerFin = false;
   // send side
   readonly iss: number;
@@ -233,11 +244,11 @@ export class TcpConnection {
       this.sndNxt = seqAdd(this.iss, 1);
       this.sndMax = this.sndNxt;
       this.#synAckSent = true;
-      this.advertised(unscaledWindow(this.cap));
+      this.#advertised(unscaledWindow(this.cap));
     }
     this.#sendCap = config.sendBuffer;
     this.sendBuffer = new SendBuffer(config.copy);
-    this.touch(now);
+    this.#touch(now);
   }
 
   /** Whether an incoming SYN is a retransmission of this connection's SYN (T9). */
@@ -246,7 +257,7 @@ export class TcpConnection {
   }
 
   /** The window to advertise now (T13, §4.1): the right edge never moves left. */
-  windowField(): number {
+  #windowField(): number {
     const free = Math.max(0, this.cap - this.buffered);
     const granule = (1 << this.rcvShift) - 1;
     const edge = seqAdd(this.rcvNxt, free & ~granule);
@@ -260,7 +271,7 @@ export class TcpConnection {
   }
 
   /** Records a window promised outside `windowField` (the SYN-ACK's unscaled window). */
-  advertised(window: number): void {
+  #advertised(window: number): void {
     const edge = seqAdd(this.rcvNxt, window);
     if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
   }
@@ -284,7 +295,7 @@ export class TcpConnection {
 
   #sendSynAck(now: number): void {
     this.#synAckSent = true;
-    this.sink.segment(this, SYN | ACK, this.iss, 0, 0);
+    this.#emit(SYN | ACK, this.iss, 0, 0);
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = this.sndNxt;
     this.#timers.arm("retransmit", now + this.#rto);
@@ -295,13 +306,13 @@ export class TcpConnection {
     if (this.accepted && this.#state === "SYN_RECEIVED") this.#sendSynAck(now);
   }
 
-  touch(now: number): void {
+  #touch(now: number): void {
     if (this.config.idleTimeoutMs > 0) this.#timers.arm("idle", now + this.config.idleTimeoutMs);
   }
 
   /** Processes one segment (RFC 9293 §3.10.7.4; tcp-stack.md §3.3). */
   onSegment(seg: TcpRepr, packet: Uint8Array, now: number): void {
-    this.touch(now);
+    this.#touch(now);
     const length = seg.payloadLength + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
     if (!this.#synAckSent) return; // dial pending: the app has had no answer yet
     // 1. Sequence check (T11): unacceptable → ACK (unless RST) and drop.
@@ -341,7 +352,7 @@ export class TcpConnection {
         this.#sndWl1 = seg.seq;
         this.#sndWl2 = seg.ack;
       } else {
-        this.sink.segment(this, RST, seg.ack, 0, 0);
+        this.#emit(RST, seg.ack, 0, 0);
         return;
       }
     } else if (!this.#ackAcceptable(seg.ack)) {
@@ -376,7 +387,7 @@ export class TcpConnection {
         this.#sendAck(); // T24: re-ACK duplicate FINs
       }
     }
-    this.flush(now);
+    this.#flush(now);
   }
 
   #acceptable(seq: number, length: number): boolean {
@@ -543,7 +554,7 @@ export class TcpConnection {
       else this.#held.push(part.slice()); // `part` views the packet; the dial is still running
     }
     if (filledHole) this.#sendAck();
-    else this.ackPending = true;
+    else this.#ackPending = true;
   }
 
   /**
@@ -572,7 +583,7 @@ export class TcpConnection {
     const free = this.cap - this.buffered;
     const threshold = Math.min(this.cap >> 1, this.config.mss);
     if (before < threshold && free - before >= threshold) this.#sendAck();
-    else if (free - before >= this.cap >> 2) this.ackPending = true;
+    else if (free - before >= this.cap >> 2) this.#ackPending = true;
   }
 
   /** Queues bytes from the relay; returns how many fit (backpressure, T22). */
@@ -586,7 +597,7 @@ export class TcpConnection {
     }
     this.sendBuffer.push(data.subarray(0, n));
     if (n < data.length) this.#wantWritable = true;
-    this.flush(now);
+    this.#flush(now);
     return n;
   }
 
@@ -599,11 +610,11 @@ export class TcpConnection {
   finish(now: number): void {
     if (this.finQueued) return;
     this.finQueued = true;
-    this.flush(now);
+    this.#flush(now);
   }
 
   /** Sends what the window allows, then the FIN if due, then a pending ACK. */
-  flush(now: number): void {
+  #flush(now: number): void {
     if (this.#state === "SYN_RECEIVED" || this.#state === "CLOSED" || this.#state === "TIME_WAIT") {
       return;
     }
@@ -633,14 +644,14 @@ export class TcpConnection {
       // Sender SWS avoidance (T22): no sub-MSS segment while more is queued behind a small window.
       if (length < this.sendMss && length < unsent && inFlight > 0) break;
       const flags = ACK | (length === unsent ? PSH : 0);
-      this.sink.segment(this, flags, this.sndNxt, inFlight, length);
+      this.#emit(flags, this.sndNxt, inFlight, length);
       if (this.#rttSeq < 0) {
         this.#rttSeq = seqAdd(this.sndNxt, length);
         this.#rttStart = now;
       }
       this.sndNxt = seqAdd(this.sndNxt, length);
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-      this.ackPending = false;
+      this.#ackPending = false;
       sentSomething = true;
       if (!this.#timers.isArmed("retransmit")) this.#timers.arm("retransmit", now + this.#rto);
       if (!this.#timers.isArmed("probe") && !this.#probeFired) this.#armProbe(now);
@@ -648,20 +659,20 @@ export class TcpConnection {
     const allSent =
       seqDiff(this.sndNxt, this.sndUna) - (this.#finSent ? 1 : 0) >= this.sendBuffer.length;
     if (this.finQueued && !this.#finSent && allSent) {
-      this.sink.segment(this, FIN | ACK, this.sndNxt, 0, 0);
+      this.#emit(FIN | ACK, this.sndNxt, 0, 0);
       this.sndNxt = seqAdd(this.sndNxt, 1);
       if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
       this.#finSent = true;
-      this.ackPending = false;
+      this.#ackPending = false;
       sentSomething = true;
       if (!this.#timers.isArmed("retransmit")) this.#timers.arm("retransmit", now + this.#rto);
       if (this.#state === "ESTABLISHED") this.#setState("FIN_WAIT_1", now);
       else if (this.#state === "CLOSE_WAIT") this.#setState("LAST_ACK", now);
     }
-    if (this.ackPending && !sentSomething) this.#sendAck();
+    if (this.#ackPending && !sentSomething) this.#sendAck();
   }
 
-  /** Runs due timers. */
+  /** Runs the timers that came due (none, when the stack's heap fired early). */
   onTimer(now: number): void {
     if (this.#timers.isDue("idle", now) && this.#state !== "TIME_WAIT") {
       if (!this.finQueued && (this.#state === "ESTABLISHED" || this.#state === "CLOSE_WAIT")) {
@@ -719,8 +730,8 @@ export class TcpConnection {
         // below the peer's window, which it must answer with an ACK carrying its current window.
         // It occupies no sequence space, so it never enters retransmission and its answers are
         // no duplicate ACKs.
-        this.sink.segment(this, ACK, seqAdd(this.sndUna, -1), 0, 0);
-        this.ackPending = false;
+        this.#emit(ACK, seqAdd(this.sndUna, -1), 0, 0);
+        this.#ackPending = false;
         this.#persistBackoff++;
         this.#armPersist(now);
       }
@@ -743,7 +754,7 @@ export class TcpConnection {
     this.sndNxt = this.sndUna;
     this.#finSent = false;
     this.#timers.cancel("retransmit");
-    this.flush(now);
+    this.#flush(now);
     if (!this.#timers.isArmed("retransmit") && this.sndNxt !== this.sndUna) {
       this.#timers.arm("retransmit", now + this.#rto);
     }
@@ -765,17 +776,51 @@ export class TcpConnection {
     this.#rto = Math.min(RTO_MAX, Math.max(RTO_MIN, this.#srtt + Math.max(1, 4 * this.#rttvar)));
   }
 
+  /**
+   * Builds and transmits one segment with `length` bytes of the send buffer from `offset`. A
+   * RST|ACK before the handshake completed is a refusal (docs/tcp.md §3.1): SEQ 0 and ACK = the
+   * app's ISN + 1. A SYN-ACK carries our options and an unscaled window (docs/tcp.md §2.2, §2.3).
+   */
+  #emit(flags: number, seq: number, offset: number, length: number): void {
+    const header: TcpOut = {
+      src: this.local.address,
+      dst: this.remote.address,
+      srcPort: this.local.port,
+      dstPort: this.remote.port,
+      seq,
+      ack: this.rcvNxt,
+      flags,
+      window: 0,
+    };
+    if (flags === (RST | ACK) && this.#state === "SYN_RECEIVED") {
+      header.seq = 0;
+    } else if (flags & SYN) {
+      header.window = unscaledWindow(this.cap);
+      this.#advertised(header.window);
+      header.mss = this.config.mss;
+      header.windowScale = this.sndShift > 0 || this.rcvShift > 0 ? this.rcvShift : undefined;
+    } else if (!(flags & RST)) {
+      header.window = this.#windowField();
+    }
+    this.sink.transmit(
+      this,
+      length > 0
+        ? { header, payload: { buffer: this.sendBuffer, offset, length }, mss: this.sendMss }
+        : { header },
+    );
+  }
+
   #sendAck(): void {
-    this.ackPending = false;
+    this.#ackPending = false;
     // SEQ = the highest sequence sent: after a go-back-N rewind the peer's RCV.NXT may already
     // be past SND.NXT, and Linux drops (without reading its ACK) a segment below its window.
-    this.sink.segment(this, ACK, this.sndMax, 0, 0);
+    this.#emit(ACK, this.sndMax, 0, 0);
   }
 
   /** Sends RST (SEQ = SND.NXT, T27b) and frees the connection. */
   abort(): void {
     if (this.#state === "CLOSED") return;
-    if (this.#synAckSent) this.sink.segment(this, RST | ACK, this.sndNxt, 0, 0);
+    if (this.#synAckSent) this.#emit(RST | ACK, this.sndNxt, 0, 0);
     this.#setState("CLOSED");
   }
 
@@ -786,7 +831,7 @@ export class TcpConnection {
    */
   refuse(): void {
     if (this.accepted || this.#state === "CLOSED") return;
-    this.sink.segment(this, RST | ACK, this.#synAckSent ? this.sndNxt : 0, 0, 0);
+    this.#emit(RST | ACK, this.#synAckSent ? this.sndNxt : 0, 0, 0);
     this.#setState("CLOSED");
   }
 
@@ -796,7 +841,7 @@ export class TcpConnection {
     this.sink.closed(this, why);
   }
 
-  /** The state (docs/tcp.md §8). Every transition goes through {@link #setState}. */
+  /** The state (docs/tcp.md §8). Every transition goes through `#setState`. */
   get state(): TcpState {
     return this.#state;
   }
@@ -823,8 +868,12 @@ export class TcpConnection {
     }
   }
 
-  /** The next deadline of any timer, or 0. */
-  nextDeadline(): number {
+  /**
+   * Ends a turn of the stack's loop: sends the ACK still owed (one for everything the turn
+   * received, docs/tcp.md §4.6) and returns the next deadline of any timer, or 0.
+   */
+  settle(now: number): number {
+    if (this.#ackPending) this.#flush(now);
     return this.#timers.next();
   }
 }
