@@ -3,7 +3,8 @@
  * connections, UDP delivery and ICMP echo; segments out through the host's `transmit`. Pure: no
  * I/O and no clock of its own (the owner passes `now`), so tests drive it with literal packets.
  */
-import { TcpConnection, unscaledWindow } from "./tcp/connection.ts";
+import { TcpConnection } from "./tcp/connection.ts";
+import { unscaledWindow } from "./tcp/receiver.ts";
 import { SynCookies } from "./tcp/syn_cookie.ts";
 import type { ConnectionConfig, SegmentOut, SegmentSink } from "./tcp/connection.ts";
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";

@@ -9,6 +9,7 @@ import { effectiveSendMss } from "./mss.ts";
 import type { CopyBytes } from "../copy.ts";
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt } from "./seq.ts";
 import { ConnectionTimers } from "./timers.ts";
+import { Receiver, unscaledWindow } from "./receiver.ts";
 
 /** States used (tcp-stack.md §3.1); LISTEN is implicit and SYN-SENT never occurs. */
 export type TcpState =
@@ -53,13 +54,6 @@ const SYNACK_TRIES = 5; // T9
 const TIME_WAIT_MS = 2000; // short TIME-WAIT (T25)
 const FIN_WAIT_2_MS = 60_000; // T30
 /**
- * Out-of-order segments kept for reassembly (RFC 9293 §3.10.7.4), besides the byte bound of the
- * receive buffer: enough for a whole window of MTU-sized segments, so one lost segment costs the
- * sender one retransmission, not one per segment that followed it (a window of 4 MiB at MSS 1460
- * is 2,900 segments; without offload every one of them is a packet).
- */
-const OOO_MAX_SEGMENTS = 4096;
-/**
  * At most one challenge ACK per connection this often (RFC 5961 §7 asks for a throttle; Linux
  * uses 500 ms per socket, net.ipv4.tcp_invalid_ratelimit): forged segments cannot turn the stack
  * into an ACK reflector.
@@ -70,14 +64,6 @@ const CHALLENGE_ACK_INTERVAL_MS = 500;
  * that does not close its side within this grace is reset.
  */
 const IDLE_CLOSE_GRACE_MS = 5000;
-
-/**
- * The receive window without window scaling (RFC 7323 §2.2: a 16-bit field): the cap of a
- * connection whose SYN offered no scaling, and the window of every SYN-ACK.
- */
-export function unscaledWindow(receiveBuffer: number): number {
-  return Math.min(receiveBuffer, 0xffff);
-}
 
 /** Per-connection parameters from the stack. */
 export interface ConnectionConfig {
@@ -127,25 +113,16 @@ export class TcpConnection {
   accepted = false;
   /** The app got our SYN-ACK: it knows of this connection (and a refusal is a reset). */
   #synAckSent = false;
-  // receive side
-  readonly irs: number;
-  rcvNxt: number;
-  rcvAdv: number;
-  /** Bytes delivered to the relay and not yet consumed (T13). */
-  buffered = 0;
-  readonly rcvShift: number;
-  readonly cap: number;
-  #ooo: { seq: number; data: Uint8Array }[] = [];
+  /** The receive half (receiver.ts). */
+  readonly #rcv: Receiver;
   /**
    * In-order bytes received before the dial succeeded, for the relay once it does: only a
    * connection opened from a SYN cookie, whose handshake completes first, has any. Bounded by
    * the receive window (they count in `buffered`).
    */
   #held: Uint8Array[] = [];
-  /** Bytes held in #ooo: never more than the receive buffer, however the segments overlap. */
-  #oooBytes = 0;
+  /** An ACK is owed, sent at the end of the stack's turn unless data carries it (§4.6). */
   #ackPending = false;
-  peerFin = false;
   // send side
   readonly iss: number;
   sndUna: number;
@@ -208,16 +185,17 @@ export class TcpConnection {
     this.remote = options.remote;
     this.config = config;
     this.sink = options.sink;
-    this.irs = syn.seq;
-    this.rcvNxt = seqAdd(syn.seq, 1);
-    // T3: scale only if the SYN offered it; our shift is fixed for life and sized for the cap.
-    const offered = syn.windowScale !== undefined;
-    this.sndShift = offered ? syn.windowScale! : 0;
-    this.cap = offered ? config.receiveBuffer : unscaledWindow(config.receiveBuffer);
-    let shift = 0;
-    while (offered && (65535 << shift) < this.cap && shift < 14) shift++;
-    this.rcvShift = shift;
-    this.rcvAdv = this.rcvNxt;
+    this.#rcv = new Receiver({
+      syn,
+      receiveBuffer: config.receiveBuffer,
+      mss: config.mss,
+      deliver: (part) => {
+        if (this.accepted) this.sink.data(this, part);
+        else this.#held.push(part.slice()); // `part` views the packet; the dial is still running
+      },
+    });
+    // Scale only if the SYN offered it (docs/tcp.md §2.3).
+    this.sndShift = syn.windowScale ?? 0;
     // Our MSS option = MTU − 40; send no more than the peer's MSS, bounded (mss.ts).
     this.sendMss = effectiveSendMss(syn.mss, config.mss);
     // With TSO a segment is a whole number of MSS-sized pieces within one IPv4 packet.
@@ -244,7 +222,7 @@ export class TcpConnection {
       this.sndNxt = seqAdd(this.iss, 1);
       this.sndMax = this.sndNxt;
       this.#synAckSent = true;
-      this.#advertised(unscaledWindow(this.cap));
+      this.#rcv.advertised(unscaledWindow(this.#rcv.cap));
     }
     this.#sendCap = config.sendBuffer;
     this.sendBuffer = new SendBuffer(config.copy);
@@ -253,27 +231,7 @@ export class TcpConnection {
 
   /** Whether an incoming SYN is a retransmission of this connection's SYN (T9). */
   isSameSyn(syn: TcpRepr): boolean {
-    return syn.seq === this.irs;
-  }
-
-  /** The window to advertise now (T13, §4.1): the right edge never moves left. */
-  #windowField(): number {
-    const free = Math.max(0, this.cap - this.buffered);
-    const granule = (1 << this.rcvShift) - 1;
-    const edge = seqAdd(this.rcvNxt, free & ~granule);
-    if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
-    const window = seqDiff(this.rcvAdv, this.rcvNxt);
-    const field = Math.min(0xffff, Math.ceil(window / (1 << this.rcvShift)));
-    // The peer computes the edge from the scaled field; promise exactly that edge (§4.1).
-    const promised = seqAdd(this.rcvNxt, field << this.rcvShift);
-    if (seqGt(promised, this.rcvAdv)) this.rcvAdv = promised;
-    return field;
-  }
-
-  /** Records a window promised outside `windowField` (the SYN-ACK's unscaled window). */
-  #advertised(window: number): void {
-    const edge = seqAdd(this.rcvNxt, window);
-    if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
+    return syn.seq === this.#rcv.irs;
   }
 
   /**
@@ -290,7 +248,7 @@ export class TcpConnection {
     const held = this.#held;
     this.#held = [];
     for (const part of held) this.sink.data(this, part);
-    if (this.peerFin) this.sink.eof(this);
+    if (this.#rcv.finReceived) this.sink.eof(this);
   }
 
   #sendSynAck(now: number): void {
@@ -316,7 +274,7 @@ export class TcpConnection {
     const length = seg.payloadLength + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
     if (!this.#synAckSent) return; // dial pending: the app has had no answer yet
     // 1. Sequence check (T11): unacceptable → ACK (unless RST) and drop.
-    if (!this.#acceptable(seg.seq, length)) {
+    if (!this.#rcv.acceptable(seg.seq, length)) {
       if (!(seg.flags & RST)) {
         // T12: still learn from the ACK and window of a data segment we cannot take.
         if (
@@ -330,7 +288,7 @@ export class TcpConnection {
     }
     // 2. RST (RFC 5961 §3.2): exact → abort; in window → challenge ACK.
     if (seg.flags & RST) {
-      if (seg.seq === this.rcvNxt) this.#terminate("reset");
+      if (seg.seq === this.#rcv.nxt) this.#terminate("reset");
       else this.#challengeAck(now);
       return;
     }
@@ -367,9 +325,7 @@ export class TcpConnection {
     // 8. FIN, only in order (after the payload before it).
     if (seg.flags & FIN) {
       const finSeq = seqAdd(seg.seq, seg.payloadLength);
-      if (finSeq === this.rcvNxt && !this.peerFin) {
-        this.peerFin = true;
-        this.rcvNxt = seqAdd(this.rcvNxt, 1);
+      if (this.#rcv.receiveFin(finSeq)) {
         this.#sendAck();
         if (this.accepted) this.sink.eof(this); // else accept() reports it, after the held data
         switch (this.#state) {
@@ -383,27 +339,11 @@ export class TcpConnection {
             this.#setState("TIME_WAIT", now);
             break;
         }
-      } else if (this.peerFin) {
+      } else if (this.#rcv.finReceived) {
         this.#sendAck(); // T24: re-ACK duplicate FINs
       }
     }
     this.#flush(now);
-  }
-
-  #acceptable(seq: number, length: number): boolean {
-    const window = seqDiff(this.rcvAdv, this.rcvNxt);
-    if (length === 0) {
-      return window === 0
-        ? seq === this.rcvNxt
-        : seqLe(this.rcvNxt, seq) && seqLt(seq, seqAdd(this.rcvNxt, window));
-    }
-    if (window <= 0) return false;
-    const end = seqAdd(seq, length - 1);
-    const right = seqAdd(this.rcvNxt, window);
-    return (seqLe(this.rcvNxt, seq) && seqLt(seq, right)) ||
-      (seqLe(this.rcvNxt, end) && seqLt(end, right)) ||
-      // a retransmission overlapping data we already have still carries new bytes
-      (seqLt(seq, this.rcvNxt) && seqGt(end, this.rcvNxt));
   }
 
   /**
@@ -501,7 +441,10 @@ export class TcpConnection {
     return this.#finSent && this.sndUna === this.sndNxt;
   }
 
-  /** In-order data to the relay; out-of-order into the queue with an immediate dup-ACK (T17). */
+  /**
+   * Payload: in order to the relay, out of order into the queue with an immediate duplicate ACK
+   * (docs/tcp.md §4.7). Once the app sent its FIN no more is taken (RFC 9293 §3.10.7.4).
+   */
   #receive(seg: TcpRepr, packet: Uint8Array): void {
     if (
       !(this.#state === "ESTABLISHED" || this.#state === "FIN_WAIT_1" ||
@@ -509,81 +452,16 @@ export class TcpConnection {
     ) {
       return;
     }
-    let start = seg.payloadOffset;
-    let seq = seg.seq;
-    const end = seg.payloadOffset + seg.payloadLength;
-    if (seqLt(seq, this.rcvNxt)) {
-      start += seqDiff(this.rcvNxt, seq);
-      seq = this.rcvNxt;
-    }
-    // Never accept beyond the advertised right edge (T13).
-    const room = seqDiff(this.rcvAdv, seq);
-    const stop = Math.min(end, start + Math.max(0, room));
-    if (stop <= start) {
-      this.#sendAck();
-      return;
-    }
-    if (seq !== this.rcvNxt) {
-      if (this.#ooo.length < OOO_MAX_SEGMENTS && this.#oooBytes + (stop - start) <= this.cap) {
-        this.#queueOutOfOrder(seq, packet.slice(start, stop));
-      }
-      this.#sendAck();
-      return;
-    }
-    const chunk = packet.subarray(start, stop); // the host copies it (StackHost.flowData)
-    this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
-    this.buffered += chunk.length;
-    const parts: Uint8Array[] = [chunk];
-    let filledHole = false;
-    let joined = 0; // queued segments the hole's filling made contiguous, dropped at once below
-    while (joined < this.#ooo.length && seqLe(this.#ooo[joined].seq, this.rcvNxt)) {
-      const next = this.#ooo[joined++];
-      this.#oooBytes -= next.data.length;
-      const skip = seqDiff(this.rcvNxt, next.seq);
-      if (skip < next.data.length) {
-        const rest = next.data.subarray(skip);
-        parts.push(rest);
-        this.rcvNxt = seqAdd(this.rcvNxt, rest.length);
-        this.buffered += rest.length;
-      }
-      filledHole = true;
-    }
-    if (joined > 0) this.#ooo.splice(0, joined);
-    for (const part of parts) {
-      if (this.accepted) this.sink.data(this, part);
-      else this.#held.push(part.slice()); // `part` views the packet; the dial is still running
-    }
-    if (filledHole) this.#sendAck();
+    if (this.#rcv.receive(seg, packet)) this.#sendAck();
     else this.#ackPending = true;
   }
 
-  /**
-   * Keeps an out-of-order segment in sequence order. Segments after a loss mostly arrive in
-   * order, so the place is searched from the end (binary search), and a repeat is skipped.
-   */
-  #queueOutOfOrder(seq: number, data: Uint8Array): void {
-    let low = 0;
-    let high = this.#ooo.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (seqLt(this.#ooo[mid].seq, seq)) low = mid + 1;
-      else high = mid;
-    }
-    if (low < this.#ooo.length && this.#ooo[low].seq === seq) return;
-    if (low === this.#ooo.length) this.#ooo.push({ seq, data });
-    else this.#ooo.splice(low, 0, { seq, data });
-    this.#oooBytes += data.length;
-  }
-
-  /** The relay consumed `n` bytes: reopen the window, at once when it crosses the threshold (T14). */
+  /** The relay consumed `n` bytes: reopen the window (docs/tcp.md §4.4). */
   consumed(n: number): void {
-    const before = seqDiff(this.rcvAdv, this.rcvNxt);
-    this.buffered = Math.max(0, this.buffered - n);
-    if (this.#state === "SYN_RECEIVED" || this.#state === "CLOSED" || this.peerFin) return;
-    const free = this.cap - this.buffered;
-    const threshold = Math.min(this.cap >> 1, this.config.mss);
-    if (before < threshold && free - before >= threshold) this.#sendAck();
-    else if (free - before >= this.cap >> 2) this.#ackPending = true;
+    const urgency = this.#rcv.consumed(n);
+    if (this.#state === "SYN_RECEIVED" || this.#state === "CLOSED" || this.#rcv.finReceived) return;
+    if (urgency === "now") this.#sendAck();
+    else if (urgency === "later") this.#ackPending = true;
   }
 
   /** Queues bytes from the relay; returns how many fit (backpressure, T22). */
@@ -788,19 +666,19 @@ export class TcpConnection {
       srcPort: this.local.port,
       dstPort: this.remote.port,
       seq,
-      ack: this.rcvNxt,
+      ack: this.#rcv.nxt,
       flags,
       window: 0,
     };
     if (flags === (RST | ACK) && this.#state === "SYN_RECEIVED") {
       header.seq = 0;
     } else if (flags & SYN) {
-      header.window = unscaledWindow(this.cap);
-      this.#advertised(header.window);
+      header.window = unscaledWindow(this.#rcv.cap);
+      this.#rcv.advertised(header.window);
       header.mss = this.config.mss;
-      header.windowScale = this.sndShift > 0 || this.rcvShift > 0 ? this.rcvShift : undefined;
+      header.windowScale = this.sndShift > 0 || this.#rcv.shift > 0 ? this.#rcv.shift : undefined;
     } else if (!(flags & RST)) {
-      header.window = this.#windowField();
+      header.window = this.#rcv.windowField();
     }
     this.sink.transmit(
       this,
@@ -861,8 +739,7 @@ export class TcpConnection {
         break;
       case "CLOSED":
         this.sendBuffer.clear();
-        this.#ooo = [];
-        this.#oooBytes = 0;
+        this.#rcv.clear();
         this.#held = [];
         break;
     }
