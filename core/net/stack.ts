@@ -27,7 +27,7 @@ import { seqAdd } from "./tcp/seq.ts";
 const MAX_PACKET = 65535;
 const NO_OFFLOAD: Offload = { kind: "none" };
 
-const TOMBSTONE_MS = 2000; // T28
+const TOMBSTONE_MS = 2000; // docs/tcp.md §6.6
 
 /** Default {@link StackOptions.maxHalfOpen}. */
 export const DEFAULT_MAX_HALF_OPEN = 512;
@@ -57,7 +57,7 @@ export class NetStack implements Stack {
   readonly #byTuple = new Map<string, TcpConnection>();
   readonly #byId = new Map<FlowId, TcpConnection>();
   readonly #tuples = new Map<TcpConnection, string>();
-  /** Recently reset tuples (T28), in expiry order: each lives TOMBSTONE_MS from insertion. */
+  /** Recently reset tuples (docs/tcp.md §6.6), in expiry order: each lives TOMBSTONE_MS from insertion. */
   readonly #tombstones = new Map<string, number>();
   readonly #timers = new TimerQueue<TcpConnection>();
   /** Connections this turn touched: their ACKs and timers are settled in the next poll. */
@@ -184,17 +184,17 @@ export class NetStack implements Stack {
     let conn = this.#byTuple.get(tuple);
     if (conn && (seg.flags & (SYN | ACK | RST)) === SYN) {
       if (conn.isSameSyn(seg)) {
-        conn.duplicateSyn(now); // T9
+        conn.duplicateSyn(now); // docs/tcp.md §3.2
         this.#touched.add(conn);
         return;
       }
       if (conn.state === "TIME_WAIT" || conn.state === "CLOSED") {
-        this.#remove(conn, "closed"); // T25: a new SYN replaces the entry
+        this.#remove(conn, "closed"); // docs/tcp.md §6.3: a new SYN replaces the entry
         conn = undefined;
       }
     }
     if (!conn) {
-      if (seg.flags & RST) return; // T27d
+      if (seg.flags & RST) return; // docs/tcp.md §6.5 (d)
       if ((seg.flags & (SYN | ACK)) === SYN) {
         if (seg.flags & FIN) {
           this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
@@ -219,7 +219,7 @@ export class NetStack implements Stack {
         }
         this.stats.synCookiesRejected++;
       }
-      this.#resetUnknown(src, dst, seg); // T27c, T28
+      this.#resetUnknown(src, dst, seg); // docs/tcp.md §6.5 (c), §6.6
       return;
     }
     conn.onSegment(seg, packet, now);
@@ -305,7 +305,7 @@ export class NetStack implements Stack {
     else this.#halfOpenBySource.delete(src);
   }
 
-  /** A SYN within the limits: dial first, then SYN-ACK (T8). */
+  /** A SYN within the limits: dial first, then SYN-ACK (docs/tcp.md §3.1). */
   #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
     const conn = this.#create(src, dst, syn, tuple, now);
     this.#enterHalfOpen(conn);
@@ -369,7 +369,7 @@ export class NetStack implements Stack {
     );
   }
 
-  /** Transmits a connection's segment; a RST leaves a tombstone for its tuple (§6.5). */
+  /** Transmits a connection's segment; a RST leaves a tombstone for its tuple (docs/tcp.md §6.6). */
   #transmitSegment(conn: TcpConnection, segment: SegmentOut): void {
     const payload = segment.payload;
     if (payload) payload.buffer.copy(payload.offset, payload.length, this.#out, 40);

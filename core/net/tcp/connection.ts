@@ -120,7 +120,7 @@ export class TcpConnection {
    * the receive window (they count in the receiver's `buffered`).
    */
   #held: Uint8Array[] = [];
-  /** An ACK is owed, sent at the end of the stack's turn unless data carries it (§4.6). */
+  /** An ACK is owed, sent at the end of the stack's turn unless data carries it (docs/tcp.md §4.6). */
   #ackPending = false;
   /** When the last challenge ACK went out (CHALLENGE_ACK_INTERVAL_MS). */
   #challengeAckAt = -Infinity;
@@ -167,7 +167,7 @@ export class TcpConnection {
 
   /**
    * Enters `next` and arms what it needs: TIME-WAIT its short timer (docs/tcp.md §6.3),
-   * FIN-WAIT-2 its bound (§6.8); CLOSED frees every buffer.
+   * FIN-WAIT-2 its bound (docs/tcp.md §6.8); CLOSED frees every buffer.
    */
   #setState(next: TcpState, now = 0): void {
     this.#state = next;

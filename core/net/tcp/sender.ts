@@ -209,7 +209,7 @@ export class Sender {
       seg.ack === this.una && seg.payloadLength === 0 && this.una !== this.nxt &&
       (seg.window << this.shift) === this.wnd && !(seg.flags & FIN)
     ) {
-      // Third duplicate ACK → resend from the first unacknowledged byte at once (§5.3).
+      // Third duplicate ACK → resend from the first unacknowledged byte at once (docs/tcp.md §5.3).
       if (++this.#dupAcks === 3 && !this.#recovery) {
         this.#recovery = { until: this.max };
         outcome = "fast-retransmit";

@@ -15,68 +15,39 @@ export type TimerKind = "retransmit" | "probe" | "persist" | "close" | "idle";
 
 /** Absolute deadlines in ms; 0 means the timer is off. */
 export class ConnectionTimers {
-  #retransmit = 0;
-  #probe = 0;
-  #persist = 0;
-  #close = 0;
-  #idle = 0;
+  readonly #at: Record<TimerKind, number> = {
+    retransmit: 0,
+    probe: 0,
+    persist: 0,
+    close: 0,
+    idle: 0,
+  };
 
   /** Sets `kind` to fire at `at` (0 cancels it). */
   arm(kind: TimerKind, at: number): void {
-    switch (kind) {
-      case "retransmit":
-        this.#retransmit = at;
-        break;
-      case "probe":
-        this.#probe = at;
-        break;
-      case "persist":
-        this.#persist = at;
-        break;
-      case "close":
-        this.#close = at;
-        break;
-      case "idle":
-        this.#idle = at;
-        break;
-    }
+    this.#at[kind] = at;
   }
 
   cancel(kind: TimerKind): void {
-    this.arm(kind, 0);
-  }
-
-  /** The deadline of `kind`, or 0 when it is off. */
-  at(kind: TimerKind): number {
-    switch (kind) {
-      case "retransmit":
-        return this.#retransmit;
-      case "probe":
-        return this.#probe;
-      case "persist":
-        return this.#persist;
-      case "close":
-        return this.#close;
-      case "idle":
-        return this.#idle;
-    }
+    this.#at[kind] = 0;
   }
 
   isArmed(kind: TimerKind): boolean {
-    return this.at(kind) !== 0;
+    return this.#at[kind] !== 0;
   }
 
   /** Whether `kind` is armed and its deadline has passed. */
   isDue(kind: TimerKind, now: number): boolean {
-    const at = this.at(kind);
+    const at = this.#at[kind];
     return at !== 0 && now >= at;
   }
 
   /** The earliest deadline of any timer, or 0 when none is armed. */
   next(): number {
+    const at = this.#at;
     return earliest(
-      earliest(earliest(this.#retransmit, this.#probe), earliest(this.#persist, this.#close)),
-      this.#idle,
+      earliest(earliest(at.retransmit, at.probe), earliest(at.persist, at.close)),
+      at.idle,
     );
   }
 }
