@@ -3,9 +3,10 @@
  * connections, UDP delivery and ICMP echo; segments out through the host's `transmit`. Pure: no
  * I/O and no clock of its own (the owner passes `now`), so tests drive it with literal packets.
  */
-import { TcpConnection, unscaledWindow } from "./tcp/connection.ts";
+import { TcpConnection } from "./tcp/connection.ts";
+import { unscaledWindow } from "./tcp/receiver.ts";
 import { SynCookies } from "./tcp/syn_cookie.ts";
-import type { ConnectionConfig, SegmentSink } from "./tcp/connection.ts";
+import type { ConnectionConfig, SegmentOut, SegmentSink } from "./tcp/connection.ts";
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
 import {
   formatIpv4,
@@ -26,7 +27,7 @@ import { seqAdd } from "./tcp/seq.ts";
 const MAX_PACKET = 65535;
 const NO_OFFLOAD: Offload = { kind: "none" };
 
-const TOMBSTONE_MS = 2000; // T28
+const TOMBSTONE_MS = 2000; // docs/tcp.md §6.6
 
 /** Default {@link StackOptions.maxHalfOpen}. */
 export const DEFAULT_MAX_HALF_OPEN = 512;
@@ -56,7 +57,7 @@ export class NetStack implements Stack {
   readonly #byTuple = new Map<string, TcpConnection>();
   readonly #byId = new Map<FlowId, TcpConnection>();
   readonly #tuples = new Map<TcpConnection, string>();
-  /** Recently reset tuples (T28), in expiry order: each lives TOMBSTONE_MS from insertion. */
+  /** Recently reset tuples (docs/tcp.md §6.6), in expiry order: each lives TOMBSTONE_MS from insertion. */
   readonly #tombstones = new Map<string, number>();
   readonly #timers = new TimerQueue<TcpConnection>();
   /** Connections this turn touched: their ACKs and timers are settled in the next poll. */
@@ -116,8 +117,7 @@ export class NetStack implements Stack {
     const size = options.offload ? MAX_PACKET : Math.max(options.mtu, 1500) + 64;
     this.#out = new Uint8Array(VNET_HEADER_LENGTH + size).subarray(VNET_HEADER_LENGTH);
     this.#sink = {
-      segment: (conn, flags, seq, offset, length) =>
-        this.#emitSegment(conn, flags, seq, offset, length),
+      transmit: (conn, segment) => this.#transmitSegment(conn, segment),
       data: (conn, payload) => this.#host.flowData(conn.id, payload),
       eof: (conn) => this.#host.flowEof(conn.id),
       writable: (conn) => this.#host.flowWritable(conn.id),
@@ -184,17 +184,17 @@ export class NetStack implements Stack {
     let conn = this.#byTuple.get(tuple);
     if (conn && (seg.flags & (SYN | ACK | RST)) === SYN) {
       if (conn.isSameSyn(seg)) {
-        conn.duplicateSyn(now); // T9
+        conn.duplicateSyn(now); // docs/tcp.md §3.2
         this.#touched.add(conn);
         return;
       }
       if (conn.state === "TIME_WAIT" || conn.state === "CLOSED") {
-        this.#remove(conn, "closed"); // T25: a new SYN replaces the entry
+        this.#remove(conn, "closed"); // docs/tcp.md §6.3: a new SYN replaces the entry
         conn = undefined;
       }
     }
     if (!conn) {
-      if (seg.flags & RST) return; // T27d
+      if (seg.flags & RST) return; // docs/tcp.md §6.5 (d)
       if ((seg.flags & (SYN | ACK)) === SYN) {
         if (seg.flags & FIN) {
           this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
@@ -219,7 +219,7 @@ export class NetStack implements Stack {
         }
         this.stats.synCookiesRejected++;
       }
-      this.#resetUnknown(src, dst, seg); // T27c, T28
+      this.#resetUnknown(src, dst, seg); // docs/tcp.md §6.5 (c), §6.6
       return;
     }
     conn.onSegment(seg, packet, now);
@@ -292,20 +292,20 @@ export class NetStack implements Stack {
 
   #enterHalfOpen(conn: TcpConnection): void {
     this.#halfOpen.add(conn);
-    const src = conn.remoteAddress;
+    const src = conn.remote.address;
     this.#halfOpenBySource.set(src, (this.#halfOpenBySource.get(src) ?? 0) + 1);
   }
 
   /** The handshake completed or the connection is gone: its half-open slot frees up. */
   #leaveHalfOpen(conn: TcpConnection): void {
     if (!this.#halfOpen.delete(conn)) return;
-    const src = conn.remoteAddress;
+    const src = conn.remote.address;
     const left = (this.#halfOpenBySource.get(src) ?? 1) - 1;
     if (left > 0) this.#halfOpenBySource.set(src, left);
     else this.#halfOpenBySource.delete(src);
   }
 
-  /** A SYN within the limits: dial first, then SYN-ACK (T8). */
+  /** A SYN within the limits: dial first, then SYN-ACK (docs/tcp.md §3.1). */
   #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
     const conn = this.#create(src, dst, syn, tuple, now);
     this.#enterHalfOpen(conn);
@@ -322,18 +322,16 @@ export class NetStack implements Stack {
     synCookie?: number,
   ): TcpConnection {
     const id = this.#nextId++;
-    const conn = new TcpConnection(
+    const conn = new TcpConnection({
       id,
-      dst,
-      syn.dstPort,
-      src,
-      syn.srcPort,
+      local: { address: dst, port: syn.dstPort },
+      remote: { address: src, port: syn.srcPort },
       syn,
-      this.#config,
-      this.#sink,
+      config: this.#config,
+      sink: this.#sink,
       now,
       synCookie,
-    );
+    });
     this.#byTuple.set(tuple, conn);
     this.#byId.set(id, conn);
     this.#touched.add(conn);
@@ -347,10 +345,10 @@ export class NetStack implements Stack {
   #announce(conn: TcpConnection): void {
     this.#host.flowOpening({
       id: conn.id,
-      srcAddress: formatIpv4(conn.remoteAddress),
-      srcPort: conn.remotePort,
-      dstAddress: formatIpv4(conn.localAddress),
-      dstPort: conn.localPort,
+      srcAddress: formatIpv4(conn.remote.address),
+      srcPort: conn.remote.port,
+      dstAddress: formatIpv4(conn.local.address),
+      dstPort: conn.local.port,
     });
   }
 
@@ -371,40 +369,12 @@ export class NetStack implements Stack {
     );
   }
 
-  #emitSegment(
-    conn: TcpConnection,
-    flags: number,
-    seq: number,
-    offset: number,
-    length: number,
-  ): void {
-    const base = {
-      src: conn.localAddress,
-      dst: conn.remoteAddress,
-      srcPort: conn.localPort,
-      dstPort: conn.remotePort,
-    };
-    if (flags === (RST | ACK) && conn.state === "SYN_RECEIVED") {
-      // Refusal: RST|ACK, SEQ 0, ACK = their ISN + 1 (T8).
-      this.#sendTcp({ ...base, seq: 0, ack: conn.rcvNxt, flags, window: 0 }, 0);
-    } else if (flags & SYN) {
-      const window = unscaledWindow(conn.cap); // SYN windows are never scaled (T3)
-      conn.advertised(window);
-      this.#sendTcp({
-        ...base,
-        seq,
-        ack: conn.rcvNxt,
-        flags,
-        window,
-        mss: conn.config.mss,
-        windowScale: conn.sndShift > 0 || conn.rcvShift > 0 ? conn.rcvShift : undefined,
-      }, 0);
-    } else {
-      if (length > 0) conn.sendBuffer.copy(offset, length, this.#out, 40);
-      const window = flags & RST ? 0 : conn.windowField();
-      this.#sendTcp({ ...base, seq, ack: conn.rcvNxt, flags, window }, length, conn.sendMss);
-    }
-    if (flags & RST) {
+  /** Transmits a connection's segment; a RST leaves a tombstone for its tuple (docs/tcp.md §6.6). */
+  #transmitSegment(conn: TcpConnection, segment: SegmentOut): void {
+    const payload = segment.payload;
+    if (payload) payload.buffer.copy(payload.offset, payload.length, this.#out, 40);
+    this.#sendTcp(segment.header, payload?.length ?? 0, segment.mss);
+    if (segment.header.flags & RST) {
       const tuple = this.#tuples.get(conn) ?? "";
       this.#tombstones.delete(tuple); // re-inserted at the end: the map stays in expiry order
       this.#tombstones.set(tuple, Date.now() + TOMBSTONE_MS);
@@ -442,8 +412,7 @@ export class NetStack implements Stack {
     this.#timers.popDue(now, (conn) => due.push(conn));
     for (const conn of due) {
       if (this.#byId.get(conn.id) !== conn) continue;
-      const deadline = conn.nextDeadline();
-      if (deadline && deadline <= now) conn.onTimer(now);
+      conn.onTimer(now);
       this.#settle(conn, now);
     }
     if (this.#tombstones.size > 0) {
@@ -459,8 +428,7 @@ export class NetStack implements Stack {
   /** Sends a connection's pending ACK and (re)arms its timer, unless it is gone. */
   #settle(conn: TcpConnection, now: number): void {
     if (this.#byId.get(conn.id) !== conn) return;
-    if (conn.ackPending) conn.flush(now);
-    this.#timers.schedule(conn, conn.nextDeadline());
+    this.#timers.schedule(conn, conn.settle(now));
   }
 
   accept(id: FlowId, now: number): void {
