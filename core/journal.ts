@@ -1,5 +1,5 @@
 /**
- * The journal of changes k8stun makes outside the TUN (platform-ffi.md §8.2), one per running
+ * The journal of changes k8stun makes outside the TUN (docs/platform.md §6), one per running
  * k8stun (`journal-<pid>.json` in the runtime directory), so two instances never undo each
  * other's changes. The intent comes first: before a file is changed, its original bytes and the
  * hash of what k8stun is about to write are recorded and fsynced, so a crash at any point after

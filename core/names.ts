@@ -1,6 +1,6 @@
 /**
- * The Kubernetes name grammar shared by DNS and the proxy fronts (kubernetes.md §6.5, parity
- * §4.2): which service, pod or SRV record a name means, if any. Pure functions.
+ * The Kubernetes name grammar shared by DNS and the proxy fronts (docs/portforward.md §11,
+ * docs/compatibility.md §4): which service, pod or SRV record a name means, if any. Pure functions.
  *
  * Forms (case-insensitive, trailing dot ignored; `<d>` is the cluster domain):
  * `svc.ns.svc.<d>`, `svc.ns.svc`, `svc.ns`; StatefulSet pods `host.svc.ns.svc.<d>`,

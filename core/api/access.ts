@@ -1,6 +1,6 @@
 /**
  * Who may talk to the HTTP API: a Host-header allow-list against DNS rebinding, and an optional
- * bearer token (parity §5.4, defect D7).
+ * bearer token (docs/compatibility.md §2, docs/compatibility.md §3 D7).
  */
 
 /** Access policy. */

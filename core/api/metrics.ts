@@ -1,8 +1,8 @@
 /**
  * Prometheus metrics (text exposition format 0.0.4). A tiny registry — counters, gauges and
- * histograms with labels — fed by telemetry, rendered on `/metrics`. Metric names follow parity
- * §5.4; per-target connection series are added because the issue asks for connections per
- * target (their cardinality is bounded by the services and pods that were actually used).
+ * histograms with labels — fed by telemetry, rendered on `/metrics`. Metric names follow the Rust
+ * k8stun (docs/compatibility.md §2); per-target connection series are added so connections can
+ * be followed per target (their cardinality is bounded by the services and pods actually used).
  */
 import type { TelemetryEvent, TelemetrySink } from "../telemetry.ts";
 

@@ -168,7 +168,7 @@ function json(body: unknown, status = 200): Response {
 /**
  * The SSE stream: `retry: 3000`, then either a replay of the events after `Last-Event-ID` or a
  * snapshot, then live events, each with `id:` and an unnamed `data:` line so `onmessage` clients
- * of the Rust k8stun keep working (parity §5.3, §5.4).
+ * of the Rust k8stun keep working (docs/compatibility.md §2).
  *
  * Bounded: at most `maxEventSubscribers` streams, and a subscriber whose unsent events reach
  * `maxEventQueueBytes` (it stopped reading, or reads slower than events come) is dropped. Its

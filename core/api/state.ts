@@ -1,12 +1,12 @@
 /**
  * The tunnel's live state as the HTTP API shows it: the VIP table with per-VIP statistics and
  * active connections, and a numbered event stream. It is a {@link TelemetrySink}: producers report
- * telemetry, this turns it into the Rust k8stun's JSON shapes (parity §5.2, §5.3) plus the
- * additions of §5.4 (event ids, a replay ring, periodic statistics).
+ * telemetry, this turns it into the Rust k8stun's JSON shapes (docs/compatibility.md §2) plus the
+ * additions of docs/compatibility.md §2 (event ids, a replay ring, periodic statistics).
  */
 import type { ConnectionInfo, TelemetryEvent, TelemetrySink, VipTarget } from "../telemetry.ts";
 
-/** A connection as `/vips` and `/events` show it (parity §5.2). */
+/** A connection as `/vips` and `/events` show it (docs/compatibility.md §2). */
 export interface ConnectionJson {
   created_at: string;
   src_ip: string;
@@ -14,7 +14,7 @@ export interface ConnectionJson {
   dst_port: number;
 }
 
-/** Per-VIP counters (parity §5.2). */
+/** Per-VIP counters (docs/compatibility.md §2). */
 export interface VipStatsJson {
   active_connections: number;
   total_connections: number;
@@ -24,7 +24,7 @@ export interface VipStatsJson {
   bytes_received: number;
 }
 
-/** One row of `/vips` (parity §5.2; `ports` and `last_activity` are additive, §5.4). */
+/** One row of `/vips` (docs/compatibility.md §2; `ports` and `last_activity` are additive, docs/compatibility.md §2). */
 export interface VipInfoJson {
   vip: string;
   target: VipTarget;
@@ -35,7 +35,7 @@ export interface VipInfoJson {
   last_activity: string | null;
 }
 
-/** Events of `/events` (parity §5.3, plus `vip_stats` and `dial_error`). */
+/** Events of `/events` (docs/compatibility.md §2, plus `vip_stats` and `dial_error`). */
 export type ApiEvent =
   | { type: "snapshot"; vips: VipInfoJson[] }
   | { type: "vip_allocated"; vip: string; target: VipTarget }
@@ -136,7 +136,7 @@ export class TunnelState implements TelemetrySink {
     }
   }
 
-  /** The `/vips` rows, sorted by VIP (parity §5.4). */
+  /** The `/vips` rows, sorted by VIP (docs/compatibility.md §2). */
   vips(): VipInfoJson[] {
     return [...this.#rows.values()].sort((a, b) => compareIpv4(a.vip, b.vip)).map(rowJson);
   }
@@ -148,7 +148,7 @@ export class TunnelState implements TelemetrySink {
 
   /**
    * Subscribes to events. Subscription happens before the snapshot is taken, so nothing falls in
-   * between (parity D13). With `lastEventId` still in the ring, the missed events are replayed
+   * between (docs/compatibility.md §3 D13). With `lastEventId` still in the ring, the missed events are replayed
    * instead of a snapshot; otherwise the first event is a snapshot whose id is the last event it
    * reflects.
    */

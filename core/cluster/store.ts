@@ -2,7 +2,7 @@
  * The cluster as k8stun keeps it in memory: Services, EndpointSlices, Pods and Namespaces as
  * plain records, indexed for the questions the router, DNS and proxy ask. Fed with Kubernetes
  * objects by the watcher (or directly by tests); every change is announced to listeners, and
- * readiness is read from EndpointSlice conditions (kubernetes.md §6.2: `ready` absent = ready).
+ * readiness is read from EndpointSlice conditions (docs/portforward.md §11: `ready` absent = ready).
  */
 import type {
   ClusterChange,
@@ -96,7 +96,7 @@ export class ClusterStore implements ClusterView {
     const out: Endpoint[] = [];
     for (const slice of this.#slicesOf(namespace, service)) {
       // A slice's port matches the service port by name (unnamed: the only port). `null` ports
-      // mean unresolved endpoints (§6.2), which cannot be dialed.
+      // mean unresolved endpoints (docs/portforward.md §11), which cannot be dialed.
       const slicePort = slice.ports?.find((p) => (p.name ?? "") === (port.name ?? ""));
       if (!slicePort) continue;
       for (const e of slice.endpoints) {
@@ -346,7 +346,7 @@ function sliceRecord(object: KubeObject): SliceRecord | undefined {
       })),
     endpoints: ((object.endpoints ?? []) as KubeObject[]).map((e) => ({
       addresses: e.addresses ?? [],
-      // §6.2: ready nil means unknown, treated as ready; terminating endpoints are not ready.
+      // docs/portforward.md §11: ready nil means unknown, treated as ready; terminating endpoints are not ready.
       ready: e.conditions?.ready !== false && e.conditions?.terminating !== true,
       ...(e.hostname ? { hostname: e.hostname } : {}),
       ...(e.targetRef?.kind === "Pod"

@@ -1,7 +1,7 @@
 /**
  * Keeps a {@link ClusterStore} current from the Kubernetes API: for each resource a list, then a
  * watch from the list's resource version with bookmarks; a 410 Gone (or ERROR event) re-lists
- * that resource only (docs/kubernetes.md, "Watches"). Failures back off like client-go's
+ * that resource only (docs/portforward.md §11). Failures back off like client-go's
  * reflector (backoff.ts) and resume from the last version seen, and a small request every few
  * seconds checks that the server still answers, so a black-holed connection is noticed even
  * when no watch fails. While the server is unreachable the store keeps serving its last view.

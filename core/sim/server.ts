@@ -31,7 +31,7 @@ export interface SimServerContext {
 
 const encoder = new TextEncoder();
 
-/** Builds a `Status` body (kubernetes.md §7.1). */
+/** Builds a `Status` body (docs/portforward.md §10). */
 export function status(code: number, reason: string, message: string, details?: unknown): Response {
   return new Response(
     JSON.stringify({
@@ -262,7 +262,7 @@ function watch(
   });
 }
 
-/** A BOOKMARK object: type meta, the version, and the kind's zero-valued fields (§6.4). */
+/** A BOOKMARK object: type meta, the version, and the kind's zero-valued fields (docs/portforward.md §11). */
 function bookmark(kind: Kind, rv: number): Record<string, unknown> {
   const base = { ...kindInfo(kind), metadata: { resourceVersion: String(rv) } };
   switch (kind) {
@@ -349,7 +349,7 @@ function resource(name: string, kind: string, namespaced: boolean) {
 /** Marks a direct `Upgrade: SPDY/3.1` request (not a WebSocket). */
 export const SPDY_DIRECT = "spdy/3.1 direct";
 
-/** The tunnelled SPDY subprotocol (kubernetes.md §3.3). */
+/** The tunnelled SPDY subprotocol (docs/portforward.md §7). */
 export const SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io";
 
 /** A port-forward request that passed every check, ready for the protocol engine. */
@@ -361,8 +361,8 @@ export interface AcceptedPortForward {
 }
 
 /**
- * `pods/{name}/portforward`: checks in the API server's order (§8 item 2), then picks the v4
- * subprotocol: the first the client offered that the kubelet supports (§2.1).
+ * `pods/{name}/portforward`: checks in the API server's order (docs/portforward.md §1 item 2), then picks the v4
+ * subprotocol: the first the client offered that the kubelet supports (docs/portforward.md §8).
  */
 export function checkPortForward(
   request: Request,
@@ -399,7 +399,7 @@ export function checkPortForward(
     dialPodPort: (port: number) => ctx.dialPodPort(namespace, name, port),
     stalls: (port: number) => ctx.faults.portForwardFault(namespace, name, port)?.kind === "stall",
   };
-  // Direct SPDY upgrade (kubectl ≤ 1.30 and the fallback of newer ones, §3.1).
+  // Direct SPDY upgrade (kubectl ≤ 1.30 and the fallback of newer ones, docs/portforward.md §2).
   if (upgrade === "spdy/3.1") {
     const version = request.headers.get("x-stream-protocol-version") ?? "";
     if (!version.split(",").map((v) => v.trim()).includes("portforward.k8s.io")) {

@@ -1,5 +1,5 @@
 /**
- * BSD ioctl request numbers (xnu `sys/ioccom.h`, platform-ffi.md §6.1–§6.2): direction bits,
+ * BSD ioctl request numbers (xnu `sys/ioccom.h`, docs/platform.md §4): direction bits,
  * parameter length, group and number packed into 32 bits — computed, not copied, so each
  * constant's derivation is visible. This Linux machine cannot issue them; the values are
  * verified by tests against the spec's table only.

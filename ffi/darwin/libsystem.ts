@@ -1,5 +1,5 @@
 /**
- * The libSystem calls k8stun makes on macOS (platform-ffi.md §2.4–§2.6), declared for both CPUs.
+ * The libSystem calls k8stun makes on macOS (docs/platform.md §1.2–§1.4), declared for both CPUs.
  * Variadic functions (`ioctl`, `fcntl`) pass their variadic argument differently: in a register
  * on x86_64, on the stack on arm64 (Apple's ABI) — so on arm64 six 64-bit pads fill x2–x7 and the
  * argument spills to the stack, as a C caller's would. errno is read through `__error` right
@@ -7,7 +7,7 @@
  */
 import { TunError } from "../linux/tun.ts";
 
-/** Six 64-bit pads fill x2–x7 so the variadic argument spills to the stack on arm64 (§2.4). */
+/** Six 64-bit pads fill x2–x7 so the variadic argument spills to the stack on arm64 (docs/platform.md §1.2). */
 const PADS = ["u64", "u64", "u64", "u64", "u64", "u64"] as const;
 
 /** The declarations (exported for the tests that check the two CPUs' calling conventions). */
@@ -55,7 +55,7 @@ export const LIBSYSTEM_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
-  // Variadic ioctl/fcntl: fixed declarations on x86_64, padded ones on arm64 (§2.4).
+  // Variadic ioctl/fcntl: fixed declarations on x86_64, padded ones on arm64 (docs/platform.md §1.2).
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   ioctlArm64: { name: "ioctl", parameters: ["i32", "u64", ...PADS, "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
@@ -92,7 +92,7 @@ export class Darwin {
       : this.sym.fcntl(fd, command, BigInt(arg));
   }
 
-  /** errno of the last failed call on this thread (`__error`, §2.5). */
+  /** errno of the last failed call on this thread (`__error`, docs/platform.md §1.3). */
   errno(): number {
     const p = this.sym.__error();
     return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;

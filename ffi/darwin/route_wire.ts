@@ -1,5 +1,5 @@
 /**
- * PF_ROUTE messages as bytes (platform-ffi.md §6.3, xnu `net/route.h`, `net/rtsock.c`): a
+ * PF_ROUTE messages as bytes (docs/platform.md §4, xnu `net/route.h`, `net/rtsock.c`): a
  * 92-byte `rt_msghdr`, then the sockaddrs named in `rtm_addrs` in increasing bit order, each
  * padded to 4 bytes. RTM_ADD and RTM_DELETE change routes; RTM_GET asks which interface reaches
  * an address (what `route -n get` prints), and its reply is read here. Written to the spec and

@@ -1,5 +1,5 @@
 /**
- * macOS utun, address, MTU and routes over FFI (platform-ffi.md §6): the byte encoders of
+ * macOS utun, address, MTU and routes over FFI (docs/platform.md §4): the byte encoders of
  * ioctl.ts, utun_wire.ts and route_wire.ts wired to libSystem (libsystem.ts). A Linux machine
  * cannot load libSystem: here the encoders are tested byte for byte, and CI runs this file on
  * macOS (arm64 and x86_64, .github/workflows/ci.yml).
@@ -27,7 +27,7 @@ const F_SETFL = 4;
 const O_NONBLOCK = 0x4;
 const ESRCH = 3;
 
-/** Opens `utun<unit-1>` (unit 0: the first free one), non-blocking (§6.1 steps 1–5). */
+/** Opens `utun<unit-1>` (unit 0: the first free one), non-blocking (docs/platform.md §4 steps 1–5). */
 export function openUtun(os: Darwin, unit = 0): { fd: number; name: string } {
   const fd = os.sym.socket(PF_SYSTEM, SOCK_DGRAM, SYSPROTO_CONTROL);
   os.check(fd, "open a kernel-control socket");
@@ -49,7 +49,7 @@ export function openUtun(os: Darwin, unit = 0): { fd: number; name: string } {
   return { fd, name: text };
 }
 
-/** Address (point-to-point, peer = itself) and MTU (§6.2); adding the address brings it up. */
+/** Address (point-to-point, peer = itself) and MTU (docs/platform.md §4); adding the address brings it up. */
 export function configureUtun(
   os: Darwin,
   name: string,
@@ -68,7 +68,7 @@ export function configureUtun(
   }
 }
 
-/** RTM_ADD or RTM_DELETE over PF_ROUTE (§6.3); deleting a route that is gone (ESRCH) is fine. */
+/** RTM_ADD or RTM_DELETE over PF_ROUTE (docs/platform.md §4); deleting a route that is gone (ESRCH) is fine. */
 export function changeRoute(os: Darwin, op: "add" | "delete", route: DarwinRoute): void {
   const sock = os.sym.socket(PF_ROUTE, SOCK_RAW, 0);
   os.check(sock, "open a routing socket");

@@ -1,5 +1,5 @@
 /**
- * macOS utun structures as bytes (platform-ffi.md §6.1–§6.2): the kernel-control lookup
+ * macOS utun structures as bytes (docs/platform.md §4): the kernel-control lookup
  * (`ctl_info`), the control address (`sockaddr_ctl`), BSD `sockaddr_in` (with its length byte),
  * `in_aliasreq` for the address, `ifreq` for the MTU, and the 4-byte address-family prefix of
  * every utun packet. Written to the spec and tested byte for byte; this Linux machine cannot run
@@ -57,7 +57,7 @@ function nameField(out: Uint8Array, name: string): void {
   out.set(bytes);
 }
 
-/** `in_aliasreq` for SIOCAIFADDR: the point-to-point peer is the address itself (§6.2). */
+/** `in_aliasreq` for SIOCAIFADDR: the point-to-point peer is the address itself (docs/platform.md §4). */
 export function encodeInAliasReq(name: string, address: number, mask: number): Uint8Array {
   const out = new Uint8Array(IN_ALIASREQ_SIZE);
   nameField(out, name);

@@ -1,7 +1,7 @@
 /**
- * The libc symbols k8stun calls on Linux (platform-ffi.md §2). Fixed-arity declarations of the
- * variadic `open`/`ioctl` are correct on x86_64 and aarch64 Linux (§2.4). errno is read through
- * `__errno_location` right after a call that failed (§2.5), on the same thread.
+ * The libc symbols k8stun calls on Linux (docs/platform.md §1). Fixed-arity declarations of the
+ * variadic `open`/`ioctl` are correct on x86_64 and aarch64 Linux (docs/platform.md §1.2). errno is read through
+ * `__errno_location` right after a call that failed (docs/platform.md §1.3), on the same thread.
  */
 
 const SYMBOLS = {
@@ -30,7 +30,7 @@ const SYMBOLS = {
   /** Wakes a call blocked on the socket in another thread (close does not). */
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  /** Name to ifindex in the caller's network namespace (0 = no such device, §4.1). */
+  /** Name to ifindex in the caller's network namespace (0 = no such device, docs/platform.md §2.1). */
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   /** Ifindex to name (NULL when there is no such device). */
   if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
@@ -60,7 +60,7 @@ const SYMBOLS = {
 /** The opened library. */
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/** Opens glibc (Deno's Linux builds are glibc-linked, §2.6). */
+/** Opens glibc (Deno's Linux builds are glibc-linked, docs/platform.md §1.4). */
 export function openLibc(): { symbols: Libc; close(): void } {
   const lib = Deno.dlopen("libc.so.6", SYMBOLS);
   return { symbols: lib.symbols, close: () => lib.close() };

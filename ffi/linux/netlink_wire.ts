@@ -1,7 +1,7 @@
 /**
- * rtnetlink messages as bytes (platform-ffi.md §5.2–§5.6): a 16-byte `nlmsghdr`, one fixed
+ * rtnetlink messages as bytes (docs/platform.md §3.2–docs/platform.md §2.2): a 16-byte `nlmsghdr`, one fixed
  * struct (`rtmsg` 12, `ifaddrmsg` 8 or `ifinfomsg` 16 bytes), then `rtattr`s each padded to 4
- * bytes; and the kernel's acks (`NLMSG_ERROR` carrying −errno, §5.4). Every request asks for an
+ * bytes; and the kernel's acks (`NLMSG_ERROR` carrying −errno, docs/platform.md §3.5). Every request asks for an
  * ack, so a failure is never silent. Host byte order is little-endian (x86_64, aarch64);
  * addresses are in network order.
  */
@@ -22,7 +22,7 @@ const NLM_F_ACK = 0x4;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const NLM_F_DUMP = 0x300;
-/** Add, failing with EEXIST if present (0x605, §5.2). */
+/** Add, failing with EEXIST if present (0x605, docs/platform.md §3.2). */
 const CREATE_EXCL = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 /** Delete, or change an existing link (0x005). */
 const CHANGE = NLM_F_REQUEST | NLM_F_ACK;
@@ -47,9 +47,9 @@ const IFA_LOCAL = 2;
 const IFLA_MTU = 4;
 const IFF_UP = 0x1;
 
-/** rtm_protocol values (§5.2): who made the route, shown by `ip route` as `proto …`. */
+/** rtm_protocol values (docs/platform.md §3.2): who made the route, shown by `ip route` as `proto …`. */
 export const RouteProtocol = { BOOT: 3, STATIC: 4 } as const;
-/** rtm_scope values (§5.2): LINK for a device route without a gateway. */
+/** rtm_scope values (docs/platform.md §3.2): LINK for a device route without a gateway. */
 export const RouteScope = { UNIVERSE: 0, LINK: 253, HOST: 254 } as const;
 
 /** An IPv4 device route: `dst/prefix dev <ifindex>`. */
@@ -115,7 +115,7 @@ function encodeMessage(
 
 /**
  * RTM_NEWROUTE (add, EEXIST if present) or RTM_DELROUTE for a device route, in table main unless
- * the route names another (§5.6).
+ * the route names another (docs/platform.md §3.3).
  */
 export function encodeRoute(op: "add" | "delete", route: DeviceRoute, seq: number): Uint8Array {
   const table = route.table ?? RT_TABLE_MAIN;
@@ -195,7 +195,7 @@ export function encodeRule(op: "add" | "delete", rule: PolicyRule, seq: number):
 }
 
 /**
- * RTM_NEWADDR: `address/prefix` on `ifindex`, as both IFA_LOCAL and IFA_ADDRESS (§5.3). A prefix
+ * RTM_NEWADDR: `address/prefix` on `ifindex`, as both IFA_LOCAL and IFA_ADDRESS (docs/platform.md §3.3). A prefix
  * below 32 also makes the kernel add the prefix route (proto kernel), so k8stun uses /32.
  */
 export function encodeNewAddress(
@@ -223,12 +223,12 @@ function ifinfomsg(ifindex: number, flags: number, change: number): Uint8Array {
   return out;
 }
 
-/** RTM_NEWLINK setting IFF_UP on an existing link (§5.3). */
+/** RTM_NEWLINK setting IFF_UP on an existing link (docs/platform.md §3.3). */
 export function encodeLinkUp(ifindex: number, seq: number): Uint8Array {
   return encodeMessage(RTM_NEWLINK, CHANGE, seq, ifinfomsg(ifindex, IFF_UP, IFF_UP));
 }
 
-/** RTM_NEWLINK with IFLA_MTU, leaving the flags alone (change mask 0, §5.3). */
+/** RTM_NEWLINK with IFLA_MTU, leaving the flags alone (change mask 0, docs/platform.md §3.3). */
 export function encodeSetMtu(ifindex: number, mtu: number, seq: number): Uint8Array {
   return encodeMessage(RTM_NEWLINK, CHANGE, seq, ifinfomsg(ifindex, 0, 0), [
     encodeAttribute(IFLA_MTU, u32(mtu)),

@@ -1,7 +1,7 @@
 /**
- * Device routes over an rtnetlink socket (platform-ffi.md §5.2–§5.4): one request, one ack,
+ * Device routes over an rtnetlink socket (docs/platform.md §3.2–docs/platform.md §2.2): one request, one ack,
  * matched by sequence number. Routes that point into k8stun's TUN need no crash cleanup: the
- * kernel drops them with the device (§5.7). The socket is blocking (the kernel answers within
+ * kernel drops them with the device (docs/platform.md §2.4). The socket is blocking (the kernel answers within
  * microseconds), with a 2 s receive timeout so a lost ack cannot hang the program.
  */
 import {
@@ -58,7 +58,7 @@ export class RouteTable {
     if (code !== 0) throw new TunError(explain(code, `add the route ${describe(route)}`), code);
   }
 
-  /** Sets the MTU, adds `address` as /32 and brings the link up (§5.3). */
+  /** Sets the MTU, adds `address` as /32 and brings the link up (docs/platform.md §3.3). */
   configureLink(ifindex: number, address: number, mtu: number): void {
     const steps: [string, (seq: number) => Uint8Array][] = [
       [`set the MTU ${mtu}`, (seq) => encodeSetMtu(ifindex, mtu, seq)],
@@ -134,7 +134,7 @@ export class RouteTable {
 }
 
 /**
- * The interface index of a device, asked of the kernel (`if_nametoindex`, §4.1) rather than read
+ * The interface index of a device, asked of the kernel (`if_nametoindex`, docs/platform.md §2.1) rather than read
  * from /sys/class/net, which shows the namespace sysfs was mounted in (after `unshare -n`, the
  * host's).
  */
@@ -151,7 +151,7 @@ function describe(route: DeviceRoute): string {
   return `${d >>> 24}.${(d >>> 16) & 255}.${(d >>> 8) & 255}.${d & 255}/${route.prefix}`;
 }
 
-/** Messages for the errors of §5.4 a user can act on. */
+/** Messages for the errors of docs/platform.md §3.5 a user can act on. */
 function explain(code: number, what: string): string {
   switch (code) {
     case Errno.EPERM:
@@ -175,7 +175,7 @@ export function interfaceName(index: number, libc: Libc): string {
   return new TextDecoder().decode(name.subarray(0, name.indexOf(0)));
 }
 
-/** rtm_type values that are not an interface (§5.2). */
+/** rtm_type values that are not an interface (docs/platform.md §3.2). */
 const ROUTE_KINDS: Record<number, string> = { 6: "blackhole", 7: "unreachable", 8: "prohibit" };
 
 /**

@@ -1,8 +1,8 @@
 /**
- * Linux TUN devices (platform-ffi.md §4): open `/dev/net/tun` non-blocking, `TUNSETIFF` with
+ * Linux TUN devices (docs/platform.md §2.1): open `/dev/net/tun` non-blocking, `TUNSETIFF` with
  * IFF_TUN|IFF_NO_PI (and IFF_VNET_HDR with offload). Address, MTU, link state and routes are set
  * over rtnetlink (rtnetlink.ts). The device and its routes vanish when the last file descriptor
- * closes, also after SIGKILL (§8.1).
+ * closes, also after SIGKILL (docs/platform.md §2.4).
  */
 import { cString, Errno, errno, type Libc } from "./libc.ts";
 
@@ -39,12 +39,12 @@ export interface OpenedTun {
   name: string;
   /**
    * Every read and write carries a 10-byte virtio header, and the kernel exchanges TCP
-   * super-packets with partial checksums (offload, §4.2–§4.3).
+   * super-packets with partial checksums (offload, docs/platform.md §2.3).
    */
   vnetHeader: boolean;
 }
 
-/** struct ifreq (40 bytes, §4.1) with the name filled in. */
+/** struct ifreq (40 bytes, docs/platform.md §2.1) with the name filled in. */
 function ifreq(name: string): Uint8Array {
   const buf = new Uint8Array(40);
   const bytes = new TextEncoder().encode(name);

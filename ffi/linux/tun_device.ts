@@ -1,7 +1,7 @@
 /**
  * The Linux TUN behind the device seam (core/net/device/tun_device.ts), like wireguard-go's
  * `tun_linux.go`: `/dev/net/tun` (tun.ts), then MTU, the address alone (/32) and link up over
- * rtnetlink (rtnetlink.ts, platform-ffi.md §5.3). Two backends, one per framing: with offload
+ * rtnetlink (rtnetlink.ts, docs/platform.md §3.3). Two backends, one per framing: with offload
  * (IFF_VNET_HDR, checksum and TSO by the kernel) when asked for and the kernel agrees, without
  * (bare packets of the MTU, checksums in TypeScript — the path macOS takes) otherwise. The
  * packet loop's end is packet_io.ts; the host services (memcpy, eventfd, getifaddrs) are

@@ -1,5 +1,5 @@
 /**
- * macOS per-domain resolvers (platform-ffi.md §7.5, resolver(5)): one file per cluster domain in
+ * macOS per-domain resolvers (docs/platform.md §5, resolver(5)): one file per cluster domain in
  * `/etc/resolver/`, naming k8stun's DNS server; the system consults it for that domain only and
  * picks it up without a restart. Each file is journaled before it is written (it survives
  * crashes and reboots), so `k8stun cleanup` removes it. Written to the spec; this Linux machine

@@ -1,7 +1,7 @@
 /**
- * Reading the system's resolvers (platform-ffi.md §7): `/etc/resolv.conf`, and behind a
+ * Reading the system's resolvers (docs/platform.md §5): `/etc/resolv.conf`, and behind a
  * systemd-resolved stub (127.0.0.53) the real upstreams in `/run/systemd/resolve/resolv.conf`
- * (D6: a stub is never a reason to refuse to start).
+ * (docs/compatibility.md §3 D6: a stub is never a reason to refuse to start).
  */
 import {
   parseResolvConf,

@@ -1,5 +1,5 @@
 /**
- * systemd-resolved per-link split DNS (platform-ffi.md §7.1): the TUN link gets k8stun's DNS
+ * systemd-resolved per-link split DNS (docs/platform.md §5): the TUN link gets k8stun's DNS
  * address inside the TUN and routing-only domains (`~cluster.local`, `~demo`, …), and is never
  * the default route for other names. resolved sends a link's queries out of that link, so the
  * server must be an address routed into the TUN, not loopback. The settings belong to the link:

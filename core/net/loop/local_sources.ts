@@ -24,7 +24,7 @@ export class LocalSources {
 
   /**
    * Whether `packet` comes from this host. What is not an IPv4 header at all is left to the
-   * stack, which drops it (T6).
+   * stack, which drops it (docs/tcp.md §2.5).
    */
   admits(packet: Uint8Array): boolean {
     if (packet.length < 20 || packet[0] >> 4 !== 4) return true;

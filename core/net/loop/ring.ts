@@ -1,7 +1,7 @@
 /**
  * A single-producer, single-consumer ring of records in a SharedArrayBuffer: how the packet-loop
  * Worker and the main thread hand each other flow operations and events without `postMessage`
- * (platform-ffi.md §3: a shared ring moves ~3× the messages of `postMessage`, and the consumer
+ * (docs/platform.md §2.2: a shared ring moves ~3× the messages of `postMessage`, and the consumer
  * reads it as soon as it wakes instead of after an event-loop turn).
  *
  * A record is a 16-byte header — payload length, kind (non-zero) and two fields `a` and `b`, all

@@ -1,5 +1,5 @@
 /**
- * The packet loop, run in a Worker (platform-ffi.md §3): wait on the device and a wake-up fd,
+ * The packet loop, run in a Worker (docs/platform.md §2.2): wait on the device and a wake-up fd,
  * drain the device with synchronous non-blocking reads, apply the relay's operations from the
  * shared ring, feed the stack, run its timers, write its packets synchronously, and publish the
  * turn's flow events to the other ring. The loop never yields to the Worker's event loop:

@@ -17,11 +17,11 @@ export interface Ipv4Repr {
   headerLength: number;
   /** Total length from the header (≤ the buffer). */
   totalLength: number;
-  /** A fragment (MF set or offset ≠ 0): never parsed as TCP/UDP (T7). */
+  /** A fragment (MF set or offset ≠ 0): never parsed as TCP/UDP (docs/tcp.md §2.6). */
   fragment: boolean;
 }
 
-/** Parses and validates (T1, T6); `null` for anything malformed. */
+/** Parses and validates (docs/tcp.md §2.1, docs/tcp.md §2.5); `null` for anything malformed. */
 export function parseIpv4(packet: Uint8Array, length: number): Ipv4Repr | null {
   if (length < IPV4_HEADER_LENGTH || packet[0] >> 4 !== 4) return null;
   const headerLength = (packet[0] & 0x0f) * 4;

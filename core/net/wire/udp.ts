@@ -68,7 +68,7 @@ export function emitUdp(
 }
 
 /**
- * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (T31): addresses
+ * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (docs/tcp.md §7.1): addresses
  * swapped, id, sequence and data kept, type 0, new checksum. Returns its length, or 0 when
  * `packet` is no valid echo request or its reply does not fit in `out`.
  */

@@ -1,6 +1,6 @@
 /**
  * The `virtio_net_hdr` that prefixes every packet on a TUN opened with IFF_VNET_HDR
- * (platform-ffi.md §4.3; 10 bytes, little-endian). With TUNSETOFFLOAD(CSUM|TSO4) the kernel
+ * (docs/platform.md §2.3; 10 bytes, little-endian). With TUNSETOFFLOAD(CSUM|TSO4) the kernel
  * hands us TCP super-packets (one read instead of ~45 at MTU 1500) with partial checksums, and
  * takes ours the same way: it finishes the checksum and cuts a super-packet into MSS segments.
  */

@@ -30,7 +30,7 @@ export interface PortForwardContext {
   /**
    * Connects to the pod's container port, applying the fault hooks. Rejects with an Error whose
    * message is the runtime's text, e.g. `dial tcp4 127.0.0.1:7: connect: connection refused`,
-   * which engines embed in `error forwarding port P to pod <id>, uid <uid>: <message>` (§2.4).
+   * which engines embed in `error forwarding port P to pod <id>, uid <uid>: <message>` (docs/portforward.md §8).
    */
   dialPodPort(port: number): Promise<Deno.Conn>;
   /** The `stall` fault: this port's streams are never answered (a wedged kubelet). */
@@ -41,7 +41,7 @@ export interface PortForwardContext {
 
 /**
  * The kubelet's error text for a forward that failed, to the pod port's dial or mid-connection
- * (kubernetes.md §2.4): `error forwarding port P to pod <name>, uid <uid>: <runtime error>`.
+ * (docs/portforward.md §8): `error forwarding port P to pod <name>, uid <uid>: <runtime error>`.
  */
 export function forwardingError(ctx: PortForwardContext, port: number, error: unknown): Uint8Array {
   const message = error instanceof Error ? error.message : String(error);

@@ -1,5 +1,5 @@
 /**
- * The v4 channel port-forward protocol, kubelet side (kubernetes.md §2): one WebSocket, data
+ * The v4 channel port-forward protocol, kubelet side (docs/portforward.md §8): one WebSocket, data
  * channel 2i and error channel 2i+1 per requested port, the port as u16 little-endian sent first on
  * both channels before dialling, one pod TCP connection per port entry, error text
  * `error forwarding port P to pod <name>, uid <uid>: <err>` on a failed dial, and Close 1000 only
