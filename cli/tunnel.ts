@@ -10,6 +10,7 @@ import { TunnelState } from "../core/api/state.ts";
 import { startClusterView } from "../core/cluster/view.ts";
 import { ClusterAnswerer } from "../core/dns/answer.ts";
 import { type DnsListener, DnsServer } from "../core/dns/server.ts";
+import { dnsOverTun } from "../core/dns/tun_reply.ts";
 import { UpstreamResolver } from "../core/dns/upstream.ts";
 import { FileJournal } from "../core/journal.ts";
 import { invokingUser } from "../core/invoking_user.ts";
@@ -249,19 +250,7 @@ export async function startTunnel(
       router,
       telemetry,
       idleTimeoutMs: options.idleTimeoutSeconds * 1000,
-      onUdp(datagram, reply) {
-        if (datagram.dstPort !== 53) return;
-        dns.handle(datagram.payload, true).then((answer) => {
-          if (!answer) return;
-          reply({
-            srcAddress: datagram.dstAddress,
-            srcPort: 53,
-            dstAddress: datagram.srcAddress,
-            dstPort: datagram.srcPort,
-            payload: answer,
-          });
-        }).catch(() => {});
-      },
+      onUdp: dnsOverTun(dns),
     });
     cleanups.push(() => dataPlane.close());
     say(
