@@ -1,16 +1,11 @@
 /** `k8stun proxy`: SOCKS5 and HTTP proxy into the cluster, without root. */
 import type { Command } from "commander";
 import { Option } from "commander";
-import { startClusterView } from "../../core/cluster/view.ts";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
-import type { NameScope } from "../../core/names.ts";
-import { DialerChain } from "../../core/plugins/chain.ts";
-import { collectParts, defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
-import { builtinPlugins } from "../../plugins/builtin.ts";
-import { parsePluginConfig, reportPluginLoad } from "../plugin_options.ts";
 import { PROXY_LIMITS } from "../../core/proxy/server.ts";
 import { startProxyFront } from "../proxy_front.ts";
-import { integerIn, parseListenAddress } from "../run_options.ts";
+import { loadSessionPlugins, syncCluster } from "../assemble.ts";
+import { integerIn, parseListenAddress, parseNamespaces } from "../run_options.ts";
 import { runUntilSignalled } from "../session.ts";
 
 interface ProxyFlags {
@@ -23,7 +18,7 @@ interface ProxyFlags {
   proxyMaxPerSource: number;
   kubeconfig?: string;
   context?: string;
-  namespaces?: string;
+  namespaces?: string[];
   clusterDomain: string;
   pluginDir?: string[];
   pluginConfig?: string[];
@@ -57,7 +52,11 @@ export function registerProxy(program: Command): void {
     )
     .option("--kubeconfig <file>", "kubeconfig file")
     .option("-c, --context <name>", "kubeconfig context")
-    .option("-n, --namespaces <list>", "namespaces to watch when listing all is forbidden")
+    .option(
+      "-n, --namespaces <list>",
+      "namespaces to watch when listing all is forbidden",
+      parseNamespaces,
+    )
     .option("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local")
     .option(
       "--plugin-dir <dir>",
@@ -77,37 +76,26 @@ export function registerProxy(program: Command): void {
         ? { username: flags.proxyUser, password: flags.proxyPassword! }
         : undefined;
       const kube = loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
-      const view = await startClusterView({
-        kubeConfig: kube.kubeConfig,
-        namespaces: flags.namespaces?.split(",").map((s) => s.trim()).filter(Boolean) ??
-          [kube.namespace],
-      });
-      await view.synced;
-      const store = view.store;
-      const scope: NameScope = {
+      const cluster = await syncCluster({
+        kube,
+        namespaces: flags.namespaces ?? [kube.namespace],
+        explicitNamespaces: [],
         clusterDomain: flags.clusterDomain,
-        isNamespace: (ns) => store.namespaces().includes(ns),
-        explicitNamespaces: new Set(),
         defaultNamespace: kube.namespace,
-      };
-      const dialers = new DialerChain();
-      const { plugins, failures, warnings } = await loadPlugins(
-        builtinPlugins({ view: store, scope, kubeConfig: kube.kubeConfig }),
-        flags.pluginDir ?? [defaultPluginDir()],
-        {
-          cluster: store,
-          dialers,
-          config: parsePluginConfig(flags.pluginConfig ?? []),
-          isolate: true,
-        },
-      );
-      reportPluginLoad({ warnings, failures });
-      const parts = collectParts(plugins);
+      });
+      const { view, store, scope } = cluster;
+      // Proxy mode runs without root: third-party plugins always run isolated.
+      const plugins = await loadSessionPlugins(cluster, kube, {
+        pluginDirs: flags.pluginDir ?? [],
+        pluginConfig: flags.pluginConfig ?? [],
+        pluginIsolation: true,
+        allowUnisolated: [],
+      });
       const proxy = startProxyFront({
         store,
         scope,
-        resolvers: parts.resolvers,
-        dialers: parts.dialers,
+        resolvers: plugins.pluginResolvers,
+        dialers: plugins.dialers,
         socks: flags.listenSocks ? parseListenAddress(flags.listenSocks, 1080) : undefined,
         http: flags.listenHttp ? parseListenAddress(flags.listenHttp, 8118) : undefined,
         auth,
@@ -137,7 +125,7 @@ export function registerProxy(program: Command): void {
       await runUntilSignalled(async () => {
         await proxy.close();
         view.close();
-        for (const p of plugins) p.close?.();
+        plugins.close();
       });
     });
 }
