@@ -1,6 +1,7 @@
 /**
  * The flags `k8stun run` shares with `demo` (compatible with the Rust k8stun, with the defects
- * docs/compatibility.md lists fixed), and their parsing into a typed configuration. Every value
+ * docs/compatibility.md lists fixed), the groups `proxy` takes too, and their parsing into a
+ * typed configuration (cli/option_table.ts). Every value
  * is checked here, so a bad flag fails before anything on the system changes.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
@@ -133,6 +134,64 @@ export function runOptionWarnings(options: RunOptions): string[] {
   return warning === undefined ? [] : [warning];
 }
 
+/** `-c` and `--kubeconfig`: which cluster, for every command that talks to one. */
+export function kubeconfigFlags() {
+  return {
+    context: flag("-c, --context <name>", "kubeconfig context (default: the current context)"),
+    kubeconfig: flag(
+      "--kubeconfig <file>",
+      "kubeconfig file (default: KUBECONFIG, then ~/.kube/config; under sudo, the invoking user's)",
+    ),
+  };
+}
+
+/** The plugin flags of `run`, `demo` and `proxy`. */
+export function pluginFlags() {
+  return {
+    pluginDirs: converted(
+      flag<string[]>(
+        "--plugin-dir <dir>",
+        "load plugins from this directory (repeatable; default ~/.config/k8stun/plugins)",
+        { parse: repeated },
+      ),
+      (v) => v ?? [],
+    ),
+    pluginConfig: converted(
+      flag<string[]>(
+        "--plugin-config <name.key=value>",
+        "configuration for a plugin (repeatable)",
+        { parse: repeated },
+      ),
+      (v) => v ?? [],
+    ),
+    pluginIsolation: flagWithDefault(
+      "--plugin-isolation <bool>",
+      "run third-party resolver and dialer plugins in permission-limited Workers",
+      true,
+      { parse: parseBool },
+    ),
+    /** `--allow-unisolated NAME`: third-party plugins allowed to run in-process (DNS modes). */
+    allowUnisolated: converted(
+      flag<string[]>(
+        "--allow-unisolated <name>",
+        "let this third-party plugin run in-process with all permissions (DNS-mode plugins need it; repeatable)",
+        { parse: repeated },
+      ),
+      (v) => v ?? [],
+    ),
+  };
+}
+
+/** `--cluster-domain`, normalised (no leading or trailing dots, lowercase). */
+export function clusterDomainFlag() {
+  return {
+    clusterDomain: converted(
+      flagWithDefault("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local"),
+      (v) => v.replace(/^\.+|\.+$/g, "").toLowerCase(),
+    ),
+  };
+}
+
 /** The flags of `run` and `demo`, in `--help` order; `namespaces` is the command's default. */
 export function runFlags(defaults: { namespaces: string[] }) {
   const namespaces = flag<string[]>(
@@ -210,10 +269,7 @@ export function runFlags(defaults: { namespaces: string[] }) {
       "tun_route",
       { parse: parseDnsMode },
     ),
-    clusterDomain: converted(
-      flagWithDefault("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local"),
-      (v) => v.replace(/^\.+|\.+$/g, "").toLowerCase(),
-    ),
+    ...clusterDomainFlag(),
     staleVipTimeoutSeconds: flagWithDefault(
       "--stale-vip-timeout <seconds>",
       "reclaim VIPs unused this long (0 = never)",
@@ -245,42 +301,8 @@ export function runFlags(defaults: { namespaces: string[] }) {
     httpToken: flag("--http-token <token>", "require this bearer token for the API", {
       env: "K8STUN_HTTP_TOKEN",
     }),
-    context: flag("-c, --context <name>", "kubeconfig context (default: the current context)"),
-    kubeconfig: flag(
-      "--kubeconfig <file>",
-      "kubeconfig file (default: KUBECONFIG, then ~/.kube/config; under sudo, the invoking user's)",
-    ),
-    pluginDirs: converted(
-      flag<string[]>(
-        "--plugin-dir <dir>",
-        "load plugins from this directory (repeatable; default ~/.config/k8stun/plugins)",
-        { parse: repeated },
-      ),
-      (v) => v ?? [],
-    ),
-    pluginConfig: converted(
-      flag<string[]>(
-        "--plugin-config <name.key=value>",
-        "configuration for a plugin (repeatable)",
-        { parse: repeated },
-      ),
-      (v) => v ?? [],
-    ),
-    pluginIsolation: flagWithDefault(
-      "--plugin-isolation <bool>",
-      "run third-party resolver and dialer plugins in permission-limited Workers",
-      true,
-      { parse: parseBool },
-    ),
-    /** `--allow-unisolated NAME`: third-party plugins allowed to run in-process (DNS modes). */
-    allowUnisolated: converted(
-      flag<string[]>(
-        "--allow-unisolated <name>",
-        "let this third-party plugin run in-process with all permissions (DNS-mode plugins need it; repeatable)",
-        { parse: repeated },
-      ),
-      (v) => v ?? [],
-    ),
+    ...kubeconfigFlags(),
+    ...pluginFlags(),
     /** Dial through this SOCKS5 proxy (`--socks-upstream`). */
     socksUpstream: flag<SocksUpstream>(
       "--socks-upstream <[user:pass@]host:port>",
