@@ -32,6 +32,7 @@ import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { loadSessionPlugins, syncCluster } from "./assemble.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
+import { preallocateVips } from "./preallocate.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 import type { StopSignals } from "./session.ts";
@@ -130,41 +131,7 @@ export async function startTunnel(
       staleMs: options.staleVipTimeoutSeconds * 1000,
       telemetry,
     });
-    // Pre-allocated VIPs are pinned: they stay while their service exists, however long unused.
-    const pinned = (namespace: string, name: string) =>
-      options.autoDiscover && options.namespaces.includes(namespace) ||
-      options.services.some((s) => s.namespace === namespace && s.name === name);
-    const preallocated = options.autoDiscover
-      ? store.services().filter((s) => options.namespaces.includes(s.namespace))
-      : [];
-    if (options.namespacesExplicit) {
-      for (const ns of options.namespaces.filter((ns) => !store.namespaces().includes(ns))) {
-        say(`warning: -n ${ns}: no such namespace (yet)`);
-      }
-    }
-    for (const s of options.services) {
-      if (!store.hasService(s.namespace, s.name)) {
-        say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
-      }
-    }
-    vips.allocateAll(
-      [...preallocated, ...options.services].map((s) => ({
-        type: "service" as const,
-        namespace: s.namespace,
-        name: s.name,
-      })),
-      { pinned: true },
-    );
-    cleanups.push(store.onChange((change) => {
-      if (change.kind !== "service") return;
-      const { namespace, name } = change.service;
-      const target = { type: "service" as const, namespace, name };
-      if (change.type === "added" && pinned(namespace, name)) {
-        vips.allocate(target, { pinned: true });
-      } else if (change.type === "deleted") {
-        vips.unpin(target);
-      }
-    }));
+    cleanups.push(preallocateVips(vips, store, options, say));
 
     const plugins = await loadSessionPlugins(cluster, kube, { ...options, telemetry });
     cleanups.push(() => plugins.close());
