@@ -9,7 +9,7 @@ import { startApiServer } from "../core/api/server.ts";
 import { TunnelState } from "../core/api/state.ts";
 import { ClusterAnswerer } from "../core/dns/answer.ts";
 import { type DnsListener, DnsServer } from "../core/dns/server.ts";
-import { dnsOverTun } from "../core/dns/tun_reply.ts";
+import { dnsOverTcpResolver, dnsOverTun } from "../core/dns/tun_reply.ts";
 import { UpstreamResolver } from "../core/dns/upstream.ts";
 import { FileJournal } from "../core/journal.ts";
 import { invokingUser } from "../core/invoking_user.ts";
@@ -135,16 +135,9 @@ export async function startTunnel(
 
     const plugins = await loadSessionPlugins(cluster, kube, { ...options, telemetry });
     cleanups.push(() => plugins.close());
-    // DNS over TCP to an address k8stun answers DNS on inside the TUN (its DNS address, and the
-    // resolvers tun_route routes there) goes to k8stun's own DNS listener.
+    // DNS over TCP to an address k8stun answers DNS on inside the TUN goes to its DNS listener.
     const dnsInTun = new Set<string>([vips.dnsAddress]);
-    const dnsOverTcp = {
-      name: "dns-over-tcp",
-      resolveAddress: (address: string) =>
-        dnsInTun.has(address)
-          ? { kind: "host" as const, host: FORWARD_DNS_ADDRESS, port: 53 }
-          : null,
-    };
+    const dnsOverTcp = dnsOverTcpResolver(dnsInTun, { host: FORWARD_DNS_ADDRESS, port: 53 });
     const router = new Router({
       resolvers: [dnsOverTcp, ...plugins.resolvers],
       dialers: plugins.dialers,

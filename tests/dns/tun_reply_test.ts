@@ -1,6 +1,6 @@
 /** DNS over UDP inside the TUN: answered from the address the query went to, other ports ignored. */
 import { assertEquals } from "../assert.ts";
-import { dnsOverTun } from "../../core/dns/tun_reply.ts";
+import { dnsOverTcpResolver, dnsOverTun } from "../../core/dns/tun_reply.ts";
 import type { UdpDatagram } from "../../core/net/stack_types.ts";
 
 const fakeDns = {
@@ -43,4 +43,14 @@ Deno.test("dns tun: a failing DNS server sends nothing and does not throw", asyn
   );
   await new Promise((resolve) => setTimeout(resolve, 0));
   assertEquals(sent, []);
+});
+
+Deno.test("dns tun: TCP to an address k8stun answers DNS on goes to its DNS listener, as the set grows", async () => {
+  const addresses = new Set(["198.18.0.2"]);
+  const resolver = dnsOverTcpResolver(addresses, { host: "127.0.0.153", port: 53 });
+  const listener = { kind: "host", host: "127.0.0.153", port: 53 };
+  assertEquals(await resolver.resolveAddress!("198.18.0.2"), listener);
+  assertEquals(await resolver.resolveAddress!("10.77.0.2"), null);
+  addresses.add("10.77.0.2"); // tun_route routed the system's resolver into the TUN
+  assertEquals(await resolver.resolveAddress!("10.77.0.2"), listener);
 });
