@@ -4,14 +4,12 @@
  * typed configuration (cli/option_table.ts). Every value
  * is checked here, so a bad flag fails before anything on the system changes.
  */
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import {
-  addFlags,
   converted,
   flag,
   type FlagValues,
   flagWithDefault,
-  readFlags,
   repeated,
   toggle,
 } from "./option_table.ts";
@@ -335,16 +333,3 @@ export type RunOptions = FlagValues<ReturnType<typeof runFlags>> & {
    */
   vipStateKey?: string;
 };
-
-/** Adds the shared flags to `command`. */
-export function addRunOptions(command: Command, defaults: { namespaces: string[] }): Command {
-  return addFlags(command, runFlags(defaults));
-}
-
-/** Turns commander's option bag into {@link RunOptions}. */
-export function runOptionsFrom(
-  raw: Record<string, unknown>,
-  defaults: { namespaces: string[] },
-): RunOptions {
-  return readFlags(runFlags(defaults), raw);
-}

@@ -1,13 +1,12 @@
 /** The shared session assembly: the cluster resolver's role, and the proxy's flag table. */
-import { Command } from "commander";
 import { KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { loadSessionPlugins, type SessionCluster } from "../../cli/assemble.ts";
 import { proxyFlags } from "../../cli/commands/proxy.ts";
-import { addFlags, readFlags } from "../../cli/option_table.ts";
 import { ClusterStore } from "../../core/cluster/store.ts";
 import { PROXY_LIMITS } from "../../core/proxy/server.ts";
 import { pluginDir } from "../plugins/support.ts";
+import { parseFlags } from "./parse_flags.ts";
 
 const THIRD_PARTY_NAMED_KUBERNETES = `
 export const plugin = {
@@ -50,13 +49,7 @@ Deno.test("assembly: only the built-in cluster resolver is set apart, not a plug
   }
 });
 
-function parseProxy(...args: string[]) {
-  const table = proxyFlags();
-  const command = addFlags(new Command("proxy").exitOverride(), table);
-  command.configureOutput({ writeErr: () => {} });
-  command.parse(args, { from: "user" });
-  return readFlags(table, command.opts());
-}
+const parseProxy = (...args: string[]) => parseFlags(proxyFlags(), args);
 
 Deno.test("proxy options: defaults are SOCKS5 on 127.0.0.1:1080, no HTTP listener, isolated plugins", () => {
   const o = parseProxy();

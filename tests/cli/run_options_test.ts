@@ -1,19 +1,13 @@
-import { Command } from "commander";
 import { assertEquals, assertThrows } from "../assert.ts";
 import {
-  addRunOptions,
   parseDnsMode,
   parseListenAddress,
   parseServices,
-  runOptionsFrom,
+  runFlags,
 } from "../../cli/run_options.ts";
+import { parseFlags } from "./parse_flags.ts";
 
-function parse(...args: string[]) {
-  const command = addRunOptions(new Command("run").exitOverride(), { namespaces: ["default"] });
-  command.configureOutput({ writeErr: () => {} });
-  command.parse(args, { from: "user" });
-  return runOptionsFrom(command.opts(), { namespaces: ["default"] });
-}
+const parse = (...args: string[]) => parseFlags(runFlags({ namespaces: ["default"] }), args);
 
 Deno.test("run options: defaults match the Rust k8stun where it worked (docs/compatibility.md §1)", () => {
   const o = parse();
