@@ -111,6 +111,15 @@ export function parseNamespaces(value: string, previous: string[] = []): string[
   return names;
 }
 
+/**
+ * A listen address flag's text, checked while parsing (it is converted when the configuration is
+ * read): commander then reports a bad one naming the flag, before anything starts.
+ */
+export function checkListenAddress(value: string): string {
+  parseListenAddress(value, 0);
+  return value;
+}
+
 /** `--vip-base`: checked while parsing, so a typo fails before anything starts. */
 export function parseVipBaseFlag(value: string): string {
   try {
@@ -208,6 +217,7 @@ export function runFlags(defaults: { namespaces: string[] }) {
   const socks = flag<string | boolean>(
     "--socks [addr]",
     "also serve SOCKS5 (proxy mode) on ADDR (default 127.0.0.1:1080)",
+    { parse: checkListenAddress },
   );
   return {
     namespaces: converted(namespaces, (v) => v ?? defaults.namespaces),

@@ -6,6 +6,7 @@ import { startProxyFront } from "../proxy_front.ts";
 import { loadSessionPlugins, syncCluster } from "../assemble.ts";
 import { addFlags, converted, flag, flagWithDefault, readFlags, toggle } from "../option_table.ts";
 import {
+  checkListenAddress,
   clusterDomainFlag,
   integerIn,
   kubeconfigFlags,
@@ -19,11 +20,15 @@ import { runUntilSignalled } from "../session.ts";
 export function proxyFlags() {
   return {
     socks: converted(
-      flagWithDefault<string>("--listen-socks <addr>", "SOCKS5 listener", "127.0.0.1:1080"),
+      flagWithDefault<string>("--listen-socks <addr>", "SOCKS5 listener", "127.0.0.1:1080", {
+        parse: checkListenAddress,
+      }),
       (v) => v ? parseListenAddress(v, 1080) : undefined,
     ),
     http: converted(
-      flag("--listen-http <addr>", "HTTP proxy listener (CONNECT, http:// URLs, /proxy.pac)"),
+      flag("--listen-http <addr>", "HTTP proxy listener (CONNECT, http:// URLs, /proxy.pac)", {
+        parse: checkListenAddress,
+      }),
       (v) => v ? parseListenAddress(v, 8118) : undefined,
     ),
     proxyUser: flag("--proxy-user <user>", "require this username (SOCKS5 RFC 1929, HTTP Basic)"),
