@@ -53,7 +53,7 @@ export function buildProgram(): Command {
 
 /**
  * An invocation without a command is treated as `run`, as a drop-in for scripts that call the Rust
- * k8stun (parity §2.2): `k8stun -n demo` is `k8stun run -n demo`. Global flags (`-l debug`,
+ * k8stun (docs/compatibility.md §1): `k8stun -n demo` is `k8stun run -n demo`. Global flags (`-l debug`,
  * `--log-format json`, …) may come first with any command, so they are skipped, with their values,
  * when looking for the command name.
  */

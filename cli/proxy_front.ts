@@ -96,6 +96,10 @@ function isIpLiteral(host: string): boolean {
 export function startProxyFront(options: {
   store: ClusterStore;
   scope: NameScope;
+  /**
+   * The plugins' resolvers without the cluster resolver (cli/assemble.ts `pluginResolvers`): the
+   * front adds its own, which resolves short names in `scope.defaultNamespace`.
+   */
   resolvers: Resolver[];
   dialers: Dialer[];
   vips?: VipPool;
@@ -109,10 +113,9 @@ export function startProxyFront(options: {
   /** Connection limits of the listeners (default core/proxy/server.ts `PROXY_LIMITS`). */
   limits?: Partial<ListenerLimits>;
 }): ProxyServer {
-  const kubernetes = createKubernetesResolver(options.store, options.scope);
   const resolvers = [
-    ...options.resolvers.filter((r) => r.name !== "kubernetes"),
-    kubernetes,
+    ...options.resolvers,
+    createKubernetesResolver(options.store, options.scope),
     passthroughResolver(options.scope, {
       allowLocal: options.allowLocal,
       viaUpstream: options.viaUpstream,

@@ -1,9 +1,18 @@
 /**
- * The flags `k8stun run` shares with `demo` (parity §2.2: compatible with the Rust k8stun, with
- * its defects D1, D2, D9 and D10 fixed), and their parsing into a typed configuration. Every value
+ * The flags `k8stun run` shares with `demo` (compatible with the Rust k8stun, with the defects
+ * docs/compatibility.md lists fixed), the groups `proxy` takes too, and their parsing into a
+ * typed configuration (cli/option_table.ts). Every value
  * is checked here, so a bad flag fails before anything on the system changes.
  */
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
+import {
+  converted,
+  flag,
+  type FlagValues,
+  flagWithDefault,
+  repeated,
+  toggle,
+} from "./option_table.ts";
 import { parseSocksUpstream, type SocksUpstream } from "../plugins/socks_upstream/mod.ts";
 import { DEFAULT_BUSY_POLL_US } from "../core/net/bridge/data_plane.ts";
 import { parseVipBase } from "../core/vip.ts";
@@ -12,52 +21,14 @@ import { publicVipRangeWarning } from "../core/vip_range.ts";
 /** DNS modes, by their canonical names. */
 export type DnsModeName = "tun_route" | "forward" | "disabled";
 
-/** Parsed flags of `run`/`demo`. */
-export interface RunOptions {
-  namespaces: string[];
-  /** Whether `-n` was given (explicit namespaces may shadow public TLDs in DNS). */
-  namespacesExplicit: boolean;
-  vipBase?: string;
-  autoDiscover: boolean;
-  mtu: number;
-  /**
-   * Checksum and segmentation offload with the kernel (Linux; done without when the kernel
-   * refuses it). Off: checksums in TypeScript and MTU-sized packets, as on macOS.
-   */
-  tunOffload: boolean;
-  /** Microseconds the packet loop polls without sleeping after traffic (0 = never). */
-  busyPollMicros: number;
-  idleTimeoutSeconds: number;
-  dnsMode: DnsModeName;
-  staleVipTimeoutSeconds: number;
-  /** How long the first list of the cluster may take before start-up fails. */
-  syncTimeoutSeconds: number;
-  http: number;
-  httpHost?: string;
-  httpToken?: string;
-  context?: string;
-  kubeconfig?: string;
-  pluginDirs: string[];
-  pluginConfig: string[];
-  pluginIsolation: boolean;
-  /** `--allow-unisolated NAME`: third-party plugins allowed to run in-process (DNS modes). */
-  allowUnisolated: string[];
-  services: { name: string; namespace: string; port?: number }[];
-  /** Dial through this SOCKS5 proxy (`--socks-upstream`). */
-  socksUpstream?: SocksUpstream;
-  /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`). */
-  socks?: { hostname: string; port: number };
-  /** The SOCKS5 listener may reach this machine's own services (`--proxy-allow-local`). */
-  proxyAllowLocal: boolean;
-  clusterDomain: string;
-  /**
-   * The name the VIP state file is kept under (default: context and API server). The demo's
-   * simulated cluster has a new address each run, so it passes a fixed one.
-   */
-  vipStateKey?: string;
+/** A service named with `--services`. */
+export interface ServiceRef {
+  name: string;
+  namespace: string;
+  port?: number;
 }
 
-/** Parses a boolean in any of the spellings users type (D2). */
+/** Parses a boolean in any of the spellings users type (docs/compatibility.md §1). */
 export function parseBool(value: string): boolean {
   const v = value.trim().toLowerCase();
   if (["true", "1", "yes", "on"].includes(v)) return true;
@@ -65,7 +36,7 @@ export function parseBool(value: string): boolean {
   throw new InvalidArgumentError(`expected true or false, got "${value}"`);
 }
 
-/** `tun_route`, `tun-route`, `tunroute` (any case), `forward`, `disabled` (D9). */
+/** `tun_route`, `tun-route`, `tunroute` (any case), `forward`, `disabled` (docs/compatibility.md §1). */
 export function parseDnsMode(value: string): DnsModeName {
   const v = value.trim().toLowerCase().replace(/[-_]/g, "");
   if (v === "tunroute") return "tun_route";
@@ -106,11 +77,11 @@ export function parseListenAddress(
   return { hostname: host, port: n };
 }
 
-/** `svc.ns[:port],…` for `--services` (D10). */
+/** `svc.ns[:port],…` for `--services` (docs/compatibility.md §1). */
 export function parseServices(
   value: string,
-  previous: RunOptions["services"] = [],
-): RunOptions["services"] {
+  previous: ServiceRef[] = [],
+): ServiceRef[] {
   const out = [...previous];
   for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
     const match = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?::(\d+))?$/
@@ -140,6 +111,15 @@ export function parseNamespaces(value: string, previous: string[] = []): string[
   return names;
 }
 
+/**
+ * A listen address flag's text, checked while parsing (it is converted when the configuration is
+ * read): commander then reports a bad one naming the flag, before anything starts.
+ */
+export function checkListenAddress(value: string): string {
+  parseListenAddress(value, 0);
+  return value;
+}
+
 /** `--vip-base`: checked while parsing, so a typo fails before anything starts. */
 export function parseVipBaseFlag(value: string): string {
   try {
@@ -161,158 +141,205 @@ export function runOptionWarnings(options: RunOptions): string[] {
   return warning === undefined ? [] : [warning];
 }
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
+/** `-c` and `--kubeconfig`: which cluster, for every command that talks to one. */
+export function kubeconfigFlags() {
+  return {
+    context: flag("-c, --context <name>", "kubeconfig context (default: the current context)"),
+    kubeconfig: flag(
+      "--kubeconfig <file>",
+      "kubeconfig file (default: KUBECONFIG, then ~/.kube/config; under sudo, the invoking user's)",
+    ),
+  };
 }
 
-/** Adds the shared flags to `command`. */
-export function addRunOptions(command: Command, defaults: { namespaces: string[] }): Command {
-  return command
-    .option(
-      "-n, --namespaces <list>",
-      `namespaces to pre-allocate VIPs for (comma list, repeatable; default ${
-        defaults.namespaces.join(",")
-      })`,
-      parseNamespaces,
-    )
-    .option(
+/** The plugin flags of `run`, `demo` and `proxy`. */
+export function pluginFlags() {
+  return {
+    pluginDirs: converted(
+      flag<string[]>(
+        "--plugin-dir <dir>",
+        "load plugins from this directory (repeatable; default ~/.config/k8stun/plugins)",
+        { parse: repeated },
+      ),
+      (v) => v ?? [],
+    ),
+    pluginConfig: converted(
+      flag<string[]>(
+        "--plugin-config <name.key=value>",
+        "configuration for a plugin (repeatable)",
+        { parse: repeated },
+      ),
+      (v) => v ?? [],
+    ),
+    pluginIsolation: flagWithDefault(
+      "--plugin-isolation <bool>",
+      "run third-party resolver and dialer plugins in permission-limited Workers",
+      true,
+      { parse: parseBool },
+    ),
+    /** `--allow-unisolated NAME`: third-party plugins allowed to run in-process (DNS modes). */
+    allowUnisolated: converted(
+      flag<string[]>(
+        "--allow-unisolated <name>",
+        "let this third-party plugin run in-process with all permissions (DNS-mode plugins need it; repeatable)",
+        { parse: repeated },
+      ),
+      (v) => v ?? [],
+    ),
+  };
+}
+
+/** `--cluster-domain`, normalised (no leading or trailing dots, lowercase). */
+export function clusterDomainFlag() {
+  return {
+    clusterDomain: converted(
+      flagWithDefault("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local"),
+      (v) => v.replace(/^\.+|\.+$/g, "").toLowerCase(),
+    ),
+  };
+}
+
+/** The flags of `run` and `demo`, in `--help` order; `namespaces` is the command's default. */
+export function runFlags(defaults: { namespaces: string[] }) {
+  const namespaces = flag<string[]>(
+    "-n, --namespaces <list>",
+    `namespaces to pre-allocate VIPs for (comma list, repeatable; default ${
+      defaults.namespaces.join(",")
+    })`,
+    { parse: parseNamespaces },
+  );
+  const autoDiscover = flagWithDefault<boolean>(
+    "--auto-discover [bool]",
+    "pre-allocate VIPs for discovered services (true/false)",
+    true,
+    { parse: parseBool },
+  );
+  const socks = flag<string | boolean>(
+    "--socks [addr]",
+    "also serve SOCKS5 (proxy mode) on ADDR (default 127.0.0.1:1080)",
+    { parse: checkListenAddress },
+  );
+  return {
+    namespaces: converted(namespaces, (v) => v ?? defaults.namespaces),
+    /** Whether `-n` was given (explicit namespaces may shadow public TLDs in DNS). */
+    namespacesExplicit: converted(namespaces, (v) => v !== undefined),
+    vipBase: flag(
       "--vip-base <ip[/len]>",
       "virtual IP range: an address (= /16) or a CIDR (default 198.18.0.0/15)",
-      parseVipBaseFlag,
-    )
-    .addOption(
-      new Option("--auto-discover [bool]", "pre-allocate VIPs for discovered services (true/false)")
-        .argParser(parseBool).default(true),
-    )
-    .option("--no-auto-discover", "do not pre-allocate; names still get VIPs on first use")
-    .option(
+      { parse: parseVipBaseFlag },
+    ),
+    autoDiscover: {
+      options: [
+        ...autoDiscover.options,
+        new Option("--no-auto-discover", "do not pre-allocate; names still get VIPs on first use"),
+      ],
+      value: (raw: Record<string, unknown>) => autoDiscover.value(raw) !== false,
+    },
+    mtu: flagWithDefault(
       "--mtu <bytes>",
       "MTU of the TUN device (576-65535; MSS = MTU - 40)",
-      integerIn(576, 65535, "--mtu"),
       1500,
-    )
-    .addOption(
-      new Option(
+      {
+        parse: integerIn(576, 65535, "--mtu"),
+      },
+    ),
+    /**
+     * Checksum and segmentation offload with the kernel (Linux; done without when the kernel
+     * refuses it). Off: checksums in TypeScript and MTU-sized packets, as on macOS.
+     */
+    tunOffload: converted(
+      flagWithDefault(
         "--tun-offload <mode>",
         "TUN checksum and segmentation offload (Linux): on (when the kernel supports it) or off " +
           "(checksums in k8stun, MTU-sized packets, as on macOS)",
-      ).choices(["on", "off"]).default("on"),
-    )
-    .option(
+        "on",
+        { choices: ["on", "off"] },
+      ),
+      (v) => v !== "off",
+    ),
+    /** Microseconds the packet loop polls without sleeping after traffic (0 = never). */
+    busyPollMicros: flagWithDefault(
       "--busy-poll <µs>",
       "after traffic, the packet loop polls this long before sleeping: lower latency for some " +
         "CPU while traffic flows, none when idle (0 = sleep at once)",
-      integerIn(0, 100_000, "--busy-poll"),
       DEFAULT_BUSY_POLL_US,
-    )
-    .option(
+      { parse: integerIn(0, 100_000, "--busy-poll") },
+    ),
+    idleTimeoutSeconds: flagWithDefault(
       "--idle-timeout <seconds>",
       "close connections idle this long (0 = never)",
-      integerIn(0, 31_536_000, "--idle-timeout"),
       300,
-    )
-    .option(
+      { parse: integerIn(0, 31_536_000, "--idle-timeout") },
+    ),
+    dnsMode: flagWithDefault<DnsModeName>(
       "--dns-mode <mode>",
       "how system DNS reaches k8stun: tun_route, forward or disabled",
-      parseDnsMode,
-      "tun_route" as DnsModeName,
-    )
-    .option("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local")
-    .option(
+      "tun_route",
+      { parse: parseDnsMode },
+    ),
+    ...clusterDomainFlag(),
+    staleVipTimeoutSeconds: flagWithDefault(
       "--stale-vip-timeout <seconds>",
       "reclaim VIPs unused this long (0 = never)",
-      integerIn(0, 31_536_000, "--stale-vip-timeout"),
       600,
-    )
-    .option(
+      { parse: integerIn(0, 31_536_000, "--stale-vip-timeout") },
+    ),
+    /** How long the first list of the cluster may take before start-up fails. */
+    syncTimeoutSeconds: flagWithDefault(
       "--sync-timeout <seconds>",
       "give up starting when the API server has not listed the cluster within this time",
-      integerIn(1, 3600, "--sync-timeout"),
       15,
-    )
-    .option("--services <svc.ns[:port],...>", "also pre-allocate these services", parseServices)
-    .option(
+      { parse: integerIn(1, 3600, "--sync-timeout") },
+    ),
+    services: converted(
+      flag<ServiceRef[]>("--services <svc.ns[:port],...>", "also pre-allocate these services", {
+        parse: parseServices,
+      }),
+      (v) => v ?? [],
+    ),
+    http: flagWithDefault(
       "--http <port>",
       "HTTP API and dashboard on 127.0.0.1:PORT (0 = off)",
-      integerIn(0, 65535, "--http"),
       0,
-    )
-    .option("--http-host <host>", "also serve the API on this address (requires a token)")
-    .addOption(
-      new Option("--http-token <token>", "require this bearer token for the API").env(
-        "K8STUN_HTTP_TOKEN",
-      ),
-    )
-    .option("-c, --context <name>", "kubeconfig context (default: the current context)")
-    .option(
-      "--kubeconfig <file>",
-      "kubeconfig file (default: KUBECONFIG, then ~/.kube/config; under sudo, the invoking user's)",
-    )
-    .option(
-      "--plugin-dir <dir>",
-      "load plugins from this directory (repeatable; default ~/.config/k8stun/plugins)",
-      collect,
-    )
-    .option("--plugin-config <name.key=value>", "configuration for a plugin (repeatable)", collect)
-    .addOption(
-      new Option(
-        "--plugin-isolation <bool>",
-        "run third-party resolver and dialer plugins in permission-limited Workers",
-      )
-        .argParser(parseBool).default(true),
-    )
-    .option(
-      "--allow-unisolated <name>",
-      "let this third-party plugin run in-process with all permissions (DNS-mode plugins need it; repeatable)",
-      collect,
-    )
-    .option(
+      {
+        parse: integerIn(0, 65535, "--http"),
+      },
+    ),
+    httpHost: flag("--http-host <host>", "also serve the API on this address (requires a token)"),
+    httpToken: flag("--http-token <token>", "require this bearer token for the API", {
+      env: "K8STUN_HTTP_TOKEN",
+    }),
+    ...kubeconfigFlags(),
+    ...pluginFlags(),
+    /** Dial through this SOCKS5 proxy (`--socks-upstream`). */
+    socksUpstream: flag<SocksUpstream>(
       "--socks-upstream <[user:pass@]host:port>",
       "send cluster traffic through this SOCKS5 proxy (a bastion, or another k8stun proxy)",
-      parseSocksUpstream,
-    )
-    .option("--socks [addr]", "also serve SOCKS5 (proxy mode) on ADDR (default 127.0.0.1:1080)")
-    .option(
+      { parse: parseSocksUpstream },
+    ),
+    /** SOCKS5 listener beside TUN mode (`--socks [ADDR]`). */
+    socks: converted(
+      socks,
+      (v) =>
+        v === undefined
+          ? undefined
+          : v === true
+          ? { hostname: "127.0.0.1", port: 1080 }
+          : parseListenAddress(String(v), 1080),
+    ),
+    /** The SOCKS5 listener may reach this machine's own services (`--proxy-allow-local`). */
+    proxyAllowLocal: toggle(
       "--proxy-allow-local",
       "let --socks clients reach this machine's loopback and link-local services",
-    );
-}
-
-/** Turns commander's option bag into {@link RunOptions}. */
-export function runOptionsFrom(
-  raw: Record<string, unknown>,
-  defaults: { namespaces: string[] },
-): RunOptions {
-  const namespaces = raw.namespaces as string[] | undefined;
-  return {
-    namespaces: namespaces ?? defaults.namespaces,
-    namespacesExplicit: namespaces !== undefined,
-    vipBase: raw.vipBase as string | undefined,
-    autoDiscover: raw.autoDiscover as boolean,
-    mtu: raw.mtu as number,
-    tunOffload: raw.tunOffload !== "off",
-    busyPollMicros: raw.busyPoll as number,
-    idleTimeoutSeconds: raw.idleTimeout as number,
-    dnsMode: raw.dnsMode as DnsModeName,
-    staleVipTimeoutSeconds: raw.staleVipTimeout as number,
-    syncTimeoutSeconds: raw.syncTimeout as number,
-    http: raw.http as number,
-    httpHost: raw.httpHost as string | undefined,
-    httpToken: raw.httpToken as string | undefined,
-    context: raw.context as string | undefined,
-    kubeconfig: raw.kubeconfig as string | undefined,
-    pluginDirs: (raw.pluginDir as string[] | undefined) ?? [],
-    pluginConfig: (raw.pluginConfig as string[] | undefined) ?? [],
-    pluginIsolation: raw.pluginIsolation as boolean,
-    allowUnisolated: (raw.allowUnisolated as string[] | undefined) ?? [],
-    services: (raw.services as RunOptions["services"] | undefined) ?? [],
-    socksUpstream: raw.socksUpstream as SocksUpstream | undefined,
-    socks: raw.socks === undefined
-      ? undefined
-      : raw.socks === true
-      ? { hostname: "127.0.0.1", port: 1080 }
-      : parseListenAddress(String(raw.socks), 1080),
-    proxyAllowLocal: raw.proxyAllowLocal === true,
-    clusterDomain: String(raw.clusterDomain).replace(/^\.+|\.+$/g, "").toLowerCase(),
+    ),
   };
 }
+
+/** Parsed flags of `run`/`demo`. */
+export type RunOptions = FlagValues<ReturnType<typeof runFlags>> & {
+  /**
+   * The name the VIP state file is kept under (default: context and API server). The demo's
+   * simulated cluster has a new address each run, so it passes a fixed one.
+   */
+  vipStateKey?: string;
+};

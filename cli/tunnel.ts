@@ -7,9 +7,9 @@ import { Metrics } from "../core/api/metrics.ts";
 import { removeInstanceFile, writeInstanceFile } from "../core/api/instance_file.ts";
 import { startApiServer } from "../core/api/server.ts";
 import { TunnelState } from "../core/api/state.ts";
-import { startClusterView } from "../core/cluster/view.ts";
 import { ClusterAnswerer } from "../core/dns/answer.ts";
 import { type DnsListener, DnsServer } from "../core/dns/server.ts";
+import { dnsOverTcpResolver, dnsOverTun } from "../core/dns/tun_reply.ts";
 import { UpstreamResolver } from "../core/dns/upstream.ts";
 import { FileJournal } from "../core/journal.ts";
 import { invokingUser } from "../core/invoking_user.ts";
@@ -17,8 +17,6 @@ import type { LoadedKubeConfig } from "../core/kubeconfig.ts";
 import { logger, pluginLogger } from "../core/log.ts";
 import { startTunDataPlane, type TunDataPlane } from "../core/net/bridge/data_plane.ts";
 import type { NameScope } from "../core/names.ts";
-import { DialerChain } from "../core/plugins/chain.ts";
-import { collectParts, defaultPluginDir, loadPlugins } from "../core/plugins/loader.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
 import { ipv4ToNumber, VipPool, vipStateOptions } from "../core/vip.ts";
@@ -31,10 +29,10 @@ import { openTunPlatform } from "../ffi/tun_platform.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
-import { builtinPlugins } from "../plugins/builtin.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
+import { loadSessionPlugins, syncCluster } from "./assemble.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
-import { parsePluginConfig, reportPluginLoad } from "./plugin_options.ts";
+import { preallocateVips } from "./preallocate.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 import type { StopSignals } from "./session.ts";
@@ -109,31 +107,18 @@ export async function startTunnel(
       say(`the VIP range ${s.cidr} is already routed to ${s.owner}; not using it`);
     }
     say(`context ${kube.context} (${kube.server}), kubeconfig ${kube.files.join(":")}`);
-    const listing = performance.now();
-    const view = await unlessAborted(
-      startClusterView({
-        kubeConfig: kube.kubeConfig,
-        namespaces: options.namespaces,
-        telemetry,
-        initialListTimeoutMs: options.syncTimeoutSeconds * 1000,
-      }),
+    const cluster = await syncCluster({
+      kube,
+      namespaces: options.namespaces,
+      explicitNamespaces: options.namespacesExplicit ? options.namespaces : [],
+      clusterDomain: options.clusterDomain,
+      syncTimeoutSeconds: options.syncTimeoutSeconds,
+      telemetry,
       abort,
-      (late) => late.close(),
-    );
+    });
+    const { view, store, scope } = cluster;
     cleanups.push(() => view.close());
-    await unlessAborted(view.synced, abort); // the API server may be slow or unreachable
-
-    const store = view.store;
     const listed = performance.now();
-    const counts = store.counts();
-    log.debug(
-      "start-up: initial lists complete and indexed in {ms} ms ({objects} objects: {detail})",
-      {
-        ms: Math.round(listed - listing),
-        objects: Object.values(counts).reduce((a, b) => a + b, 0),
-        detail: JSON.stringify(counts),
-      },
-    );
     say(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
     );
@@ -150,79 +135,16 @@ export async function startTunnel(
       staleMs: options.staleVipTimeoutSeconds * 1000,
       telemetry,
     });
-    const scope: NameScope = {
-      clusterDomain: options.clusterDomain,
-      isNamespace: (ns) => store.namespaces().includes(ns),
-      explicitNamespaces: new Set(options.namespacesExplicit ? options.namespaces : []),
-    };
-    // Pre-allocated VIPs are pinned: they stay while their service exists, however long unused.
-    const pinned = (namespace: string, name: string) =>
-      options.autoDiscover && options.namespaces.includes(namespace) ||
-      options.services.some((s) => s.namespace === namespace && s.name === name);
-    const preallocated = options.autoDiscover
-      ? store.services().filter((s) => options.namespaces.includes(s.namespace))
-      : [];
-    if (options.namespacesExplicit) {
-      for (const ns of options.namespaces.filter((ns) => !store.namespaces().includes(ns))) {
-        say(`warning: -n ${ns}: no such namespace (yet)`);
-      }
-    }
-    for (const s of options.services) {
-      if (!store.hasService(s.namespace, s.name)) {
-        say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
-      }
-    }
-    vips.allocateAll(
-      [...preallocated, ...options.services].map((s) => ({
-        type: "service" as const,
-        namespace: s.namespace,
-        name: s.name,
-      })),
-      { pinned: true },
-    );
-    cleanups.push(store.onChange((change) => {
-      if (change.kind !== "service") return;
-      const { namespace, name } = change.service;
-      const target = { type: "service" as const, namespace, name };
-      if (change.type === "added" && pinned(namespace, name)) {
-        vips.allocate(target, { pinned: true });
-      } else if (change.type === "deleted") {
-        vips.unpin(target);
-      }
-    }));
+    cleanups.push(preallocateVips(vips, store, options, say));
 
-    const dialers = new DialerChain();
-    const builtins = builtinPlugins({
-      view: store,
-      scope,
-      kubeConfig: kube.kubeConfig,
-      telemetry,
-      socksUpstream: options.socksUpstream,
-    });
-    const pluginDirs = options.pluginDirs.length > 0 ? options.pluginDirs : [defaultPluginDir()];
-    const { plugins, failures, warnings } = await loadPlugins(builtins, pluginDirs, {
-      cluster: store,
-      dialers,
-      config: parsePluginConfig(options.pluginConfig),
-      isolate: options.pluginIsolation,
-      allowUnisolated: options.allowUnisolated,
-    });
-    reportPluginLoad({ warnings, failures });
-    cleanups.push(() => plugins.forEach((p) => p.close?.()));
-    const parts = collectParts(plugins);
-    // DNS over TCP to an address k8stun answers DNS on inside the TUN (its DNS address, and the
-    // resolvers tun_route routes there) goes to k8stun's own DNS listener.
+    const plugins = await loadSessionPlugins(cluster, kube, { ...options, telemetry });
+    cleanups.push(() => plugins.close());
+    // DNS over TCP to an address k8stun answers DNS on inside the TUN goes to its DNS listener.
     const dnsInTun = new Set<string>([vips.dnsAddress]);
-    const dnsOverTcp = {
-      name: "dns-over-tcp",
-      resolveAddress: (address: string) =>
-        dnsInTun.has(address)
-          ? { kind: "host" as const, host: FORWARD_DNS_ADDRESS, port: 53 }
-          : null,
-    };
+    const dnsOverTcp = dnsOverTcpResolver(dnsInTun, { host: FORWARD_DNS_ADDRESS, port: 53 });
     const router = new Router({
-      resolvers: [dnsOverTcp, ...parts.resolvers],
-      dialers: parts.dialers,
+      resolvers: [dnsOverTcp, ...plugins.resolvers],
+      dialers: plugins.dialers,
       cluster: store,
       vips,
     });
@@ -231,9 +153,8 @@ export async function startTunnel(
     const resolvers = await systemResolvers();
     const upstream = new UpstreamResolver(resolvers.upstreams, undefined, resolvers.patience);
     cleanups.push(() => upstream.close());
-    const pluginResolvers = parts.resolvers.filter((r) => r.name !== "kubernetes");
     const dns = new DnsServer(
-      new ClusterAnswerer(store, vips, scope, pluginResolvers),
+      new ClusterAnswerer(store, vips, scope, plugins.pluginResolvers),
       upstream,
       telemetry,
     );
@@ -253,19 +174,7 @@ export async function startTunnel(
       router,
       telemetry,
       idleTimeoutMs: options.idleTimeoutSeconds * 1000,
-      onUdp(datagram, reply) {
-        if (datagram.dstPort !== 53) return;
-        dns.handle(datagram.payload, true).then((answer) => {
-          if (!answer) return;
-          reply({
-            srcAddress: datagram.dstAddress,
-            srcPort: 53,
-            dstAddress: datagram.srcAddress,
-            dstPort: datagram.srcPort,
-            payload: answer,
-          });
-        }).catch(() => {});
-      },
+      onUdp: dnsOverTun(dns),
     });
     cleanups.push(() => dataPlane.close());
     say(
@@ -283,9 +192,9 @@ export async function startTunnel(
 
     // DNS mode, from the plugins' DNS modes (built-in: tun_route, forward, disabled). Every
     // mode but disabled gets k8stun's DNS server on a loopback address to point the system at.
-    const mode = parts.dnsModes.find((m) => m.name === options.dnsMode);
+    const mode = plugins.dnsModes.find((m) => m.name === options.dnsMode);
     if (!mode) {
-      const known = parts.dnsModes.map((m) => m.name).join(", ");
+      const known = plugins.dnsModes.map((m) => m.name).join(", ");
       throw new Error(`no DNS mode "${options.dnsMode}" (available: ${known})`);
     }
     if (mode.name !== "disabled") {
@@ -349,8 +258,8 @@ export async function startTunnel(
       const proxy = startProxyFront({
         store,
         scope: { ...scope, defaultNamespace: kube.namespace },
-        resolvers: parts.resolvers,
-        dialers: parts.dialers,
+        resolvers: plugins.pluginResolvers,
+        dialers: plugins.dialers,
         vips,
         socks: options.socks,
         allowLocal: options.proxyAllowLocal,
@@ -418,32 +327,6 @@ export async function startTunnel(
     await closeAll();
     throw error;
   }
-}
-
-/**
- * `promise`, or a rejection with the abort reason as soon as `abort` fires. What the abandoned
- * promise still produces is handed to `dispose` (or its failure ignored): nothing leaks.
- */
-function unlessAborted<T>(
-  promise: Promise<T>,
-  abort?: AbortSignal,
-  dispose?: (late: T) => void,
-): Promise<T> {
-  if (!abort) return promise;
-  const abandon = () => promise.then((late) => dispose?.(late), () => {});
-  if (abort.aborted) {
-    abandon();
-    return Promise.reject(abort.reason);
-  }
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) =>
-      abort.addEventListener("abort", () => {
-        abandon();
-        reject(abort.reason);
-      }, { once: true })
-    ),
-  ]);
 }
 
 /** k8stun's DNS for the system; the address is taken when another k8stun owns the system's DNS. */

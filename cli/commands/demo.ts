@@ -10,22 +10,28 @@ import { DEMO_FIXTURE, type Fixture, parseFixture, startSimCluster } from "../..
 import { demoDirName, ensureRuntimeDir, runtimeDir } from "../../core/runtime_dir.ts";
 import { printBanner } from "../banner.ts";
 import { logger } from "../../core/log.ts";
-import { addRunOptions, runOptionsFrom, runOptionWarnings } from "../run_options.ts";
+import { addFlags, flag, readFlags } from "../option_table.ts";
+import { runFlags, runOptionWarnings } from "../run_options.ts";
 import { trapStopSignals } from "../session.ts";
 import { startTunnel } from "../tunnel.ts";
 
 /** Registers `demo`. */
 export function registerDemo(program: Command): void {
-  const command = program.command("demo")
-    .description("try k8stun against a built-in simulated cluster (TUN mode; needs root)");
-  addRunOptions(command, { namespaces: ["demo"] }).option(
-    "--fixture <file>",
-    "serve this cluster fixture (YAML/JSON, see k8stun sim) instead of the built-in one",
+  const table = {
+    ...runFlags({ namespaces: ["demo"] }),
+    fixturePath: flag(
+      "--fixture <file>",
+      "serve this cluster fixture (YAML/JSON, see k8stun sim) instead of the built-in one",
+    ),
+  };
+  addFlags(
+    program.command("demo")
+      .description("try k8stun against a built-in simulated cluster (TUN mode; needs root)"),
+    table,
   ).action(async (raw: Record<string, unknown>) => {
     const signals = trapStopSignals();
-    const options = runOptionsFrom(raw, { namespaces: ["demo"] });
+    const { fixturePath, ...options } = readFlags(table, raw);
     for (const w of runOptionWarnings(options)) logger("demo").warn(w);
-    const fixturePath = raw.fixture as string | undefined;
     const fixture = fixturePath
       ? parseFixture(await Deno.readTextFile(fixturePath), fixturePath)
       : DEMO_FIXTURE;

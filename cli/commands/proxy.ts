@@ -1,75 +1,76 @@
 /** `k8stun proxy`: SOCKS5 and HTTP proxy into the cluster, without root. */
 import type { Command } from "commander";
-import { Option } from "commander";
-import { startClusterView } from "../../core/cluster/view.ts";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
-import type { NameScope } from "../../core/names.ts";
-import { DialerChain } from "../../core/plugins/chain.ts";
-import { collectParts, defaultPluginDir, loadPlugins } from "../../core/plugins/loader.ts";
-import { builtinPlugins } from "../../plugins/builtin.ts";
-import { parsePluginConfig, reportPluginLoad } from "../plugin_options.ts";
 import { PROXY_LIMITS } from "../../core/proxy/server.ts";
 import { startProxyFront } from "../proxy_front.ts";
-import { integerIn, parseListenAddress } from "../run_options.ts";
+import { loadSessionPlugins, syncCluster } from "../assemble.ts";
+import { addFlags, converted, flag, flagWithDefault, readFlags, toggle } from "../option_table.ts";
+import {
+  checkListenAddress,
+  clusterDomainFlag,
+  integerIn,
+  kubeconfigFlags,
+  parseListenAddress,
+  parseNamespaces,
+  pluginFlags,
+} from "../run_options.ts";
 import { runUntilSignalled } from "../session.ts";
 
-interface ProxyFlags {
-  listenSocks?: string;
-  listenHttp?: string;
-  proxyUser?: string;
-  proxyPassword?: string;
-  proxyAllowLocal?: boolean;
-  proxyMaxConnections: number;
-  proxyMaxPerSource: number;
-  kubeconfig?: string;
-  context?: string;
-  namespaces?: string;
-  clusterDomain: string;
-  pluginDir?: string[];
-  pluginConfig?: string[];
+/** The flags of `proxy`, in `--help` order. */
+export function proxyFlags() {
+  return {
+    socks: converted(
+      flagWithDefault<string>("--listen-socks <addr>", "SOCKS5 listener", "127.0.0.1:1080", {
+        parse: checkListenAddress,
+      }),
+      (v) => v ? parseListenAddress(v, 1080) : undefined,
+    ),
+    http: converted(
+      flag("--listen-http <addr>", "HTTP proxy listener (CONNECT, http:// URLs, /proxy.pac)", {
+        parse: checkListenAddress,
+      }),
+      (v) => v ? parseListenAddress(v, 8118) : undefined,
+    ),
+    proxyUser: flag("--proxy-user <user>", "require this username (SOCKS5 RFC 1929, HTTP Basic)"),
+    proxyPassword: flag("--proxy-password <password>", "and this password", {
+      env: "K8STUN_PROXY_PASSWORD",
+    }),
+    allowLocal: toggle(
+      "--proxy-allow-local",
+      "let clients reach this machine's loopback and link-local services through the proxy",
+    ),
+    maxConnections: flagWithDefault(
+      "--proxy-max-connections <n>",
+      "open client connections per listener; more are closed at once",
+      PROXY_LIMITS.maxConnections,
+      { parse: integerIn(1, 1_000_000, "--proxy-max-connections") },
+    ),
+    maxPerSource: flagWithDefault(
+      "--proxy-max-per-source <n>",
+      "open client connections per client address (all local clients share 127.0.0.1)",
+      PROXY_LIMITS.maxPerSource,
+      { parse: integerIn(1, 1_000_000, "--proxy-max-per-source") },
+    ),
+    ...kubeconfigFlags(),
+    namespaces: flag<string[]>(
+      "-n, --namespaces <list>",
+      "namespaces to watch when listing all is forbidden",
+      { parse: parseNamespaces },
+    ),
+    ...clusterDomainFlag(),
+    ...pluginFlags(),
+  };
 }
 
 /** Registers `proxy`. */
 export function registerProxy(program: Command): void {
-  program.command("proxy")
-    .description("SOCKS5 and HTTP proxy into the cluster (no root needed)")
-    .option("--listen-socks <addr>", "SOCKS5 listener", "127.0.0.1:1080")
-    .option("--listen-http <addr>", "HTTP proxy listener (CONNECT, http:// URLs, /proxy.pac)")
-    .option("--proxy-user <user>", "require this username (SOCKS5 RFC 1929, HTTP Basic)")
-    .addOption(
-      new Option("--proxy-password <password>", "and this password").env("K8STUN_PROXY_PASSWORD"),
-    )
-    .option(
-      "--proxy-allow-local",
-      "let clients reach this machine's loopback and link-local services through the proxy",
-    )
-    .option(
-      "--proxy-max-connections <n>",
-      "open client connections per listener; more are closed at once",
-      integerIn(1, 1_000_000, "--proxy-max-connections"),
-      PROXY_LIMITS.maxConnections,
-    )
-    .option(
-      "--proxy-max-per-source <n>",
-      "open client connections per client address (all local clients share 127.0.0.1)",
-      integerIn(1, 1_000_000, "--proxy-max-per-source"),
-      PROXY_LIMITS.maxPerSource,
-    )
-    .option("--kubeconfig <file>", "kubeconfig file")
-    .option("-c, --context <name>", "kubeconfig context")
-    .option("-n, --namespaces <list>", "namespaces to watch when listing all is forbidden")
-    .option("--cluster-domain <domain>", "the cluster's DNS domain", "cluster.local")
-    .option(
-      "--plugin-dir <dir>",
-      "plugin directory (repeatable)",
-      (v: string, p: string[] = []) => [...p, v],
-    )
-    .option(
-      "--plugin-config <name.key=value>",
-      "plugin configuration (repeatable)",
-      (v: string, p: string[] = []) => [...p, v],
-    )
-    .action(async (flags: ProxyFlags) => {
+  const table = proxyFlags();
+  addFlags(
+    program.command("proxy").description("SOCKS5 and HTTP proxy into the cluster (no root needed)"),
+    table,
+  )
+    .action(async (raw: Record<string, unknown>) => {
+      const flags = readFlags(table, raw);
       if ((flags.proxyUser === undefined) !== (flags.proxyPassword === undefined)) {
         throw new Error("--proxy-user and --proxy-password go together");
       }
@@ -77,45 +78,25 @@ export function registerProxy(program: Command): void {
         ? { username: flags.proxyUser, password: flags.proxyPassword! }
         : undefined;
       const kube = loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
-      const view = await startClusterView({
-        kubeConfig: kube.kubeConfig,
-        namespaces: flags.namespaces?.split(",").map((s) => s.trim()).filter(Boolean) ??
-          [kube.namespace],
-      });
-      await view.synced;
-      const store = view.store;
-      const scope: NameScope = {
+      const cluster = await syncCluster({
+        kube,
+        namespaces: flags.namespaces ?? [kube.namespace],
+        explicitNamespaces: [],
         clusterDomain: flags.clusterDomain,
-        isNamespace: (ns) => store.namespaces().includes(ns),
-        explicitNamespaces: new Set(),
         defaultNamespace: kube.namespace,
-      };
-      const dialers = new DialerChain();
-      const { plugins, failures, warnings } = await loadPlugins(
-        builtinPlugins({ view: store, scope, kubeConfig: kube.kubeConfig }),
-        flags.pluginDir ?? [defaultPluginDir()],
-        {
-          cluster: store,
-          dialers,
-          config: parsePluginConfig(flags.pluginConfig ?? []),
-          isolate: true,
-        },
-      );
-      reportPluginLoad({ warnings, failures });
-      const parts = collectParts(plugins);
+      });
+      const { view, store, scope } = cluster;
+      const plugins = await loadSessionPlugins(cluster, kube, flags);
       const proxy = startProxyFront({
         store,
         scope,
-        resolvers: parts.resolvers,
-        dialers: parts.dialers,
-        socks: flags.listenSocks ? parseListenAddress(flags.listenSocks, 1080) : undefined,
-        http: flags.listenHttp ? parseListenAddress(flags.listenHttp, 8118) : undefined,
+        resolvers: plugins.pluginResolvers,
+        dialers: plugins.dialers,
+        socks: flags.socks,
+        http: flags.http,
         auth,
-        allowLocal: flags.proxyAllowLocal === true,
-        limits: {
-          maxConnections: flags.proxyMaxConnections,
-          maxPerSource: flags.proxyMaxPerSource,
-        },
+        allowLocal: flags.allowLocal,
+        limits: { maxConnections: flags.maxConnections, maxPerSource: flags.maxPerSource },
       });
       console.log(
         `context ${kube.context} (${kube.server}); short names resolve in namespace ${kube.namespace}`,
@@ -137,7 +118,7 @@ export function registerProxy(program: Command): void {
       await runUntilSignalled(async () => {
         await proxy.close();
         view.close();
-        for (const p of plugins) p.close?.();
+        plugins.close();
       });
     });
 }

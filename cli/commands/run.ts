@@ -2,21 +2,24 @@
 import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
 import { logger } from "../../core/log.ts";
-import { addRunOptions, runOptionsFrom, runOptionWarnings } from "../run_options.ts";
+import { addFlags, readFlags } from "../option_table.ts";
+import { runFlags, runOptionWarnings } from "../run_options.ts";
 import { trapStopSignals } from "../session.ts";
 import { printBanner } from "../banner.ts";
 import { startTunnel } from "../tunnel.ts";
 
 /** Registers `run`. */
 export function registerRun(program: Command): void {
-  const command = program.command("run")
-    .description(
+  const table = runFlags({ namespaces: ["default"] });
+  addFlags(
+    program.command("run").description(
       "TUN mode: route a virtual-IP range and cluster DNS names into the cluster (needs root)",
-    );
-  addRunOptions(command, { namespaces: ["default"] }).action(
+    ),
+    table,
+  ).action(
     async (raw: Record<string, unknown>) => {
       const signals = trapStopSignals();
-      const options = runOptionsFrom(raw, { namespaces: ["default"] });
+      const options = readFlags(table, raw);
       for (const w of runOptionWarnings(options)) logger("run").warn(w);
       const kube = loadKubeConfig({ kubeconfig: options.kubeconfig, context: options.context });
       const tunnel = await startTunnel(

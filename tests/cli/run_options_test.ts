@@ -1,21 +1,15 @@
-import { Command } from "commander";
 import { assertEquals, assertThrows } from "../assert.ts";
 import {
-  addRunOptions,
   parseDnsMode,
   parseListenAddress,
   parseServices,
-  runOptionsFrom,
+  runFlags,
 } from "../../cli/run_options.ts";
+import { parseFlags } from "./parse_flags.ts";
 
-function parse(...args: string[]) {
-  const command = addRunOptions(new Command("run").exitOverride(), { namespaces: ["default"] });
-  command.configureOutput({ writeErr: () => {} });
-  command.parse(args, { from: "user" });
-  return runOptionsFrom(command.opts(), { namespaces: ["default"] });
-}
+const parse = (...args: string[]) => parseFlags(runFlags({ namespaces: ["default"] }), args);
 
-Deno.test("run options: defaults match the Rust k8stun where it worked (parity §2.2)", () => {
+Deno.test("run options: defaults match the Rust k8stun where it worked (docs/compatibility.md §1)", () => {
   const o = parse();
   assertEquals(o.namespaces, ["default"]);
   assertEquals(o.namespacesExplicit, false);
@@ -28,7 +22,7 @@ Deno.test("run options: defaults match the Rust k8stun where it worked (parity �
   assertEquals(o.clusterDomain, "cluster.local");
 });
 
-Deno.test("run options: --auto-discover takes every boolean spelling (D2, P24)", () => {
+Deno.test("run options: --auto-discover takes every boolean spelling (docs/compatibility.md §1)", () => {
   assertEquals(parse("--auto-discover=false").autoDiscover, false);
   assertEquals(parse("--auto-discover", "false").autoDiscover, false);
   assertEquals(parse("--auto-discover", "no").autoDiscover, false);
@@ -38,7 +32,7 @@ Deno.test("run options: --auto-discover takes every boolean spelling (D2, P24)",
   assertThrows(() => parse("--auto-discover=maybe"), /expected true or false/);
 });
 
-Deno.test("run options: --dns-mode accepts tun_route, tun-route, tunroute in any case (D9)", () => {
+Deno.test("run options: --dns-mode accepts tun_route, tun-route, tunroute in any case (docs/compatibility.md §1)", () => {
   for (const spelling of ["tun_route", "tun-route", "TunRoute", "TUN_ROUTE"]) {
     assertEquals(parseDnsMode(spelling), "tun_route");
   }
@@ -50,7 +44,7 @@ Deno.test("run options: --dns-mode accepts tun_route, tun-route, tunroute in any
   );
 });
 
-Deno.test("run options: -n is a comma list and repeatable (P3)", () => {
+Deno.test("run options: -n is a comma list and repeatable", () => {
   const o = parse("-n", "a, b", "--namespaces", "c");
   assertEquals(o.namespaces, ["a", "b", "c"]);
   assertEquals(o.namespacesExplicit, true);
@@ -64,7 +58,7 @@ Deno.test("run options: numbers are range-checked with messages naming the flag"
   assertThrows(() => parse("--idle-timeout", "-1"));
 });
 
-Deno.test("run options: --services takes svc.ns[:port] lists (D10)", () => {
+Deno.test("run options: --services takes svc.ns[:port] lists (docs/compatibility.md §1)", () => {
   assertEquals(parseServices("hello.demo,db.demo:5432"), [
     { name: "hello", namespace: "demo", port: undefined },
     { name: "db", namespace: "demo", port: 5432 },

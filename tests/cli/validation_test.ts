@@ -36,3 +36,12 @@ Deno.test("run options: -n and --vip-base parsers", () => {
   assertThrows(() => parseVipBaseFlag("10.9.0.0/40"));
   assertThrows(() => parseVipBaseFlag("300.1.1.1"));
 });
+
+Deno.test("cli: a bad listen address is rejected at parse time, naming the flag", async () => {
+  for (const args of [["run", "--socks", "nope:x"], ["proxy", "--listen-socks", "bad:port"]]) {
+    const out = await k8stun([...args, ...NO_KUBECONFIG]);
+    assertEquals(out.code, 1);
+    assertMatch(out.stderr, new RegExp(`${args[1]} .*is not HOST:PORT`), out.stderr);
+    assert(!out.stderr.includes("kubeconfig"), out.stderr);
+  }
+});
