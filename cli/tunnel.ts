@@ -22,9 +22,8 @@ import { TelemetryFanout } from "../core/telemetry.ts";
 import { ipv4ToNumber, VipPool, vipStateOptions } from "../core/vip.ts";
 import { chooseVipRange, type RoutedRange } from "../core/vip_range.ts";
 import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
-import { diversionRuleUndo, divertDns, PolicyRulesRefused } from "../ffi/linux/dns_diversion.ts";
-import { type Libc, openLibc } from "../ffi/linux/libc.ts";
-import { routedRanges } from "../ffi/linux/rtnetlink.ts";
+import { PolicyRulesRefused } from "../ffi/linux/dns_diversion.ts";
+import { type HostNetwork, openHostNetwork } from "../ffi/host_network.ts";
 import { openTunPlatform } from "../ffi/tun_platform.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
@@ -85,9 +84,9 @@ export async function startTunnel(
       }
     }
   };
-  const libc = openLibc();
-  cleanups.push(() => libc.close());
-  const ruleUndo = diversionRuleUndo(libc.symbols);
+  const hostNetwork = openHostNetwork();
+  cleanups.push(() => hostNetwork.close());
+  const ruleUndo = hostNetwork.ruleUndo;
   try {
     for (const line of (await cleanUpAfterDeadRuns(ruleUndo)).messages) {
       say(`repaired a previous run: ${line}`);
@@ -102,7 +101,7 @@ export async function startTunnel(
     });
     const telemetry = new TelemetryFanout(state, metrics);
     // Before anything waits on the cluster: a taken --vip-base is the user's to fix at once.
-    const { network, skipped } = chooseVipRange(options.vipBase, systemRoutedRanges(libc.symbols));
+    const { network, skipped } = chooseVipRange(options.vipBase, systemRoutedRanges(hostNetwork));
     for (const s of skipped) {
       say(`the VIP range ${s.cidr} is already routed to ${s.owner}; not using it`);
     }
@@ -216,16 +215,16 @@ export async function startTunnel(
         for (const a of addresses) dnsInTun.add(a);
         const resolvers = addresses.map((a) => ipv4ToNumber(a)!);
         dataPlane.serveAddresses(resolvers);
-        if (Deno.build.os === "darwin") {
+        if (!hostNetwork.divertDns) {
           say(
-            `DNS: macOS has no port-matching policy rules, so all traffic to ` +
+            `DNS: this OS has no port-matching policy rules, so all traffic to ` +
               `${addresses.join(", ")} enters the TUN (a host route, removed on exit)`,
           );
           return dataPlane.addHostRoutes(resolvers);
         }
         try {
           // Only DNS to the resolvers enters the TUN; their other traffic goes where it went.
-          await divertDns(libc.symbols, dataPlane.ifindex(), resolvers, journal);
+          await hostNetwork.divertDns(dataPlane.ifindex(), resolvers, journal);
         } catch (error) {
           if (!(error instanceof PolicyRulesRefused)) throw error;
           say(
@@ -352,9 +351,9 @@ function splitDnsDomains(clusterDomain: string, namespaces: string[], scope: Nam
 }
 
 /** The routes of this machine (all tables); none when they cannot be read (then nothing is skipped). */
-function systemRoutedRanges(libc: Libc): RoutedRange[] {
+function systemRoutedRanges(hostNetwork: HostNetwork): RoutedRange[] {
   try {
-    return routedRanges(libc);
+    return hostNetwork.routedRanges();
   } catch (error) {
     log.debug("cannot list the routes: {error}", { error: String(error) });
     return [];

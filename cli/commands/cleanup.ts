@@ -10,12 +10,11 @@ import { removeStaleInstanceFiles } from "../../core/api/instance_file.ts";
 import { type JournalRepair, repairJournals, type RuleUndo } from "../../core/journal.ts";
 import { removeDeadTemporaries, runtimeDir } from "../../core/runtime_dir.ts";
 import { isFileForwardChanges } from "../../plugins/dns/forward.ts";
-import { diversionRuleUndo } from "../../ffi/linux/dns_diversion.ts";
-import { openLibc } from "../../ffi/linux/libc.ts";
+import { openHostNetwork } from "../../ffi/host_network.ts";
 
 /** Undoes what the k8stuns that no longer run left in `dir` (the runtime directory). */
 export async function cleanUpAfterDeadRuns(
-  rules: RuleUndo,
+  rules: RuleUndo | undefined,
   dir: string = runtimeDir(),
 ): Promise<JournalRepair> {
   const repair = await repairJournals(isFileForwardChanges, rules, dir);
@@ -28,9 +27,9 @@ export function registerCleanup(program: Command): void {
   program.command("cleanup")
     .description("restore system settings (DNS) that a crashed k8stun left changed")
     .action(async () => {
-      const libc = openLibc();
-      const { messages, running } = await cleanUpAfterDeadRuns(diversionRuleUndo(libc.symbols))
-        .finally(() => libc.close());
+      const hostNetwork = openHostNetwork();
+      const { messages, running } = await cleanUpAfterDeadRuns(hostNetwork.ruleUndo)
+        .finally(() => hostNetwork.close());
       for (const pid of running) {
         messages.push(`k8stun (pid ${pid}) is running: its changes are left to it (stop it first)`);
       }
