@@ -27,7 +27,13 @@ export type TelemetryEvent =
   | { type: "vip_allocated"; vip: string; target: VipTarget; at: Date }
   | { type: "vip_removed"; vip: string; target: VipTarget }
   | { type: "connection_opened"; connection: ConnectionInfo }
-  | { type: "connection_closed"; connection: ConnectionInfo; error?: string }
+  | {
+    type: "connection_closed";
+    connection: ConnectionInfo;
+    error?: string;
+    /** One end reset the connection (a normal TCP ending, e.g. a server closing unread data). */
+    reset?: boolean;
+  }
   | { type: "bytes"; connectionId: number; vip: string; sent: number; received: number }
   | { type: "dial_error"; reason: string; target: string; message: string }
   | { type: "dns_query"; kind: "cluster" | "upstream"; rcode: string; seconds?: number }

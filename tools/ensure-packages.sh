@@ -3,7 +3,7 @@
 # missing. Runs before `deno task test`; a no-op when everything is present.
 set -eu
 need=""
-for pair in curl:curl dig:dnsutils ip:iproute2 nc:netcat-openbsd unshare:util-linux nsenter:util-linux getent:libc-bin ping:iputils-ping openssl:openssl chromium:chromium; do
+for pair in curl:curl dig:dnsutils ip:iproute2 nc:netcat-openbsd unshare:util-linux nsenter:util-linux getent:libc-bin ping:iputils-ping openssl:openssl iperf3:iperf3 chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done

@@ -80,7 +80,10 @@ export class Metrics implements TelemetrySink {
         this.#connectionTarget.delete(event.connection.id);
         this.#active--;
         this.#targetActive.add(target, -1);
-        this.#connectionsTotal.add({ result: event.error ? "error" : "closed" }, 1);
+        // A reset is how many servers end a connection (iperf3 closes its data connections with
+        // bytes unread): it is counted apart from failures of k8stun's own path.
+        const result = event.reset ? "reset" : event.error ? "error" : "closed";
+        this.#connectionsTotal.add({ result }, 1);
         return;
       }
       case "bytes":

@@ -31,6 +31,16 @@ const plane = await startTunDataPlane({
   idleTimeoutMs: 0,
   receiveBuffer: 4 * 1024 * 1024,
   sendBuffer: 4 * 1024 * 1024,
+  // K8STUN_LAB_CLOSES=1 prints how each connection ended: "CLOSED <port> closed|reset|error".
+  telemetry: Deno.env.get("K8STUN_LAB_CLOSES") === "1"
+    ? {
+      emit(event) {
+        if (event.type !== "connection_closed") return;
+        const end = event.reset ? "reset" : event.error ? "error" : "closed";
+        console.log(`CLOSED ${event.connection.dstPort} ${end} ${event.error ?? ""}`);
+      },
+    }
+    : undefined,
   // K8STUN_LAB_BUSY_POLL_US=0 compares with a loop that sleeps at once.
   busyPollMicros: Number(Deno.env.get("K8STUN_LAB_BUSY_POLL_US") ?? DEFAULT_BUSY_POLL_US),
 });

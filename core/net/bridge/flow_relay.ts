@@ -216,7 +216,7 @@ export class FlowRelay {
           message,
         });
         flow.loop.send({ op: "abort", id: flow.info.id });
-        this.#finish(flow, message);
+        this.#finish(flow, message, isReset(error));
       }
     } finally {
       reader.releaseLock();
@@ -249,7 +249,7 @@ export class FlowRelay {
     }, (error) => {
       if (flow.closed) return;
       flow.loop.send({ op: "abort", id }); // the dialer's write side died: reset, never a FIN
-      this.#finish(flow, error instanceof Error ? error.message : String(error));
+      this.#finish(flow, error instanceof Error ? error.message : String(error), isReset(error));
     });
   }
 
@@ -263,7 +263,7 @@ export class FlowRelay {
   /** The stack closed the flow (both FINs, a reset, a timeout). */
   closed(id: FlowId, why: FlowEnd): void {
     const flow = this.#flows.get(id);
-    if (flow) this.#finish(flow, why === "closed" ? undefined : why);
+    if (flow) this.#finish(flow, why === "closed" ? undefined : why, why === "reset");
   }
 
   /** A datagram to a routed address: to `onUdp`, whose replies go back through `loop`. */
@@ -284,7 +284,7 @@ export class FlowRelay {
     this.resetAll(reason);
   }
 
-  #finish(flow: Flow, error?: string): void {
+  #finish(flow: Flow, error?: string, reset = false): void {
     if (flow.closed) return;
     flow.closed = true;
     this.#flows.delete(flow.info.id);
@@ -297,7 +297,12 @@ export class FlowRelay {
     flow.abort.abort(FLOW_ENDED);
     flow.duplex?.abort();
     flow.resume?.();
-    this.#telemetry.emit({ type: "connection_closed", connection: flow.info, error });
+    this.#telemetry.emit({
+      type: "connection_closed",
+      connection: flow.info,
+      error,
+      ...(reset ? { reset } : {}),
+    });
   }
 
   #reportBytes(flow: Flow): void {
@@ -314,4 +319,13 @@ export class FlowRelay {
       received,
     });
   }
+}
+
+/**
+ * Whether a dialer's error is the other end resetting the connection — read as a reset, or as a
+ * broken pipe on the next write — which is how a server may end it, not a failure of k8stun's.
+ */
+function isReset(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+    /\breset\b/i.test(error instanceof Error ? error.message : String(error));
 }
