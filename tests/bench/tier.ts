@@ -6,7 +6,7 @@
  * Skipped with the reason when the lab, the control plane or the Go baselines are not built
  * (`sh tests/lab/kube/build.sh`, `sh tests/lab/kube/build_bench_tools.sh`).
  */
-import { fileURLToPath as fromFileUrl } from "node:url";
+import { cachedBenchTools } from "../lab/kube/bench_tools.ts";
 import { cachedBinaries } from "../lab/kube/control_plane.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
@@ -20,18 +20,6 @@ interface PathFigures {
   connectMs: number;
   bulkCpu: number;
   bulkThreads: Record<string, number>;
-}
-
-/** The Go baselines' directory if built (never builds: a benchmark does not run the Go toolchain). */
-export async function cachedBenchTools(): Promise<string | undefined> {
-  const script = fromFileUrl(new URL("../lab/kube/build_bench_tools.sh", import.meta.url));
-  const out = await new Deno.Command("sh", {
-    args: [script],
-    env: { K8STUN_LAB_NO_BUILD: "1" },
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
 }
 
 function median(values: number[]): number {

@@ -2,10 +2,13 @@
  * TUN data plane through the direct dialer, in a lab namespace, against the kernel's own loopback
  * measured in the same run: upload/download throughput at MTU 1500 and 65520, new connections per
  * second (one at a time and 16 at once), request/response latency p50/p99, memory per idle
- * connection at 10,000 connections. Each figure is the median of three alternating rounds.
+ * connection at 10,000 connections; then the same client against tun2socks in the SOCKS5 topology
+ * (tun_socks.ts). Each figure is the median of three alternating rounds. K8STUN_BENCH_AREA=socks
+ * runs only the tun2socks comparison.
  */
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
+import { compareWithTun2socks } from "./tun_socks.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 interface Figures {
@@ -83,6 +86,8 @@ export async function run(): Promise<BenchResult[]> {
   const why = labUnavailable();
   if (why) return [{ name: "tun", value: 0, unit: "skipped", note: why }];
   const bytes = Number(Deno.env.get("K8STUN_BENCH_BYTES") ?? 1_000_000_000); // 1 GB: seconds, not a slow start
+  const socksBytes = Number(Deno.env.get("K8STUN_BENCH_SOCKS_BYTES") ?? 300_000_000);
+  if (Deno.env.get("K8STUN_BENCH_AREA") === "socks") return await compareWithTun2socks(socksBytes);
   const results: BenchResult[] = [];
   for (const mtu of [1500, 65520]) {
     await using lab = await Lab.create();
@@ -162,5 +167,6 @@ export async function run(): Promise<BenchResult[]> {
       );
     }
   }
+  results.push(...await compareWithTun2socks(socksBytes));
   return results;
 }
