@@ -6,7 +6,8 @@
  * name through k8stun's TUN against client-go's local port. Prints one JSON line: per path and
  * round, the figures and the CPU its process used during the 20 MiB echo (per thread for k8stun).
  *
- * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS
+ * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS. K8STUN_BENCH_DENO_FLAGS adds flags to k8stun's
+ * `deno run` (e.g. `--v8-flags=--prof` to profile it).
  */
 import { startControlPlane } from "../lab/kube/control_plane.ts";
 import { createPod, must, startPodServer } from "../lab/kube/fixtures.ts";
@@ -126,6 +127,7 @@ try {
   });
   const k8stun = start(Deno.execPath(), [
     "run",
+    ...(Deno.env.get("K8STUN_BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
     "-A",
     here("../../cli/main.ts"),
     "run",
