@@ -4,12 +4,12 @@
  * connection costs two SYN_STREAMs on an open link instead of TLS + upgrade + authorisation. The
  * data stream half-closes with FIN (unlike v4); one stream's failure never ends the session.
  */
+import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 import { DialError, type Duplex } from "../../mod.ts";
 import {
   controlFrame,
-  dataFrame,
   DEFAULT_WINDOW,
   FLAG_FIN,
   FrameParser,
@@ -31,7 +31,9 @@ import {
   synStreamPayload,
   WINDOW_UPDATE,
   windowUpdatePayload,
+  writeDataFrameHeader,
 } from "../../core/k8s/spdy/frames.ts";
+import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
 import { ReceiveWindow } from "../../core/k8s/spdy/receive_window.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
@@ -97,6 +99,15 @@ interface StreamState {
  */
 export class SpdySession {
   readonly #ws: WebSocket;
+  /**
+   * The WebSocket's socket: data frames are written to it directly, framed and masked by
+   * {@link MaskedFrameEncoder} (control frames go through `ws`; both write synchronously, so
+   * frames keep their order).
+   */
+  readonly #socket: NodeDuplex;
+  readonly #frames = new MaskedFrameEncoder();
+  /** A data frame's SPDY header, reused: the encoder copies it into each message. */
+  readonly #dataHeader = new Uint8Array(8);
   readonly #parser = new FrameParser();
   /** Outgoing header blocks; the replies' (empty) blocks are never read. */
   readonly #headers = new HeaderBlockEncoder();
@@ -126,8 +137,14 @@ export class SpdySession {
   /** Reading the WebSocket is paused (backpressure towards the API server). */
   #paused = false;
 
-  private constructor(ws: WebSocket, upgradeMs: number, liveness: LivenessOptions) {
+  private constructor(
+    ws: WebSocket,
+    socket: NodeDuplex,
+    upgradeMs: number,
+    liveness: LivenessOptions,
+  ) {
     this.#ws = ws;
+    this.#socket = socket;
     this.#rtt = upgradeMs;
     this.#liveness = new LinkLiveness({
       // Client-initiated PING ids are odd (SPDY/3.1 §2.6.5).
@@ -188,6 +205,7 @@ export class SpdySession {
       // tunnel "SPDY/3.1+portforward.k8s.io": send the header ourselves and take the server's
       // answer off the response before `ws` checks it (it then sees no subprotocol either way).
       let accepted = false;
+      let socket: NodeDuplex | undefined;
       const ws = new WebSocket(url, {
         ...options,
         maxPayload: MAX_MESSAGE,
@@ -199,7 +217,8 @@ export class SpdySession {
           "Sec-WebSocket-Protocol": SPDY_TUNNEL_PROTOCOL,
         },
         finishRequest: (request) => {
-          request.prependListener("upgrade", (response) => {
+          request.prependListener("upgrade", (response, upgraded) => {
+            socket = upgraded;
             accepted = response.headers["sec-websocket-protocol"] === SPDY_TUNNEL_PROTOCOL;
             delete response.headers["sec-websocket-protocol"];
           });
@@ -228,10 +247,10 @@ export class SpdySession {
         );
       });
       ws.once("open", () => {
-        if (!accepted) {
+        if (!accepted || !socket) {
           ws.terminate();
           reject(new SpdyUnavailable("the server did not accept the SPDY tunnel"));
-        } else resolve(new SpdySession(ws, performance.now() - started, liveness));
+        } else resolve(new SpdySession(ws, socket, performance.now() - started, liveness));
       });
     });
   }
@@ -302,7 +321,7 @@ export class SpdySession {
         },
         close: async () => {
           await data.replied.promise;
-          this.#send(dataFrame(dataId, FLAG_FIN, new Uint8Array(0)));
+          this.#sendData(dataId, FLAG_FIN, new Uint8Array(0));
           data.finSent = true;
           this.#forgetIfDone(dataId);
         },
@@ -336,7 +355,7 @@ export class SpdySession {
       const n = Math.min(MAX_FRAME, chunk.length - offset, room);
       state.sendWindow -= n;
       this.#sendWindow -= n;
-      this.#send(dataFrame(id, 0, chunk.subarray(offset, offset + n)));
+      this.#sendData(id, 0, chunk.subarray(offset, offset + n));
       offset += n;
     }
     while (this.#ws.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
@@ -632,6 +651,13 @@ export class SpdySession {
 
   #send(bytes: Uint8Array): void {
     if (!this.#closed && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(bytes);
+  }
+
+  /** Sends a data frame as one WebSocket message, framed and masked in one buffer. */
+  #sendData(id: number, flags: number, data: Uint8Array): void {
+    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return;
+    writeDataFrameHeader(this.#dataHeader, id, flags, data.length);
+    this.#socket.write(this.#frames.encode(this.#dataHeader, data));
   }
 
   #shutdown(error: DialError): void {
