@@ -1,8 +1,9 @@
 /**
  * One SPDY/3.1 port-forward session to a pod, tunnelled over a WebSocket (KEP-4006, the default
- * since Kubernetes 1.31; kubernetes.md §3): each connection is an error+data stream pair, so a new
- * connection costs two SYN_STREAMs on an open link instead of TLS + upgrade + authorisation. The
- * data stream half-closes with FIN (unlike v4); one stream's failure never ends the session.
+ * since Kubernetes 1.31; kubernetes.md §3) or over a direct `Upgrade: SPDY/3.1` (before 1.31, and
+ * through proxies that strip WebSocket upgrades): each connection is an error+data stream pair, so
+ * a new connection costs two SYN_STREAMs on an open link instead of TLS + upgrade + authorisation.
+ * The data stream half-closes with FIN (unlike v4); one stream's failure never ends the session.
  */
 import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
@@ -33,7 +34,8 @@ import {
   windowUpdatePayload,
   writeDataFrameHeader,
 } from "../../core/k8s/spdy/frames.ts";
-import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
+import { type SessionLink, socketLink, webSocketLink } from "./session_link.ts";
+import { upgradeRefusal, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
 import { ReceiveWindow } from "../../core/k8s/spdy/receive_window.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
@@ -52,8 +54,8 @@ const MAX_FRAME = 32 * 1024;
 const STREAM_REPLY_TIMEOUT_MS = 1_500;
 const ERROR_END_WAIT_MS = 1_000;
 
-/** The upgrade was refused (not 101 or not our subprotocol): fall back to v4. */
-export class SpdyUnavailable extends Error {}
+/** The upgrade was refused (not 101 or not our subprotocol): fall back to the next transport. */
+export { UpgradeRefused as SpdyUnavailable };
 
 interface StreamState {
   /** The app's readable (data streams only). */
@@ -98,15 +100,8 @@ interface StreamState {
  *   our writes wait for the windows it opens.
  */
 export class SpdySession {
-  readonly #ws: WebSocket;
-  /**
-   * The WebSocket's socket: data frames are written to it directly, framed and masked by
-   * {@link MaskedFrameEncoder} (control frames go through `ws`; both write synchronously, so
-   * frames keep their order).
-   */
-  readonly #socket: NodeDuplex;
-  readonly #frames = new MaskedFrameEncoder();
-  /** A data frame's SPDY header, reused: the encoder copies it into each message. */
+  readonly #link: SessionLink;
+  /** A data frame's SPDY header, reused: the link copies it into each frame it sends. */
   readonly #dataHeader = new Uint8Array(8);
   readonly #parser = new FrameParser();
   /** Outgoing header blocks; the replies' (empty) blocks are never read. */
@@ -137,14 +132,8 @@ export class SpdySession {
   /** Reading the WebSocket is paused (backpressure towards the API server). */
   #paused = false;
 
-  private constructor(
-    ws: WebSocket,
-    socket: NodeDuplex,
-    upgradeMs: number,
-    liveness: LivenessOptions,
-  ) {
-    this.#ws = ws;
-    this.#socket = socket;
+  private constructor(link: SessionLink, upgradeMs: number, liveness: LivenessOptions) {
+    this.#link = link;
     this.#rtt = upgradeMs;
     this.#liveness = new LinkLiveness({
       // Client-initiated PING ids are odd (SPDY/3.1 §2.6.5).
@@ -159,7 +148,7 @@ export class SpdySession {
               "a new one",
           ),
         );
-        ws.terminate();
+        link.terminate();
       },
       suspended: () => {
         // The streams stay while the PING the state machine sends next is answered.
@@ -168,21 +157,20 @@ export class SpdySession {
       },
       paused: () => this.#paused,
     }, liveness);
-    ws.on("message", (data: Uint8Array, isBinary: boolean) => {
-      this.#liveness.heard();
-      if (!isBinary) return;
-      try {
-        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-        for (const frame of this.#parser.push(bytes)) this.#onFrame(frame);
-      } catch (error) {
-        const reason = error instanceof SpdyFramingError ? error.message : String(error);
-        this.#shutdown(new DialError("error", `the port-forward session broke: ${reason}`));
-        ws.terminate();
-      }
+    link.listen({
+      heard: () => this.#liveness.heard(),
+      bytes: (bytes) => {
+        if (this.#closed) return;
+        try {
+          for (const frame of this.#parser.push(bytes)) this.#onFrame(frame);
+        } catch (error) {
+          const reason = error instanceof SpdyFramingError ? error.message : String(error);
+          this.#shutdown(new DialError("error", `the port-forward session broke: ${reason}`));
+          link.terminate();
+        }
+      },
+      closed: () => this.#shutdown(new DialError("error", "the port-forward session closed")),
     });
-    ws.on("close", () => this.#shutdown(new DialError("error", "the port-forward session closed")));
-    ws.on("error", () => {});
-    ws.on("pong", () => this.#liveness.heard());
     // Our windows (§2.6.4, §2.6.8): a stream's initial one by SETTINGS, the session's (64 KiB
     // until told otherwise) by a WINDOW_UPDATE for stream 0. spdystream reads and ignores both.
     this.#send(controlFrame(
@@ -227,20 +215,13 @@ export class SpdySession {
       });
       ws.binaryType = "nodebuffer";
       ws.on("unexpected-response", (_req, res) => {
-        const status = res.statusCode ?? 0;
         res.resume();
-        if (status === 401 || status === 403) {
-          reject(new DialError("forbidden", `port-forward upgrade failed with ${status}`));
-        } else if (status === 404) {
-          reject(
-            new DialError("unreachable", "port-forward upgrade failed with 404 (no such pod)"),
-          );
-        } else reject(new SpdyUnavailable(`SPDY tunnel refused with ${status}`));
+        reject(upgradeRefusal(res.statusCode ?? 0, "port-forward upgrade"));
         ws.terminate();
       });
       ws.once("error", (error: Error) => {
         reject(
-          /subprotocol/.test(error.message) ? new SpdyUnavailable(error.message) : new DialError(
+          /subprotocol/.test(error.message) ? new UpgradeRefused(error.message) : new DialError(
             /timed out/i.test(error.message) ? "timeout" : "error",
             `port-forward connection: ${error.message}`,
           ),
@@ -249,10 +230,29 @@ export class SpdySession {
       ws.once("open", () => {
         if (!accepted || !socket) {
           ws.terminate();
-          reject(new SpdyUnavailable("the server did not accept the SPDY tunnel"));
-        } else resolve(new SpdySession(ws, socket, performance.now() - started, liveness));
+          reject(new UpgradeRefused("the server did not accept the SPDY tunnel"));
+        } else {
+          resolve(
+            new SpdySession(webSocketLink(ws, socket), performance.now() - started, liveness),
+          );
+        }
       });
     });
+  }
+
+  /**
+   * Opens a session with a direct `Upgrade: SPDY/3.1` (`url` is https:// or http://); rejects
+   * with {@link SpdyUnavailable} when the server (or a proxy) does not switch.
+   */
+  static async openDirect(
+    url: string,
+    options: WebSocket.ClientOptions,
+    liveness: LivenessOptions = {},
+  ): Promise<SpdySession> {
+    const started = performance.now();
+    const { socket, head } = await upgradeToSpdy(url, options);
+    (socket as NodeDuplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    return new SpdySession(socketLink(socket, head), performance.now() - started, liveness);
   }
 
   get closed(): boolean {
@@ -358,7 +358,7 @@ export class SpdySession {
       this.#sendData(id, 0, chunk.subarray(offset, offset + n));
       offset += n;
     }
-    while (this.#ws.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
+    while (this.#link.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
       await new Promise((r) => setTimeout(r, 1));
     }
   }
@@ -410,7 +410,7 @@ export class SpdySession {
   /** Ends the session (all its streams fail). */
   close(): void {
     this.#shutdown(new DialError("error", "the port-forward session was closed"));
-    this.#ws.close(1000);
+    this.#link.close();
   }
 
   #onFrame(frame: ReturnType<FrameParser["push"]>[number]): void {
@@ -586,8 +586,8 @@ export class SpdySession {
       this.#buffered >= SESSION_HIGH_WATER;
     if (hold === this.#paused || this.#closed) return;
     this.#paused = hold;
-    if (hold) this.#ws.pause();
-    else this.#ws.resume();
+    if (hold) this.#link.pause();
+    else this.#link.resume();
   }
 
   /** A data stream no longer counts towards the session's unread bytes (ended, failed, reset). */
@@ -650,14 +650,14 @@ export class SpdySession {
   }
 
   #send(bytes: Uint8Array): void {
-    if (!this.#closed && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(bytes);
+    if (!this.#closed && this.#link.open) this.#link.send(bytes);
   }
 
-  /** Sends a data frame as one WebSocket message, framed and masked in one buffer. */
+  /** Sends a data frame (header and body copied into one frame by the link). */
   #sendData(id: number, flags: number, data: Uint8Array): void {
-    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return;
+    if (this.#closed || !this.#link.open) return;
     writeDataFrameHeader(this.#dataHeader, id, flags, data.length);
-    this.#socket.write(this.#frames.encode(this.#dataHeader, data));
+    this.#link.sendData(this.#dataHeader, data);
   }
 
   #shutdown(error: DialError): void {
