@@ -2,7 +2,8 @@
  * Through the real kube-apiserver and kwok (the lab's cluster tier): the same echo client by name
  * through k8stun's TUN against client-go's own port-forward (kubectl's code path) to the same pod,
  * medians of three alternating rounds: 20 MiB bidirectional echo, 1 MiB echo, a new connection
- * with a 16 B echo, and the CPU each path's process used per gigabit of the 20 MiB echo.
+ * with a 16 B echo, and the CPU each path's process used per gigabit of the 20 MiB echo; and the
+ * same for the direct `Upgrade: SPDY/3.1` transport, k8stun's dialer against client-go's.
  * Skipped with the reason when the lab, the control plane or the Go baselines are not built
  * (`sh tests/lab/kube/build.sh`, `sh tests/lab/kube/build_bench_tools.sh`).
  */
@@ -76,11 +77,15 @@ export async function run(): Promise<BenchResult[]> {
   if (out.code !== 0 || !line.startsWith("[")) {
     throw new Error(`the tier run failed (exit ${out.code}): ${out.stderr.slice(-3000)}`);
   }
-  const rounds = JSON.parse(line) as { k8stun: PathFigures; clientGo: PathFigures }[];
-  const k = (key: keyof Omit<PathFigures, "bulkThreads">) =>
-    median(rounds.map((r) => r.k8stun[key]));
-  const g = (key: keyof Omit<PathFigures, "bulkThreads">) =>
-    median(rounds.map((r) => r.clientGo[key]));
+  type Path = "k8stun" | "clientGo" | "direct" | "clientGoSpdy";
+  type Figure = keyof Omit<PathFigures, "bulkThreads">;
+  const rounds = JSON.parse(line) as Record<Path, PathFigures>[];
+  const figure = (path: Path, key: Figure) => median(rounds.map((r) => r[path][key]));
+  const k = (key: Figure) => figure("k8stun", key);
+  const g = (key: Figure) => figure("clientGo", key);
+  const d = (key: Figure) => figure("direct", key);
+  const gs = (key: Figure) => figure("clientGoSpdy", key);
+  const spdyBaseline = "client-go, SPDY dialer only";
   const baseline = "client-go port-forward";
   const bulkSeconds = BULK_BYTES * 8 / 1e6 / k("bulkMbps");
   return [
@@ -110,6 +115,30 @@ export async function run(): Promise<BenchResult[]> {
       note: `k8stun threads during the echo: ${
         threadShares(rounds.map((r) => r.k8stun), bulkSeconds)
       } of one core`,
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), 20 MiB echo",
+      value: d("bulkMbps"),
+      unit: "Mbit/s",
+      baseline: { name: spdyBaseline, value: gs("bulkMbps") },
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), 1 MiB echo",
+      value: d("mediumMbps"),
+      unit: "Mbit/s",
+      baseline: { name: spdyBaseline, value: gs("mediumMbps") },
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), new connection",
+      value: d("connectMs"),
+      unit: "ms",
+      baseline: { name: spdyBaseline, value: gs("connectMs") },
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), CPU per gigabit",
+      value: perGigabit(d("bulkCpu")),
+      unit: "CPU s/Gbit",
+      baseline: { name: spdyBaseline, value: perGigabit(gs("bulkCpu")) },
     },
   ];
 }

@@ -3,8 +3,10 @@
  * loopback with one echo pod behind kwok and a Service `echo.bench` in front of it, starts
  * `k8stun run` in TUN mode and client-go's port-forward (portforward_client/main.go) to the same
  * pod, and measures both with the same echo client (echo_client.ts) in alternating rounds: the
- * name through k8stun's TUN against client-go's local port. Prints one JSON line: per path and
- * round, the figures and the CPU its process used during the 20 MiB echo (per thread for k8stun).
+ * name through k8stun's TUN against client-go's local port; then the direct `Upgrade: SPDY/3.1`
+ * transport: k8stun's dialer alone (dialer_forward.ts) against client-go with only its SPDY
+ * dialer. Prints one JSON line: per path and round, the figures and the CPU its process used
+ * during the 20 MiB echo (per thread).
  *
  * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS. K8STUN_BENCH_DENO_FLAGS adds flags to k8stun's
  * `deno run` (e.g. `--v8-flags=--prof` to profile it).
@@ -148,6 +150,26 @@ try {
   ]);
   processes.push(clientGo.child);
   const clientGoPort = Number((await clientGo.wait(/READY (\d+)/, 30_000))[1]);
+  const clientGoSpdy = start(`${toolsBin}/portforward-client`, [
+    cp.kubeconfigPath,
+    "bench",
+    "echo-0",
+    "7007",
+  ], { PORTFORWARD_SPDY_ONLY: "1" });
+  processes.push(clientGoSpdy.child);
+  const clientGoSpdyPort = Number((await clientGoSpdy.wait(/READY (\d+)/, 30_000))[1]);
+  const direct = start(Deno.execPath(), [
+    "run",
+    "-A",
+    here("./dialer_forward.ts"),
+    cp.kubeconfigPath,
+    "bench",
+    "echo-0",
+    "7007",
+    "direct",
+  ]);
+  processes.push(direct.child);
+  const directPort = Number((await direct.wait(/READY (\d+)/, 30_000))[1]);
   // EndpointSlices come from the real controller a moment after the pod turns ready.
   for (let i = 0;; i++) {
     try {
@@ -158,12 +180,17 @@ try {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  await client("127.0.0.1", clientGoPort, "connect", "3"); // client-go's connection up, JIT warm
-  const results: { k8stun: PathFigures; clientGo: PathFigures }[] = [];
+  // Connections up, JIT warm.
+  for (const port of [clientGoPort, clientGoSpdyPort, directPort]) {
+    await client("127.0.0.1", port, "connect", "3");
+  }
+  const results: Record<"k8stun" | "clientGo" | "direct" | "clientGoSpdy", PathFigures>[] = [];
   for (let round = 0; round < rounds; round++) {
     results.push({
       k8stun: await measure(k8stun.child.pid, "echo.bench", 7),
       clientGo: await measure(clientGo.child.pid, "127.0.0.1", clientGoPort),
+      direct: await measure(direct.child.pid, "127.0.0.1", directPort),
+      clientGoSpdy: await measure(clientGoSpdy.child.pid, "127.0.0.1", clientGoSpdyPort),
     });
   }
   console.log(JSON.stringify(results));
