@@ -45,6 +45,8 @@ export class DenoTlsSocket extends Duplex {
   #conn?: Deno.Conn;
   readonly #connected: Promise<Deno.Conn>;
   #reading = false;
+  /** The read buffer, kept between reads that returned only a few bytes (they are copied out). */
+  #scratch?: Uint8Array;
   #idleMs = 0;
   #idleTimer?: ReturnType<typeof setTimeout>;
   connecting = true;
@@ -69,10 +71,14 @@ export class DenoTlsSocket extends Duplex {
     if (this.#reading) return;
     this.#reading = true;
     this.#connected.then(async (conn) => {
-      const buffer = new Uint8Array(READ_SIZE);
+      // A TLS read returns one record (16 KiB at most), so most reads are short: their bytes are
+      // copied out and the buffer is read into again, instead of a new zeroed 64 KiB per record.
+      const buffer = this.#scratch ?? new Uint8Array(READ_SIZE);
+      this.#scratch = undefined;
       const n = await conn.read(buffer);
       this.#reading = false;
       this.#active();
+      if (n === null || n <= READ_SIZE / 2) this.#scratch = buffer;
       // A short read is copied so a 64 KiB buffer does not sit behind a few bytes.
       if (n === null) this.push(null);
       else if (n > READ_SIZE / 2) this.push(Buffer.from(buffer.buffer, 0, n));

@@ -4,8 +4,9 @@
  * certificates, exec plugins — credentials are re-applied on every dial, so expiring tokens
  * refresh). Transport: one SPDY/3.1 session per pod tunnelled over a WebSocket (kubernetes.md §3,
  * KEP-4006), each connection a stream pair on it; when a server does not tunnel SPDY (before 1.31,
- * or the gate off), one v4 channel WebSocket per connection (§2). The choice is remembered per API
- * server. A session that closes — or stops answering PINGs, or outlived a suspend of the machine —
+ * or the gate off) the same session over a direct `Upgrade: SPDY/3.1` (§3.1, kubectl's transport
+ * and fallback); when that is refused too (a proxy that passes only WebSocket upgrades), one v4
+ * channel WebSocket per connection (§2). The choice is remembered per API server. A session that closes — or stops answering PINGs, or outlived a suspend of the machine —
  * is re-opened (with fresh credentials) by the next dial (link_liveness.ts).
  */
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -23,9 +24,17 @@ import { apiServerSocketOptions } from "./connection_options.ts";
 import type { LivenessOptions } from "./link_liveness.ts";
 import { logger } from "../../core/log.ts";
 
+/** How connections reach the pod: see the module comment. */
+export type PortForwardTransport = "tunnel" | "direct" | "v4";
+
 /** Options for {@link createPortForwardDialer}. */
 export interface PortForwardDialerOptions {
   kubeConfig: KubeConfig;
+  /**
+   * The transports to try, in order, each API server keeping the first that its upgrade does not
+   * refuse (default tunnel, direct, v4: newest first).
+   */
+  transports?: PortForwardTransport[];
   telemetry?: TelemetrySink;
   /**
    * How long a v4 dial waits after the port prefixes for a refusal on the error channel (default
@@ -48,11 +57,25 @@ export interface PortForwardDialerOptions {
 export function createPortForwardDialer(options: PortForwardDialerOptions): Dialer {
   const telemetry = options.telemetry ?? NoTelemetry;
   const sessions = new Map<string, Promise<SpdySession>>();
-  const v4Only = new Set<string>();
-  const podUrl = (target: Extract<DialTarget, { kind: "pod" }>, query: string) => {
+  const order = options.transports ?? ["tunnel", "direct", "v4"];
+  if (order.length === 0) throw new Error("the port-forward dialer needs a transport to try");
+  /** Per API server, where in `order` the transport its upgrades did not refuse is. */
+  const chosen = new Map<string, number>();
+  const transportOf = (server: string) => order[chosen.get(server) ?? 0];
+  /** The server refused `transport`: later dials start at the one after it. */
+  const refused = (server: string, transport: PortForwardTransport) => {
+    const next = order.indexOf(transport) + 1;
+    if (next < order.length && next > (chosen.get(server) ?? 0)) chosen.set(server, next);
+    return next < order.length;
+  };
+  const podUrl = (
+    target: Extract<DialTarget, { kind: "pod" }>,
+    query: string,
+    scheme: "ws" | "http" = "ws",
+  ) => {
     const cluster = options.kubeConfig.getCurrentCluster();
     if (!cluster) throw new DialError("error", "the kubeconfig has no current cluster");
-    const server = cluster.server.replace(/\/$/, "").replace(/^http/, "ws");
+    const server = cluster.server.replace(/\/$/, "").replace(/^http/, scheme);
     return `${server}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${
       encodeURIComponent(target.name)
     }/portforward${query}`;
@@ -75,12 +98,29 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
         return session(target);
       });
     }
-    const opening = wsOptions().then((o) =>
-      SpdySession.open(podUrl(target, ""), o, options.liveness)
-    );
+    const opening = openSession(target);
     sessions.set(key, opening);
     opening.catch(() => sessions.delete(key));
     return opening;
+  };
+  /** A session by the server's transport; a refusal moves the server on to the next one. */
+  const openSession = async (target: Extract<DialTarget, { kind: "pod" }>) => {
+    const server = options.kubeConfig.getCurrentCluster()?.server ?? "";
+    const o = await wsOptions();
+    if (transportOf(server) === "tunnel") {
+      try {
+        return await SpdySession.open(podUrl(target, ""), o, options.liveness);
+      } catch (error) {
+        if (!(error instanceof SpdyUnavailable) || !refused(server, "tunnel")) throw error;
+      }
+    }
+    if (transportOf(server) !== "direct") throw new SpdyUnavailable("no SPDY transport left");
+    try {
+      return await SpdySession.openDirect(podUrl(target, "", "http"), o, options.liveness);
+    } catch (error) {
+      if (error instanceof SpdyUnavailable) refused(server, "direct");
+      throw error;
+    }
   };
   return {
     name: "portforward",
@@ -89,7 +129,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
       if (target.kind !== "pod") throw new DialError("unreachable", "not a pod target");
       const server = options.kubeConfig.getCurrentCluster()?.server ?? "";
       const started = performance.now();
-      if (!v4Only.has(server)) {
+      if (transportOf(server) !== "v4") {
         try {
           const s = await session(target);
           const duplex = await s.openStream(target.port, signal, early);
@@ -101,7 +141,13 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
           return duplex;
         } catch (error) {
           if (!(error instanceof SpdyUnavailable)) throw error;
-          v4Only.add(server); // this API server does not tunnel SPDY: use v4 from now on
+          // Refused by every SPDY transport: the server goes to v4, if v4 is to be tried.
+          if (transportOf(server) !== "v4") {
+            throw new DialError(
+              "error",
+              `the API server refused every port-forward transport tried (${error.message})`,
+            );
+          }
         }
       }
       const duplex = await openV4Stream(

@@ -1,15 +1,16 @@
 /**
  * One SPDY/3.1 port-forward session to a pod, tunnelled over a WebSocket (KEP-4006, the default
- * since Kubernetes 1.31; kubernetes.md §3): each connection is an error+data stream pair, so a new
- * connection costs two SYN_STREAMs on an open link instead of TLS + upgrade + authorisation. The
- * data stream half-closes with FIN (unlike v4); one stream's failure never ends the session.
+ * since Kubernetes 1.31; kubernetes.md §3) or over a direct `Upgrade: SPDY/3.1` (before 1.31, and
+ * through proxies that strip WebSocket upgrades): each connection is an error+data stream pair, so
+ * a new connection costs two SYN_STREAMs on an open link instead of TLS + upgrade + authorisation.
+ * The data stream half-closes with FIN (unlike v4); one stream's failure never ends the session.
  */
+import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 import { DialError, type Duplex } from "../../mod.ts";
 import {
   controlFrame,
-  dataFrame,
   DEFAULT_WINDOW,
   FLAG_FIN,
   FrameParser,
@@ -31,7 +32,10 @@ import {
   synStreamPayload,
   WINDOW_UPDATE,
   windowUpdatePayload,
+  writeDataFrameHeader,
 } from "../../core/k8s/spdy/frames.ts";
+import { type SessionLink, socketLink, webSocketLink } from "./session_link.ts";
+import { upgradeRefusal, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
 import { ReceiveWindow } from "../../core/k8s/spdy/receive_window.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
@@ -52,8 +56,8 @@ const STREAM_REPLY_TIMEOUT_MS = 1_500;
 const LATE_TIMER_MS = 200;
 const ERROR_END_WAIT_MS = 1_000;
 
-/** The upgrade was refused (not 101 or not our subprotocol): fall back to v4. */
-export class SpdyUnavailable extends Error {}
+/** The upgrade was refused (not 101 or not our subprotocol): fall back to the next transport. */
+export { UpgradeRefused as SpdyUnavailable };
 
 interface StreamState {
   /** The app's readable (data streams only). */
@@ -98,7 +102,9 @@ interface StreamState {
  *   our writes wait for the windows it opens.
  */
 export class SpdySession {
-  readonly #ws: WebSocket;
+  readonly #link: SessionLink;
+  /** A data frame's SPDY header, reused: the link copies it into each frame it sends. */
+  readonly #dataHeader = new Uint8Array(8);
   readonly #parser = new FrameParser();
   /** Outgoing header blocks; the replies' (empty) blocks are never read. */
   readonly #headers = new HeaderBlockEncoder();
@@ -128,8 +134,8 @@ export class SpdySession {
   /** Reading the WebSocket is paused (backpressure towards the API server). */
   #paused = false;
 
-  private constructor(ws: WebSocket, upgradeMs: number, liveness: LivenessOptions) {
-    this.#ws = ws;
+  private constructor(link: SessionLink, upgradeMs: number, liveness: LivenessOptions) {
+    this.#link = link;
     this.#rtt = upgradeMs;
     this.#liveness = new LinkLiveness({
       // Client-initiated PING ids are odd (SPDY/3.1 §2.6.5).
@@ -144,7 +150,7 @@ export class SpdySession {
               "a new one",
           ),
         );
-        ws.terminate();
+        link.terminate();
       },
       suspended: () => {
         // The streams stay while the PING the state machine sends next is answered.
@@ -153,21 +159,20 @@ export class SpdySession {
       },
       paused: () => this.#paused,
     }, liveness);
-    ws.on("message", (data: Uint8Array, isBinary: boolean) => {
-      this.#liveness.heard();
-      if (!isBinary) return;
-      try {
-        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-        for (const frame of this.#parser.push(bytes)) this.#onFrame(frame);
-      } catch (error) {
-        const reason = error instanceof SpdyFramingError ? error.message : String(error);
-        this.#shutdown(new DialError("error", `the port-forward session broke: ${reason}`));
-        ws.terminate();
-      }
+    link.listen({
+      heard: () => this.#liveness.heard(),
+      bytes: (bytes) => {
+        if (this.#closed) return;
+        try {
+          for (const frame of this.#parser.push(bytes)) this.#onFrame(frame);
+        } catch (error) {
+          const reason = error instanceof SpdyFramingError ? error.message : String(error);
+          this.#shutdown(new DialError("error", `the port-forward session broke: ${reason}`));
+          link.terminate();
+        }
+      },
+      closed: () => this.#shutdown(new DialError("error", "the port-forward session closed")),
     });
-    ws.on("close", () => this.#shutdown(new DialError("error", "the port-forward session closed")));
-    ws.on("error", () => {});
-    ws.on("pong", () => this.#liveness.heard());
     // Our windows (§2.6.4, §2.6.8): a stream's initial one by SETTINGS, the session's (64 KiB
     // until told otherwise) by a WINDOW_UPDATE for stream 0. spdystream reads and ignores both.
     this.#send(controlFrame(
@@ -190,6 +195,7 @@ export class SpdySession {
       // tunnel "SPDY/3.1+portforward.k8s.io": send the header ourselves and take the server's
       // answer off the response before `ws` checks it (it then sees no subprotocol either way).
       let accepted = false;
+      let socket: NodeDuplex | undefined;
       const ws = new WebSocket(url, {
         ...options,
         maxPayload: MAX_MESSAGE,
@@ -201,7 +207,8 @@ export class SpdySession {
           "Sec-WebSocket-Protocol": SPDY_TUNNEL_PROTOCOL,
         },
         finishRequest: (request) => {
-          request.prependListener("upgrade", (response) => {
+          request.prependListener("upgrade", (response, upgraded) => {
+            socket = upgraded;
             accepted = response.headers["sec-websocket-protocol"] === SPDY_TUNNEL_PROTOCOL;
             delete response.headers["sec-websocket-protocol"];
           });
@@ -210,32 +217,44 @@ export class SpdySession {
       });
       ws.binaryType = "nodebuffer";
       ws.on("unexpected-response", (_req, res) => {
-        const status = res.statusCode ?? 0;
         res.resume();
-        if (status === 401 || status === 403) {
-          reject(new DialError("forbidden", `port-forward upgrade failed with ${status}`));
-        } else if (status === 404) {
-          reject(
-            new DialError("unreachable", "port-forward upgrade failed with 404 (no such pod)"),
-          );
-        } else reject(new SpdyUnavailable(`SPDY tunnel refused with ${status}`));
+        reject(upgradeRefusal(res.statusCode ?? 0, "port-forward upgrade"));
         ws.terminate();
       });
       ws.once("error", (error: Error) => {
         reject(
-          /subprotocol/.test(error.message) ? new SpdyUnavailable(error.message) : new DialError(
+          /subprotocol/.test(error.message) ? new UpgradeRefused(error.message) : new DialError(
             /timed out/i.test(error.message) ? "timeout" : "error",
             `port-forward connection: ${error.message}`,
           ),
         );
       });
       ws.once("open", () => {
-        if (!accepted) {
+        if (!accepted || !socket) {
           ws.terminate();
-          reject(new SpdyUnavailable("the server did not accept the SPDY tunnel"));
-        } else resolve(new SpdySession(ws, performance.now() - started, liveness));
+          reject(new UpgradeRefused("the server did not accept the SPDY tunnel"));
+        } else {
+          resolve(
+            new SpdySession(webSocketLink(ws, socket), performance.now() - started, liveness),
+          );
+        }
       });
     });
+  }
+
+  /**
+   * Opens a session with a direct `Upgrade: SPDY/3.1` (`url` is https:// or http://); rejects
+   * with {@link SpdyUnavailable} when the server (or a proxy) does not switch.
+   */
+  static async openDirect(
+    url: string,
+    options: WebSocket.ClientOptions,
+    liveness: LivenessOptions = {},
+  ): Promise<SpdySession> {
+    const started = performance.now();
+    const { socket, head } = await upgradeToSpdy(url, options);
+    (socket as NodeDuplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    return new SpdySession(socketLink(socket, head), performance.now() - started, liveness);
   }
 
   get closed(): boolean {
@@ -304,7 +323,7 @@ export class SpdySession {
         },
         close: async () => {
           await data.replied.promise;
-          this.#send(dataFrame(dataId, FLAG_FIN, new Uint8Array(0)));
+          this.#sendData(dataId, FLAG_FIN, new Uint8Array(0));
           data.finSent = true;
           this.#forgetIfDone(dataId);
         },
@@ -338,10 +357,10 @@ export class SpdySession {
       const n = Math.min(MAX_FRAME, chunk.length - offset, room);
       state.sendWindow -= n;
       this.#sendWindow -= n;
-      this.#send(dataFrame(id, 0, chunk.subarray(offset, offset + n)));
+      this.#sendData(id, 0, chunk.subarray(offset, offset + n));
       offset += n;
     }
-    while (this.#ws.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
+    while (this.#link.bufferedAmount > SEND_HIGH_WATER && !this.#closed) {
       await new Promise((r) => setTimeout(r, 1));
     }
   }
@@ -402,7 +421,7 @@ export class SpdySession {
   /** Ends the session (all its streams fail). */
   close(): void {
     this.#shutdown(new DialError("error", "the port-forward session was closed"));
-    this.#ws.close(1000);
+    this.#link.close();
   }
 
   #onFrame(frame: ReturnType<FrameParser["push"]>[number]): void {
@@ -578,8 +597,8 @@ export class SpdySession {
       this.#buffered >= SESSION_HIGH_WATER;
     if (hold === this.#paused || this.#closed) return;
     this.#paused = hold;
-    if (hold) this.#ws.pause();
-    else this.#ws.resume();
+    if (hold) this.#link.pause();
+    else this.#link.resume();
   }
 
   /** A data stream no longer counts towards the session's unread bytes (ended, failed, reset). */
@@ -642,7 +661,14 @@ export class SpdySession {
   }
 
   #send(bytes: Uint8Array): void {
-    if (!this.#closed && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(bytes);
+    if (!this.#closed && this.#link.open) this.#link.send(bytes);
+  }
+
+  /** Sends a data frame (header and body copied into one frame by the link). */
+  #sendData(id: number, flags: number, data: Uint8Array): void {
+    if (this.#closed || !this.#link.open) return;
+    writeDataFrameHeader(this.#dataHeader, id, flags, data.length);
+    this.#link.sendData(this.#dataHeader, data);
   }
 
   #shutdown(error: DialError): void {

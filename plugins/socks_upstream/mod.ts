@@ -51,15 +51,30 @@ export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
             `SOCKS upstream ${upstream.hostname}:${upstream.port}: ${e.message}`,
           );
         });
+      // As the direct dialer: the handshake's small writes and the app's go out at once (Nagle
+      // would hold each behind the previous one's ACK).
+      conn.setNoDelay(true);
       try {
         const reader = new BufferedConn(conn, Date.now() + 10_000);
         const auth = upstream.username !== undefined;
-        await conn.write(new Uint8Array([5, 1, auth ? 2 : 0]));
+        const host = target.kind === "host" ? target.host : target.ip!;
+        const port = target.port;
+        const address = /^\d+\.\d+\.\d+\.\d+$/.test(host)
+          ? [1, ...host.split(".").map(Number)]
+          : [3, new TextEncoder().encode(host).length, ...new TextEncoder().encode(host)];
+        const request = [5, 1, 0, ...address, port >> 8, port & 0xff];
+        // Without credentials the only method offered is "none", so the server either takes it
+        // or refuses and closes: the request can follow the greeting in the same segment, one
+        // round trip instead of two (RFC 1928 §3, §4).
+        await conn.write(new Uint8Array(auth ? [5, 1, 2] : [5, 1, 0, ...request]));
         const [, method] = await reader.readExactly(2);
         if (method === 0xff) {
           throw new DialError("forbidden", "the SOCKS upstream accepts none of our methods");
         }
-        if (method === 2) {
+        if (method !== (auth ? 2 : 0)) {
+          throw new DialError("error", `the SOCKS upstream chose method ${method}, not offered`);
+        }
+        if (auth) {
           const user = new TextEncoder().encode(upstream.username ?? "");
           const pass = new TextEncoder().encode(upstream.password ?? "");
           await conn.write(new Uint8Array([1, user.length, ...user, pass.length, ...pass]));
@@ -68,12 +83,7 @@ export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
             throw new DialError("forbidden", "the SOCKS upstream rejected the credentials");
           }
         }
-        const host = target.kind === "host" ? target.host : target.ip!;
-        const port = target.port;
-        const address = /^\d+\.\d+\.\d+\.\d+$/.test(host)
-          ? [1, ...host.split(".").map(Number)]
-          : [3, new TextEncoder().encode(host).length, ...new TextEncoder().encode(host)];
-        await conn.write(new Uint8Array([5, 1, 0, ...address, port >> 8, port & 0xff]));
+        if (auth) await conn.write(new Uint8Array(request));
         const [, reply, , type] = await reader.readExactly(4);
         await reader.readExactly(
           type === 1 ? 6 : type === 4 ? 18 : (await reader.readExactly(1))[0] + 2,

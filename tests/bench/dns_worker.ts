@@ -7,6 +7,9 @@
 /// <reference lib="deno.worker" />
 import dnsPacket from "dns-packet";
 
+/** A query unanswered for this long is counted as lost. */
+const LOSS_MS = 1000;
+
 type Job =
   | { role: "upstream" }
   | { role: "load"; port: number; name: string; total: number; inFlight: number };
@@ -38,30 +41,55 @@ async function load(port: number, name: string, total: number, inFlight: number)
     }),
   );
   const sentAt = new Float64Array(65536);
+  const outstanding = new Set<number>();
   const samples: number[] = [];
   let next = 0;
+  let lost = 0;
   const send = () => {
     const id = next++ & 0xffff;
     const query = template.slice();
     query[0] = id >> 8;
     query[1] = id & 0xff;
     sentAt[id] = performance.now();
+    outstanding.add(id);
     return socket.send(query, { transport: "udp", hostname: "127.0.0.1", port });
   };
+  // UDP may drop a query or its answer on a loaded machine: one unanswered for LOSS_MS counts as
+  // lost and is replaced, so the run ends instead of waiting for it for ever.
+  let wake = Promise.withResolvers<null>();
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const id of outstanding) {
+      if (now - sentAt[id] < LOSS_MS) continue;
+      outstanding.delete(id);
+      lost++;
+      if (next < total) send().catch(() => {});
+    }
+    wake.resolve(null);
+    wake = Promise.withResolvers();
+  }, LOSS_MS / 4);
   const start = performance.now();
   for (let i = 0; i < inFlight; i++) await send();
-  while (samples.length < total) {
-    const [reply] = await socket.receive();
+  let receiving = socket.receive();
+  while (samples.length + lost < total) {
+    const received = await Promise.race([receiving, wake.promise]);
+    if (received === null) continue;
+    receiving = socket.receive();
+    const [reply] = received;
     const id = (reply[0] << 8) | reply[1];
+    if (!outstanding.delete(id)) continue; // the answer to a query counted as lost
     samples.push(performance.now() - sentAt[id]);
     if (next < total) await send();
   }
+  clearInterval(sweep);
   const seconds = (performance.now() - start) / 1000;
+  receiving.catch(() => {}); // the socket closes under it
   socket.close();
   samples.sort((a, b) => a - b);
   return {
-    qps: total / seconds,
-    p50: samples[Math.floor(total / 2)],
-    p99: samples[Math.floor(total * 0.99)],
+    qps: samples.length / seconds,
+    p50: samples[Math.floor(samples.length / 2)],
+    p99: samples[Math.floor(samples.length * 0.99)],
+    lost,
   };
 }

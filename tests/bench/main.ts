@@ -5,7 +5,7 @@
  */
 import type { BenchResult } from "./types.ts";
 
-const AREAS = ["tun", "portforward", "dns", "proxy", "plugins", "startup"] as const;
+const AREAS = ["tun", "tier", "portforward", "dns", "proxy", "plugins", "startup"] as const;
 
 function format(result: BenchResult): string {
   const value = `${round(result.value)} ${result.unit}`;

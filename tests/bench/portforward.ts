@@ -1,11 +1,15 @@
 /**
  * Port-forward through the simulated cluster: connection setup time (dial → first byte from the
- * pod) and throughput with the SPDY session dialer, against the one-WebSocket-per-connection v4
- * transport (what kubectl's fallback and the Rust k8stun do) measured in the same run.
+ * pod) and throughput with the SPDY session dialer (tunnelled over a WebSocket, and over a direct
+ * `Upgrade: SPDY/3.1`), against the one-WebSocket-per-connection v4 transport (what the Rust
+ * k8stun does) measured in the same run.
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
-import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
+import {
+  createPortForwardDialer,
+  type PortForwardTransport,
+} from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
 import type { BenchResult } from "./types.ts";
 import { startDelayProxy } from "./delay_proxy.ts";
@@ -68,27 +72,36 @@ export async function run(): Promise<BenchResult[]> {
   const v4Sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel: false });
   const spdyFar = startDelayProxy(Number(new URL(spdySim.url).port), EMULATED_RTT_MS / 2);
   const v4Far = startDelayProxy(Number(new URL(v4Sim.url).port), EMULATED_RTT_MS / 2);
-  const dialerFor = (kubeconfig: string, port?: number, v4RefusalGraceMs?: number) => {
+  const dialerFor = (
+    kubeconfig: string,
+    transports: PortForwardTransport[],
+    port?: number,
+    v4RefusalGraceMs?: number,
+  ) => {
     const kc = new KubeConfig();
     kc.loadFromString(
       port ? kubeconfig.replace(/(server: \S+:)\d+/, `$1${port}`) : kubeconfig,
     );
-    return createPortForwardDialer({ kubeConfig: kc, v4RefusalGraceMs });
+    return createPortForwardDialer({ kubeConfig: kc, transports, v4RefusalGraceMs });
   };
   // The baseline hands the connection over as soon as the socket is up, as kubectl and the Rust
   // k8stun do (no wait for a refusal).
-  const spdy = dialerFor(spdySim.kubeconfig());
-  const v4 = dialerFor(v4Sim.kubeconfig(), undefined, 0);
-  const spdyRemote = dialerFor(spdySim.kubeconfig(), spdyFar.port);
-  const v4Remote = dialerFor(v4Sim.kubeconfig(), v4Far.port, 0);
+  const spdy = dialerFor(spdySim.kubeconfig(), ["tunnel"]);
+  const direct = dialerFor(v4Sim.kubeconfig(), ["direct"]);
+  const v4 = dialerFor(v4Sim.kubeconfig(), ["v4"], undefined, 0);
+  const spdyRemote = dialerFor(spdySim.kubeconfig(), ["tunnel"], spdyFar.port);
+  const v4Remote = dialerFor(v4Sim.kubeconfig(), ["v4"], v4Far.port, 0);
+  const all = [spdy, direct, v4, spdyRemote, v4Remote];
   try {
-    for (const d of [spdy, v4, spdyRemote, v4Remote]) await setup(d, 3); // sessions up, JIT warm
+    for (const d of all) await setup(d, 3); // sessions up, JIT warm
     const s = await setup(spdy, 100);
+    const d = await setup(direct, 100);
     const b = await setup(v4, 100);
     const sr = await setup(spdyRemote, 30);
     const br = await setup(v4Remote, 30);
     const bytes = 50 * 1024 * 1024;
     const ts = await throughput(spdy, bytes);
+    const td = await throughput(direct, bytes);
     const tb = await throughput(v4, bytes);
     const baseline = "one v4 WebSocket per connection";
     const remote = `, ${EMULATED_RTT_MS} ms RTT`;
@@ -96,6 +109,12 @@ export async function run(): Promise<BenchResult[]> {
       {
         name: "port-forward setup p50 (dial → first byte), SPDY session",
         value: s.p50,
+        unit: "ms",
+        baseline: { name: baseline, value: b.p50 },
+      },
+      {
+        name: "port-forward setup p50, direct SPDY/3.1 upgrade session",
+        value: d.p50,
         unit: "ms",
         baseline: { name: baseline, value: b.p50 },
       },
@@ -123,9 +142,15 @@ export async function run(): Promise<BenchResult[]> {
         unit: "Mbit/s",
         baseline: { name: "v4 WebSocket", value: tb },
       },
+      {
+        name: "port-forward echo throughput, direct SPDY/3.1 upgrade session",
+        value: td,
+        unit: "Mbit/s",
+        baseline: { name: "v4 WebSocket", value: tb },
+      },
     ];
   } finally {
-    for (const d of [spdy, v4, spdyRemote, v4Remote]) await d.close?.();
+    for (const dialer of all) await dialer.close?.();
     spdyFar.close();
     v4Far.close();
     await spdySim.close();

@@ -4,10 +4,12 @@
  * second (one at a time and 16 at once), request/response latency p50/p99, memory per idle
  * connection at 10,000 connections. Each figure is the median of three alternating rounds, for
  * both Linux backends: with offload (virtio headers, TSO) and without (checksums in TypeScript,
- * MTU-sized packets: the path macOS takes).
+ * MTU-sized packets: the path macOS takes); then the same client against tun2socks in the SOCKS5
+ * topology (tun_socks.ts). K8STUN_BENCH_AREA=socks runs only the tun2socks comparison.
  */
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
+import { compareWithTun2socks } from "./tun_socks.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 interface Figures {
@@ -85,6 +87,8 @@ export async function run(): Promise<BenchResult[]> {
   const why = labUnavailable();
   if (why) return [{ name: "tun", value: 0, unit: "skipped", note: why }];
   const bytes = Number(Deno.env.get("K8STUN_BENCH_BYTES") ?? 1_000_000_000); // 1 GB: seconds, not a slow start
+  const socksBytes = Number(Deno.env.get("K8STUN_BENCH_SOCKS_BYTES") ?? 300_000_000);
+  if (Deno.env.get("K8STUN_BENCH_AREA") === "socks") return await compareWithTun2socks(socksBytes);
   const results: BenchResult[] = [];
   for (const backend of ["on", "off"]) {
     for (const mtu of [1500, 65520]) {
@@ -167,5 +171,6 @@ export async function run(): Promise<BenchResult[]> {
       }
     }
   }
+  results.push(...await compareWithTun2socks(socksBytes));
   return results;
 }

@@ -1,10 +1,13 @@
 /**
  * Benchmark client run inside the lab: measures against a host (the VIP or 127.0.0.1) and prints
- * one JSON line: upload and download MB/s, connections/s one at a time and 16 at once,
- * request/response p50/p99 µs.
+ * one JSON line: upload and download MB/s, connections/s one at a time and PARALLEL (16) at once,
+ * request/response p50/p99 µs. `tun_client.ts HOST BYTES [PARALLEL] [bulk|connections]` measures
+ * only the transfers or only the connection figures.
  */
 const host = Deno.args[0];
 const bytes = Number(Deno.args[1] ?? 100_000_000);
+const parallel = Number(Deno.args[2] ?? 16);
+const phases = Deno.args[3] ?? "all";
 
 async function upload(): Promise<number> {
   const conn = await Deno.connect({ hostname: host, port: 9000 });
@@ -61,10 +64,13 @@ async function latency(): Promise<[number, number]> {
   return [samples[Math.floor(samples.length / 2)], samples[Math.floor(samples.length * 0.99)]];
 }
 
-const up = await upload();
-const down = await download();
-await connectionsPerSecond(200, 1); // warm-up: JIT and first-use allocations on both ends
-const cps = await connectionsPerSecond(1000, 1);
-const cpsParallel = await connectionsPerSecond(2000, 16);
-const [p50, p99] = await latency();
+const transfers = phases !== "connections";
+const connections = phases !== "bulk";
+const up = transfers ? await upload() : 0;
+const down = transfers ? await download() : 0;
+// Warm-up: JIT and first-use allocations on both ends.
+if (connections) await connectionsPerSecond(200, 1);
+const cps = connections ? await connectionsPerSecond(1000, 1) : 0;
+const cpsParallel = connections ? await connectionsPerSecond(2000, parallel) : 0;
+const [p50, p99] = connections ? await latency() : [0, 0];
 console.log(JSON.stringify({ up, down, cps, cpsParallel, p50, p99 }));

@@ -157,7 +157,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "spdy: without the tunnel (clusters before 1.31) the dialer falls back to v4",
+  name:
+    "spdy: without the tunnel (clusters before 1.31) the dialer opens one session with a direct Upgrade: SPDY/3.1",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -178,7 +179,12 @@ Deno.test({
         assertEquals(new TextDecoder().decode(value), "db-1\n");
         duplex.abort();
       }
-      assertEquals(sim.upgrades().get("v4.channel.k8s.io"), 2);
+      const results = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => echoRoundTrip(dialer, SIZES(i))),
+      );
+      assertEquals(results.filter(Boolean).length, 5, "every echo byte-exact");
+      assertEquals(sim.upgrades().get("spdy/3.1 direct"), 2, "one session per pod for all 7");
+      assert(!sim.upgrades().has("v4.channel.k8s.io"));
       assert(!sim.upgrades().has("SPDY/3.1+portforward.k8s.io"));
     } finally {
       await dialer.close?.();

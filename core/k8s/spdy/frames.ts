@@ -142,13 +142,27 @@ export function controlFrame(type: number, flags: number, payload: Uint8Array): 
 /** A data frame. */
 export function dataFrame(streamId: number, flags: number, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(8 + data.length);
-  new DataView(out.buffer).setUint32(0, streamId & 0x7fffffff);
-  out[4] = flags;
-  out[5] = (data.length >> 16) & 0xff;
-  out[6] = (data.length >> 8) & 0xff;
-  out[7] = data.length & 0xff;
+  writeDataFrameHeader(out, streamId, flags, data.length);
   out.set(data, 8);
   return out;
+}
+
+/** Writes a data frame's 8-byte header (stream id, flags, length) at the start of `target`. */
+export function writeDataFrameHeader(
+  target: Uint8Array,
+  streamId: number,
+  flags: number,
+  length: number,
+): void {
+  const id = streamId & 0x7fffffff;
+  target[0] = id >>> 24;
+  target[1] = (id >>> 16) & 0xff;
+  target[2] = (id >>> 8) & 0xff;
+  target[3] = id & 0xff;
+  target[4] = flags;
+  target[5] = (length >> 16) & 0xff;
+  target[6] = (length >> 8) & 0xff;
+  target[7] = length & 0xff;
 }
 
 /** SYN_STREAM payload: stream id, associated id 0, priority 0, slot 0, then the header block. */

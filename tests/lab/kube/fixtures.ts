@@ -13,20 +13,22 @@ export interface PodServer {
   close(): void;
 }
 
-/** An HTTP server naming the pod, or a banner+echo server. */
-export function startPodServer(pod: string, kind: "http" | "banner-echo"): PodServer {
+/** An HTTP server naming the pod, a banner+echo server, or a plain echo server. */
+export function startPodServer(pod: string, kind: "http" | "banner-echo" | "echo"): PodServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   (async () => {
     for await (const conn of listener) {
       (async () => {
         const buffer = new Uint8Array(16 * 1024);
-        if (kind === "banner-echo") {
-          await conn.write(new TextEncoder().encode(`${pod}\n`));
+        if (kind !== "http") {
+          if (kind === "banner-echo") await conn.write(new TextEncoder().encode(`${pod}\n`));
           while (true) {
             const n = await conn.read(buffer);
             if (n === null) break;
-            await conn.write(buffer.subarray(0, n));
+            // write() may take fewer bytes than offered: loop, or the echo loses data.
+            for (let off = 0; off < n;) off += await conn.write(buffer.subarray(off, n));
           }
+          await conn.closeWrite().catch(() => {});
         } else {
           const n = await conn.read(buffer);
           if (n !== null) {

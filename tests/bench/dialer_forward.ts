@@ -1,0 +1,45 @@
+/**
+ * `kubectl port-forward` built on k8stun's port-forward dialer, for `deno task bench tier`: listens
+ * on 127.0.0.1 (any port) and carries each connection to one pod port through the dialer, with
+ * only the given transport. Measures a transport (e.g. the direct SPDY/3.1 upgrade) through the
+ * real API server without the TUN in the way.
+ *
+ * Usage: dialer_forward.ts KUBECONFIG NAMESPACE POD PORT tunnel|direct|v4   (prints "READY <port>")
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import {
+  createPortForwardDialer,
+  type PortForwardTransport,
+} from "../../plugins/portforward/mod.ts";
+import { connDuplex } from "../../core/conn_duplex.ts";
+
+const [kubeconfig, namespace, name, port, transport] = Deno.args;
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromFile(kubeconfig);
+const dialer = createPortForwardDialer({
+  kubeConfig,
+  transports: [transport as PortForwardTransport],
+});
+const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(`READY ${(listener.addr as Deno.NetAddr).port}`);
+for await (const conn of listener) {
+  conn.setNoDelay(true);
+  dialer.dial({ kind: "pod", namespace, name, port: Number(port) }, {
+    signal: new AbortController().signal,
+    flow: { port: Number(port), protocol: "tcp", front: "socks" },
+  }).then((duplex) => {
+    // Half-closes pass on both ways (conn.writable's close would close the whole socket).
+    const app = connDuplex(conn);
+    return Promise.all([
+      duplex.readable.pipeTo(app.writable),
+      app.readable.pipeTo(duplex.writable),
+    ]);
+  }).catch((error) => {
+    console.error(`connection failed: ${error}`);
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
+  });
+}

@@ -1,0 +1,144 @@
+/**
+ * Through the real kube-apiserver and kwok (the lab's cluster tier): the same echo client by name
+ * through k8stun's TUN against client-go's own port-forward (kubectl's code path) to the same pod,
+ * medians of three alternating rounds: 20 MiB bidirectional echo, 1 MiB echo, a new connection
+ * with a 16 B echo, and the CPU each path's process used per gigabit of the 20 MiB echo; and the
+ * same for the direct `Upgrade: SPDY/3.1` transport, k8stun's dialer against client-go's.
+ * Skipped with the reason when the lab, the control plane or the Go baselines are not built
+ * (`sh tests/lab/kube/build.sh`, `sh tests/lab/kube/build_bench_tools.sh`).
+ */
+import { cachedBenchTools } from "../lab/kube/bench_tools.ts";
+import { cachedBinaries } from "../lab/kube/control_plane.ts";
+import { Lab, labUnavailable } from "../lab/lab.ts";
+import type { BenchResult } from "./types.ts";
+
+const ROUNDS = 3;
+const BULK_BYTES = 20 * 1024 * 1024;
+
+interface PathFigures {
+  bulkMbps: number;
+  mediumMbps: number;
+  connectMs: number;
+  bulkCpu: number;
+  bulkThreads: Record<string, number>;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** CPU seconds per gigabit of echo payload (one way), from a median round. */
+const perGigabit = (cpuSeconds: number) => cpuSeconds / (BULK_BYTES * 8 / 1e9);
+
+/** The k8stun threads' share of the 20 MiB echo's CPU, biggest first, e.g. "main 61 %". */
+function threadShares(rounds: PathFigures[], bulkSeconds: number): string {
+  const total = new Map<string, number>();
+  for (const round of rounds) {
+    for (const [name, seconds] of Object.entries(round.bulkThreads)) {
+      total.set(name, (total.get(name) ?? 0) + seconds / rounds.length);
+    }
+  }
+  return [...total].filter(([, s]) => s > 0.005).sort((a, b) => b[1] - a[1]).slice(0, 5)
+    .map(([name, s]) => `${name} ${Math.round(100 * s / bulkSeconds)} %`).join(", ");
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const why = labUnavailable();
+  if (why) return [{ name: "tier", value: 0, unit: "skipped", note: why }];
+  const kubeBin = await cachedBinaries();
+  if (!kubeBin) {
+    return [{
+      name: "tier",
+      value: 0,
+      unit: "skipped",
+      note: "the control plane is not built (sh tests/lab/kube/build.sh)",
+    }];
+  }
+  const toolsBin = await cachedBenchTools();
+  if (!toolsBin) {
+    return [{
+      name: "tier",
+      value: 0,
+      unit: "skipped",
+      note: "client-go's port-forward is not built (sh tests/lab/kube/build_bench_tools.sh)",
+    }];
+  }
+  await using lab = await Lab.create({ resolvConf: "nameserver 127.0.0.1\noptions timeout:1\n" });
+  const script = new URL("./tier_in_lab.ts", import.meta.url).pathname;
+  const out = await lab.run(
+    Deno.execPath(),
+    ["run", "-A", script, kubeBin, toolsBin, `${ROUNDS}`],
+    {
+      timeoutMs: 600_000,
+    },
+  );
+  const line = out.stdout.trim().split("\n").at(-1) ?? "";
+  if (out.code !== 0 || !line.startsWith("[")) {
+    throw new Error(`the tier run failed (exit ${out.code}): ${out.stderr.slice(-3000)}`);
+  }
+  type Path = "k8stun" | "clientGo" | "direct" | "clientGoSpdy";
+  type Figure = keyof Omit<PathFigures, "bulkThreads">;
+  const rounds = JSON.parse(line) as Record<Path, PathFigures>[];
+  const figure = (path: Path, key: Figure) => median(rounds.map((r) => r[path][key]));
+  const k = (key: Figure) => figure("k8stun", key);
+  const g = (key: Figure) => figure("clientGo", key);
+  const d = (key: Figure) => figure("direct", key);
+  const gs = (key: Figure) => figure("clientGoSpdy", key);
+  const spdyBaseline = "client-go, SPDY dialer only";
+  const baseline = "client-go port-forward";
+  const bulkSeconds = BULK_BYTES * 8 / 1e6 / k("bulkMbps");
+  return [
+    {
+      name: "20 MiB bidirectional echo by name through the TUN",
+      value: k("bulkMbps"),
+      unit: "Mbit/s",
+      baseline: { name: baseline, value: g("bulkMbps") },
+    },
+    {
+      name: "1 MiB echo (median of 5)",
+      value: k("mediumMbps"),
+      unit: "Mbit/s",
+      baseline: { name: baseline, value: g("mediumMbps") },
+    },
+    {
+      name: "new connection + 16 B echo, p50 of 20",
+      value: k("connectMs"),
+      unit: "ms",
+      baseline: { name: baseline, value: g("connectMs") },
+    },
+    {
+      name: "CPU per gigabit of the 20 MiB echo (payload one way)",
+      value: perGigabit(k("bulkCpu")),
+      unit: "CPU s/Gbit",
+      baseline: { name: baseline, value: perGigabit(g("bulkCpu")) },
+      note: `k8stun threads during the echo: ${
+        threadShares(rounds.map((r) => r.k8stun), bulkSeconds)
+      } of one core`,
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), 20 MiB echo",
+      value: d("bulkMbps"),
+      unit: "Mbit/s",
+      baseline: { name: spdyBaseline, value: gs("bulkMbps") },
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), 1 MiB echo",
+      value: d("mediumMbps"),
+      unit: "Mbit/s",
+      baseline: { name: spdyBaseline, value: gs("mediumMbps") },
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), new connection",
+      value: d("connectMs"),
+      unit: "ms",
+      baseline: { name: spdyBaseline, value: gs("connectMs") },
+    },
+    {
+      name: "direct Upgrade: SPDY/3.1 (dialer alone), CPU per gigabit",
+      value: perGigabit(d("bulkCpu")),
+      unit: "CPU s/Gbit",
+      baseline: { name: spdyBaseline, value: perGigabit(gs("bulkCpu")) },
+    },
+  ];
+}

@@ -1,0 +1,208 @@
+/**
+ * Runs inside a lab namespace (started by tier.ts): brings the real control plane up on the lab's
+ * loopback with one echo pod behind kwok and a Service `echo.bench` in front of it, starts
+ * `k8stun run` in TUN mode and client-go's port-forward (portforward_client/main.go) to the same
+ * pod, and measures both with the same echo client (echo_client.ts) in alternating rounds: the
+ * name through k8stun's TUN against client-go's local port; then the direct `Upgrade: SPDY/3.1`
+ * transport: k8stun's dialer alone (dialer_forward.ts) against client-go with only its SPDY
+ * dialer. Prints one JSON line: per path and round, the figures and the CPU its process used
+ * during the 20 MiB echo (per thread).
+ *
+ * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS. K8STUN_BENCH_DENO_FLAGS adds flags to k8stun's
+ * `deno run` (e.g. `--v8-flags=--prof` to profile it).
+ */
+import { startControlPlane } from "../lab/kube/control_plane.ts";
+import { createPod, must, startPodServer } from "../lab/kube/fixtures.ts";
+
+const [kubeBin, toolsBin, roundsArg] = Deno.args;
+const rounds = Number(roundsArg ?? 3);
+const here = (file: string) => new URL(file, import.meta.url).pathname;
+const BULK = 20 * 1024 * 1024;
+const MEDIUM = 1024 * 1024;
+
+/** A child whose stdout is collected; resolves the first match of `pattern`. */
+function start(command: string, args: string[], env: Record<string, string> = {}) {
+  const child = new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
+  };
+  collect(child.stdout).catch(() => {});
+  collect(child.stderr).catch(() => {});
+  return {
+    child,
+    get output() {
+      return output;
+    },
+    async wait(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const match = output.match(pattern);
+        if (match) return match;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`timed out waiting for ${pattern}:\n${output.slice(-3000)}`);
+    },
+  };
+}
+
+/** CPU seconds (user + system) of each thread of `pid`, by thread name. */
+async function threadCpu(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime and stime are fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100).
+      const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+      out.set(name, (out.get(name) ?? 0) + seconds);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+async function client(host: string, port: number, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", here("./echo_client.ts"), host, String(port), ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) {
+    throw new Error(
+      `echo client ${host}:${port} ${args.join(" ")} failed: ${
+        new TextDecoder().decode(out.stderr)
+      }`,
+    );
+  }
+  return JSON.parse(text.split("\n").at(-1)!);
+}
+
+interface PathFigures {
+  bulkMbps: number;
+  mediumMbps: number;
+  connectMs: number;
+  /** CPU seconds of the path's process during the 20 MiB echo, and per thread name. */
+  bulkCpu: number;
+  bulkThreads: Record<string, number>;
+}
+
+async function measure(pid: number, host: string, port: number): Promise<PathFigures> {
+  const before = await threadCpu(pid);
+  const bulk = await client(host, port, "bulk", String(BULK));
+  const after = await threadCpu(pid);
+  const threads: Record<string, number> = {};
+  for (const [name, seconds] of after) threads[name] = seconds - (before.get(name) ?? 0);
+  const medium = await client(host, port, "bulk", String(MEDIUM), "5");
+  const connect = await client(host, port, "connect", "20");
+  return {
+    bulkMbps: bulk.mbps,
+    mediumMbps: medium.mbps,
+    connectMs: connect.p50,
+    bulkCpu: Object.values(threads).reduce((a, b) => a + b, 0),
+    bulkThreads: threads,
+  };
+}
+
+const cp = await startControlPlane({ bin: kubeBin });
+const server = startPodServer("echo-0", "echo");
+const processes: Deno.ChildProcess[] = [];
+try {
+  await must(cp, "POST", "/api/v1/namespaces", {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: "bench" },
+  });
+  await createPod(cp, "bench", "echo-0", { app: "echo" }, {
+    name: "echo",
+    containerPort: 7007,
+  }, server);
+  await must(cp, "POST", "/api/v1/namespaces/bench/services", {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "echo", namespace: "bench" },
+    spec: { selector: { app: "echo" }, ports: [{ name: "echo", port: 7, targetPort: "echo" }] },
+  });
+  const k8stun = start(Deno.execPath(), [
+    "run",
+    ...(Deno.env.get("K8STUN_BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
+    "-A",
+    here("../../cli/main.ts"),
+    "run",
+    "--kubeconfig",
+    cp.kubeconfigPath,
+    "-n",
+    "bench",
+    "--dns-mode",
+    "forward",
+  ]);
+  processes.push(k8stun.child);
+  await k8stun.wait(/is ready/, 60_000);
+  const clientGo = start(`${toolsBin}/portforward-client`, [
+    cp.kubeconfigPath,
+    "bench",
+    "echo-0",
+    "7007",
+  ]);
+  processes.push(clientGo.child);
+  const clientGoPort = Number((await clientGo.wait(/READY (\d+)/, 30_000))[1]);
+  const clientGoSpdy = start(`${toolsBin}/portforward-client`, [
+    cp.kubeconfigPath,
+    "bench",
+    "echo-0",
+    "7007",
+  ], { PORTFORWARD_SPDY_ONLY: "1" });
+  processes.push(clientGoSpdy.child);
+  const clientGoSpdyPort = Number((await clientGoSpdy.wait(/READY (\d+)/, 30_000))[1]);
+  const direct = start(Deno.execPath(), [
+    "run",
+    "-A",
+    here("./dialer_forward.ts"),
+    cp.kubeconfigPath,
+    "bench",
+    "echo-0",
+    "7007",
+    "direct",
+  ]);
+  processes.push(direct.child);
+  const directPort = Number((await direct.wait(/READY (\d+)/, 30_000))[1]);
+  // EndpointSlices come from the real controller a moment after the pod turns ready.
+  for (let i = 0;; i++) {
+    try {
+      await client("echo.bench", 7, "connect", "3");
+      break;
+    } catch (error) {
+      if (i === 50) throw error;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  // Connections up, JIT warm.
+  for (const port of [clientGoPort, clientGoSpdyPort, directPort]) {
+    await client("127.0.0.1", port, "connect", "3");
+  }
+  const results: Record<"k8stun" | "clientGo" | "direct" | "clientGoSpdy", PathFigures>[] = [];
+  for (let round = 0; round < rounds; round++) {
+    results.push({
+      k8stun: await measure(k8stun.child.pid, "echo.bench", 7),
+      clientGo: await measure(clientGo.child.pid, "127.0.0.1", clientGoPort),
+      direct: await measure(direct.child.pid, "127.0.0.1", directPort),
+      clientGoSpdy: await measure(clientGoSpdy.child.pid, "127.0.0.1", clientGoSpdyPort),
+    });
+  }
+  console.log(JSON.stringify(results));
+} finally {
+  for (const child of processes) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    await child.status;
+  }
+  server.close();
+  await cp.stop();
+}
