@@ -10,6 +10,7 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, Watch } from "@kubernetes/client-node";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
+import { deadline } from "../deadline.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type ClusterState, type ClusterStateChange, Reachability } from "./reachability.ts";
 import { ClusterStore, type KubeObject } from "./store.ts";
@@ -89,10 +90,10 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
   // One probe decides the scope: all namespaces, or only the configured ones.
   let scopes: (string | undefined)[] = [undefined];
   try {
-    await withTimeout(
+    await deadline(
       core.listNamespace({ limit: 1 }),
       initialListTimeoutMs,
-      `it did not answer within ${initialListTimeoutMs / 1000} s (--sync-timeout)`,
+      () => new Error(`it did not answer within ${initialListTimeoutMs / 1000} s (--sync-timeout)`),
     );
   } catch (error) {
     const code = statusCode(error);
@@ -217,10 +218,10 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
     while (!closed) {
       if (rv === undefined) {
         try {
-          const result = await withTimeout(
+          const result = await deadline(
             list(resource, namespace),
             requestTimeoutMs,
-            `no answer to the list within ${requestTimeoutMs / 1000} s`,
+            () => new Error(`no answer to the list within ${requestTimeoutMs / 1000} s`),
           );
           if (closed) return;
           store.replace(resource, result.items, namespace);
@@ -270,7 +271,11 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
       await sleep(interval);
       if (closed) return;
       try {
-        await withTimeout(core.listNamespace({ limit: 1 }), Math.min(interval, 5_000), "no answer");
+        await deadline(
+          core.listNamespace({ limit: 1 }),
+          Math.min(interval, 5_000),
+          () => new Error("no answer"),
+        );
         reachability.succeeded("liveness probe");
       } catch (error) {
         if (closed) return;
@@ -294,13 +299,15 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
   }
   const view: KubeClusterView = {
     store,
-    synced: withTimeout(
+    synced: deadline(
       Promise.all(listedAll),
       initialListTimeoutMs,
       () =>
-        `the API server at ${server} did not finish the initial list of the cluster within ${
-          initialListTimeoutMs / 1000
-        } s (${reachability.errors().join("; ") || "no answer"})`,
+        new Error(
+          `the API server at ${server} did not finish the initial list of the cluster within ${
+            initialListTimeoutMs / 1000
+          } s (${reachability.errors().join("; ") || "no answer"})`,
+        ),
     ).then(() => {
       reachability.markSynced();
       void probe();
@@ -329,22 +336,6 @@ type WatchEnd =
   | { kind: "expired"; rv: string }
   | { kind: "failed"; error: string; status?: number }
   | { kind: "ended"; rv: string; events: number };
-
-/** `promise`, or a rejection with `message` after `ms`. */
-function withTimeout<T>(
-  promise: Promise<T>,
-  ms: number,
-  message: string | (() => string),
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(typeof message === "string" ? message : message())),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** The HTTP status of a failed request (a network error's string `code` is not one). */
 function statusCode(error: unknown): number | undefined {

@@ -3,6 +3,7 @@
  * or hangs fails only the flow (or query) at hand, as a `DialError` naming the plugin, and is
  * logged once per distinct failure. The tunnel itself never sees the exception.
  */
+import { deadline } from "../deadline.ts";
 import {
   type Dialer,
   DialError,
@@ -76,22 +77,13 @@ function firstFrame(stack: string): string | undefined {
   return frame?.trim().replace(/^at /, "");
 }
 
-/** Resolves `promise` or rejects after `ms` with a timeout `DialError`. */
-async function within<T>(ms: number, what: string, work: () => T | Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      Promise.resolve().then(work),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new DialError("timeout", `${what} did not finish within ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** `work`'s result, or a timeout `DialError` after `ms`. */
+function within<T>(ms: number, what: string, work: () => T | Promise<T>): Promise<T> {
+  return deadline(
+    work,
+    ms,
+    () => new DialError("timeout", `${what} did not finish within ${ms} ms`),
+  );
 }
 
 function guardResolver(r: Resolver, report: Report, limits: GuardLimits): Resolver {

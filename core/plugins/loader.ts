@@ -11,6 +11,7 @@
  * names it (`--allow-unisolated NAME`). As root, plugin files and folders must be owned by root
  * or the user who ran sudo and writable by no one else (`file_trust.ts`).
  */
+import { deadline } from "../deadline.ts";
 import { dirname, join, resolve } from "node:path";
 import {
   API_VERSION,
@@ -261,17 +262,12 @@ async function setupPlugin(
     },
   };
   const limit = env.setupTimeoutMs ?? 10_000;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const parts = await Promise.race([
-      Promise.resolve().then(() => plugin.setup(ctx)),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`setup did not finish within ${limit} ms`)),
-          limit,
-        );
-      }),
-    ]);
+    const parts = await deadline(
+      () => plugin.setup(ctx),
+      limit,
+      () => new Error(`setup did not finish within ${limit} ms`),
+    );
     const valid = validateParts(parts, plugin, source);
     return dials ? { ...valid, dialers: valid.dialers?.map((d) => dials.track(d)) } : valid;
   } catch (error) {
@@ -285,8 +281,6 @@ async function setupPlugin(
         frame ? ` (${frame})` : ""
       }`,
     );
-  } finally {
-    clearTimeout(timer);
   }
 }
 

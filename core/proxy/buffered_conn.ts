@@ -3,6 +3,7 @@
  * arrived after it: a server that speaks first (a banner, a greeting) may send them in the same
  * segment as its handshake reply, a client may pipeline its first bytes with its request.
  */
+import { deadline } from "../deadline.ts";
 import type { Duplex } from "../../mod.ts";
 import { connDuplex } from "../conn_duplex.ts";
 
@@ -46,13 +47,7 @@ export class BufferedConn {
     const left = this.deadline - Date.now();
     if (left <= 0) throw new Error("handshake timed out");
     const chunk = new Uint8Array(4096);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      this.conn.read(chunk),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("handshake timed out")), left);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const n = await deadline(this.conn.read(chunk), left, () => new Error("handshake timed out"));
     if (n === null) throw new Error("connection closed during the handshake");
     const merged = new Uint8Array(this.#buffer.length + n);
     merged.set(this.#buffer);

@@ -26,7 +26,7 @@ function command(line: string, lab: Lab): string {
   return line.replace(/\s+#\s.*$/, "").replace(/^sudo\s+/, "").trim()
     .replaceAll("bin/k8stun", `${ROOT}/bin/k8stun`)
     .replaceAll("tools/deno", `${ROOT}/tools/deno`)
-    .replaceAll("/tmp/sim.kubeconfig", `${lab.dir}/sim.kubeconfig`);
+    .replaceAll("~/sim.kubeconfig", `${lab.dir}/sim.kubeconfig`);
 }
 
 /** Starts a long-running README command in the lab and waits until it says it is up. */
