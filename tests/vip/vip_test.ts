@@ -1,5 +1,5 @@
-/** The VIP pool's reclaiming rules: pinned VIPs stay, and the sweep runs at the timeout's scale. */
-import { assert, assertEquals } from "../assert.ts";
+/** The VIP pool: --vip-base forms, VIPs kept across restarts, reclaiming (pinned VIPs stay, the sweep at the timeout's scale). */
+import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
 
 const hello = { type: "service" as const, namespace: "demo", name: "hello" };
@@ -109,4 +109,43 @@ Deno.test("vip: allocating 20,000 VIPs takes time linear in their number", () =>
   assertEquals(pool.entries().length, 20_000);
   // Linear is some 50 ms; rebuilding the reserved set per allocation (quadratic) took seconds.
   assert(ms < 3000, `20,000 allocations took ${Math.round(ms)} ms`);
+});
+
+Deno.test("vip: --vip-base forms, first VIP at base+2, TUN at base+1 (docs/compatibility.md §1)", () => {
+  assertEquals(parseVipBase(undefined), { base: (198 << 24 | 18 << 16) >>> 0, prefix: 15 });
+  const pool = new VipPool({ network: parseVipBase("10.99.0.0"), staleMs: 0 });
+  assertEquals(pool.cidr, "10.99.0.0/16");
+  assertEquals(pool.tunAddress, "10.99.0.1");
+  assertEquals(pool.allocate({ type: "service", namespace: "a", name: "b" }), "10.99.0.2");
+  assertThrows(() => parseVipBase("10.99.0.0/40"), /prefix length must be 8 to 30/);
+  assertThrows(() => parseVipBase("nonsense"), /is not an IPv4 address or CIDR/);
+});
+
+Deno.test("vip: the same service keeps its VIP across restarts (docs/compatibility.md §3 D14)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const statePath = `${dir}/vips.json`;
+    const first = new VipPool({ network: parseVipBase(undefined), staleMs: 0, statePath });
+    first.allocate({ type: "service", namespace: "demo", name: "other" });
+    const hello = first.allocate({ type: "service", namespace: "demo", name: "hello" });
+    const second = new VipPool({ network: parseVipBase(undefined), staleMs: 0, statePath });
+    assertEquals(second.allocate({ type: "service", namespace: "demo", name: "hello" }), hello);
+    assert(second.allocate({ type: "service", namespace: "demo", name: "new" }) !== hello);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("vip: unused VIPs are reclaimed after the stale timeout, busy ones kept, 0 = never (docs/compatibility.md §1)", () => {
+  let now = 0;
+  const pool = new VipPool({ network: parseVipBase(undefined), staleMs: 5000, now: () => now });
+  const idle = pool.allocate({ type: "service", namespace: "a", name: "idle" });
+  const busy = pool.allocate({ type: "service", namespace: "a", name: "busy" });
+  now = 10_000;
+  assertEquals(pool.sweep((vip) => vip === busy), [idle]);
+  assertEquals(pool.lookup(idle), undefined);
+  const never = new VipPool({ network: parseVipBase(undefined), staleMs: 0, now: () => now });
+  never.allocate({ type: "service", namespace: "a", name: "x" });
+  now = 1e9;
+  assertEquals(never.sweep(), []);
 });
