@@ -14,8 +14,37 @@ import type {
 } from "./types.ts";
 
 /** The parts of a Kubernetes object the store reads (client-node models or raw JSON). */
-// deno-lint-ignore no-explicit-any
-export type KubeObject = any;
+/**
+ * The fields of a Namespace, Service, Pod or EndpointSlice the store reads, as the API serves them
+ * (client-node's objects and raw watch events alike); everything else is ignored.
+ */
+export interface KubeObject {
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+  };
+  spec?: {
+    type?: string;
+    clusterIP?: string;
+    externalName?: string;
+    ports?: { name?: string; port: number; protocol?: string; targetPort?: number | string }[];
+    hostname?: string;
+    subdomain?: string;
+    containers?: { ports?: { name?: string; containerPort: number; protocol?: string }[] }[];
+  };
+  status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
+  addressType?: string;
+  ports?: { name?: string; port?: number; protocol?: string }[] | null;
+  endpoints?: {
+    addresses?: string[];
+    conditions?: { ready?: boolean; terminating?: boolean };
+    hostname?: string;
+    targetRef?: { kind?: string; namespace?: string; name?: string };
+  }[];
+}
 
 interface SliceRecord {
   namespace: string;
@@ -143,14 +172,14 @@ export class ClusterStore implements ClusterView {
   // --- feeding the store ---------------------------------------------------------------------
 
   applyNamespace(object: KubeObject): void {
-    const name = object.metadata.name as string;
+    const name = meta(object).name as string;
     if (this.#namespaces.has(name)) return;
     this.#namespaces.add(name);
     this.#emit({ kind: "namespace", type: "added", name });
   }
 
   deleteNamespace(object: KubeObject): void {
-    const name = object.metadata.name as string;
+    const name = meta(object).name as string;
     if (this.#namespaces.delete(name)) this.#emit({ kind: "namespace", type: "deleted", name });
   }
 
@@ -166,7 +195,7 @@ export class ClusterStore implements ClusterView {
   }
 
   deleteService(object: KubeObject): void {
-    const k = key(object.metadata.namespace, object.metadata.name);
+    const k = key(meta(object).namespace, meta(object).name);
     const existing = this.#services.get(k);
     if (!existing) return;
     this.#services.delete(k);
@@ -187,7 +216,7 @@ export class ClusterStore implements ClusterView {
   }
 
   deletePod(object: KubeObject): void {
-    const k = key(object.metadata.namespace, object.metadata.name);
+    const k = key(meta(object).namespace, meta(object).name);
     const existing = this.#pods.get(k);
     if (!existing) return;
     this.#pods.delete(k);
@@ -205,7 +234,7 @@ export class ClusterStore implements ClusterView {
   }
 
   deleteEndpointSlice(object: KubeObject): void {
-    const k = key(object.metadata.namespace, object.metadata.name);
+    const k = key(meta(object).namespace, meta(object).name);
     const existing = this.#slices.get(k);
     if (!existing) return;
     this.#slices.delete(k);
@@ -221,7 +250,7 @@ export class ClusterStore implements ClusterView {
     objects: KubeObject[],
     namespace?: string,
   ): void {
-    const names = new Set(objects.map((o) => key(o.metadata.namespace ?? "", o.metadata.name)));
+    const names = new Set(objects.map((o) => key(meta(o).namespace ?? "", meta(o).name)));
     const inScope = (ns: string) => namespace === undefined || ns === namespace;
     switch (kind) {
       case "namespaces":
@@ -237,7 +266,7 @@ export class ClusterStore implements ClusterView {
           }
         }
         for (const o of objects) {
-          const current = this.#services.get(key(o.metadata.namespace, o.metadata.name));
+          const current = this.#services.get(key(meta(o).namespace, meta(o).name));
           if (!current || JSON.stringify(current) !== JSON.stringify(serviceInfo(o))) {
             this.applyService(o);
           }
@@ -250,7 +279,7 @@ export class ClusterStore implements ClusterView {
           }
         }
         for (const o of objects) {
-          const current = this.#pods.get(key(o.metadata.namespace, o.metadata.name));
+          const current = this.#pods.get(key(meta(o).namespace, meta(o).name));
           if (!current || JSON.stringify(current) !== JSON.stringify(podInfo(o))) this.applyPod(o);
         }
         return;
@@ -261,7 +290,7 @@ export class ClusterStore implements ClusterView {
           }
         }
         for (const o of objects) {
-          const current = this.#slices.get(key(o.metadata.namespace, o.metadata.name));
+          const current = this.#slices.get(key(meta(o).namespace, meta(o).name));
           const next = sliceRecord(o);
           if (next && JSON.stringify(current) !== JSON.stringify(next)) this.applyEndpointSlice(o);
         }
@@ -289,20 +318,20 @@ export class ClusterStore implements ClusterView {
 /** A Service object as a {@link ServiceInfo}. */
 export function serviceInfo(object: KubeObject): ServiceInfo {
   const spec = object.spec ?? {};
-  const type = spec.type ?? "ClusterIP";
+  const type = (spec.type ?? "ClusterIP") as ServiceInfo["type"];
   const clusterIP = spec.clusterIP as string | undefined;
   const headless = clusterIP === "None";
   return {
-    namespace: object.metadata.namespace,
-    name: object.metadata.name,
+    namespace: meta(object).namespace,
+    name: meta(object).name,
     type,
     clusterIP: headless || !clusterIP ? undefined : clusterIP,
     headless,
     externalName: type === "ExternalName" ? spec.externalName : undefined,
-    ports: ((spec.ports ?? []) as KubeObject[]).map((p): ServicePort => ({
+    ports: (spec.ports ?? []).map((p): ServicePort => ({
       ...(p.name ? { name: p.name } : {}),
       port: p.port,
-      protocol: p.protocol ?? "TCP",
+      protocol: (p.protocol ?? "TCP") as ServicePort["protocol"],
       targetPort: p.targetPort ?? p.port,
     })),
   };
@@ -313,16 +342,16 @@ export function podInfo(object: KubeObject): PodInfo {
   const status = object.status ?? {};
   const conditions = (status.conditions ?? []) as { type: string; status: string }[];
   return {
-    namespace: object.metadata.namespace,
-    name: object.metadata.name,
-    uid: object.metadata.uid,
+    namespace: meta(object).namespace,
+    name: meta(object).name,
+    uid: meta(object).uid,
     ip: status.podIP,
     hostname: object.spec?.hostname,
     subdomain: object.spec?.subdomain,
     ready: conditions.some((c) => c.type === "Ready" && c.status === "True"),
     running: status.phase === "Running",
-    ports: ((object.spec?.containers ?? []) as KubeObject[]).flatMap((c) =>
-      ((c.ports ?? []) as KubeObject[]).map((p) => ({
+    ports: (object.spec?.containers ?? []).flatMap((c) =>
+      (c.ports ?? []).map((p) => ({
         ...(p.name ? { name: p.name } : {}),
         containerPort: p.containerPort,
         protocol: p.protocol ?? "TCP",
@@ -335,28 +364,37 @@ function sliceRecord(object: KubeObject): SliceRecord | undefined {
   const service = object.metadata?.labels?.["kubernetes.io/service-name"];
   if (!service || (object.addressType && object.addressType !== "IPv4")) return undefined;
   return {
-    namespace: object.metadata.namespace,
-    name: object.metadata.name,
+    namespace: meta(object).namespace,
+    name: meta(object).name,
     service,
     ports: object.ports === null || object.ports === undefined
       ? null
-      : (object.ports as KubeObject[]).map((p) => ({
-        ...(p.name ? { name: p.name } : {}),
-        port: p.port,
-      })),
-    endpoints: ((object.endpoints ?? []) as KubeObject[]).map((e) => ({
+      // A port without a number is not resolved yet: nothing can be dialed through it.
+      : object.ports.flatMap((p) =>
+        p.port === undefined ? [] : [{ ...(p.name ? { name: p.name } : {}), port: p.port }]
+      ),
+    endpoints: (object.endpoints ?? []).map((e) => ({
       addresses: e.addresses ?? [],
       // docs/portforward.md §11: ready nil means unknown, treated as ready; terminating endpoints are not ready.
       ready: e.conditions?.ready !== false && e.conditions?.terminating !== true,
       ...(e.hostname ? { hostname: e.hostname } : {}),
-      ...(e.targetRef?.kind === "Pod"
+      ...(e.targetRef?.kind === "Pod" && e.targetRef.name
         ? {
           pod: {
-            namespace: e.targetRef.namespace ?? object.metadata.namespace,
+            namespace: e.targetRef.namespace ?? meta(object).namespace,
             name: e.targetRef.name,
           },
         }
         : {}),
     })),
+  };
+}
+
+/** An object's name and namespace ("" where absent: a namespace has none). */
+function meta(object: KubeObject): { name: string; namespace: string; uid?: string } {
+  return {
+    name: object.metadata?.name ?? "",
+    namespace: object.metadata?.namespace ?? "",
+    uid: object.metadata?.uid,
   };
 }

@@ -224,7 +224,8 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
             () => new Error(`no answer to the list within ${requestTimeoutMs / 1000} s`),
           );
           if (closed) return;
-          store.replace(resource, result.items, namespace);
+          // client-node's typed objects, read through the fields the store needs
+          store.replace(resource, result.items as unknown as KubeObject[], namespace);
           rv = result.metadata?.resourceVersion;
           reachability.succeeded(name);
           if (first) {
