@@ -1,6 +1,6 @@
 /** The cluster view against the simulated cluster: endpoint changes, 410s, dropped watches, credentials. */
 import * as k8s from "@kubernetes/client-node";
-import { assert, assertEquals, assertThrows } from "../assert.ts";
+import { assert, assertEquals } from "../assert.ts";
 import { startClusterView } from "../../core/cluster/view.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
