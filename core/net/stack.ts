@@ -31,8 +31,13 @@ const TOMBSTONE_MS = 2000; // docs/tcp.md §6.6
 
 /** Default {@link StackOptions.maxHalfOpen}. */
 export const DEFAULT_MAX_HALF_OPEN = 512;
-/** Default {@link StackOptions.maxHalfOpenPerSource}. */
-export const DEFAULT_MAX_HALF_OPEN_PER_SOURCE = 128;
+/**
+ * Default {@link StackOptions.maxHalfOpenPerSource}: the same as the total. Only this host's own
+ * addresses are served, so every app on the laptop shares one or two sources, and a lower share
+ * would send an ordinary burst of connections (a browser, a connection pool) down the SYN-cookie
+ * path, whose connections have no window scaling. A host that serves others sets it lower.
+ */
+export const DEFAULT_MAX_HALF_OPEN_PER_SOURCE = DEFAULT_MAX_HALF_OPEN;
 
 /** Counters for the API and tests. */
 export interface StackStats {
