@@ -10,7 +10,7 @@ import { Reachability } from "../../core/cluster/reachability.ts";
 import { ClusterAccessError, startClusterView } from "../../core/cluster/view.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
 import type { TelemetryEvent } from "../../core/telemetry.ts";
-import { startOutageRelay } from "../lab/outage_relay.ts";
+import { relayToApi } from "../lab/outage_relay.ts";
 
 async function until(check: () => boolean, ms: number, what: string): Promise<number> {
   const start = Date.now();
@@ -63,10 +63,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    await using relay = startOutageRelay({
-      hostname: "127.0.0.1",
-      port: Number(new URL(sim.url).port),
-    });
+    await using relay = relayToApi(sim.url);
     const events: TelemetryEvent[] = [];
     const view = await startClusterView({
       kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
@@ -120,10 +117,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    await using relay = startOutageRelay({
-      hostname: "127.0.0.1",
-      port: Number(new URL(sim.url).port),
-    });
+    await using relay = relayToApi(sim.url);
     const view = await startClusterView({
       kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
@@ -150,10 +144,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    await using relay = startOutageRelay({
-      hostname: "127.0.0.1",
-      port: Number(new URL(sim.url).port),
-    });
+    await using relay = relayToApi(sim.url);
     relay.setMode("blackhole");
     const started = Date.now();
     const error = await startClusterView({

@@ -4,12 +4,17 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
-import { startOutageRelay } from "../lab/outage_relay.ts";
+import { relayToApi } from "../lab/outage_relay.ts";
 import { inNamespace } from "../adversarial/raw_socket.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
 import { DEMO_RESOLV, MAIN } from "../adversarial/harness.ts";
 
 const ignore = labUnavailable() !== undefined;
+
+/** Listeners for the relay, created inside the lab (where k8stun dials the API server). */
+function listenInLab(lab: Lab): (port: number) => Deno.Listener {
+  return (port) => inNamespace(lab.name, () => Deno.listen({ hostname: "127.0.0.1", port }));
+}
 
 async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
   const deadline = Date.now() + ms;
@@ -30,10 +35,7 @@ Deno.test({
   async fn() {
     await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    await using relay = startOutageRelay(
-      { hostname: "127.0.0.1", port: Number(new URL(sim.url).port) },
-      (port) => inNamespace(lab.name, () => Deno.listen({ hostname: "127.0.0.1", port })),
-    );
+    await using relay = relayToApi(sim.url, listenInLab(lab));
     const kubeconfig = `${lab.dir}/kubeconfig`;
     await Deno.writeTextFile(
       kubeconfig,
@@ -122,10 +124,7 @@ Deno.test({
   async fn() {
     await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    await using relay = startOutageRelay(
-      { hostname: "127.0.0.1", port: Number(new URL(sim.url).port) },
-      (port) => inNamespace(lab.name, () => Deno.listen({ hostname: "127.0.0.1", port })),
-    );
+    await using relay = relayToApi(sim.url, listenInLab(lab));
     relay.setMode("blackhole");
     const kubeconfig = `${lab.dir}/kubeconfig`;
     await Deno.writeTextFile(

@@ -130,3 +130,11 @@ export function startOutageRelay(
     },
   };
 }
+
+/** A relay in front of an API server at `url` (a simulated cluster's), forwarding at first. */
+export function relayToApi(
+  url: string,
+  listen?: (port: number) => Deno.Listener,
+): OutageRelay {
+  return startOutageRelay({ hostname: "127.0.0.1", port: Number(new URL(url).port) }, listen);
+}

@@ -8,7 +8,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { DEMO_FIXTURE, type SimCluster, startSimCluster } from "../../core/sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
-import { startOutageRelay } from "../lab/outage_relay.ts";
+import { relayToApi } from "../lab/outage_relay.ts";
 
 const ECHO = { kind: "pod" as const, namespace: "demo", name: "echo-5c6b-m9t2z", port: 7007 };
 const dialOptions = () => ({
@@ -111,10 +111,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    await using relay = startOutageRelay({
-      hostname: "127.0.0.1",
-      port: Number(new URL(sim.url).port),
-    });
+    await using relay = relayToApi(sim.url);
     const dir = await Deno.makeTempDir({ prefix: "k8stun-exec-" });
     try {
       const script = `${dir}/token.sh`;
