@@ -105,7 +105,8 @@ export class SpdySession {
   readonly #link: SessionLink;
   /** A data frame's SPDY header, reused: the link copies it into each frame it sends. */
   readonly #dataHeader = new Uint8Array(8);
-  readonly #parser = new FrameParser();
+  /** Pushed the link's received chunks, which nothing changes afterwards. */
+  readonly #parser = new FrameParser(undefined, { viewInput: true });
   /** Outgoing header blocks; the replies' (empty) blocks are never read. */
   readonly #headers = new HeaderBlockEncoder();
   readonly #streams = new Map<number, StreamState>();

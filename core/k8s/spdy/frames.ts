@@ -48,9 +48,17 @@ export class FrameParser {
   #start = 0;
   #end = 0;
   readonly #maxFrameLength: number;
+  readonly #viewInput: boolean;
 
-  constructor(maxFrameLength = MAX_FRAME_LENGTH) {
+  /**
+   * With `viewInput` the caller promises never to change bytes it pushed: a frame whose body is
+   * at least half of a pushed chunk is then a view into it instead of a copy (a data frame per
+   * WebSocket message is the bulk case). Smaller frames are copied either way, so a frame never
+   * keeps more than twice its size alive.
+   */
+  constructor(maxFrameLength = MAX_FRAME_LENGTH, options: { viewInput?: boolean } = {}) {
     this.#maxFrameLength = maxFrameLength;
+    this.#viewInput = options.viewInput ?? false;
   }
 
   /** Adds bytes; returns every frame now complete. Throws {@link SpdyFramingError} on a frame
@@ -70,7 +78,10 @@ export class FrameParser {
       }
       if (end - offset < 8 + length) break;
       const flags = source[offset + 4];
-      const body = source.slice(offset + 8, offset + 8 + length);
+      const view = this.#viewInput && source === bytes && 2 * length >= bytes.length;
+      const body = view
+        ? source.subarray(offset + 8, offset + 8 + length)
+        : source.slice(offset + 8, offset + 8 + length);
       if (source[offset] & 0x80) {
         const version = ((source[offset] & 0x7f) << 8) | source[offset + 1];
         if (version !== 3) throw new SpdyFramingError(`SPDY version ${version} is not 3`);

@@ -1,0 +1,33 @@
+import { assert, assertEquals } from "../assert.ts";
+import { dataFrame, FrameParser } from "../../core/k8s/spdy/frames.ts";
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+Deno.test("spdy frames: with viewInput a big frame is a view into the pushed chunk, a small one a copy that keeps no chunk alive", () => {
+  const big = new Uint8Array(32 * 1024).fill(1);
+  const small = new Uint8Array(100).fill(2);
+  const chunk = concat(dataFrame(3, 0, big), dataFrame(3, 0, small));
+  const [bigFrame, smallFrame] = new FrameParser(undefined, { viewInput: true }).push(chunk);
+  assert(bigFrame.kind === "data" && smallFrame.kind === "data");
+  assertEquals(bigFrame.data, big);
+  assertEquals(smallFrame.data, small);
+  assert(bigFrame.data.buffer === chunk.buffer, "the bulk frame is not copied");
+  assert(smallFrame.data.buffer !== chunk.buffer, "a small frame holds only its own bytes");
+  assertEquals(smallFrame.data.buffer.byteLength, small.length);
+});
+
+Deno.test("spdy frames: without viewInput every frame is a copy the caller's buffer can be reused under", () => {
+  const chunk = dataFrame(3, 0, new Uint8Array(32 * 1024).fill(1));
+  const [frame] = new FrameParser().push(chunk);
+  assert(frame.kind === "data");
+  chunk.fill(9);
+  assertEquals(frame.data, new Uint8Array(32 * 1024).fill(1));
+});
