@@ -14,7 +14,7 @@ import {
   toggle,
 } from "./option_table.ts";
 import { parseSocksUpstream, type SocksUpstream } from "../plugins/socks_upstream/mod.ts";
-import { DEFAULT_BUSY_POLL_US } from "../core/net/bridge/data_plane.ts";
+import { DEFAULT_BUSY_POLL_US } from "../core/net/data_plane/data_plane.ts";
 import { parseVipBase } from "../core/vip.ts";
 import { publicVipRangeWarning } from "../core/vip_range.ts";
 

@@ -15,7 +15,7 @@ import { FileJournal } from "../core/journal.ts";
 import { invokingUser } from "../core/invoking_user.ts";
 import type { LoadedKubeConfig } from "../core/kubeconfig.ts";
 import { logger, pluginLogger } from "../core/log.ts";
-import { startTunDataPlane, type TunDataPlane } from "../core/net/bridge/data_plane.ts";
+import { startTunDataPlane, type TunDataPlane } from "../core/net/data_plane/data_plane.ts";
 import type { NameScope } from "../core/names.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";

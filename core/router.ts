@@ -15,7 +15,7 @@ import {
   type Target,
 } from "../mod.ts";
 import type { ClusterView } from "./cluster/types.ts";
-import { replayingDuplex } from "./replaying_duplex.ts";
+import { replayingDuplex } from "./stream/replaying_duplex.ts";
 import type { VipTarget } from "./telemetry.ts";
 
 /** The part of the VIP pool the router needs. */

@@ -39,7 +39,7 @@ const args = [
   "--target",
   target,
   "--include",
-  `${root}core/net/loop/worker.ts`,
+  `${root}core/net/packet_loop/worker.ts`,
   // The device's end the loop imports by URL (core/net/device/tun_device.ts PacketIoSpec).
   "--include",
   `${root}ffi/linux/packet_io.ts`,

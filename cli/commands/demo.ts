@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
-import { DEMO_FIXTURE, type Fixture, parseFixture, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, type Fixture, parseFixture, startSimCluster } from "../../sim/mod.ts";
 import { demoDirName, ensureRuntimeDir, runtimeDir } from "../../core/runtime_dir.ts";
 import { printBanner } from "../banner.ts";
 import { logger } from "../../core/log.ts";

@@ -1,6 +1,6 @@
 /** `k8stun sim`: the simulated cluster on its own, for pointing any mode at it with --kubeconfig. */
 import type { Command } from "commander";
-import { DEMO_FIXTURE, parseFixture, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, parseFixture, startSimCluster } from "../../sim/mod.ts";
 import { parseListenAddress } from "../run_options.ts";
 import { runUntilSignalled } from "../session.ts";
 

@@ -12,7 +12,7 @@ import type { NumberedEvent, TunnelState } from "./state.ts";
 /** `/healthz` body (the Rust k8stun's shape, plus the packet loop, cluster and DNS detail). */
 export interface Health {
   status: "ok" | "degraded";
-  /** The TUN data plane's packet loop (core/net/bridge/watchdog.ts): anything but up is a 503. */
+  /** The TUN data plane's packet loop (core/net/data_plane/watchdog.ts): anything but up is a 503. */
   tun: "up" | "stalled" | "down";
   /** Packet loops started again after one failed or stalled. */
   tun_restarts?: number;

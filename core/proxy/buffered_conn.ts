@@ -5,7 +5,7 @@
  */
 import { deadline } from "../deadline.ts";
 import type { Duplex } from "../../mod.ts";
-import { connDuplex } from "../conn_duplex.ts";
+import { connDuplex } from "../stream/conn_duplex.ts";
 
 /** A connection with a read-ahead buffer. */
 export class BufferedConn {

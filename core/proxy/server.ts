@@ -4,10 +4,10 @@
  * Both listeners are guarded (core/guarded_listener.ts): handshake deadline, per-source and total
  * caps, and an accept loop that outlives descriptor exhaustion.
  */
-import { connDuplex } from "../conn_duplex.ts";
+import { connDuplex } from "../stream/conn_duplex.ts";
 import { type GuardedConn, GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
-import { relay } from "../relay.ts";
+import { relay } from "../stream/relay.ts";
 import { asDialError, type Router } from "../router.ts";
 import { BufferedConn } from "./buffered_conn.ts";
 import { readProxyRequest, textResponse } from "./http_proxy.ts";

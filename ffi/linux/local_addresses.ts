@@ -1,6 +1,6 @@
 /**
  * The IPv4 addresses of this host's interfaces, from `getifaddrs(3)`: the set of sources the
- * packet loop accepts (core/net/loop/local_sources.ts). `getifaddrs` rather than an rtnetlink
+ * packet loop accepts (core/net/packet_loop/local_sources.ts). `getifaddrs` rather than an rtnetlink
  * dump because macOS has the same call (there `struct sockaddr` starts with a length byte, the
  * family follows; the list itself is laid out alike).
  */

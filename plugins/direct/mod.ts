@@ -3,7 +3,7 @@
  * machine (ExternalName services, SOCKS/HTTP proxy targets outside the cluster, tests).
  */
 import { type Dialer, DialError, type Duplex, type PluginModule } from "../../mod.ts";
-import { connDuplex } from "../../core/conn_duplex.ts";
+import { connDuplex } from "../../core/stream/conn_duplex.ts";
 
 /** Builds the dialer. It accepts host targets. */
 export function createDirectDialer(): Dialer {

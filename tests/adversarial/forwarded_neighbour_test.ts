@@ -1,5 +1,5 @@
 /**
- * Only this host's own traffic reaches the cluster (core/net/loop/local_sources.ts): a neighbour
+ * Only this host's own traffic reaches the cluster (core/net/packet_loop/local_sources.ts): a neighbour
  * that routes the VIP range through a machine with `ip_forward=1` (Docker, kind and libvirt turn
  * it on) gets nothing, while the machine itself keeps working.
  */

@@ -1,5 +1,5 @@
 /**
- * A packet loop that stops working is noticed and reported (core/net/bridge/data_plane.ts): one
+ * A packet loop that stops working is noticed and reported (core/net/data_plane/data_plane.ts): one
  * that spins shows as `tun: "stalled"` with a 503 from /healthz within seconds, one that fails is
  * replaced and new connections work again. The faults come from the test hook
  * K8STUN_TEST_LOOP_FAULT (`spin@<ms>`, `throw@<ms>` after the loop started).

@@ -4,7 +4,7 @@
  * exhaustion. Each prints the process's RSS and descriptors.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { MAIN, ResourceWatch, sampleResources } from "./harness.ts";
 
 const FLOOD = 2_000;

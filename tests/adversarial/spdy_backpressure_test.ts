@@ -28,7 +28,7 @@ import {
   windowUpdatePayload,
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { SPDY_TUNNEL_PROTOCOL, SpdySession } from "../../plugins/portforward/spdy_session.ts";
 import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
 import type { Duplex } from "../../mod.ts";

@@ -11,7 +11,7 @@ import {
   createPortForwardDialer,
   type PortForwardTransport,
 } from "../../plugins/portforward/mod.ts";
-import { connDuplex } from "../../core/conn_duplex.ts";
+import { connDuplex } from "../../core/stream/conn_duplex.ts";
 
 const [kubeconfig, namespace, name, port, transport] = Deno.args;
 const kubeConfig = new KubeConfig();

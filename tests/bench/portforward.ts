@@ -5,7 +5,7 @@
  * k8stun does) measured in the same run.
  */
 import { KubeConfig } from "@kubernetes/client-node";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import {
   createPortForwardDialer,
   type PortForwardTransport,

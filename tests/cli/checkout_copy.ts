@@ -13,6 +13,7 @@ const ENTRIES = [
   "cli",
   "core",
   "plugins",
+  "sim",
   "ffi",
   "mod.ts",
   "deno.json",

@@ -1,6 +1,6 @@
 /** Configuration mistakes end k8stun at once with one line saying what to fix (issue #4). */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
 

@@ -8,7 +8,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Backoff } from "../../core/cluster/backoff.ts";
 import { Reachability } from "../../core/cluster/reachability.ts";
 import { ClusterAccessError, startClusterView } from "../../core/cluster/view.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import type { TelemetryEvent } from "../../core/telemetry.ts";
 import { relayToApi } from "../lab/outage_relay.ts";
 

@@ -2,7 +2,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { assert, assertEquals } from "../assert.ts";
 import { startClusterView } from "../../core/cluster/view.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
 import { Router } from "../../core/router.ts";
 

@@ -6,7 +6,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import { relayToApi } from "../lab/outage_relay.ts";
 import { inNamespace } from "../adversarial/raw_socket.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { DEMO_RESOLV, MAIN } from "../adversarial/harness.ts";
 
 const ignore = labUnavailable() !== undefined;

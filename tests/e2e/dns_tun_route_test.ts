@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
-import { DEMO_FIXTURE } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE } from "../../sim/mod.ts";
 
 const ignore = labUnavailable() !== undefined;
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;

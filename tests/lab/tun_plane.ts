@@ -7,7 +7,7 @@
  * K8STUN_LAB_SERVERS=off leaves the servers to another process (so this one's CPU is the data
  * plane's alone).
  */
-import { DEFAULT_BUSY_POLL_US, startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
+import { DEFAULT_BUSY_POLL_US, startTunDataPlane } from "../../core/net/data_plane/data_plane.ts";
 import { Router } from "../../core/router.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { createDirectDialer } from "../../plugins/direct/mod.ts";

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { openLibc } from "../../ffi/linux/libc.ts";
 import { LINUX_PACKET_IO, linuxTunHost } from "../../ffi/linux/tun_device.ts";
 import { type Ipv4Prefix, NO_OFFLOAD, type TunDevice } from "../../core/net/device/tun_device.ts";
-import { startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
+import { startTunDataPlane } from "../../core/net/data_plane/data_plane.ts";
 import { Router } from "../../core/router.ts";
 import { createDirectDialer } from "../../plugins/direct/mod.ts";
 import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";

@@ -1,14 +1,14 @@
 /**
- * The packet-loop Worker through its link (core/net/bridge/loop_link.ts), with a socketpair as
+ * The packet-loop Worker through its link (core/net/data_plane/loop_link.ts), with a socketpair as
  * its TUN (fake_tun.ts): what it does when something goes wrong — an answer longer than the MTU,
  * an operation that throws, a connection past our FIN, packets from another host, a stall.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { openLibc } from "../../ffi/linux/libc.ts";
-import { PacketLoopLink } from "../../core/net/bridge/loop_link.ts";
+import { PacketLoopLink } from "../../core/net/data_plane/loop_link.ts";
 import { NO_OFFLOAD } from "../../core/net/device/tun_device.ts";
 import { LINUX_PACKET_IO, linuxTunHost } from "../../ffi/linux/tun_device.ts";
-import type { LoopEvent, LoopTestFault } from "../../core/net/loop/protocol.ts";
+import type { LoopEvent, LoopTestFault } from "../../core/net/packet_loop/protocol.ts";
 import type { FlowId } from "../../core/net/stack_types.ts";
 import { formatIpv4, parseIpv4, parseIpv4Address, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
 import { ACK, FIN, SYN } from "../../core/net/wire/tcp.ts";

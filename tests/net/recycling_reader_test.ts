@@ -1,7 +1,7 @@
-/** Reading a dialed connection into recycled memory (core/recycling_reader.ts, core/conn_duplex.ts). */
+/** Reading a dialed connection into recycled memory (core/stream/recycling_reader.ts, core/stream/conn_duplex.ts). */
 import { assert, assertEquals } from "../assert.ts";
-import { recyclingReader } from "../../core/recycling_reader.ts";
-import { connDuplex } from "../../core/conn_duplex.ts";
+import { recyclingReader } from "../../core/stream/recycling_reader.ts";
+import { connDuplex } from "../../core/stream/conn_duplex.ts";
 
 Deno.test("recycling reader: a connection's bytes arrive in order in reused memory, growing from 2 KiB", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -1,6 +1,6 @@
-/** The early-handover replay (core/replaying_duplex.ts) against scripted far ends. */
+/** The early-handover replay (core/stream/replaying_duplex.ts) against scripted far ends. */
 import { assert, assertEquals } from "../assert.ts";
-import { replayingDuplex } from "../../core/replaying_duplex.ts";
+import { replayingDuplex } from "../../core/stream/replaying_duplex.ts";
 import { DialError, type Duplex } from "../../mod.ts";
 
 /** A scripted far end: records what it receives; the test decides its verdict and answer. */

@@ -1,11 +1,11 @@
-/** The shared record ring and the loop protocol's codec (core/net/loop/ring.ts, protocol.ts). */
+/** The shared record ring and the loop protocol's codec (core/net/packet_loop/ring.ts, protocol.ts). */
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import {
   createRing,
   MAX_RECORD_PAYLOAD,
   RingReader,
   RingWriter,
-} from "../../core/net/loop/ring.ts";
+} from "../../core/net/packet_loop/ring.ts";
 import {
   type LoopEvent,
   type LoopOp,
@@ -13,7 +13,7 @@ import {
   pushOp,
   readEvents,
   readOps,
-} from "../../core/net/loop/protocol.ts";
+} from "../../core/net/packet_loop/protocol.ts";
 
 const CAPACITY = 4 * 1024 * 1024;
 

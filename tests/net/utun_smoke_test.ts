@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { openTunPlatform } from "../../ffi/tun_platform.ts";
-import { startTunDataPlane } from "../../core/net/bridge/data_plane.ts";
+import { startTunDataPlane } from "../../core/net/data_plane/data_plane.ts";
 import { Router } from "../../core/router.ts";
 import { createDirectDialer } from "../../plugins/direct/mod.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";

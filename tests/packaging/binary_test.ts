@@ -22,7 +22,7 @@ Deno.test("packaging: the launcher and the compile task grant the same permissio
   assertEquals(/"--allow-all"/.test(compile), true);
   assertEquals(/compile --allow-all/.test(workflow), true);
   for (const text of [compile, workflow]) {
-    assertEquals(text.includes("core/net/loop/worker.ts"), true);
+    assertEquals(text.includes("core/net/packet_loop/worker.ts"), true);
   }
 });
 

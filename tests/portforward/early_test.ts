@@ -4,7 +4,7 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { startClusterView } from "../../core/cluster/view.ts";
 import { Router } from "../../core/router.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";

@@ -6,7 +6,7 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import {
   LinkLiveness,

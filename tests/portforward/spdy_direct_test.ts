@@ -1,7 +1,7 @@
 /** The port-forward dialer's fallback chain: WebSocket tunnel → direct SPDY/3.1 upgrade → v4. */
 import { KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 
 const options = () => ({

@@ -10,7 +10,7 @@ import {
   synStreamPayload,
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
 import { BufferedConn } from "../../core/proxy/buffered_conn.ts";

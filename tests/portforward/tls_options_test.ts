@@ -5,7 +5,7 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, type SimCluster, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, type SimCluster, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
 import { relayToApi } from "../lab/outage_relay.ts";

@@ -8,7 +8,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 // @ts-types="@types/ws"
 import type WebSocket from "ws";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { SpdySession } from "../../plugins/portforward/spdy_session.ts";
 import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
 

@@ -4,7 +4,7 @@
  * every user, where Deno's own cache is per user.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { copyCheckout } from "../cli/checkout_copy.ts";
 
 Deno.test({

@@ -1,7 +1,7 @@
 /** k8stun's proxy front (SOCKS5 and HTTP on loopback) over the simulated demo cluster. */
 import * as k8s from "@kubernetes/client-node";
 import { startClusterView } from "../../core/cluster/view.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
 import { startProxyFront } from "../../cli/proxy_front.ts";
 

@@ -1,6 +1,6 @@
 /** The fixture format: a pod's IP can be set (`podIP`), and an unknown field is an error naming its path. */
 import { assertEquals, assertThrows } from "../assert.ts";
-import { parseFixture, startSimCluster } from "../../core/sim/mod.ts";
+import { parseFixture, startSimCluster } from "../../sim/mod.ts";
 
 const FIXTURE = `
 namespaces:

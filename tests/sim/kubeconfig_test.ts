@@ -3,7 +3,7 @@
  * (client-node refuses an http:// server unless the kubeconfig opts out of TLS verification).
  */
 import { assert, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 

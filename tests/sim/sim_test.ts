@@ -5,7 +5,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { PassThrough } from "node:stream";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { DEMO_FIXTURE, startSimCluster } from "../../core/sim/mod.ts";
+import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 
 function clientFor(kubeconfig: string) {
   const kc = new k8s.KubeConfig();

@@ -5,7 +5,7 @@
  * kernel zero-fills) nothing in its steady state, and an idle connection holds no block at all.
  */
 
-import { BufferPool } from "../../buffer_pool.ts";
+import { BufferPool } from "../../stream/buffer_pool.ts";
 import { type CopyBytes, copyWithSet } from "../copy.ts";
 
 const BLOCK = 64 * 1024;

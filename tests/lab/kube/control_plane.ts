@@ -7,7 +7,7 @@
  * client's half-close on (kwok's `target` form does not).
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { generateSimTls } from "../../../core/sim/tls.ts";
+import { generateSimTls } from "../../../sim/tls.ts";
 
 /** The admin token in the static token file (group system:masters). */
 export const ADMIN_TOKEN = "k8stun-lab-admin-token";

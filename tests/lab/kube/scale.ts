@@ -4,7 +4,7 @@
  * selecting all of its namespace's `podsPerNamespace` ready pods (port 80 → named target port
  * `http`, 8080), so every Service has one EndpointSlice with endpoints.
  */
-import type { Fixture } from "../../../core/sim/fixture.ts";
+import type { Fixture } from "../../../sim/fixture.ts";
 import { type ControlPlane, json } from "./control_plane.ts";
 import { createReadyPod, must } from "./fixtures.ts";
 

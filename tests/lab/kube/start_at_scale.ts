@@ -8,7 +8,7 @@
  *
  *   deno run -A start_at_scale.ts sim|kube [BIN_DIR] [ROUNDS]
  */
-import { startSimCluster } from "../../../core/sim/mod.ts";
+import { startSimCluster } from "../../../sim/mod.ts";
 import { LabProcess } from "../lab.ts";
 import { startControlPlane } from "./control_plane.ts";
 import {

@@ -18,8 +18,8 @@ import {
   SYN_REPLY,
   SYN_STREAM,
   synReplyPayload,
-} from "../../k8s/spdy/frames.ts";
-import { HeaderBlockEncoder, HeaderDecompressor } from "../../k8s/spdy/headers.ts";
+} from "../../core/k8s/spdy/frames.ts";
+import { HeaderBlockEncoder, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
 import { type ByteTransport, forwardingError, podReset, type PortForwardContext } from "./types.ts";
 
 /**

@@ -18,8 +18,8 @@ import {
   readEvents,
   Signal,
   SIGNAL_WORDS,
-} from "../loop/protocol.ts";
-import { createRing, RingReader, RingWriter } from "../loop/ring.ts";
+} from "../packet_loop/protocol.ts";
+import { createRing, RingReader, RingWriter } from "../packet_loop/ring.ts";
 import type { FlowId } from "../stack_types.ts";
 
 const log = logger("tun");
@@ -91,7 +91,9 @@ export class PacketLoopLink {
     this.#ops = new RingWriter(createRing(RING_BYTES), copy);
     this.#events = new RingReader(createRing(RING_BYTES), copy);
     this.#signals = new Int32Array(new SharedArrayBuffer(SIGNAL_WORDS * 4));
-    this.#worker = new Worker(new URL("../loop/worker.ts", import.meta.url), { type: "module" });
+    this.#worker = new Worker(new URL("../packet_loop/worker.ts", import.meta.url), {
+      type: "module",
+    });
   }
 
   /** Starts the Worker on the device `parameters.device`; resolves once it polls. */

@@ -8,15 +8,15 @@
  * stall; a loop that failed, crashed or stayed stalled is replaced by a new one (its connections
  * are reset), at most {@link MAX_RESTARTS} times in {@link RESTART_WINDOW_MS}, after which the data
  * plane is down. And it keeps the loop's list of this host's addresses current: only packets from
- * them are served (core/net/loop/local_sources.ts).
+ * them are served (core/net/packet_loop/local_sources.ts).
  */
 import type { Router } from "../../router.ts";
 import { logger } from "../../log.ts";
 import type { TelemetrySink } from "../../telemetry.ts";
-import { MAX_LOCAL_ADDRESSES } from "../loop/local_sources.ts";
+import { MAX_LOCAL_ADDRESSES } from "../packet_loop/local_sources.ts";
 import { type LoopState, Watchdog } from "./watchdog.ts";
 import type { UdpDatagram } from "../stack_types.ts";
-import type { LoopTestFault } from "../loop/protocol.ts";
+import type { LoopTestFault } from "../packet_loop/protocol.ts";
 import { type LoopHandlers, PacketLoopLink } from "./loop_link.ts";
 import { FlowRelay } from "./flow_relay.ts";
 import type { OffloadCapabilities, TunDevice, TunHost } from "../device/tun_device.ts";

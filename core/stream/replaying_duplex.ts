@@ -7,7 +7,7 @@
  * TCP Fast Open clients use when a server ignores the cookie. Past `limit` kept bytes, writes wait
  * for the verdict instead of growing the buffer.
  */
-import { DialError, type Duplex } from "../mod.ts";
+import { DialError, type Duplex } from "../../mod.ts";
 
 /** Default cap of bytes kept for a replay; typical first requests are far smaller. */
 export const REPLAY_LIMIT = 64 * 1024;

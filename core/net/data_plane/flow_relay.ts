@@ -16,10 +16,10 @@ import { asDialError, describe, type Router } from "../../router.ts";
 import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
 import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
-import type { LoopEvent, LoopOp } from "../loop/protocol.ts";
+import type { LoopEvent, LoopOp } from "../packet_loop/protocol.ts";
 import type { Duplex } from "../../../mod.ts";
-import { recyclingReader } from "../../recycling_reader.ts";
-import { BufferPool } from "../../buffer_pool.ts";
+import { recyclingReader } from "../../stream/recycling_reader.ts";
+import { BufferPool } from "../../stream/buffer_pool.ts";
 import { MAX_CHUNK } from "./loop_link.ts";
 
 const log = logger("tun");

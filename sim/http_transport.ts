@@ -27,7 +27,7 @@ import { serveSpdyPortForward } from "./portforward/spdy_server.ts";
 import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
 import { MAX_BODY_BYTES } from "./writes.ts";
-import { DenoTlsSocket } from "../k8s/deno_tls_socket.ts";
+import { DenoTlsSocket } from "../core/k8s/deno_tls_socket.ts";
 
 /** A listening simulated API server. */
 export interface SimHttpServer {

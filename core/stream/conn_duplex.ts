@@ -4,9 +4,9 @@
  * and lose the response to a half-closed request.) Reads size themselves (read_size.ts): an idle
  * connection holds 2 KiB, a bulk one reads 64 KiB at a time; a full read is handed over without a
  * copy. The readable is a byte
- * stream: a BYOB reader reads straight into memory it recycles (core/recycling_reader.ts).
+ * stream: a BYOB reader reads straight into memory it recycles (core/stream/recycling_reader.ts).
  */
-import type { Duplex } from "../mod.ts";
+import type { Duplex } from "../../mod.ts";
 import { ReadSize } from "./read_size.ts";
 
 const MAX_READ = 64 * 1024;

@@ -3,7 +3,7 @@
  * the pace of the slower side), half-close both ways (one side's end closes the other's
  * writable), and abort both on any error, so a failure never looks like a clean end.
  */
-import type { Duplex } from "../mod.ts";
+import type { Duplex } from "../../mod.ts";
 
 /** Bytes that went each way. */
 export interface RelayResult {
