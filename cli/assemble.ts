@@ -7,7 +7,7 @@
  */
 import type { Dialer, DnsMode, Resolver } from "../mod.ts";
 import type { ClusterStore } from "../core/cluster/store.ts";
-import { type KubeClusterView, startClusterView } from "../core/cluster/view.ts";
+import { type ClusterSync, startClusterSync } from "../core/cluster/sync.ts";
 import type { LoadedKubeConfig } from "../core/kubeconfig.ts";
 import { logger } from "../core/log.ts";
 import type { NameScope } from "../core/names.ts";
@@ -30,7 +30,7 @@ export interface ClusterOptions {
   clusterDomain: string;
   /** Where a bare `svc` resolves (proxy mode); absent: bare names are not cluster names. */
   defaultNamespace?: string;
-  /** How long the first list may take before start-up fails (default: the view's). */
+  /** How long the first list may take before start-up fails (default: the sync's). */
   syncTimeoutSeconds?: number;
   telemetry?: TelemetrySink;
   /** Fires on a stop signal during start-up: waiting stops, and what was started is closed. */
@@ -39,19 +39,20 @@ export interface ClusterOptions {
 
 /** A listed cluster and the names in it. */
 export interface SessionCluster {
-  view: KubeClusterView;
+  /** The list/watch loop that keeps `store` current. */
+  sync: ClusterSync;
   store: ClusterStore;
   scope: NameScope;
 }
 
 /**
- * Starts the cluster view and waits for its first complete list (the API server may be slow or
- * unreachable). On failure or abort the view is closed before the error propagates.
+ * Starts listing and watching the cluster and waits for the first complete list (the API server
+ * may be slow or unreachable). On failure or abort the sync is closed before the error propagates.
  */
 export async function syncCluster(options: ClusterOptions): Promise<SessionCluster> {
   const listing = performance.now();
-  const view = await unlessAborted(
-    startClusterView({
+  const sync = await unlessAborted(
+    startClusterSync({
       kubeConfig: options.kube.kubeConfig,
       namespaces: options.namespaces,
       telemetry: options.telemetry,
@@ -63,12 +64,12 @@ export async function syncCluster(options: ClusterOptions): Promise<SessionClust
     (late) => late.close(),
   );
   try {
-    await unlessAborted(view.synced, options.abort);
+    await unlessAborted(sync.synced, options.abort);
   } catch (error) {
-    view.close();
+    sync.close();
     throw error;
   }
-  const store = view.store;
+  const store = sync.store;
   const counts = store.counts();
   log.debug(
     "start-up: initial lists complete and indexed in {ms} ms ({objects} objects: {detail})",
@@ -86,7 +87,7 @@ export async function syncCluster(options: ClusterOptions): Promise<SessionClust
       ? {}
       : { defaultNamespace: options.defaultNamespace }),
   };
-  return { view, store, scope };
+  return { sync, store, scope };
 }
 
 /** The plugin flags, as `run`, `demo` and `proxy` take them. */

@@ -115,8 +115,8 @@ export async function startTunnel(
       telemetry,
       abort,
     });
-    const { view, store, scope } = cluster;
-    cleanups.push(() => view.close());
+    const { sync, store, scope } = cluster;
+    cleanups.push(() => sync.close());
     const listed = performance.now();
     say(
       `cluster synced: ${store.namespaces().length} namespaces, ${store.services().length} services`,
@@ -280,10 +280,10 @@ export async function startTunnel(
         state,
         metrics,
         health: () => {
-          const cluster = view.state();
+          const cluster = sync.state();
           const errors = cluster === "unreachable"
-            ? [...view.errors()]
-            : view.healthy()
+            ? [...sync.errors()]
+            : sync.healthy()
             ? []
             : ["a Kubernetes watch is reconnecting"];
           const tun = dataPlane.health();

@@ -85,7 +85,7 @@ export function registerProxy(program: Command): void {
         clusterDomain: flags.clusterDomain,
         defaultNamespace: kube.namespace,
       });
-      const { view, store, scope } = cluster;
+      const { sync, store, scope } = cluster;
       const plugins = await loadSessionPlugins(cluster, kube, flags);
       const proxy = startProxyFront({
         store,
@@ -117,7 +117,7 @@ export function registerProxy(program: Command): void {
       console.log("k8stun proxy is ready. Press Ctrl-C to stop.");
       await runUntilSignalled(async () => {
         await proxy.close();
-        view.close();
+        sync.close();
         plugins.close();
       });
     });

@@ -7,7 +7,7 @@ import * as k8s from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Backoff } from "../../core/cluster/backoff.ts";
 import { Reachability } from "../../core/cluster/reachability.ts";
-import { ClusterAccessError, startClusterView } from "../../core/cluster/view.ts";
+import { ClusterAccessError, startClusterSync } from "../../core/cluster/sync.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import type { TelemetryEvent } from "../../core/telemetry.ts";
 import { relayToApi } from "../lab/outage_relay.ts";
@@ -65,7 +65,7 @@ Deno.test({
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     await using relay = relayToApi(sim.url);
     const events: TelemetryEvent[] = [];
-    const view = await startClusterView({
+    const view = await startClusterSync({
       kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
       telemetry: { emit: (event) => events.push(event) },
@@ -118,7 +118,7 @@ Deno.test({
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     await using relay = relayToApi(sim.url);
-    const view = await startClusterView({
+    const view = await startClusterSync({
       kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
       probeIntervalMs: 300,
@@ -147,7 +147,7 @@ Deno.test({
     await using relay = relayToApi(sim.url);
     relay.setMode("blackhole");
     const started = Date.now();
-    const error = await startClusterView({
+    const error = await startClusterSync({
       kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
       initialListTimeoutMs: 1000,

@@ -5,7 +5,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { startClusterView } from "../../core/cluster/view.ts";
+import { startClusterSync } from "../../core/cluster/sync.ts";
 import { Router } from "../../core/router.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
 import { createKubernetesResolver } from "../../plugins/kubernetes/mod.ts";
@@ -35,7 +35,7 @@ Deno.test({
     const servers = await applyDemoFixture(cp);
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cp.kubeconfigPath);
-    const view = await startClusterView({ kubeConfig: kc, namespaces: ["demo"] });
+    const view = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] });
     try {
       await view.synced;
       const store = view.store;

@@ -5,7 +5,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
-import { startClusterView } from "../../core/cluster/view.ts";
+import { startClusterSync } from "../../core/cluster/sync.ts";
 import { Router } from "../../core/router.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import { DialError, type Duplex } from "../../mod.ts";
@@ -16,7 +16,7 @@ async function routerOverSim(tunnel = true) {
   const sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromString(sim.kubeconfig("demo"));
-  const view = await startClusterView({ kubeConfig, namespaces: ["demo"] });
+  const view = await startClusterSync({ kubeConfig, namespaces: ["demo"] });
   await view.synced;
   const dialer = createPortForwardDialer({ kubeConfig });
   const router = new Router({

@@ -1,6 +1,6 @@
 /** k8stun's proxy front (SOCKS5 and HTTP on loopback) over the simulated demo cluster. */
 import * as k8s from "@kubernetes/client-node";
-import { startClusterView } from "../../core/cluster/view.ts";
+import { startClusterSync } from "../../core/cluster/sync.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
 import { startProxyFront } from "../../cli/proxy_front.ts";
@@ -13,7 +13,7 @@ export async function proxyOverSim(
   const sim = await startSimCluster({ fixture: DEMO_FIXTURE });
   const kc = new k8s.KubeConfig();
   kc.loadFromString(sim.kubeconfig("demo"));
-  const view = await startClusterView({ kubeConfig: kc, namespaces: ["demo"] });
+  const view = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] });
   await view.synced;
   const scope = {
     clusterDomain: "cluster.local",

@@ -19,8 +19,8 @@ type Resource = "namespaces" | "services" | "pods" | "endpointslices";
 
 const log = logger("cluster");
 
-/** A running cluster view. */
-export interface KubeClusterView {
+/** The running list/watch loop; `store` is the {@link ClusterView} it keeps current. */
+export interface ClusterSync {
   store: ClusterStore;
   /**
    * Resolves once every resource has been listed once; rejects with a {@link ClusterAccessError}
@@ -38,8 +38,8 @@ export interface KubeClusterView {
   close(): void;
 }
 
-/** Options for {@link startClusterView}. */
-export interface ClusterViewOptions {
+/** Options for {@link startClusterSync}. */
+export interface ClusterSyncOptions {
   kubeConfig: KubeConfig;
   /** Namespaces to fall back to when listing all is forbidden. */
   namespaces: string[];
@@ -58,7 +58,7 @@ export interface ClusterViewOptions {
 export class ClusterAccessError extends Error {}
 
 /** Starts listing and watching. */
-export async function startClusterView(options: ClusterViewOptions): Promise<KubeClusterView> {
+export async function startClusterSync(options: ClusterSyncOptions): Promise<ClusterSync> {
   const store = new ClusterStore();
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
@@ -298,7 +298,7 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
       listedAll.push(new Promise<void>((resolve) => void run(resource, namespace, resolve)));
     }
   }
-  const view: KubeClusterView = {
+  const sync: ClusterSync = {
     store,
     synced: deadline(
       Promise.all(listedAll),
@@ -313,7 +313,7 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
       reachability.markSynced();
       void probe();
     }, (error) => {
-      view.close();
+      sync.close();
       throw new ClusterAccessError(
         `${
           describe(error)
@@ -329,7 +329,7 @@ export async function startClusterView(options: ClusterViewOptions): Promise<Kub
       for (const a of aborts) a.abort();
     },
   };
-  return view;
+  return sync;
 }
 
 /** How one watch ended. */

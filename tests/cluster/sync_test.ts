@@ -1,7 +1,7 @@
 /** The cluster view against the simulated cluster: endpoint changes, 410s, dropped watches, credentials. */
 import * as k8s from "@kubernetes/client-node";
 import { assert, assertEquals } from "../assert.ts";
-import { startClusterView } from "../../core/cluster/view.ts";
+import { startClusterSync } from "../../core/cluster/sync.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
 import { Router } from "../../core/router.ts";
@@ -24,7 +24,7 @@ Deno.test({
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     const kc = new k8s.KubeConfig();
     kc.loadFromString(sim.kubeconfig());
-    const view = await startClusterView({ kubeConfig: kc, namespaces: ["demo"] });
+    const view = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] });
     try {
       await view.synced;
       const store = view.store;
@@ -79,7 +79,7 @@ Deno.test({
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, token: "right" });
     const kc = new k8s.KubeConfig();
     kc.loadFromString(sim.kubeconfig().replace("token: right", "token: wrong"));
-    const error = await startClusterView({ kubeConfig: kc, namespaces: ["demo"] }).catch((e) => e);
+    const error = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] }).catch((e) => e);
     assert(error instanceof Error);
     assertEquals(
       error.message,
