@@ -5,7 +5,7 @@ import { connection, SseReader, startTestApi } from "./support.ts";
 const hello = { type: "service" as const, name: "hello", namespace: "demo" };
 const db0 = { type: "pod" as const, name: "db-0", namespace: "demo" };
 
-Deno.test("api: /vips has exactly the Rust k8stun's fields (parity §5.2, P33), sorted by VIP", async () => {
+Deno.test("api: /vips has exactly the Rust k8stun's fields (docs/compatibility.md §2), sorted by VIP", async () => {
   await using api = await startTestApi();
   const at = new Date("2026-11-23T10:00:00.123Z");
   api.telemetry.emit({ type: "vip_allocated", vip: "198.18.0.10", target: db0, at });
@@ -56,7 +56,7 @@ Deno.test("api: /vips has exactly the Rust k8stun's fields (parity §5.2, P33), 
   assertMatch(body.vips[0].last_activity, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });
 
-Deno.test("api: /events sends retry, a snapshot, then numbered deltas (P34)", async () => {
+Deno.test("api: /events sends retry, a snapshot, then numbered deltas", async () => {
   await using api = await startTestApi();
   const at = new Date();
   api.telemetry.emit({ type: "vip_allocated", vip: "198.18.0.2", target: hello, at });
@@ -121,7 +121,7 @@ Deno.test("api: /events sends retry, a snapshot, then numbered deltas (P34)", as
   }
 });
 
-Deno.test("api: Last-Event-ID in the ring replays what was missed; an unknown id gets a snapshot (P35)", async () => {
+Deno.test("api: Last-Event-ID in the ring replays what was missed; an unknown id gets a snapshot", async () => {
   await using api = await startTestApi({ ringSize: 4 });
   const at = new Date();
   for (let i = 2; i <= 4; i++) {
@@ -190,7 +190,7 @@ Deno.test("api: byte counters reach subscribers as periodic vip_stats events", a
   }
 });
 
-Deno.test("api: a non-loopback Host header gets 403 (DNS rebinding, P36)", async () => {
+Deno.test("api: a non-loopback Host header gets 403 (DNS rebinding)", async () => {
   await using api = await startTestApi();
   for (const host of ["evil.test", "evil.test:80", "127.0.0.1.evil.test"]) {
     assertEquals(await statusWithHost(api.server.port, host), 403, host);
@@ -245,7 +245,7 @@ Deno.test("api: with a token, requests without it get 401 and WWW-Authenticate; 
   await events.body?.cancel();
 });
 
-Deno.test("api: /metrics parses as Prometheus text and counters move with traffic (P37)", async () => {
+Deno.test("api: /metrics parses as Prometheus text and counters move with traffic", async () => {
   await using api = await startTestApi();
   const scrape = async () => {
     const response = await fetch(`${api.server.url}/metrics`);

@@ -1,7 +1,7 @@
 /**
  * `k8stun demo` in a lab namespace, driven by real clients: the commands the demo prints must
- * work (parity P5–P16, P30, P12/P13), the API must show them, and stopping or killing k8stun must
- * leave the lab's resolv.conf and interfaces as they were (P20, P22, P38).
+ * work (docs/compatibility.md §3, §4), the API must show them, and stopping or killing k8stun must
+ * leave the lab's resolv.conf and interfaces as they were (docs/compatibility.md §3 D16, D17).
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
@@ -31,22 +31,22 @@ Deno.test({
       assertEquals(curl.code, 0, curl.stderr);
       pods.add(/hello from (\S+)/.exec(curl.stdout)![1]);
     }
-    assertEquals(pods.size, 2, "sequential connections spread over both ready pods (P10)");
+    assertEquals(pods.size, 2, "sequential connections spread over both ready pods");
     const fqdn = await lab.run("curl", ["-s", "-m", "5", "http://hello.demo.svc.cluster.local/"]);
     assertMatch(fqdn.stdout, /^hello from hello-/);
     const svc = await lab.run("curl", ["-s", "-m", "5", "http://hello.demo.svc/"]);
     assertMatch(svc.stdout, /^hello from hello-/);
 
     const echo = await lab.sh("printf 'request-then-half-close' | nc -N echo.demo 7");
-    assertEquals(echo.stdout, "request-then-half-close", "half-close keeps the response (P30)");
+    assertEquals(echo.stdout, "request-then-half-close", "half-close keeps the response");
     const db = await lab.sh("printf 'x' | nc -N db-0.db.demo 5432");
-    assertEquals(db.stdout, "db-0\nx", "StatefulSet pod by name (P7)");
+    assertEquals(db.stdout, "db-0\nx", "StatefulSet pod by name");
 
     const a = await lab.run("dig", ["+short", "hello.demo"]);
     const vip = a.stdout.trim();
     assertMatch(vip, /^198\.1[89]\.\d+\.\d+$/);
     const again = await lab.run("dig", ["+short", "hello.demo"]);
-    assertEquals(again.stdout.trim(), vip, "one VIP per service (P4)");
+    assertEquals(again.stdout.trim(), vip, "one VIP per service");
     const aaaa = await lab.run("dig", ["AAAA", "hello.demo"]);
     assertMatch(aaaa.stdout, /status: NOERROR/);
     assertMatch(aaaa.stdout, /ANSWER: 0,/);
@@ -55,13 +55,13 @@ Deno.test({
     const ptr = await lab.run("dig", ["+short", "-x", vip]);
     assertEquals(ptr.stdout.trim(), "hello.demo.svc.cluster.local.");
     const tcp = await lab.run("dig", ["+tcp", "+short", "hello.demo"]);
-    assertEquals(tcp.stdout.trim(), vip, "DNS over TCP (P19)");
+    assertEquals(tcp.stdout.trim(), vip, "DNS over TCP");
     const getent = await lab.run("getent", ["hosts", "echo.demo"]);
     assertMatch(getent.stdout, /^198\.1[89]\.\d+\.\d+\s+echo\.demo/);
 
     const started = Date.now();
     const refused = await lab.run("curl", ["-s", "-m", "5", "http://hello.demo:9999/"]);
-    assertEquals(refused.code, 7, "connection refused, not a hang (P13)");
+    assertEquals(refused.code, 7, "connection refused, not a hang");
     assert(Date.now() - started < 2000);
     const ping = await lab.run("ping", ["-c", "2", "-W", "2", vip]);
     assertEquals(ping.code, 0, ping.stdout);
@@ -88,7 +88,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "e2e: after SIGKILL, k8stun cleanup restores resolv.conf; a second cleanup is a no-op; a run after a crash repairs first (P22)",
+    "e2e: after SIGKILL, k8stun cleanup restores resolv.conf; a second cleanup is a no-op; a run after a crash repairs first",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -119,7 +119,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "e2e: --dns-mode disabled leaves resolv.conf alone and VIPs work by address (P23)",
+  name: "e2e: --dns-mode disabled leaves resolv.conf alone and VIPs work by address",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -134,7 +134,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "e2e: SIGTERM during start-up stops cleanly: resolv.conf as it was, no TUN left (D17)",
+  name:
+    "e2e: SIGTERM during start-up stops cleanly: resolv.conf as it was, no TUN left (docs/compatibility.md §3 D17)",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,

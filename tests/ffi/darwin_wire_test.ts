@@ -1,4 +1,4 @@
-/** macOS utun and PF_ROUTE encodings against platform-ffi.md §6 (tested here, run on a Mac). */
+/** macOS utun and PF_ROUTE encodings against docs/platform.md §4 (tested here, run on a Mac). */
 import { assertEquals } from "../assert.ts";
 import {
   CTLIOCGINFO,

@@ -1,4 +1,4 @@
-/** rtnetlink encoding against the bytes measured on a live kernel (platform-ffi.md §5.3–§5.6). */
+/** rtnetlink encoding against the bytes measured on a live kernel (docs/platform.md §3.2–§3.3). */
 import { assertEquals } from "../assert.ts";
 import {
   decodeAcks,
@@ -15,7 +15,7 @@ const hex = (text: string) => new Uint8Array(text.trim().split(/\s+/).map((b) =>
 
 const ROUTE = { dst: 0xc6120000, prefix: 15, ifindex: 7 }; // 198.18.0.0/15 dev ifindex 7
 
-Deno.test("netlink: RTM_NEWROUTE 198.18.0.0/15 dev 7 is byte for byte platform-ffi.md §5.6", () => {
+Deno.test("netlink: RTM_NEWROUTE 198.18.0.0/15 dev 7 is byte for byte docs/platform.md §3.3", () => {
   assertEquals(
     [...encodeRoute("add", ROUTE, 1)],
     [...hex(`2c 00 00 00 18 00 05 06 01 00 00 00 00 00 00 00
@@ -25,14 +25,14 @@ Deno.test("netlink: RTM_NEWROUTE 198.18.0.0/15 dev 7 is byte for byte platform-f
   );
 });
 
-Deno.test("netlink: RTM_DELROUTE is type 0x19 with flags REQUEST|ACK (platform-ffi.md §5.6)", () => {
+Deno.test("netlink: RTM_DELROUTE is type 0x19 with flags REQUEST|ACK (docs/platform.md §3.3)", () => {
   const add = encodeRoute("add", ROUTE, 9);
   const del = encodeRoute("delete", ROUTE, 9);
   assertEquals([...del.subarray(4, 8)], [0x19, 0x00, 0x05, 0x00]);
   assertEquals([...del.subarray(8)], [...add.subarray(8)]);
 });
 
-Deno.test("netlink: protocol and scope can be chosen (rtmsg bytes 5 and 6, platform-ffi.md §5.2)", () => {
+Deno.test("netlink: protocol and scope can be chosen (rtmsg bytes 5 and 6, docs/platform.md §3.2)", () => {
   const boot = encodeRoute(
     "add",
     { ...ROUTE, protocol: RouteProtocol.BOOT, scope: RouteScope.UNIVERSE },
@@ -41,7 +41,7 @@ Deno.test("netlink: protocol and scope can be chosen (rtmsg bytes 5 and 6, platf
   assertEquals([...boot.subarray(16 + 4, 16 + 8)], [0xfe, 0x03, 0x00, 0x01]);
 });
 
-Deno.test("netlink: RTM_NEWADDR 198.18.0.1/15 on ifindex 2 is byte for byte platform-ffi.md §5.3", () => {
+Deno.test("netlink: RTM_NEWADDR 198.18.0.1/15 on ifindex 2 is byte for byte docs/platform.md §3.3", () => {
   assertEquals(
     [...encodeNewAddress({ address: 0xc6120001, prefix: 15, ifindex: 2 }, 1)],
     [...hex(`28 00 00 00 14 00 05 06 01 00 00 00 00 00 00 00 02 0f 00 00 02 00 00 00
@@ -49,7 +49,7 @@ Deno.test("netlink: RTM_NEWADDR 198.18.0.1/15 on ifindex 2 is byte for byte plat
   );
 });
 
-Deno.test("netlink: RTM_NEWLINK link up on ifindex 2 is byte for byte platform-ffi.md §5.3", () => {
+Deno.test("netlink: RTM_NEWLINK link up on ifindex 2 is byte for byte docs/platform.md §3.3", () => {
   assertEquals(
     [...encodeLinkUp(2, 2)],
     [...hex(`20 00 00 00 10 00 05 00 02 00 00 00 00 00 00 00
@@ -57,7 +57,7 @@ Deno.test("netlink: RTM_NEWLINK link up on ifindex 2 is byte for byte platform-f
   );
 });
 
-Deno.test("netlink: MTU is RTM_NEWLINK with flags/change 0 and IFLA_MTU (platform-ffi.md §5.3)", () => {
+Deno.test("netlink: MTU is RTM_NEWLINK with flags/change 0 and IFLA_MTU (docs/platform.md §3.3)", () => {
   assertEquals(
     [...encodeSetMtu(2, 1500, 3)],
     [...hex(`28 00 00 00 10 00 05 00 03 00 00 00 00 00 00 00
@@ -66,7 +66,7 @@ Deno.test("netlink: MTU is RTM_NEWLINK with flags/change 0 and IFLA_MTU (platfor
   );
 });
 
-Deno.test("netlink: rtattr length is unpadded, the next one starts at RTA_ALIGN (platform-ffi.md §5.2)", () => {
+Deno.test("netlink: rtattr length is unpadded, the next one starts at RTA_ALIGN (docs/platform.md §3.2)", () => {
   const name = encodeAttribute(3, new TextEncoder().encode("tun0\0")); // IFLA_IFNAME
   assertEquals([...name], [0x09, 0x00, 0x03, 0x00, 0x74, 0x75, 0x6e, 0x30, 0x00, 0x00, 0x00, 0x00]);
   assertEquals(
@@ -89,14 +89,14 @@ function ack(seq: number, error: number, echoed: Uint8Array, flags: number): Uin
   return out;
 }
 
-Deno.test("netlink: a success ack as bytes (len 36, CAPPED, error 0) decodes (platform-ffi.md §5.4)", () => {
+Deno.test("netlink: a success ack as bytes (len 36, CAPPED, error 0) decodes (docs/platform.md §3.5)", () => {
   const success = hex(`24 00 00 00 02 00 00 01 01 00 00 00 a1 0f 00 00
                        00 00 00 00
                        2c 00 00 00 18 00 05 06 01 00 00 00 00 00 00 00`);
   assertEquals(decodeAcks(success), [{ seq: 1, errno: 0 }]);
 });
 
-Deno.test("netlink: acks of platform-ffi.md §5.4 in one buffer — success, EEXIST −17, ESRCH −3", () => {
+Deno.test("netlink: acks of docs/platform.md §3.5 in one buffer — success, EEXIST −17, ESRCH −3", () => {
   const request = encodeRoute("add", ROUTE, 1);
   const success = ack(1, 0, request.subarray(0, 16), 0x100);
   const exists = ack(2, -17, request, 0);
@@ -113,7 +113,7 @@ Deno.test("netlink: acks of platform-ffi.md §5.4 in one buffer — success, EEX
   assertEquals(decodeAcks(together.subarray(0, 30)), [], "a truncated message is not an ack");
 });
 
-Deno.test("netlink: messages other than NLMSG_ERROR between acks are skipped (platform-ffi.md §5.4)", () => {
+Deno.test("netlink: messages other than NLMSG_ERROR between acks are skipped (docs/platform.md §3.5)", () => {
   const done = hex("14 00 00 00 03 00 02 00 05 00 00 00 00 00 00 00 00 00 00 00"); // NLMSG_DONE
   const exists = ack(6, -17, encodeRoute("add", ROUTE, 6), 0);
   assertEquals(decodeAcks(new Uint8Array([...done, ...exists])), [{ seq: 6, errno: 17 }]);

@@ -1,7 +1,7 @@
 /**
  * rtnetlink on a live kernel, inside a fresh network namespace only (`unshare -n`): the host's
  * routes are never touched, and the namespace with its TUNs dies with the probe
- * (platform-ffi.md §5.2–§5.6). Skipped without root, /dev/net/tun or util-linux's `unshare`.
+ * (docs/platform.md §3.2–§3.6). Skipped without root, /dev/net/tun or util-linux's `unshare`.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
 import { labUnavailable } from "../lab/lab.ts";
@@ -19,7 +19,7 @@ function unshareMissing(): boolean {
 
 Deno.test({
   name: "rtnetlink: route add, duplicate (EEXIST, a clear message), delete, delete again (ESRCH " +
-    "is fine); address, MTU and link up from the encoders (platform-ffi.md §5.3, §5.6)",
+    "is fine); address, MTU and link up from the encoders (docs/platform.md §3.3)",
   ignore: labUnavailable() !== undefined || unshareMissing(),
   async fn() {
     const out = await new Deno.Command("unshare", {

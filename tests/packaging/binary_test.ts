@@ -17,7 +17,7 @@ Deno.test("packaging: the launcher and the compile task grant the same permissio
   const launcher = await Deno.readTextFile(`${root}bin/k8stun`);
   const compile = await Deno.readTextFile(`${root}tools/compile.ts`);
   const workflow = await Deno.readTextFile(`${root}.github/workflows/release.yml`);
-  // FFI already means full access (platform-ffi.md §2.1), so every entry point uses --allow-all.
+  // FFI already means full access (docs/platform.md §1.1), so every entry point uses --allow-all.
   assertEquals(/run --allow-all/.test(launcher), true);
   assertEquals(/"--allow-all"/.test(compile), true);
   assertEquals(/compile --allow-all/.test(workflow), true);

@@ -16,8 +16,7 @@ async function curl(...args: string[]) {
 }
 
 Deno.test({
-  name:
-    "proxy: curl reaches pods through SOCKS5 (names, short names, ClusterIP, pod IP) and HTTP (P40)",
+  name: "proxy: curl reaches pods through SOCKS5 (names, short names, ClusterIP, pod IP) and HTTP",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

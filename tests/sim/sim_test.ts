@@ -1,6 +1,6 @@
 /**
  * The simulated cluster, driven by `@kubernetes/client-node` itself: lists, watches, 410 after
- * compaction, port-forward (v4) byte-exact, auth errors with Status bodies (kubernetes.md §6–§8).
+ * compaction, port-forward (v4) byte-exact, auth errors with Status bodies (docs/portforward.md §11).
  */
 import * as k8s from "@kubernetes/client-node";
 import { PassThrough } from "node:stream";
