@@ -10,6 +10,7 @@
  * undoes the journals of every k8stun that no longer runs (never a running one's), and acts only
  * on the files k8stun's DNS modes change, whatever a journal names.
  */
+import type { PolicyRule } from "../ffi/linux/netlink_wire.ts";
 import { createHash } from "node:crypto";
 import type { Journal } from "../mod.ts";
 import { processRuns, processStartTime } from "./live_process.ts";
@@ -43,14 +44,7 @@ interface StepEntry {
 }
 
 /** A policy routing rule k8stun added (tun_route's DNS diversion); rules outlive the process. */
-export interface JournaledRule {
-  dst: number;
-  dstPrefix: number;
-  ipProto: number;
-  dport: number;
-  table: number;
-  priority: number;
-}
+export type JournaledRule = PolicyRule;
 
 interface RuleEntry {
   kind: "rule";

@@ -5,6 +5,7 @@
  * argument spills to the stack, as a C caller's would. errno is read through `__error` right
  * after a call that failed, on the same thread.
  */
+import { blockingSocketCalls } from "../blocking_calls.ts";
 import { TunError } from "../linux/tun.ts";
 
 /** Six 64-bit pads fill x2–x7 so the variadic argument spills to the stack on arm64 (docs/platform.md §1.2). */
@@ -35,26 +36,7 @@ export const LIBSYSTEM_SYMBOLS = {
   freeifaddrs: { parameters: ["pointer"], result: "void" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   __error: { parameters: [], result: "pointer" },
-  // The same calls on Deno's blocking-call threads, for sockets that wait (a TCP connect, a
-  // reply): the main thread stays free. errno is not readable afterwards (another thread's).
-  connectBlocking: {
-    name: "connect",
-    parameters: ["i32", "buffer", "u32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  recvBlocking: {
-    name: "recv",
-    parameters: ["i32", "buffer", "usize", "i32"],
-    result: "isize",
-    nonblocking: true,
-  },
-  pollBlocking: {
-    name: "poll",
-    parameters: ["buffer", "u32", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
+  ...blockingSocketCalls("u32"),
   // Variadic ioctl/fcntl: fixed declarations on x86_64, padded ones on arm64 (docs/platform.md §1.2).
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   ioctlArm64: { name: "ioctl", parameters: ["i32", "u64", ...PADS, "buffer"], result: "i32" },

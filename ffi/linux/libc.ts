@@ -3,6 +3,7 @@
  * variadic `open`/`ioctl` are correct on x86_64 and aarch64 Linux (docs/platform.md §1.2). errno is read through
  * `__errno_location` right after a call that failed (docs/platform.md §1.3), on the same thread.
  */
+import { blockingSocketCalls } from "../blocking_calls.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
@@ -34,26 +35,7 @@ const SYMBOLS = {
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   /** Ifindex to name (NULL when there is no such device). */
   if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
-  // The same calls on Deno's blocking-call threads, for sockets that wait (a TCP connect, a
-  // reply): the main thread stays free. errno is not readable afterwards (another thread's).
-  connectBlocking: {
-    name: "connect",
-    parameters: ["i32", "buffer", "u32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  recvBlocking: {
-    name: "recv",
-    parameters: ["i32", "buffer", "usize", "i32"],
-    result: "isize",
-    nonblocking: true,
-  },
-  pollBlocking: {
-    name: "poll",
-    parameters: ["buffer", "u64", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
+  ...blockingSocketCalls("u64"),
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
