@@ -1,10 +1,11 @@
 /**
  * The simulated API server's storage: Kubernetes objects by kind with etcd-like resource versions,
  * an event history that watches replay from, compaction (a watch from a compacted version gets
- * 410 Gone), and EndpointSlices derived from Services and Pods the way the EndpointSlice
- * controller does (ready condition, resolved named target ports, hostname for subdomain pods).
+ * 410 Gone), address allocation, and EndpointSlices kept in step with Services and Pods (built
+ * by objects.ts; only the slices that changed are written, as the controller does).
  */
 import type { Fixture, FixturePod, FixtureService } from "./fixture.ts";
+import { endpointSlicesOf, namespaceObject, podObject, serviceObject } from "./objects.ts";
 
 /** The kinds the simulator serves. */
 export type Kind = "namespaces" | "services" | "pods" | "endpointslices";
@@ -158,16 +159,7 @@ export class SimState {
   /** Adds a namespace, or with `source` sets its labels and annotations. */
   addNamespace(name: string, source?: NamespaceSource): void {
     if (this.get("namespaces", undefined, name) && !source) return;
-    this.#put("namespaces", {
-      kind: "Namespace",
-      apiVersion: "v1",
-      metadata: {
-        ...meta(undefined, name, { ...source?.labels, "kubernetes.io/metadata.name": name }),
-        ...annotationsOf(source?.annotations),
-      },
-      spec: { finalizers: ["kubernetes"] },
-      status: { phase: "Active" },
-    });
+    this.#put("namespaces", namespaceObject(name, source));
   }
 
   /**
@@ -257,34 +249,7 @@ export class SimState {
     if (clusterIP && clusterIP !== "None") {
       this.#clusterIps.set(clusterIP, key(namespace, service.name));
     }
-    const ports = service.ports.map((p) => ({
-      ...(p.name ? { name: p.name } : {}),
-      protocol: p.protocol,
-      port: p.port,
-      targetPort: p.targetPort,
-    }));
-    this.#put("services", {
-      kind: "Service",
-      apiVersion: "v1",
-      metadata: {
-        ...meta(namespace, service.name, service.labels),
-        ...annotationsOf(service.annotations),
-      },
-      spec: service.externalName
-        ? { type: "ExternalName", externalName: service.externalName, sessionAffinity: "None" }
-        : {
-          type: "ClusterIP",
-          clusterIP,
-          clusterIPs: [clusterIP],
-          ipFamilies: ["IPv4"],
-          ipFamilyPolicy: "SingleStack",
-          selector: service.selector,
-          ports,
-          sessionAffinity: "None",
-          internalTrafficPolicy: "Cluster",
-        },
-      status: { loadBalancer: {} },
-    });
+    this.#put("services", serviceObject(namespace, service, clusterIP));
     this.#refreshSlices(namespace);
   }
 
@@ -298,108 +263,20 @@ export class SimState {
   }
 
   #putPod(pod: SimPod): void {
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     const existing = this.get("pods", pod.namespace, pod.name);
-    this.#put("pods", {
-      kind: "Pod",
-      apiVersion: "v1",
-      metadata: {
-        ...meta(pod.namespace, pod.name, pod.labels),
-        ...annotationsOf(pod.annotations),
-        uid: pod.uid,
-        creationTimestamp: existing?.metadata.creationTimestamp ?? now,
-      },
-      spec: {
-        ...(pod.hostname ? { hostname: pod.hostname } : {}),
-        ...(pod.subdomain ? { subdomain: pod.subdomain } : {}),
-        containers: pod.containers ?? [{
-          name: "app",
-          image: "k8stun.sim/app",
-          ports: pod.ports.map((p) => ({
-            ...(p.name ? { name: p.name } : {}),
-            containerPort: p.containerPort,
-            protocol: "TCP",
-          })),
-        }],
-        nodeName: "sim-node-0",
-      },
-      status: {
-        phase: "Running",
-        podIP: pod.ip,
-        podIPs: [{ ip: pod.ip }],
-        hostIP: "127.0.0.1",
-        conditions: [
-          { type: "Initialized", status: "True", lastTransitionTime: now },
-          { type: "Ready", status: pod.ready ? "True" : "False", lastTransitionTime: now },
-          {
-            type: "ContainersReady",
-            status: pod.ready ? "True" : "False",
-            lastTransitionTime: now,
-          },
-        ],
-        containerStatuses: [{ name: "app", ready: pod.ready, restartCount: 0 }],
-      },
-    });
+    this.#put("pods", podObject(pod, existing?.metadata.creationTimestamp));
   }
 
   /** Recomputes every slice of a namespace, writing only the ones that changed. */
   #refreshSlices(namespace: string): void {
-    const wanted = new Map<string, Record<string, unknown>>();
-    for (const service of this.#services.values()) {
-      if (service.namespace !== namespace || !service.selector || service.externalName) continue;
-      const pods = [...this.#pods.values()].filter((p) =>
-        p.namespace === namespace &&
-        Object.entries(service.selector!).every(([k, v]) => p.labels[k] === v)
-      );
-      const svcObject = this.get("services", namespace, service.name)!;
-      // The controller writes one slice per distinct resolution of the target ports.
-      const groups = new Map<string, { ports: unknown[]; pods: SimPod[] }>();
-      for (const pod of pods) {
-        const ports = service.ports.map((sp) => {
-          const target = typeof sp.targetPort === "number"
-            ? sp.targetPort
-            : pod.ports.find((cp) => cp.name === sp.targetPort)?.containerPort;
-          return target === undefined
-            ? undefined
-            : { ...(sp.name ? { name: sp.name } : {}), protocol: sp.protocol, port: target };
-        }).filter((p) => p !== undefined);
-        const groupKey = JSON.stringify(ports);
-        const group = groups.get(groupKey) ?? { ports, pods: [] };
-        group.pods.push(pod);
-        groups.set(groupKey, group);
-      }
-      let index = 0;
-      for (const group of groups.values()) {
-        const name = `${service.name}-${sliceSuffix(service.name, index++)}`;
-        wanted.set(name, {
-          kind: "EndpointSlice",
-          apiVersion: "discovery.k8s.io/v1",
-          metadata: {
-            ...meta(namespace, name, {
-              "kubernetes.io/service-name": service.name,
-              "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-            }),
-            ownerReferences: [{
-              apiVersion: "v1",
-              kind: "Service",
-              name: service.name,
-              uid: svcObject.metadata.uid,
-              controller: true,
-              blockOwnerDeletion: true,
-            }],
-          },
-          addressType: "IPv4",
-          endpoints: group.pods.map((pod) => ({
-            addresses: [pod.ip],
-            conditions: { ready: pod.ready, serving: pod.ready, terminating: false },
-            ...(pod.hostname && pod.subdomain === service.name ? { hostname: pod.hostname } : {}),
-            targetRef: { kind: "Pod", namespace, name: pod.name, uid: pod.uid },
-            nodeName: "sim-node-0",
-          })),
-          ports: group.ports,
-        });
-      }
-    }
+    const services = [...this.#services.values()].filter((s) => s.namespace === namespace);
+    const pods = [...this.#pods.values()].filter((p) => p.namespace === namespace);
+    const wanted = endpointSlicesOf(
+      namespace,
+      services,
+      pods,
+      (name) => this.get("services", namespace, name)!.metadata.uid,
+    );
     for (const existing of this.list("endpointslices", namespace)) {
       if (!wanted.has(existing.metadata.name)) {
         this.#delete("endpointslices", namespace, existing.metadata.name);
@@ -411,7 +288,7 @@ export class SimState {
         JSON.stringify([existing.endpoints, existing.ports]) ===
           JSON.stringify([slice.endpoints, slice.ports]);
       if (same) continue;
-      const object = slice as KubeObject;
+      const object = slice;
       if (existing) {
         object.metadata.uid = existing.metadata.uid;
         object.metadata.creationTimestamp = existing.metadata.creationTimestamp;
@@ -476,32 +353,4 @@ export function kindInfo(kind: Kind): { kind: string; apiVersion: string } {
 
 function key(namespace: string | undefined, name: string): string {
   return `${namespace ?? ""}/${name}`;
-}
-
-function meta(
-  namespace: string | undefined,
-  name: string,
-  labels?: Record<string, string>,
-): KubeObject["metadata"] {
-  return {
-    name,
-    ...(namespace ? { namespace } : {}),
-    uid: crypto.randomUUID(),
-    resourceVersion: "0",
-    creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
-    ...(labels && Object.keys(labels).length > 0 ? { labels } : {}),
-  };
-}
-
-function annotationsOf(
-  annotations?: Record<string, string>,
-): { annotations?: Record<string, string> } {
-  return annotations && Object.keys(annotations).length > 0 ? { annotations } : {};
-}
-
-/** A stable 5-character suffix, like the controller's generated names. */
-function sliceSuffix(service: string, index: number): string {
-  let h = 2166136261;
-  for (const c of `${service}/${index}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
-  return (h >>> 0).toString(36).padStart(5, "0").slice(-5);
 }
