@@ -15,14 +15,9 @@ import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import { type WebSocket, WebSocketServer } from "ws";
 import { type MessageSocket, serveV4PortForward } from "./portforward/v4.ts";
-import {
-  checkPortForward,
-  handleSimRequest,
-  type SimServerContext,
-  SPDY_DIRECT,
-  SPDY_TUNNEL,
-  status,
-} from "./server.ts";
+import { checkPortForward, SPDY_DIRECT, SPDY_TUNNEL } from "./portforward/request.ts";
+import { handleSimRequest, type SimServerContext } from "./server.ts";
+import { status } from "./status.ts";
 import { serveSpdyPortForward } from "./portforward/spdy_server.ts";
 import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";

@@ -12,6 +12,7 @@
  * Bounds: bodies of {@link MAX_BODY_BYTES}, {@link MAX_OBJECTS} per kind, pods of
  * {@link MAX_POD_PORTS} ports (each is a listening socket).
  */
+import { status } from "./status.ts";
 import { parse as parseYaml } from "yaml";
 import { InvalidObject, namespaceFrom, podFrom, serviceFrom } from "./api_objects.ts";
 import { applyPatch, JSON_PATCH, MERGE_PATCH, PatchError, STRATEGIC_MERGE_PATCH } from "./patch.ts";
@@ -43,20 +44,11 @@ export interface SimWrite {
   body: string;
 }
 
-/** A Status response (the shape every API error has). */
-export type StatusFn = (
-  code: number,
-  reason: string,
-  message: string,
-  details?: unknown,
-) => Response;
-
-/** Handles a write; `status` builds error responses. */
+/** Handles a write. */
 export function handleSimWrite(
   write: SimWrite,
   state: SimState,
   pods: SimPods,
-  status: StatusFn,
 ): Response {
   const { kind, namespace, name } = write;
   if (kind === "endpointslices") {
@@ -85,20 +77,20 @@ export function handleSimWrite(
     switch (write.method) {
       case "POST":
         if (name !== undefined) break;
-        return create(write, state, pods, status);
+        return create(write, state, pods);
       case "PUT":
       case "PATCH": {
         if (name === undefined) break;
         const current = state.get(kind, namespace, name);
-        if (!current) return notFound(kind, name, status);
+        if (!current) return notFound(kind, name);
         const next = write.method === "PUT"
           ? parseBody(write)
           : applyPatch(patchType(write.contentType), current, parseJson(write.body));
-        return update(write, name, current, next as Raw, state, status);
+        return update(write, name, current, next as Raw, state);
       }
       case "DELETE":
         if (name === undefined) break;
-        return remove(write, name, state, pods, status);
+        return remove(write, name, state, pods);
     }
   } catch (error) {
     if (error instanceof InvalidObject) {
@@ -138,7 +130,7 @@ const KIND_OF: Record<Kind, string> = {
   endpointslices: "EndpointSlice",
 };
 
-function notFound(kind: Kind, name: string, status: StatusFn): Response {
+function notFound(kind: Kind, name: string): Response {
   return status(404, "NotFound", `${kind} "${name}" not found`, { name, kind });
 }
 
@@ -201,7 +193,7 @@ function metadataOf(object: Raw): Raw {
     : {};
 }
 
-function create(write: SimWrite, state: SimState, pods: SimPods, status: StatusFn): Response {
+function create(write: SimWrite, state: SimState, pods: SimPods): Response {
   const { kind, namespace } = write;
   const object = parseBody(write);
   const metadata = metadataOf(object);
@@ -284,7 +276,6 @@ function update(
   current: KubeObject,
   next: Raw,
   state: SimState,
-  status: StatusFn,
 ): Response {
   const { kind, namespace } = write;
   if (!next || typeof next !== "object" || Array.isArray(next)) {
@@ -370,11 +361,10 @@ function remove(
   name: string,
   state: SimState,
   pods: SimPods,
-  status: StatusFn,
 ): Response {
   const { kind, namespace } = write;
   const current = state.get(kind, namespace, name);
-  if (!current) return notFound(kind, name, status);
+  if (!current) return notFound(kind, name);
   switch (kind) {
     case "namespaces": {
       // The namespace controller empties it first; the simulator does it at once.
