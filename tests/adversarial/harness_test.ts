@@ -4,18 +4,14 @@
  * loop and the resource watch report what they saw.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { labTest } from "../lab/lab.ts";
 import { CurlLoop, DEMO_RESOLV, ResourceWatch, startDemo, vipOf } from "./harness.ts";
 import { readTcp, TcpFlag, TcpOption, tcpPacket } from "./hostile_packets.ts";
 import { RawIpv4Socket } from "./raw_socket.ts";
 
-Deno.test({
-  name: "adversarial harness: a hand-built SYN from a raw socket in the lab gets k8stun's SYN-ACK",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "adversarial harness: a hand-built SYN from a raw socket in the lab gets k8stun's SYN-ACK",
+  async (lab) => {
     const k8stun = await startDemo(lab);
     const vip = await vipOf(lab, "hello.demo");
     const watch = ResourceWatch.start(k8stun.pid);
@@ -40,4 +36,5 @@ Deno.test({
     const peak = watch.check("idle demo", { maxRssMiB: 1024, maxFds: 1024 });
     assert(peak.rssKiB > 0 && peak.fds > 0);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);

@@ -5,7 +5,7 @@
  * a real client (curl in a loop), whose ACK brings its cookie back, keeps getting in.
  */
 import { assert } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { labTest } from "../lab/lab.ts";
 import { CurlLoop, DEMO_RESOLV, ResourceWatch, startDemo, vipOf } from "./harness.ts";
 import { TcpFlag, TcpOption, tcpPacket } from "./hostile_packets.ts";
 import { RawIpv4Socket } from "./raw_socket.ts";
@@ -13,14 +13,9 @@ import { RawIpv4Socket } from "./raw_socket.ts";
 const FLOOD = 20_000;
 const FIRST_PORT = 1024;
 
-Deno.test({
-  name:
-    "adversarial: 20,000 unanswered SYNs keep dials, RSS and descriptors bounded; curl keeps working",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "adversarial: 20,000 unanswered SYNs keep dials, RSS and descriptors bounded; curl keeps working",
+  async (lab) => {
     const k8stun = await startDemo(lab);
     const vip = await vipOf(lab, "hello.demo");
     // A spoofed SYN's SYN-ACK goes nowhere: the lab's kernel must not answer it with a RST
@@ -52,4 +47,5 @@ Deno.test({
     const after = await lab.run("curl", ["-sS", "-m", "5", "http://hello.demo/"]);
     assert(after.code === 0, after.stderr);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);

@@ -11,7 +11,7 @@ import { formatIpv4 } from "../../core/net/wire/ipv4.ts";
 import { ACK, FIN, RST, SYN } from "../../core/net/wire/tcp.ts";
 import { APP, appSegment, establishedStack, parseOut, testStack, VIP } from "../net/packets.ts";
 import { readTcp, TcpFlag, TcpOption, tcpPacket } from "./hostile_packets.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { labTest } from "../lab/lab.ts";
 import { DEMO_RESOLV, startDemo, vipOf } from "./harness.ts";
 import { RawIpv4Socket } from "./raw_socket.ts";
 
@@ -196,13 +196,9 @@ Deno.test("tcp segments: 20,000 segments with hostile lengths and fields into a 
 const LAB_ADDRESS = "198.18.0.1";
 const RAW_PORT = 45555;
 
-Deno.test({
-  name: "tcp options: a raw connection announcing MSS 0 gets its response, and curl still works",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "tcp options: a raw connection announcing MSS 0 gets its response, and curl still works",
+  async (lab) => {
     const k8stun = await startDemo(lab);
     const vip = await vipOf(lab, "hello.demo");
     // The lab's kernel has no socket for the raw connection and would answer k8stun with RST.
@@ -246,7 +242,8 @@ Deno.test({
     assert(response.includes("hello from"), `the response reaches the raw connection: ${response}`);
     assertEquals(k8stun.child.pid > 0 && await isRunning(k8stun.pid), true, "k8stun is running");
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);
 
 /** The TCP payload of an IPv4 packet. */
 function payloadOf(packet: Uint8Array): Uint8Array {

@@ -4,7 +4,7 @@
  * they were; the one that owns DNS restores resolv.conf when it stops.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { Lab, type LabProcess, labUnavailable } from "../lab/lab.ts";
+import { type Lab, type LabProcess, labTest } from "../lab/lab.ts";
 import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
 
 /** The runtime directory's file names (the lab points K8STUN_RUNTIME_DIR there). */
@@ -45,14 +45,9 @@ async function stop(k8stun: LabProcess): Promise<void> {
   await k8stun.status;
 }
 
-Deno.test({
-  name:
-    "instances: two k8stuns run side by side with their own TUN, VIP range, record and journal, and stopping one leaves the other intact",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "instances: two k8stuns run side by side with their own TUN, VIP range, record and journal, and stopping one leaves the other intact",
+  async (lab) => {
     const first = await startDemo(lab, ["--dns-mode", "forward", "--http", "8791"]);
     const journal = `journal-${first.pid}.json`;
     assert((await runFileNames(lab)).includes(journal), "forward mode journals resolv.conf");
@@ -129,15 +124,12 @@ Deno.test({
     await stop(third);
     assertEquals(await runFileNames(lab), []);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);
 
-Deno.test({
-  name: "instances: a second k8stun that would own DNS too is refused with a clear error",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "instances: a second k8stun that would own DNS too is refused with a clear error",
+  async (lab) => {
     const first = await startDemo(lab, ["--dns-mode", "forward"]);
     const second = await lab.run(Deno.execPath(), [
       "run",
@@ -157,4 +149,5 @@ Deno.test({
     await stop(first);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);

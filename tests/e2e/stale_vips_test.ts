@@ -3,17 +3,12 @@
  * working past the stale timeout, while a VIP handed out on demand is reclaimed close to it.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { labTest } from "../lab/lab.ts";
 import { DEMO_RESOLV, startDemo, vipOf } from "../adversarial/harness.ts";
 
-Deno.test({
-  name:
-    "e2e: with --stale-vip-timeout 2 a pre-allocated VIP keeps answering, an on-demand VIP is reclaimed within seconds",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "e2e: with --stale-vip-timeout 2 a pre-allocated VIP keeps answering, an on-demand VIP is reclaimed within seconds",
+  async (lab) => {
     await startDemo(lab, [
       "--no-auto-discover",
       "--services",
@@ -36,4 +31,5 @@ Deno.test({
     const curl = await lab.run("curl", ["-s", "-m", "5", `http://${helloVip}/`]);
     assertEquals(curl.code, 0, `pre-allocated VIP after the timeout: ${curl.stderr}`);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);

@@ -4,7 +4,7 @@
  * refused with the interface's name.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { type Lab, labTest } from "../lab/lab.ts";
 import { DEMO_RESOLV, MAIN, startDemo, vipOf } from "../adversarial/harness.ts";
 
 async function fakeProxyRoute(lab: Lab): Promise<void> {
@@ -15,14 +15,9 @@ async function fakeProxyRoute(lab: Lab): Promise<void> {
   assertEquals(out.code, 0, out.stderr);
 }
 
-Deno.test({
-  name:
-    "e2e: with 198.18.0.0/16 routed elsewhere, k8stun takes 198.19.0.0/16 and leaves the other route alone",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "e2e: with 198.18.0.0/16 routed elsewhere, k8stun takes 198.19.0.0/16 and leaves the other route alone",
+  async (lab) => {
     await fakeProxyRoute(lab);
     const k8stun = await startDemo(lab);
     assertMatch(k8stun.output, /VIP range 198\.18\.0\.0\/15 is already routed to fakeip0/);
@@ -34,15 +29,12 @@ Deno.test({
     const other = await lab.run("ip", ["route", "get", "198.18.0.5"]);
     assertMatch(other.stdout, /dev fakeip0/, "the other route is untouched");
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);
 
-Deno.test({
-  name: "e2e: an explicit --vip-base that another interface routes is one error naming it",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "e2e: an explicit --vip-base that another interface routes is one error naming it",
+  async (lab) => {
     await fakeProxyRoute(lab);
     const out = await lab.run(Deno.execPath(), [
       "run",
@@ -61,4 +53,5 @@ Deno.test({
     assertMatch(routes.stdout, /198\.18\.0\.0\/16 dev fakeip0/);
     assertEquals(/198\.18\.0\.0\/15/.test(routes.stdout), false, "no route of k8stun's left");
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);

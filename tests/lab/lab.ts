@@ -285,3 +285,25 @@ export function labUnavailable(): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * A test that runs in a fresh lab, removed afterwards. Skipped where labs cannot be made
+ * ({@link labUnavailable}); the resource sanitizers are off because the lab's processes and
+ * sockets outlive single operations by design.
+ */
+export function labTest(
+  name: string,
+  fn: (lab: Lab) => Promise<void>,
+  options: { resolvConf?: string } = {},
+): void {
+  Deno.test({
+    name,
+    ignore: labUnavailable() !== undefined,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await using lab = await Lab.create(options);
+      await fn(lab);
+    },
+  });
+}
