@@ -23,6 +23,7 @@ import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
 import { MAX_BODY_BYTES } from "./writes.ts";
 import { DenoTlsSocket } from "../core/k8s/deno_tls_socket.ts";
+import { setListenerNoDelay } from "../ffi/linux/listener_nodelay.ts";
 
 /** A listening simulated API server. */
 export interface SimHttpServer {
@@ -131,13 +132,19 @@ export function listenSim(
         server.emit("connection", socket);
       }
     })().catch(() => {});
-    return Promise.resolve({
-      port: (listener.addr as Deno.NetAddr).port,
+    const port = (listener.addr as Deno.NetAddr).port;
+    // Like Go's net/http (the real API server), no Nagle; Deno's TLS connections cannot be told
+    // so one by one, so the listening socket is (its connections inherit it, on Linux).
+    const noDelay = Deno.build.os === "linux"
+      ? setListenerNoDelay(port).catch(() => false)
+      : Promise.resolve(false);
+    return noDelay.then(() => ({
+      port,
       close: () => {
         listener.close();
         return closeAll(false);
       },
-    });
+    }));
   }
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -4,14 +4,12 @@
  * refused like a port nobody listens on in a real pod).
  */
 import type { PortBehaviour } from "./fixture.ts";
+import { serveTcp, type TcpServer } from "./tcp_server.ts";
 
 const encoder = new TextEncoder();
 
 /** A running pod port server. */
-export interface PodPortServer {
-  port: number;
-  close(): void;
-}
+export type PodPortServer = TcpServer;
 
 /** Starts the server for one pod port; `none` returns undefined. */
 export function startPodPortServer(
@@ -19,34 +17,7 @@ export function startPodPortServer(
   behaviour: PortBehaviour,
 ): PodPortServer | undefined {
   if (behaviour === "none") return undefined;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      serve(conn, pod, behaviour).catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch {
-          // closed already
-        }
-      });
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    close() {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // closed already
-        }
-      }
-    },
-  };
+  return serveTcp((conn) => serve(conn, pod, behaviour));
 }
 
 async function serve(

@@ -33,6 +33,12 @@ interface ConnectionOptions {
   timeout?: number;
 }
 
+/** How long `destroy()` lets already-written bytes drain before it closes the connection. */
+const DESTROY_DRAIN_MS = 250;
+
+/** Unwritten bytes past which a writer waits (backpressure, as a socket's send buffer). */
+const COALESCE_BYTES = 64 * 1024;
+
 /** Bytes asked per read (a TLS read returns at most one record, 16 KiB of plaintext). */
 const READ_SIZE = 64 * 1024;
 
@@ -49,6 +55,14 @@ export class DenoTlsSocket extends Duplex {
   #scratch?: Uint8Array;
   #idleMs = 0;
   #idleTimer?: ReturnType<typeof setTimeout>;
+  /** Chunks written this turn, sent together by the next flush. */
+  #pending: Uint8Array[] = [];
+  /** Bytes taken from writers and not yet written to the connection. */
+  #unwrittenBytes = 0;
+  /** A writer told to wait until the unwritten bytes fall below the limit (backpressure). */
+  #waiting: ((error?: Error) => void)[] = [];
+  /** The last flush: flushes go out one after another, in order. */
+  #writing: Promise<void> = Promise.resolve();
   connecting = true;
 
   constructor(connect: () => Promise<Deno.Conn>) {
@@ -89,22 +103,45 @@ export class DenoTlsSocket extends Duplex {
     });
   }
 
+  /**
+   * Chunks written in one turn of the event loop leave in one TLS write. A server socket cannot be
+   * given TCP_NODELAY here (Deno's TLS listener offers no such call), so a second small write while
+   * the first is unacknowledged would wait for the peer's delayed ACK (Nagle, RFC 896): tens of
+   * milliseconds for a SPDY stream pair or a reply header followed by its first bytes. Writes are
+   * taken at once while fewer than {@link COALESCE_BYTES} are unwritten; past that, the writer
+   * waits until the connection has taken enough of them.
+   */
   override _write(chunk: Uint8Array, _encoding: string, callback: (error?: Error) => void): void {
-    this.#connected.then((conn) => this.#writeAll(conn, chunk)).then(() => callback(), callback);
+    this.#pending.push(chunk);
+    this.#unwrittenBytes += chunk.length;
+    if (this.#pending.length === 1) queueMicrotask(() => this.#flush());
+    if (this.#unwrittenBytes < COALESCE_BYTES) callback();
+    else this.#waiting.push(callback);
   }
 
-  /** Writes queued while a write was out (and `ws`'s corked frame header + payload) go as one. */
-  override _writev(
-    chunks: { chunk: Uint8Array }[],
-    callback: (error?: Error) => void,
-  ): void {
-    const joined = new Uint8Array(chunks.reduce((sum, c) => sum + c.chunk.length, 0));
-    let offset = 0;
-    for (const { chunk } of chunks) {
-      joined.set(chunk, offset);
-      offset += chunk.length;
-    }
-    this._write(joined, "buffer", callback);
+  /** Sends what this turn wrote as one write, after the writes before it. */
+  #flush(): void {
+    if (this.#pending.length === 0) return; // flushed early by _final or _destroy
+    const bytes = this.#pending.length === 1 ? this.#pending[0] : concat(this.#pending);
+    this.#pending = [];
+    this.#writing = this.#writing
+      .then(() => this.#connected)
+      .then((conn) => this.#writeAll(conn, bytes))
+      .then(() => {
+        this.#unwrittenBytes -= bytes.length;
+        if (this.#unwrittenBytes < COALESCE_BYTES) this.#release();
+      }, (error) => {
+        this.#release(error);
+        if (!this.destroyed) this.destroy(error);
+        throw error;
+      });
+    this.#writing.catch(() => {});
+  }
+
+  #release(error?: Error): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const callback of waiting) callback(error);
   }
 
   async #writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -113,16 +150,32 @@ export class DenoTlsSocket extends Duplex {
   }
 
   override _final(callback: (error?: Error) => void): void {
-    this.#connected.then((conn) => conn.closeWrite()).then(() => callback(), () => callback());
+    this.#flush(); // what this turn wrote goes before close_notify
+    this.#writing.then(() => this.#connected).then((conn) => conn.closeWrite())
+      .then(() => callback(), () => callback());
   }
 
+  /**
+   * Closes the connection once what was written before is out (a reply followed by `destroy()`
+   * in the same turn still reaches the peer), but no later than {@link DESTROY_DRAIN_MS}: a peer
+   * that stopped reading does not hold the connection open.
+   */
   override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
     clearTimeout(this.#idleTimer);
-    try {
-      this.#conn?.close();
-    } catch {
-      // closed already
-    }
+    this.#flush();
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(deadline);
+      try {
+        this.#conn?.close();
+      } catch {
+        // closed already
+      }
+    };
+    const deadline = setTimeout(close, DESTROY_DRAIN_MS);
+    this.#writing.then(close, close);
     callback(error);
   }
 
@@ -192,12 +245,11 @@ export function denoTlsConnector(
     const port = Number(options.port ?? 443);
     const serverName = options.servername || host;
     const socket = new DenoTlsSocket(async () => {
-      const conn = serverName === host
-        ? await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) })
-        : await Deno.startTls(await Deno.connect({ hostname: host, port }), {
-          hostname: serverName,
-          ...tlsOptions(material),
-        });
+      // TCP first so it can have TCP_NODELAY (a TLS connection offers no such call): SPDY frames
+      // and WebSocket messages are small and must not wait for the server's delayed ACK.
+      const tcp = await Deno.connect({ hostname: host, port });
+      tcp.setNoDelay(true);
+      const conn = await Deno.startTls(tcp, { hostname: serverName, ...tlsOptions(material) });
       await conn.handshake();
       return conn;
     });
@@ -213,4 +265,14 @@ function tlsOptions(material: DenoTlsMaterial) {
     ...(material.caCerts ? { caCerts: material.caCerts } : {}),
     ...(material.cert && material.key ? { cert: material.cert, key: material.key } : {}),
   };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const joined = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return joined;
 }

@@ -31,6 +31,7 @@ const SYMBOLS = {
   /** Wakes a call blocked on the socket in another thread (close does not). */
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   /** Name to ifindex in the caller's network namespace (0 = no such device, docs/platform.md §2.1). */
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   /** Ifindex to name (NULL when there is no such device). */

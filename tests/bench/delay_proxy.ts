@@ -4,14 +4,11 @@
  * The local connect succeeds at once, so the client's first bytes are held one extra round trip,
  * which is what the TCP handshake would have cost.
  */
-export interface DelayProxy {
-  port: number;
-  close(): void;
-}
+import { serveTcp, type TcpServer } from "../../sim/tcp_server.ts";
+
+export type DelayProxy = TcpServer;
 
 export function startDelayProxy(targetPort: number, oneWayMs: number): DelayProxy {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
   const pipe = async (from: Deno.Conn, to: Deno.Conn, notBefore: number) => {
     const queue: { due: number; chunk: Uint8Array }[] = [];
     let wake: (() => void) | undefined;
@@ -46,38 +43,19 @@ export function startDelayProxy(targetPort: number, oneWayMs: number): DelayProx
     wake?.();
     await writing;
   };
-  (async () => {
-    for await (const client of listener) {
-      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+  return serveTcp(async (client) => {
+    const upstream = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+    try {
       client.setNoDelay(true);
       upstream.setNoDelay(true);
-      conns.add(client).add(upstream);
       const handshakeDone = performance.now() + 2 * oneWayMs;
-      Promise.all([pipe(client, upstream, handshakeDone), pipe(upstream, client, 0)]).finally(
-        () => {
-          for (const c of [client, upstream]) {
-            conns.delete(c);
-            try {
-              c.close();
-            } catch {
-              // closed
-            }
-          }
-        },
-      );
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // closed
-        }
+      await Promise.all([pipe(client, upstream, handshakeDone), pipe(upstream, client, 0)]);
+    } finally {
+      try {
+        upstream.close();
+      } catch {
+        // closed
       }
-    },
-  };
+    }
+  });
 }
