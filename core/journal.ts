@@ -10,7 +10,6 @@
  * undoes the journals of every k8stun that no longer runs (never a running one's), and acts only
  * on the files k8stun's DNS modes change, whatever a journal names.
  */
-import type { PolicyRule } from "../ffi/linux/netlink_wire.ts";
 import { createHash } from "node:crypto";
 import type { Journal } from "../mod.ts";
 import { processRuns, processStartTime } from "./live_process.ts";
@@ -43,8 +42,20 @@ interface StepEntry {
   step: Record<string, unknown>;
 }
 
-/** A policy routing rule k8stun added (tun_route's DNS diversion); rules outlive the process. */
-export type JournaledRule = PolicyRule;
+/**
+ * A policy routing rule (`ip rule`): packets to `dst/dstPrefix` of IP protocol `ipProto` and
+ * destination port `dport` are looked up in `table`, at preference `priority`. k8stun adds them
+ * for tun_route's DNS diversion; they outlive the process, so each is journaled before it is added.
+ */
+export interface JournaledRule {
+  dst: number;
+  dstPrefix: number;
+  /** 6 TCP, 17 UDP. */
+  ipProto: number;
+  dport: number;
+  table: number;
+  priority: number;
+}
 
 interface RuleEntry {
   kind: "rule";

@@ -5,6 +5,7 @@
  * ack, so a failure is never silent. Host byte order is little-endian (x86_64, aarch64);
  * addresses are in network order.
  */
+import type { JournaledRule } from "../../core/journal.ts";
 
 const NLMSG_HDRLEN = 16;
 const NLMSG_DONE = 3;
@@ -143,19 +144,8 @@ export function encodeRoute(op: "add" | "delete", route: DeviceRoute, seq: numbe
   );
 }
 
-/**
- * A policy routing rule (`ip rule`): packets to `dst/dstPrefix` of IP protocol `ipProto` and
- * destination port `dport` are looked up in `table`, at preference `priority`.
- */
-export interface PolicyRule {
-  dst: number;
-  dstPrefix: number;
-  /** 6 TCP, 17 UDP. */
-  ipProto: number;
-  dport: number;
-  table: number;
-  priority: number;
-}
+/** A policy routing rule (`ip rule`), as k8stun adds it and journals it (core/journal.ts). */
+export type PolicyRule = JournaledRule;
 
 /**
  * RTM_NEWRULE (add, EEXIST if present) or RTM_DELRULE: a 12-byte `fib_rule_hdr` (family, dst and
