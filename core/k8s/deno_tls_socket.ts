@@ -246,10 +246,16 @@ export function denoTlsConnector(
     const serverName = options.servername || host;
     const socket = new DenoTlsSocket(async () => {
       // TCP first so it can have TCP_NODELAY (a TLS connection offers no such call): SPDY frames
-      // and WebSocket messages are small and must not wait for the server's delayed ACK.
-      const tcp = await Deno.connect({ hostname: host, port });
-      tcp.setNoDelay(true);
-      const conn = await Deno.startTls(tcp, { hostname: serverName, ...tlsOptions(material) });
+      // and WebSocket messages are small and must not wait for the server's delayed ACK. Only
+      // `connectTls` presents a client certificate, so with one the connection keeps Nagle (the
+      // socket still sends what one turn wrote as one write).
+      const withCertificate = material.cert !== undefined && material.key !== undefined;
+      const conn = withCertificate
+        ? await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) })
+        : await Deno.startTls(await noDelayConnect(host, port), {
+          hostname: serverName,
+          ...tlsOptions(material),
+        });
       await conn.handshake();
       return conn;
     });
@@ -258,6 +264,12 @@ export function denoTlsConnector(
     if (options.timeout) socket.setTimeout(options.timeout);
     return socket;
   };
+}
+
+async function noDelayConnect(hostname: string, port: number): Promise<Deno.TcpConn> {
+  const tcp = await Deno.connect({ hostname, port });
+  tcp.setNoDelay(true);
+  return tcp;
 }
 
 function tlsOptions(material: DenoTlsMaterial) {
