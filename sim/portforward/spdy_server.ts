@@ -1,6 +1,6 @@
 /**
- * The kubelet side of SPDY/3.1 port-forward (docs/portforward.md §2, docs/portforward.md §1 item 5), over any byte pipe: the
- * WebSocket tunnel (KEP-4006) or a direct upgrade. Streams arrive as SYN_STREAMs with `streamtype`
+ * The kubelet side of SPDY/3.1 port-forward (docs/portforward.md §1 item 5, §5), over any byte
+ * pipe: the WebSocket tunnel (KEP-4006) or a direct upgrade. Streams arrive as SYN_STREAMs with `streamtype`
  * (error|data), `port` and `requestid`; each gets an empty SYN_REPLY; when both streams of a
  * request exist the pod port is dialed; a failure writes the kubelet's text on the error stream and
  * resets it; the client's FIN on the data stream half-closes towards the pod; PINGs are answered.

@@ -9,7 +9,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 // @ts-types="@types/ws"
 import type WebSocket from "ws";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
-import { SpdySession } from "../../plugins/portforward/spdy_session.ts";
+import { PortForwardSession } from "../../plugins/portforward/forward_session.ts";
 import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
 
 const MiB = 1024 * 1024;
@@ -33,7 +33,7 @@ const paths: Record<string, () => Promise<WebSocket.ClientOptions>> = {
 };
 
 async function echoMiBps(options: WebSocket.ClientOptions): Promise<number> {
-  const session = await SpdySession.open(url, options);
+  const session = await PortForwardSession.open(url, options);
   try {
     const duplex = await session.openStream(7007, new AbortController().signal);
     const chunk = new Uint8Array(MiB).fill(7);
