@@ -33,8 +33,11 @@ interface ConnectionOptions {
   timeout?: number;
 }
 
-/** Bytes asked per read (a TLS read returns at most one record, 16 KiB of plaintext). */
-const READ_SIZE = 64 * 1024;
+/**
+ * Bytes asked per read: a TLS read returns at most one record, 16 KiB of plaintext (RFC 8446
+ * §5.1), so a bulk transfer's reads fill the buffer exactly and it is handed on without a copy.
+ */
+const READ_SIZE = 16 * 1024;
 
 /**
  * A Node `Duplex` over a Deno TLS connection. Writes go out in order; `end()` sends close_notify;
@@ -71,8 +74,8 @@ export class DenoTlsSocket extends Duplex {
     if (this.#reading) return;
     this.#reading = true;
     this.#connected.then(async (conn) => {
-      // A TLS read returns one record (16 KiB at most), so most reads are short: their bytes are
-      // copied out and the buffer is read into again, instead of a new zeroed 64 KiB per record.
+      // A full buffer is handed on as it is; a short read's bytes are copied out and the buffer
+      // is read into again, so a few bytes never hold a whole buffer.
       const buffer = this.#scratch ?? new Uint8Array(READ_SIZE);
       this.#scratch = undefined;
       const n = await conn.read(buffer);

@@ -8,7 +8,7 @@ import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 import { DialError } from "../../mod.ts";
-import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
+import { MaskedFrameWriter } from "../../core/k8s/websocket_frame.ts";
 import type { SpdyLink } from "../../core/k8s/spdy/session.ts";
 import { MAX_MESSAGE } from "./limits.ts";
 import { upgradeRefusal, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
@@ -83,21 +83,22 @@ export async function openDirectLink(
 }
 
 /**
- * The WebSocket tunnel. Data frames are written to the WebSocket's socket directly, as messages
- * built by {@link MaskedFrameEncoder}; control frames go through `ws`. Both write synchronously,
- * so frames keep their order.
+ * The WebSocket tunnel. Every SPDY frame goes to the WebSocket's socket directly, as a message
+ * built by {@link MaskedFrameWriter} (frames sent while a write is out share the next one, in
+ * order); `ws` reads, and writes only its own control frames (pong, close).
  */
 export function webSocketLink(ws: WebSocket, socket: NodeDuplex): SpdyLink {
-  const frames = new MaskedFrameEncoder();
+  const frames = new MaskedFrameWriter((bytes, done) => void socket.write(bytes, () => done()));
+  const none = new Uint8Array(0);
   return {
     get open() {
       return ws.readyState === WebSocket.OPEN;
     },
     get bufferedAmount() {
-      return ws.bufferedAmount;
+      return ws.bufferedAmount + frames.queuedBytes;
     },
-    send: (frame) => ws.send(frame),
-    sendData: (header, body) => void socket.write(frames.encode(header, body)),
+    send: (frame) => frames.send(none, frame),
+    sendData: (header, body) => frames.send(header, body),
     pause: () => ws.pause(),
     resume: () => ws.resume(),
     terminate: () => ws.terminate(),
