@@ -141,14 +141,17 @@ export class DenoTlsSocket extends Duplex {
   }
 
   #active(): void {
+    // Called per read and write: with no idle limit (ws turns it off once open), nothing to do.
+    if (this.#idleTimer === undefined && this.#idleMs === 0) return;
     clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     if (this.#idleMs > 0 && !this.destroyed) {
       this.#idleTimer = setTimeout(() => this.emit("timeout"), this.#idleMs);
     }
   }
 
-  setNoDelay(noDelay = true): this {
-    this.#connected.then((conn) => (conn as Deno.TcpConn).setNoDelay?.(noDelay), () => {});
+  /** TCP_NODELAY is chosen when the connection is made (see {@link denoTlsConnector}). */
+  setNoDelay(_noDelay = true): this {
     return this;
   }
 
@@ -195,12 +198,21 @@ export function denoTlsConnector(
     const port = Number(options.port ?? 443);
     const serverName = options.servername || host;
     const socket = new DenoTlsSocket(async () => {
-      const conn = serverName === host
-        ? await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) })
-        : await Deno.startTls(await Deno.connect({ hostname: host, port }), {
-          hostname: serverName,
-          ...tlsOptions(material),
-        });
+      // Nagle's algorithm off (TCP_NODELAY): a small frame (a WINDOW_UPDATE, a connection's
+      // first bytes, the tail of a write) would otherwise wait for the ACK of what is in flight
+      // — up to the peer's delayed-ACK timer, 40 ms on Linux. Writes are coalesced above (one
+      // socket write per batch of frames), so nothing is gained by the kernel holding them.
+      // A TlsConn cannot set it, so TLS starts on a TcpConn that has it; Deno.startTls takes no
+      // client certificate, so a client certificate keeps Deno.connectTls (and Nagle).
+      const clientCert = material.cert && material.key;
+      if (!clientCert || serverName !== host) {
+        const tcp = await Deno.connect({ hostname: host, port });
+        tcp.setNoDelay(true);
+        const conn = await Deno.startTls(tcp, { hostname: serverName, ...tlsOptions(material) });
+        await conn.handshake();
+        return conn;
+      }
+      const conn = await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) });
       await conn.handshake();
       return conn;
     });
