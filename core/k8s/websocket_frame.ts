@@ -9,9 +9,10 @@
  * another — two allocations and copies per frame and the largest JavaScript cost on the main
  * thread during a bulk transfer (profiled through the real API server, `deno task bench tier`).
  * Here the payload is copied once (a native copy) and masked in place four bytes per step; with
- * {@link MaskedFrameWriter} the frames written while the socket is busy share one pooled buffer,
+ * a {@link CoalescingWriter} the frames written while the socket is busy share one reused buffer,
  * so a bulk transfer allocates nothing per frame and the socket gets one write per batch.
  */
+import type { FrameFormat } from "./coalescing_writer.ts";
 /** Random masking keys fetched at a time (RFC 6455 §5.3: a fresh, unpredictable key per frame). */
 const KEYS_PER_REFILL = 1024;
 
@@ -26,12 +27,16 @@ function headerLength(payloadLength: number): number {
 }
 
 /** Builds masked binary messages; keeps a pool of random keys. */
-export class MaskedFrameEncoder {
+export class MaskedFrameEncoder implements FrameFormat {
   readonly #keys = new Uint8Array(4 * KEYS_PER_REFILL);
   #nextKey = KEYS_PER_REFILL;
   /** The key rotated to the payload's alignment, as bytes and as the word they make. */
   readonly #rotated = new Uint8Array(4);
   readonly #rotatedWord = new Uint32Array(this.#rotated.buffer);
+
+  length(payloadLength: number): number {
+    return maskedFrameLength(payloadLength);
+  }
 
   /** One unfragmented binary message (FIN, opcode 2) whose payload is `head` then `body`. */
   encode(head: Uint8Array, body: Uint8Array): Uint8Array {
@@ -94,67 +99,5 @@ export class MaskedFrameEncoder {
       this.#nextKey = 0;
     }
     return this.#nextKey++;
-  }
-}
-
-/** Bytes of one write's buffer: many 32 KiB data frames, one TLS write. */
-const CHUNK = 256 * 1024;
-/**
- * Spare write buffers kept while writes queue up (a bulk upload keeps megabytes queued: each
- * buffer would otherwise be a fresh zeroed allocation), and once the queue has drained.
- */
-const SPARES_BUSY = 32;
-const SPARES_IDLE = 2;
-
-/**
- * Writes masked messages to a socket one buffer at a time: a message sent while the socket is
- * idle goes at once; those sent while a write is out are built into the next buffer and go
- * together when it completes. Order is kept.
- */
-export class MaskedFrameWriter {
-  readonly #encoder = new MaskedFrameEncoder();
-  readonly #spares: Uint8Array[] = [];
-  readonly #write: (bytes: Uint8Array, done: () => void) => void;
-  /** Buffers not handed to the socket yet; the last one is being filled. */
-  readonly #queue: { buffer: Uint8Array; length: number }[] = [];
-  #writing = false;
-  #queued = 0;
-
-  /** `write` takes the bytes and calls `done` once they are written (they are reused after). */
-  constructor(write: (bytes: Uint8Array, done: () => void) => void) {
-    this.#write = write;
-  }
-
-  /** Bytes sent here and not handed to the socket yet. */
-  get queuedBytes(): number {
-    return this.#queued;
-  }
-
-  /** Sends one binary message whose payload is `head` then `body` (both copied before return). */
-  send(head: Uint8Array, body: Uint8Array): void {
-    const n = maskedFrameLength(head.length + body.length);
-    let last = this.#queue.at(-1);
-    if (!last || last.length + n > last.buffer.length) {
-      const buffer = n > CHUNK ? new Uint8Array(n) : this.#spares.pop() ?? new Uint8Array(CHUNK);
-      last = { buffer, length: 0 };
-      this.#queue.push(last);
-    }
-    last.length = this.#encoder.encodeInto(last.buffer, last.length, head, body);
-    this.#queued += n;
-    if (!this.#writing) this.#next();
-  }
-
-  #next(): void {
-    const chunk = this.#queue.shift();
-    if (!chunk) return;
-    this.#writing = true;
-    this.#queued -= chunk.length;
-    this.#write(chunk.buffer.subarray(0, chunk.length), () => {
-      this.#writing = false;
-      const keep = this.#queue.length > 0 ? SPARES_BUSY : SPARES_IDLE;
-      if (chunk.buffer.length === CHUNK) this.#spares.push(chunk.buffer);
-      this.#spares.length = Math.min(this.#spares.length, keep);
-      this.#next();
-    });
   }
 }

@@ -8,7 +8,8 @@ import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 import { DialError } from "../../mod.ts";
-import { MaskedFrameWriter } from "../../core/k8s/websocket_frame.ts";
+import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
+import { CoalescingWriter, RAW_FRAMES } from "../../core/k8s/coalescing_writer.ts";
 import type { SpdyLink } from "../../core/k8s/spdy/session.ts";
 import { MAX_MESSAGE } from "./limits.ts";
 import { upgradeRefusal, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
@@ -84,11 +85,15 @@ export async function openDirectLink(
 
 /**
  * The WebSocket tunnel. Every SPDY frame goes to the WebSocket's socket directly, as a message
- * built by {@link MaskedFrameWriter} (frames sent while a write is out share the next one, in
- * order); `ws` reads, and writes only its own control frames (pong, close).
+ * masked by {@link MaskedFrameEncoder} into a {@link CoalescingWriter}'s buffer (frames sent
+ * while a write is out share the next one, in order); `ws` reads, and writes only its own
+ * control frames (pong, close).
  */
 export function webSocketLink(ws: WebSocket, socket: NodeDuplex): SpdyLink {
-  const frames = new MaskedFrameWriter((bytes, done) => void socket.write(bytes, () => done()));
+  const frames = new CoalescingWriter(
+    new MaskedFrameEncoder(),
+    (bytes, done) => void socket.write(bytes, () => done()),
+  );
   const none = new Uint8Array(0);
   return {
     get open() {
@@ -121,20 +126,20 @@ export function webSocketLink(ws: WebSocket, socket: NodeDuplex): SpdyLink {
  */
 export function socketLink(socket: NodeDuplex, head: Uint8Array): SpdyLink {
   let ended = false;
+  const frames = new CoalescingWriter(
+    RAW_FRAMES,
+    (bytes, done) => void socket.write(bytes, () => done()),
+  );
+  const none = new Uint8Array(0);
   return {
     get open() {
       return !ended && !socket.destroyed && socket.writable;
     },
     get bufferedAmount() {
-      return socket.writableLength;
+      return socket.writableLength + frames.queuedBytes;
     },
-    send: (frame) => void socket.write(frame),
-    sendData(header, body) {
-      const frame = new Uint8Array(header.length + body.length);
-      frame.set(header);
-      frame.set(body, header.length);
-      socket.write(frame);
-    },
+    send: (frame) => frames.send(none, frame),
+    sendData: (header, body) => frames.send(header, body),
     pause: () => void socket.pause(),
     resume: () => void socket.resume(),
     terminate: () => void socket.destroy(),

@@ -1,9 +1,6 @@
 import { assert, assertEquals, assertNotEquals } from "../assert.ts";
-import {
-  MaskedFrameEncoder,
-  maskedFrameLength,
-  MaskedFrameWriter,
-} from "../../core/k8s/websocket_frame.ts";
+import { MaskedFrameEncoder, maskedFrameLength } from "../../core/k8s/websocket_frame.ts";
+import { CoalescingWriter } from "../../core/k8s/coalescing_writer.ts";
 
 /** Reads a client frame as a server does (RFC 6455 §5.2): FIN/opcode, mask bit, length, key. */
 function decode(frame: Uint8Array): { opcode: number; key: Uint8Array; payload: Uint8Array } {
@@ -74,7 +71,7 @@ function payloads(bytes: Uint8Array): Uint8Array[] {
 Deno.test("websocket frame: messages sent while a write is out go together in the next write, in order, each masked on its own at any alignment", () => {
   const writes: Uint8Array[] = [];
   const pending: (() => void)[] = [];
-  const writer = new MaskedFrameWriter((bytes, done) => {
+  const writer = new CoalescingWriter(new MaskedFrameEncoder(), (bytes, done) => {
     writes.push(bytes.slice());
     pending.push(done);
   });
