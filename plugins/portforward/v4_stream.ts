@@ -221,9 +221,9 @@ export function openV4Stream(
           }
         },
         close() {
-          // v4 cannot half-close (docs/portforward.md §8): the pod never sees our EOF. Keep reading until the pod
-          // has been quiet for a moment, then close, so `printf req | nc -N` style clients get
-          // their whole answer and an end. (The SPDY transport carries a real half-close.)
+          // v4 cannot half-close (docs/portforward.md §8): the pod never sees our EOF. Keep
+          // reading until the pod has been quiet for a moment, then close, so
+          // `printf req | nc -N` style clients get their whole answer and an end. (The SPDY transport carries a real half-close.)
           halfClosed = true;
           armQuietClose();
         },

@@ -1,7 +1,7 @@
 /**
- * SPDY/3.1 framing as Kubernetes port-forward uses it (docs/portforward.md §3): control frames
- * (SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE) and data frames, with an
- * incremental parser that accepts bytes split or coalesced anywhere (the WebSocket tunnel splits
+ * SPDY/3.1 framing as Kubernetes port-forward uses it (docs/portforward.md §3): control
+ * frames (SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE) and data
+ * frames, with an incremental parser that accepts bytes split or coalesced anywhere (the WebSocket tunnel splits
  * frames across messages, docs/portforward.md §7).
  */
 
