@@ -39,8 +39,11 @@ const DESTROY_DRAIN_MS = 250;
 /** Unwritten bytes past which a writer waits (backpressure, as a socket's send buffer). */
 const COALESCE_BYTES = 64 * 1024;
 
-/** Bytes asked per read (a TLS read returns at most one record, 16 KiB of plaintext). */
-const READ_SIZE = 64 * 1024;
+/**
+ * Bytes asked per read: a TLS read returns at most one record, 16 KiB of plaintext (RFC 8446
+ * §5.1), so a bulk transfer's reads fill the buffer exactly and it is handed on without a copy.
+ */
+const READ_SIZE = 16 * 1024;
 
 /**
  * A Node `Duplex` over a Deno TLS connection. Writes go out in order; `end()` sends close_notify;
@@ -85,15 +88,15 @@ export class DenoTlsSocket extends Duplex {
     if (this.#reading) return;
     this.#reading = true;
     this.#connected.then(async (conn) => {
-      // A TLS read returns one record (16 KiB at most), so most reads are short: their bytes are
-      // copied out and the buffer is read into again, instead of a new zeroed 64 KiB per record.
+      // A full buffer is handed on as it is; a short read's bytes are copied out and the buffer
+      // is read into again, so a few bytes never hold a whole buffer.
       const buffer = this.#scratch ?? new Uint8Array(READ_SIZE);
       this.#scratch = undefined;
       const n = await conn.read(buffer);
       this.#reading = false;
       this.#active();
       if (n === null || n <= READ_SIZE / 2) this.#scratch = buffer;
-      // A short read is copied so a 64 KiB buffer does not sit behind a few bytes.
+      // A short read is copied so a whole buffer does not sit behind a few bytes.
       if (n === null) this.push(null);
       else if (n > READ_SIZE / 2) this.push(Buffer.from(buffer.buffer, 0, n));
       else this.push(Buffer.from(buffer.subarray(0, n)));
@@ -191,14 +194,17 @@ export class DenoTlsSocket extends Duplex {
   }
 
   #active(): void {
+    // Called per read and write: with no idle limit (ws turns it off once open), nothing to do.
+    if (this.#idleTimer === undefined && this.#idleMs === 0) return;
     clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     if (this.#idleMs > 0 && !this.destroyed) {
       this.#idleTimer = setTimeout(() => this.emit("timeout"), this.#idleMs);
     }
   }
 
-  setNoDelay(noDelay = true): this {
-    this.#connected.then((conn) => (conn as Deno.TcpConn).setNoDelay?.(noDelay), () => {});
+  /** TCP_NODELAY is chosen when the connection is made (see {@link denoTlsConnector}). */
+  setNoDelay(_noDelay = true): this {
     return this;
   }
 

@@ -2,11 +2,12 @@
  * The built-in port-forward dialer: reaches a pod's port through the API server's
  * `pods/{name}/portforward`, authenticating exactly as the kubeconfig says (tokens, client
  * certificates, exec plugins — credentials are re-applied on every dial, so expiring tokens
- * refresh). Transport: one SPDY/3.1 session per pod tunnelled over a WebSocket (kubernetes.md §3,
- * KEP-4006), each connection a stream pair on it; when a server does not tunnel SPDY (before 1.31,
- * or the gate off) the same session over a direct `Upgrade: SPDY/3.1` (§3.1, kubectl's transport
- * and fallback); when that is refused too (a proxy that passes only WebSocket upgrades), one v4
- * channel WebSocket per connection (§2). The choice is remembered per API server. A session that closes — or stops answering PINGs, or outlived a suspend of the machine —
+ * refresh). Transport: one SPDY/3.1 session per pod tunnelled over a WebSocket (KEP-4006,
+ * docs/portforward.md §3–§7), each connection a stream pair on it; when a server does not tunnel
+ * SPDY (before 1.31, or the gate off) the same session over a direct `Upgrade: SPDY/3.1` (§2,
+ * kubectl's transport and fallback); when that is refused too (a proxy that passes only WebSocket
+ * upgrades), one v4 channel WebSocket per connection (§8). The choice is remembered per API
+ * server. A session that closes — or stops answering PINGs, or outlived a suspend of the machine —
  * is re-opened (with fresh credentials) by the next dial (link_liveness.ts).
  */
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -19,7 +20,7 @@ import {
 } from "../../mod.ts";
 import { NoTelemetry, type TelemetrySink } from "../../core/telemetry.ts";
 import { openV4Stream } from "./v4_stream.ts";
-import { SpdySession, SpdyUnavailable } from "./spdy_session.ts";
+import { PortForwardSession, SpdyUnavailable } from "./forward_session.ts";
 import { apiServerSocketOptions } from "./connection_options.ts";
 import type { LivenessOptions } from "./link_liveness.ts";
 import { logger } from "../../core/log.ts";
@@ -56,7 +57,7 @@ export interface PortForwardDialerOptions {
 /** Builds the dialer. It accepts pod targets. */
 export function createPortForwardDialer(options: PortForwardDialerOptions): Dialer {
   const telemetry = options.telemetry ?? NoTelemetry;
-  const sessions = new Map<string, Promise<SpdySession>>();
+  const sessions = new Map<string, Promise<PortForwardSession>>();
   const order = options.transports ?? ["tunnel", "direct", "v4"];
   if (order.length === 0) throw new Error("the port-forward dialer needs a transport to try");
   /** Per API server, where in `order` the transport its upgrades did not refuse is. */
@@ -88,7 +89,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
       warned.add(m);
       warn(m);
     });
-  const session = (target: Extract<DialTarget, { kind: "pod" }>): Promise<SpdySession> => {
+  const session = (target: Extract<DialTarget, { kind: "pod" }>): Promise<PortForwardSession> => {
     const key = `${target.namespace}/${target.name}`;
     const existing = sessions.get(key);
     if (existing) {
@@ -109,14 +110,14 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
     const o = await wsOptions();
     if (transportOf(server) === "tunnel") {
       try {
-        return await SpdySession.open(podUrl(target, ""), o, options.liveness);
+        return await PortForwardSession.open(podUrl(target, ""), o, options.liveness);
       } catch (error) {
         if (!(error instanceof SpdyUnavailable) || !refused(server, "tunnel")) throw error;
       }
     }
     if (transportOf(server) !== "direct") throw new SpdyUnavailable("no SPDY transport left");
     try {
-      return await SpdySession.openDirect(podUrl(target, "", "http"), o, options.liveness);
+      return await PortForwardSession.openDirect(podUrl(target, "", "http"), o, options.liveness);
     } catch (error) {
       if (error instanceof SpdyUnavailable) refused(server, "direct");
       throw error;

@@ -1,5 +1,5 @@
 /**
- * The direct `Upgrade: SPDY/3.1` request to `pods/{name}/portforward` (kubernetes.md §3.1): how
+ * The direct `Upgrade: SPDY/3.1` request to `pods/{name}/portforward` (docs/portforward.md §2): how
  * kubectl reached pods before Kubernetes 1.31, and its fallback since, for API servers that do
  * not tunnel SPDY over WebSocket and for proxies that strip WebSocket upgrades but pass others.
  * The request carries the kubeconfig's credentials and TLS dial exactly as the WebSocket

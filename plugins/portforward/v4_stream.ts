@@ -1,8 +1,8 @@
 /**
- * One pod TCP connection over a v4 channel WebSocket (kubernetes.md §2), as a {@link Duplex}:
+ * One pod TCP connection over a v4 channel WebSocket (docs/portforward.md §8), as a {@link Duplex}:
  * data channel 0 and error channel 1, each opened by the kubelet with the 2-byte port prefix;
  * error-channel text fails the connection; the socket's close is the pod's EOF. v4 has no
- * half-close: closing our side leaves the socket open until the pod finishes (§2.5).
+ * half-close: closing our side leaves the socket open until the pod finishes (§8).
  */
 // @ts-types="@types/ws"
 import WebSocket from "ws";
@@ -14,7 +14,7 @@ import { MAX_MESSAGE, SEND_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
 const REFUSAL_GRACE_MS = 40;
 /**
- * The kubelet writes the port prefixes before it dials (§2), so prefixes missing this long after
+ * The kubelet writes the port prefixes before it dials (§8), so prefixes missing this long after
  * the upgrade (or twice the upgrade's duration, if that is more) mean it is wedged: fail the
  * connection as a timeout instead of hanging.
  */
@@ -221,9 +221,9 @@ export function openV4Stream(
           }
         },
         close() {
-          // v4 cannot half-close (§2.5): the pod never sees our EOF. Keep reading until the pod
-          // has been quiet for a moment, then close, so `printf req | nc -N` style clients get
-          // their whole answer and an end. (The SPDY transport carries a real half-close.)
+          // v4 cannot half-close (docs/portforward.md §8): the pod never sees our EOF. Keep
+          // reading until the pod has been quiet for a moment, then close, so
+          // `printf req | nc -N` style clients get their whole answer and an end. (The SPDY transport carries a real half-close.)
           halfClosed = true;
           armQuietClose();
         },

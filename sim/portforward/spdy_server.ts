@@ -1,9 +1,10 @@
 /**
- * The kubelet side of SPDY/3.1 port-forward (docs/portforward.md §2, docs/portforward.md §1 item 5), over any byte pipe: the
- * WebSocket tunnel (KEP-4006) or a direct upgrade. Streams arrive as SYN_STREAMs with `streamtype`
- * (error|data), `port` and `requestid`; each gets an empty SYN_REPLY; when both streams of a
- * request exist the pod port is dialed; a failure writes the kubelet's text on the error stream and
- * resets it; the client's FIN on the data stream half-closes towards the pod; PINGs are answered.
+ * The kubelet side of SPDY/3.1 port-forward (docs/portforward.md §1 item 5, §5), over any byte
+ * pipe: the WebSocket tunnel (KEP-4006) or a direct upgrade. Streams arrive as SYN_STREAMs with
+ * `streamtype` (error|data), `port` and `requestid`; each gets an empty SYN_REPLY; when both
+ * streams of a request exist the pod port is dialed; a failure writes the kubelet's text on the
+ * error stream and resets it; the client's FIN on the data stream half-closes towards the pod;
+ * PINGs are answered.
  */
 import {
   controlFrame,
@@ -57,7 +58,7 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
   const send = (bytes: Uint8Array) => {
     if (!closed) transport.write(bytes);
   };
-  /** kwok's order on failure (docs/portforward.md §3): FIN data, error text, RST the error stream. */
+  /** kwok's order on failure (docs/portforward.md §5): FIN data, error text, RST the error stream. */
   const fail = (pair: Pair, error: unknown) => {
     send(dataFrame(pair.data!, FLAG_FIN, new Uint8Array(0)));
     send(dataFrame(pair.error!, 0, forwardingError(ctx, pair.port, error)));

@@ -30,7 +30,8 @@ export interface PortForwardContext {
   /**
    * Connects to the pod's container port, applying the fault hooks. Rejects with an Error whose
    * message is the runtime's text, e.g. `dial tcp4 127.0.0.1:7: connect: connection refused`,
-   * which engines embed in `error forwarding port P to pod <id>, uid <uid>: <message>` (docs/portforward.md §8).
+   * which engines embed in `error forwarding port P to pod <id>, uid <uid>: <message>`
+   * (docs/portforward.md §8).
    */
   dialPodPort(port: number): Promise<Deno.Conn>;
   /** The `stall` fault: this port's streams are never answered (a wedged kubelet). */

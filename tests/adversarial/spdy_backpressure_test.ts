@@ -29,7 +29,10 @@ import {
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder } from "../../core/k8s/spdy/headers.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
-import { SPDY_TUNNEL_PROTOCOL, SpdySession } from "../../plugins/portforward/spdy_session.ts";
+import {
+  PortForwardSession,
+  SPDY_TUNNEL_PROTOCOL,
+} from "../../plugins/portforward/forward_session.ts";
 import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
 import type { Duplex } from "../../mod.ts";
 
@@ -141,7 +144,7 @@ async function fakeApiServer(onRequest: (request: FakeRequest, index: number) =>
   const port = (server.address() as { port: number }).port;
   return {
     controls,
-    open: () => SpdySession.open(`ws://127.0.0.1:${port}/portforward`, {}),
+    open: () => PortForwardSession.open(`ws://127.0.0.1:${port}/portforward`, {}),
     async [Symbol.asyncDispose]() {
       for (const ws of sockets) ws.terminate();
       await new Promise((resolve) => server.close(resolve));
@@ -287,7 +290,7 @@ Deno.test({
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromString(sim.kubeconfig());
-    const session = await SpdySession.open(
+    const session = await PortForwardSession.open(
       `${sim.url.replace(/^http/, "ws")}/api/v1/namespaces/demo/pods/echo-5c6b-m9t2z/portforward`,
       await apiServerSocketOptions(kubeConfig, 10_000),
     );

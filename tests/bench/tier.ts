@@ -73,6 +73,7 @@ export async function run(): Promise<BenchResult[]> {
       timeoutMs: 600_000,
     },
   );
+  if (Deno.env.get("K8STUN_BENCH_PROFILE")) console.error(out.stderr);
   const line = out.stdout.trim().split("\n").at(-1) ?? "";
   if (out.code !== 0 || !line.startsWith("[")) {
     throw new Error(`the tier run failed (exit ${out.code}): ${out.stderr.slice(-3000)}`);

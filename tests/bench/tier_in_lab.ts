@@ -9,10 +9,12 @@
  * during the 20 MiB echo (per thread).
  *
  * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS. K8STUN_BENCH_DENO_FLAGS adds flags to k8stun's
- * `deno run` (e.g. `--v8-flags=--prof` to profile it).
+ * `deno run`; K8STUN_BENCH_PROFILE=FILE profiles k8stun's main thread during its first 20 MiB
+ * echo (tier_profile.ts).
  */
 import { startControlPlane } from "../lab/kube/control_plane.ts";
 import { createPod, must, startPodServer } from "../lab/kube/fixtures.ts";
+import { startProfile, summarize } from "./tier_profile.ts";
 
 const [kubeBin, toolsBin, roundsArg] = Deno.args;
 const rounds = Number(roundsArg ?? 3);
@@ -91,9 +93,20 @@ interface PathFigures {
   bulkThreads: Record<string, number>;
 }
 
-async function measure(pid: number, host: string, port: number): Promise<PathFigures> {
+async function measure(
+  pid: number,
+  host: string,
+  port: number,
+  inspector?: string,
+): Promise<PathFigures> {
   const before = await threadCpu(pid);
+  const profiling = inspector ? await startProfile(inspector) : undefined;
   const bulk = await client(host, port, "bulk", String(BULK));
+  if (profiling) {
+    const profile = await profiling.stop();
+    await Deno.writeTextFile(profileFile!, JSON.stringify(profile));
+    console.error(`k8stun main thread, 20 MiB echo, self time:\n${summarize(profile)}`);
+  }
   const after = await threadCpu(pid);
   const threads: Record<string, number> = {};
   for (const [name, seconds] of after) threads[name] = seconds - (before.get(name) ?? 0);
@@ -108,6 +121,7 @@ async function measure(pid: number, host: string, port: number): Promise<PathFig
   };
 }
 
+const profileFile = Deno.env.get("K8STUN_BENCH_PROFILE");
 const cp = await startControlPlane({ bin: kubeBin });
 const server = startPodServer("echo-0", "echo");
 const processes: Deno.ChildProcess[] = [];
@@ -130,6 +144,7 @@ try {
   const k8stun = start(Deno.execPath(), [
     "run",
     ...(Deno.env.get("K8STUN_BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? []),
+    ...(profileFile ? ["--inspect=127.0.0.1:9229"] : []),
     "-A",
     here("../../cli/main.ts"),
     "run",
@@ -142,6 +157,9 @@ try {
   ]);
   processes.push(k8stun.child);
   await k8stun.wait(/is ready/, 60_000);
+  const inspector = profileFile
+    ? (await k8stun.wait(/Debugger listening on (ws:\S+)/, 1_000))[1]
+    : undefined;
   const clientGo = start(`${toolsBin}/portforward-client`, [
     cp.kubeconfigPath,
     "bench",
@@ -187,7 +205,12 @@ try {
   const results: Record<"k8stun" | "clientGo" | "direct" | "clientGoSpdy", PathFigures>[] = [];
   for (let round = 0; round < rounds; round++) {
     results.push({
-      k8stun: await measure(k8stun.child.pid, "echo.bench", 7),
+      k8stun: await measure(
+        k8stun.child.pid,
+        "echo.bench",
+        7,
+        round === 0 ? inspector : undefined,
+      ),
       clientGo: await measure(clientGo.child.pid, "127.0.0.1", clientGoPort),
       direct: await measure(direct.child.pid, "127.0.0.1", directPort),
       clientGoSpdy: await measure(clientGoSpdy.child.pid, "127.0.0.1", clientGoSpdyPort),

@@ -31,3 +31,22 @@ Deno.test("spdy frames: without viewInput every frame is a copy the caller's buf
   chunk.fill(9);
   assertEquals(frame.data, new Uint8Array(32 * 1024).fill(1));
 });
+
+Deno.test("spdy frames: a frame that arrives in pieces is assembled in a buffer of its own size and handed out as it is; the bytes after it parse on", () => {
+  const big = new Uint8Array(32 * 1024).map((_, i) => i & 0xff);
+  const next = new Uint8Array(300).fill(5);
+  const stream = concat(dataFrame(3, 0, big), dataFrame(5, 0, next));
+  const parser = new FrameParser(undefined, { viewInput: true });
+  const frames = [];
+  for (const [from, to] of [[0, 1000], [1000, 16_000], [16_000, 32_800], [32_800, stream.length]]) {
+    const piece = stream.slice(from, to);
+    frames.push(...parser.push(piece));
+    piece.fill(0); // the pieces are the caller's; only the first frame's view may not outlive them
+  }
+  assertEquals(frames.length, 2);
+  const [first, second] = frames;
+  assert(first.kind === "data" && second.kind === "data");
+  assertEquals(first.data, big);
+  assertEquals(first.data.buffer.byteLength, 8 + big.length, "assembled in a buffer of its size");
+  assertEquals([second.streamId, second.data], [5, next]);
+});

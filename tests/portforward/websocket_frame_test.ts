@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertNotEquals } from "../assert.ts";
-import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
+import { MaskedFrameEncoder, maskedFrameLength } from "../../core/k8s/websocket_frame.ts";
+import { CoalescingWriter } from "../../core/k8s/coalescing_writer.ts";
 
 /** Reads a client frame as a server does (RFC 6455 §5.2): FIN/opcode, mask bit, length, key. */
 function decode(frame: Uint8Array): { opcode: number; key: Uint8Array; payload: Uint8Array } {
@@ -48,4 +49,54 @@ Deno.test("websocket frame: each message gets its own masking key, and the calle
   const a = encoder.encode(new Uint8Array(0), body);
   const b = encoder.encode(new Uint8Array(0), body);
   assertNotEquals(a.slice(2), b.slice(2), "the same bytes look different on the wire");
+});
+
+/** Splits a run of client frames into their unmasked payloads. */
+function payloads(bytes: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let offset = 0; offset < bytes.length;) {
+    const length7 = bytes[offset + 1] & 0x7f;
+    const length = length7 === 126
+      ? (bytes[offset + 2] << 8) | bytes[offset + 3]
+      : length7 === 127
+      ? Number(new DataView(bytes.buffer, bytes.byteOffset + offset + 2, 8).getBigUint64(0))
+      : length7;
+    const size = maskedFrameLength(length);
+    out.push(decode(bytes.subarray(offset, offset + size)).payload);
+    offset += size;
+  }
+  return out;
+}
+
+Deno.test("websocket frame: messages sent while a write is out go together in the next write, in order, each masked on its own at any alignment", () => {
+  const writes: Uint8Array[] = [];
+  const pending: (() => void)[] = [];
+  const writer = new CoalescingWriter(new MaskedFrameEncoder(), (bytes, done) => {
+    writes.push(bytes.slice());
+    pending.push(done);
+  });
+  const messages = [1, 2, 3, 5, 126, 70_001, 7, 40_000].map((size, n) =>
+    new Uint8Array(size).map((_, i) => (i * 13 + n) & 0xff)
+  );
+  const head = new Uint8Array([9, 8, 7]);
+  writer.send(head, messages[0]);
+  for (const body of messages.slice(1)) writer.send(head, body);
+  assertEquals(writes.length, 1, "the first message went at once, the rest wait for it");
+  assert(writer.queuedBytes > 0, "the waiting messages are not counted as queued");
+  while (pending.length > 0) pending.shift()!();
+  assertEquals(writer.queuedBytes, 0);
+  const joined = new Uint8Array(writes.reduce((sum, w) => sum + w.length, 0));
+  let offset = 0;
+  for (const write of writes) {
+    joined.set(write, offset);
+    offset += write.length;
+  }
+  const expected = messages.map((body) => {
+    const payload = new Uint8Array(head.length + body.length);
+    payload.set(head);
+    payload.set(body, head.length);
+    return payload;
+  });
+  assertEquals(payloads(joined), expected);
+  assert(writes.length < messages.length, "the waiting messages were written one by one");
 });

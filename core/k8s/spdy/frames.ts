@@ -1,8 +1,8 @@
 /**
- * SPDY/3.1 framing as Kubernetes port-forward uses it (kubernetes.md §3): control frames
- * (SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE) and data frames, with an
- * incremental parser that accepts bytes split or coalesced anywhere (the WebSocket tunnel splits
- * frames across messages, §3.3).
+ * SPDY/3.1 framing as Kubernetes port-forward uses it (docs/portforward.md §3): control
+ * frames (SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE) and data
+ * frames, with an incremental parser that accepts bytes split or coalesced anywhere (the WebSocket tunnel splits
+ * frames across messages, docs/portforward.md §7).
  */
 
 export const SYN_STREAM = 1;
@@ -32,6 +32,10 @@ export const MAX_WINDOW = 0x7fffffff;
  */
 export const MAX_FRAME_LENGTH = 1024 * 1024;
 
+/** Frames up to this size (a 32 KiB data frame and its header) are assembled in a buffer of
+ * their own size. */
+const ASSEMBLED_FRAME_LIMIT = 64 * 1024;
+
 /** A parsed frame. */
 export type SpdyFrame =
   | { kind: "data"; streamId: number; flags: number; data: Uint8Array }
@@ -42,8 +46,7 @@ export class SpdyFramingError extends Error {}
 
 /** Accumulates bytes and yields whole frames. */
 export class FrameParser {
-  /** Bytes of an incomplete frame, at `[#start, #end)`; grows geometrically, so a frame that
-   * arrives a byte at a time costs linear time, not quadratic. */
+  /** Bytes of one incomplete frame, at `[#start, #end)` (see {@link #append}). */
   #buffer = new Uint8Array(0);
   #start = 0;
   #end = 0;
@@ -64,59 +67,75 @@ export class FrameParser {
   /** Adds bytes; returns every frame now complete. Throws {@link SpdyFramingError} on a frame
    * that cannot be SPDY/3 or is longer than the limit. */
   push(bytes: Uint8Array): SpdyFrame[] {
-    // Nothing held back (the usual case): parse the caller's bytes in place.
-    const source = this.#start === this.#end ? bytes : this.#append(bytes);
-    const end = source === bytes ? bytes.length : this.#end;
-    let offset = source === bytes ? 0 : this.#start;
     const frames: SpdyFrame[] = [];
-    while (end - offset >= 8) {
-      const length = (source[offset + 5] << 16) | (source[offset + 6] << 8) | source[offset + 7];
-      if (length > this.#maxFrameLength) {
-        throw new SpdyFramingError(
-          `SPDY frame of ${length} bytes is over the ${this.#maxFrameLength}-byte limit`,
-        );
+    let input = bytes;
+    // A frame held back from earlier chunks is completed first, taking only its own bytes.
+    while (this.#end > this.#start && input.length > 0) {
+      const held = this.#end - this.#start;
+      const wanted = held < 8 ? 8 - held : 8 + this.#length(this.#buffer, this.#start) - held;
+      const n = Math.min(wanted, input.length);
+      this.#append(input.subarray(0, n));
+      input = input.subarray(n);
+      const have = this.#end - this.#start;
+      if (have >= 8 && have === 8 + this.#length(this.#buffer, this.#start)) {
+        frames.push(this.#takeHeld(have));
       }
-      if (end - offset < 8 + length) break;
-      const flags = source[offset + 4];
-      const view = this.#viewInput && source === bytes && 2 * length >= bytes.length;
-      const body = view
-        ? source.subarray(offset + 8, offset + 8 + length)
-        : source.slice(offset + 8, offset + 8 + length);
-      if (source[offset] & 0x80) {
-        const version = ((source[offset] & 0x7f) << 8) | source[offset + 1];
-        if (version !== 3) throw new SpdyFramingError(`SPDY version ${version} is not 3`);
-        frames.push({
-          kind: "control",
-          type: (source[offset + 2] << 8) | source[offset + 3],
-          flags,
-          payload: body,
-        });
-      } else {
-        const streamId =
-          ((source[offset] & 0x7f) << 24 | source[offset + 1] << 16 | source[offset + 2] << 8 |
-            source[offset + 3]) >>> 0;
-        frames.push({ kind: "data", streamId, flags, data: body });
-      }
+    }
+    // The rest is parsed in place.
+    let offset = 0;
+    while (input.length - offset >= 8) {
+      const length = this.#length(input, offset);
+      if (input.length - offset < 8 + length) break;
+      const view = this.#viewInput && 2 * length >= bytes.length;
+      frames.push(decode(input, offset, length, view));
       offset += 8 + length;
     }
-    if (source === bytes) {
-      this.#start = 0;
-      this.#end = 0;
-      if (offset < end) this.#append(bytes.subarray(offset));
-    } else {
-      this.#start = offset;
-      if (this.#start === this.#end) this.#release();
-    }
+    if (offset < input.length) this.#append(input.subarray(offset));
     return frames;
   }
 
-  /** Appends after the held bytes (compacting or growing the buffer); returns the buffer. */
-  #append(bytes: Uint8Array): Uint8Array {
+  /** The length field of the frame at `offset`; throws if over the limit. */
+  #length(source: Uint8Array, offset: number): number {
+    const length = (source[offset + 5] << 16) | (source[offset + 6] << 8) | source[offset + 7];
+    if (length > this.#maxFrameLength) {
+      throw new SpdyFramingError(
+        `SPDY frame of ${length} bytes is over the ${this.#maxFrameLength}-byte limit`,
+      );
+    }
+    return length;
+  }
+
+  /**
+   * Hands out the held frame, now complete. A frame that fills most of its buffer (one assembled
+   * in a buffer of its own size, see {@link #append}) takes the buffer along instead of being
+   * copied a second time.
+   */
+  #takeHeld(total: number): SpdyFrame {
+    const view = 2 * total >= this.#buffer.length;
+    const frame = decode(this.#buffer, this.#start, total - 8, view);
+    if (view) this.#buffer = new Uint8Array(0);
+    this.#release();
+    return frame;
+  }
+
+  /**
+   * Appends after the held bytes (compacting or growing the buffer). Once the frame's header is
+   * in, a frame no bigger than a bulk data frame gets a buffer of exactly its size; others grow
+   * geometrically, so a frame that arrives a byte at a time costs linear time, not quadratic.
+   */
+  #append(bytes: Uint8Array): void {
     const held = this.#end - this.#start;
+    const needed = held + bytes.length;
     if (this.#end + bytes.length > this.#buffer.length) {
-      const target = this.#buffer.length >= held + bytes.length
-        ? this.#buffer
-        : new Uint8Array(Math.max(held + bytes.length, 2 * this.#buffer.length, 4096));
+      let size = Math.max(needed, 2 * this.#buffer.length, 256);
+      if (needed >= 8) {
+        const header = new Uint8Array(8);
+        header.set(this.#buffer.subarray(this.#start, this.#start + Math.min(held, 8)));
+        if (held < 8) header.set(bytes.subarray(0, 8 - held), held);
+        const total = 8 + this.#length(header, 0);
+        if (total <= ASSEMBLED_FRAME_LIMIT) size = Math.max(needed, total);
+      }
+      const target = this.#buffer.length >= needed ? this.#buffer : new Uint8Array(size);
       target.set(this.#buffer.subarray(this.#start, this.#end));
       this.#buffer = target;
       this.#start = 0;
@@ -124,15 +143,36 @@ export class FrameParser {
     }
     this.#buffer.set(bytes, this.#end);
     this.#end += bytes.length;
-    return this.#buffer;
   }
 
-  /** Drops a buffer a big frame grew, once it is empty. */
+  /** Empties the buffer; drops one a big frame grew. */
   #release(): void {
     this.#start = 0;
     this.#end = 0;
     if (this.#buffer.length > 64 * 1024) this.#buffer = new Uint8Array(0);
   }
+}
+
+/** The frame of `length` body bytes at `offset`; its body a view into `source` or a copy. */
+function decode(source: Uint8Array, offset: number, length: number, view: boolean): SpdyFrame {
+  const flags = source[offset + 4];
+  const body = view
+    ? source.subarray(offset + 8, offset + 8 + length)
+    : source.slice(offset + 8, offset + 8 + length);
+  if (source[offset] & 0x80) {
+    const version = ((source[offset] & 0x7f) << 8) | source[offset + 1];
+    if (version !== 3) throw new SpdyFramingError(`SPDY version ${version} is not 3`);
+    return {
+      kind: "control",
+      type: (source[offset + 2] << 8) | source[offset + 3],
+      flags,
+      payload: body,
+    };
+  }
+  const streamId =
+    ((source[offset] & 0x7f) << 24 | source[offset + 1] << 16 | source[offset + 2] << 8 |
+      source[offset + 3]) >>> 0;
+  return { kind: "data", streamId, flags, data: body };
 }
 
 /** A control frame. */

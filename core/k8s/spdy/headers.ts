@@ -1,6 +1,7 @@
 /**
  * SPDY/3 header blocks: a count and length-prefixed name/value pairs in a zlib stream that uses
- * the SPDY/3 dictionary, one stream per direction for the whole connection (kubernetes.md §3.2).
+ * the SPDY/3 dictionary, one stream per direction for the whole connection
+ * (docs/portforward.md §4).
  * The dictionary comes from `spdy-transport` (a protocol constant).
  */
 import zlib from "node:zlib";
