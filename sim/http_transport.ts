@@ -23,7 +23,7 @@ import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
 import { MAX_BODY_BYTES } from "./writes.ts";
 import { DenoTlsSocket } from "../core/k8s/deno_tls_socket.ts";
-import { setListenerNoDelay } from "../ffi/linux/listener_nodelay.ts";
+import { setListenerNoDelay } from "../ffi/linux/socket_nodelay.ts";
 
 /** A listening simulated API server. */
 export interface SimHttpServer {

@@ -20,6 +20,12 @@ export interface DenoTlsMaterial {
   /** Client certificate chain and key (kubeconfig `client-certificate(-data)`/`client-key(-data)`). */
   cert?: string;
   key?: string;
+  /**
+   * Sets TCP_NODELAY on the TCP socket with this local port: a connection that presents a client
+   * certificate is opened by `Deno.connectTls`, whose socket offers no such call (absent: Nagle
+   * stays on; the socket still sends what one turn wrote as one write).
+   */
+  noDelay?: (localPort: number) => Promise<unknown>;
 }
 
 /** The connection options `node:http` hands a `createConnection` (only those used here). */
@@ -253,8 +259,7 @@ export function denoTlsConnector(
     const socket = new DenoTlsSocket(async () => {
       // TCP first so it can have TCP_NODELAY (a TLS connection offers no such call): SPDY frames
       // and WebSocket messages are small and must not wait for the server's delayed ACK. Only
-      // `connectTls` presents a client certificate, so with one the connection keeps Nagle (the
-      // socket still sends what one turn wrote as one write).
+      // `connectTls` presents a client certificate; its socket gets the option from `noDelay`.
       const withCertificate = material.cert !== undefined && material.key !== undefined;
       const conn = withCertificate
         ? await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) })
@@ -262,6 +267,9 @@ export function denoTlsConnector(
           hostname: serverName,
           ...tlsOptions(material),
         });
+      if (withCertificate && material.noDelay) {
+        await material.noDelay((conn.localAddr as Deno.NetAddr).port).catch(() => {});
+      }
       await conn.handshake();
       return conn;
     });

@@ -15,6 +15,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 // @ts-types="@types/ws"
 import type WebSocket from "ws";
 import { denoTlsConnector } from "../../core/k8s/deno_tls_socket.ts";
+import { setConnectionNoDelay } from "../../ffi/linux/socket_nodelay.ts";
 
 /** The kubeconfig's TLS settings as `applyToHTTPSOptions` leaves them (Node option names). */
 interface NodeTlsOptions {
@@ -68,6 +69,7 @@ export async function apiServerSocketOptions(
     caCerts: options.ca ? [text(options.ca)!] : undefined,
     cert: text(options.cert),
     key: text(options.key),
+    noDelay: Deno.build.os === "linux" ? setConnectionNoDelay : undefined,
   });
   const { agent: _agent, ca: _ca, cert: _cert, key: _key, ...rest } = options;
   return {

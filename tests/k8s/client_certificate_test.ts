@@ -1,11 +1,12 @@
 /**
  * A kubeconfig's client certificate reaches the API server (kind, minikube and kubeadm clusters
- * authenticate with one). The server is `openssl s_server` demanding a certificate signed by the
+ * authenticate with one), over a connection without Nagle like every other. The server is `openssl s_server` demanding a certificate signed by the
  * test's client CA; with `-www` it answers with a page that names the certificate it received.
  */
-import { assert, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { denoTlsConnector } from "../../core/k8s/deno_tls_socket.ts";
 import { generateSimTls } from "../../sim/tls.ts";
+import { noDelayOf, setConnectionNoDelay, TcpState } from "../../ffi/linux/socket_nodelay.ts";
 
 async function openssl(dir: string, args: string[]): Promise<void> {
   const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
@@ -65,13 +66,21 @@ Deno.test({
       stderr: "null",
     }).spawn();
     try {
+      const noDelayPorts: number[] = [];
       const connect = denoTlsConnector({
         caCerts: [server.caPem],
         cert: await Deno.readTextFile(`${dir}/client.crt`),
         key: await Deno.readTextFile(`${dir}/client.key`),
+        noDelay: async (localPort) => {
+          assert(await setConnectionNoDelay(localPort), `no socket on local port ${localPort}`);
+          assertEquals(await noDelayOf(localPort, TcpState.ESTABLISHED), [true]);
+          noDelayPorts.push(localPort);
+        },
       });
       const page = await fetchPage(connect, port);
       assertMatch(page, /k8stun-test-user/);
+      // The certificate's connection is Deno.connectTls's, and still gets TCP_NODELAY.
+      assertEquals(noDelayPorts.length > 0, true);
     } finally {
       child.kill();
       await child.status;

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { denoTlsConnector, DenoTlsSocket } from "../../core/k8s/deno_tls_socket.ts";
-import { noDelayOf, setListenerNoDelay, TcpState } from "../../ffi/linux/listener_nodelay.ts";
+import { noDelayOf, setListenerNoDelay, TcpState } from "../../ffi/linux/socket_nodelay.ts";
 import { generateSimTls } from "../../sim/tls.ts";
 
 const linux = Deno.build.os === "linux";

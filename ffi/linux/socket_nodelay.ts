@@ -1,11 +1,11 @@
 /**
- * TCP_NODELAY for the connections a Deno TLS listener accepts. Deno offers `setNoDelay` on plain
- * TCP connections only, and its TLS connections hide their socket. On Linux an accepted socket
- * inherits TCP_NODELAY from the listening socket, so it is set once there. The socket is found
- * among this process's descriptors by the inode `/proc/net/tcp` lists for the port (docs/platform.md
- * §3.7). Without it a small write that follows another (a reply after TLS 1.3's session tickets, a
- * SPDY data frame after the stream replies) waits for the peer's delayed ACK (Nagle, RFC 896),
- * some 40 ms.
+ * TCP_NODELAY for sockets Deno hides: its TLS connections offer no `setNoDelay` (only plain TCP
+ * connections do). The socket is found among this process's descriptors by the inode
+ * `/proc/net/tcp` lists for its local port and state (docs/platform.md §3.7): a TLS listener's
+ * (accepted sockets inherit the option from it, on Linux), or a `Deno.connectTls` connection's
+ * (the only way Deno presents a client certificate). Without it a small write that follows
+ * another (a reply after TLS 1.3's session tickets, a SPDY data frame after the stream replies)
+ * waits for the peer's delayed ACK (Nagle, RFC 896), some 40 ms.
  */
 import { type Libc, openLibc } from "./libc.ts";
 
@@ -16,8 +16,17 @@ const TCP_NODELAY = 1;
 export const TcpState = { ESTABLISHED: "01", LISTEN: "0A" } as const;
 
 /** Sets TCP_NODELAY on this process's listening TCP socket on `port`; false when not found. */
-export async function setListenerNoDelay(port: number): Promise<boolean> {
-  const fds = await descriptorsOnPort(port, TcpState.LISTEN);
+export function setListenerNoDelay(port: number): Promise<boolean> {
+  return setNoDelayOn(port, TcpState.LISTEN);
+}
+
+/** Sets TCP_NODELAY on this process's connection from local `port`; false when not found. */
+export function setConnectionNoDelay(localPort: number): Promise<boolean> {
+  return setNoDelayOn(localPort, TcpState.ESTABLISHED);
+}
+
+async function setNoDelayOn(port: number, state: string): Promise<boolean> {
+  const fds = await descriptorsOnPort(port, state);
   if (fds.length === 0) return false;
   return withLibc((libc) =>
     fds.map((fd) => libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, new Int32Array([1]), 4) === 0)
