@@ -46,6 +46,7 @@ const FRA_DPORT_RANGE = 24;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFLA_MTU = 4;
+const IFLA_TXQLEN = 13;
 const IFF_UP = 0x1;
 
 /** rtm_protocol values (docs/platform.md §3.2): who made the route, shown by `ip route` as `proto …`. */
@@ -222,6 +223,13 @@ export function encodeLinkUp(ifindex: number, seq: number): Uint8Array {
 export function encodeSetMtu(ifindex: number, mtu: number, seq: number): Uint8Array {
   return encodeMessage(RTM_NEWLINK, CHANGE, seq, ifinfomsg(ifindex, 0, 0), [
     encodeAttribute(IFLA_MTU, u32(mtu)),
+  ]);
+}
+
+/** RTM_NEWLINK with IFLA_TXQLEN: how many packets the kernel queues for the TUN's reader. */
+export function encodeSetTxQueueLength(ifindex: number, length: number, seq: number): Uint8Array {
+  return encodeMessage(RTM_NEWLINK, CHANGE, seq, ifinfomsg(ifindex, 0, 0), [
+    encodeAttribute(IFLA_TXQLEN, u32(length)),
   ]);
 }
 

@@ -15,6 +15,7 @@ import {
   encodeRouteDump,
   encodeRule,
   encodeSetMtu,
+  encodeSetTxQueueLength,
   type PolicyRule,
 } from "./netlink_wire.ts";
 import { cString, Errno, errno, type Libc } from "./libc.ts";
@@ -58,10 +59,17 @@ export class RouteTable {
     if (code !== 0) throw new TunError(explain(code, `add the route ${describe(route)}`), code);
   }
 
-  /** Sets the MTU, adds `address` as /32 and brings the link up (docs/platform.md §3.3). */
-  configureLink(ifindex: number, address: number, mtu: number): void {
+  /**
+   * Sets the MTU and the transmit queue length, adds `address` as /32 and brings the link up
+   * (docs/platform.md §3.3).
+   */
+  configureLink(ifindex: number, address: number, mtu: number, txQueueLength: number): void {
     const steps: [string, (seq: number) => Uint8Array][] = [
       [`set the MTU ${mtu}`, (seq) => encodeSetMtu(ifindex, mtu, seq)],
+      [
+        `set the transmit queue length ${txQueueLength}`,
+        (seq) => encodeSetTxQueueLength(ifindex, txQueueLength, seq),
+      ],
       ["add the address", (seq) => encodeNewAddress({ address, prefix: 32, ifindex }, seq)],
       ["bring the link up", (seq) => encodeLinkUp(ifindex, seq)],
     ];

@@ -7,6 +7,7 @@ import {
   encodeNewAddress,
   encodeRoute,
   encodeSetMtu,
+  encodeSetTxQueueLength,
   RouteProtocol,
   RouteScope,
 } from "../../ffi/linux/netlink_wire.ts";
@@ -117,4 +118,25 @@ Deno.test("netlink: messages other than NLMSG_ERROR between acks are skipped (do
   const done = hex("14 00 00 00 03 00 02 00 05 00 00 00 00 00 00 00 00 00 00 00"); // NLMSG_DONE
   const exists = ack(6, -17, encodeRoute("add", ROUTE, 6), 0);
   assertEquals(decodeAcks(new Uint8Array([...done, ...exists])), [{ seq: 6, errno: 17 }]);
+});
+
+Deno.test("netlink: the transmit queue length is RTM_NEWLINK with flags/change 0 and IFLA_TXQLEN (13)", () => {
+  const bytes = encodeSetTxQueueLength(2, 1000, 9);
+  assertEquals(bytes.length, 40);
+  const view = new DataView(bytes.buffer);
+  assertEquals([view.getUint32(0, true), view.getUint16(4, true), view.getUint32(8, true)], [
+    40,
+    16, // RTM_NEWLINK
+    9,
+  ]);
+  assertEquals([view.getInt32(20, true), view.getUint32(24, true), view.getUint32(28, true)], [
+    2,
+    0,
+    0,
+  ]);
+  assertEquals([view.getUint16(32, true), view.getUint16(34, true), view.getUint32(36, true)], [
+    8,
+    13,
+    1000,
+  ]);
 });

@@ -18,7 +18,7 @@ const { symbols: libc } = openLibc();
 const tun = openTun(libc, "");
 const ifindex = interfaceIndex(tun.name, libc);
 const table = RouteTable.open(libc);
-table.configureLink(ifindex, 0xc6120001, 1500); // 198.18.0.1
+table.configureLink(ifindex, 0xc6120001, 1500, 1000); // 198.18.0.1
 table.close();
 await ip("link", "add", "up0", "type", "veth", "peer", "name", "up1");
 await ip("addr", "add", "10.9.0.1/24", "dev", "up0");

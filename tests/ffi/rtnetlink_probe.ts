@@ -15,7 +15,8 @@ const ip = async (...args: string[]) =>
 const { symbols: libc } = openLibc();
 const tun = openTun(libc, "");
 const table = RouteTable.open(libc);
-table.configureLink(interfaceIndex(tun.name, libc), 0xc6120001, 1500);
+table.configureLink(interfaceIndex(tun.name, libc), 0xc6120001, 1500, 1000);
+const linked = await ip("link", "show", "dev", tun.name);
 const route = { dst: 0x0a600000, prefix: 12, ifindex: interfaceIndex(tun.name, libc) };
 table.add(route);
 const added = await ip("-4", "route");
@@ -49,5 +50,14 @@ const errnos = [
 const configured = await ip("-4", "addr", "show", "dev", bare.name);
 table.close();
 console.log(
-  JSON.stringify({ tun: tun.name, added, duplicate, deleted, deletedTwice, errnos, configured }),
+  JSON.stringify({
+    tun: tun.name,
+    linked,
+    added,
+    duplicate,
+    deleted,
+    deletedTwice,
+    errnos,
+    configured,
+  }),
 );

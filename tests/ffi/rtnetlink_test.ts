@@ -19,7 +19,7 @@ function unshareMissing(): boolean {
 
 Deno.test({
   name: "rtnetlink: route add, duplicate (EEXIST, a clear message), delete, delete again (ESRCH " +
-    "is fine); address, MTU and link up from the encoders (docs/platform.md §3.3)",
+    "is fine); address, MTU, transmit queue and link up (docs/platform.md §3.3)",
   ignore: labUnavailable() !== undefined || unshareMissing(),
   async fn() {
     const out = await new Deno.Command("unshare", {
@@ -41,6 +41,7 @@ Deno.test({
     assertEquals(seen.deletedTwice, "ok");
     assertEquals(seen.errnos, [0, 0, 0, 17], "MTU, address, link up, the address again (EEXIST)");
     assertMatch(seen.configured, /<[A-Z,_]*\bUP\b[A-Z,_]*> mtu 1400 /);
+    assertMatch(seen.linked, /mtu 1500 .* qlen 1000/, "MTU and transmit queue by configureLink");
     assertMatch(seen.configured, /inet 198\.18\.0\.2\/32 scope global/);
   },
 });
