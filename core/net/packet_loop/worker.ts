@@ -37,6 +37,12 @@ import { FRAME_HEADROOM } from "../device/tun_device.ts";
 
 /** A turn that moved this much is part of a bulk transfer (see the busy-poll below). */
 const BULK_TURN_BYTES = 32 * 1024;
+/**
+ * How long after announcing a new flow the loop keeps polling while its dial runs: the relay's
+ * accept usually comes back within it, and a sleeping loop would add a wake-up to every new
+ * connection's handshake (the app's connect() waits for our SYN-ACK, docs/tcp.md §3.1).
+ */
+const DIAL_BUSY_POLL_MS = 1.5;
 /** Fault kinds reported by message; past this many, faults are only counted. */
 const MAX_FAULT_KINDS = 32;
 /** Device reads per turn: the TUN's queue holds 500 packets; read until it is empty. */
@@ -96,6 +102,9 @@ function run(start: LoopStart, io: PacketIo): void {
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
   const finishAfter = new Set<FlowId>();
+  /** Flows announced whose dial has not answered yet (accept or refuse). */
+  const dialing = new Set<FlowId>();
+  let lastOpening = -Infinity;
   const mask = start.network.prefix === 0 ? 0 : (0xffffffff << (32 - start.network.prefix)) >>> 0;
   const extra = new Set<number>();
   const host: StackHost = {
@@ -103,6 +112,8 @@ function run(start: LoopStart, io: PacketIo): void {
       io.transmit(packet, offload);
     },
     flowOpening(flow) {
+      dialing.add(flow.id);
+      lastOpening = performance.now();
       emit({ ev: "open", flow });
     },
     flowData(id, data) {
@@ -116,6 +127,7 @@ function run(start: LoopStart, io: PacketIo): void {
       drainPending(id);
     },
     flowClosed(id, why) {
+      dialing.delete(id);
       pending.delete(id);
       finishAfter.delete(id);
       emit({ ev: "closed", id, why });
@@ -181,6 +193,7 @@ function run(start: LoopStart, io: PacketIo): void {
   };
   /** Resets a flow an operation failed on: RST to the application, "closed" to the relay. */
   const resetFlow = (id: FlowId, now: number) => {
+    dialing.delete(id);
     pending.delete(id);
     finishAfter.delete(id);
     try {
@@ -202,8 +215,10 @@ function run(start: LoopStart, io: PacketIo): void {
   const apply = (op: LoopOp, now: number) => {
     switch (op.op) {
       case "accept":
+        dialing.delete(op.id);
         return stack.accept(op.id, now);
       case "refuse":
+        dialing.delete(op.id);
         return stack.refuse(op.id, now);
       case "send": {
         turnBytes += op.data.length;
@@ -223,6 +238,7 @@ function run(start: LoopStart, io: PacketIo): void {
         else stack.finish(op.id, now);
         return;
       case "abort":
+        dialing.delete(op.id);
         pending.delete(op.id);
         return stack.abort(op.id, now);
       case "udp":
@@ -258,10 +274,12 @@ function run(start: LoopStart, io: PacketIo): void {
    * Waits until the TUN or the relay has work, or `deadline`. Right after activity it polls
    * without sleeping for `busyPollMs` (like the kernel's SO_BUSY_POLL): the answer to what it
    * just published usually comes within that, and a sleeping thread takes tens of microseconds
-   * to wake (much more on a virtual CPU that halted). An idle tunnel sleeps at once.
+   * to wake (much more on a virtual CPU that halted). While a dial runs it keeps polling a
+   * little longer, for the accept. An idle tunnel sleeps at once.
    */
   const waitForWork = (lastActivity: number, deadline: number) => {
-    const spinUntil = Math.min(lastActivity + start.busyPollMs, deadline);
+    const dialSpin = dialing.size > 0 && start.busyPollMs > 0 ? lastOpening + DIAL_BUSY_POLL_MS : 0;
+    const spinUntil = Math.min(Math.max(lastActivity + start.busyPollMs, dialSpin), deadline);
     while (performance.now() < spinUntil) {
       if (opsRing.pending || io.wait(0)) return;
     }
