@@ -18,7 +18,7 @@ import { NetStack } from "../stack.ts";
 import type { Offload } from "../wire/virtio.ts";
 import type { PacketIo, PacketIoModule } from "../device/tun_device.ts";
 import { emitUdp } from "../wire/udp.ts";
-import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
+import { formatIpv4 } from "../wire/ipv4.ts";
 import { fragmentIpv4, MAX_UDP_PAYLOAD } from "../wire/ipv4_fragment.ts";
 import { RingReader, RingWriter } from "./ring.ts";
 import { LocalSources } from "./local_sources.ts";
@@ -177,8 +177,8 @@ function run(start: LoopStart, io: PacketIo): void {
     datagramId = (datagramId + 1) & 0xffff;
     const length = emitUdp(
       datagramOut,
-      parseIpv4Address(datagram.srcAddress),
-      parseIpv4Address(datagram.dstAddress),
+      datagram.srcAddress,
+      datagram.dstAddress,
       datagram.srcPort,
       datagram.dstPort,
       datagram.payload,
