@@ -13,6 +13,7 @@ import {
 } from "../../mod.ts";
 import { connDuplex } from "../../core/stream/conn_duplex.ts";
 import { negotiate } from "./handshake.ts";
+import { Spares } from "./spares.ts";
 
 /** Where the upstream proxy is. */
 export interface SocksUpstream {
@@ -33,22 +34,28 @@ export function parseSocksUpstream(value: string): SocksUpstream {
 
 /** Builds the dialer. */
 export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
+  const connect = async (signal?: AbortSignal) => {
+    const conn = await Deno.connect({ hostname: upstream.hostname, port: upstream.port, signal });
+    // As the direct dialer: the handshake's small writes and the app's go out at once (Nagle
+    // would hold each behind the previous one's ACK).
+    conn.setNoDelay(true);
+    return conn;
+  };
+  const spares = new Spares(connect);
   return {
     name: "socks-upstream",
     accepts: (target: DialTarget) => target.kind === "host" || target.ip !== undefined,
     async dial(target, { signal, early }): Promise<Duplex> {
-      const conn = await Deno.connect({ hostname: upstream.hostname, port: upstream.port, signal })
-        .catch((e) => {
+      const quick = early === true && upstream.username === undefined;
+      const conn = (quick ? spares.take() : undefined) ??
+        await connect(signal).catch((e) => {
           throw new DialError(
             "unreachable",
             `SOCKS upstream ${upstream.hostname}:${upstream.port}: ${e.message}`,
           );
         });
-      // As the direct dialer: the handshake's small writes and the app's go out at once (Nagle
-      // would hold each behind the previous one's ACK).
-      conn.setNoDelay(true);
       const handshake = negotiate(conn, upstream, target);
-      if (!early || upstream.username !== undefined) return connDuplex(conn, await handshake);
+      if (!quick) return connDuplex(conn, await handshake);
       // Early (DialOptions.early): the proxy took the TCP connection, and its CONNECT reply
       // decides later — reads and writes wait for it, a refusal rejects `accepted` and errors the
       // readable, so the caller replays the app's first bytes on the next candidate. The app's
@@ -57,6 +64,7 @@ export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
       accepted.catch(() => {}); // reported through the readable as well: never unhandled
       return { ...connDuplex(conn, handshake), accepted };
     },
+    close: () => spares.close(),
   };
 }
 

@@ -43,6 +43,14 @@ const BULK_TURN_BYTES = 32 * 1024;
  * connection's handshake (the app's connect() waits for our SYN-ACK, docs/tcp.md §3.1).
  */
 const DIAL_BUSY_POLL_MS = 1.5;
+/**
+ * A busy-poll pass that took this long means the thread was descheduled: another thread wanted
+ * the CPU — on a small or loaded machine, often the relay or the app producing the very work the
+ * loop waits for. The loop then sleeps instead, and does not busy-poll for
+ * {@link CONTENDED_BACKOFF_MS}.
+ */
+const PREEMPTED_MS = 0.05;
+const CONTENDED_BACKOFF_MS = 50;
 /** Fault kinds reported by message; past this many, faults are only counted. */
 const MAX_FAULT_KINDS = 32;
 /** Device reads per turn: the TUN's queue holds 500 packets; read until it is empty. */
@@ -275,13 +283,18 @@ function run(start: LoopStart, io: PacketIo): void {
    * without sleeping for `busyPollMs` (like the kernel's SO_BUSY_POLL): the answer to what it
    * just published usually comes within that, and a sleeping thread takes tens of microseconds
    * to wake (much more on a virtual CPU that halted). While a dial runs it keeps polling a
-   * little longer, for the accept. An idle tunnel sleeps at once.
+   * little longer, for the accept. An idle tunnel sleeps at once, and so does a loop that competes
+   * for the CPU ({@link PREEMPTED_MS}).
    */
   const waitForWork = (lastActivity: number, deadline: number) => {
     const dialSpin = dialing.size > 0 && start.busyPollMs > 0 ? lastOpening + DIAL_BUSY_POLL_MS : 0;
     const spinUntil = Math.min(Math.max(lastActivity + start.busyPollMs, dialSpin), deadline);
-    while (performance.now() < spinUntil) {
+    let previous = performance.now();
+    while (previous < spinUntil && previous >= contendedUntil) {
       if (opsRing.pending || io.wait(0)) return;
+      const now = performance.now();
+      if (now - previous > PREEMPTED_MS) contendedUntil = now + CONTENDED_BACKOFF_MS;
+      previous = now;
     }
     // Sleep, announced first: the main thread signals the wake-up only to a sleeping loop, and
     // checking the ring after the announcement closes the race with an operation just pushed.
@@ -292,6 +305,8 @@ function run(start: LoopStart, io: PacketIo): void {
     Atomics.store(signals, Signal.SLEEPING, 0);
   };
   let lastActivity = -Infinity;
+  /** Until then the loop does not busy-poll: it was descheduled while it did. */
+  let contendedUntil = -Infinity;
   let turnBytes = 0;
   const testFaultAt = start.testFault ? performance.now() + start.testFault.afterMs : Infinity;
   post({ type: "ready" });
