@@ -54,12 +54,15 @@ export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
             `SOCKS upstream ${upstream.hostname}:${upstream.port}: ${e.message}`,
           );
         });
-      const handshake = negotiate(conn, upstream, target);
-      if (!quick) return connDuplex(conn, await handshake);
+      if (!quick) return connDuplex(conn, await negotiate(conn, upstream, target));
       // Early (DialOptions.early): the proxy took the TCP connection, and its CONNECT reply
       // decides later — reads and writes wait for it, a refusal rejects `accepted` and errors the
       // readable, so the caller replays the app's first bytes on the next candidate. The app's
-      // connection then costs no round trip through the proxy to its target.
+      // connection then costs no round trip through the proxy to its target. The request goes
+      // out in the next task, after the caller's accept: on loopback a write runs the proxy's
+      // receive path inside the call.
+      const handshake = new Promise((resolve) => setTimeout(resolve, 0))
+        .then(() => negotiate(conn, upstream, target));
       const accepted = handshake.then(() => {});
       accepted.catch(() => {}); // reported through the readable as well: never unhandled
       return { ...connDuplex(conn, handshake), accepted };

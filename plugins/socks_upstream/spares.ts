@@ -29,11 +29,15 @@ export class Spares {
     this.#open = open;
   }
 
-  /** A connection opened ahead, or undefined; either way the pool refills. */
+  /**
+   * A connection opened ahead, or undefined; either way the pool refills, in a later task: on
+   * loopback a connect runs the whole TCP handshake inside the call, which the dial that asks
+   * should not wait for.
+   */
   take(): Deno.Conn | undefined {
     this.#expire();
     const spare = this.#ready.pop(); // the freshest
-    this.#refill(spare ? 1 : 2);
+    setTimeout(() => this.#refill(spare ? 1 : 2), 0);
     return spare?.conn;
   }
 

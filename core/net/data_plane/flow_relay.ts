@@ -234,9 +234,9 @@ export class FlowRelay {
         flow.loop.send({ op: "abort", id: flow.id });
         this.#finish(flow, message, isReset(error));
       }
-    } finally {
-      reader.releaseLock();
     }
+    // The reader keeps its lock: nothing reads the stream after the pump, and a release rejects
+    // the reader's promises with new errors (a stack trace each), on every connection.
   }
 
   /** The stack took `n` more of a flow's bytes: its credit grows, reading resumes. */
