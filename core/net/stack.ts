@@ -8,26 +8,17 @@ import { unscaledWindow } from "./tcp/receiver.ts";
 import { SynCookies } from "./tcp/syn_cookie.ts";
 import type { ConnectionConfig, SegmentOut, SegmentSink } from "./tcp/connection.ts";
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
-import {
-  formatIpv4,
-  IPV4_HEADER_LENGTH,
-  parseIpv4,
-  parseIpv4Address,
-  PROTO_ICMP,
-  PROTO_TCP,
-  PROTO_UDP,
-} from "./wire/ipv4.ts";
+import { IPV4_HEADER_LENGTH, parseIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "./wire/ipv4.ts";
 import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpOut, type TcpRepr } from "./wire/tcp.ts";
 import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
 import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
 import { TimerQueue } from "./timer_queue.ts";
+import { FlowTable } from "./flow_table.ts";
 import { seqAdd } from "./tcp/seq.ts";
 
 /** The largest IPv4 packet: a TCP super-packet with offload. */
 const MAX_PACKET = 65535;
 const NO_OFFLOAD: Offload = { kind: "none" };
-
-const TOMBSTONE_MS = 2000; // docs/tcp.md §6.6
 
 /** Default {@link StackOptions.maxHalfOpen}. */
 export const DEFAULT_MAX_HALF_OPEN = 512;
@@ -59,11 +50,8 @@ export interface StackStats {
 export class NetStack implements Stack {
   readonly #host: StackHost;
   readonly #options: StackOptions;
-  readonly #byTuple = new Map<string, TcpConnection>();
+  readonly #byTuple = new FlowTable<TcpConnection>();
   readonly #byId = new Map<FlowId, TcpConnection>();
-  readonly #tuples = new Map<TcpConnection, string>();
-  /** Recently reset tuples (docs/tcp.md §6.6), in expiry order: each lives TOMBSTONE_MS from insertion. */
-  readonly #tombstones = new Map<string, number>();
   readonly #timers = new TimerQueue<TcpConnection>();
   /** Connections this turn touched: their ACKs and timers are settled in the next poll. */
   readonly #touched = new Set<TcpConnection>();
@@ -122,7 +110,7 @@ export class NetStack implements Stack {
     const size = options.offload ? MAX_PACKET : Math.max(options.mtu, 1500) + 64;
     this.#out = new Uint8Array(VNET_HEADER_LENGTH + size).subarray(VNET_HEADER_LENGTH);
     this.#sink = {
-      transmit: (conn, segment) => this.#transmitSegment(conn, segment),
+      transmit: (_conn, segment) => this.#transmitSegment(segment),
       data: (conn, payload) => this.#host.flowData(conn.id, payload),
       eof: (conn) => this.#host.flowEof(conn.id),
       writable: (conn) => this.#host.flowWritable(conn.id),
@@ -162,9 +150,9 @@ export class NetStack implements Stack {
         return;
       }
       this.#host.udp({
-        srcAddress: formatIpv4(ip.src),
+        srcAddress: ip.src,
         srcPort: udp.srcPort,
-        dstAddress: formatIpv4(ip.dst),
+        dstAddress: ip.dst,
         dstPort: udp.dstPort,
         payload: packet.slice(udp.payloadOffset, udp.payloadOffset + udp.payloadLength),
       });
@@ -185,8 +173,7 @@ export class NetStack implements Stack {
   }
 
   #tcp(src: number, dst: number, seg: TcpRepr, packet: Uint8Array, now: number): void {
-    const tuple = `${src}:${seg.srcPort}:${dst}:${seg.dstPort}`;
-    let conn = this.#byTuple.get(tuple);
+    let conn = this.#byTuple.get(src, seg.srcPort, dst, seg.dstPort);
     if (conn && (seg.flags & (SYN | ACK | RST)) === SYN) {
       if (conn.isSameSyn(seg)) {
         conn.duplicateSyn(now); // docs/tcp.md §3.2
@@ -204,7 +191,7 @@ export class NetStack implements Stack {
         if (seg.flags & FIN) {
           this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
         } else if (this.#admitsHalfOpen(src)) {
-          this.#open(src, dst, seg, tuple, now);
+          this.#open(src, dst, seg, now);
         } else {
           this.#sendSynCookie(src, dst, seg, now);
         }
@@ -219,7 +206,7 @@ export class NetStack implements Stack {
         );
         if (mss !== undefined) {
           this.stats.synCookiesValidated++;
-          this.#openFromCookie(src, dst, seg, mss, tuple, packet, now);
+          this.#openFromCookie(src, dst, seg, mss, packet, now);
           return;
         }
         this.stats.synCookiesRejected++;
@@ -271,7 +258,6 @@ export class NetStack implements Stack {
     dst: number,
     ack: TcpRepr,
     mss: number,
-    tuple: string,
     packet: Uint8Array,
     now: number,
   ): void {
@@ -289,7 +275,7 @@ export class NetStack implements Stack {
       windowScale: undefined,
       payloadLength: 0,
     };
-    const conn = this.#create(src, dst, syn, tuple, now, seqAdd(ack.ack, -1));
+    const conn = this.#create(src, dst, syn, now, seqAdd(ack.ack, -1));
     this.#cookieDials.add(conn);
     this.#announce(conn);
     conn.onSegment(ack, packet, now);
@@ -311,8 +297,8 @@ export class NetStack implements Stack {
   }
 
   /** A SYN within the limits: dial first, then SYN-ACK (docs/tcp.md §3.1). */
-  #open(src: number, dst: number, syn: TcpRepr, tuple: string, now: number): void {
-    const conn = this.#create(src, dst, syn, tuple, now);
+  #open(src: number, dst: number, syn: TcpRepr, now: number): void {
+    const conn = this.#create(src, dst, syn, now);
     this.#enterHalfOpen(conn);
     this.#announce(conn);
   }
@@ -322,7 +308,6 @@ export class NetStack implements Stack {
     src: number,
     dst: number,
     syn: TcpRepr,
-    tuple: string,
     now: number,
     synCookie?: number,
   ): TcpConnection {
@@ -337,12 +322,10 @@ export class NetStack implements Stack {
       now,
       synCookie,
     });
-    this.#byTuple.set(tuple, conn);
+    this.#byTuple.set(conn);
     this.#byId.set(id, conn);
     this.#touched.add(conn);
-    this.#tuples.set(conn, tuple);
     this.stats.flows = this.#byId.size;
-    this.#tombstones.delete(tuple);
     return conn;
   }
 
@@ -350,9 +333,9 @@ export class NetStack implements Stack {
   #announce(conn: TcpConnection): void {
     this.#host.flowOpening({
       id: conn.id,
-      srcAddress: formatIpv4(conn.remote.address),
+      srcAddress: conn.remote.address,
       srcPort: conn.remote.port,
-      dstAddress: formatIpv4(conn.local.address),
+      dstAddress: conn.local.address,
       dstPort: conn.local.port,
     });
   }
@@ -374,16 +357,11 @@ export class NetStack implements Stack {
     );
   }
 
-  /** Transmits a connection's segment; a RST leaves a tombstone for its tuple (docs/tcp.md §6.6). */
-  #transmitSegment(conn: TcpConnection, segment: SegmentOut): void {
+  /** Transmits a connection's segment. */
+  #transmitSegment(segment: SegmentOut): void {
     const payload = segment.payload;
     if (payload) payload.buffer.copy(payload.offset, payload.length, this.#out, 40);
     this.#sendTcp(segment.header, payload?.length ?? 0, segment.mss);
-    if (segment.header.flags & RST) {
-      const tuple = this.#tuples.get(conn) ?? "";
-      this.#tombstones.delete(tuple); // re-inserted at the end: the map stays in expiry order
-      this.#tombstones.set(tuple, Date.now() + TOMBSTONE_MS);
-    }
   }
 
   /**
@@ -419,13 +397,6 @@ export class NetStack implements Stack {
       if (this.#byId.get(conn.id) !== conn) continue;
       conn.onTimer(now);
       this.#settle(conn, now);
-    }
-    if (this.#tombstones.size > 0) {
-      const wall = Date.now();
-      for (const [tuple, until] of this.#tombstones) {
-        if (until >= wall) break;
-        this.#tombstones.delete(tuple);
-      }
     }
     return this.#timers.next();
   }
@@ -479,8 +450,8 @@ export class NetStack implements Stack {
   sendUdp(datagram: UdpDatagram, _now: number): void {
     const length = emitUdp(
       this.#out,
-      parseIpv4Address(datagram.srcAddress),
-      parseIpv4Address(datagram.dstAddress),
+      datagram.srcAddress,
+      datagram.dstAddress,
       datagram.srcPort,
       datagram.dstPort,
       datagram.payload,
@@ -503,9 +474,7 @@ export class NetStack implements Stack {
   #forget(conn: TcpConnection): void {
     this.#leaveHalfOpen(conn);
     this.#cookieDials.delete(conn);
-    const tuple = this.#tuples.get(conn);
-    if (tuple !== undefined) this.#byTuple.delete(tuple);
-    this.#tuples.delete(conn);
+    this.#byTuple.delete(conn);
     this.#byId.delete(conn.id);
     this.stats.flows = this.#byId.size;
   }

@@ -13,19 +13,20 @@ export type FlowId = number;
 /** A new connection the application opened towards a routed address (a SYN arrived). */
 export interface FlowOpening {
   id: FlowId;
-  /** Application side (the kernel's socket), dotted IPv4. */
-  srcAddress: string;
+  /** Application side (the kernel's socket): IPv4, host-order u32 (formatted only for people). */
+  srcAddress: number;
   srcPort: number;
-  /** The routed destination (VIP), dotted IPv4. */
-  dstAddress: string;
+  /** The routed destination (VIP): IPv4, host-order u32. */
+  dstAddress: number;
   dstPort: number;
 }
 
 /** A UDP datagram addressed to a routed address (e.g. DNS in tun_route mode). */
 export interface UdpDatagram {
-  srcAddress: string;
+  /** IPv4, host-order u32, as both addresses. */
+  srcAddress: number;
   srcPort: number;
-  dstAddress: string;
+  dstAddress: number;
   dstPort: number;
   payload: Uint8Array;
 }

@@ -12,10 +12,21 @@ import { ReadSize } from "./read_size.ts";
 const MAX_READ = 64 * 1024;
 
 /**
- * Wraps a connection. `pending` are bytes already read from it (past a handshake, see
- * core/proxy/buffered_conn.ts): the readable yields them before anything else.
+ * Wraps a connection. `handshake` are bytes already read from it (past a handshake, see
+ * core/proxy/buffered_conn.ts): the readable yields them before anything else. A promise of them
+ * is a handshake still under way (an early dial, DialOptions.early): reads and writes wait for
+ * it, and its rejection is theirs.
  */
-export function connDuplex(conn: Deno.Conn, pending?: Uint8Array): Duplex {
+export function connDuplex(conn: Deno.Conn, handshake?: Uint8Array | Promise<Uint8Array>): Duplex {
+  let pending = handshake instanceof Promise ? undefined : handshake;
+  let ready: Promise<void> | undefined;
+  if (handshake instanceof Promise) {
+    ready = handshake.then((rest) => {
+      pending = rest;
+      ready = undefined;
+    });
+    ready.catch(() => {}); // a failure is the reads' and writes': with neither, it is no crash
+  }
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -34,6 +45,13 @@ export function connDuplex(conn: Deno.Conn, pending?: Uint8Array): Duplex {
       async pull(controller: ReadableByteStreamController) {
         // A BYOB reader (recycling_reader.ts) brings the memory; a default reader gets fresh
         // chunks from the adaptive buffer.
+        if (ready) {
+          try {
+            await ready;
+          } catch (error) {
+            return controller.error(error);
+          }
+        }
         const request = controller.byobRequest;
         if (pending?.length) {
           const view = request?.view as Uint8Array | undefined;
@@ -69,10 +87,12 @@ export function connDuplex(conn: Deno.Conn, pending?: Uint8Array): Duplex {
     }, { highWaterMark: 0 }),
     writable: new WritableStream<Uint8Array>({
       async write(chunk) {
+        if (ready) await ready;
         let off = 0;
         while (off < chunk.length) off += await conn.write(chunk.subarray(off));
       },
       async close() {
+        if (ready) await ready;
         await conn.closeWrite().catch(() => {});
       },
       abort: close,

@@ -14,8 +14,8 @@ export const REPLAY_LIMIT = 64 * 1024;
 
 /**
  * Wraps `first`. `redial` opens the next candidate (rejecting when none is left); it is only
- * called after a refusal. Without `first.accepted` there is nothing to wait for: `first` is
- * returned as it is.
+ * called after a refusal. Without `first.accepted` or `redial` there is nothing to wait for or
+ * replay: `first` is returned as it is.
  */
 export function replayingDuplex(
   first: Duplex,
@@ -23,6 +23,9 @@ export function replayingDuplex(
   limit = REPLAY_LIMIT,
 ): Duplex {
   if (!first.accepted) return first;
+  // Nothing to replay on: a refusal errors `first`'s readable (Duplex.accepted) as it would ours,
+  // and its byte stream stays unwrapped (BYOB reads, released write chunks).
+  if (!redial) return first;
   return new ReplayingDuplex(first, first.accepted, redial, limit).duplex;
 }
 

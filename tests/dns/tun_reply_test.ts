@@ -1,7 +1,11 @@
 /** DNS over UDP inside the TUN: answered from the address the query went to, other ports ignored. */
+import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { assertEquals } from "../assert.ts";
 import { dnsOverTcpResolver, dnsOverTun } from "../../core/dns/tun_reply.ts";
 import type { UdpDatagram } from "../../core/net/stack_types.ts";
+
+const APP = parseIpv4Address("10.1.2.3");
+const DNS = parseIpv4Address("198.18.0.2");
 
 const fakeDns = {
   handle: (query: Uint8Array, udp: boolean) =>
@@ -9,7 +13,7 @@ const fakeDns = {
 };
 
 function datagram(dstPort: number, payload: Uint8Array): UdpDatagram {
-  return { srcAddress: "10.1.2.3", srcPort: 40000, dstAddress: "198.18.0.2", dstPort, payload };
+  return { srcAddress: APP, srcPort: 40000, dstAddress: DNS, dstPort, payload };
 }
 
 async function replies(d: UdpDatagram): Promise<UdpDatagram[]> {
@@ -22,9 +26,9 @@ async function replies(d: UdpDatagram): Promise<UdpDatagram[]> {
 Deno.test("dns tun: a query to port 53 is answered over UDP from the address it was sent to", async () => {
   const sent = await replies(datagram(53, new Uint8Array(12).fill(7)));
   assertEquals(sent, [{
-    srcAddress: "198.18.0.2",
+    srcAddress: DNS,
     srcPort: 53,
-    dstAddress: "10.1.2.3",
+    dstAddress: APP,
     dstPort: 40000,
     payload: new Uint8Array([1, 7, 7]),
   }]);

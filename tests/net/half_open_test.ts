@@ -74,7 +74,7 @@ Deno.test("half-open: a second source still gets in while the first floods", () 
     t.stack.input(syn(1024 + i), i);
     if (i % 1000 === 999) t.stack.input(syn(5000 + i, OTHER), i);
   }
-  const fromOther = t.opened.filter((f) => f.srcAddress === "198.18.0.77");
+  const fromOther = t.opened.filter((f) => f.srcAddress === parseIpv4Address("198.18.0.77"));
   assertEquals(fromOther.length, 5, "every SYN of the second source opened a dial");
   assert(t.opened.length === 128 + 5);
 });

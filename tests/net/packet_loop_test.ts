@@ -10,7 +10,7 @@ import { NO_OFFLOAD } from "../../core/net/device/tun_device.ts";
 import { LINUX_PACKET_IO, linuxTunHost } from "../../ffi/linux/tun_device.ts";
 import type { LoopEvent, LoopTestFault } from "../../core/net/packet_loop/protocol.ts";
 import type { FlowId } from "../../core/net/stack_types.ts";
-import { formatIpv4, parseIpv4, parseIpv4Address, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
+import { parseIpv4, parseIpv4Address, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
 import { ACK, FIN, SYN } from "../../core/net/wire/tcp.ts";
 import { APP, appSegment, parseOut, VIP } from "./packets.ts";
 import { FakeTun, protocolOf } from "./fake_tun.ts";
@@ -104,9 +104,9 @@ Deno.test({
   loop.link.send({
     op: "udp",
     datagram: {
-      srcAddress: formatIpv4(VIP),
+      srcAddress: VIP,
       srcPort: 53,
-      dstAddress: formatIpv4(APP),
+      dstAddress: APP,
       dstPort: 5353,
       payload,
     },
@@ -129,7 +129,7 @@ Deno.test({
   loop.link.send({
     op: "udp",
     datagram: {
-      ...{ srcAddress: "198.18.0.2", srcPort: 53, dstAddress: "198.18.0.1" },
+      ...{ srcAddress: VIP, srcPort: 53, dstAddress: APP },
       dstPort: 1,
       payload: new Uint8Array(70_000),
     },

@@ -1,4 +1,5 @@
 /** The shared record ring and the loop protocol's codec (core/net/packet_loop/ring.ts, protocol.ts). */
+import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import {
   createRing,
@@ -76,9 +77,9 @@ Deno.test("loop protocol: every operation and event survives its record", () => 
   const writer = new RingWriter(buffer);
   const reader = new RingReader(buffer);
   const datagram = {
-    srcAddress: "10.0.0.7",
+    srcAddress: parseIpv4Address("10.0.0.7"),
     srcPort: 53,
-    dstAddress: "198.18.0.1",
+    dstAddress: parseIpv4Address("198.18.0.1"),
     dstPort: 40_000,
     payload: bytes(300, 3),
   };
@@ -103,9 +104,9 @@ Deno.test("loop protocol: every operation and event survives its record", () => 
       ev: "open",
       flow: {
         id: 9,
-        srcAddress: "198.18.0.1",
+        srcAddress: parseIpv4Address("198.18.0.1"),
         srcPort: 51000,
-        dstAddress: "198.18.3.4",
+        dstAddress: parseIpv4Address("198.18.3.4"),
         dstPort: 443,
       },
     },

@@ -3,6 +3,7 @@
  * the app's ACK that brings a valid cookie back creates the connection and dials. Packets in,
  * packets out: the half-open slot is filled first, so every later SYN takes the cookie path.
  */
+import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { ACK, FIN, PSH, RST, SYN } from "../../core/net/wire/tcp.ts";
 import { APP, appSegment, parseOut, testStack } from "./packets.ts";
@@ -70,7 +71,11 @@ Deno.test("syn cookies: the app's ACK with data opens the connection and dials; 
   t.stack.poll(1);
   assertEquals(t.opened.length, 2, "the ACK is what dials");
   const flow = t.opened[1];
-  assertEquals([flow.srcAddress, flow.srcPort, flow.dstPort], ["198.18.0.1", 3000, 80]);
+  assertEquals([flow.srcAddress, flow.srcPort, flow.dstPort], [
+    parseIpv4Address("198.18.0.1"),
+    3000,
+    80,
+  ]);
   assertEquals(t.stack.stats.synCookiesValidated, 1);
   assertEquals(t.data.get(flow.id), undefined, "held until the dial succeeds");
   const ack = parseOut(t.sent.at(-1)!);

@@ -3,6 +3,7 @@
  * RFC 7323 §2.3, RFC 791): malformed headers are dropped or read up to the first bad option, and
  * nothing the wire says makes a parser read past the packet or a writer past its buffer.
  */
+import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { parseIpv4 } from "../../core/net/wire/ipv4.ts";
 import { parseTcp, SYN } from "../../core/net/wire/tcp.ts";
@@ -119,9 +120,9 @@ Deno.test("stack: a 9000-byte ICMP echo on a 1500-byte MTU is dropped without a 
   assertEquals(t.sent.length, 0);
   assertEquals(t.stack.stats.faults, 0, "nothing threw inside the stack");
   t.stack.sendUdp({
-    srcAddress: "198.18.0.2",
+    srcAddress: parseIpv4Address("198.18.0.2"),
     srcPort: 53,
-    dstAddress: "198.18.0.1",
+    dstAddress: parseIpv4Address("198.18.0.1"),
     dstPort: 5353,
     payload: new Uint8Array(9000),
   }, 0);

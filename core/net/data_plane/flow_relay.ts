@@ -21,6 +21,7 @@ import type { Duplex } from "../../../mod.ts";
 import { recyclingReader } from "../../stream/recycling_reader.ts";
 import { BufferPool } from "../../stream/buffer_pool.ts";
 import { MAX_CHUNK } from "./loop_link.ts";
+import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 
 const log = logger("tun");
 /** Bytes handed to the loop and not yet taken by the stack, per flow, before reading pauses. */
@@ -49,7 +50,12 @@ export interface FlowRelayOptions {
 }
 
 interface Flow {
-  info: ConnectionInfo;
+  id: FlowId;
+  /** Addresses and ports as the stack announced them (u32 addresses). */
+  opening: FlowOpening;
+  createdAt: Date;
+  /** The flow as telemetry and logs show it: formatted on first use. */
+  info?: ConnectionInfo;
   /** The loop the flow lives in: its operations go there, and nowhere once it is replaced. */
   loop: FlowLoop;
   duplex?: Duplex;
@@ -58,11 +64,24 @@ interface Flow {
   credit: number;
   resume?: () => void;
   abort: AbortController;
-  sent: number;
-  received: number;
-  reportedSent: number;
-  reportedReceived: number;
+  /** Bytes relayed app → dialer and dialer → app (the telemetry's `sent` and `received`). */
+  bytesUp: number;
+  bytesDown: number;
+  reportedUp: number;
+  reportedDown: number;
   closed: boolean;
+}
+
+/** A flow's {@link ConnectionInfo}, built once, when telemetry or a log first needs it. */
+function infoOf(flow: Flow): ConnectionInfo {
+  return flow.info ??= {
+    id: flow.id,
+    vip: formatIpv4(flow.opening.dstAddress),
+    createdAt: flow.createdAt,
+    srcIp: formatIpv4(flow.opening.srcAddress),
+    srcPort: flow.opening.srcPort,
+    dstPort: flow.opening.dstPort,
+  };
 }
 
 /** Relays the flows of packet loops to the Router's dialers. */
@@ -71,8 +90,8 @@ export class FlowRelay {
   readonly #telemetry: TelemetrySink;
   readonly #onUdp: FlowRelayOptions["onUdp"];
   readonly #flows = new Map<FlowId, Flow>();
-  /** Open connections per VIP (stale-VIP reclaim asks). */
-  readonly #busy = new Map<string, number>();
+  /** Open connections per VIP (u32; stale-VIP reclaim asks). */
+  readonly #busy = new Map<number, number>();
   readonly #writeBuffers = new BufferPool(MAX_CHUNK, POOLED_WRITE_BUFFERS);
   readonly #bytesTimer: ReturnType<typeof setInterval>;
 
@@ -90,7 +109,7 @@ export class FlowRelay {
   }
 
   isVipBusy(vip: string): boolean {
-    return (this.#busy.get(vip) ?? 0) > 0;
+    return (this.#busy.get(parseIpv4Address(vip)) ?? 0) > 0;
   }
 
   /** Dispatches an event of `loop` other than data. */
@@ -113,22 +132,17 @@ export class FlowRelay {
   /** Step 1: the application's SYN; the flow lives in `loop`. Dials, then accepts or refuses. */
   open(opening: FlowOpening, loop: FlowLoop): void {
     const flow: Flow = {
+      id: opening.id,
+      opening,
+      createdAt: new Date(),
       loop,
-      info: {
-        id: opening.id,
-        vip: opening.dstAddress,
-        createdAt: new Date(),
-        srcIp: opening.srcAddress,
-        srcPort: opening.srcPort,
-        dstPort: opening.dstPort,
-      },
       writeChain: Promise.resolve(),
       credit: SEND_CREDIT,
       abort: new AbortController(),
-      sent: 0,
-      received: 0,
-      reportedSent: 0,
-      reportedReceived: 0,
+      bytesUp: 0,
+      bytesDown: 0,
+      reportedUp: 0,
+      reportedDown: 0,
       closed: false,
     };
     this.#flows.set(opening.id, flow);
@@ -139,13 +153,14 @@ export class FlowRelay {
   async #dial(flow: Flow, opening: FlowOpening): Promise<void> {
     let opened;
     try {
+      // The plugin API (FlowRequest) takes addresses as text.
       opened = await this.#router.open(
         {
-          address: opening.dstAddress,
+          address: formatIpv4(opening.dstAddress),
           port: opening.dstPort,
           protocol: "tcp",
           front: "tun",
-          source: { address: opening.srcAddress, port: opening.srcPort },
+          source: { address: formatIpv4(opening.srcAddress), port: opening.srcPort },
         },
         flow.abort.signal,
         { early: true },
@@ -160,20 +175,21 @@ export class FlowRelay {
     }
     flow.duplex = opened.duplex;
     flow.writer = opened.duplex.writable.getWriter();
-    this.#busy.set(flow.info.vip, (this.#busy.get(flow.info.vip) ?? 0) + 1);
-    log.debug("{vip}:{port} → {target} via {dialer}", {
-      vip: flow.info.vip,
-      port: flow.info.dstPort,
+    const vip = opening.dstAddress;
+    this.#busy.set(vip, (this.#busy.get(vip) ?? 0) + 1);
+    flow.loop.send({ op: "accept", id: flow.id });
+    log.debug("{vip}:{port} → {target} via {dialer}", () => ({
+      vip: infoOf(flow).vip,
+      port: opening.dstPort,
       target: describe(opened.target),
       dialer: opened.dialer,
-    });
-    this.#telemetry.emit({ type: "connection_opened", connection: flow.info });
-    flow.loop.send({ op: "accept", id: flow.info.id });
+    }));
+    this.#telemetry.emit({ type: "connection_opened", connection: infoOf(flow) });
     this.#pumpToApp(flow).catch(() => {});
   }
 
   #refuse(flow: Flow, failure: { reason: string; message: string }): void {
-    const target = `${flow.info.vip}:${flow.info.dstPort}`;
+    const target = `${infoOf(flow).vip}:${flow.opening.dstPort}`;
     log.info("{target} refused: {message}", { target, message: failure.message });
     this.#telemetry.emit({
       type: "dial_error",
@@ -182,8 +198,8 @@ export class FlowRelay {
       message: failure.message,
     });
     if (flow.closed) return; // its loop was replaced meanwhile
-    this.#flows.delete(flow.info.id);
-    flow.loop.send({ op: "refuse", id: flow.info.id });
+    this.#flows.delete(flow.id);
+    flow.loop.send({ op: "refuse", id: flow.id });
   }
 
   /** Step 3, dialer → application: read, hand to the loop while credit lasts, then wait. */
@@ -198,29 +214,29 @@ export class FlowRelay {
         }
         const chunk = await reader.read();
         if (chunk === null) {
-          if (!flow.closed) flow.loop.send({ op: "finish", id: flow.info.id });
+          if (!flow.closed) flow.loop.send({ op: "finish", id: flow.id });
           return;
         }
         if (flow.closed) return;
         flow.credit -= chunk.length;
-        flow.received += chunk.length;
+        flow.bytesDown += chunk.length;
         // Copied into the ring at once (then its memory takes the next read), unless queued.
-        if (flow.loop.send({ op: "send", id: flow.info.id, data: chunk })) reader.recycle(chunk);
+        if (flow.loop.send({ op: "send", id: flow.id, data: chunk })) reader.recycle(chunk);
       }
     } catch (error) {
       if (!flow.closed) {
         const message = error instanceof Error ? error.message : String(error);
         log.info("connection to {vip}:{port} failed mid-stream: {message}", {
-          vip: flow.info.vip,
-          port: flow.info.dstPort,
+          vip: infoOf(flow).vip,
+          port: flow.opening.dstPort,
           message,
         });
-        flow.loop.send({ op: "abort", id: flow.info.id });
+        flow.loop.send({ op: "abort", id: flow.id });
         this.#finish(flow, message, isReset(error));
       }
-    } finally {
-      reader.releaseLock();
     }
+    // The reader keeps its lock: nothing reads the stream after the pump, and a release rejects
+    // the reader's promises with new errors (a stack trace each), on every connection.
   }
 
   /** The stack took `n` more of a flow's bytes: its credit grows, reading resumes. */
@@ -242,7 +258,7 @@ export class FlowRelay {
     const pooled = flow.duplex?.writeReleasesChunk === true;
     const data = pooled ? this.#writeBuffers.take().subarray(0, bytes) : new Uint8Array(bytes);
     fill(data);
-    flow.sent += bytes;
+    flow.bytesUp += bytes;
     flow.writeChain = flow.writeChain.then(() => flow.writer!.write(data)).then(() => {
       if (pooled) this.#writeBuffers.give(new Uint8Array(data.buffer));
       flow.loop.send({ op: "consumed", id, n: bytes });
@@ -287,11 +303,12 @@ export class FlowRelay {
   #finish(flow: Flow, error?: string, reset = false): void {
     if (flow.closed) return;
     flow.closed = true;
-    this.#flows.delete(flow.info.id);
+    this.#flows.delete(flow.id);
     if (flow.writer) { // counted as busy once its dial connected
-      const count = (this.#busy.get(flow.info.vip) ?? 1) - 1;
-      if (count <= 0) this.#busy.delete(flow.info.vip);
-      else this.#busy.set(flow.info.vip, count);
+      const vip = flow.opening.dstAddress;
+      const count = (this.#busy.get(vip) ?? 1) - 1;
+      if (count <= 0) this.#busy.delete(vip);
+      else this.#busy.set(vip, count);
     }
     this.#reportBytes(flow);
     flow.abort.abort(FLOW_ENDED);
@@ -299,22 +316,22 @@ export class FlowRelay {
     flow.resume?.();
     this.#telemetry.emit({
       type: "connection_closed",
-      connection: flow.info,
+      connection: infoOf(flow),
       error,
       ...(reset ? { reset } : {}),
     });
   }
 
   #reportBytes(flow: Flow): void {
-    const sent = flow.sent - flow.reportedSent;
-    const received = flow.received - flow.reportedReceived;
+    const sent = flow.bytesUp - flow.reportedUp;
+    const received = flow.bytesDown - flow.reportedDown;
     if (sent === 0 && received === 0) return;
-    flow.reportedSent = flow.sent;
-    flow.reportedReceived = flow.received;
+    flow.reportedUp = flow.bytesUp;
+    flow.reportedDown = flow.bytesDown;
     this.#telemetry.emit({
       type: "bytes",
-      connectionId: flow.info.id,
-      vip: flow.info.vip,
+      connectionId: flow.id,
+      vip: infoOf(flow).vip,
       sent,
       received,
     });

@@ -9,7 +9,6 @@
  * never an error: the producer keeps a backlog, raises its BACKLOG word, and the consumer wakes
  * it once it has made room.
  */
-import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { MAX_RECORD_PAYLOAD, type RingReader, type RingWriter } from "./ring.ts";
 import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
 import type { PacketIoSpec } from "../device/tun_device.ts";
@@ -179,8 +178,8 @@ export function pushEvent(ring: RingWriter, event: LoopEvent): boolean {
       const { flow } = event;
       const addresses = new Uint8Array(12);
       const view = new DataView(addresses.buffer);
-      view.setUint32(0, parseIpv4Address(flow.srcAddress), true);
-      view.setUint32(4, parseIpv4Address(flow.dstAddress), true);
+      view.setUint32(0, flow.srcAddress, true);
+      view.setUint32(4, flow.dstAddress, true);
       view.setUint16(8, flow.srcPort, true);
       view.setUint16(10, flow.dstPort, true);
       return ring.push(kind, flow.id, 0, [addresses]);
@@ -216,8 +215,8 @@ export function readEvents(
           ev,
           flow: {
             id: a,
-            srcAddress: formatIpv4(view.getUint32(0, true)),
-            dstAddress: formatIpv4(view.getUint32(4, true)),
+            srcAddress: view.getUint32(0, true),
+            dstAddress: view.getUint32(4, true),
             srcPort: view.getUint16(8, true),
             dstPort: view.getUint16(10, true),
           },
@@ -241,19 +240,14 @@ export function readEvents(
 function pushDatagram(ring: RingWriter, kind: number, datagram: UdpDatagram): boolean {
   const ports = new Uint8Array(4);
   new DataView(ports.buffer).setUint32(0, (datagram.srcPort << 16 | datagram.dstPort) >>> 0);
-  return ring.push(
-    kind,
-    parseIpv4Address(datagram.srcAddress),
-    parseIpv4Address(datagram.dstAddress),
-    [ports, datagram.payload],
-  );
+  return ring.push(kind, datagram.srcAddress, datagram.dstAddress, [ports, datagram.payload]);
 }
 
 function readDatagram(src: number, dst: number, payload: Uint8Array): UdpDatagram {
   return {
-    srcAddress: formatIpv4(src),
+    srcAddress: src,
     srcPort: (payload[0] << 8) | payload[1],
-    dstAddress: formatIpv4(dst),
+    dstAddress: dst,
     dstPort: (payload[2] << 8) | payload[3],
     payload: payload.subarray(4),
   };

@@ -18,7 +18,7 @@ import { NetStack } from "../stack.ts";
 import type { Offload } from "../wire/virtio.ts";
 import type { PacketIo, PacketIoModule } from "../device/tun_device.ts";
 import { emitUdp } from "../wire/udp.ts";
-import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
+import { formatIpv4 } from "../wire/ipv4.ts";
 import { fragmentIpv4, MAX_UDP_PAYLOAD } from "../wire/ipv4_fragment.ts";
 import { RingReader, RingWriter } from "./ring.ts";
 import { LocalSources } from "./local_sources.ts";
@@ -37,6 +37,20 @@ import { FRAME_HEADROOM } from "../device/tun_device.ts";
 
 /** A turn that moved this much is part of a bulk transfer (see the busy-poll below). */
 const BULK_TURN_BYTES = 32 * 1024;
+/**
+ * How long after announcing a new flow the loop keeps polling while its dial runs: the relay's
+ * accept usually comes back within it, and a sleeping loop would add a wake-up to every new
+ * connection's handshake (the app's connect() waits for our SYN-ACK, docs/tcp.md §3.1).
+ */
+const DIAL_BUSY_POLL_MS = 1.5;
+/**
+ * A busy-poll pass that took this long means the thread was descheduled: another thread wanted
+ * the CPU — on a small or loaded machine, often the relay or the app producing the very work the
+ * loop waits for. The loop then sleeps instead, and does not busy-poll for
+ * {@link CONTENDED_BACKOFF_MS}.
+ */
+const PREEMPTED_MS = 0.05;
+const CONTENDED_BACKOFF_MS = 50;
 /** Fault kinds reported by message; past this many, faults are only counted. */
 const MAX_FAULT_KINDS = 32;
 /** Device reads per turn: the TUN's queue holds 500 packets; read until it is empty. */
@@ -96,6 +110,9 @@ function run(start: LoopStart, io: PacketIo): void {
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
   const finishAfter = new Set<FlowId>();
+  /** Flows announced whose dial has not answered yet (accept or refuse). */
+  const dialing = new Set<FlowId>();
+  let lastOpening = -Infinity;
   const mask = start.network.prefix === 0 ? 0 : (0xffffffff << (32 - start.network.prefix)) >>> 0;
   const extra = new Set<number>();
   const host: StackHost = {
@@ -103,6 +120,8 @@ function run(start: LoopStart, io: PacketIo): void {
       io.transmit(packet, offload);
     },
     flowOpening(flow) {
+      dialing.add(flow.id);
+      lastOpening = performance.now();
       emit({ ev: "open", flow });
     },
     flowData(id, data) {
@@ -116,6 +135,7 @@ function run(start: LoopStart, io: PacketIo): void {
       drainPending(id);
     },
     flowClosed(id, why) {
+      dialing.delete(id);
       pending.delete(id);
       finishAfter.delete(id);
       emit({ ev: "closed", id, why });
@@ -165,8 +185,8 @@ function run(start: LoopStart, io: PacketIo): void {
     datagramId = (datagramId + 1) & 0xffff;
     const length = emitUdp(
       datagramOut,
-      parseIpv4Address(datagram.srcAddress),
-      parseIpv4Address(datagram.dstAddress),
+      datagram.srcAddress,
+      datagram.dstAddress,
       datagram.srcPort,
       datagram.dstPort,
       datagram.payload,
@@ -181,6 +201,7 @@ function run(start: LoopStart, io: PacketIo): void {
   };
   /** Resets a flow an operation failed on: RST to the application, "closed" to the relay. */
   const resetFlow = (id: FlowId, now: number) => {
+    dialing.delete(id);
     pending.delete(id);
     finishAfter.delete(id);
     try {
@@ -202,8 +223,10 @@ function run(start: LoopStart, io: PacketIo): void {
   const apply = (op: LoopOp, now: number) => {
     switch (op.op) {
       case "accept":
+        dialing.delete(op.id);
         return stack.accept(op.id, now);
       case "refuse":
+        dialing.delete(op.id);
         return stack.refuse(op.id, now);
       case "send": {
         turnBytes += op.data.length;
@@ -223,6 +246,7 @@ function run(start: LoopStart, io: PacketIo): void {
         else stack.finish(op.id, now);
         return;
       case "abort":
+        dialing.delete(op.id);
         pending.delete(op.id);
         return stack.abort(op.id, now);
       case "udp":
@@ -258,12 +282,19 @@ function run(start: LoopStart, io: PacketIo): void {
    * Waits until the TUN or the relay has work, or `deadline`. Right after activity it polls
    * without sleeping for `busyPollMs` (like the kernel's SO_BUSY_POLL): the answer to what it
    * just published usually comes within that, and a sleeping thread takes tens of microseconds
-   * to wake (much more on a virtual CPU that halted). An idle tunnel sleeps at once.
+   * to wake (much more on a virtual CPU that halted). While a dial runs it keeps polling a
+   * little longer, for the accept. An idle tunnel sleeps at once, and so does a loop that competes
+   * for the CPU ({@link PREEMPTED_MS}).
    */
   const waitForWork = (lastActivity: number, deadline: number) => {
-    const spinUntil = Math.min(lastActivity + start.busyPollMs, deadline);
-    while (performance.now() < spinUntil) {
+    const dialSpin = dialing.size > 0 && start.busyPollMs > 0 ? lastOpening + DIAL_BUSY_POLL_MS : 0;
+    const spinUntil = Math.min(Math.max(lastActivity + start.busyPollMs, dialSpin), deadline);
+    let previous = performance.now();
+    while (previous < spinUntil && previous >= contendedUntil) {
       if (opsRing.pending || io.wait(0)) return;
+      const now = performance.now();
+      if (now - previous > PREEMPTED_MS) contendedUntil = now + CONTENDED_BACKOFF_MS;
+      previous = now;
     }
     // Sleep, announced first: the main thread signals the wake-up only to a sleeping loop, and
     // checking the ring after the announcement closes the race with an operation just pushed.
@@ -274,6 +305,8 @@ function run(start: LoopStart, io: PacketIo): void {
     Atomics.store(signals, Signal.SLEEPING, 0);
   };
   let lastActivity = -Infinity;
+  /** Until then the loop does not busy-poll: it was descheduled while it did. */
+  let contendedUntil = -Infinity;
   let turnBytes = 0;
   const testFaultAt = start.testFault ? performance.now() + start.testFault.afterMs : Infinity;
   post({ type: "ready" });
