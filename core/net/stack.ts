@@ -14,21 +14,12 @@ import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
 import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
 import { TimerQueue } from "./timer_queue.ts";
 import { FlowTable } from "./flow_table.ts";
+import { DialAdmission } from "./dial_admission.ts";
 import { seqAdd } from "./tcp/seq.ts";
 
 /** The largest IPv4 packet: a TCP super-packet with offload. */
 const MAX_PACKET = 65535;
 const NO_OFFLOAD: Offload = { kind: "none" };
-
-/** Default {@link StackOptions.maxHalfOpen}. */
-export const DEFAULT_MAX_HALF_OPEN = 512;
-/**
- * Default {@link StackOptions.maxHalfOpenPerSource}: the same as the total. Only this host's own
- * addresses are served, so every app on the laptop shares one or two sources, and a lower share
- * would send an ordinary burst of connections (a browser, a connection pool) down the SYN-cookie
- * path, whose connections have no window scaling. A host that serves others sets it lower.
- */
-export const DEFAULT_MAX_HALF_OPEN_PER_SOURCE = DEFAULT_MAX_HALF_OPEN;
 
 /** Counters for the API and tests. */
 export interface StackStats {
@@ -55,26 +46,13 @@ export class NetStack implements Stack {
   readonly #timers = new TimerQueue<TcpConnection>();
   /** Connections this turn touched: their ACKs and timers are settled in the next poll. */
   readonly #touched = new Set<TcpConnection>();
-  /**
-   * Connections in SYN-RECEIVED, each holding a dial (in progress, or done and waiting for the
-   * app's final ACK), and how many of them each source address has. Bounded, so that spoofed
-   * SYNs cannot make the stack dial without limit (RFC 4987 §3).
-   */
-  readonly #halfOpen = new Set<TcpConnection>();
-  readonly #halfOpenBySource = new Map<number, number>();
-  readonly #maxHalfOpen: number;
-  readonly #maxHalfOpenPerSource: number;
+  /** Half-open and cookie-opened dials, bounded against SYN floods (dial_admission.ts). */
+  readonly #admission: DialAdmission<TcpConnection>;
   /**
    * SYNs past the half-open limits are answered with a SYN cookie: no state and no dial until
    * the app's final ACK proves it received our SYN-ACK (syn_cookie.ts).
    */
   readonly #cookies = SynCookies.withRandomKey();
-  /**
-   * Connections opened from a cookie whose dial is still running: their handshake completed, so
-   * their source is real, but each holds a dial. At most maxHalfOpen, apart from #halfOpen: the
-   * handshakes a flood leaves waiting for an ACK cannot keep a real client from its dial.
-   */
-  readonly #cookieDials = new Set<TcpConnection>();
   readonly #out: Uint8Array;
   readonly #sink: SegmentSink;
   /** What every connection is configured with (read-only, shared). */
@@ -95,9 +73,7 @@ export class NetStack implements Stack {
   constructor(host: StackHost, options: StackOptions) {
     this.#host = host;
     this.#options = options;
-    this.#maxHalfOpen = options.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN;
-    this.#maxHalfOpenPerSource = options.maxHalfOpenPerSource ??
-      DEFAULT_MAX_HALF_OPEN_PER_SOURCE;
+    this.#admission = new DialAdmission(options.maxHalfOpen, options.maxHalfOpenPerSource);
     this.#config = {
       mss: options.mtu - 40,
       segmentOffload: options.offload === true,
@@ -190,7 +166,7 @@ export class NetStack implements Stack {
       if ((seg.flags & (SYN | ACK)) === SYN) {
         if (seg.flags & FIN) {
           this.stats.dropped++; // SYN+FIN is no connection request (Linux drops it too)
-        } else if (this.#admitsHalfOpen(src)) {
+        } else if (this.#admission.admitsSyn(src)) {
           this.#open(src, dst, seg, now);
         } else {
           this.#sendSynCookie(src, dst, seg, now);
@@ -215,14 +191,8 @@ export class NetStack implements Stack {
       return;
     }
     conn.onSegment(seg, packet, now);
-    if (conn.state !== "SYN_RECEIVED") this.#leaveHalfOpen(conn);
+    if (conn.state !== "SYN_RECEIVED") this.#admission.leaveHalfOpen(conn);
     this.#touched.add(conn);
-  }
-
-  /** Whether a new SYN from `src` fits under the half-open limits (total and per source). */
-  #admitsHalfOpen(src: number): boolean {
-    return this.#halfOpen.size < this.#maxHalfOpen &&
-      (this.#halfOpenBySource.get(src) ?? 0) < this.#maxHalfOpenPerSource;
   }
 
   /**
@@ -261,7 +231,7 @@ export class NetStack implements Stack {
     packet: Uint8Array,
     now: number,
   ): void {
-    if (this.#cookieDials.size >= this.#maxHalfOpen) {
+    if (!this.#admission.admitsCookieDial()) {
       this.stats.dropped++;
       return;
     }
@@ -276,30 +246,15 @@ export class NetStack implements Stack {
       payloadLength: 0,
     };
     const conn = this.#create(src, dst, syn, now, seqAdd(ack.ack, -1));
-    this.#cookieDials.add(conn);
+    this.#admission.enterCookieDial(conn);
     this.#announce(conn);
     conn.onSegment(ack, packet, now);
-  }
-
-  #enterHalfOpen(conn: TcpConnection): void {
-    this.#halfOpen.add(conn);
-    const src = conn.remote.address;
-    this.#halfOpenBySource.set(src, (this.#halfOpenBySource.get(src) ?? 0) + 1);
-  }
-
-  /** The handshake completed or the connection is gone: its half-open slot frees up. */
-  #leaveHalfOpen(conn: TcpConnection): void {
-    if (!this.#halfOpen.delete(conn)) return;
-    const src = conn.remote.address;
-    const left = (this.#halfOpenBySource.get(src) ?? 1) - 1;
-    if (left > 0) this.#halfOpenBySource.set(src, left);
-    else this.#halfOpenBySource.delete(src);
   }
 
   /** A SYN within the limits: dial first, then SYN-ACK (docs/tcp.md §3.1). */
   #open(src: number, dst: number, syn: TcpRepr, now: number): void {
     const conn = this.#create(src, dst, syn, now);
-    this.#enterHalfOpen(conn);
+    this.#admission.enterHalfOpen(conn);
     this.#announce(conn);
   }
 
@@ -410,7 +365,7 @@ export class NetStack implements Stack {
   accept(id: FlowId, now: number): void {
     const conn = this.#touch(id);
     if (!conn) return;
-    this.#cookieDials.delete(conn);
+    this.#admission.dialDone(conn);
     conn.accept(now);
   }
 
@@ -472,8 +427,7 @@ export class NetStack implements Stack {
   }
 
   #forget(conn: TcpConnection): void {
-    this.#leaveHalfOpen(conn);
-    this.#cookieDials.delete(conn);
+    this.#admission.forget(conn);
     this.#byTuple.delete(conn);
     this.#byId.delete(conn.id);
     this.stats.flows = this.#byId.size;

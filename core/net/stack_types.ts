@@ -97,7 +97,7 @@ export interface StackOptions {
    * Default 512.
    */
   maxHalfOpen?: number;
-  /** The same limit per source address, so one flooding source cannot lock others out. Default 128. */
+  /** The same limit per source address (default: the total; dial_admission.ts explains why). */
   maxHalfOpenPerSource?: number;
 }
 
