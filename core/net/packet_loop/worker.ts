@@ -10,7 +10,7 @@
  *
  * Failures: an operation that throws resets its flow (RST to the application, "closed" to the
  * relay), is counted in the FAULTS word and reported once per kind; anything else that throws
- * ends the loop with "failed", and the main thread starts a new one (bridge/data_plane.ts). Every
+ * ends the loop with "failed", and the main thread starts a new one (core/net/data_plane/data_plane.ts). Every
  * turn bumps the HEARTBEAT word, which the main thread's watchdog reads.
  */
 /// <reference lib="deno.worker" />
