@@ -68,8 +68,8 @@ export class DenoTlsSocket extends Duplex {
   #pending: Uint8Array[] = [];
   /** Bytes taken from writers and not yet written to the connection. */
   #unwrittenBytes = 0;
-  /** A writer told to wait until the unwritten bytes fall below the limit (backpressure). */
-  #waiting: ((error?: Error) => void)[] = [];
+  /** Writers of pending chunks told "done" only once their chunk is written (backpressure). */
+  #pendingCallbacks: ((error?: Error) => void)[] = [];
   /** The last flush: flushes go out one after another, in order. */
   #writing: Promise<void> = Promise.resolve();
   connecting = true;
@@ -117,40 +117,41 @@ export class DenoTlsSocket extends Duplex {
    * given TCP_NODELAY here (Deno's TLS listener offers no such call), so a second small write while
    * the first is unacknowledged would wait for the peer's delayed ACK (Nagle, RFC 896): tens of
    * milliseconds for a SPDY stream pair or a reply header followed by its first bytes. Writes are
-   * taken at once while fewer than {@link COALESCE_BYTES} are unwritten; past that, the writer
-   * waits until the connection has taken enough of them.
+   * taken at once (copied) while fewer than {@link COALESCE_BYTES} are unwritten; past that, the
+   * writer waits until the connection has taken its chunk.
    */
   override _write(chunk: Uint8Array, _encoding: string, callback: (error?: Error) => void): void {
-    this.#pending.push(chunk);
+    // A writer told "done" may reuse its buffer at once (the tunnel's frame writer does), so a
+    // chunk acknowledged before it is written is copied; a large one is acknowledged only once
+    // written, and not copied.
+    const early = this.#unwrittenBytes + chunk.length < COALESCE_BYTES;
+    // (`Buffer#slice` is a view, not a copy: copy through Uint8Array's.)
+    this.#pending.push(early ? Uint8Array.prototype.slice.call(chunk) : chunk);
     this.#unwrittenBytes += chunk.length;
     if (this.#pending.length === 1) queueMicrotask(() => this.#flush());
-    if (this.#unwrittenBytes < COALESCE_BYTES) callback();
-    else this.#waiting.push(callback);
+    if (early) callback();
+    else this.#pendingCallbacks.push(callback);
   }
 
   /** Sends what this turn wrote as one write, after the writes before it. */
   #flush(): void {
     if (this.#pending.length === 0) return; // flushed early by _final or _destroy
     const bytes = this.#pending.length === 1 ? this.#pending[0] : concat(this.#pending);
+    const callbacks = this.#pendingCallbacks;
     this.#pending = [];
+    this.#pendingCallbacks = [];
     this.#writing = this.#writing
       .then(() => this.#connected)
       .then((conn) => this.#writeAll(conn, bytes))
       .then(() => {
         this.#unwrittenBytes -= bytes.length;
-        if (this.#unwrittenBytes < COALESCE_BYTES) this.#release();
+        for (const callback of callbacks) callback();
       }, (error) => {
-        this.#release(error);
+        for (const callback of callbacks) callback(error);
         if (!this.destroyed) this.destroy(error);
         throw error;
       });
     this.#writing.catch(() => {});
-  }
-
-  #release(error?: Error): void {
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const callback of waiting) callback(error);
   }
 
   async #writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {

@@ -3,6 +3,7 @@
  * TCP_NODELAY, what one turn writes leaves as one TLS record, and a TLS listener's accepted
  * connections inherit TCP_NODELAY from the listening socket.
  */
+import { Buffer } from "node:buffer";
 import { assert, assertEquals } from "../assert.ts";
 import { denoTlsConnector, DenoTlsSocket } from "../../core/k8s/deno_tls_socket.ts";
 import { noDelayOf, setListenerNoDelay, TcpState } from "../../ffi/linux/socket_nodelay.ts";
@@ -85,6 +86,36 @@ Deno.test("tls: destroy() right after a write still delivers the write", async (
     socket.destroy();
     const received = new Uint8Array(await new Response(accepted.readable).arrayBuffer());
     assertEquals(new TextDecoder().decode(received), "last words");
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("tls: a writer may reuse its buffer once told a write is done; the peer gets what was written", async () => {
+  const { tls, listener, port } = await tlsListener();
+  try {
+    const socket = new DenoTlsSocket(() =>
+      Deno.connectTls({ hostname: "localhost", port, caCerts: [tls.caPem] })
+    );
+    const connected = new Promise((resolve) => socket.once("secureConnect", resolve));
+    const accepted = await listener.accept();
+    await Promise.all([accepted.handshake(), connected]);
+    // One reused buffer, as the tunnel's frame writer has: filled, written, and refilled and
+    // written again from the write's callback.
+    const buffer = Buffer.alloc(4);
+    const texts = ["aaaa", "bbbb", "cccc"];
+    await new Promise<void>((resolve) => {
+      const next = () => {
+        const text = texts.shift();
+        if (text === undefined) return resolve();
+        buffer.write(text);
+        socket.write(buffer, next);
+      };
+      next();
+    });
+    socket.end();
+    const received = new Uint8Array(await new Response(accepted.readable).arrayBuffer());
+    assertEquals(new TextDecoder().decode(received), "aaaabbbbcccc");
   } finally {
     listener.close();
   }
