@@ -21,6 +21,8 @@ const FLAG_AA = 0x0400;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
 const FLAG_RA = 0x0080;
+/** The largest UDP payload (RFC 768: a 16-bit length, less the 8-byte header). */
+const MAX_DATAGRAM = 65_527;
 const RCODES = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3 } as const;
 
 /** A running listener set. */
@@ -198,9 +200,11 @@ export class DnsServer {
       throw error;
     }
     const receiveLoop = async () => {
+      // Without a buffer of its own, every receive allocates (and zeroes) a fresh 64 KiB one.
+      const buffer = new Uint8Array(MAX_DATAGRAM);
       while (true) {
-        const [received, from] = await udp.receive();
-        // Deno hands each datagram over in a 64 KiB buffer: keep only its bytes while it waits.
+        const [received, from] = await udp.receive(buffer);
+        // Only the datagram's bytes are kept while it waits: the buffer takes the next one.
         this.handle(received.slice(), true).then((reply) => {
           if (reply) return udp.send(reply, from);
         }).catch(() => {});

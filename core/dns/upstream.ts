@@ -56,7 +56,10 @@ export function socketTransport(server: string, capacity: number): UpstreamTrans
       port: 0,
     });
     (async () => {
-      for await (const [datagram, from] of socket) {
+      // One buffer for every receive: without it, each allocates (and zeroes) 64 KiB.
+      const buffer = new Uint8Array(65_535);
+      while (true) {
+        const [datagram, from] = await socket.receive(buffer);
         const source = from as Deno.NetAddr;
         if (source.port === port && source.hostname === host) receive(datagram.slice());
         else exchange.dropForeign();
