@@ -7,6 +7,7 @@
  * (its client gets SERVFAIL at once), so a flood of queries that are never answered cannot hold
  * memory or descriptors, nor starve the names that are answered.
  */
+import { type Deadline, DeadlineQueue } from "./deadlines.ts";
 import { type OpenUpstreamSocket, UdpExchange } from "./udp_exchange.ts";
 
 /** How one server is asked (tun_route binds its sockets to the original device). */
@@ -136,6 +137,8 @@ export class UpstreamResolver {
   readonly #transports = new Map<string, UpstreamTransport>();
   /** Queries being forwarded, oldest first (a Set keeps insertion order). */
   readonly #inFlight = new Set<AbortController>();
+  /** When each query's next try starts (one timer for all of them). */
+  readonly #deadlines = new DeadlineQueue();
   readonly limits: UpstreamLimits;
   /** Queries that gave way to newer ones because `maxInFlight` were in flight. */
   evicted = 0;
@@ -212,15 +215,15 @@ export class UpstreamResolver {
     return new Promise<Uint8Array>((resolve, reject) => {
       let started = 0;
       let waiting = 0;
-      let next: ReturnType<typeof setTimeout> | undefined;
+      let next: Deadline | undefined;
       const start = () => {
-        clearTimeout(next);
+        next?.cancel();
         if (signal.aborted || started === schedule.length) return;
         const server = schedule[started];
         const waitMs = lastDeadline - started * timeoutMs;
         started++;
         waiting++;
-        next = setTimeout(start, timeoutMs);
+        if (started < schedule.length) next = this.#deadlines.add(timeoutMs, start);
         this.#try(server, query, clientOverTcp, waitMs, signal).then(resolve, (error) => {
           waiting--;
           if (!errors.has(server)) errors.set(server, (error as Error).message);
@@ -232,7 +235,7 @@ export class UpstreamResolver {
           }
         });
       };
-      signal.addEventListener("abort", () => clearTimeout(next), { once: true });
+      signal.addEventListener("abort", () => next?.cancel(), { once: true });
       start();
     });
   }
@@ -255,6 +258,7 @@ export class UpstreamResolver {
   /** Closes every server's sockets. */
   async close(): Promise<void> {
     for (const controller of this.#inFlight) controller.abort(new Error("k8stun is stopping"));
+    this.#deadlines.clear();
     await Promise.all([...this.#transports.values()].map((t) => t.close()));
     this.#transports.clear();
   }
