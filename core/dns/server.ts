@@ -13,6 +13,7 @@ import { GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
 import type { ClusterAnswerer } from "./answer.ts";
+import { listenUdp } from "./udp_listener.ts";
 import { readFramed, type UpstreamResolver } from "./upstream.ts";
 
 const log = logger("dns");
@@ -21,8 +22,6 @@ const FLAG_AA = 0x0400;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
 const FLAG_RA = 0x0080;
-/** The largest UDP payload (RFC 768: a 16-bit length, less the 8-byte header). */
-const MAX_DATAGRAM = 65_527;
 const RCODES = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3 } as const;
 
 /** A running listener set. */
@@ -187,30 +186,14 @@ export class DnsServer {
 
   /** Serves UDP and TCP on `hostname:port`. */
   listen(hostname: string, port: number): DnsListener {
-    const udp = Deno.listenDatagram({ transport: "udp", hostname, port });
+    const udp = listenUdp(hostname, port, (query) => this.handle(query, true));
     let tcpSocket: Deno.Listener;
     try {
-      tcpSocket = Deno.listen({
-        transport: "tcp",
-        hostname,
-        port: (udp.addr as Deno.NetAddr).port,
-      });
+      tcpSocket = Deno.listen({ transport: "tcp", hostname, port: udp.port });
     } catch (error) {
       udp.close();
       throw error;
     }
-    const receiveLoop = async () => {
-      // Without a buffer of its own, every receive allocates (and zeroes) a fresh 64 KiB one.
-      const buffer = new Uint8Array(MAX_DATAGRAM);
-      while (true) {
-        const [received, from] = await udp.receive(buffer);
-        // Only the datagram's bytes are kept while it waits: the buffer takes the next one.
-        this.handle(received.slice(), true).then((reply) => {
-          if (reply) return udp.send(reply, from);
-        }).catch(() => {});
-      }
-    };
-    for (let i = 0; i < 4; i++) receiveLoop().catch(() => {});
     // The first query is the handshake; afterwards a connection may idle for seconds, not
     // minutes (RFC 7766 §6.2.3), and a query trickling in byte by byte counts as idle.
     const tcp = new GuardedListener(tcpSocket, {
@@ -236,7 +219,7 @@ export class DnsServer {
       },
     });
     return {
-      addresses: [{ hostname, port: (udp.addr as Deno.NetAddr).port }],
+      addresses: [{ hostname, port: udp.port }],
       close() {
         udp.close();
         tcp.close();
