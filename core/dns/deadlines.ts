@@ -121,17 +121,22 @@ export class DeadlineQueue {
     this.#timer = undefined;
     this.#timerAt = Infinity;
     const now = this.now();
-    let next = Infinity;
-    for (const [ms, queue] of this.#queues) {
-      for (let entry = queue.first(); entry && entry.at <= now; entry = queue.first()) {
-        const fire = entry.fire!;
-        entry.cancel();
-        fire(); // may add deadlines (armed below at the latest) or cancel others
+    // Earliest first across the durations (a late timer finds several due): a few queues only.
+    while (true) {
+      let earliest: Entry | undefined;
+      for (const [ms, queue] of this.#queues) {
+        const first = queue.first();
+        if (!first) this.#queues.delete(ms);
+        else if (!earliest || first.at < earliest.at) earliest = first;
       }
-      const first = queue.first();
-      if (first) next = Math.min(next, first.at);
-      else this.#queues.delete(ms);
+      if (!earliest) return;
+      if (earliest.at > now) {
+        if (earliest.at < this.#timerAt) this.#arm(earliest.at);
+        return;
+      }
+      const fire = earliest.fire!;
+      earliest.cancel();
+      fire(); // may add deadlines or cancel others
     }
-    if (next < this.#timerAt) this.#arm(next);
   }
 }
