@@ -8,6 +8,10 @@
  * memory or descriptors, nor starve the names that are answered.
  */
 import { type Deadline, DeadlineQueue } from "./deadlines.ts";
+import { DatagramSocket } from "../../ffi/linux/datagram_socket.ts";
+import { openLibc } from "../../ffi/linux/libc.ts";
+import { ipv4ToNumber } from "../vip.ts";
+import { polledExchange } from "./polled_exchange.ts";
 import { type OpenUpstreamSocket, UdpExchange } from "./udp_exchange.ts";
 
 /** How one server is asked (tun_route binds its sockets to the original device). */
@@ -48,8 +52,47 @@ export const DEFAULT_UPSTREAM_LIMITS: UpstreamLimits = {
  * Plain sockets (forward mode and tests). Deno's UDP sockets cannot be connected, so each
  * checks the source of what it receives: only the server's address and port are let through.
  */
-export function socketTransport(server: string, capacity: number): UpstreamTransport {
+export function socketTransport(
+  server: string,
+  capacity: number,
+  os: typeof Deno.build.os = Deno.build.os,
+): UpstreamTransport {
   const [host, port] = splitServer(server);
+  const address = ipv4ToNumber(host);
+  const udp = os === "linux" && address !== undefined
+    ? polledUdp(address, port, capacity)
+    : denoUdp(host, port, capacity);
+  return {
+    udp: (query, timeoutMs, signal) => udp.exchange.exchange(query, timeoutMs, signal),
+    tcp: (query, timeoutMs, signal) => tcpQuery(host, port, query, timeoutMs, signal),
+    close: () => udp.close(),
+  };
+}
+
+/**
+ * On Linux, connected libc sockets read by a poller (polled_exchange.ts): no async op and promise
+ * per datagram each way, as Deno's sockets cost.
+ */
+function polledUdp(address: number, port: number, capacity: number) {
+  const libc = openLibc();
+  const polled = polledExchange(
+    () => DatagramSocket.connect(libc.symbols, address, port),
+    libc.symbols,
+    capacity,
+  );
+  return {
+    exchange: polled.exchange,
+    async close() {
+      await polled.exchange.close(); // what is in flight fails now
+      // The poll still waiting returns at once (its sockets were shut down); the library it
+      // runs in stays open until then.
+      polled.poller.close().then(() => libc.close());
+    },
+  };
+}
+
+/** Deno's sockets, which cannot be connected: each checks the source of what it receives. */
+function denoUdp(host: string, port: number, capacity: number) {
   const open: OpenUpstreamSocket = (receive) => {
     const socket = Deno.listenDatagram({
       transport: "udp",
@@ -73,37 +116,42 @@ export function socketTransport(server: string, capacity: number): UpstreamTrans
     };
   };
   const exchange = new UdpExchange(open, { capacity });
-  return {
-    udp: (query, timeoutMs, signal) => exchange.exchange(query, timeoutMs, signal),
-    async tcp(query, timeoutMs, signal) {
-      signal.throwIfAborted();
-      const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-      const connecting = Deno.connect({ hostname: host, port, signal: deadline });
-      const conn = await connecting;
-      const close = () => {
-        try {
-          conn.close();
-        } catch {
-          // closed already
-        }
-      };
-      deadline.addEventListener("abort", close, { once: true });
-      try {
-        const framed = new Uint8Array(query.length + 2);
-        framed[0] = query.length >> 8;
-        framed[1] = query.length & 0xff;
-        framed.set(query, 2);
-        await conn.write(framed);
-        return await readFramed(conn);
-      } catch (error) {
-        throw deadline.aborted ? new Error(`no TCP answer within ${timeoutMs} ms`) : error;
-      } finally {
-        deadline.removeEventListener("abort", close);
-        close();
-      }
-    },
-    close: () => exchange.close(),
+  return { exchange, close: () => exchange.close() };
+}
+
+/** One query over TCP (RFC 7766 §5), on a connection of its own. */
+async function tcpQuery(
+  host: string,
+  port: number,
+  query: Uint8Array,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
+  signal.throwIfAborted();
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const connecting = Deno.connect({ hostname: host, port, signal: deadline });
+  const conn = await connecting;
+  const close = () => {
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
   };
+  deadline.addEventListener("abort", close, { once: true });
+  try {
+    const framed = new Uint8Array(query.length + 2);
+    framed[0] = query.length >> 8;
+    framed[1] = query.length & 0xff;
+    framed.set(query, 2);
+    await conn.write(framed);
+    return await readFramed(conn);
+  } catch (error) {
+    throw deadline.aborted ? new Error(`no TCP answer within ${timeoutMs} ms`) : error;
+  } finally {
+    deadline.removeEventListener("abort", close);
+    close();
+  }
 }
 
 /** Reads one length-prefixed DNS message from a TCP stream (RFC 1035 §4.2.2). */
