@@ -2,8 +2,8 @@
  * Upstream DNS transport for `tun_route`: queries leave through sockets bound to the interface
  * the resolver was reached by before k8stun routed it into the TUN (SO_BINDTODEVICE on Linux,
  * ffi/linux/bound_socket.ts; IP_BOUND_IF on macOS, ffi/darwin/bound_socket.ts).
- * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller
- * (ffi/linux/socket_poller.ts) while queries are in flight — a fixed number of descriptors and at
+ * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller while
+ * queries are in flight (core/dns/polled_exchange.ts) — a fixed number of descriptors and at
  * most one waiting thread, however many queries are outstanding (udp_exchange.ts multiplexes
  * them). TCP, for truncated answers (RFC 7766 §5), uses a socket per query on a blocking-call
  * thread, so at most {@link MAX_TCP_QUERIES} run at once.
