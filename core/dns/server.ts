@@ -13,7 +13,7 @@ import { GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
 import type { ClusterAnswerer } from "./answer.ts";
-import { listenUdp } from "./udp_listener.ts";
+import { listenDenoUdp, type ListenUdp } from "./udp_listener.ts";
 import { readFramed, type UpstreamResolver } from "./upstream.ts";
 
 const log = logger("dns");
@@ -184,8 +184,8 @@ export class DnsServer {
     return out;
   }
 
-  /** Serves UDP and TCP on `hostname:port`. */
-  listen(hostname: string, port: number): DnsListener {
+  /** Serves UDP (on the socket `listenUdp` opens) and TCP on `hostname:port`. */
+  listen(hostname: string, port: number, listenUdp: ListenUdp = listenDenoUdp): DnsListener {
     const udp = listenUdp(hostname, port, (query) => this.handle(query, true));
     let tcpSocket: Deno.Listener;
     try {

@@ -8,10 +8,6 @@
  * memory or descriptors, nor starve the names that are answered.
  */
 import { type Deadline, DeadlineQueue } from "./deadlines.ts";
-import { DatagramSocket } from "../../ffi/linux/datagram_socket.ts";
-import { openLibc } from "../../ffi/linux/libc.ts";
-import { ipv4ToNumber } from "../vip.ts";
-import { polledExchange } from "./polled_exchange.ts";
 import { type OpenUpstreamSocket, UdpExchange } from "./udp_exchange.ts";
 
 /** How one server is asked (tun_route binds its sockets to the original device). */
@@ -49,45 +45,17 @@ export const DEFAULT_UPSTREAM_LIMITS: UpstreamLimits = {
 };
 
 /**
- * Plain sockets (forward mode and tests). Deno's UDP sockets cannot be connected, so each
+ * Deno's sockets (forward mode off Linux, and tests; Linux's forward mode uses connected libc
+ * sockets, plugins/dns/socket_upstream.ts). Deno's UDP sockets cannot be connected, so each
  * checks the source of what it receives: only the server's address and port are let through.
  */
-export function socketTransport(
-  server: string,
-  capacity: number,
-  os: typeof Deno.build.os = Deno.build.os,
-): UpstreamTransport {
+export function socketTransport(server: string, capacity: number): UpstreamTransport {
   const [host, port] = splitServer(server);
-  const address = ipv4ToNumber(host);
-  const udp = os === "linux" && address !== undefined
-    ? polledUdp(address, port, capacity)
-    : denoUdp(host, port, capacity);
+  const udp = denoUdp(host, port, capacity);
   return {
-    udp: (query, timeoutMs, signal) => udp.exchange.exchange(query, timeoutMs, signal),
+    udp: (query, timeoutMs, signal) => udp.exchange(query, timeoutMs, signal),
     tcp: (query, timeoutMs, signal) => tcpQuery(host, port, query, timeoutMs, signal),
     close: () => udp.close(),
-  };
-}
-
-/**
- * On Linux, connected libc sockets read by a poller (polled_exchange.ts): no async op and promise
- * per datagram each way, as Deno's sockets cost.
- */
-function polledUdp(address: number, port: number, capacity: number) {
-  const libc = openLibc();
-  const polled = polledExchange(
-    () => DatagramSocket.connect(libc.symbols, address, port),
-    libc.symbols,
-    capacity,
-  );
-  return {
-    exchange: polled.exchange,
-    async close() {
-      await polled.exchange.close(); // what is in flight fails now
-      // The poll still waiting returns at once (its sockets were shut down); the library it
-      // runs in stays open until then.
-      polled.poller.close().then(() => libc.close());
-    },
   };
 }
 
@@ -116,11 +84,11 @@ function denoUdp(host: string, port: number, capacity: number) {
     };
   };
   const exchange = new UdpExchange(open, { capacity });
-  return { exchange, close: () => exchange.close() };
+  return exchange;
 }
 
-/** One query over TCP (RFC 7766 §5), on a connection of its own. */
-async function tcpQuery(
+/** One query to `host:port` over TCP (RFC 7766 §5), on a connection of its own. */
+export async function tcpQuery(
   host: string,
   port: number,
   query: Uint8Array,
@@ -172,7 +140,7 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
 }
 
 /** `1.2.3.4`, `1.2.3.4:5353`, `[::1]:53` or a bare IPv6 address. */
-function splitServer(server: string): [string, number] {
+export function splitServer(server: string): [string, number] {
   const v4 = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(server);
   if (v4) return [v4[1], v4[2] ? Number(v4[2]) : 53];
   const v6 = /^\[(.+)\]:(\d+)$/.exec(server);

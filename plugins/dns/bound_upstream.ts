@@ -3,13 +3,13 @@
  * the resolver was reached by before k8stun routed it into the TUN (SO_BINDTODEVICE on Linux,
  * ffi/linux/bound_socket.ts; IP_BOUND_IF on macOS, ffi/darwin/bound_socket.ts).
  * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller while
- * queries are in flight (core/dns/polled_exchange.ts) — a fixed number of descriptors and at
+ * queries are in flight (polled_exchange.ts) — a fixed number of descriptors and at
  * most one waiting thread, however many queries are outstanding (udp_exchange.ts multiplexes
  * them). TCP, for truncated answers (RFC 7766 §5), uses a socket per query on a blocking-call
  * thread, so at most {@link MAX_TCP_QUERIES} run at once.
  */
 import type { UpstreamTransport } from "../../core/dns/upstream.ts";
-import { polledExchange } from "../../core/dns/polled_exchange.ts";
+import { polledExchange } from "./polled_exchange.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { BoundSocket } from "../../ffi/linux/bound_socket.ts";
 import { cString, type Libc, openLibc } from "../../ffi/linux/libc.ts";

@@ -9,6 +9,8 @@ import { ClusterAnswerer } from "../../core/dns/answer.ts";
 import { DnsServer } from "../../core/dns/server.ts";
 import { UpstreamResolver } from "../../core/dns/upstream.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
+import { listenPolledUdp } from "../../ffi/linux/udp_server.ts";
+import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
 import type { BenchResult } from "./types.ts";
 
 interface LoadResult {
@@ -76,9 +78,14 @@ export async function run(): Promise<BenchResult[]> {
   // A local upstream answering every query at once.
   const upstream = worker<{ port: number }>({ role: "upstream" });
   const upstreamPort = (await upstream.result).port;
-  const resolver = new UpstreamResolver([`127.0.0.1:${upstreamPort}`]);
+  // Forward mode's sockets, as cli/tunnel.ts assembles them.
+  const resolver = new UpstreamResolver([`127.0.0.1:${upstreamPort}`], systemSocketTransport);
   const server = new DnsServer(answerer, resolver);
-  const listener = server.listen("127.0.0.1", 0);
+  const listener = server.listen(
+    "127.0.0.1",
+    0,
+    Deno.build.os === "linux" ? listenPolledUdp : undefined,
+  );
   const port = listener.addresses[0].port;
   try {
     // Three rounds, k8stun and its baseline alternating, and the median of each figure.

@@ -1,14 +1,17 @@
 /** The DNS server's UDP socket: libc's non-blocking socket on Linux, Deno's elsewhere. */
 import { assert, assertEquals } from "../assert.ts";
-import { listenUdp } from "../../core/dns/udp_listener.ts";
+import { listenDenoUdp, type ListenUdp } from "../../core/dns/udp_listener.ts";
+import { listenPolledUdp } from "../../ffi/linux/udp_server.ts";
 
 /** An echo with the first byte flipped, or no answer for a datagram starting with 0xff. */
 const answer = (query: Uint8Array) =>
   Promise.resolve(query[0] === 0xff ? null : Uint8Array.of(query[0] ^ 0x80, ...query.subarray(1)));
 
-for (const os of ["linux", "darwin"] as const) {
-  Deno.test(`dns udp listener (${os} socket): 500 datagrams in bursts are answered to each sender, and a null answer sends nothing`, async () => {
-    const listener = listenUdp("127.0.0.1", 0, answer, os);
+const listeners: [string, ListenUdp][] = [["libc", listenPolledUdp], ["Deno", listenDenoUdp]];
+
+for (const [kind, listenUdp] of listeners) {
+  Deno.test(`dns udp listener (${kind} socket): 500 datagrams in bursts are answered to each sender, and a null answer sends nothing`, async () => {
+    const listener = listenUdp("127.0.0.1", 0, answer);
     const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     try {
       const to = { transport: "udp" as const, hostname: "127.0.0.1", port: listener.port };
@@ -34,11 +37,11 @@ for (const os of ["linux", "darwin"] as const) {
   });
 }
 
-Deno.test("dns udp listener: a taken port is AddrInUse, and a closed listener frees its port", async () => {
-  const first = listenUdp("127.0.0.1", 0, answer, "linux");
+Deno.test("dns udp listener (libc socket): a taken port is AddrInUse, and a closed listener frees its port", async () => {
+  const first = listenPolledUdp("127.0.0.1", 0, answer);
   let error: unknown;
   try {
-    listenUdp("127.0.0.1", first.port, answer, "linux").close();
+    listenPolledUdp("127.0.0.1", first.port, answer).close();
   } catch (e) {
     error = e;
   }
@@ -48,7 +51,7 @@ Deno.test("dns udp listener: a taken port is AddrInUse, and a closed listener fr
   let again;
   for (let tries = 0; !again; tries++) {
     try {
-      again = listenUdp("127.0.0.1", first.port, answer, "linux");
+      again = listenPolledUdp("127.0.0.1", first.port, answer);
     } catch (error) {
       if (tries === 20) throw error;
       await new Promise((resolve) => setTimeout(resolve, 5));

@@ -7,7 +7,7 @@
  */
 import { SocketPoller } from "../../ffi/linux/socket_poller.ts";
 import type { Libc } from "../../ffi/linux/libc.ts";
-import { UdpExchange } from "./udp_exchange.ts";
+import { UdpExchange } from "../../core/dns/udp_exchange.ts";
 
 /** A non-blocking socket connected to the server. */
 export interface ConnectedDatagram {
