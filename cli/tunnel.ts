@@ -23,11 +23,13 @@ import { ipv4ToNumber, VipPool, vipStateOptions } from "../core/vip.ts";
 import { chooseVipRange, type RoutedRange } from "../core/vip_range.ts";
 import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
 import { PolicyRulesRefused } from "../ffi/linux/dns_diversion.ts";
+import { listenPolledUdp } from "../ffi/linux/udp_server.ts";
 import { type HostNetwork, openHostNetwork } from "../ffi/host_network.ts";
 import { openTunPlatform } from "../ffi/tun_platform.ts";
 import { isPublicTld } from "../core/names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
+import { systemSocketTransport } from "../plugins/dns/socket_upstream.ts";
 import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { loadSessionPlugins, syncCluster } from "./assemble.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
@@ -150,7 +152,11 @@ export async function startTunnel(
 
     abort?.throwIfAborted();
     const resolvers = await systemResolvers();
-    const upstream = new UpstreamResolver(resolvers.upstreams, undefined, resolvers.patience);
+    const upstream = new UpstreamResolver(
+      resolvers.upstreams,
+      systemSocketTransport,
+      resolvers.patience,
+    );
     cleanups.push(() => upstream.close());
     const dns = new DnsServer(
       new ClusterAnswerer(store, vips, scope, plugins.pluginResolvers),
@@ -331,7 +337,12 @@ export async function startTunnel(
 /** k8stun's DNS for the system; the address is taken when another k8stun owns the system's DNS. */
 function listenForSystemDns(dns: DnsServer): DnsListener {
   try {
-    return dns.listen(FORWARD_DNS_ADDRESS, 53);
+    // Linux: a libc socket, cheaper per datagram than Deno's (ffi/linux/udp_server.ts).
+    return dns.listen(
+      FORWARD_DNS_ADDRESS,
+      53,
+      Deno.build.os === "linux" ? listenPolledUdp : undefined,
+    );
   } catch (error) {
     if (!(error instanceof Deno.errors.AddrInUse)) throw error;
     throw new Error(

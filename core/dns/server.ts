@@ -13,6 +13,7 @@ import { GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
 import type { ClusterAnswerer } from "./answer.ts";
+import { listenDenoUdp, type ListenUdp } from "./udp_listener.ts";
 import { readFramed, type UpstreamResolver } from "./upstream.ts";
 
 const log = logger("dns");
@@ -183,30 +184,16 @@ export class DnsServer {
     return out;
   }
 
-  /** Serves UDP and TCP on `hostname:port`. */
-  listen(hostname: string, port: number): DnsListener {
-    const udp = Deno.listenDatagram({ transport: "udp", hostname, port });
+  /** Serves UDP (on the socket `listenUdp` opens) and TCP on `hostname:port`. */
+  listen(hostname: string, port: number, listenUdp: ListenUdp = listenDenoUdp): DnsListener {
+    const udp = listenUdp(hostname, port, (query) => this.handle(query, true));
     let tcpSocket: Deno.Listener;
     try {
-      tcpSocket = Deno.listen({
-        transport: "tcp",
-        hostname,
-        port: (udp.addr as Deno.NetAddr).port,
-      });
+      tcpSocket = Deno.listen({ transport: "tcp", hostname, port: udp.port });
     } catch (error) {
       udp.close();
       throw error;
     }
-    const receiveLoop = async () => {
-      while (true) {
-        const [received, from] = await udp.receive();
-        // Deno hands each datagram over in a 64 KiB buffer: keep only its bytes while it waits.
-        this.handle(received.slice(), true).then((reply) => {
-          if (reply) return udp.send(reply, from);
-        }).catch(() => {});
-      }
-    };
-    for (let i = 0; i < 4; i++) receiveLoop().catch(() => {});
     // The first query is the handshake; afterwards a connection may idle for seconds, not
     // minutes (RFC 7766 §6.2.3), and a query trickling in byte by byte counts as idle.
     const tcp = new GuardedListener(tcpSocket, {
@@ -232,7 +219,7 @@ export class DnsServer {
       },
     });
     return {
-      addresses: [{ hostname, port: (udp.addr as Deno.NetAddr).port }],
+      addresses: [{ hostname, port: udp.port }],
       close() {
         udp.close();
         tcp.close();

@@ -7,6 +7,7 @@
  * sockets are opened on first use and kept; how a socket sends and receives is the caller's
  * (Deno sockets in forward mode, device-bound ones in tun_route mode).
  */
+import { type Deadline, DeadlineQueue } from "./deadlines.ts";
 import { cryptoRandomId, InflightQueries } from "./inflight.ts";
 
 /** One socket to the server. */
@@ -22,10 +23,48 @@ export interface UpstreamSocket {
  */
 export type OpenUpstreamSocket = (receive: (datagram: Uint8Array) => void) => UpstreamSocket;
 
-/** A query waiting for its reply. */
-interface Waiter {
-  resolve(reply: Uint8Array): void;
-  reject(error: Error): void;
+/**
+ * A query waiting for its reply: settles once, whichever comes first of the reply, its deadline
+ * and its signal. One object, and the abort listener itself, instead of a closure for each.
+ */
+class Waiter {
+  id = -1;
+  deadline?: Deadline;
+  #settled = false;
+
+  constructor(
+    readonly exchange: Pick<UdpExchange, "forget">,
+    readonly query: Uint8Array,
+    readonly signal: AbortSignal | undefined,
+    readonly onReply: (reply: Uint8Array) => void,
+    readonly onError: (error: Error) => void,
+  ) {}
+
+  /** The reply arrived: it gets the client's id back. */
+  resolve(reply: Uint8Array): void {
+    if (!this.#finish()) return;
+    reply[0] = this.query[0];
+    reply[1] = this.query[1];
+    this.onReply(reply);
+  }
+
+  reject(error: Error): void {
+    if (this.#finish()) this.onError(error);
+  }
+
+  /** The signal aborted (EventListener). */
+  handleEvent(): void {
+    this.reject(this.signal!.reason ?? new Error("abandoned"));
+  }
+
+  #finish(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.deadline?.cancel();
+    this.signal?.removeEventListener("abort", this);
+    if (this.id >= 0) this.exchange.forget(this.id);
+    return true;
+  }
 }
 
 /** Sockets opened per server: four random source ports (a fixed number of descriptors). */
@@ -39,6 +78,7 @@ export class UdpExchange {
   /** Datagrams the sockets themselves refused (from another address or port). */
   #foreign = 0;
   #closed = false;
+  readonly #deadlines = new DeadlineQueue();
   #timeout?: { ms: number; error: Error };
 
   constructor(
@@ -73,44 +113,37 @@ export class UdpExchange {
    */
   exchange(query: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new Error("the upstream connection is closed"));
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const socket = this.#randomId() % this.socketCount;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
-      const id = this.#queries.add(query, socket, waiter);
-      if (id === undefined) {
-        const full = this.#queries.size >= this.#queries.capacity;
-        return reject(
-          new Error(full ? "too many queries in flight" : "the query's question is unreadable"),
-        );
-      }
-      const finish = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", abort);
-        this.#queries.delete(id);
-      };
-      waiter.reject = (error) => {
-        finish();
-        reject(error);
-      };
-      waiter.resolve = (reply) => {
-        finish();
-        reply[0] = query[0];
-        reply[1] = query[1];
-        resolve(reply);
-      };
-      const abort = () => waiter.reject(signal!.reason ?? new Error("abandoned"));
-      signal?.addEventListener("abort", abort, { once: true });
-      const timer = setTimeout(() => waiter.reject(this.#timedOut(timeoutMs)), timeoutMs);
-      const datagram = query.slice();
-      datagram[0] = id >> 8;
-      datagram[1] = id & 0xff;
-      try {
-        Promise.resolve(this.#socket(socket).send(datagram)).catch(waiter.reject);
-      } catch (error) {
-        waiter.reject(error as Error);
-      }
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
+    const waiter = new Waiter(this, query, signal, resolve, reject);
+    const id = this.#queries.add(query, socket, waiter);
+    if (id === undefined) {
+      const full = this.#queries.size >= this.#queries.capacity;
+      reject(new Error(full ? "too many queries in flight" : "the query's question is unreadable"));
+      return promise;
+    }
+    waiter.id = id;
+    signal?.addEventListener("abort", waiter, { once: true });
+    waiter.deadline = this.#deadlines.add(
+      timeoutMs,
+      () => waiter.reject(this.#timedOut(timeoutMs)),
+    );
+    const datagram = query.slice();
+    datagram[0] = id >> 8;
+    datagram[1] = id & 0xff;
+    try {
+      const sent = this.#socket(socket).send(datagram);
+      if (sent) sent.catch((error) => waiter.reject(error));
+    } catch (error) {
+      waiter.reject(error as Error);
+    }
+    return promise;
+  }
+
+  /** Forgets the query sent with `id` (it was answered, timed out or abandoned). */
+  forget(id: number): void {
+    this.#queries.delete(id);
   }
 
   /** Closes the sockets; queries in flight fail at once. */
@@ -118,6 +151,7 @@ export class UdpExchange {
     this.#closed = true;
     const closed = new Error("the upstream connection is closed");
     for (const waiter of this.#queries.clear()) waiter.reject(closed);
+    this.#deadlines.clear();
     const sockets = this.#sockets.splice(0);
     await Promise.all(sockets.map((socket) => socket?.close()));
   }

@@ -7,6 +7,7 @@
  * (its client gets SERVFAIL at once), so a flood of queries that are never answered cannot hold
  * memory or descriptors, nor starve the names that are answered.
  */
+import { type Deadline, DeadlineQueue } from "./deadlines.ts";
 import { type OpenUpstreamSocket, UdpExchange } from "./udp_exchange.ts";
 
 /** How one server is asked (tun_route binds its sockets to the original device). */
@@ -44,11 +45,22 @@ export const DEFAULT_UPSTREAM_LIMITS: UpstreamLimits = {
 };
 
 /**
- * Plain sockets (forward mode and tests). Deno's UDP sockets cannot be connected, so each
+ * Deno's sockets (forward mode off Linux, and tests; Linux's forward mode uses connected libc
+ * sockets, plugins/dns/socket_upstream.ts). Deno's UDP sockets cannot be connected, so each
  * checks the source of what it receives: only the server's address and port are let through.
  */
 export function socketTransport(server: string, capacity: number): UpstreamTransport {
   const [host, port] = splitServer(server);
+  const udp = denoUdp(host, port, capacity);
+  return {
+    udp: (query, timeoutMs, signal) => udp.exchange(query, timeoutMs, signal),
+    tcp: (query, timeoutMs, signal) => tcpQuery(host, port, query, timeoutMs, signal),
+    close: () => udp.close(),
+  };
+}
+
+/** Deno's sockets, which cannot be connected: each checks the source of what it receives. */
+function denoUdp(host: string, port: number, capacity: number) {
   const open: OpenUpstreamSocket = (receive) => {
     const socket = Deno.listenDatagram({
       transport: "udp",
@@ -56,7 +68,10 @@ export function socketTransport(server: string, capacity: number): UpstreamTrans
       port: 0,
     });
     (async () => {
-      for await (const [datagram, from] of socket) {
+      // One buffer for every receive: without it, each allocates (and zeroes) 64 KiB.
+      const buffer = new Uint8Array(65_535);
+      while (true) {
+        const [datagram, from] = await socket.receive(buffer);
         const source = from as Deno.NetAddr;
         if (source.port === port && source.hostname === host) receive(datagram.slice());
         else exchange.dropForeign();
@@ -69,37 +84,42 @@ export function socketTransport(server: string, capacity: number): UpstreamTrans
     };
   };
   const exchange = new UdpExchange(open, { capacity });
-  return {
-    udp: (query, timeoutMs, signal) => exchange.exchange(query, timeoutMs, signal),
-    async tcp(query, timeoutMs, signal) {
-      signal.throwIfAborted();
-      const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-      const connecting = Deno.connect({ hostname: host, port, signal: deadline });
-      const conn = await connecting;
-      const close = () => {
-        try {
-          conn.close();
-        } catch {
-          // closed already
-        }
-      };
-      deadline.addEventListener("abort", close, { once: true });
-      try {
-        const framed = new Uint8Array(query.length + 2);
-        framed[0] = query.length >> 8;
-        framed[1] = query.length & 0xff;
-        framed.set(query, 2);
-        await conn.write(framed);
-        return await readFramed(conn);
-      } catch (error) {
-        throw deadline.aborted ? new Error(`no TCP answer within ${timeoutMs} ms`) : error;
-      } finally {
-        deadline.removeEventListener("abort", close);
-        close();
-      }
-    },
-    close: () => exchange.close(),
+  return exchange;
+}
+
+/** One query to `host:port` over TCP (RFC 7766 §5), on a connection of its own. */
+export async function tcpQuery(
+  host: string,
+  port: number,
+  query: Uint8Array,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
+  signal.throwIfAborted();
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const connecting = Deno.connect({ hostname: host, port, signal: deadline });
+  const conn = await connecting;
+  const close = () => {
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
   };
+  deadline.addEventListener("abort", close, { once: true });
+  try {
+    const framed = new Uint8Array(query.length + 2);
+    framed[0] = query.length >> 8;
+    framed[1] = query.length & 0xff;
+    framed.set(query, 2);
+    await conn.write(framed);
+    return await readFramed(conn);
+  } catch (error) {
+    throw deadline.aborted ? new Error(`no TCP answer within ${timeoutMs} ms`) : error;
+  } finally {
+    deadline.removeEventListener("abort", close);
+    close();
+  }
 }
 
 /** Reads one length-prefixed DNS message from a TCP stream (RFC 1035 §4.2.2). */
@@ -120,7 +140,7 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
 }
 
 /** `1.2.3.4`, `1.2.3.4:5353`, `[::1]:53` or a bare IPv6 address. */
-function splitServer(server: string): [string, number] {
+export function splitServer(server: string): [string, number] {
   const v4 = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(server);
   if (v4) return [v4[1], v4[2] ? Number(v4[2]) : 53];
   const v6 = /^\[(.+)\]:(\d+)$/.exec(server);
@@ -133,6 +153,8 @@ export class UpstreamResolver {
   readonly #transports = new Map<string, UpstreamTransport>();
   /** Queries being forwarded, oldest first (a Set keeps insertion order). */
   readonly #inFlight = new Set<AbortController>();
+  /** When each query's next try starts (one timer for all of them). */
+  readonly #deadlines = new DeadlineQueue();
   readonly limits: UpstreamLimits;
   /** Queries that gave way to newer ones because `maxInFlight` were in flight. */
   evicted = 0;
@@ -209,15 +231,15 @@ export class UpstreamResolver {
     return new Promise<Uint8Array>((resolve, reject) => {
       let started = 0;
       let waiting = 0;
-      let next: ReturnType<typeof setTimeout> | undefined;
+      let next: Deadline | undefined;
       const start = () => {
-        clearTimeout(next);
+        next?.cancel();
         if (signal.aborted || started === schedule.length) return;
         const server = schedule[started];
         const waitMs = lastDeadline - started * timeoutMs;
         started++;
         waiting++;
-        next = setTimeout(start, timeoutMs);
+        if (started < schedule.length) next = this.#deadlines.add(timeoutMs, start);
         this.#try(server, query, clientOverTcp, waitMs, signal).then(resolve, (error) => {
           waiting--;
           if (!errors.has(server)) errors.set(server, (error as Error).message);
@@ -229,7 +251,7 @@ export class UpstreamResolver {
           }
         });
       };
-      signal.addEventListener("abort", () => clearTimeout(next), { once: true });
+      signal.addEventListener("abort", () => next?.cancel(), { once: true });
       start();
     });
   }
@@ -252,6 +274,7 @@ export class UpstreamResolver {
   /** Closes every server's sockets. */
   async close(): Promise<void> {
     for (const controller of this.#inFlight) controller.abort(new Error("k8stun is stopping"));
+    this.#deadlines.clear();
     await Promise.all([...this.#transports.values()].map((t) => t.close()));
     this.#transports.clear();
   }

@@ -25,6 +25,13 @@ const SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  /** A datagram and its sender's address (a UDP server's receive). */
+  recvfrom: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+  },
+  /** The address a socket was bound to (the port the kernel picked for port 0). */
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   /** A UDP connect only fixes the peer (no packet, no wait). */
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -68,6 +75,7 @@ export const Errno = {
   ENODEV: 19,
   EINVAL: 22,
   ESRCH: 3,
+  EADDRINUSE: 98,
   EADDRNOTAVAIL: 99,
   ENETUNREACH: 101,
   ENOBUFS: 105,

@@ -2,25 +2,22 @@
  * Upstream DNS transport for `tun_route`: queries leave through sockets bound to the interface
  * the resolver was reached by before k8stun routed it into the TUN (SO_BINDTODEVICE on Linux,
  * ffi/linux/bound_socket.ts; IP_BOUND_IF on macOS, ffi/darwin/bound_socket.ts).
- * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller
- * (ffi/linux/socket_poller.ts) while queries are in flight — a fixed number of descriptors and at
+ * UDP goes over a few non-blocking sockets connected to the resolver, read by one poller while
+ * queries are in flight (polled_exchange.ts) — a fixed number of descriptors and at
  * most one waiting thread, however many queries are outstanding (udp_exchange.ts multiplexes
  * them). TCP, for truncated answers (RFC 7766 §5), uses a socket per query on a blocking-call
  * thread, so at most {@link MAX_TCP_QUERIES} run at once.
  */
 import type { UpstreamTransport } from "../../core/dns/upstream.ts";
-import { UdpExchange } from "../../core/dns/udp_exchange.ts";
+import { polledExchange } from "./polled_exchange.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
 import { BoundSocket } from "../../ffi/linux/bound_socket.ts";
 import { cString, type Libc, openLibc } from "../../ffi/linux/libc.ts";
-import { SocketPoller } from "../../ffi/linux/socket_poller.ts";
 import { Darwin } from "../../ffi/darwin/libsystem.ts";
 import { DarwinBoundSocket } from "../../ffi/darwin/bound_socket.ts";
 
 /** TCP queries to one server at once: each holds a descriptor and a blocking-call thread. */
 export const MAX_TCP_QUERIES = 16;
-/** Datagrams read per socket per wake-up, so one busy socket cannot starve the others. */
-const READS_PER_WAKE = 64;
 
 /** A socket bound to the device (either OS's BoundSocket). */
 type DeviceSocket = Pick<
@@ -70,28 +67,11 @@ export function boundTransport(
   const address = ipv4ToNumber(host);
   if (address === undefined) throw new Error(`${server} is not an IPv4 resolver`);
   const port = portText ? Number(portText) : 53;
-  const buffer = new Uint8Array(65535);
-  const poller = new SocketPoller(sockets.poll, () => exchange.inFlight > 0);
-  const exchange = new UdpExchange((receive) => {
-    const socket = sockets.datagram(address, port);
-    poller.add(socket.fd, () => {
-      for (let i = 0; i < READS_PER_WAKE; i++) {
-        const n = socket.receiveNow(buffer);
-        if (n < 0) return; // EAGAIN, or an ICMP error (already cleared by this receive)
-        receive(buffer.slice(0, n));
-      }
-    });
-    return {
-      send(datagram) {
-        socket.send(datagram);
-        poller.wake();
-      },
-      close() {
-        poller.remove(socket.fd);
-        socket.close();
-      },
-    };
-  }, { capacity });
+  const { exchange, poller, close } = polledExchange(
+    () => sockets.datagram(address, port),
+    sockets.poll,
+    capacity,
+  );
   let tcpQueries = 0;
   return {
     // Failures name the server already (UpstreamResolver.forward), and a flood makes many.
@@ -134,9 +114,6 @@ export function boundTransport(
       }
     },
     receivePending: () => poller.readNow(),
-    async close() {
-      await exchange.close();
-      await poller.close();
-    },
+    close,
   };
 }

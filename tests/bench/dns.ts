@@ -9,6 +9,8 @@ import { ClusterAnswerer } from "../../core/dns/answer.ts";
 import { DnsServer } from "../../core/dns/server.ts";
 import { UpstreamResolver } from "../../core/dns/upstream.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
+import { listenPolledUdp } from "../../ffi/linux/udp_server.ts";
+import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
 import type { BenchResult } from "./types.ts";
 
 interface LoadResult {
@@ -40,7 +42,25 @@ async function load(port: number, name: string, total: number, inFlight = 50) {
   }
 }
 
-const ROUNDS = 3;
+/** CPU time of this process's main thread (the server's) in ms, from Linux's /proc (10 ms ticks). */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/self/task/${Deno.pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime
+  } catch {
+    return NaN; // not Linux
+  }
+}
+
+type Row = "cluster" | "light" | "lightDirect" | "forwarded" | "direct";
+
+const ROUNDS = Number(Deno.env.get("K8STUN_BENCH_DNS_ROUNDS") ?? 3);
+/** Scales every round's query counts (0.2 for a quick look while iterating). */
+const SCALE = Number(Deno.env.get("K8STUN_BENCH_DNS_SCALE") ?? 1);
+/** `forwarded` runs only the forwarded rows (and their baseline), e.g. under a profiler. */
+const ONLY = Deno.env.get("K8STUN_BENCH_DNS_ONLY");
+const count = (n: number) => Math.max(100, Math.round(n * SCALE));
 
 export async function run(): Promise<BenchResult[]> {
   const store = new ClusterStore();
@@ -58,37 +78,67 @@ export async function run(): Promise<BenchResult[]> {
   // A local upstream answering every query at once.
   const upstream = worker<{ port: number }>({ role: "upstream" });
   const upstreamPort = (await upstream.result).port;
-  const server = new DnsServer(answerer, new UpstreamResolver([`127.0.0.1:${upstreamPort}`]));
-  const listener = server.listen("127.0.0.1", 0);
+  // Forward mode's sockets, as cli/tunnel.ts assembles them.
+  const resolver = new UpstreamResolver([`127.0.0.1:${upstreamPort}`], systemSocketTransport);
+  const server = new DnsServer(answerer, resolver);
+  const listener = server.listen(
+    "127.0.0.1",
+    0,
+    Deno.build.os === "linux" ? listenPolledUdp : undefined,
+  );
   const port = listener.addresses[0].port;
   try {
     // Three rounds, k8stun and its baseline alternating, and the median of each figure.
-    const rounds: Record<
-      "cluster" | "light" | "lightDirect" | "forwarded" | "direct",
-      LoadResult
-    >[] = [];
+    const rounds: Partial<Record<Row, LoadResult>>[] = [];
+    /** The server thread's CPU per forwarded query, µs: what the machine's load does not move. */
+    const serverCpu: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      rounds.push({
-        cluster: await load(port, "hello.demo", 40_000),
-        light: await load(port, "hello.demo", 20_000, 4),
-        lightDirect: await load(upstreamPort, "hello.demo", 20_000, 4),
-        forwarded: await load(port, "example.test", 10_000),
-        direct: await load(upstreamPort, "example.test", 10_000),
-      });
+      const figures: Partial<Record<Row, LoadResult>> = {};
+      if (ONLY !== "forwarded") {
+        figures.cluster = await load(port, "hello.demo", count(40_000));
+        figures.light = await load(port, "hello.demo", count(20_000), 4);
+        figures.lightDirect = await load(upstreamPort, "hello.demo", count(20_000), 4);
+      }
+      const cpuBefore = mainThreadCpuMs();
+      figures.forwarded = await load(port, "example.test", count(10_000));
+      serverCpu.push((mainThreadCpuMs() - cpuBefore) * 1000 / count(10_000));
+      figures.direct = await load(upstreamPort, "example.test", count(10_000));
+      rounds.push(figures);
     }
-    const pick = (key: keyof (typeof rounds)[number]): LoadResult => {
+    const pick = (key: Row): LoadResult => {
       const median = (field: keyof LoadResult) =>
-        rounds.map((r) => r[key][field]).sort((a, b) => a - b)[Math.floor(rounds.length / 2)];
+        rounds.map((r) => r[key]![field]).sort((a, b) => a - b)[Math.floor(rounds.length / 2)];
       return { qps: median("qps"), p50: median("p50"), p99: median("p99"), lost: median("lost") };
     };
-    const [cluster, light, lightDirect, forwarded, direct] = [
-      pick("cluster"),
-      pick("light"),
-      pick("lightDirect"),
-      pick("forwarded"),
-      pick("direct"),
-    ];
     const lost = rounds.flatMap((r) => Object.values(r)).reduce((sum, r) => sum + r.lost, 0);
+    const [forwarded, direct] = [pick("forwarded"), pick("direct")];
+    const forwardedRows: BenchResult[] = [
+      {
+        name: "DNS forwarded names, 50 in flight",
+        value: forwarded.qps,
+        unit: "queries/s",
+        baseline: { name: "upstream queried directly", value: direct.qps },
+      },
+      {
+        name: "DNS forwarded names p50",
+        value: forwarded.p50,
+        unit: "ms",
+        baseline: { name: "upstream queried directly", value: direct.p50 },
+      },
+      {
+        name: "DNS forwarded names p99",
+        value: forwarded.p99,
+        unit: "ms",
+        baseline: { name: "upstream queried directly", value: direct.p99 },
+        note:
+          `${(forwarded.p99 - direct.p99).toFixed(2)} ms added at p99; server thread ${
+            serverCpu.sort((a, b) => a - b)[Math.floor(serverCpu.length / 2)].toFixed(0)
+          } µs CPU per query` +
+          (lost > 0 ? `; ${lost} queries lost over all rounds (UDP on a loaded machine)` : ""),
+      },
+    ];
+    if (ONLY === "forwarded") return forwardedRows;
+    const [cluster, light, lightDirect] = [pick("cluster"), pick("light"), pick("lightDirect")];
     return [
       { name: "DNS cluster names, 50 in flight", value: cluster.qps, unit: "queries/s" },
       {
@@ -110,24 +160,11 @@ export async function run(): Promise<BenchResult[]> {
         unit: "ms",
         baseline: { name: "trivial UDP echo server", value: lightDirect.p99 },
       },
-      {
-        name: "DNS forwarded names",
-        value: forwarded.qps,
-        unit: "queries/s",
-        baseline: { name: "upstream queried directly", value: direct.qps },
-      },
-      {
-        name: "DNS forwarded names p99",
-        value: forwarded.p99,
-        unit: "ms",
-        baseline: { name: "upstream queried directly", value: direct.p99 },
-        note: lost > 0
-          ? `${lost} queries lost over all rounds (UDP on a loaded machine)`
-          : undefined,
-      },
+      ...forwardedRows,
     ];
   } finally {
     listener.close();
+    await resolver.close(); // its sockets would keep the process alive
     upstream.stop();
   }
 }

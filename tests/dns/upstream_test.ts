@@ -9,6 +9,7 @@ import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { InflightQueries, questionKey } from "../../core/dns/inflight.ts";
 import { type TransportFactory, UpstreamResolver } from "../../core/dns/upstream.ts";
 import { boundTransport } from "../../plugins/dns/bound_upstream.ts";
+import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
 
 function query(name: string, type = "A", id = 42): Uint8Array {
   return new Uint8Array(dnsPacket.encode({
@@ -109,6 +110,7 @@ function openFds(): number {
 
 const transports: [string, TransportFactory | undefined, boolean][] = [
   ["plain sockets", undefined, false],
+  ["connected libc sockets", systemSocketTransport, Deno.build.os !== "linux"],
   [
     "sockets bound to a device",
     (server, capacity) => boundTransport(server, "lo", capacity),
