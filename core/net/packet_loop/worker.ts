@@ -53,7 +53,7 @@ const PREEMPTED_MS = 0.05;
 const CONTENDED_BACKOFF_MS = 50;
 /** Fault kinds reported by message; past this many, faults are only counted. */
 const MAX_FAULT_KINDS = 32;
-/** Device reads per turn: the TUN's queue holds 500 packets; read until it is empty. */
+/** Device reads per turn: more than the TUN queue holds (1000 packets, docs/platform.md §3.3). */
 const MAX_READS_PER_TURN = 4096;
 const NO_OFFLOAD: Offload = { kind: "none" };
 let started = false;
@@ -321,7 +321,7 @@ function run(start: LoopStart, io: PacketIo): void {
     let work = readOps(opsRing, (op) => applyContained(op, t));
     // The main thread holds operations that did not fit: tell it there is room now.
     if (Atomics.exchange(signals, Signal.OPS_BACKLOG, 0) === 1) wakeMain();
-    // Drain the device (its queue holds 500 packets; read until it is empty).
+    // Drain the device: read until it is empty.
     turnBytes += io.receive(MAX_READS_PER_TURN, (ip, checksumTrusted) => {
       work++;
       if (!sources.admits(ip)) {
