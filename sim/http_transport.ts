@@ -76,6 +76,9 @@ export function listenSim(
     }
     chooser.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       ws.binaryType = "nodebuffer";
+      // A client that breaks the WebSocket protocol loses its connection, not the server: `ws`
+      // reports the bad frame as an "error" event, fatal to the process when nobody listens.
+      ws.on("error", () => ws.terminate());
       const messageSocket: MessageSocket = {
         send: (data) => ws.send(data),
         close: (code) => ws.close(code),
