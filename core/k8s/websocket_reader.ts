@@ -209,10 +209,20 @@ export class WebSocketReader {
       } catch {
         throw new WebSocketProtocolError("a close reason that is not UTF-8 (§5.5.1)");
       }
-      this.#handlers.close(
-        payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined,
-        reason,
-      );
+      const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined;
+      if (code !== undefined && !sendableCloseCode(code)) {
+        throw new WebSocketProtocolError(`a close frame with status ${code} (§7.4)`);
+      }
+      this.#handlers.close(code, reason);
     }
   }
+}
+
+/**
+ * A status a close frame may carry (RFC 6455 §7.4.1, §7.4.2): the defined ones except those
+ * reserved for reporting (1005, 1006, 1015), and the ranges for libraries and applications.
+ */
+function sendableCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999);
 }

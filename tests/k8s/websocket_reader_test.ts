@@ -140,6 +140,8 @@ Deno.test("websocket reader: frames a client must refuse fail with the status to
     ["a fragmented ping", serverFrame(0x9, pattern(1), false), CLOSE_PROTOCOL_ERROR],
     ["a 126-byte ping", serverFrame(0x9, pattern(126)), CLOSE_PROTOCOL_ERROR],
     ["a one-byte close", serverFrame(0x8, pattern(1)), CLOSE_PROTOCOL_ERROR],
+    ["a close with status 1005", serverFrame(0x8, Uint8Array.of(0x03, 0xed)), CLOSE_PROTOCOL_ERROR],
+    ["a close with status 999", serverFrame(0x8, Uint8Array.of(0x03, 0xe7)), CLOSE_PROTOCOL_ERROR],
     [
       "a new message inside a fragmented one",
       concat([serverFrame(0x2, pattern(1), false), serverFrame(0x2, pattern(1))]),
