@@ -127,7 +127,8 @@ export class WebSocketReader {
 
   /** Checks the first two header bytes; returns how many extended-length bytes follow. */
   #firstTwoBytes(): number {
-    const [b0, b1] = this.#header;
+    const b0 = this.#header[0];
+    const b1 = this.#header[1];
     if (b0 & 0x70) throw new WebSocketProtocolError("a frame set reserved bits (§5.2)");
     if (b1 & 0x80) throw new WebSocketProtocolError("the server masked a frame (§5.1)");
     this.#fin = (b0 & 0x80) !== 0;
