@@ -41,6 +41,8 @@ export class CoalescingWriter {
   readonly #queue: { buffer: Uint8Array; length: number }[] = [];
   #writing = false;
   #queued = 0;
+  /** Called once everything sent before them is written. */
+  #drained: (() => void)[] = [];
 
   /** `write` takes the bytes and calls `done` once they are written (they are reused after). */
   constructor(format: FrameFormat, write: (bytes: Uint8Array, done: () => void) => void) {
@@ -53,23 +55,38 @@ export class CoalescingWriter {
     return this.#queued;
   }
 
-  /** Sends one frame whose payload is `head` then `body` (both copied before this returns). */
-  send(head: Uint8Array, body: Uint8Array): void {
-    const n = this.#format.length(head.length + body.length);
+  /**
+   * Sends one frame whose payload is `head` then `body` (both copied before this returns), laid
+   * out by `format` (the writer's own unless given: e.g. a WebSocket control frame among binary
+   * messages), after every frame sent before it.
+   */
+  send(head: Uint8Array, body: Uint8Array, format: FrameFormat = this.#format): void {
+    const n = format.length(head.length + body.length);
     let last = this.#queue.at(-1);
     if (!last || last.length + n > last.buffer.length) {
       const buffer = n > CHUNK ? new Uint8Array(n) : this.#spares.pop() ?? new Uint8Array(CHUNK);
       last = { buffer, length: 0 };
       this.#queue.push(last);
     }
-    last.length = this.#format.encodeInto(last.buffer, last.length, head, body);
+    last.length = format.encodeInto(last.buffer, last.length, head, body);
     this.#queued += n;
     if (!this.#writing) this.#next();
   }
 
+  /** Calls `callback` once every frame sent so far is written (at once if they are). */
+  whenDrained(callback: () => void): void {
+    if (!this.#writing && this.#queue.length === 0) callback();
+    else this.#drained.push(callback);
+  }
+
   #next(): void {
     const chunk = this.#queue.shift();
-    if (!chunk) return;
+    if (!chunk) {
+      const drained = this.#drained;
+      this.#drained = [];
+      for (const callback of drained) callback();
+      return;
+    }
     this.#writing = true;
     this.#queued -= chunk.length;
     this.#write(chunk.buffer.subarray(0, chunk.length), () => {

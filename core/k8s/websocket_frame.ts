@@ -1,8 +1,8 @@
 /**
- * Client-to-server WebSocket binary messages (RFC 6455 §5.2) for the port-forward tunnel, built
- * straight into the buffer that goes to the socket: WebSocket header, masking key, then the
- * payload given as a head and a body (a SPDY frame header and the app's bytes), masked a 32-bit
- * word at a time (§5.3).
+ * Client-to-server WebSocket binary messages (RFC 6455 §5.2) for the port-forward tunnel (and
+ * its pongs and close), built straight into the buffer that goes to the socket: WebSocket
+ * header, masking key, then the payload given as a head and a body (a SPDY frame header and the
+ * app's bytes), masked a 32-bit word at a time (§5.3).
  *
  * Why not `ws`'s `send`: without its native helper (never under Deno) `ws` masks a byte at a
  * time in JavaScript into a buffer of its own, after the SPDY framing copied the app's bytes into
@@ -46,13 +46,31 @@ export class MaskedFrameEncoder implements FrameFormat {
   }
 
   /**
+   * The format of frames with `opcode` instead (a pong or a close, RFC 6455 §5.5), masked with
+   * keys from the same pool.
+   */
+  withOpcode(opcode: number): FrameFormat {
+    return {
+      length: maskedFrameLength,
+      encodeInto: (target, offset, head, body) =>
+        this.encodeInto(target, offset, head, body, opcode),
+    };
+  }
+
+  /**
    * Writes the message {@link encode} builds into `target` at `offset` (which must have room
    * for {@link maskedFrameLength} bytes); returns the offset after it.
    */
-  encodeInto(target: Uint8Array, offset: number, head: Uint8Array, body: Uint8Array): number {
+  encodeInto(
+    target: Uint8Array,
+    offset: number,
+    head: Uint8Array,
+    body: Uint8Array,
+    opcode = 0x2,
+  ): number {
     const length = head.length + body.length;
     const header = headerLength(length);
-    target[offset] = 0x82; // FIN, binary
+    target[offset] = 0x80 | opcode; // FIN: a message of one frame
     if (length <= 125) target[offset + 1] = 0x80 | length;
     else if (length <= 0xffff) {
       target[offset + 1] = 0x80 | 126;

@@ -6,68 +6,56 @@
  */
 import type { Duplex as NodeDuplex } from "node:stream";
 // @ts-types="@types/ws"
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import { DialError } from "../../mod.ts";
 import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
+import {
+  CLOSE_NORMAL,
+  OPCODE_CLOSE,
+  OPCODE_PONG,
+  WebSocketProtocolError,
+  WebSocketReader,
+} from "../../core/k8s/websocket_reader.ts";
+import {
+  webSocketKey,
+  webSocketSwitchProblem,
+  webSocketUpgradeHeaders,
+} from "../../core/k8s/websocket_upgrade.ts";
 import { CoalescingWriter, RAW_FRAMES } from "../../core/k8s/coalescing_writer.ts";
 import type { SpdyLink } from "../../core/k8s/spdy/session.ts";
 import { MAX_MESSAGE } from "./limits.ts";
-import { upgradeRefusal, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
+import { upgradeConnection, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
 
 /** The tunnelled subprotocol (docs/portforward.md §7). */
 export const SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io";
 
+/** How long a closing tunnel waits for the server to close the connection (RFC 6455 §7.1.1). */
+const CLOSE_WAIT_MS = 2_000;
+
 /**
- * Opens the WebSocket tunnel; rejects with {@link UpgradeRefused} when the server does not tunnel
- * SPDY.
+ * Opens the WebSocket tunnel (`url` is wss:// or ws://) with our own upgrade request: `ws` (like
+ * the WHATWG API) rejects "/" in a subprotocol token, and its receiver is not needed (see
+ * websocket_reader.ts). Rejects with {@link UpgradeRefused} when the server does not tunnel SPDY.
  */
-export function openTunnelLink(url: string, options: WebSocket.ClientOptions): Promise<SpdyLink> {
-  return new Promise((resolve, reject) => {
-    // `ws` (like the WHATWG API) rejects "/" in a subprotocol token, but Kubernetes names the
-    // tunnel "SPDY/3.1+portforward.k8s.io": send the header ourselves and take the server's
-    // answer off the response before `ws` checks it (it then sees no subprotocol either way).
-    let accepted = false;
-    let socket: NodeDuplex | undefined;
-    const ws = new WebSocket(url, {
-      ...options,
-      maxPayload: MAX_MESSAGE,
-      // The SPDY header blocks are compressed already and the data is the app's: inflating
-      // would only cost CPU and open the door to decompression bombs.
-      perMessageDeflate: false,
-      headers: {
-        ...(options.headers as Record<string, string> | undefined),
-        "Sec-WebSocket-Protocol": SPDY_TUNNEL_PROTOCOL,
-      },
-      finishRequest: (request) => {
-        request.prependListener("upgrade", (response, upgraded) => {
-          socket = upgraded;
-          accepted = response.headers["sec-websocket-protocol"] === SPDY_TUNNEL_PROTOCOL;
-          delete response.headers["sec-websocket-protocol"];
-        });
-        request.end();
-      },
-    });
-    ws.binaryType = "nodebuffer";
-    ws.on("unexpected-response", (_req, res) => {
-      res.resume();
-      reject(upgradeRefusal(res.statusCode ?? 0, "port-forward upgrade"));
-      ws.terminate();
-    });
-    ws.once("error", (error: Error) => {
-      reject(
-        /subprotocol/.test(error.message) ? new UpgradeRefused(error.message) : new DialError(
-          /timed out/i.test(error.message) ? "timeout" : "error",
-          `port-forward connection: ${error.message}`,
-        ),
-      );
-    });
-    ws.once("open", () => {
-      if (!accepted || !socket) {
-        ws.terminate();
-        reject(new UpgradeRefused("the server did not accept the SPDY tunnel"));
-      } else resolve(webSocketLink(ws, socket));
-    });
+export async function openTunnelLink(
+  url: string,
+  options: WebSocket.ClientOptions,
+): Promise<SpdyLink> {
+  const key = webSocketKey();
+  const { socket, head } = await upgradeConnection(url.replace(/^ws/, "http"), options, {
+    method: "GET",
+    headers: webSocketUpgradeHeaders(key, SPDY_TUNNEL_PROTOCOL),
+    what: "port-forward upgrade",
+    check(headers) {
+      const problem = webSocketSwitchProblem(headers, key, SPDY_TUNNEL_PROTOCOL);
+      if (!problem) return undefined;
+      return "refused" in problem
+        ? new UpgradeRefused(problem.refused)
+        : new DialError("error", `port-forward connection: ${problem.broken}`);
+    },
   });
+  (socket as NodeDuplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  return webSocketLink(socket, head);
 }
 
 /**
@@ -84,38 +72,95 @@ export async function openDirectLink(
 }
 
 /**
- * The WebSocket tunnel. Every SPDY frame goes to the WebSocket's socket directly, as a message
- * masked by {@link MaskedFrameEncoder} into a {@link CoalescingWriter}'s buffer (frames sent
- * while a write is out share the next one, in order); `ws` reads, and writes only its own
- * control frames (pong, close).
+ * The WebSocket tunnel over the connection its upgrade switched (`head`: bytes that came with
+ * the 101). Every SPDY frame goes out as a binary message masked by {@link MaskedFrameEncoder}
+ * into a {@link CoalescingWriter}'s buffer (frames sent while a write is out share the next one,
+ * in order), pongs and the close among them. A {@link WebSocketReader} hands the messages'
+ * payloads to the session as they arrive; a frame the client must refuse closes the link with
+ * the status RFC 6455 §7.4.1 gives it.
  */
-export function webSocketLink(ws: WebSocket, socket: NodeDuplex): SpdyLink {
+export function webSocketLink(socket: NodeDuplex, head: Uint8Array): SpdyLink {
+  const encoder = new MaskedFrameEncoder();
   const frames = new CoalescingWriter(
-    new MaskedFrameEncoder(),
+    encoder,
     (bytes, done) => void socket.write(bytes, () => done()),
   );
+  const pong = encoder.withOpcode(OPCODE_PONG);
+  const closeFrame = encoder.withOpcode(OPCODE_CLOSE);
   const none = new Uint8Array(0);
+  /** We sent a close frame: nothing may follow it (RFC 6455 §5.5.1). */
+  let closing = false;
+  let ended = false;
+  let closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Sends a close frame with `code`, then ends our side once it is written; the server closes
+   * the TCP connection (§7.1.1), or we do after {@link CLOSE_WAIT_MS}.
+   */
+  const sendClose = (code: number | undefined) => {
+    if (closing || ended) return;
+    closing = true;
+    const body = code === undefined ? none : new Uint8Array([code >>> 8, code & 0xff]);
+    frames.send(none, body, closeFrame);
+    frames.whenDrained(() => socket.end());
+    closeTimer = setTimeout(() => socket.destroy(), CLOSE_WAIT_MS);
+  };
   return {
     get open() {
-      return ws.readyState === WebSocket.OPEN;
+      return !closing && !ended && !socket.destroyed && socket.writable;
     },
     get bufferedAmount() {
-      return ws.bufferedAmount + frames.queuedBytes;
+      return socket.writableLength + frames.queuedBytes;
     },
     send: (frame) => frames.send(none, frame),
     sendData: (header, body) => frames.send(header, body),
-    pause: () => ws.pause(),
-    resume: () => ws.resume(),
-    terminate: () => ws.terminate(),
-    close: () => ws.close(1000),
+    pause: () => void socket.pause(),
+    resume: () => void socket.resume(),
+    terminate: () => void socket.destroy(),
+    close: () => sendClose(CLOSE_NORMAL),
     listen(handlers) {
-      ws.on("message", (data: Uint8Array, isBinary: boolean) => {
-        handlers.heard();
-        if (isBinary) handlers.bytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      /** The session hears the end once; the socket may still be sending our close frame. */
+      const finish = () => {
+        if (ended) return;
+        ended = true;
+        handlers.closed();
+      };
+      const closed = () => {
+        clearTimeout(closeTimer);
+        socket.destroy();
+        finish();
+      };
+      const reader = new WebSocketReader({
+        frame: () => handlers.heard(),
+        binary: (bytes) => {
+          if (!ended) handlers.bytes(bytes);
+        },
+        ping: (payload) => {
+          if (!closing) frames.send(none, payload, pong);
+        },
+        pong: () => {},
+        close: (code) => {
+          sendClose(code);
+          finish();
+        },
+      }, MAX_MESSAGE);
+      const read = (bytes: Uint8Array) => {
+        if (ended) return;
+        try {
+          reader.push(bytes);
+        } catch (error) {
+          if (!(error instanceof WebSocketProtocolError)) throw error;
+          sendClose(error.code);
+          finish();
+        }
+      };
+      // After the session is wired up, before anything the socket reads next.
+      if (head.length > 0) queueMicrotask(() => read(head));
+      socket.on("data", (data: Uint8Array) => {
+        read(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       });
-      ws.on("close", () => handlers.closed());
-      ws.on("error", () => {});
-      ws.on("pong", () => handlers.heard());
+      socket.on("end", closed);
+      socket.on("close", closed);
+      socket.on("error", () => {});
     },
   };
 }

@@ -3,7 +3,8 @@
  * kubectl reached pods before Kubernetes 1.31, and its fallback since, for API servers that do
  * not tunnel SPDY over WebSocket and for proxies that strip WebSocket upgrades but pass others.
  * The request carries the kubeconfig's credentials and TLS dial exactly as the WebSocket
- * options built for the tunnel (connection_options.ts) say.
+ * options built for the tunnel (connection_options.ts) say. The WebSocket tunnel's own upgrade
+ * (session_link.ts) is the same request with other headers and checks.
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -36,50 +37,81 @@ export interface SpdyUpgrade {
   head: Uint8Array;
 }
 
+/** What an upgrade request sends, and how its 101 answer is judged. */
+export interface UpgradeRequest {
+  method: "GET" | "POST";
+  /** The upgrade's own headers, sent after the kubeconfig's credentials. */
+  headers: Record<string, string>;
+  /** What errors call this upgrade, e.g. "port-forward SPDY upgrade". */
+  what: string;
+  /**
+   * Why the 101 does not switch to what was asked: an {@link UpgradeRefused} lets the dialer try
+   * the next transport. Undefined when it does.
+   */
+  check(headers: Record<string, string | string[] | undefined>): Error | undefined;
+}
+
 /**
- * Sends the upgrade. `url` is the portforward URL (https:// or http://); `options` the tunnel's
- * WebSocket options (credentials in `headers`, the TLS dial in `createConnection` or the
- * `node:tls` settings, the limit in `handshakeTimeout`).
+ * Sends an upgrade request and hands over the switched connection. `url` is the portforward URL
+ * (https:// or http://); `options` the tunnel's WebSocket options (credentials in `headers`, the
+ * TLS dial in `createConnection` or the `node:tls` settings, the limit in `handshakeTimeout`).
  */
-export function upgradeToSpdy(url: string, options: WebSocket.ClientOptions): Promise<SpdyUpgrade> {
+export function upgradeConnection(
+  url: string,
+  options: WebSocket.ClientOptions,
+  upgrade: UpgradeRequest,
+): Promise<SpdyUpgrade> {
   const { handshakeTimeout, headers, ...rest } = options;
   return new Promise((resolve, reject) => {
     const request = (url.startsWith("https:") ? httpsRequest : httpRequest)(url, {
       ...(rest as Record<string, unknown>),
-      method: "POST",
+      method: upgrade.method,
       timeout: handshakeTimeout,
-      headers: {
-        ...(headers as Record<string, string> | undefined),
-        Connection: "Upgrade",
-        Upgrade: "SPDY/3.1",
-        "X-Stream-Protocol-Version": PORT_FORWARD_PROTOCOL,
-      },
+      headers: { ...(headers as Record<string, string> | undefined), ...upgrade.headers },
     });
     request.on("upgrade", (response, socket: NodeDuplex, head: Uint8Array) => {
-      const upgrade = String(response.headers["upgrade"] ?? "").toLowerCase();
-      const protocol = response.headers["x-stream-protocol-version"];
-      if (upgrade !== "spdy/3.1" || protocol !== PORT_FORWARD_PROTOCOL) {
+      const problem = upgrade.check(response.headers);
+      if (problem) {
         socket.destroy();
-        reject(
-          new UpgradeRefused(
-            `the API server switched to "${upgrade}" with stream protocol "${protocol ?? ""}"`,
-          ),
-        );
+        reject(problem);
         return;
       }
+      // The handshake's limit no longer applies: a link is idle as long as its users are.
+      (socket as NodeDuplex & { setTimeout?: (ms: number) => void }).setTimeout?.(0);
       resolve({ socket, head: new Uint8Array(head.buffer, head.byteOffset, head.byteLength) });
     });
     request.on("response", (response) => {
       response.resume();
-      reject(upgradeRefusal(response.statusCode ?? 0, "port-forward SPDY upgrade"));
+      reject(upgradeRefusal(response.statusCode ?? 0, upgrade.what));
     });
     request.on("timeout", () => {
       request.destroy();
-      reject(new DialError("timeout", "port-forward SPDY upgrade timed out"));
+      reject(new DialError("timeout", `${upgrade.what} timed out`));
     });
     request.on("error", (error: Error) => {
       reject(new DialError("error", `port-forward connection: ${error.message}`));
     });
     request.end();
+  });
+}
+
+/** Sends the direct `Upgrade: SPDY/3.1` (see {@link upgradeConnection}). */
+export function upgradeToSpdy(url: string, options: WebSocket.ClientOptions): Promise<SpdyUpgrade> {
+  return upgradeConnection(url, options, {
+    method: "POST",
+    headers: {
+      Connection: "Upgrade",
+      Upgrade: "SPDY/3.1",
+      "X-Stream-Protocol-Version": PORT_FORWARD_PROTOCOL,
+    },
+    what: "port-forward SPDY upgrade",
+    check(headers) {
+      const upgrade = String(headers["upgrade"] ?? "").toLowerCase();
+      const protocol = headers["x-stream-protocol-version"];
+      if (upgrade === "spdy/3.1" && protocol === PORT_FORWARD_PROTOCOL) return undefined;
+      return new UpgradeRefused(
+        `the API server switched to "${upgrade}" with stream protocol "${protocol ?? ""}"`,
+      );
+    },
   });
 }
