@@ -14,7 +14,7 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   assert(out.success, new TextDecoder().decode(out.stderr));
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -45,7 +45,7 @@ Deno.test({
       "-subj",
       "/CN=k8stun-test-user/O=system:masters",
     ]);
-    const port = await freePort();
+    const port = freePort();
     const child = new Deno.Command("openssl", {
       args: [
         "s_server",
