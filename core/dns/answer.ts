@@ -1,9 +1,9 @@
 /**
- * Answers DNS questions about the cluster from the cluster view and the VIP pool (parity §4.7,
- * kubernetes.md §6.5): A → the VIP of a service or pod (allocated on first use), AAAA and other
- * types for existing names → NOERROR with no records and an SOA (never NXDOMAIN, D8), SRV for
- * named ports, PTR for VIPs, CNAME for ExternalName, NXDOMAIN with an SOA for cluster names that
- * do not exist. Pure: no sockets; `null` means "not a cluster name, forward it".
+ * Answers DNS questions about the cluster from the cluster view and the VIP pool
+ * (docs/compatibility.md §4): A → the VIP of a service or pod (allocated on first use), AAAA and
+ * other types for existing names → NOERROR with no records and an SOA (never NXDOMAIN,
+ * docs/compatibility.md §3 D8), SRV for named ports, PTR for VIPs, CNAME for ExternalName,
+ * NXDOMAIN with an SOA for cluster names that do not exist. Pure: no sockets; `null` means "not a cluster name, forward it".
  */
 import type { Packet, Question } from "dns-packet";
 import type { Resolver } from "../../mod.ts";
@@ -11,7 +11,7 @@ import type { ClusterView } from "../cluster/types.ts";
 import { type ClusterQuestion, type NameScope, parseClusterName } from "../names.ts";
 import type { VipPool } from "../vip.ts";
 
-/** TTL of cluster answers (≤ 60 s, parity §4.7). */
+/** TTL of cluster answers (≤ 60 s, docs/compatibility.md §4). */
 export const CLUSTER_TTL = 30;
 
 /** The parts of a response the server encodes. */

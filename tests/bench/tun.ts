@@ -95,7 +95,7 @@ export async function run(): Promise<BenchResult[]> {
       const label = `offload ${backend}, MTU ${mtu}`;
       await using lab = await Lab.create();
       // The bench opens some 20,000 connections a minute from this namespace. Our stack does not
-      // negotiate timestamps (tcp-stack.md T4), so the client's TIME-WAIT ports toward the VIP are
+      // negotiate timestamps (docs/tcp.md §2.4), so the client's TIME-WAIT ports toward the VIP are
       // not reused, and with the default 28,000 ephemeral ports its connect() slows down as they
       // fill up: a client artifact, not a k8stun cost. A wider range keeps them mostly free (above
       // the fixture's server ports, 9000-9010, which an outgoing connection must not take).

@@ -67,7 +67,7 @@ function decode(bytes: Uint8Array) {
   };
 }
 
-Deno.test("dns: A for a service is its VIP; the same VIP every time (P4, P14)", async () => {
+Deno.test("dns: A for a service is its VIP; the same VIP every time", async () => {
   const { dns } = server();
   const a = decode((await dns.handle(query("hello.demo", "A"), true))!);
   assertEquals(a.rcode, "NOERROR");
@@ -91,7 +91,7 @@ Deno.test("dns: a repeated query is answered from the cache with its own id; a d
   assertEquals([gone.id, gone.rcode], [9, "NXDOMAIN"]);
 });
 
-Deno.test("dns: AAAA for an existing name is NOERROR with no records and an SOA (D8, P16)", async () => {
+Deno.test("dns: AAAA for an existing name is NOERROR with no records and an SOA (docs/compatibility.md §3 D8)", async () => {
   const { dns } = server();
   const r = decode((await dns.handle(query("hello.demo", "AAAA"), true))!);
   assertEquals(r.rcode, "NOERROR");
@@ -99,7 +99,7 @@ Deno.test("dns: AAAA for an existing name is NOERROR with no records and an SOA 
   assertEquals(r.authorities![0].type, "SOA");
 });
 
-Deno.test("dns: a missing cluster name is NXDOMAIN with an SOA (P15)", async () => {
+Deno.test("dns: a missing cluster name is NXDOMAIN with an SOA", async () => {
   const { dns } = server();
   const r = decode((await dns.handle(query("nosuch.demo", "A"), true))!);
   assertEquals(r.rcode, "NXDOMAIN");
@@ -122,7 +122,7 @@ Deno.test("dns: StatefulSet pods, SRV, CNAME for ExternalName and PTR for VIPs",
   assertEquals((ptr.answers![0] as { data: string }).data, "hello.demo.svc.cluster.local");
 });
 
-Deno.test("dns: other names are forwarded unchanged and the reply passed back as is (P17)", async () => {
+Deno.test("dns: other names are forwarded unchanged and the reply passed back as is", async () => {
   let forwarded: Uint8Array | undefined;
   const reply = new Uint8Array(dnsPacket.encode({
     type: "response",
@@ -143,7 +143,7 @@ Deno.test("dns: other names are forwarded unchanged and the reply passed back as
   assertEquals(answer, reply);
 });
 
-Deno.test("dns: a slow upstream never delays cluster answers (D5, P18)", async () => {
+Deno.test("dns: a slow upstream never delays cluster answers (docs/compatibility.md §3 D5)", async () => {
   const { dns } = server({
     udp: () => new Promise((_, reject) => setTimeout(() => reject(new Error("slow")), 2000)),
   });

@@ -1,5 +1,5 @@
 /**
- * The stack with TUN offload (IFF_VNET_HDR, platform-ffi.md §4.2–§4.3): partial checksums out,
+ * The stack with TUN offload (IFF_VNET_HDR, docs/platform.md §2.3): partial checksums out,
  * super-segments for the kernel to cut, and no re-verification of packets the kernel vouches for.
  */
 import { assert, assertEquals } from "../assert.ts";

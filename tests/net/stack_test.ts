@@ -11,7 +11,7 @@ Deno.test("stack: checksum of the RFC 1071 example words folds to the known valu
   assertEquals((~finish(sum(bytes, 0, 8))) & 0xffff, 0xddf2);
 });
 
-Deno.test("stack: a SYN waits for the dial; accept sends SYN-ACK with MSS and window scale (T2, T3, T8)", () => {
+Deno.test("stack: a SYN waits for the dial; accept sends SYN-ACK with MSS and window scale (docs/tcp.md §2.2, §2.3, §3.1)", () => {
   const t = testStack();
   t.stack.input(appSegment({ flags: SYN, seq: 1000, mss: 1460, windowScale: 7 }), 0);
   assertEquals(t.opened.length, 1);
@@ -24,7 +24,7 @@ Deno.test("stack: a SYN waits for the dial; accept sends SYN-ACK with MSS and wi
   assert(synAck.windowScale !== undefined);
 });
 
-Deno.test("stack: a refused dial answers RST|ACK acknowledging the SYN (T8, T27a)", () => {
+Deno.test("stack: a refused dial answers RST|ACK acknowledging the SYN (docs/tcp.md §3.1, §6.5)", () => {
   const t = testStack();
   t.stack.input(appSegment({ flags: SYN, seq: 5000 }), 0);
   t.stack.refuse(t.opened[0].id, 0);
@@ -34,7 +34,7 @@ Deno.test("stack: a refused dial answers RST|ACK acknowledging the SYN (T8, T27a
   assertEquals(t.stack.flowCount(), 0);
 });
 
-Deno.test("stack: a duplicate SYN resends the same SYN-ACK without a second dial (T9)", () => {
+Deno.test("stack: a duplicate SYN resends the same SYN-ACK without a second dial (docs/tcp.md §3.2)", () => {
   const t = testStack();
   t.stack.input(appSegment({ flags: SYN, seq: 1000 }), 0);
   t.stack.accept(t.opened[0].id, 0);
@@ -44,7 +44,7 @@ Deno.test("stack: a duplicate SYN resends the same SYN-ACK without a second dial
   assertEquals(parseOut(t.sent[1]).seq, parseOut(t.sent[0]).seq);
 });
 
-Deno.test("stack: in-order data is delivered and ACKed; the window tracks unconsumed bytes (T13, T14)", () => {
+Deno.test("stack: in-order data is delivered and ACKed; the window tracks unconsumed bytes (docs/tcp.md §4.3, §4.4)", () => {
   const t = established(64 * 1024);
   const payload = new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n");
   t.stack.input(appSegment({ flags: ACK, seq: 1001, ack: t.iss + 1, payload }), 2);
@@ -58,7 +58,7 @@ Deno.test("stack: in-order data is delivered and ACKed; the window tracks uncons
   assert(parseOut(t.sent.at(-1)!).window >= windowBefore, "the right edge never moves left");
 });
 
-Deno.test("stack: a zero-window probe below RCV.NXT draws an ACK (T11)", () => {
+Deno.test("stack: a zero-window probe below RCV.NXT draws an ACK (docs/tcp.md §4.1)", () => {
   const t = established();
   t.stack.input(appSegment({ flags: ACK, seq: 1000, ack: t.iss + 1 }), 2);
   const ack = parseOut(t.sent.at(-1)!);
@@ -66,7 +66,7 @@ Deno.test("stack: a zero-window probe below RCV.NXT draws an ACK (T11)", () => {
   assertEquals(ack.ack, 1001);
 });
 
-Deno.test("stack: out-of-order data is held, dup-ACKed, and delivered when the hole fills (T17)", () => {
+Deno.test("stack: out-of-order data is held, dup-ACKed, and delivered when the hole fills (docs/tcp.md §4.7)", () => {
   const t = established();
   const a = new Uint8Array(100).fill(65);
   const b = new Uint8Array(100).fill(66);
@@ -80,7 +80,7 @@ Deno.test("stack: out-of-order data is held, dup-ACKed, and delivered when the h
   assertEquals(parseOut(t.sent.at(-1)!).ack, 1201);
 });
 
-Deno.test("stack: half-close both ways — app FIN is EOF, our FIN follows queued data (T23)", () => {
+Deno.test("stack: half-close both ways — app FIN is EOF, our FIN follows queued data (docs/tcp.md §6.1)", () => {
   const t = established();
   t.stack.input(appSegment({ flags: ACK | FIN, seq: 1001, ack: t.iss + 1 }), 2);
   assertEquals(t.eofs, [t.id]);
@@ -96,7 +96,7 @@ Deno.test("stack: half-close both ways — app FIN is EOF, our FIN follows queue
   assertEquals(t.stack.flowCount(), 0);
 });
 
-Deno.test("stack: abort sends RST at SND.NXT, never a FIN (T27b)", () => {
+Deno.test("stack: abort sends RST at SND.NXT, never a FIN (docs/tcp.md §6.5)", () => {
   const t = established();
   t.stack.abort(t.id, 2);
   const rst = parseOut(t.sent.at(-1)!);
@@ -105,7 +105,7 @@ Deno.test("stack: abort sends RST at SND.NXT, never a FIN (T27b)", () => {
   assertEquals(t.stack.flowCount(), 0);
 });
 
-Deno.test("stack: a segment for an unknown connection gets RST with SEQ = its ACK (T27c); a RST gets nothing (T27d)", () => {
+Deno.test("stack: a segment for an unknown connection gets RST with SEQ = its ACK ; a RST gets nothing (docs/tcp.md §6.5)", () => {
   const t = testStack();
   t.stack.input(appSegment({ flags: ACK, seq: 7, ack: 12345 }), 0);
   const rst = parseOut(t.sent[0]);
@@ -115,7 +115,7 @@ Deno.test("stack: a segment for an unknown connection gets RST with SEQ = its AC
   assertEquals(t.sent.length, 1);
 });
 
-Deno.test("stack: data is retransmitted after the RTO when unacknowledged (T19)", () => {
+Deno.test("stack: data is retransmitted after the RTO when unacknowledged (docs/tcp.md §5.2)", () => {
   const t = established();
   t.stack.send(t.id, new Uint8Array(10).fill(1), 10);
   const first = t.sent.length;
@@ -125,7 +125,7 @@ Deno.test("stack: data is retransmitted after the RTO when unacknowledged (T19)"
   assertEquals(parseOut(t.sent.at(-1)!).seq, t.iss + 1);
 });
 
-Deno.test("stack: ICMP echo to a routed address is answered; UDP is delivered (T31)", () => {
+Deno.test("stack: ICMP echo to a routed address is answered; UDP is delivered (docs/tcp.md §7.1)", () => {
   const t = testStack();
   const echo = new Uint8Array(28 + 4);
   echo.set([0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
