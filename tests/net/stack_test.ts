@@ -105,7 +105,7 @@ Deno.test("stack: abort sends RST at SND.NXT, never a FIN (docs/tcp.md §6.5)", 
   assertEquals(t.stack.flowCount(), 0);
 });
 
-Deno.test("stack: a segment for an unknown connection gets RST with SEQ = its ACK ; a RST gets nothing (docs/tcp.md §6.5)", () => {
+Deno.test("stack: a segment for an unknown connection gets RST with SEQ = its ACK; a RST gets nothing (docs/tcp.md §6.5)", () => {
   const t = testStack();
   t.stack.input(appSegment({ flags: ACK, seq: 7, ack: 12345 }), 0);
   const rst = parseOut(t.sent[0]);
