@@ -8,6 +8,7 @@ import { type AccessPolicy, checkAccess, redactToken } from "./access.ts";
 import { DASHBOARD_HTML } from "./dashboard.ts";
 import type { Metrics } from "./metrics.ts";
 import type { NumberedEvent, TunnelState } from "./state.ts";
+import { concatBytes } from "../stream/concat_bytes.ts";
 
 /** `/healthz` body (the Rust k8stun's shape, plus the packet loop, cluster and DNS detail). */
 export interface Health {
@@ -257,7 +258,7 @@ function events(
         wanted = true;
         return;
       }
-      controller.enqueue(queue.length === 1 ? queue[0] : concat(queue, queued));
+      controller.enqueue(queue.length === 1 ? queue[0] : concatBytes(queue));
       queue = [];
       queued = 0;
     },
@@ -272,14 +273,4 @@ function events(
       "x-accel-buffering": "no",
     },
   });
-}
-
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }

@@ -12,6 +12,7 @@
  */
 import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
+import { concatBytes } from "../stream/concat_bytes.ts";
 
 /** What a TLS dial to the API server needs; PEM strings throughout. */
 export interface DenoTlsMaterial {
@@ -136,7 +137,7 @@ export class DenoTlsSocket extends Duplex {
   /** Sends what this turn wrote as one write, after the writes before it. */
   #flush(): void {
     if (this.#pending.length === 0) return; // flushed early by _final or _destroy
-    const bytes = this.#pending.length === 1 ? this.#pending[0] : concat(this.#pending);
+    const bytes = this.#pending.length === 1 ? this.#pending[0] : concatBytes(this.#pending);
     const callbacks = this.#pendingCallbacks;
     this.#pending = [];
     this.#pendingCallbacks = [];
@@ -292,14 +293,4 @@ function tlsOptions(material: DenoTlsMaterial) {
     ...(material.caCerts ? { caCerts: material.caCerts } : {}),
     ...(material.cert && material.key ? { cert: material.cert, key: material.key } : {}),
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const joined = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return joined;
 }

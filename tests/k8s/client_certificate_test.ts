@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { denoTlsConnector } from "../../core/k8s/deno_tls_socket.ts";
 import { generateSimTls } from "../../sim/tls.ts";
 import { noDelayOf, setConnectionNoDelay, TcpState } from "../../ffi/linux/socket_nodelay.ts";
+import { concatBytes } from "../../core/stream/concat_bytes.ts";
 
 async function openssl(dir: string, args: string[]): Promise<void> {
   const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
@@ -101,7 +102,7 @@ async function fetchPage(
         const chunks: Uint8Array[] = [];
         socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
         socket.on("error", reject);
-        socket.on("end", () => resolve(new TextDecoder().decode(concat(chunks))));
+        socket.on("end", () => resolve(new TextDecoder().decode(concatBytes(chunks))));
         socket.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
       });
     } catch (error) {
@@ -109,14 +110,4 @@ async function fetchPage(
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
 }

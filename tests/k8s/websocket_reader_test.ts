@@ -12,6 +12,7 @@ import {
   webSocketKey,
   webSocketSwitchProblem,
 } from "../../core/k8s/websocket_upgrade.ts";
+import { concatBytes } from "../../core/stream/concat_bytes.ts";
 
 const MAX = 1024 * 1024;
 
@@ -38,16 +39,6 @@ function pattern(length: number, seed = 0): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /** A reader recording what it hands on; binary pieces are copied (views are valid per call). */
 function recorder(max = MAX) {
   const events: string[] = [];
@@ -67,7 +58,7 @@ function recorder(max = MAX) {
       return frames;
     },
     get bytes() {
-      return concat(pieces);
+      return concatBytes(pieces);
     },
     pieces,
   };
@@ -81,11 +72,11 @@ Deno.test("websocket reader: binary messages with 7-, 16- and 64-bit lengths com
     pattern(65535, 3),
     pattern(70_000, 4),
   ];
-  const stream = concat(payloads.map((p) => serverFrame(0x2, p)));
+  const stream = concatBytes(payloads.map((p) => serverFrame(0x2, p)));
   for (const step of [1, 3, 7, 11, 4096, stream.length]) {
     const r = recorder();
     for (let at = 0; at < stream.length; at += step) r.reader.push(stream.subarray(at, at + step));
-    assertEquals(r.bytes, concat(payloads), `split every ${step} bytes`);
+    assertEquals(r.bytes, concatBytes(payloads), `split every ${step} bytes`);
     assertEquals(r.frames, payloads.length, "every frame is heard");
   }
 });
@@ -114,7 +105,7 @@ Deno.test("websocket reader: a fragmented binary message is handed on piece by p
   r.reader.push(serverFrame(0x0, pattern(5, 3), true));
   r.reader.push(serverFrame(0xa, new TextEncoder().encode("yo")));
   assertEquals(r.pieces.length, 3, "no join: one piece per fragment");
-  assertEquals(r.bytes, concat([pattern(10, 1), pattern(20, 2), pattern(5, 3)]));
+  assertEquals(r.bytes, concatBytes([pattern(10, 1), pattern(20, 2), pattern(5, 3)]));
   assertEquals(r.events, ["ping hi", "pong yo"]);
   assertEquals(r.frames, 5);
   // The message ended: a continuation now has nothing to continue.
@@ -123,7 +114,7 @@ Deno.test("websocket reader: a fragmented binary message is handed on piece by p
 
 Deno.test("websocket reader: a close frame gives its code and reason; an empty one gives none", () => {
   const r = recorder();
-  const body = concat([new Uint8Array([0x03, 0xe8]), new TextEncoder().encode("bye")]);
+  const body = concatBytes([new Uint8Array([0x03, 0xe8]), new TextEncoder().encode("bye")]);
   r.reader.push(serverFrame(0x8, body));
   r.reader.push(serverFrame(0x8, new Uint8Array(0)));
   assertEquals(r.events, ["close 1000 bye", "close undefined "]);
@@ -144,7 +135,7 @@ Deno.test("websocket reader: frames a client must refuse fail with the status to
     ["a close with status 999", serverFrame(0x8, Uint8Array.of(0x03, 0xe7)), CLOSE_PROTOCOL_ERROR],
     [
       "a new message inside a fragmented one",
-      concat([serverFrame(0x2, pattern(1), false), serverFrame(0x2, pattern(1))]),
+      concatBytes([serverFrame(0x2, pattern(1), false), serverFrame(0x2, pattern(1))]),
       CLOSE_PROTOCOL_ERROR,
     ],
   ];

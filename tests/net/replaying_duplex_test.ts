@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { replayingDuplex } from "../../core/stream/replaying_duplex.ts";
 import { DialError, type Duplex } from "../../mod.ts";
+import { concatBytes } from "../../core/stream/concat_bytes.ts";
 
 /** A scripted far end: records what it receives; the test decides its verdict and answer. */
 function farEnd() {
@@ -22,7 +23,7 @@ function farEnd() {
   };
   return {
     duplex,
-    text: () => new TextDecoder().decode(concat(received)),
+    text: () => new TextDecoder().decode(concatBytes(received)),
     halfClosed: () => halfClosed,
     aborted: () => aborted,
     accept: () => verdict.resolve(),
@@ -35,16 +36,6 @@ function farEnd() {
     send: (text: string) => readable.enqueue(new TextEncoder().encode(text)),
     end: () => readable.close(),
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);

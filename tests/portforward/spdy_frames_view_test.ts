@@ -1,20 +1,11 @@
 import { assert, assertEquals } from "../assert.ts";
 import { dataFrame, FrameParser } from "../../core/k8s/spdy/frames.ts";
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
+import { concatBytes } from "../../core/stream/concat_bytes.ts";
 
 Deno.test("spdy frames: with viewInput a big frame is a view into the pushed chunk, a small one a copy that keeps no chunk alive", () => {
   const big = new Uint8Array(32 * 1024).fill(1);
   const small = new Uint8Array(100).fill(2);
-  const chunk = concat(dataFrame(3, 0, big), dataFrame(3, 0, small));
+  const chunk = concatBytes([dataFrame(3, 0, big), dataFrame(3, 0, small)]);
   const [bigFrame, smallFrame] = new FrameParser(undefined, { viewInput: true }).push(chunk);
   assert(bigFrame.kind === "data" && smallFrame.kind === "data");
   assertEquals(bigFrame.data, big);
@@ -35,7 +26,7 @@ Deno.test("spdy frames: without viewInput every frame is a copy the caller's buf
 Deno.test("spdy frames: a frame that arrives in pieces is assembled in a buffer of its own size and handed out as it is; the bytes after it parse on", () => {
   const big = new Uint8Array(32 * 1024).map((_, i) => i & 0xff);
   const next = new Uint8Array(300).fill(5);
-  const stream = concat(dataFrame(3, 0, big), dataFrame(5, 0, next));
+  const stream = concatBytes([dataFrame(3, 0, big), dataFrame(5, 0, next)]);
   const parser = new FrameParser(undefined, { viewInput: true });
   const frames = [];
   for (const [from, to] of [[0, 1000], [1000, 16_000], [16_000, 32_800], [32_800, stream.length]]) {

@@ -8,6 +8,7 @@ import zlib from "node:zlib";
 import { Buffer } from "node:buffer";
 // @ts-types="./dictionary.d.ts"
 import dictionaries from "spdy-dictionary";
+import { concatBytes } from "../../stream/concat_bytes.ts";
 
 const DICTIONARY: Uint8Array = (dictionaries as Record<string, Uint8Array>)["3"];
 
@@ -22,13 +23,7 @@ export function encodeHeaders(headers: [string, string][]): Uint8Array {
     const v = encoder.encode(value);
     parts.push(u32(n.length), n, u32(v.length), v);
   }
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Decodes a header block; throws on truncation. */

@@ -46,6 +46,7 @@ import {
 import { HeaderBlockEncoder } from "./headers.ts";
 import { ReceiveWindow } from "./receive_window.ts";
 import { type SessionFailures, type SpdyLink, SpdyStream, type StreamSpec } from "./stream.ts";
+import { concatBytes } from "../../stream/concat_bytes.ts";
 
 export { SpdyStream };
 export type { SessionFailures, SpdyLink, StreamHandlers, StreamSpec } from "./stream.ts";
@@ -173,7 +174,7 @@ export class SpdySession {
         synStreamPayload(stream.id, this.#headers.encode(specs[i].headers)),
       )
     );
-    this.#send(frames.length === 1 ? frames[0] : concat(frames));
+    this.#send(frames.length === 1 ? frames[0] : concatBytes(frames));
     return streams;
   }
 
@@ -447,14 +448,4 @@ export class SpdySession {
 
 function wordBytes(word: number): Uint8Array {
   return new Uint8Array([word >>> 24, word >>> 16, word >>> 8, word]);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
