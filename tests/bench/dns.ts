@@ -12,6 +12,7 @@ import { parseVipBase, VipPool } from "../../core/vip.ts";
 import { listenPolledUdp } from "../../ffi/linux/udp_server.ts";
 import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
 import type { BenchResult } from "./types.ts";
+import { medians } from "./median.ts";
 
 interface LoadResult {
   qps: number;
@@ -105,11 +106,7 @@ export async function run(): Promise<BenchResult[]> {
       figures.direct = await load(upstreamPort, "example.test", count(10_000));
       rounds.push(figures);
     }
-    const pick = (key: Row): LoadResult => {
-      const median = (field: keyof LoadResult) =>
-        rounds.map((r) => r[key]![field]).sort((a, b) => a - b)[Math.floor(rounds.length / 2)];
-      return { qps: median("qps"), p50: median("p50"), p99: median("p99"), lost: median("lost") };
-    };
+    const pick = (key: Row): LoadResult => medians(rounds.map((r) => r[key]!));
     const lost = rounds.flatMap((r) => Object.values(r)).reduce((sum, r) => sum + r.lost, 0);
     const [forwarded, direct] = [pick("forwarded"), pick("direct")];
     const forwardedRows: BenchResult[] = [

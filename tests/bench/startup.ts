@@ -11,6 +11,7 @@ import { STARTUP_SCALE } from "../lab/kube/scale.ts";
 import type { StartupReport, StartupRound } from "../lab/kube/start_at_scale.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
+import { median } from "./median.ts";
 
 const ROUNDS = 3;
 const SCRIPT = new URL("../lab/kube/start_at_scale.ts", import.meta.url).pathname;
@@ -25,11 +26,6 @@ async function measure(args: string[]): Promise<StartupReport> {
     throw new Error(`start_at_scale.ts failed (exit ${out.code}): ${out.stderr.slice(-2000)}`);
   }
   return JSON.parse(line);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function figures(label: string, rounds: StartupRound[]): BenchResult[] {

@@ -11,6 +11,7 @@ import { cachedBenchTools } from "../lab/kube/bench_tools.ts";
 import { cachedBinaries } from "../lab/kube/control_plane.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
+import { median } from "./median.ts";
 
 const ROUNDS = 3;
 const BULK_BYTES = 20 * 1024 * 1024;
@@ -21,11 +22,6 @@ interface PathFigures {
   connectMs: number;
   bulkCpu: number;
   bulkThreads: Record<string, number>;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** CPU seconds per gigabit of echo payload (one way), from a median round. */
@@ -82,64 +78,49 @@ export async function run(): Promise<BenchResult[]> {
   type Figure = keyof Omit<PathFigures, "bulkThreads">;
   const rounds = JSON.parse(line) as Record<Path, PathFigures>[];
   const figure = (path: Path, key: Figure) => median(rounds.map((r) => r[path][key]));
-  const k = (key: Figure) => figure("k8stun", key);
-  const g = (key: Figure) => figure("clientGo", key);
-  const d = (key: Figure) => figure("direct", key);
-  const gs = (key: Figure) => figure("clientGoSpdy", key);
-  const spdyBaseline = "client-go, SPDY dialer only";
-  const baseline = "client-go port-forward";
-  const bulkSeconds = BULK_BYTES * 8 / 1e6 / k("bulkMbps");
+  /** The four figures of `path` against `baseline`, named after `label`. */
+  const compare = (label: string, path: Path, baseline: Path, baselineName: string) => {
+    const row = (
+      name: string,
+      key: Figure,
+      unit: string,
+      scale = (v: number) => v,
+    ): BenchResult => ({
+      name: `${label}${name}`,
+      value: scale(figure(path, key)),
+      unit,
+      baseline: { name: baselineName, value: scale(figure(baseline, key)) },
+    });
+    return [
+      row("20 MiB bidirectional echo", "bulkMbps", "Mbit/s"),
+      row("1 MiB echo (median of 5)", "mediumMbps", "Mbit/s"),
+      row("new connection + 16 B echo, p50 of 20", "connectMs", "ms"),
+      row(
+        "CPU per gigabit of the 20 MiB echo (payload one way)",
+        "bulkCpu",
+        "CPU s/Gbit",
+        perGigabit,
+      ),
+    ];
+  };
+  const throughTun = compare(
+    "by name through the TUN: ",
+    "k8stun",
+    "clientGo",
+    "client-go port-forward",
+  );
+  const [bulk, , , cpu] = throughTun;
+  const bulkSeconds = BULK_BYTES * 8 / 1e6 / bulk.value;
+  cpu.note = `k8stun threads during the echo: ${
+    threadShares(rounds.map((r) => r.k8stun), bulkSeconds)
+  } of one core`;
   return [
-    {
-      name: "20 MiB bidirectional echo by name through the TUN",
-      value: k("bulkMbps"),
-      unit: "Mbit/s",
-      baseline: { name: baseline, value: g("bulkMbps") },
-    },
-    {
-      name: "1 MiB echo (median of 5)",
-      value: k("mediumMbps"),
-      unit: "Mbit/s",
-      baseline: { name: baseline, value: g("mediumMbps") },
-    },
-    {
-      name: "new connection + 16 B echo, p50 of 20",
-      value: k("connectMs"),
-      unit: "ms",
-      baseline: { name: baseline, value: g("connectMs") },
-    },
-    {
-      name: "CPU per gigabit of the 20 MiB echo (payload one way)",
-      value: perGigabit(k("bulkCpu")),
-      unit: "CPU s/Gbit",
-      baseline: { name: baseline, value: perGigabit(g("bulkCpu")) },
-      note: `k8stun threads during the echo: ${
-        threadShares(rounds.map((r) => r.k8stun), bulkSeconds)
-      } of one core`,
-    },
-    {
-      name: "direct Upgrade: SPDY/3.1 (dialer alone), 20 MiB echo",
-      value: d("bulkMbps"),
-      unit: "Mbit/s",
-      baseline: { name: spdyBaseline, value: gs("bulkMbps") },
-    },
-    {
-      name: "direct Upgrade: SPDY/3.1 (dialer alone), 1 MiB echo",
-      value: d("mediumMbps"),
-      unit: "Mbit/s",
-      baseline: { name: spdyBaseline, value: gs("mediumMbps") },
-    },
-    {
-      name: "direct Upgrade: SPDY/3.1 (dialer alone), new connection",
-      value: d("connectMs"),
-      unit: "ms",
-      baseline: { name: spdyBaseline, value: gs("connectMs") },
-    },
-    {
-      name: "direct Upgrade: SPDY/3.1 (dialer alone), CPU per gigabit",
-      value: perGigabit(d("bulkCpu")),
-      unit: "CPU s/Gbit",
-      baseline: { name: spdyBaseline, value: perGigabit(gs("bulkCpu")) },
-    },
+    ...throughTun,
+    ...compare(
+      "direct Upgrade: SPDY/3.1 (dialer alone): ",
+      "direct",
+      "clientGoSpdy",
+      "client-go, SPDY dialer only",
+    ),
   ];
 }

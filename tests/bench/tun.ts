@@ -10,18 +10,12 @@
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
 import { compareWithTun2socks } from "./tun_socks.ts";
+import { medians } from "./median.ts";
+import type { TunFigures } from "./types.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
-interface Figures {
-  up: number;
-  down: number;
-  cps: number;
-  cpsParallel: number;
-  p50: number;
-  p99: number;
-}
 
-async function measure(lab: Lab, host: string, bytes: number): Promise<Figures> {
+async function measure(lab: Lab, host: string, bytes: number): Promise<TunFigures> {
   const out = await lab.run(Deno.execPath(), [
     "run",
     "-A",
@@ -38,17 +32,6 @@ async function measure(lab: Lab, host: string, bytes: number): Promise<Figures> 
 }
 
 const ROUNDS = 3;
-
-/** Each figure's median over the rounds. */
-function medians(all: Figures[]): Figures {
-  const median = (key: keyof Figures) => {
-    const sorted = all.map((f) => f[key]).sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)];
-  };
-  return Object.fromEntries(
-    (Object.keys(all[0]) as (keyof Figures)[]).map((key) => [key, median(key)]),
-  ) as unknown as Figures;
-}
 
 /** RSS of a process, in bytes. */
 async function rss(pid: number): Promise<number> {
@@ -110,7 +93,7 @@ export async function run(): Promise<BenchResult[]> {
       await plane.waitForOutput(/READY/, 30_000);
       // Three rounds, loopback and TUN alternating, and the median of each figure: a virtual
       // machine's bursts of noise then hit both sides alike and do not make a figure.
-      const rounds: { loopback: Figures; tun: Figures }[] = [];
+      const rounds: { loopback: TunFigures; tun: TunFigures }[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         rounds.push({
           loopback: await measure(lab, "127.0.0.1", bytes),

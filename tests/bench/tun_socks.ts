@@ -10,19 +10,15 @@
 import { cachedBenchTools } from "../lab/kube/bench_tools.ts";
 import { Lab } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
+import { median } from "./median.ts";
+import type { TunFigures } from "./types.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const ROUNDS = 3;
 /** The address tun2socks' TUN answers for (k8stun's is 198.18.0.2). */
 const TUN2SOCKS_HOST = "198.20.0.2";
 
-interface Figures {
-  up: number;
-  down: number;
-  cps: number;
-  cpsParallel: number;
-  p50: number;
-  p99: number;
+interface Figures extends TunFigures {
   /** CPU seconds of the data plane's process during the upload and download. */
   bulkCpu: number;
 }
@@ -54,11 +50,6 @@ async function measure(lab: Lab, pid: number, host: string, bytes: number): Prom
   const bulkCpu = await cpuSeconds(pid) - before;
   const connections = await client(lab, host, bytes, "connections");
   return { ...connections, up: bulk.up, down: bulk.down, bulkCpu };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** The comparison's figures, or one skipped line when tun2socks is not built. */

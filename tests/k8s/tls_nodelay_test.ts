@@ -22,6 +22,18 @@ async function tlsListener() {
   return { tls, listener, port: (listener.addr as Deno.NetAddr).port };
 }
 
+/** A DenoTlsSocket connected to a fresh listener, and the listener's end; closed when disposed. */
+async function connectedPair() {
+  const { tls, listener, port } = await tlsListener();
+  const socket = new DenoTlsSocket(() =>
+    Deno.connectTls({ hostname: "localhost", port, caCerts: [tls.caPem] })
+  );
+  const connected = new Promise((resolve) => socket.once("secureConnect", resolve));
+  const accepted = await listener.accept();
+  await Promise.all([accepted.handshake(), connected]);
+  return { socket, accepted, [Symbol.dispose]: () => listener.close() };
+}
+
 Deno.test({
   name: "tls: the dialer's connection has TCP_NODELAY, and writes of one turn arrive as one record",
   ignore: !linux,
@@ -74,49 +86,31 @@ Deno.test({
 });
 
 Deno.test("tls: destroy() right after a write still delivers the write", async () => {
-  const { tls, listener, port } = await tlsListener();
-  try {
-    const socket = new DenoTlsSocket(() =>
-      Deno.connectTls({ hostname: "localhost", port, caCerts: [tls.caPem] })
-    );
-    const connected = new Promise((resolve) => socket.once("secureConnect", resolve));
-    const accepted = await listener.accept();
-    await Promise.all([accepted.handshake(), connected]);
-    socket.write(new TextEncoder().encode("last words"));
-    socket.destroy();
-    const received = new Uint8Array(await new Response(accepted.readable).arrayBuffer());
-    assertEquals(new TextDecoder().decode(received), "last words");
-  } finally {
-    listener.close();
-  }
+  using pair = await connectedPair();
+  const { socket, accepted } = pair;
+  socket.write(new TextEncoder().encode("last words"));
+  socket.destroy();
+  const received = new Uint8Array(await new Response(accepted.readable).arrayBuffer());
+  assertEquals(new TextDecoder().decode(received), "last words");
 });
 
 Deno.test("tls: a writer may reuse its buffer once told a write is done; the peer gets what was written", async () => {
-  const { tls, listener, port } = await tlsListener();
-  try {
-    const socket = new DenoTlsSocket(() =>
-      Deno.connectTls({ hostname: "localhost", port, caCerts: [tls.caPem] })
-    );
-    const connected = new Promise((resolve) => socket.once("secureConnect", resolve));
-    const accepted = await listener.accept();
-    await Promise.all([accepted.handshake(), connected]);
-    // One reused buffer, as the tunnel's frame writer has: filled, written, and refilled and
-    // written again from the write's callback.
-    const buffer = Buffer.alloc(4);
-    const texts = ["aaaa", "bbbb", "cccc"];
-    await new Promise<void>((resolve) => {
-      const next = () => {
-        const text = texts.shift();
-        if (text === undefined) return resolve();
-        buffer.write(text);
-        socket.write(buffer, next);
-      };
-      next();
-    });
-    socket.end();
-    const received = new Uint8Array(await new Response(accepted.readable).arrayBuffer());
-    assertEquals(new TextDecoder().decode(received), "aaaabbbbcccc");
-  } finally {
-    listener.close();
-  }
+  using pair = await connectedPair();
+  const { socket, accepted } = pair;
+  // One reused buffer, as the tunnel's frame writer has: filled, written, and refilled and
+  // written again from the write's callback.
+  const buffer = Buffer.alloc(4);
+  const texts = ["aaaa", "bbbb", "cccc"];
+  await new Promise<void>((resolve) => {
+    const next = () => {
+      const text = texts.shift();
+      if (text === undefined) return resolve();
+      buffer.write(text);
+      socket.write(buffer, next);
+    };
+    next();
+  });
+  socket.end();
+  const received = new Uint8Array(await new Response(accepted.readable).arrayBuffer());
+  assertEquals(new TextDecoder().decode(received), "aaaabbbbcccc");
 });

@@ -16,6 +16,7 @@ import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { PortForwardSession } from "../../plugins/portforward/forward_session.ts";
 import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
 import { startProfile, summarize } from "../bench/tier_profile.ts";
+import { median } from "../bench/median.ts";
 
 const MiB = 1024 * 1024;
 const TOTAL = 64 * MiB;
@@ -120,7 +121,6 @@ for (let round = 0; round < rounds; round++) {
     );
   }
 }
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
 for (const [name, values] of Object.entries(results)) {
   console.log(
     `${name}: median ${median(values.map((v) => v[0])).toFixed(1)} MiB/s, ${

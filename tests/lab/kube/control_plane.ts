@@ -42,8 +42,16 @@ export async function controlPlaneBinaries(): Promise<string> {
 }
 
 /** The cached binary directory if everything is built already, else undefined (no build). */
-export async function cachedBinaries(): Promise<string | undefined> {
-  const script = fromFileUrl(new URL("./build.sh", import.meta.url));
+export function cachedBinaries(): Promise<string | undefined> {
+  return cachedBuild("build.sh");
+}
+
+/**
+ * What a build script of this folder prints (its output directory) when everything is cached
+ * already, else undefined: asked with K8STUN_LAB_NO_BUILD, it never builds.
+ */
+export async function cachedBuild(scriptName: string): Promise<string | undefined> {
+  const script = fromFileUrl(new URL(`./${scriptName}`, import.meta.url));
   const out = await new Deno.Command("sh", {
     args: [script],
     env: { K8STUN_LAB_NO_BUILD: "1" },
