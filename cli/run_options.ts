@@ -265,6 +265,15 @@ export function runFlags(defaults: { namespaces: string[] }) {
       DEFAULT_BUSY_POLL_US,
       { parse: integerIn(0, 100_000, "--busy-poll") },
     ),
+    /** Seconds a successful dial lets new connections to its VIP and port connect at once. */
+    earlyConnectSeconds: flagWithDefault(
+      "--early-connect <seconds>",
+      "a new connection to a VIP and port that accepted one within this many seconds is " +
+        "connected at once while its dial runs; if that dial fails the app sees a reset instead " +
+        "of a refusal (0 = always dial first)",
+      30,
+      { parse: integerIn(0, 3600, "--early-connect") },
+    ),
     idleTimeoutSeconds: flagWithDefault(
       "--idle-timeout <seconds>",
       "close connections idle this long (0 = never)",

@@ -176,6 +176,7 @@ export async function startTunnel(
       host: platform.host,
       network,
       busyPollMicros: options.busyPollMicros,
+      acceptingMemoryMs: options.earlyConnectSeconds * 1000,
       router,
       telemetry,
       idleTimeoutMs: options.idleTimeoutSeconds * 1000,

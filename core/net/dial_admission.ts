@@ -3,9 +3,10 @@
  * or done and waiting for the app's final ACK), so spoofed SYNs could make the stack dial without
  * limit (RFC 4987 §3). Past the limits, in total or for one source address, the stack answers
  * with SYN cookies instead (RFC 4987 §3.6, tcp/syn_cookie.ts), and a connection a cookie opens is
- * dialed only once its handshake completed; those dials have a bound of their own, apart from
- * the half-open ones, so the handshakes a flood leaves waiting cannot keep a real client from its
- * dial.
+ * dialed only once its handshake completed. Those dials, and the ones of connections answered
+ * before their dial (accepting_destinations.ts), are of connections the app believes established:
+ * they have a bound of their own, apart from the half-open ones, so the handshakes a flood leaves
+ * waiting cannot keep a real client from its dial.
  */
 
 /** Default total of half-open connections. */
@@ -27,7 +28,8 @@ interface Counted {
 export class DialAdmission<C extends Counted> {
   readonly #halfOpen = new Set<C>();
   readonly #halfOpenBySource = new Map<number, number>();
-  readonly #cookieDials = new Set<C>();
+  /** Connections the app believes established whose dial has not answered. */
+  readonly #answeredDials = new Set<C>();
   readonly #max: number;
   readonly #maxPerSource: number;
 
@@ -58,24 +60,27 @@ export class DialAdmission<C extends Counted> {
     else this.#halfOpenBySource.delete(source);
   }
 
-  /** Whether a connection a cookie completed may be dialed now. */
-  admitsCookieDial(): boolean {
-    return this.#cookieDials.size < this.#max;
+  /**
+   * Whether one more connection may be answered before its dial: opened from a cookie, or a SYN
+   * to a destination that accepted recently.
+   */
+  admitsAnsweredDial(): boolean {
+    return this.#answeredDials.size < this.#max;
   }
 
-  /** `conn`, opened from a cookie, holds a dial until accepted or gone. */
-  enterCookieDial(conn: C): void {
-    this.#cookieDials.add(conn);
+  /** `conn` got its SYN-ACK before its dial answered: it holds a dial until accepted or gone. */
+  enterAnsweredDial(conn: C): void {
+    this.#answeredDials.add(conn);
   }
 
   /** The dial of `conn` completed. */
   dialDone(conn: C): void {
-    this.#cookieDials.delete(conn);
+    this.#answeredDials.delete(conn);
   }
 
   /** `conn` is gone: whatever slot it held frees up. */
   forget(conn: C): void {
     this.leaveHalfOpen(conn);
-    this.#cookieDials.delete(conn);
+    this.#answeredDials.delete(conn);
   }
 }

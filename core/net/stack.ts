@@ -15,6 +15,7 @@ import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
 import { TimerQueue } from "./timer_queue.ts";
 import { FlowTable } from "./flow_table.ts";
 import { DialAdmission } from "./dial_admission.ts";
+import { AcceptingDestinations } from "./accepting_destinations.ts";
 import { seqAdd } from "./tcp/seq.ts";
 
 /** The largest IPv4 packet: a TCP super-packet with offload. */
@@ -53,6 +54,8 @@ export class NetStack implements Stack {
    * the app's final ACK proves it received our SYN-ACK (syn_cookie.ts).
    */
   readonly #cookies = SynCookies.withRandomKey();
+  /** Destinations whose dials succeed: their SYNs are answered before the dial (§3.1). */
+  readonly #accepting: AcceptingDestinations;
   readonly #out: Uint8Array;
   readonly #sink: SegmentSink;
   /** What every connection is configured with (read-only, shared). */
@@ -74,6 +77,7 @@ export class NetStack implements Stack {
     this.#host = host;
     this.#options = options;
     this.#admission = new DialAdmission(options.maxHalfOpen, options.maxHalfOpenPerSource);
+    this.#accepting = new AcceptingDestinations(options.acceptingMemoryMs);
     this.#config = {
       mss: options.mtu - 40,
       segmentOffload: options.offload === true,
@@ -231,7 +235,7 @@ export class NetStack implements Stack {
     packet: Uint8Array,
     now: number,
   ): void {
-    if (!this.#admission.admitsCookieDial()) {
+    if (!this.#admission.admitsAnsweredDial()) {
       this.stats.dropped++;
       return;
     }
@@ -246,16 +250,25 @@ export class NetStack implements Stack {
       payloadLength: 0,
     };
     const conn = this.#create(src, dst, syn, now, seqAdd(ack.ack, -1));
-    this.#admission.enterCookieDial(conn);
-    this.#announce(conn);
+    this.#admission.enterAnsweredDial(conn);
+    this.#announce(conn, true);
     conn.onSegment(ack, packet, now);
   }
 
-  /** A SYN within the limits: dial first, then SYN-ACK (docs/tcp.md §3.1). */
+  /**
+   * A SYN within the limits: dial first, then SYN-ACK (docs/tcp.md §3.1) — or, to a destination
+   * whose dials succeed, the SYN-ACK at once while the dial runs.
+   */
   #open(src: number, dst: number, syn: TcpRepr, now: number): void {
     const conn = this.#create(src, dst, syn, now);
     this.#admission.enterHalfOpen(conn);
-    this.#announce(conn);
+    const answer = this.#accepting.has(dst, syn.dstPort, now) &&
+      this.#admission.admitsAnsweredDial();
+    if (answer) {
+      this.#admission.enterAnsweredDial(conn);
+      conn.answerBeforeDial(now);
+    }
+    this.#announce(conn, answer);
   }
 
   /** A connection for `syn`, registered; `synCookie`: the ISN its SYN-ACK already had. */
@@ -285,14 +298,14 @@ export class NetStack implements Stack {
   }
 
   /** Asks the owner to dial: it answers with accept() or refuse(). */
-  #announce(conn: TcpConnection): void {
+  #announce(conn: TcpConnection, answered: boolean): void {
     this.#host.flowOpening({
       id: conn.id,
       srcAddress: conn.remote.address,
       srcPort: conn.remote.port,
       dstAddress: conn.local.address,
       dstPort: conn.local.port,
-    });
+    }, answered);
   }
 
   #resetUnknown(src: number, dst: number, seg: TcpRepr): void {
@@ -366,12 +379,14 @@ export class NetStack implements Stack {
     const conn = this.#touch(id);
     if (!conn) return;
     this.#admission.dialDone(conn);
+    this.#accepting.accepted(conn.local.address, conn.local.port, now);
     conn.accept(now);
   }
 
   refuse(id: FlowId, _now: number): void {
     const conn = this.#byId.get(id);
     if (!conn || conn.accepted) return;
+    this.#accepting.refused(conn.local.address, conn.local.port);
     conn.refuse();
     this.#forget(conn);
   }

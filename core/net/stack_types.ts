@@ -45,12 +45,14 @@ export interface StackHost {
   transmit(packet: Uint8Array, offload: Offload): void;
   /**
    * A SYN arrived for a new flow. The stack sends nothing until the owner calls `accept(id)`
-   * (SYN-ACK) or `refuse(id)` (RST): dial first, then complete the handshake. Past the half-open
-   * limits the handshake comes first instead (a SYN cookie, validated by the app's ACK): then the
-   * app is connected already, its data waits in the stack until `accept(id)`, and `refuse(id)`
-   * resets the connection.
+   * (SYN-ACK) or `refuse(id)` (RST): dial first, then complete the handshake. Two cases answer
+   * first instead: a SYN to a destination whose last dial succeeded recently
+   * ({@link StackOptions.acceptingMemoryMs}), and past the half-open limits, a SYN cookie validated
+   * by the app's ACK. Then the app is connected already, its data waits in the stack until
+   * `accept(id)`, and `refuse(id)` resets the connection. `answered` says which: true when the
+   * app has its SYN-ACK already.
    */
-  flowOpening(flow: FlowOpening): void;
+  flowOpening(flow: FlowOpening, answered: boolean): void;
   /**
    * In-order payload from the application: a view valid during the call only (often into the
    * packet just read), so the host copies what it keeps. These bytes occupy the flow's receive
@@ -99,6 +101,12 @@ export interface StackOptions {
   maxHalfOpen?: number;
   /** The same limit per source address (default: the total; dial_admission.ts explains why). */
   maxHalfOpenPerSource?: number;
+  /**
+   * How long a successful dial lets new connections to the same address and port get their
+   * SYN-ACK before their own dial answers (accepting_destinations.ts; default 30 s, 0 = always
+   * dial first).
+   */
+  acceptingMemoryMs?: number;
 }
 
 /** What the owner can do with the stack. */

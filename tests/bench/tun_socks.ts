@@ -15,12 +15,16 @@ import type { TunFigures } from "./types.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const ROUNDS = 3;
+/** Connections tun_client.ts opens in its connection phase (warm-up, one at a time, 8 at once). */
+const CONNECTIONS_OPENED = 200 + 1000 + 2000;
 /** The address tun2socks' TUN answers for (k8stun's is 198.18.0.2). */
 const TUN2SOCKS_HOST = "198.20.0.2";
 
 interface Figures extends TunFigures {
   /** CPU seconds of the data plane's process during the upload and download. */
   bulkCpu: number;
+  /** CPU milliseconds of the data plane's process per new connection (the connection phases). */
+  connectionCpuMs: number;
 }
 
 /** CPU seconds (user + system) a process used so far. */
@@ -48,8 +52,19 @@ async function measure(lab: Lab, pid: number, host: string, bytes: number): Prom
   const before = await cpuSeconds(pid);
   const bulk = await client(lab, host, bytes, "bulk");
   const bulkCpu = await cpuSeconds(pid) - before;
+  const beforeConnections = await cpuSeconds(pid);
   const connections = await client(lab, host, bytes, "connections");
-  return { ...connections, up: bulk.up, down: bulk.down, bulkCpu };
+  const connectionCpuMs = (await cpuSeconds(pid) - beforeConnections) * 1000 / CONNECTIONS_OPENED;
+  const latency = await client(lab, host, bytes, "latency");
+  return {
+    ...connections,
+    p50: latency.p50,
+    p99: latency.p99,
+    up: bulk.up,
+    down: bulk.down,
+    bulkCpu,
+    connectionCpuMs,
+  };
 }
 
 /** The comparison's figures, or one skipped line when tun2socks is not built. */
@@ -127,6 +142,12 @@ export async function compareWithTun2socks(bytes: number): Promise<BenchResult[]
     { name: "SOCKS topology: request/response p99", unit: "µs", ...versus("p99") },
     { name: "SOCKS topology: upload app→pod, MTU 1500", unit: "Mbit/s", ...versus("up", 8) },
     { name: "SOCKS topology: download pod→app, MTU 1500", unit: "Mbit/s", ...versus("down", 8) },
+    {
+      name: "SOCKS topology: CPU per new connection (data plane process)",
+      unit: "CPU ms",
+      value: k("connectionCpuMs"),
+      baseline: { name: "tun2socks v2.7.0", value: t("connectionCpuMs") },
+    },
     {
       name: "SOCKS topology: CPU per gigabit (upload + download)",
       unit: "CPU s/Gbit",

@@ -22,7 +22,8 @@ const NEIGHBOUR = parseIpv4Address("10.77.0.2");
 
 /** A loop on a fake TUN, and what it told the relay. */
 async function startLoop(
-  options: { localAddresses?: number[]; testFault?: LoopTestFault } = {},
+  options: { localAddresses?: number[]; testFault?: LoopTestFault; acceptingMemoryMs?: number } =
+    {},
 ) {
   const lib = openLibc();
   const tun = FakeTun.open(lib.symbols);
@@ -35,6 +36,7 @@ async function startLoop(
     sendBuffer: 64 * 1024,
     idleTimeoutMs: 0,
     busyPollMs: 0,
+    acceptingMemoryMs: options.acceptingMemoryMs ?? 0,
     localAddresses: options.localAddresses ?? [APP],
     testFault: options.testFault,
   }, {
@@ -216,3 +218,21 @@ Deno.test(
     assertEquals(loop.link.send({ op: "finish", id: 1 }), true, "operations go nowhere");
   },
 );
+
+Deno.test({
+  name:
+    "packet loop: once a VIP and port accepted a connection, the next SYN there is answered before the relay accepts (docs/tcp.md §3.1)",
+  ignore: NOT_LINUX,
+}, async () => {
+  await using loop = await startLoop({ acceptingMemoryMs: 30_000 });
+  await establish(loop, 41000);
+  await loop.tun.readAll(50); // the handshake's leftovers
+  loop.tun.write(appSegment({ srcPort: 41001, flags: SYN, seq: 1000, mss: 1460 }));
+  const answer = parseOut((await loop.tun.read(5000, (p) => protocolOf(p) === 6))!);
+  assertEquals(answer.flags, SYN | ACK, "no accept was sent for this flow");
+  assertEquals(answer.dstPort, 41001);
+  await loop.until(
+    () => loop.events.some((e) => e.ev === "open" && e.flow.srcPort === 41001),
+    "the flow to be announced for its dial all the same",
+  );
+});

@@ -20,6 +20,7 @@ import type { LoopTestFault } from "../packet_loop/protocol.ts";
 import { type LoopHandlers, PacketLoopLink } from "./loop_link.ts";
 import { FlowRelay } from "./flow_relay.ts";
 import type { OffloadCapabilities, TunDevice, TunHost } from "../device/tun_device.ts";
+import { DEFAULT_ACCEPTING_MEMORY_MS } from "../accepting_destinations.ts";
 
 const log = logger("tun");
 /** How often the watchdog reads the heartbeat and the host's addresses are listed again. */
@@ -54,6 +55,11 @@ export interface TunDataPlaneOptions {
    * {@link DEFAULT_BUSY_POLL_US}; 0 = sleep at once). Trades CPU while traffic flows for latency.
    */
   busyPollMicros?: number;
+  /**
+   * How long a successful dial lets new connections to the same VIP and port be answered before
+   * their own dial (ms; default 30 s, 0 = every connection is dialed first; docs/tcp.md §3.1).
+   */
+  acceptingMemoryMs?: number;
   /**
    * Test hook: the first loop fails this way (default: from K8STUN_TEST_LOOP_FAULT,
    * `throw@<ms>` or `spin@<ms>`; unset in production).
@@ -124,6 +130,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     sendBuffer: options.sendBuffer ?? 1024 * 1024,
     idleTimeoutMs: options.idleTimeoutMs,
     busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
+    acceptingMemoryMs: options.acceptingMemoryMs ?? DEFAULT_ACCEPTING_MEMORY_MS,
   };
   /**
    * The host's addresses the loop admits as sources, the device's own address always among them;

@@ -110,7 +110,7 @@ function run(start: LoopStart, io: PacketIo): void {
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
   const finishAfter = new Set<FlowId>();
-  /** Flows announced whose dial has not answered yet (accept or refuse). */
+  /** Flows announced without a SYN-ACK whose dial has not answered yet (accept or refuse). */
   const dialing = new Set<FlowId>();
   let lastOpening = -Infinity;
   const mask = start.network.prefix === 0 ? 0 : (0xffffffff << (32 - start.network.prefix)) >>> 0;
@@ -119,9 +119,12 @@ function run(start: LoopStart, io: PacketIo): void {
     transmit(packet, offload) {
       io.transmit(packet, offload);
     },
-    flowOpening(flow) {
-      dialing.add(flow.id);
-      lastOpening = performance.now();
+    flowOpening(flow, answered) {
+      // The app waits for this dial only when it has no SYN-ACK yet (see waitForWork).
+      if (!answered) {
+        dialing.add(flow.id);
+        lastOpening = performance.now();
+      }
       emit({ ev: "open", flow });
     },
     flowData(id, data) {
@@ -150,6 +153,7 @@ function run(start: LoopStart, io: PacketIo): void {
     receiveBuffer: start.receiveBuffer,
     sendBuffer: start.sendBuffer,
     idleTimeoutMs: start.idleTimeoutMs,
+    acceptingMemoryMs: start.acceptingMemoryMs,
     offload,
     copy,
   });

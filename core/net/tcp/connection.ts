@@ -208,6 +208,17 @@ export class TcpConnection {
     if (this.#rcv.finReceived) this.#sink.eof(this);
   }
 
+  /**
+   * Answers the SYN before the dial does (a destination that accepted recently, docs/tcp.md
+   * §3.1): the app is connected at once, its data waits here until accept(), and a refusal
+   * resets it.
+   */
+  answerBeforeDial(now: number): void {
+    if (!this.accepted && !this.#synAckSent && this.#state === "SYN_RECEIVED") {
+      this.#sendSynAck(now);
+    }
+  }
+
   #sendSynAck(now: number): void {
     this.#synAckSent = true;
     this.#snd.sendSynAck(now);
@@ -215,7 +226,7 @@ export class TcpConnection {
 
   /** Retransmitted SYN: resend the SYN-ACK if one was sent (docs/tcp.md §3.2). */
   duplicateSyn(now: number): void {
-    if (this.accepted && this.#state === "SYN_RECEIVED") this.#sendSynAck(now);
+    if (this.#synAckSent && this.#state === "SYN_RECEIVED") this.#sendSynAck(now);
   }
 
   #touch(now: number): void {
@@ -454,7 +465,9 @@ export class TcpConnection {
       flags,
       window: 0,
     };
-    if (flags === (RST | ACK) && this.#state === "SYN_RECEIVED") {
+    if (flags === (RST | ACK) && !this.#synAckSent) {
+      // A refusal before any SYN-ACK: the app's SYN-SENT reads only its ACK. Once a SYN-ACK went
+      // out, the app may be established already and takes a reset only at RCV.NXT (SND.NXT here).
       header.seq = 0;
     } else if (flags & SYN) {
       header.window = unscaledWindow(this.#rcv.cap);
