@@ -54,7 +54,14 @@ function mainThreadCpuMs(): number {
   }
 }
 
-type Row = "cluster" | "light" | "lightDirect" | "forwarded" | "direct";
+type Row =
+  | "cluster"
+  | "light"
+  | "lightDirect"
+  | "forwarded"
+  | "direct"
+  | "forwardedLight"
+  | "directLight";
 
 const ROUNDS = Number(Deno.env.get("K8STUN_BENCH_DNS_ROUNDS") ?? 3);
 /** Scales every round's query counts (0.2 for a quick look while iterating). */
@@ -104,11 +111,15 @@ export async function run(): Promise<BenchResult[]> {
       figures.forwarded = await load(port, "example.test", count(10_000));
       serverCpu.push((mainThreadCpuMs() - cpuBefore) * 1000 / count(10_000));
       figures.direct = await load(upstreamPort, "example.test", count(10_000));
+      // At the load of a laptop (a few lookups at once), what forwarding adds to each answer.
+      figures.forwardedLight = await load(port, "example.test", count(10_000), 4);
+      figures.directLight = await load(upstreamPort, "example.test", count(10_000), 4);
       rounds.push(figures);
     }
     const pick = (key: Row): LoadResult => medians(rounds.map((r) => r[key]!));
     const lost = rounds.flatMap((r) => Object.values(r)).reduce((sum, r) => sum + r.lost, 0);
     const [forwarded, direct] = [pick("forwarded"), pick("direct")];
+    const [forwardedLight, directLight] = [pick("forwardedLight"), pick("directLight")];
     const forwardedRows: BenchResult[] = [
       {
         name: "DNS forwarded names, 50 in flight",
@@ -132,6 +143,19 @@ export async function run(): Promise<BenchResult[]> {
             serverCpu.sort((a, b) => a - b)[Math.floor(serverCpu.length / 2)].toFixed(0)
           } µs CPU per query` +
           (lost > 0 ? `; ${lost} queries lost over all rounds (UDP on a loaded machine)` : ""),
+      },
+      {
+        name: "DNS forwarded names p50, 4 in flight",
+        value: forwardedLight.p50,
+        unit: "ms",
+        baseline: { name: "upstream queried directly", value: directLight.p50 },
+      },
+      {
+        name: "DNS forwarded names p99, 4 in flight",
+        value: forwardedLight.p99,
+        unit: "ms",
+        baseline: { name: "upstream queried directly", value: directLight.p99 },
+        note: `${(forwardedLight.p99 - directLight.p99).toFixed(2)} ms added at p99`,
       },
     ];
     if (ONLY === "forwarded") return forwardedRows;
