@@ -21,6 +21,7 @@ interface PathFigures {
   mediumMbps: number;
   connectMs: number;
   bulkCpu: number;
+  serverCpu: number;
   bulkThreads: Record<string, number>;
 }
 
@@ -111,9 +112,14 @@ export async function run(): Promise<BenchResult[]> {
   );
   const [bulk, , , cpu] = throughTun;
   const bulkSeconds = BULK_BYTES * 8 / 1e6 / bulk.value;
+  // The API server and kubelet carry every byte too, on the same two cores: what each client
+  // costs them is part of the throughput.
+  const serverSide = (path: Path) => perGigabit(figure(path, "serverCpu")).toFixed(2);
   cpu.note = `k8stun threads during the echo: ${
     threadShares(rounds.map((r) => r.k8stun), bulkSeconds)
-  } of one core`;
+  } of one core; API server + kwok ${serverSide("k8stun")} CPU s/Gbit for k8stun, ${
+    serverSide("clientGo")
+  } for client-go`;
   return [
     ...throughTun,
     ...compare(

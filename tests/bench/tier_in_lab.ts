@@ -67,6 +67,24 @@ async function threadCpu(pid: number): Promise<Map<string, number>> {
   return out;
 }
 
+/** CPU seconds so far of the control plane's processes that carry port-forward bytes. */
+async function serverSideCpu(): Promise<number> {
+  let total = 0;
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (name !== "kube-apiserver" && name !== "kwok") continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // the process ended
+    }
+  }
+  return total;
+}
+
 async function client(host: string, port: number, ...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", here("./echo_client.ts"), host, String(port), ...args],
@@ -90,6 +108,8 @@ interface PathFigures {
   connectMs: number;
   /** CPU seconds of the path's process during the 20 MiB echo, and per thread name. */
   bulkCpu: number;
+  /** CPU seconds kube-apiserver and kwok (the kubelet) used during the same echo. */
+  serverCpu: number;
   bulkThreads: Record<string, number>;
 }
 
@@ -100,6 +120,7 @@ async function measure(
   inspector?: string,
 ): Promise<PathFigures> {
   const before = await threadCpu(pid);
+  const serverBefore = await serverSideCpu();
   const profiling = inspector ? await startProfile(inspector) : undefined;
   const bulk = await client(host, port, "bulk", String(BULK));
   if (profiling) {
@@ -108,6 +129,7 @@ async function measure(
     console.error(`k8stun main thread, 20 MiB echo, self time:\n${summarize(profile)}`);
   }
   const after = await threadCpu(pid);
+  const serverCpu = await serverSideCpu() - serverBefore;
   const threads: Record<string, number> = {};
   for (const [name, seconds] of after) threads[name] = seconds - (before.get(name) ?? 0);
   const medium = await client(host, port, "bulk", String(MEDIUM), "5");
@@ -117,6 +139,7 @@ async function measure(
     mediumMbps: medium.mbps,
     connectMs: connect.p50,
     bulkCpu: Object.values(threads).reduce((a, b) => a + b, 0),
+    serverCpu,
     bulkThreads: threads,
   };
 }
