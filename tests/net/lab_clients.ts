@@ -51,3 +51,42 @@ if (mode === "concurrent") {
     ms: Date.now() - start,
   }));
 }
+
+/** How a connection to `port` through the VIP ends: "echoed", "refused", "reset" or the error. */
+async function outcome(port: number): Promise<string> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: vip, port });
+  } catch (error) {
+    return error instanceof Deno.errors.ConnectionRefused ? "refused" : String(error);
+  }
+  try {
+    await conn.write(new TextEncoder().encode("ping"));
+    const reply = new Uint8Array(4);
+    const n = await conn.read(reply);
+    return n === 4 ? "echoed" : `read ${n}`;
+  } catch (error) {
+    return error instanceof Deno.errors.ConnectionReset ? "reset" : String(error);
+  } finally {
+    conn.close();
+  }
+}
+
+if (mode === "vanished") {
+  // The "pod": an echo server in this process, behind the VIP's port of the same number.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const buffer = new Uint8Array(4);
+      const n = await conn.read(buffer).catch(() => null);
+      if (n) await conn.write(buffer.subarray(0, n)).catch(() => {});
+      conn.close();
+    }
+  })().catch(() => {});
+  const steps = [await outcome(port), await outcome(port)];
+  listener.close(); // the pod goes away
+  await serving;
+  steps.push(await outcome(port), await outcome(port));
+  console.log(JSON.stringify({ steps }));
+}

@@ -77,6 +77,20 @@ for (const backend of BACKENDS) {
   });
 }
 
+Deno.test({
+  name:
+    "data plane: a port that accepted gets its next connections answered at once; once its pod is gone the first is reset, the next refused (docs/tcp.md §3.1)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPlane("on", async (lab) => {
+      const { steps } = await client(lab, "vanished");
+      assertEquals(steps, ["echoed", "echoed", "reset", "refused"]);
+    });
+  },
+});
+
 /** 1 GiB of reproducible pseudo-random bytes (AES-128-CTR of zeros) on stdout. */
 const GIB = "openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f " +
   "-iv 00000000000000000000000000000000 -nosalt < /dev/zero 2>/dev/null | head -c 1073741824";
