@@ -104,6 +104,19 @@ export interface Duplex {
   writeReleasesChunk?: boolean;
 }
 
+/** A TCP connection described for k8stun to open ({@link Dialer.socket}). */
+export interface SocketDial {
+  /** IPv4 address, dotted. */
+  address: string;
+  port: number;
+  /**
+   * A SOCKS5 CONNECT (RFC 1928, no authentication) to send once connected: the connection
+   * carries the app's bytes only after the proxy's success reply; a failure reply fails the dial
+   * with the reason its code gives.
+   */
+  socks5Connect?: { host: string; port: number };
+}
+
 /** Turns names and addresses into targets. Return `null` to pass to the next resolver. */
 export interface Resolver {
   name: string;
@@ -139,6 +152,13 @@ export interface Dialer {
   accepts(target: DialTarget): boolean | Promise<boolean>;
   /** Opens the stream. Rejects with {@link DialError} when the remote refuses. */
   dial(target: DialTarget, options: DialOptions): Promise<Duplex>;
+  /**
+   * For a dialer whose connection is one plain TCP socket: that socket, described instead of
+   * opened, so the TUN path can open and relay it inside its packet loop — no per-connection
+   * streams, no thread hand-off per packet (docs/architecture.md, "Dialed from the packet loop"). Return undefined for targets it must
+   * `dial` itself; the proxy fronts always `dial`.
+   */
+  socket?(target: DialTarget): SocketDial | undefined;
   /** Releases sessions and sockets at shutdown. */
   close?(): Promise<void> | void;
 }

@@ -12,6 +12,7 @@ import {
   type Duplex,
   type FlowRequest,
   type Resolver,
+  type SocketDial,
   type Target,
 } from "../mod.ts";
 import type { ClusterView } from "./cluster/types.ts";
@@ -30,6 +31,19 @@ export interface OpenedFlow {
   dialed: DialTarget;
   dialer: string;
   duplex: Duplex;
+}
+
+/** A flow's target, and the candidates to dial for it in order. */
+export interface Route {
+  target: Target;
+  candidates: DialTarget[];
+}
+
+/** One candidate of a route as a socket to open ({@link Router.sockets}). */
+export interface SocketAttempt {
+  dialed: DialTarget;
+  dialer: string;
+  socket: SocketDial;
 }
 
 /** What the router was built from. */
@@ -118,6 +132,12 @@ export class Router {
     );
   }
 
+  /** Resolves a flow and lists what to dial for it, in order (at most the attempts allowed). */
+  async route(flow: FlowRequest): Promise<Route> {
+    const target = await this.resolve(flow);
+    return { target, candidates: this.candidates(target).slice(0, this.#maxAttempts) };
+  }
+
   /**
    * Resolves and dials a flow. A refused candidate is skipped in favour of the next ready one;
    * any other failure ends the attempt. Throws `DialError` with the last reason.
@@ -131,9 +151,19 @@ export class Router {
     signal: AbortSignal,
     options: { early?: boolean } = {},
   ): Promise<OpenedFlow> {
-    const target = await this.resolve(flow);
-    const candidates = this.candidates(target).slice(0, this.#maxAttempts);
+    return await this.dial(await this.route(flow), signal, { ...options, flow });
+  }
+
+  /** Dials a route's candidates as {@link open} does. */
+  async dial(
+    route: Route,
+    signal: AbortSignal,
+    options: { early?: boolean; flow: FlowRequest },
+  ): Promise<OpenedFlow> {
+    const { target } = route;
+    const candidates = [...route.candidates];
     const early = options.early === true;
+    const flow = options.flow;
     let last: DialError | undefined;
     const dialNext = async (): Promise<Omit<OpenedFlow, "target">> => {
       for (let dialed = candidates.shift(); dialed; dialed = candidates.shift()) {
@@ -154,6 +184,28 @@ export class Router {
     const first = await dialNext();
     const redial = candidates.length > 0 ? async () => (await dialNext()).duplex : undefined;
     return { target, ...first, duplex: replayingDuplex(first.duplex, redial) };
+  }
+
+  /**
+   * The sockets to open for a route instead of dialing it, in the candidates' order, when each
+   * candidate's dialer describes one ({@link Dialer.socket}); otherwise undefined (dial it).
+   * Throws like {@link dial} when no dialer accepts a candidate.
+   */
+  async sockets(route: Route): Promise<SocketAttempt[] | undefined> {
+    const attempts: SocketAttempt[] = [];
+    for (const dialed of route.candidates) {
+      const dialer = await this.#firstAccepting(dialed);
+      if (!dialer) throw new DialError("unreachable", `no dialer accepts ${describeDial(dialed)}`);
+      let socket: SocketDial | undefined;
+      try {
+        socket = dialer.socket?.(dialed);
+      } catch {
+        socket = undefined; // a plugin's mistake costs it the fast path, not the connection
+      }
+      if (!socket) return undefined;
+      attempts.push({ dialed, dialer: dialer.name, socket });
+    }
+    return attempts.length > 0 ? attempts : undefined;
   }
 
   async #firstAccepting(target: DialTarget): Promise<Dialer | undefined> {
@@ -201,7 +253,7 @@ export function describe(target: Target): string {
     : `${target.kind} ${target.namespace}/${target.name}${port}`;
 }
 
-function describeDial(target: DialTarget): string {
+export function describeDial(target: DialTarget): string {
   return target.kind === "host"
     ? `${target.host}:${target.port}`
     : `pod ${target.namespace}/${target.name}:${target.port}`;

@@ -34,6 +34,28 @@ export function replyFor(reason: DialFailure): number {
   }
 }
 
+/**
+ * What a proxy's failure reply means to us as a client (the SOCKS5-upstream dialer): the reverse
+ * of {@link replyFor}. 0xff is no reply code but a greeting the proxy turned down (no acceptable
+ * method, §3): not allowed.
+ */
+export function failureOfReply(reply: number): DialFailure {
+  switch (reply) {
+    case SocksReply.notAllowed:
+    case 0xff:
+      return "forbidden";
+    case SocksReply.networkUnreachable:
+    case SocksReply.hostUnreachable:
+      return "unreachable";
+    case SocksReply.connectionRefused:
+      return "refused";
+    case 0x06: // TTL expired
+      return "timeout";
+    default:
+      return "error";
+  }
+}
+
 /** What the handshake asks for. */
 export type SocksRequest =
   | { ok: true; flow: FlowRequest; reply(code: number): Promise<void> }

@@ -33,7 +33,7 @@ export class DarwinPacketIo implements PacketIo {
     this.#poll = pollReadable(
       fd,
       wakeFd,
-      (fds, timeoutMs) => os.sym.poll(fds, 2, timeoutMs),
+      (fds, count, timeoutMs) => os.sym.poll(fds, count, timeoutMs),
       () => os.errno(),
       (into) => Number(os.sym.read(wakeFd, into, BigInt(into.length))),
     );

@@ -43,6 +43,10 @@ const SYMBOLS = {
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   /** Ifindex to name (NULL when there is no such device). */
   if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
+  /** The packet loop's relayed sockets (loop_sockets.ts) are watched through one epoll set. */
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   ...blockingSocketCalls("u64"),
   __errno_location: { parameters: [], result: "pointer" },
 } as const;

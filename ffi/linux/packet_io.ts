@@ -14,13 +14,18 @@ import {
   writeVnetHeader,
 } from "../../core/net/wire/virtio.ts";
 import { pollReadable } from "../poll_pair.ts";
+import { LinuxLoopSockets } from "./loop_sockets.ts";
 
 /** Opens the loop's end of a Linux TUN (or of a socketpair standing in for one in tests). */
 export function openPacketIo(spec: PacketIoSpec, wakeFd: number): PacketIo {
   const lib = openLibc();
   const libc = lib.symbols;
   const virtio = spec.offload.checksum;
-  return new LinuxPacketIo(libc, spec.fd, wakeFd, virtio, spec.mtu, () => lib.close());
+  const sockets = new LinuxLoopSockets(libc);
+  return new LinuxPacketIo(libc, spec.fd, wakeFd, virtio, spec.mtu, sockets, () => {
+    sockets.closeAll();
+    lib.close();
+  });
 }
 
 class LinuxPacketIo implements PacketIo {
@@ -32,6 +37,7 @@ class LinuxPacketIo implements PacketIo {
   readonly #buffer: Uint8Array;
   readonly #poll;
   readonly #release: () => void;
+  readonly sockets: LinuxLoopSockets;
 
   constructor(
     libc: Libc,
@@ -39,8 +45,10 @@ class LinuxPacketIo implements PacketIo {
     wakeFd: number,
     virtio: boolean,
     mtu: number,
+    sockets: LinuxLoopSockets,
     release: () => void,
   ) {
+    this.sockets = sockets;
     this.#libc = libc;
     this.#fd = fd;
     this.copy = copyBytes(libc);
@@ -49,9 +57,10 @@ class LinuxPacketIo implements PacketIo {
     this.#poll = pollReadable(
       fd,
       wakeFd,
-      (fds, timeoutMs) => libc.poll(fds, 2n, timeoutMs),
+      (fds, count, timeoutMs) => libc.poll(fds, BigInt(count), timeoutMs),
       () => errno(libc),
       (into) => Number(libc.read(wakeFd, into, BigInt(into.length))),
+      sockets.fd,
     );
     this.#release = release;
   }

@@ -4,12 +4,19 @@
  */
 import { type Dialer, DialError, type Duplex, type PluginModule } from "../../mod.ts";
 import { connDuplex } from "../../core/stream/conn_duplex.ts";
+import { ipv4ToNumber } from "../../core/vip.ts";
 
 /** Builds the dialer. It accepts host targets. */
 export function createDirectDialer(): Dialer {
   return {
     name: "direct",
     accepts: (target) => target.kind === "host",
+    // An address is connected from the TUN's packet loop (docs/architecture.md, "Dialed from the packet loop"); a name needs a
+    // lookup, which dial() does.
+    socket: (target) =>
+      target.kind === "host" && ipv4ToNumber(target.host) !== undefined
+        ? { address: target.host, port: target.port }
+        : undefined,
     async dial(target, { signal }): Promise<Duplex> {
       if (target.kind !== "host") throw new DialError("unreachable", "not a host target");
       try {

@@ -3,19 +3,13 @@
  * under one deadline: one timer for the whole exchange, not one per read.
  */
 import { DialError, type DialTarget } from "../../mod.ts";
+import { socks5ConnectRequest, socks5NoAuthConnect } from "../../core/net/wire/socks5_client.ts";
+import { failureOfReply } from "../../core/proxy/socks5.ts";
 
 /** How long the proxy has to answer the whole handshake. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const seconds = HANDSHAKE_TIMEOUT_MS / 1000;
-
-const FAILURES: Record<number, ConstructorParameters<typeof DialError>[0]> = {
-  2: "forbidden",
-  3: "unreachable",
-  4: "unreachable",
-  5: "refused",
-  6: "timeout",
-};
 
 /** Credentials, when the proxy wants them. */
 export interface SocksCredentials {
@@ -42,11 +36,11 @@ export async function negotiate(
   const port = target.port;
   try {
     const auth = credentials.username !== undefined;
-    const request = connectRequest(host, port);
+    const request = socks5ConnectRequest(host, port);
     // Without credentials the only method offered is "none", so the server either takes it or
     // refuses and closes: the request can follow the greeting in the same segment, one round
     // trip instead of two (RFC 1928 §3, §4).
-    await conn.write(auth ? new Uint8Array([5, 1, 2]) : concat([5, 1, 0], request));
+    await conn.write(auth ? new Uint8Array([5, 1, 2]) : socks5NoAuthConnect(host, port));
     const [, method] = await replies.take(2);
     if (method === 0xff) {
       throw new DialError("forbidden", "the SOCKS upstream accepts none of our methods");
@@ -68,7 +62,7 @@ export async function negotiate(
     await replies.take(type === 1 ? 6 : type === 4 ? 18 : (await replies.take(1))[0] + 2);
     if (reply !== 0) {
       throw new DialError(
-        FAILURES[reply] ?? "error",
+        failureOfReply(reply),
         `SOCKS upstream answered ${reply} for ${host}:${port}`,
       );
     }
@@ -86,22 +80,6 @@ export async function negotiate(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** The CONNECT request for `host` (an IPv4 address or a name) and `port` (RFC 1928 §4, §5). */
-function connectRequest(host: string, port: number): Uint8Array {
-  const name = new TextEncoder().encode(host);
-  const address = /^\d+\.\d+\.\d+\.\d+$/.test(host)
-    ? [1, ...host.split(".").map(Number)]
-    : [3, name.length, ...name];
-  return new Uint8Array([5, 1, 0, ...address, port >> 8, port & 0xff]);
-}
-
-function concat(head: number[], tail: Uint8Array): Uint8Array {
-  const out = new Uint8Array(head.length + tail.length);
-  out.set(head);
-  out.set(tail, head.length);
-  return out;
 }
 
 /** Reads replies in exact pieces, keeping what arrived beyond them. */

@@ -12,6 +12,7 @@ import {
   type PluginModule,
 } from "../../mod.ts";
 import { connDuplex } from "../../core/stream/conn_duplex.ts";
+import { ipv4ToNumber } from "../../core/vip.ts";
 import { negotiate } from "./handshake.ts";
 import { Spares } from "./spares.ts";
 
@@ -45,6 +46,19 @@ export function createSocksUpstreamDialer(upstream: SocksUpstream): Dialer {
   return {
     name: "socks-upstream",
     accepts: (target: DialTarget) => target.kind === "host" || target.ip !== undefined,
+    // Without credentials, with the proxy given by address, the TUN's packet loop connects and
+    // sends the CONNECT itself (docs/architecture.md, "Dialed from the packet loop").
+    socket: (target: DialTarget) =>
+      upstream.username === undefined && ipv4ToNumber(upstream.hostname) !== undefined
+        ? {
+          address: upstream.hostname,
+          port: upstream.port,
+          socks5Connect: {
+            host: target.kind === "host" ? target.host : target.ip!,
+            port: target.port,
+          },
+        }
+        : undefined,
     async dial(target, { signal, early }): Promise<Duplex> {
       const quick = early === true && upstream.username === undefined;
       const conn = (quick ? spares.take() : undefined) ??

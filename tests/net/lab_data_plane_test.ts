@@ -19,14 +19,21 @@ async function withPlane(
   backend: Backend,
   fn: (lab: Lab) => Promise<void>,
   mtu = 1500,
+  through: "direct" | "socks5" = "direct",
 ): Promise<void> {
   await using lab = await Lab.create();
+  const env: Record<string, string> = { K8STUN_LAB_OFFLOAD: backend };
+  if (through === "socks5") {
+    const proxy = lab.spawn(Deno.execPath(), ["run", "-A", here("../lab/socks5_server.ts")]);
+    const port = (await proxy.waitForOutput(/READY (\d+)/, 30_000))[1];
+    env.K8STUN_LAB_SOCKS_UPSTREAM = `127.0.0.1:${port}`;
+  }
   const plane = lab.spawn(Deno.execPath(), [
     "run",
     "-A",
     here("../lab/tun_plane.ts"),
     String(mtu),
-  ], { env: { K8STUN_LAB_OFFLOAD: backend } });
+  ], { env });
   await plane.waitForOutput(/READY/, 30_000);
   await fn(lab);
 }
@@ -88,6 +95,26 @@ Deno.test({
       const { steps } = await client(lab, "vanished");
       assertEquals(steps, ["echoed", "echoed", "reset", "refused"]);
     });
+  },
+});
+
+Deno.test({
+  name:
+    "data plane through a SOCKS5 upstream, dialed from the packet loop (docs/architecture.md): 500 concurrent connections byte-exact; a refused CONNECT is a refusal, and a reset once answered early",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPlane(
+      "on",
+      async (lab) => {
+        assertEquals((await client(lab, "concurrent")).ok, 500);
+        const { steps } = await client(lab, "vanished");
+        assertEquals(steps, ["echoed", "echoed", "reset", "refused"]);
+      },
+      1500,
+      "socks5",
+    );
   },
 });
 

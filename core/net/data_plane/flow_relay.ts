@@ -12,7 +12,14 @@
  *
  * The relay knows nothing of devices or Workers: operations go to the flow's {@link FlowLoop}.
  */
-import { asDialError, describe, type Router } from "../../router.ts";
+import {
+  asDialError,
+  describe,
+  describeDial,
+  type Router,
+  type SocketAttempt,
+} from "../../router.ts";
+import { loopDialFailure, loopDialOf } from "./loop_dial.ts";
 import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
 import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
@@ -35,6 +42,8 @@ const BYTES_REPORT_MS = 1000;
 
 /** Where a flow's operations go: the packet loop it lives in (bridge/loop_link.ts). */
 export interface FlowLoop {
+  /** The loop can dial and relay flows itself (the `connect` operation, docs/architecture.md, "Dialed from the packet loop"). */
+  readonly dialsInLoop: boolean;
   /** Hands an operation to the loop; false when it was queued (its data still referenced). */
   send(op: LoopOp): boolean;
   /** A copy of an event payload (a view into the loop's ring) to keep. */
@@ -60,6 +69,11 @@ interface Flow {
   loop: FlowLoop;
   duplex?: Duplex;
   writer?: WritableStreamDefaultWriter<Uint8Array>;
+  /** Dialed by the loop: the socket being tried, and the ones left if it is refused. */
+  socket?: SocketAttempt;
+  socketsLeft?: SocketAttempt[];
+  /** Counted among its VIP's open connections (it connected). */
+  busy: boolean;
   writeChain: Promise<void>;
   credit: number;
   resume?: () => void;
@@ -126,6 +140,12 @@ export class FlowRelay {
         return this.closed(event.id, event.why);
       case "udp":
         return this.udp(event.datagram, loop);
+      case "connected":
+        return this.loopConnected(event.id);
+      case "connect-failed":
+        return this.loopConnectFailed(event.id, event.code);
+      case "relayed":
+        return this.loopRelayed(event.id, event.up, event.down);
     }
   }
 
@@ -143,28 +163,33 @@ export class FlowRelay {
       bytesDown: 0,
       reportedUp: 0,
       reportedDown: 0,
+      busy: false,
       closed: false,
     };
     this.#flows.set(opening.id, flow);
     this.#dial(flow, opening);
   }
 
-  /** Step 2: through the Router; connected → accept, failed → refuse. */
+  /**
+   * Step 2: through the Router; connected → accept, failed → refuse. A route whose dialers
+   * describe plain sockets is dialed by the loop instead ({@link #connectInLoop}).
+   */
   async #dial(flow: Flow, opening: FlowOpening): Promise<void> {
     let opened;
     try {
       // The plugin API (FlowRequest) takes addresses as text.
-      opened = await this.#router.open(
-        {
-          address: formatIpv4(opening.dstAddress),
-          port: opening.dstPort,
-          protocol: "tcp",
-          front: "tun",
-          source: { address: formatIpv4(opening.srcAddress), port: opening.srcPort },
-        },
-        flow.abort.signal,
-        { early: true },
-      );
+      const request = {
+        address: formatIpv4(opening.dstAddress),
+        port: opening.dstPort,
+        protocol: "tcp" as const,
+        front: "tun" as const,
+        source: { address: formatIpv4(opening.srcAddress), port: opening.srcPort },
+      };
+      const route = await this.#router.route(request);
+      const sockets = flow.loop.dialsInLoop ? await this.#router.sockets(route) : undefined;
+      if (flow.closed) return;
+      if (sockets) return this.#connectInLoop(flow, sockets);
+      opened = await this.#router.dial(route, flow.abort.signal, { early: true, flow: request });
     } catch (error) {
       this.#refuse(flow, asDialError(error, "router"));
       return;
@@ -175,17 +200,68 @@ export class FlowRelay {
     }
     flow.duplex = opened.duplex;
     flow.writer = opened.duplex.writable.getWriter();
-    const vip = opening.dstAddress;
-    this.#busy.set(vip, (this.#busy.get(vip) ?? 0) + 1);
     flow.loop.send({ op: "accept", id: flow.id });
+    this.#connected(flow, describe(opened.target), opened.dialer);
+    this.#pumpToApp(flow).catch(() => {});
+  }
+
+  /** The loop dials `attempts[0]`; a refusal moves on to the next (connectFailed). */
+  #connectInLoop(flow: Flow, attempts: SocketAttempt[]): void {
+    const [attempt, ...rest] = attempts;
+    flow.socket = attempt;
+    flow.socketsLeft = rest;
+    let dial;
+    try {
+      dial = loopDialOf(attempt.socket);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#refuse(flow, { reason: "error", message: `dialer ${attempt.dialer}: ${message}` });
+      return;
+    }
+    flow.loop.send({ op: "connect", id: flow.id, dial });
+  }
+
+  /** A dial from the loop connected: the loop accepted the flow and relays it. */
+  loopConnected(id: FlowId): void {
+    const flow = this.#flows.get(id);
+    if (!flow?.socket || flow.closed) return;
+    this.#connected(flow, describeDial(flow.socket.dialed), flow.socket.dialer);
+  }
+
+  /** A dial from the loop failed (`code`: loop_dial.ts); the next socket, or a refusal. */
+  loopConnectFailed(id: FlowId, code: number): void {
+    const flow = this.#flows.get(id);
+    if (!flow?.socket || flow.closed) return;
+    const failure = loopDialFailure(code, flow.socket.socket);
+    if (failure.reason === "refused" && flow.socketsLeft!.length > 0) {
+      return this.#connectInLoop(flow, flow.socketsLeft!);
+    }
+    this.#refuse(flow, {
+      reason: failure.reason,
+      message: `dialer ${flow.socket.dialer}: ${failure.message}`,
+    });
+  }
+
+  /** The byte counts of a flow the loop relays. */
+  loopRelayed(id: FlowId, up: number, down: number): void {
+    const flow = this.#flows.get(id);
+    if (!flow) return;
+    flow.bytesUp = up;
+    flow.bytesDown = down;
+  }
+
+  /** The flow connected (by either path): it counts for its VIP, telemetry hears of it. */
+  #connected(flow: Flow, target: string, dialer: string): void {
+    const vip = flow.opening.dstAddress;
+    flow.busy = true;
+    this.#busy.set(vip, (this.#busy.get(vip) ?? 0) + 1);
     log.debug("{vip}:{port} → {target} via {dialer}", () => ({
       vip: infoOf(flow).vip,
-      port: opening.dstPort,
-      target: describe(opened.target),
-      dialer: opened.dialer,
+      port: flow.opening.dstPort,
+      target,
+      dialer,
     }));
     this.#telemetry.emit({ type: "connection_opened", connection: infoOf(flow) });
-    this.#pumpToApp(flow).catch(() => {});
   }
 
   #refuse(flow: Flow, failure: { reason: string; message: string }): void {
@@ -304,7 +380,7 @@ export class FlowRelay {
     if (flow.closed) return;
     flow.closed = true;
     this.#flows.delete(flow.id);
-    if (flow.writer) { // counted as busy once its dial connected
+    if (flow.busy) {
       const vip = flow.opening.dstAddress;
       const count = (this.#busy.get(vip) ?? 1) - 1;
       if (count <= 0) this.#busy.delete(vip);

@@ -74,6 +74,7 @@ export class PacketLoopLink {
   /** Operations the ring had no room for, in order; the Worker says when it has made room. */
   readonly #backlog: LoopOp[] = [];
   #wakeScheduled = false;
+  #dialsInLoop = false;
   #listening = true;
   #closed = false;
   readonly #ended = Promise.withResolvers<string>();
@@ -123,8 +124,10 @@ export class PacketLoopLink {
     };
     this.#worker.onmessage = (event: MessageEvent<FromLoop>) => {
       const msg = event.data;
-      if (msg.type === "ready") ready.resolve();
-      else if (msg.type === "stopped") this.#stopped.resolve();
+      if (msg.type === "ready") {
+        this.#dialsInLoop = msg.sockets;
+        ready.resolve();
+      } else if (msg.type === "stopped") this.#stopped.resolve();
       else if (msg.type === "failed") end(`packet loop failed: ${msg.message}`);
       else if (msg.type === "fault") reportFault(msg.kind, msg.message);
     };
@@ -151,6 +154,11 @@ export class PacketLoopLink {
    */
   get ended(): Promise<string> {
     return this.#ended.promise;
+  }
+
+  /** The loop can dial and relay flows itself (the `connect` operation). */
+  get dialsInLoop(): boolean {
+    return this.#dialsInLoop;
   }
 
   /** The loop's turn counter (protocol.ts Signal.HEARTBEAT), for the watchdog. */

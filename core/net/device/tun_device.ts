@@ -12,6 +12,7 @@
  *   receives plain data only, so the device describes its end as a {@link PacketIoSpec}, and the
  *   Worker imports the module the spec names to open it.
  */
+import type { LoopSockets } from "./loop_sockets.ts";
 import type { CopyBytes } from "../copy.ts";
 import type { Offload } from "../wire/virtio.ts";
 
@@ -98,10 +99,13 @@ export interface PacketIo {
    */
   transmit(packet: Uint8Array, offload: Offload): void;
   /**
-   * Sleeps until the device has packets, the wake-up fd was signalled, or `timeoutMs` passed
-   * (0: only looks); consumes the wake-up. Returns whether the device has packets.
+   * Sleeps until the device has packets, a watched socket is ready, the wake-up fd was signalled,
+   * or `timeoutMs` passed (0: only looks); consumes the wake-up. Returns whether the device has
+   * packets or a socket is ready.
    */
   wait(timeoutMs: number): boolean;
+  /** TCP sockets the loop may relay itself; absent where the OS module offers none. */
+  readonly sockets?: LoopSockets;
   /** Releases what the loop's end holds (never the device's descriptor). */
   close(): void;
 }

@@ -53,7 +53,8 @@ export interface LoopTestFault {
 
 /** Worker → main thread, by `postMessage`. */
 export type FromLoop =
-  | { type: "ready" }
+  /** Polling; `sockets`: it can dial and relay flows itself (the `connect` operation). */
+  | { type: "ready"; sockets: boolean }
   | { type: "stopped" }
   | { type: "failed"; message: string }
   /** The first fault of its kind the loop contained (later ones are only counted). */
@@ -93,7 +94,24 @@ export type LoopOp =
   | { op: "abort"; id: FlowId }
   | { op: "udp"; datagram: UdpDatagram }
   | { op: "route"; address: number; add: boolean }
-  | { op: "local-addresses"; addresses: number[] };
+  | { op: "local-addresses"; addresses: number[] }
+  /** Dial the flow from the loop and relay it there (socket_relay.ts); see LoopDial. */
+  | { op: "connect"; id: FlowId; dial: LoopDial };
+
+/** A connection the loop opens for a flow: to `address:port`, then maybe a SOCKS5 CONNECT. */
+export interface LoopDial {
+  /** IPv4, host byte order. */
+  address: number;
+  port: number;
+  /** Sent once connected: a SOCKS5 greeting and CONNECT, whose replies come before any data. */
+  socks5?: Uint8Array;
+}
+
+/**
+ * Why a dial from the loop failed: an errno (ECONNREFUSED, ETIMEDOUT, …), or
+ * {@link SOCKS5_REPLY_BASE} plus the code of a SOCKS5 proxy's failure reply.
+ */
+export const SOCKS5_REPLY_BASE = 0x10000;
 
 /** An event from the stack, for the relay. `data` payloads are at most MAX_RECORD_PAYLOAD. */
 export type LoopEvent =
@@ -102,7 +120,13 @@ export type LoopEvent =
   | { ev: "eof"; id: FlowId }
   | { ev: "sent"; id: FlowId; n: number }
   | { ev: "closed"; id: FlowId; why: FlowEnd }
-  | { ev: "udp"; datagram: UdpDatagram };
+  | { ev: "udp"; datagram: UdpDatagram }
+  /** A dial from the loop connected: the flow is accepted and relayed there. */
+  | { ev: "connected"; id: FlowId }
+  /** A dial from the loop failed (`code`: see {@link SOCKS5_REPLY_BASE}); the flow waits. */
+  | { ev: "connect-failed"; id: FlowId; code: number }
+  /** Bytes a flow relayed in the loop carried so far, each way (sent before its "closed"). */
+  | { ev: "relayed"; id: FlowId; up: number; down: number };
 
 const OP_KINDS = [
   "accept",
@@ -114,8 +138,19 @@ const OP_KINDS = [
   "udp",
   "route",
   "local-addresses",
+  "connect",
 ] as const;
-const EVENT_KINDS = ["open", "data", "eof", "sent", "closed", "udp"] as const;
+const EVENT_KINDS = [
+  "open",
+  "data",
+  "eof",
+  "sent",
+  "closed",
+  "udp",
+  "connected",
+  "connect-failed",
+  "relayed",
+] as const;
 const FLOW_ENDS: readonly FlowEnd[] = ["closed", "reset", "timeout", "refused", "aborted"];
 // Record kinds are 1-based: 0 marks the ring's padding records.
 const opKind = (op: LoopOp["op"]) => OP_KINDS.indexOf(op) + 1;
@@ -138,6 +173,10 @@ export function pushOp(ring: RingWriter, op: LoopOp): boolean {
       const view = new DataView(list.buffer);
       op.addresses.forEach((address, i) => view.setUint32(i * 4, address, true));
       return ring.push(kind, op.addresses.length, 0, [list]);
+    }
+    case "connect": {
+      const head = new Uint8Array([op.dial.port >> 8, op.dial.port & 0xff]);
+      return ring.push(kind, op.id, op.dial.address, [head, op.dial.socks5 ?? new Uint8Array(0)]);
     }
     default:
       return ring.push(kind, op.id, 0);
@@ -165,6 +204,15 @@ export function readOps(ring: RingReader, visit: (op: LoopOp) => void): number {
         const count = Math.min(a, payload.length >> 2);
         const addresses = Array.from({ length: count }, (_, i) => view.getUint32(i * 4, true));
         return visit({ op, addresses });
+      }
+      case "connect": {
+        if (payload.length < 2) return; // not one we wrote
+        const socks5 = payload.length > 2 ? payload.slice(2) : undefined;
+        return visit({
+          op,
+          id: a,
+          dial: { address: b, port: (payload[0] << 8) | payload[1], socks5 },
+        });
       }
       default:
         return visit({ op, id: a });
@@ -195,7 +243,14 @@ export function pushEvent(ring: RingWriter, event: LoopEvent): boolean {
     case "udp":
       return pushDatagram(ring, kind, event.datagram);
     case "eof":
+    case "connected":
       return ring.push(kind, event.id, 0);
+    case "connect-failed":
+      return ring.push(kind, event.id, event.code);
+    case "relayed": {
+      const counts = new Float64Array([event.up, event.down]);
+      return ring.push(kind, event.id, 0, [new Uint8Array(counts.buffer)]);
+    }
   }
 }
 
@@ -233,7 +288,14 @@ export function readEvents(
       case "udp":
         return visit({ ev, datagram: readDatagram(a, b, payload) });
       case "eof":
+      case "connected":
         return visit({ ev, id: a });
+      case "connect-failed":
+        return visit({ ev, id: a, code: b });
+      case "relayed": {
+        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+        return visit({ ev, id: a, up: view.getFloat64(0, true), down: view.getFloat64(8, true) });
+      }
     }
   }, beforeFree);
 }

@@ -22,6 +22,7 @@ import { formatIpv4 } from "../wire/ipv4.ts";
 import { fragmentIpv4, MAX_UDP_PAYLOAD } from "../wire/ipv4_fragment.ts";
 import { RingReader, RingWriter } from "./ring.ts";
 import { LocalSources } from "./local_sources.ts";
+import { SocketRelay } from "./socket_relay.ts";
 import {
   type FromLoop,
   type LoopEvent,
@@ -32,7 +33,7 @@ import {
   readOps,
   Signal,
 } from "./protocol.ts";
-import type { FlowId, StackHost, UdpDatagram } from "../stack_types.ts";
+import type { FlowEnd, FlowId, StackHost, UdpDatagram } from "../stack_types.ts";
 import { FRAME_HEADROOM } from "../device/tun_device.ts";
 
 /** A turn that moved this much is part of a bulk transfer (see the busy-poll below). */
@@ -128,16 +129,20 @@ function run(start: LoopStart, io: PacketIo): void {
       emit({ ev: "open", flow });
     },
     flowData(id, data) {
+      if (relay?.has(id)) return relay.data(id, data);
       // Segment by segment: the main thread writes a flow's consecutive records as one.
       emit({ ev: "data", id, data });
     },
     flowEof(id) {
+      if (relay?.has(id)) return relay.appEnded(id);
       emit({ ev: "eof", id });
     },
     flowWritable(id) {
+      if (relay?.has(id)) return relay.writable(id, performance.now());
       drainPending(id);
     },
     flowClosed(id, why) {
+      relay?.closed(id); // its last byte counts go before the "closed"
       dialing.delete(id);
       pending.delete(id);
       finishAfter.delete(id);
@@ -157,6 +162,14 @@ function run(start: LoopStart, io: PacketIo): void {
     offload,
     copy,
   });
+  /** Flows dialed from this loop, on the OS module's sockets (none where it offers none). */
+  const relay = io.sockets &&
+    new SocketRelay(
+      io.sockets,
+      stack,
+      emit,
+      (id, byPeer) => resetFlow(id, performance.now(), byPeer ? "reset" : "aborted"),
+    );
   const drainPending = (id: FlowId) => {
     const queue = pending.get(id);
     if (!queue) return;
@@ -203,8 +216,12 @@ function run(start: LoopStart, io: PacketIo): void {
       (packet) => host.transmit(packet, NO_OFFLOAD),
     );
   };
-  /** Resets a flow an operation failed on: RST to the application, "closed" to the relay. */
-  const resetFlow = (id: FlowId, now: number) => {
+  /**
+   * Resets a flow an operation failed on (or whose dialed socket the far end reset): RST to the
+   * application, "closed" to the relay.
+   */
+  const resetFlow = (id: FlowId, now: number, why: FlowEnd = "aborted") => {
+    relay?.forget(id);
     dialing.delete(id);
     pending.delete(id);
     finishAfter.delete(id);
@@ -213,7 +230,7 @@ function run(start: LoopStart, io: PacketIo): void {
     } catch (error) {
       fault("flow reset", error);
     }
-    emit({ ev: "closed", id, why: "aborted" });
+    emit({ ev: "closed", id, why });
   };
   /** Applies one operation; one that throws costs its flow only. */
   const applyContained = (op: LoopOp, now: number) => {
@@ -250,9 +267,15 @@ function run(start: LoopStart, io: PacketIo): void {
         else stack.finish(op.id, now);
         return;
       case "abort":
+        relay?.forget(op.id);
         dialing.delete(op.id);
         pending.delete(op.id);
         return stack.abort(op.id, now);
+      case "connect":
+        if (!relay) {
+          throw new Error("this loop dials nothing itself (its OS module has no sockets)");
+        }
+        return relay.connect(op.id, op.dial, now);
       case "udp":
         return sendUdp(op.datagram);
       case "route":
@@ -313,7 +336,7 @@ function run(start: LoopStart, io: PacketIo): void {
   let contendedUntil = -Infinity;
   let turnBytes = 0;
   const testFaultAt = start.testFault ? performance.now() + start.testFault.afterMs : Infinity;
-  post({ type: "ready" });
+  post({ type: "ready", sockets: relay !== undefined });
   while (Atomics.load(signals, Signal.STOP) === 0) {
     Atomics.add(signals, Signal.HEARTBEAT, 1);
     const now = performance.now();
@@ -339,12 +362,19 @@ function run(start: LoopStart, io: PacketIo): void {
       }
       stack.input(ip, t, checksumTrusted);
     });
+    if (relay) {
+      relay.flush(t);
+      const moved = relay.service(performance.now());
+      turnBytes += moved;
+      if (moved > 0) work++;
+    }
     stack.poll(performance.now());
     publish();
     // Busy-poll after request-sized turns only: in a bulk transfer the next batch is worth a
     // sleep, and the spinning would take a core from the threads producing it.
     if (work > 0) lastActivity = turnBytes < BULK_TURN_BYTES ? performance.now() : -Infinity;
   }
+  relay?.closeAll();
   post({ type: "stopped" });
 }
 
