@@ -119,6 +119,7 @@ export class LinuxLoopSockets implements LoopSockets {
     if (events === 0) {
       // Out of the set: epoll reports errors and hang-ups whatever was asked, and a socket the
       // loop cannot serve now (its bytes wait for the app) would wake it again and again.
+      if (current === undefined) return; // not in the set
       if (this.#libc.epoll_ctl(this.fd, EPOLL_CTL_DEL, fd, this.#event) < 0) {
         throw new Error(`epoll_ctl failed: errno ${errno(this.#libc)}`);
       }

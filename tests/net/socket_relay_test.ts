@@ -254,3 +254,87 @@ Deno.test({
     });
   }
 });
+
+Deno.test({
+  name:
+    "loop sockets: asking for nothing twice, or for a socket never watched, is no error (the epoll set is left alone)",
+  ignore,
+}, async () => {
+  const lib = openLibc();
+  const sockets = new LinuxLoopSockets(lib.symbols);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const fd = sockets.connect(LOOPBACK, (listener.addr as Deno.NetAddr).port);
+    const peer = await listener.accept();
+    sockets.watch(fd, false, false); // never in the set
+    sockets.watch(fd, true, true);
+    sockets.watch(fd, false, false);
+    sockets.watch(fd, false, false);
+    sockets.watch(fd, true, false);
+    peer.close();
+  } finally {
+    listener.close();
+    sockets.closeAll();
+    lib.close();
+  }
+});
+
+Deno.test({
+  name:
+    "socket relay: a socket call that throws resets that flow only, and is reported; the others carry on",
+  ignore,
+}, async () => {
+  const lib = openLibc();
+  /** The first socket opened fails once the relay wants to read it. */
+  let failing: number | undefined;
+  class FlakySockets extends LinuxLoopSockets {
+    override connect(address: number, port: number): number {
+      const fd = super.connect(address, port);
+      failing ??= fd;
+      return fd;
+    }
+    override watch(fd: number, readable: boolean, writable: boolean): void {
+      if (fd === failing && readable) throw new Error("epoll_ctl failed: errno 12");
+      super.watch(fd, readable, writable);
+    }
+  }
+  const sockets = new FlakySockets(lib.symbols);
+  const stack = new RecordingStack();
+  const events: LoopEvent[] = [];
+  const resets: [FlowId, boolean][] = [];
+  const faults: string[] = [];
+  const relay = new SocketRelay(
+    sockets,
+    stack,
+    (e) => events.push(e),
+    (id, byPeer) => resets.push([id, byPeer]),
+    (kind, error) => faults.push(`${kind}: ${(error as Error).message}`),
+  );
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const serving = (async () => {
+    for (let i = 0; i < 2; i++) {
+      const conn = await listener.accept();
+      conn.write(encoder.encode("hi")).then(() => conn.close()).catch(() => {});
+    }
+  })();
+  try {
+    relay.connect(1, { address: LOOPBACK, port }, performance.now());
+    relay.connect(2, { address: LOOPBACK, port }, performance.now());
+    const deadline = Date.now() + 5000;
+    while (!(stack.finished && resets.length > 0) && Date.now() < deadline) {
+      relay.service(performance.now());
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assertEquals(resets, [[1, false]], "flow 1 is reset as a failure of ours");
+    assertEquals(faults, ["relayed socket: epoll_ctl failed: errno 12"]);
+    assertEquals(stack.text, "hi", "flow 2 got its bytes");
+    assertEquals(stack.finished, true);
+  } finally {
+    await serving;
+    listener.close();
+    relay.closeAll();
+    sockets.closeAll();
+    lib.close();
+  }
+});

@@ -7,8 +7,9 @@
  * - connected (and the proxy's success reply read): the stack accepts the flow; "connected" tells
  *   the main thread. A failure before that closes the socket and reports "connect-failed" with
  *   its cause; the flow waits for the main thread's next `connect` or its refusal.
- * - app → socket: each delivery is written at once; what the socket cannot take waits here and
- *   the app's window stays closed for it (`consumed` only for what was written).
+ * - app → socket: a turn's deliveries are queued and written together when the turn's packets
+ *   are in ({@link flush}); what the socket cannot take waits here and the app's window stays
+ *   closed for it (`consumed` only for what was written).
  * - socket → app: read while the stack takes it; what it cannot take waits here and the socket
  *   is not read until the stack has room (flowWritable).
  * - the app's FIN shuts down the socket's sending side after the bytes before it; the socket's
@@ -17,6 +18,7 @@
  */
 import { type LoopSockets, SocketError } from "../device/loop_sockets.ts";
 import { Socks5ReplyParser } from "../wire/socks5_client.ts";
+import { ByteQueue } from "./byte_queue.ts";
 import type { FlowId } from "../stack_types.ts";
 import { type LoopDial, type LoopEvent, SOCKS5_REPLY_BASE } from "./protocol.ts";
 
@@ -49,8 +51,8 @@ interface Relayed {
   /** Connecting and SOCKS5 phases: when the dial fails. */
   deadline: number;
   socks5?: { request: Uint8Array; replies: Socks5ReplyParser };
-  /** The app's bytes the socket has not taken yet (copies), in order. */
-  toSocket: Uint8Array[];
+  /** The app's bytes the socket has not taken yet, in order. */
+  toSocket: ByteQueue;
   /** Bytes read from the socket that the stack has not taken yet. */
   toApp?: Uint8Array;
   /** The app's FIN arrived; the socket's sending side shuts once `toSocket` is empty. */
@@ -72,9 +74,13 @@ export class SocketRelay {
    * reset it (a way servers end connections), else the socket failed.
    */
   readonly #reset: (id: FlowId, byPeer: boolean) => void;
+  /** Reports a failure the relay contained (it reset the flow concerned). */
+  readonly #fault: (kind: string, error: unknown) => void;
   readonly #byId = new Map<FlowId, Relayed>();
   readonly #byFd = new Map<number, Relayed>();
   readonly #buffer = new Uint8Array(READ_SIZE);
+  /** Flows with bytes (or a FIN) for their socket since the last {@link flush}. */
+  readonly #dirty = new Set<Relayed>();
   /** Window updates owed to the stack, applied by {@link flush}. */
   readonly #consumed = new Map<FlowId, number>();
   /** Flows to reset by {@link flush}, and whether their peer reset them. */
@@ -86,7 +92,9 @@ export class SocketRelay {
     stack: RelayedStack,
     emit: (event: LoopEvent) => void,
     reset: (id: FlowId, byPeer: boolean) => void,
+    fault: (kind: string, error: unknown) => void = () => {},
   ) {
+    this.#fault = fault;
     this.#sockets = sockets;
     this.#stack = stack;
     this.#emit = emit;
@@ -116,7 +124,7 @@ export class SocketRelay {
       phase: "connecting",
       deadline: now + CONNECT_TIMEOUT_MS,
       socks5: dial.socks5 && { request: dial.socks5, replies: new Socks5ReplyParser() },
-      toSocket: [],
+      toSocket: new ByteQueue(),
       appEnded: false,
       socketEnded: false,
       up: 0,
@@ -129,30 +137,21 @@ export class SocketRelay {
     this.#sockets.watch(fd, false, true);
   }
 
-  /** The app's in-order bytes (a view valid during the call). */
+  /** The app's in-order bytes (a view valid during the call), for the socket at {@link flush}. */
   data(id: FlowId, bytes: Uint8Array): void {
     const flow = this.#byId.get(id);
     if (!flow) return;
     flow.up += bytes.length;
-    if (flow.toSocket.length > 0) {
-      flow.toSocket.push(bytes.slice());
-      return;
-    }
-    const n = this.#write(flow, bytes);
-    if (n < 0) return;
-    if (n > 0) this.#consume(id, n);
-    if (n < bytes.length) {
-      flow.toSocket.push(bytes.slice(n));
-      this.#watch(flow);
-    }
+    flow.toSocket.append(bytes);
+    this.#dirty.add(flow);
   }
 
-  /** The app's FIN, after all its bytes. */
+  /** The app's FIN, after all its bytes: the socket's sending side shuts after them. */
   appEnded(id: FlowId): void {
     const flow = this.#byId.get(id);
     if (!flow || flow.appEnded) return;
     flow.appEnded = true;
-    if (flow.toSocket.length === 0) this.#sockets.shutdownWrite(flow.fd);
+    this.#dirty.add(flow);
   }
 
   /** The stack has room again for bytes towards the app. */
@@ -184,7 +183,7 @@ export class SocketRelay {
     this.#sockets.ready((fd, readable, writable) => {
       const flow = this.#byFd.get(fd);
       if (!flow) return;
-      moved += this.#serve(flow, readable, writable, now);
+      this.#contained(flow, () => moved += this.#serve(flow, readable, writable, now));
     });
     if (now >= this.#nextReport) {
       this.#nextReport = now + REPORT_MS;
@@ -196,12 +195,23 @@ export class SocketRelay {
         }
       }
     }
-    this.flush(now);
-    return moved;
+    return moved + this.flush(now);
   }
 
-  /** Applies the window updates and resets that deliveries queued. */
-  flush(now: number): void {
+  /**
+   * Writes what the app sent since the last flush, then applies the window updates and resets
+   * that deliveries queued. Returns the bytes written.
+   */
+  flush(now: number): number {
+    let written = 0;
+    for (const flow of this.#dirty) {
+      if (!this.#byId.has(flow.id) || flow.phase !== "open") continue;
+      this.#contained(flow, () => {
+        written += this.#flushToSocket(flow);
+        if (this.#byId.has(flow.id)) this.#watch(flow);
+      });
+    }
+    this.#dirty.clear();
     for (const [id, n] of this.#consumed) this.#stack.consumed(id, n, now);
     this.#consumed.clear();
     for (const [id, byPeer] of this.#failed) {
@@ -213,6 +223,20 @@ export class SocketRelay {
       this.#reset(id, byPeer);
     }
     this.#failed.clear();
+    return written;
+  }
+
+  /**
+   * Runs one flow's step; a throw (a bug, or a socket call the OS refused) costs that flow only:
+   * it is reset at the flush, and the failure is reported.
+   */
+  #contained(flow: Relayed, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#fault("relayed socket", error);
+      this.#failed.set(flow.id, false);
+    }
   }
 
   /** Closes every socket (the loop ends). */
@@ -255,7 +279,7 @@ export class SocketRelay {
       }
       case "open": {
         let moved = 0;
-        if (writable && flow.toSocket.length > 0) moved += this.#flushToSocket(flow);
+        if (writable && flow.toSocket.length > 0) this.#dirty.add(flow);
         if (readable && !flow.toApp && !flow.socketEnded) moved += this.#readToApp(flow, now);
         if (this.#byId.has(flow.id)) this.#watch(flow);
         return moved;
@@ -316,16 +340,11 @@ export class SocketRelay {
   #flushToSocket(flow: Relayed): number {
     let moved = 0;
     while (flow.toSocket.length > 0) {
-      const chunk = flow.toSocket[0];
-      const n = this.#write(flow, chunk);
+      const n = this.#write(flow, flow.toSocket.view());
       if (n <= 0) break;
       moved += n;
       this.#consume(flow.id, n);
-      if (n < chunk.length) {
-        flow.toSocket[0] = chunk.subarray(n);
-        break;
-      }
-      flow.toSocket.shift();
+      flow.toSocket.consume(n);
     }
     if (flow.toSocket.length === 0 && flow.appEnded) this.#sockets.shutdownWrite(flow.fd);
     return moved;

@@ -169,6 +169,7 @@ function run(start: LoopStart, io: PacketIo): void {
       stack,
       emit,
       (id, byPeer) => resetFlow(id, performance.now(), byPeer ? "reset" : "aborted"),
+      fault,
     );
   const drainPending = (id: FlowId) => {
     const queue = pending.get(id);
@@ -363,8 +364,7 @@ function run(start: LoopStart, io: PacketIo): void {
       stack.input(ip, t, checksumTrusted);
     });
     if (relay) {
-      relay.flush(t);
-      const moved = relay.service(performance.now());
+      const moved = relay.flush(t) + relay.service(performance.now());
       turnBytes += moved;
       if (moved > 0) work++;
     }
