@@ -33,6 +33,8 @@ export interface RelayedStack {
 
 /** How long a connect, with the SOCKS5 replies, may take before the dial fails. */
 export const CONNECT_TIMEOUT_MS = 10_000;
+/** A delivery this large goes to the socket at once instead of being queued for the turn. */
+const DIRECT_WRITE_BYTES = 16 * 1024;
 /** One read from a socket. */
 const READ_SIZE = 64 * 1024;
 /** Bytes read from one socket per turn, so one busy flow cannot hold up the others. */
@@ -137,12 +139,20 @@ export class SocketRelay {
     this.#sockets.watch(fd, false, true);
   }
 
-  /** The app's in-order bytes (a view valid during the call), for the socket at {@link flush}. */
+  /**
+   * The app's in-order bytes (a view valid during the call), for the socket at {@link flush} —
+   * or at once when they are many and nothing waits before them (no copy for a super-packet).
+   */
   data(id: FlowId, bytes: Uint8Array): void {
     const flow = this.#byId.get(id);
     if (!flow) return;
     flow.up += bytes.length;
-    flow.toSocket.append(bytes);
+    let from = 0;
+    if (bytes.length >= DIRECT_WRITE_BYTES && flow.toSocket.length === 0 && flow.phase === "open") {
+      from = Math.max(0, this.#write(flow, bytes));
+      if (from > 0) this.#consume(id, from);
+    }
+    if (from < bytes.length) flow.toSocket.append(bytes.subarray(from));
     this.#dirty.add(flow);
   }
 
