@@ -163,14 +163,15 @@ function run(start: LoopStart, io: PacketIo): void {
     copy,
   });
   /** Flows dialed from this loop, on the OS module's sockets (none where it offers none). */
-  const relay = io.sockets &&
-    new SocketRelay(
+  const relay = io.sockets
+    ? new SocketRelay(
       io.sockets,
       stack,
       emit,
       (id, byPeer) => resetFlow(id, performance.now(), byPeer ? "reset" : "aborted"),
       fault,
-    );
+    )
+    : undefined;
   const drainPending = (id: FlowId) => {
     const queue = pending.get(id);
     if (!queue) return;
