@@ -120,43 +120,44 @@ export async function run(): Promise<BenchResult[]> {
     const lost = rounds.flatMap((r) => Object.values(r)).reduce((sum, r) => sum + r.lost, 0);
     const [forwarded, direct] = [pick("forwarded"), pick("direct")];
     const [forwardedLight, directLight] = [pick("forwardedLight"), pick("directLight")];
+    /** One figure of the forwarded rows against the upstream queried directly. */
+    const versusDirect = (
+      name: string,
+      key: keyof LoadResult,
+      k8stun: LoadResult,
+      upstream: LoadResult,
+      note?: string,
+    ): BenchResult => ({
+      name,
+      value: k8stun[key],
+      unit: key === "qps" ? "queries/s" : "ms",
+      baseline: { name: "upstream queried directly", value: upstream[key] },
+      ...(note ? { note } : {}),
+    });
+    const added = (k8stun: LoadResult, upstream: LoadResult) =>
+      `${(k8stun.p99 - upstream.p99).toFixed(2)} ms added at p99`;
+    const serverCpuMedian = serverCpu.sort((a, b) => a - b)[Math.floor(serverCpu.length / 2)];
     const forwardedRows: BenchResult[] = [
-      {
-        name: "DNS forwarded names, 50 in flight",
-        value: forwarded.qps,
-        unit: "queries/s",
-        baseline: { name: "upstream queried directly", value: direct.qps },
-      },
-      {
-        name: "DNS forwarded names p50",
-        value: forwarded.p50,
-        unit: "ms",
-        baseline: { name: "upstream queried directly", value: direct.p50 },
-      },
-      {
-        name: "DNS forwarded names p99",
-        value: forwarded.p99,
-        unit: "ms",
-        baseline: { name: "upstream queried directly", value: direct.p99 },
-        note:
-          `${(forwarded.p99 - direct.p99).toFixed(2)} ms added at p99; server thread ${
-            serverCpu.sort((a, b) => a - b)[Math.floor(serverCpu.length / 2)].toFixed(0)
-          } µs CPU per query` +
+      versusDirect("DNS forwarded names, 50 in flight", "qps", forwarded, direct),
+      versusDirect("DNS forwarded names p50", "p50", forwarded, direct),
+      versusDirect(
+        "DNS forwarded names p99",
+        "p99",
+        forwarded,
+        direct,
+        `${added(forwarded, direct)}; server thread ${
+          serverCpuMedian.toFixed(0)
+        } µs CPU per query` +
           (lost > 0 ? `; ${lost} queries lost over all rounds (UDP on a loaded machine)` : ""),
-      },
-      {
-        name: "DNS forwarded names p50, 4 in flight",
-        value: forwardedLight.p50,
-        unit: "ms",
-        baseline: { name: "upstream queried directly", value: directLight.p50 },
-      },
-      {
-        name: "DNS forwarded names p99, 4 in flight",
-        value: forwardedLight.p99,
-        unit: "ms",
-        baseline: { name: "upstream queried directly", value: directLight.p99 },
-        note: `${(forwardedLight.p99 - directLight.p99).toFixed(2)} ms added at p99`,
-      },
+      ),
+      versusDirect("DNS forwarded names p50, 4 in flight", "p50", forwardedLight, directLight),
+      versusDirect(
+        "DNS forwarded names p99, 4 in flight",
+        "p99",
+        forwardedLight,
+        directLight,
+        added(forwardedLight, directLight),
+      ),
     ];
     if (ONLY === "forwarded") return forwardedRows;
     const [cluster, light, lightDirect] = [pick("cluster"), pick("light"), pick("lightDirect")];
