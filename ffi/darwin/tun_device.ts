@@ -106,6 +106,7 @@ export function darwinTunHost(os: Darwin): TunHost {
         os.sym.freeifaddrs(list);
       }
     },
+    closeDescriptor: (fd) => void os.sym.close(fd),
     openWakeup(): Wakeup {
       const fds = new Int32Array(2);
       os.check(os.sym.pipe(new Uint8Array(fds.buffer)), "create the packet loop's wake-up pipe");

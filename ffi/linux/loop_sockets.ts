@@ -5,6 +5,7 @@
  * loop changes what it watches as its buffers fill and drain (epoll(7)).
  */
 import type { LoopSockets } from "../../core/net/device/loop_sockets.ts";
+import type { SocketRegistry } from "../../core/net/device/socket_registry.ts";
 import { sockaddrIn } from "./bound_socket.ts";
 import { errno, type Libc } from "./libc.ts";
 
@@ -55,8 +56,12 @@ export class LinuxLoopSockets implements LoopSockets {
   readonly #errorValue = new Int32Array(1);
   readonly #errorLength = new Uint32Array([4]);
 
-  constructor(libc: Libc) {
+  /** Where the sockets are recorded for the loop's owner (socket_registry.ts). */
+  readonly #registry?: SocketRegistry;
+
+  constructor(libc: Libc, registry?: SocketRegistry) {
     this.#libc = libc;
+    this.#registry = registry;
     this.fd = libc.epoll_create1(EPOLL_CLOEXEC);
     if (this.fd < 0) throw new Error(`epoll_create1 failed: errno ${errno(libc)}`);
   }
@@ -76,6 +81,7 @@ export class LinuxLoopSockets implements LoopSockets {
       }
     }
     this.#open.add(fd);
+    this.#registry?.add(fd);
     return fd;
   }
 
@@ -108,6 +114,7 @@ export class LinuxLoopSockets implements LoopSockets {
 
   close(fd: number): void {
     if (!this.#open.delete(fd)) return;
+    this.#registry?.remove(fd); // before the number can be reused
     this.#watched.delete(fd);
     this.#libc.close(fd); // the last reference: the kernel drops it from the epoll set
   }

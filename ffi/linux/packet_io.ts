@@ -15,13 +15,18 @@ import {
 } from "../../core/net/wire/virtio.ts";
 import { pollReadable } from "../poll_pair.ts";
 import { LinuxLoopSockets } from "./loop_sockets.ts";
+import { SocketRegistry } from "../../core/net/device/socket_registry.ts";
 
 /** Opens the loop's end of a Linux TUN (or of a socketpair standing in for one in tests). */
-export function openPacketIo(spec: PacketIoSpec, wakeFd: number): PacketIo {
+export function openPacketIo(
+  spec: PacketIoSpec,
+  wakeFd: number,
+  registry: SharedArrayBuffer,
+): PacketIo {
   const lib = openLibc();
   const libc = lib.symbols;
   const virtio = spec.offload.checksum;
-  const sockets = new LinuxLoopSockets(libc);
+  const sockets = new LinuxLoopSockets(libc, new SocketRegistry(registry));
   return new LinuxPacketIo(libc, spec.fd, wakeFd, virtio, spec.mtu, sockets, () => {
     sockets.closeAll();
     lib.close();

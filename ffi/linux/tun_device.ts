@@ -89,6 +89,7 @@ export function linuxTunHost(libc: Libc): TunHost {
   return {
     copy: copyBytes(libc),
     localIpv4Addresses: () => localIpv4Addresses(libc),
+    closeDescriptor: (fd) => void libc.close(fd),
     openWakeup(): Wakeup {
       const fd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (fd < 0) {

@@ -56,12 +56,12 @@ async function startLoop(
     get ended() {
       return ended;
     },
-    /** Waits until `check` holds (a generous bound: the loop answers within milliseconds). */
-    async until(check: () => boolean, what: string, ms = 5000) {
+    /** Waits until `check` holds, looking every `everyMs` (a generous bound: the loop answers within milliseconds). */
+    async until(check: () => boolean, what: string, ms = 5000, everyMs = 5) {
       const deadline = Date.now() + ms;
       while (!check()) {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise((resolve) => setTimeout(resolve, everyMs));
       }
     },
     async [Symbol.asyncDispose]() {
@@ -235,4 +235,44 @@ Deno.test({
     () => loop.events.some((e) => e.ev === "open" && e.flow.srcPort === 41001),
     "the flow to be announced for its dial all the same",
   );
+});
+
+Deno.test({
+  name:
+    "packet loop: the sockets of a loop that had to be terminated (it stopped taking turns) are closed by its link",
+  ignore: NOT_LINUX,
+}, async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  try {
+    await using loop = await startLoop({ testFault: { kind: "hang", afterMs: 500 } });
+    const id = await open(loop, 42000);
+    loop.link.send({ op: "connect", id, dial: { address: 0x7f000001, port } });
+    const pod = await listener.accept();
+    await loop.until(() => loop.events.some((e) => e.ev === "connected"), "the connect");
+    // Past the fault's time, any operation makes the loop take a turn, and it hangs there.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    loop.link.send({ op: "route", address: VIP, add: true });
+    let beat = -1;
+    await loop.until(
+      () => {
+        const stuck = loop.link.heartbeat === beat;
+        beat = loop.link.heartbeat;
+        return stuck;
+      },
+      "the loop to hang",
+      5000,
+      200,
+    );
+    await loop.link.close(); // it does not stop within a second: terminated
+    // The pod sees its connection end: nothing holds the socket any more.
+    const ended = await Promise.race([
+      pod.read(new Uint8Array(16)).then((n) => n === null ? "closed" : "data", () => "reset"),
+      new Promise((resolve) => setTimeout(() => resolve("still open after 3 s"), 3000)),
+    ]);
+    assertEquals(ended, "closed");
+    pod.close();
+  } finally {
+    listener.close();
+  }
 });

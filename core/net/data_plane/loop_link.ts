@@ -20,6 +20,7 @@ import {
   SIGNAL_WORDS,
 } from "../packet_loop/protocol.ts";
 import { createRing, RingReader, RingWriter } from "../packet_loop/ring.ts";
+import { SocketRegistry } from "../device/socket_registry.ts";
 import type { FlowId } from "../stack_types.ts";
 
 const log = logger("tun");
@@ -41,6 +42,8 @@ function reportFault(kind: string, message: string): void {
     { kind, message },
   );
 }
+/** How long a terminated Worker is given to stop before the sockets it left are closed. */
+const TERMINATION_GRACE_MS = 100;
 /** Each ring's size: room for a turn's worth of events of many busy flows. */
 const RING_BYTES = 8 * 1024 * 1024;
 /** The most bytes of one flow delivered as one chunk: big, yet its window reopens in steps. */
@@ -61,7 +64,10 @@ export interface LoopHandlers {
 }
 
 /** Loop parameters the link does not set itself. */
-export type LoopParameters = Omit<LoopStart, "type" | "wakeFd" | "ops" | "events" | "signals">;
+export type LoopParameters = Omit<
+  LoopStart,
+  "type" | "wakeFd" | "ops" | "events" | "signals" | "sockets"
+>;
 
 /** A running link to the packet loop. */
 export class PacketLoopLink {
@@ -71,6 +77,9 @@ export class PacketLoopLink {
   readonly #events: RingReader;
   readonly #signals: Int32Array;
   readonly #handlers: LoopHandlers;
+  readonly #host: TunHost;
+  /** The sockets the loop holds: closed here if the Worker is terminated with them open. */
+  readonly #sockets = new SocketRegistry();
   /** Operations the ring had no room for, in order; the Worker says when it has made room. */
   readonly #backlog: LoopOp[] = [];
   #wakeScheduled = false;
@@ -80,6 +89,8 @@ export class PacketLoopLink {
   readonly #ended = Promise.withResolvers<string>();
   #eventLoop: Promise<void> = Promise.resolve();
   readonly #stopped = Promise.withResolvers<void>();
+  /** The Worker said it stopped or failed, which it does after closing its sockets. */
+  #closedItsSockets = false;
   /** Data records of the current drain not yet delivered: one flow's, consecutive. */
   readonly #gathered: Uint8Array[] = [];
   #gatheredId = -1;
@@ -87,6 +98,7 @@ export class PacketLoopLink {
 
   private constructor(host: TunHost, handlers: LoopHandlers) {
     this.#handlers = handlers;
+    this.#host = host;
     this.#wakeup = host.openWakeup();
     const copy = host.copy;
     this.#ops = new RingWriter(createRing(RING_BYTES), copy);
@@ -127,9 +139,13 @@ export class PacketLoopLink {
       if (msg.type === "ready") {
         this.#dialsInLoop = msg.sockets;
         ready.resolve();
-      } else if (msg.type === "stopped") this.#stopped.resolve();
-      else if (msg.type === "failed") end(`packet loop failed: ${msg.message}`);
-      else if (msg.type === "fault") reportFault(msg.kind, msg.message);
+      } else if (msg.type === "stopped") {
+        this.#closedItsSockets = true;
+        this.#stopped.resolve();
+      } else if (msg.type === "failed") {
+        this.#closedItsSockets = true;
+        end(`packet loop failed: ${msg.message}`);
+      } else if (msg.type === "fault") reportFault(msg.kind, msg.message);
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
@@ -143,6 +159,7 @@ export class PacketLoopLink {
         ops: this.#ops.buffer,
         events: this.#events.buffer,
         signals: this.#signals.buffer as SharedArrayBuffer,
+        sockets: this.#sockets.buffer,
       } satisfies LoopStart,
     );
     await ready.promise;
@@ -229,6 +246,12 @@ export class PacketLoopLink {
     ]);
     clearTimeout(timer);
     this.#worker.terminate();
+    if (!this.#closedItsSockets) {
+      // Terminated mid-turn (or crashed): its sockets are still open. Once its thread has surely
+      // stopped (termination interrupts JavaScript within moments), they are closed here.
+      await new Promise((resolve) => setTimeout(resolve, TERMINATION_GRACE_MS));
+      this.#sockets.drain((fd) => this.#host.closeDescriptor(fd));
+    }
     this.#wakeup.close();
   }
 

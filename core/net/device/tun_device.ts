@@ -75,8 +75,11 @@ export interface PacketIoSpec {
 
 /** What a module named by {@link PacketIoSpec.module} exports. */
 export interface PacketIoModule {
-  /** Opens the loop's end of the device; `wakeFd` is polled beside it ({@link Wakeup}). */
-  openPacketIo(spec: PacketIoSpec, wakeFd: number): PacketIo;
+  /**
+   * Opens the loop's end of the device; `wakeFd` is polled beside it ({@link Wakeup}). Sockets
+   * the loop opens (PacketIo.sockets) are recorded in `sockets` (socket_registry.ts).
+   */
+  openPacketIo(spec: PacketIoSpec, wakeFd: number, sockets: SharedArrayBuffer): PacketIo;
 }
 
 /**
@@ -125,6 +128,8 @@ export interface TunHost {
   /** The host's IPv4 addresses (host byte order), sorted, without duplicates. */
   localIpv4Addresses(): number[];
   openWakeup(): Wakeup;
+  /** Closes a descriptor a terminated packet loop left open (socket_registry.ts). */
+  closeDescriptor(fd: number): void;
   close(): void;
 }
 

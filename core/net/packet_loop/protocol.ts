@@ -28,6 +28,8 @@ export interface LoopStart {
   events: SharedArrayBuffer;
   /** The Int32 words indexed by {@link Signal}. */
   signals: SharedArrayBuffer;
+  /** Where the loop records the sockets it opens (core/net/device/socket_registry.ts). */
+  sockets: SharedArrayBuffer;
   network: { base: number; prefix: number };
   receiveBuffer: number;
   sendBuffer: number;
@@ -44,14 +46,18 @@ export interface LoopStart {
 
 /**
  * A failure a test injects: `throw` breaks the loop (it reports "failed" and ends), `spin` makes
- * it stop taking turns — no heartbeat, no packets — until it is stopped.
+ * it stop taking turns — no heartbeat, no packets — until it is stopped, `hang` the same without
+ * ever noticing the stop (only terminating the Worker ends it).
  */
 export interface LoopTestFault {
-  kind: "throw" | "spin";
+  kind: "throw" | "spin" | "hang";
   afterMs: number;
 }
 
-/** Worker → main thread, by `postMessage`. */
+/**
+ * Worker → main thread, by `postMessage`. "stopped" and "failed" come after the loop closed its
+ * end of the device and every socket it opened.
+ */
 export type FromLoop =
   /** Polling; `sockets`: it can dial and relay flows itself (the `connect` operation). */
   | { type: "ready"; sockets: boolean }

@@ -63,15 +63,18 @@ self.onmessage = async (event: MessageEvent<LoopStart>) => {
   if (event.data.type !== "start" || started) return;
   started = true;
   let io: PacketIo | undefined;
+  let ending: FromLoop = { type: "stopped" };
   try {
     const module: PacketIoModule = await import(event.data.device.module);
-    io = module.openPacketIo(event.data.device, event.data.wakeFd);
+    io = module.openPacketIo(event.data.device, event.data.wakeFd, event.data.sockets);
     run(event.data, io);
   } catch (error) {
-    post({ type: "failed", message: error instanceof Error ? error.message : String(error) });
+    ending = { type: "failed", message: error instanceof Error ? error.message : String(error) };
   } finally {
-    io?.close();
+    io?.close(); // its sockets too
   }
+  // Said only now: the owner may take every socket still recorded as one a terminated loop left.
+  post(ending);
   self.close();
 };
 
@@ -376,13 +379,12 @@ function run(start: LoopStart, io: PacketIo): void {
     if (work > 0) lastActivity = turnBytes < BULK_TURN_BYTES ? performance.now() : -Infinity;
   }
   relay?.closeAll();
-  post({ type: "stopped" });
 }
 
 /** The test hook of {@link LoopStart.testFault}. */
 function injectTestFault(fault: LoopTestFault, signals: Int32Array): void {
   if (fault.kind === "throw") throw new Error("test fault injected into the packet loop");
-  while (Atomics.load(signals, Signal.STOP) === 0) {
+  while (fault.kind === "hang" || Atomics.load(signals, Signal.STOP) === 0) {
     // spinning: no turn, no heartbeat
   }
 }
