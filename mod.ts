@@ -155,8 +155,8 @@ export interface Dialer {
   /**
    * For a dialer whose connection is one plain TCP socket: that socket, described instead of
    * opened, so the TUN path can open and relay it inside its packet loop — no per-connection
-   * streams, no thread hand-off per packet (docs/architecture.md, "Dialed from the packet loop"). Return undefined for targets it must
-   * `dial` itself; the proxy fronts always `dial`.
+   * streams, no thread hand-off per packet (docs/architecture.md, "Dialed from the packet loop").
+   * Return undefined for targets it must `dial` itself; the proxy fronts always `dial`.
    */
   socket?(target: DialTarget): SocketDial | undefined;
   /** Releases sessions and sockets at shutdown. */

@@ -1,8 +1,8 @@
 /**
  * The destinations (address and port) whose last dial succeeded within a while: the stack answers
  * a new SYN to one of them at once, before its dial (docs/tcp.md §3.1). An app that opens
- * connection after connection to the same service — a connection pool, a browser, a health check —
- * then never waits for the relay's round trip in `connect()`. A failed dial forgets the
+ * connection after connection to the same service — a connection pool, a browser, a health
+ * check — then never waits for the relay's round trip in `connect()`. A failed dial forgets the
  * destination, so only the first connection after a target went away sees "connected, then reset"
  * instead of "refused"; the next one is dialed first again.
  */

@@ -11,8 +11,8 @@ export function createDirectDialer(): Dialer {
   return {
     name: "direct",
     accepts: (target) => target.kind === "host",
-    // An address is connected from the TUN's packet loop (docs/architecture.md, "Dialed from the packet loop"); a name needs a
-    // lookup, which dial() does.
+    // An address is connected from the TUN's packet loop (docs/architecture.md, "Dialed from
+    // the packet loop"); a name needs a lookup, which dial() does.
     socket: (target) =>
       target.kind === "host" && ipv4ToNumber(target.host) !== undefined
         ? { address: target.host, port: target.port }

@@ -56,7 +56,7 @@ async function startLoop(
     get ended() {
       return ended;
     },
-    /** Waits until `check` holds, looking every `everyMs` (a generous bound: the loop answers within milliseconds). */
+    /** Waits until `check` holds, looking every `everyMs` (the loop answers in milliseconds). */
     async until(check: () => boolean, what: string, ms = 5000, everyMs = 5) {
       const deadline = Date.now() + ms;
       while (!check()) {

@@ -1,6 +1,7 @@
 /**
- * The packet loop's own dials (core/net/packet_loop/socket_relay.ts, docs/architecture.md, "Dialed from the packet loop") on real
- * loopback sockets (ffi/linux/loop_sockets.ts), against a stack that records what it is told:
+ * The packet loop's own dials (core/net/packet_loop/socket_relay.ts; docs/architecture.md,
+ * "Dialed from the packet loop") on real loopback sockets (ffi/linux/loop_sockets.ts), against a
+ * stack that records what it is told:
  * connect, the SOCKS5 replies, both directions with backpressure, the ends, and every failure.
  */
 import { assertEquals } from "../assert.ts";
@@ -186,7 +187,7 @@ Deno.test({
   assertEquals(t.events.at(-1), { ev: "relayed", id: ID, up: 10, down: 0 });
 });
 
-/** A SOCKS5 proxy that reads the greeting and CONNECT (13 bytes for an IPv4 target), then answers. */
+/** A SOCKS5 proxy that reads the greeting and CONNECT (13 bytes for an IPv4 target), answers. */
 function socksProxy(answer: number[] | "close" | "silent") {
   return server(async (conn) => {
     const got = new Uint8Array(64);

@@ -42,7 +42,10 @@ const BYTES_REPORT_MS = 1000;
 
 /** Where a flow's operations go: the packet loop it lives in (bridge/loop_link.ts). */
 export interface FlowLoop {
-  /** The loop can dial and relay flows itself (the `connect` operation, docs/architecture.md, "Dialed from the packet loop"). */
+  /**
+   * The loop can dial and relay flows itself (the `connect` operation; docs/architecture.md,
+   * "Dialed from the packet loop").
+   */
   readonly dialsInLoop: boolean;
   /** Hands an operation to the loop; false when it was queued (its data still referenced). */
   send(op: LoopOp): boolean;

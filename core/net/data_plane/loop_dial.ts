@@ -1,6 +1,7 @@
 /**
- * Between a dialer's {@link SocketDial} and the packet loop's `connect` (docs/architecture.md, "Dialed from the packet loop"): the
- * connection as the loop takes it, and the loop's failure codes back as the dial failures
+ * Between a dialer's {@link SocketDial} and the packet loop's `connect` (docs/architecture.md,
+ * "Dialed from the packet loop"): the connection as the loop takes it, and the loop's failure
+ * codes back as the dial failures
  * fronts and telemetry know.
  */
 import type { DialFailure, SocketDial } from "../../../mod.ts";

@@ -1,8 +1,9 @@
 /**
- * Non-blocking IPv4 TCP sockets the packet loop opens and relays itself (docs/architecture.md, "Dialed from the packet loop"), from
- * the OS module that gives it its device end (PacketIo.sockets). Every call returns at once; the
- * loop's one wait (PacketIo.wait) also wakes when a watched socket is ready, and
- * {@link LoopSockets.ready} then says which. Used by the loop's thread only.
+ * Non-blocking IPv4 TCP sockets the packet loop opens and relays itself (docs/architecture.md,
+ * "Dialed from the packet loop"), from the OS module that gives it its device end
+ * (PacketIo.sockets). Every call returns at once; the loop's one wait (PacketIo.wait) also wakes
+ * when a watched socket is ready, and {@link LoopSockets.ready} then says which. Used by the
+ * loop's thread only.
  */
 
 /** Results below 0 are `-errno`; these are the ones the loop tells apart. */

@@ -36,7 +36,7 @@ export interface LoopStart {
   idleTimeoutMs: number;
   /** How long the loop keeps polling without sleeping after activity (ms; 0 = never). */
   busyPollMs: number;
-  /** StackOptions.acceptingMemoryMs: SYNs to destinations that accepted lately are answered at once. */
+  /** StackOptions.acceptingMemoryMs: SYNs to destinations that accepted lately are answered. */
   acceptingMemoryMs: number;
   /** The host's IPv4 addresses: packets from any other source are dropped (local_sources.ts). */
   localAddresses: number[];

@@ -1,8 +1,9 @@
 /**
- * Flows the packet loop dials and relays itself (docs/architecture.md, "Dialed from the packet loop"): the main thread routes the flow
- * and names a TCP connection (`connect` operation); from then on the loop's own non-blocking
- * socket carries it, and the application's segments and the socket's bytes meet in this thread —
- * no stream objects, no hand-off to the main thread per chunk. Each flow goes
+ * Flows the packet loop dials and relays itself (docs/architecture.md, "Dialed from the packet
+ * loop"): the main thread routes the flow and names a TCP connection (`connect` operation); from
+ * then on the loop's own non-blocking socket carries it, and the application's segments and the
+ * socket's bytes meet in this thread — no stream objects, no hand-off to the main thread per
+ * chunk. Each flow goes
  * connecting → (SOCKS5 replies) → open:
  * - connected (and the proxy's success reply read): the stack accepts the flow; "connected" tells
  *   the main thread. A failure before that closes the socket and reports "connect-failed" with
