@@ -58,7 +58,9 @@ async function outcome(port: number): Promise<string> {
   try {
     conn = await Deno.connect({ hostname: vip, port });
   } catch (error) {
-    return error instanceof Deno.errors.ConnectionRefused ? "refused" : String(error);
+    if (error instanceof Deno.errors.ConnectionRefused) return "refused";
+    // Answered at once, then reset before connect() returned: the reset is what the app sees.
+    return error instanceof Deno.errors.ConnectionReset ? "reset" : String(error);
   }
   try {
     await conn.write(new TextEncoder().encode("ping"));
