@@ -58,6 +58,8 @@ export interface RouterOptions {
 
 /** Routes flows to dialers. */
 export class Router {
+  /** Each candidate's dialer, by the candidate object a route holds (#firstAccepting). */
+  readonly #chosen = new WeakMap<DialTarget, Promise<Dialer | undefined>>();
   readonly #resolvers: Resolver[];
   readonly #dialers: Dialer[];
   readonly #cluster?: ClusterView;
@@ -208,9 +210,21 @@ export class Router {
     return attempts.length > 0 ? attempts : undefined;
   }
 
-  async #firstAccepting(target: DialTarget): Promise<Dialer | undefined> {
-    for (const dialer of this.#dialers) if (await safeAccepts(dialer, target)) return dialer;
-    return undefined;
+  /**
+   * The dialer for a candidate, asked once per candidate: {@link sockets} and then {@link dial}
+   * of the same route get the same answer without asking the dialers (maybe isolated plugins,
+   * each question a round trip to their Worker) again.
+   */
+  #firstAccepting(target: DialTarget): Promise<Dialer | undefined> {
+    let chosen = this.#chosen.get(target);
+    if (!chosen) {
+      chosen = (async () => {
+        for (const dialer of this.#dialers) if (await safeAccepts(dialer, target)) return dialer;
+        return undefined;
+      })();
+      this.#chosen.set(target, chosen);
+    }
+    return chosen;
   }
 }
 

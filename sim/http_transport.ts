@@ -23,6 +23,7 @@ import type { ByteTransport } from "./portforward/types.ts";
 import type { SimTls } from "./tls.ts";
 import { MAX_BODY_BYTES } from "./writes.ts";
 import { DenoTlsSocket } from "../core/k8s/deno_tls_socket.ts";
+import { concatBytes } from "../core/stream/concat_bytes.ts";
 import { setListenerNoDelay } from "../ffi/linux/socket_nodelay.ts";
 
 /** A listening simulated API server. */
@@ -192,13 +193,7 @@ async function readBody(req: IncomingMessage): Promise<Uint8Array<ArrayBuffer> |
     if (length > MAX_BODY_BYTES) return undefined;
     chunks.push(chunk);
   }
-  const body = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
+  return concatBytes(chunks);
 }
 
 async function respond(

@@ -1,5 +1,5 @@
 /** The bytes of `chunks`, in order, in one new array. */
-export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   let length = 0;
   for (const chunk of chunks) length += chunk.length;
   const joined = new Uint8Array(length);

@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { failureOfReply } from "../../core/proxy/socks5.ts";
+import { loopDialOf } from "../../core/net/data_plane/loop_dial.ts";
 import {
   socks5ConnectRequest,
   socks5NoAuthConnect,
@@ -101,4 +102,20 @@ Deno.test("socks5 client: 20,000 random replies never throw and never read past 
     }
     if (outcome.kind === "connected") assert(outcome.rest.length <= length);
   }
+});
+
+Deno.test("loop dial: a dialer's socket with an address or port the loop cannot open is refused as an error, not opened", () => {
+  assertEquals(loopDialOf({ address: "10.0.0.7", port: 5432 }).address, 0x0a000007);
+  for (const address of ["db.internal", "0.0.0.0", "10.0.0.256", "", "10.0.0"]) {
+    assertThrows(() => loopDialOf({ address, port: 80 }), RangeError);
+  }
+  for (const port of [0, 65536, 1.5, -1]) {
+    assertThrows(() => loopDialOf({ address: "10.0.0.7", port }), RangeError);
+  }
+  const socks = loopDialOf({
+    address: "127.0.0.1",
+    port: 1080,
+    socks5Connect: { host: "db", port: 5432 },
+  });
+  assertEquals([...socks.socks5!], [...socks5NoAuthConnect("db", 5432)]);
 });

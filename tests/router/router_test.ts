@@ -256,3 +256,55 @@ Deno.test("router: whatever a dialer throws becomes a DialError with a reason", 
   assert(kept instanceof DialError);
   assertEquals([kept.reason, kept.message], ["forbidden", "pod said no"]);
 });
+
+const hostResolver: Resolver = {
+  name: "host",
+  resolveAddress: () => ({ kind: "host", host: "10.9.0.1" }),
+};
+
+Deno.test("router: sockets are described only when every candidate's dialer has one; a dialer that throws there is dialed instead", async () => {
+  const plain = recordingDialer("plain");
+  const router = new Router({ resolvers: [hostResolver], dialers: [plain] });
+  const route = await router.route(flow({ address: "10.9.0.1" }));
+  assertEquals(await router.sockets(route), undefined, "no socket: dial it");
+  const describing: Dialer = {
+    ...recordingDialer("describing"),
+    socket: (target) =>
+      target.kind === "host" ? { address: target.host, port: target.port } : undefined,
+  };
+  const fast = new Router({ resolvers: [hostResolver], dialers: [describing] });
+  const attempts = await fast.sockets(await fast.route(flow({ address: "10.9.0.1" })));
+  assertEquals(attempts?.map((a) => [a.dialer, a.socket]), [
+    ["describing", { address: "10.9.0.1", port: 80 }],
+  ]);
+  const broken: Dialer = {
+    ...recordingDialer("broken"),
+    socket: () => {
+      throw new Error("a plugin's bug");
+    },
+  };
+  const fallback = new Router({ resolvers: [hostResolver], dialers: [broken] });
+  const brokenRoute = await fallback.route(flow({ address: "10.9.0.1" }));
+  assertEquals(
+    await fallback.sockets(brokenRoute),
+    undefined,
+    "the fast path is lost, not the flow",
+  );
+  assertEquals(
+    (await fallback.dial(brokenRoute, new AbortController().signal, {
+      flow: flow({ address: "10.9.0.1" }),
+    })).dialer,
+    "broken",
+  );
+});
+
+Deno.test("router: asking for a route's sockets and then dialing it asks each dialer once per candidate", async () => {
+  let asked = 0;
+  const counting: Dialer = { ...recordingDialer("counting"), accepts: () => (asked++, true) };
+  const router = new Router({ resolvers: [hostResolver], dialers: [counting] });
+  const request = flow({ address: "10.9.0.1" });
+  const route = await router.route(request);
+  assertEquals(await router.sockets(route), undefined);
+  await router.dial(route, new AbortController().signal, { flow: request });
+  assertEquals(asked, 1);
+});

@@ -50,22 +50,22 @@ export class Socks5ReplyParser {
     const take = Math.min(chunk.length, MAX_REPLIES - this.#have);
     this.#buffer.set(chunk.subarray(0, take), this.#have);
     this.#have += take;
-    const outcome = this.#parse();
-    if (outcome.kind === "connected") {
-      const used = this.#have - outcome.rest.length;
-      // What arrived past the replies: the end of this buffer, then the rest of the chunk.
-      const rest = new Uint8Array(this.#have - used + chunk.length - take);
-      rest.set(this.#buffer.subarray(used, this.#have));
-      rest.set(chunk.subarray(take), this.#have - used);
-      this.#done = true;
-      return { kind: "connected", rest };
+    const parsed = this.#parse();
+    if (typeof parsed !== "number") {
+      if (parsed.kind === "failed") this.#done = true;
+      return parsed;
     }
-    if (outcome.kind === "failed") this.#done = true;
-    return outcome;
+    // Connected: what arrived past the replies is the end of this buffer, then the rest of the
+    // chunk (beyond what the buffer could take).
+    this.#done = true;
+    const rest = new Uint8Array(this.#have - parsed + chunk.length - take);
+    rest.set(this.#buffer.subarray(parsed, this.#have));
+    rest.set(chunk.subarray(take), this.#have - parsed);
+    return { kind: "connected", rest };
   }
 
-  /** The outcome of the bytes held; a connected outcome's `rest` is only its length here. */
-  #parse(): Socks5Outcome {
+  /** The length of both replies once they connected, or the outcome so far. */
+  #parse(): number | Exclude<Socks5Outcome, { kind: "connected" }> {
     const b = this.#buffer;
     const have = this.#have;
     if (have < 2) return { kind: "more" };
@@ -84,10 +84,10 @@ export class Socks5ReplyParser {
     if (b[3] !== 0) {
       return { kind: "failed", reply: b[3], message: `it answered ${b[3]} to CONNECT` };
     }
-    return { kind: "connected", rest: b.subarray(length, have) };
+    return length;
   }
 }
 
-function broken(what: string): Socks5Outcome {
+function broken(what: string): Exclude<Socks5Outcome, { kind: "connected" }> {
   return { kind: "failed", reply: 1, message: `the SOCKS5 proxy broke the protocol: ${what}` };
 }
