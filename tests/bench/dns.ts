@@ -13,6 +13,7 @@ import { listenPolledUdp } from "../../ffi/linux/udp_server.ts";
 import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
 import type { BenchResult } from "./types.ts";
 import { medians } from "./median.ts";
+import { mainThreadCpuSeconds } from "./cpu_time.ts";
 
 interface LoadResult {
   qps: number;
@@ -40,17 +41,6 @@ async function load(port: number, name: string, total: number, inFlight = 50) {
     return await client.result;
   } finally {
     client.stop();
-  }
-}
-
-/** CPU time of this process's main thread (the server's) in ms, from Linux's /proc (10 ms ticks). */
-function mainThreadCpuMs(): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/self/task/${Deno.pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime
-  } catch {
-    return NaN; // not Linux
   }
 }
 
@@ -107,9 +97,9 @@ export async function run(): Promise<BenchResult[]> {
         figures.light = await load(port, "hello.demo", count(20_000), 4);
         figures.lightDirect = await load(upstreamPort, "hello.demo", count(20_000), 4);
       }
-      const cpuBefore = mainThreadCpuMs();
+      const cpuBefore = mainThreadCpuSeconds();
       figures.forwarded = await load(port, "example.test", count(10_000));
-      serverCpu.push((mainThreadCpuMs() - cpuBefore) * 1000 / count(10_000));
+      serverCpu.push((mainThreadCpuSeconds() - cpuBefore) * 1e6 / count(10_000));
       figures.direct = await load(upstreamPort, "example.test", count(10_000));
       // At the load of a laptop (a few lookups at once), what forwarding adds to each answer.
       figures.forwardedLight = await load(port, "example.test", count(10_000), 4);

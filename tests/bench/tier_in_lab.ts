@@ -15,6 +15,7 @@
 import { startControlPlane } from "../lab/kube/control_plane.ts";
 import { createPod, must, startPodServer } from "../lab/kube/fixtures.ts";
 import { startProfile, summarize } from "./tier_profile.ts";
+import { processCpuSeconds, taskName, threadCpuSeconds } from "./cpu_time.ts";
 
 const [kubeBin, toolsBin, roundsArg] = Deno.args;
 const rounds = Number(roundsArg ?? 3);
@@ -49,35 +50,16 @@ function start(command: string, args: string[], env: Record<string, string> = {}
   };
 }
 
-/** CPU seconds (user + system) of each thread of `pid`, by thread name. */
-async function threadCpu(pid: number): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
-    try {
-      const stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // utime and stime are fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100).
-      const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
-      out.set(name, (out.get(name) ?? 0) + seconds);
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
-}
-
 /** CPU seconds so far of the control plane's processes that carry port-forward bytes. */
 async function serverSideCpu(): Promise<number> {
   let total = 0;
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
-      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (name !== "kube-apiserver" && name !== "kwok") continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) / 100;
+      const name = await taskName(`/proc/${entry.name}`);
+      if (name === "kube-apiserver" || name === "kwok") {
+        total += await processCpuSeconds(Number(entry.name));
+      }
     } catch {
       // the process ended
     }
@@ -119,7 +101,7 @@ async function measure(
   port: number,
   inspector?: string,
 ): Promise<PathFigures> {
-  const before = await threadCpu(pid);
+  const before = await threadCpuSeconds(pid);
   const serverBefore = await serverSideCpu();
   const profiling = inspector ? await startProfile(inspector) : undefined;
   const bulk = await client(host, port, "bulk", String(BULK));
@@ -128,7 +110,7 @@ async function measure(
     await Deno.writeTextFile(profileFile!, JSON.stringify(profile));
     console.error(`k8stun main thread, 20 MiB echo, self time:\n${summarize(profile)}`);
   }
-  const after = await threadCpu(pid);
+  const after = await threadCpuSeconds(pid);
   const serverCpu = await serverSideCpu() - serverBefore;
   const threads: Record<string, number> = {};
   for (const [name, seconds] of after) threads[name] = seconds - (before.get(name) ?? 0);

@@ -11,6 +11,7 @@ import { cachedBenchTools } from "../lab/kube/bench_tools.ts";
 import { Lab } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
 import { median } from "./median.ts";
+import { processCpuSeconds } from "./cpu_time.ts";
 import type { TunFigures } from "./types.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
@@ -25,13 +26,6 @@ interface Figures extends TunFigures {
   bulkCpu: number;
   /** CPU milliseconds of the data plane's process per new connection (the connection phases). */
   connectionCpuMs: number;
-}
-
-/** CPU seconds (user + system) a process used so far. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ ticks
 }
 
 async function client(lab: Lab, host: string, bytes: number, phases: string) {
@@ -49,12 +43,13 @@ async function client(lab: Lab, host: string, bytes: number, phases: string) {
 }
 
 async function measure(lab: Lab, pid: number, host: string, bytes: number): Promise<Figures> {
-  const before = await cpuSeconds(pid);
+  const before = await processCpuSeconds(pid);
   const bulk = await client(lab, host, bytes, "bulk");
-  const bulkCpu = await cpuSeconds(pid) - before;
-  const beforeConnections = await cpuSeconds(pid);
+  const bulkCpu = await processCpuSeconds(pid) - before;
+  const beforeConnections = await processCpuSeconds(pid);
   const connections = await client(lab, host, bytes, "connections");
-  const connectionCpuMs = (await cpuSeconds(pid) - beforeConnections) * 1000 / CONNECTIONS_OPENED;
+  const connectionCpuMs = (await processCpuSeconds(pid) - beforeConnections) * 1000 /
+    CONNECTIONS_OPENED;
   const latency = await client(lab, host, bytes, "latency");
   return {
     ...connections,
