@@ -4,7 +4,10 @@
  * only the given transport. Measures a transport (e.g. the direct SPDY/3.1 upgrade) through the
  * real API server without the TUN in the way.
  *
- * Usage: dialer_forward.ts KUBECONFIG NAMESPACE POD PORT tunnel|direct|v4   (prints "READY <port>")
+ * Usage: dialer_forward.ts KUBECONFIG NAMESPACE POD PORT tunnel|direct|v4 [early]
+ * (prints "READY <port>"). With `early` a connection is dialed as the TUN dials a port that
+ * accepted recently (`--early-connect`): its bytes go out as soon as the streams are requested,
+ * and the kubelet's verdict arrives later (a refusal then resets the connection).
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import {
@@ -13,7 +16,8 @@ import {
 } from "../../plugins/portforward/mod.ts";
 import { connDuplex } from "../../core/stream/conn_duplex.ts";
 
-const [kubeconfig, namespace, name, port, transport] = Deno.args;
+const [kubeconfig, namespace, name, port, transport, mode] = Deno.args;
+const early = mode === "early";
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(kubeconfig);
 const dialer = createPortForwardDialer({
@@ -26,11 +30,13 @@ for await (const conn of listener) {
   conn.setNoDelay(true);
   dialer.dial({ kind: "pod", namespace, name, port: Number(port) }, {
     signal: new AbortController().signal,
-    flow: { port: Number(port), protocol: "tcp", front: "socks" },
+    flow: { port: Number(port), protocol: "tcp", front: early ? "tun" : "socks" },
+    early,
   }).then((duplex) => {
     // Half-closes pass on both ways (conn.writable's close would close the whole socket).
     const app = connDuplex(conn);
     return Promise.all([
+      duplex.accepted,
       duplex.readable.pipeTo(app.writable),
       app.readable.pipeTo(duplex.writable),
     ]);

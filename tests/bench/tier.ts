@@ -15,6 +15,8 @@ import { median } from "./median.ts";
 
 const ROUNDS = 3;
 const BULK_BYTES = 20 * 1024 * 1024;
+/** The round trip tier_in_lab.ts puts between the remote rows' clients and the API server. */
+const REMOTE_RTT_MS = 10;
 
 interface PathFigures {
   bulkMbps: number;
@@ -77,7 +79,11 @@ export async function run(): Promise<BenchResult[]> {
   }
   type Path = "k8stun" | "clientGo" | "direct" | "clientGoSpdy";
   type Figure = keyof Omit<PathFigures, "bulkThreads">;
-  const rounds = JSON.parse(line) as Record<Path, PathFigures>[];
+  type Remote = Record<
+    "k8stunRemote" | "clientGoRemote",
+    Pick<PathFigures, "mediumMbps" | "connectMs">
+  >;
+  const rounds = JSON.parse(line) as (Record<Path, PathFigures> & Remote)[];
   const figure = (path: Path, key: Figure) => median(rounds.map((r) => r[path][key]));
   /** The four figures of `path` against `baseline`, named after `label`. */
   const compare = (label: string, path: Path, baseline: Path, baselineName: string) => {
@@ -120,6 +126,16 @@ export async function run(): Promise<BenchResult[]> {
   } of one core; API server + kwok ${serverSide("k8stun")} CPU s/Gbit for k8stun, ${
     serverSide("clientGo")
   } for client-go`;
+  /** One figure through the distant API server: k8stun's dialer against client-go. */
+  const remote = (name: string, key: "mediumMbps" | "connectMs", unit: string): BenchResult => ({
+    name: `${REMOTE_RTT_MS} ms round trip to the API server (k8stun's dialer): ${name}`,
+    value: median(rounds.map((r) => r.k8stunRemote[key])),
+    unit,
+    baseline: {
+      name: "client-go port-forward",
+      value: median(rounds.map((r) => r.clientGoRemote[key])),
+    },
+  });
   return [
     ...throughTun,
     ...compare(
@@ -128,5 +144,7 @@ export async function run(): Promise<BenchResult[]> {
       "clientGoSpdy",
       "client-go, SPDY dialer only",
     ),
+    remote("1 MiB echo (median of 5)", "mediumMbps", "Mbit/s"),
+    remote("new connection + 16 B echo, p50 of 20", "connectMs", "ms"),
   ];
 }

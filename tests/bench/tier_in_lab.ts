@@ -16,12 +16,15 @@ import { startControlPlane } from "../lab/kube/control_plane.ts";
 import { createPod, must, startPodServer } from "../lab/kube/fixtures.ts";
 import { startProfile, summarize } from "./tier_profile.ts";
 import { processCpuSeconds, taskName, threadCpuSeconds } from "./cpu_time.ts";
+import { type DelayProxy, startDelayProxy } from "./delay_proxy.ts";
 
 const [kubeBin, toolsBin, roundsArg] = Deno.args;
 const rounds = Number(roundsArg ?? 3);
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const BULK = 20 * 1024 * 1024;
 const MEDIUM = 1024 * 1024;
+/** The emulated round trip to a remote API server, ms (a cluster in a nearby cloud region). */
+const REMOTE_RTT_MS = 10;
 
 /** A child whose stdout is collected; resolves the first match of `pattern`. */
 function start(command: string, args: string[], env: Record<string, string> = {}) {
@@ -126,10 +129,29 @@ async function measure(
   };
 }
 
+/** New connections and the 1 MiB echo through a distant API server. */
+async function measureRemote(host: string, port: number) {
+  const medium = await client(host, port, "bulk", String(MEDIUM), "5");
+  const connect = await client(host, port, "connect", "20");
+  return { mediumMbps: medium.mbps, connectMs: connect.p50 };
+}
+
+/** A copy of `kubeconfigPath` whose server is `port` on the same host (same TLS name, 127.0.0.1). */
+async function kubeconfigVia(kubeconfigPath: string, port: number): Promise<string> {
+  const text = await Deno.readTextFile(kubeconfigPath);
+  const path = kubeconfigPath.replace(/kubeconfig$/, "kubeconfig-remote");
+  await Deno.writeTextFile(
+    path,
+    text.replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${port}`),
+  );
+  return path;
+}
+
 const profileFile = Deno.env.get("K8STUN_BENCH_PROFILE");
 const cp = await startControlPlane({ bin: kubeBin });
 const server = startPodServer("echo-0", "echo");
 const processes: Deno.ChildProcess[] = [];
+let delay: DelayProxy | undefined;
 try {
   await must(cp, "POST", "/api/v1/namespaces", {
     apiVersion: "v1",
@@ -193,6 +215,30 @@ try {
   ]);
   processes.push(direct.child);
   const directPort = Number((await direct.wait(/READY (\d+)/, 30_000))[1]);
+  const apiPort = Number(new URL(cp.server).port);
+  delay = startDelayProxy(apiPort, REMOTE_RTT_MS / 2);
+  const remoteKubeconfig = await kubeconfigVia(cp.kubeconfigPath, delay.port);
+  const remote = start(Deno.execPath(), [
+    "run",
+    "-A",
+    here("./dialer_forward.ts"),
+    remoteKubeconfig,
+    "bench",
+    "echo-0",
+    "7007",
+    "tunnel",
+    "early",
+  ]);
+  processes.push(remote.child);
+  const remotePort = Number((await remote.wait(/READY (\d+)/, 30_000))[1]);
+  const clientGoRemote = start(`${toolsBin}/portforward-client`, [
+    remoteKubeconfig,
+    "bench",
+    "echo-0",
+    "7007",
+  ]);
+  processes.push(clientGoRemote.child);
+  const clientGoRemotePort = Number((await clientGoRemote.wait(/READY (\d+)/, 30_000))[1]);
   // EndpointSlices come from the real controller a moment after the pod turns ready.
   for (let i = 0;; i++) {
     try {
@@ -204,10 +250,13 @@ try {
     }
   }
   // Connections up, JIT warm.
-  for (const port of [clientGoPort, clientGoSpdyPort, directPort]) {
+  for (const port of [clientGoPort, clientGoSpdyPort, directPort, remotePort, clientGoRemotePort]) {
     await client("127.0.0.1", port, "connect", "3");
   }
-  const results: Record<"k8stun" | "clientGo" | "direct" | "clientGoSpdy", PathFigures>[] = [];
+  const results: (
+    & Record<"k8stun" | "clientGo" | "direct" | "clientGoSpdy", PathFigures>
+    & Record<"k8stunRemote" | "clientGoRemote", Awaited<ReturnType<typeof measureRemote>>>
+  )[] = [];
   for (let round = 0; round < rounds; round++) {
     results.push({
       k8stun: await measure(
@@ -219,6 +268,8 @@ try {
       clientGo: await measure(clientGo.child.pid, "127.0.0.1", clientGoPort),
       direct: await measure(direct.child.pid, "127.0.0.1", directPort),
       clientGoSpdy: await measure(clientGoSpdy.child.pid, "127.0.0.1", clientGoSpdyPort),
+      k8stunRemote: await measureRemote("127.0.0.1", remotePort),
+      clientGoRemote: await measureRemote("127.0.0.1", clientGoRemotePort),
     });
   }
   console.log(JSON.stringify(results));
@@ -232,5 +283,6 @@ try {
     await child.status;
   }
   server.close();
+  delay?.close();
   await cp.stop();
 }
