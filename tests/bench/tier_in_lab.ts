@@ -187,58 +187,32 @@ try {
   const inspector = profileFile
     ? (await k8stun.wait(/Debugger listening on (ws:\S+)/, 1_000))[1]
     : undefined;
-  const clientGo = start(`${toolsBin}/portforward-client`, [
-    cp.kubeconfigPath,
-    "bench",
-    "echo-0",
-    "7007",
-  ]);
-  processes.push(clientGo.child);
-  const clientGoPort = Number((await clientGo.wait(/READY (\d+)/, 30_000))[1]);
-  const clientGoSpdy = start(`${toolsBin}/portforward-client`, [
-    cp.kubeconfigPath,
-    "bench",
-    "echo-0",
-    "7007",
-  ], { PORTFORWARD_SPDY_ONLY: "1" });
-  processes.push(clientGoSpdy.child);
-  const clientGoSpdyPort = Number((await clientGoSpdy.wait(/READY (\d+)/, 30_000))[1]);
-  const direct = start(Deno.execPath(), [
-    "run",
-    "-A",
-    here("./dialer_forward.ts"),
-    cp.kubeconfigPath,
-    "bench",
-    "echo-0",
-    "7007",
-    "direct",
-  ]);
-  processes.push(direct.child);
-  const directPort = Number((await direct.wait(/READY (\d+)/, 30_000))[1]);
-  const apiPort = Number(new URL(cp.server).port);
-  delay = startDelayProxy(apiPort, REMOTE_RTT_MS / 2);
+  /**
+   * Starts a local port-forward to the echo pod, client-go's (`env` picks its transports) or
+   * k8stun's dialer alone (`dialer` gives dialer_forward.ts's transport and mode); resolves its
+   * process and local port.
+   */
+  const forwarder = async (
+    kubeconfig: string,
+    dialer?: string[],
+    env: Record<string, string> = {},
+  ) => {
+    const target = [kubeconfig, "bench", "echo-0", "7007"];
+    const forward = dialer
+      ? start(Deno.execPath(), ["run", "-A", here("./dialer_forward.ts"), ...target, ...dialer])
+      : start(`${toolsBin}/portforward-client`, target, env);
+    processes.push(forward.child);
+    return { pid: forward.child.pid, port: Number((await forward.wait(/READY (\d+)/, 30_000))[1]) };
+  };
+  const clientGo = await forwarder(cp.kubeconfigPath);
+  const clientGoSpdy = await forwarder(cp.kubeconfigPath, undefined, {
+    PORTFORWARD_SPDY_ONLY: "1",
+  });
+  const direct = await forwarder(cp.kubeconfigPath, ["direct"]);
+  delay = startDelayProxy(Number(new URL(cp.server).port), REMOTE_RTT_MS / 2);
   const remoteKubeconfig = await kubeconfigVia(cp.kubeconfigPath, delay.port);
-  const remote = start(Deno.execPath(), [
-    "run",
-    "-A",
-    here("./dialer_forward.ts"),
-    remoteKubeconfig,
-    "bench",
-    "echo-0",
-    "7007",
-    "tunnel",
-    "early",
-  ]);
-  processes.push(remote.child);
-  const remotePort = Number((await remote.wait(/READY (\d+)/, 30_000))[1]);
-  const clientGoRemote = start(`${toolsBin}/portforward-client`, [
-    remoteKubeconfig,
-    "bench",
-    "echo-0",
-    "7007",
-  ]);
-  processes.push(clientGoRemote.child);
-  const clientGoRemotePort = Number((await clientGoRemote.wait(/READY (\d+)/, 30_000))[1]);
+  const k8stunRemote = await forwarder(remoteKubeconfig, ["tunnel", "early"]);
+  const clientGoRemote = await forwarder(remoteKubeconfig);
   // EndpointSlices come from the real controller a moment after the pod turns ready.
   for (let i = 0;; i++) {
     try {
@@ -250,7 +224,7 @@ try {
     }
   }
   // Connections up, JIT warm.
-  for (const port of [clientGoPort, clientGoSpdyPort, directPort, remotePort, clientGoRemotePort]) {
+  for (const { port } of [clientGo, clientGoSpdy, direct, k8stunRemote, clientGoRemote]) {
     await client("127.0.0.1", port, "connect", "3");
   }
   const results: (
@@ -265,11 +239,11 @@ try {
         7,
         round === 0 ? inspector : undefined,
       ),
-      clientGo: await measure(clientGo.child.pid, "127.0.0.1", clientGoPort),
-      direct: await measure(direct.child.pid, "127.0.0.1", directPort),
-      clientGoSpdy: await measure(clientGoSpdy.child.pid, "127.0.0.1", clientGoSpdyPort),
-      k8stunRemote: await measureRemote("127.0.0.1", remotePort),
-      clientGoRemote: await measureRemote("127.0.0.1", clientGoRemotePort),
+      clientGo: await measure(clientGo.pid, "127.0.0.1", clientGo.port),
+      direct: await measure(direct.pid, "127.0.0.1", direct.port),
+      clientGoSpdy: await measure(clientGoSpdy.pid, "127.0.0.1", clientGoSpdy.port),
+      k8stunRemote: await measureRemote("127.0.0.1", k8stunRemote.port),
+      clientGoRemote: await measureRemote("127.0.0.1", clientGoRemote.port),
     });
   }
   console.log(JSON.stringify(results));
