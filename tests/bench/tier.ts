@@ -3,9 +3,11 @@
  * through k8stun's TUN against client-go's own port-forward (kubectl's code path) to the same pod,
  * medians of three alternating rounds: 20 MiB bidirectional echo, 1 MiB echo, a new connection
  * with a 16 B echo, and the CPU each path's process used per gigabit of the 20 MiB echo; and the
- * same for the direct `Upgrade: SPDY/3.1` transport, k8stun's dialer against client-go's.
- * Skipped with the reason when the lab, the control plane or the Go baselines are not built
- * (`sh tests/lab/kube/build.sh`, `sh tests/lab/kube/build_bench_tools.sh`).
+ * same for the direct `Upgrade: SPDY/3.1` transport, k8stun's dialer against client-go's; then the
+ * 1 MiB echo and new connections with {@link REMOTE_RTT_MS} ms between the clients and the API
+ * server, where a round trip saved per connection shows. Skipped with the reason when the lab,
+ * the control plane or the Go baselines are not built (`sh tests/lab/kube/build.sh`,
+ * `sh tests/lab/kube/build_bench_tools.sh`).
  */
 import { cachedBenchTools } from "../lab/kube/bench_tools.ts";
 import { cachedBinaries } from "../lab/kube/control_plane.ts";
