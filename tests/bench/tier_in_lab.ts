@@ -136,7 +136,7 @@ async function measureRemote(host: string, port: number) {
   return { mediumMbps: medium.mbps, connectMs: connect.p50 };
 }
 
-/** A copy of `kubeconfigPath` whose server is `port` on the same host (same TLS name, 127.0.0.1). */
+/** A copy of `kubeconfigPath` whose server is `port` on 127.0.0.1 (the certificate's name). */
 async function kubeconfigVia(kubeconfigPath: string, port: number): Promise<string> {
   const text = await Deno.readTextFile(kubeconfigPath);
   const path = kubeconfigPath.replace(/kubeconfig$/, "kubeconfig-remote");
