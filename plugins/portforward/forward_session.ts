@@ -18,6 +18,7 @@ import {
 import { openDirectLink, openTunnelLink } from "./session_link.ts";
 import { UpgradeRefused } from "./spdy_upgrade.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
+import { ReplyDeadline } from "./reply_deadline.ts";
 import { SEND_HIGH_WATER, SESSION_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 
 export { SPDY_TUNNEL_PROTOCOL } from "./session_link.ts";
@@ -33,12 +34,11 @@ const MIN_GRACE_MS = 1;
 const MAX_DATA_FRAME = 32 * 1024;
 /**
  * The kubelet replies to a SYN_STREAM before it dials (§5), so a reply that takes longer than
- * this (or four round trips, if that is more) means the far side is wedged: the connection fails
- * as a timeout instead of hanging, and a PING checks whether the whole session is.
+ * this (or four round trips, if that is more) — and is still missing once a PING sent then was
+ * echoed (reply_deadline.ts) — means the far side is wedged: the connection fails as a timeout
+ * instead of hanging, and a PING checks whether the whole session is.
  */
 const STREAM_REPLY_TIMEOUT_MS = 1_500;
-/** A timer this late (ms) fired on a thread that was too busy to read what arrived meanwhile. */
-const LATE_TIMER_MS = 200;
 const ERROR_END_WAIT_MS = 1_000;
 
 /** How the SPDY session's failures reach the apps (docs/portforward.md §10). */
@@ -250,22 +250,13 @@ export class PortForwardSession {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     let data: SpdyStream | undefined;
     let replies = 0;
-    const limit = Math.max(STREAM_REPLY_TIMEOUT_MS, 4 * this.#rtt);
-    let due = sentAt + limit;
-    const expire = () => {
-      // A timer that fires late means this thread was busy (a flood, a burst of work): the
-      // reply may be waiting unread in the socket. Give it one more limit before failing.
-      if (performance.now() - due > LATE_TIMER_MS && due === sentAt + limit) {
-        due = performance.now() + limit;
-        unanswered = setTimeout(expire, limit);
-        return;
-      }
+    const limit = Math.round(Math.max(STREAM_REPLY_TIMEOUT_MS, 4 * this.#rtt));
+    const unanswered = new ReplyDeadline(limit, () => this.#spdy.ping(), () => {
       fail(new DialError("timeout", `the kubelet did not answer the stream within ${limit} ms`));
       this.#liveness.probe(limit);
-    };
-    let unanswered = setTimeout(expire, limit);
+    });
     const fail = (failure: Error) => {
-      clearTimeout(unanswered);
+      unanswered.cancel();
       reject(failure);
       data?.fail(failure);
     };
@@ -278,7 +269,7 @@ export class PortForwardSession {
       accept: () => resolve(),
       replied: () => {
         if (++replies !== 2) return;
-        clearTimeout(unanswered);
+        unanswered.cancel();
         const rtt = performance.now() - sentAt;
         this.#rtt = 0.8 * this.#rtt + 0.2 * rtt;
         setTimeout(resolve, Math.min(REFUSAL_GRACE_MS, Math.max(MIN_GRACE_MS, rtt)));

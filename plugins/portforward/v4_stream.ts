@@ -9,6 +9,7 @@ import WebSocket from "ws";
 import { DialError, type Duplex } from "../../mod.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
 import { MAX_MESSAGE, SEND_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
+import { ReplyDeadline } from "./reply_deadline.ts";
 
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
@@ -49,7 +50,7 @@ export function openV4Stream(
       maxPayload: MAX_MESSAGE,
       perMessageDeflate: false,
     });
-    let prefixDeadline: ReturnType<typeof setTimeout> | undefined;
+    let prefixDeadline: ReplyDeadline | undefined;
     // WebSocket pings (RFC 6455 §5.5.2) keep the connection busy through idle-killing proxies and
     // notice a black-holed one; the kubelet's and API server's WebSocket libraries answer them.
     let liveness: LinkLiveness | undefined;
@@ -68,11 +69,17 @@ export function openV4Stream(
         paused: () => ws.isPaused,
       }, livenessOptions);
       const limit = Math.round(Math.max(PREFIX_TIMEOUT_MS, 2 * (performance.now() - started)));
-      prefixDeadline = setTimeout(() => {
+      // `ws` hands on frames in order: a pong read means what came before it was read too.
+      const ping = () =>
+        new Promise<void>((resolve) => {
+          ws.once("pong", () => resolve());
+          ws.ping();
+        });
+      prefixDeadline = new ReplyDeadline(limit, ping, () => {
         if (prefixes < 2) {
           fail(new DialError("timeout", `the kubelet did not answer within ${limit} ms`));
         }
-      }, limit);
+      });
     });
     ws.binaryType = "nodebuffer";
     let prefixes = 0;
@@ -146,7 +153,7 @@ export function openV4Stream(
       if (prefixes < 2) {
         prefixes++;
         if (prefixes === 2) {
-          clearTimeout(prefixDeadline);
+          prefixDeadline?.cancel();
           const handOver = () => {
             if (settled) return;
             settled = true;
@@ -179,7 +186,7 @@ export function openV4Stream(
     ws.on("close", () => {
       liveness?.stop();
       clearTimeout(quietTimer);
-      clearTimeout(prefixDeadline);
+      prefixDeadline?.cancel();
       if (!settled) {
         fail(new DialError("error", "port-forward closed before the connection was set up"));
         return;

@@ -257,3 +257,39 @@ Deno.test("spdy session: a peer's RST_STREAM fails that stream alone, our reset 
   const error = await new Response(third.readable).text().then(() => undefined, (e) => e);
   assertEquals(error?.message, "closed");
 });
+
+Deno.test("spdy session: ping() resolves at its own echo, after the frames read before it; other ids, a hostile flood of echoes and a silent peer settle nothing", async () => {
+  const peer = scriptedPeer();
+  const session = sessionOver(peer, {});
+  const [stream] = session.open([{ headers: [], delivery: "handler" }]);
+  let replied = false;
+  stream.replied.then(() => replied = true);
+  const order: string[] = [];
+  const echoOf = (id: number) => controlFrame(PING, 0, new Uint8Array([0, 0, 0, id]));
+
+  session.ping().then(() => order.push(`echo, replied: ${replied}`));
+  const [sent] = peer.controls(PING).map((f) => payloadWord(f.payload, 0));
+  // A reply read before the echo (one connection, in order) is seen before the echo settles.
+  peer.reply(1);
+  peer.deliver(echoOf(sent));
+  await ticks(1);
+  assertEquals(order, ["echo, replied: true"]);
+
+  // Echoes of ids never sent, or sent twice, settle nothing and break nothing.
+  session.ping().then(() => order.push("second"));
+  for (const id of [sent, sent + 4, 7, 255]) peer.deliver(echoOf(id));
+  await ticks(1);
+  assertEquals(order, ["echo, replied: true"]);
+  peer.deliver(echoOf(sent + 2));
+  await ticks(1);
+  assertEquals(order.at(-1), "second");
+
+  // A peer that never echoes: at most 64 PINGs are awaited; the oldest stop being awaited.
+  const settled: number[] = [];
+  for (let i = 0; i < 100; i++) session.ping().then(() => settled.push(i));
+  const ids = peer.controls(PING).map((f) => payloadWord(f.payload, 0)).slice(-100);
+  for (const id of ids) peer.deliver(echoOf(id));
+  await ticks(1);
+  assertEquals(settled, Array.from({ length: 64 }, (_, i) => 36 + i));
+  assert(!session.closed, "the session lives on");
+});

@@ -71,6 +71,12 @@ export interface SpdySessionOptions {
   idle?(): void;
 }
 
+/**
+ * PINGs awaited at once: keepalives and deadline checks (one per overdue connection) past this
+ * stop being awaited, oldest first.
+ */
+const MAX_UNECHOED = 64;
+
 /** A session over a link; see the module comment. */
 export class SpdySession {
   readonly #link: SpdyLink;
@@ -84,6 +90,8 @@ export class SpdySession {
   readonly #streams = new Map<number, SpdyStream>();
   #nextStream = 1;
   #pingId = 1;
+  /** Our PINGs not echoed yet, oldest first: id → what waits for the echo. */
+  readonly #unechoed = new Map<number, () => void>();
   #closed = false;
   /** The peer sent WINDOW_UPDATE or an initial-window SETTINGS: it does flow control. */
   #peerFlowControl = false;
@@ -178,9 +186,20 @@ export class SpdySession {
     return streams;
   }
 
-  /** Sends a PING (§2.6.5); the client's ids are odd. Its echo counts as heard. */
-  ping(): void {
-    this.#send(controlFrame(PING, 0, wordBytes(this.#pingId += 2)));
+  /**
+   * Sends a PING (§2.6.5; the client's ids are odd). Resolves when its echo is read — after
+   * every frame the peer sent before echoing it — and never if the session ends first, or if
+   * more than {@link MAX_UNECHOED} later PINGs are out (a peer that does not echo holds no
+   * memory). Any echo counts as heard.
+   */
+  ping(): Promise<void> {
+    const id = this.#pingId += 2;
+    const echoed = new Promise<void>((resolve) => this.#unechoed.set(id, resolve));
+    if (this.#unechoed.size > MAX_UNECHOED) {
+      this.#unechoed.delete(this.#unechoed.keys().next().value!);
+    }
+    this.#send(controlFrame(PING, 0, wordBytes(id)));
+    return echoed;
   }
 
   /** Ends the session politely; its streams fail with `error`. */
@@ -227,7 +246,12 @@ export class SpdySession {
       this.#streams.get(payloadStreamId(payload))?.onReply();
     } else if (type === PING) {
       // Our PINGs come back with odd ids; the server's own (even) are echoed (§2.6.5).
-      if (payloadStreamId(payload) % 2 === 0) this.#send(controlFrame(PING, 0, payload));
+      const id = payloadStreamId(payload);
+      if (id % 2 === 0) this.#send(controlFrame(PING, 0, payload));
+      else {
+        this.#unechoed.get(id)?.();
+        this.#unechoed.delete(id);
+      }
     } else if (type === RST_STREAM) {
       const stream = this.#streams.get(payloadStreamId(payload));
       if (stream) this.#lose(stream, this.#options.failures.peerReset());
@@ -440,6 +464,7 @@ export class SpdySession {
       stream.markFailed(error);
     }
     this.#streams.clear();
+    this.#unechoed.clear();
     this.#full.clear();
     this.#buffered = 0;
     this.#windowOpened();
