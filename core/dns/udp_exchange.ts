@@ -14,6 +14,12 @@ import { cryptoRandomId, InflightQueries } from "./inflight.ts";
 export interface UpstreamSocket {
   /** Sends one datagram; throws (or rejects) when it cannot. */
   send(datagram: Uint8Array): void | Promise<void>;
+  /**
+   * Hands the datagrams already waiting in the socket to `receive` now, synchronously. Asked
+   * before queries time out: a reply can wait unread while this thread is busy (a flood) though
+   * its deadline's timer fires on time. Sockets that cannot read synchronously leave it out.
+   */
+  takeWaiting?(): void;
   close(): void | Promise<void>;
 }
 
@@ -80,6 +86,8 @@ export class UdpExchange {
   #closed = false;
   readonly #deadlines = new DeadlineQueue();
   #timeout?: { ms: number; error: Error };
+  /** The sockets' waiting datagrams were taken in during this turn (deadlines fire in batches). */
+  #tookWaiting = false;
 
   constructor(
     readonly open: OpenUpstreamSocket,
@@ -125,10 +133,10 @@ export class UdpExchange {
     }
     waiter.id = id;
     signal?.addEventListener("abort", waiter, { once: true });
-    waiter.deadline = this.#deadlines.add(
-      timeoutMs,
-      () => waiter.reject(this.#timedOut(timeoutMs)),
-    );
+    waiter.deadline = this.#deadlines.add(timeoutMs, () => {
+      this.#takeWaiting(); // its reply may be among them: then the query is answered, not failed
+      waiter.reject(this.#timedOut(timeoutMs));
+    });
     const datagram = query.slice();
     datagram[0] = id >> 8;
     datagram[1] = id & 0xff;
@@ -154,6 +162,14 @@ export class UdpExchange {
     this.#deadlines.clear();
     const sockets = this.#sockets.splice(0);
     await Promise.all(sockets.map((socket) => socket?.close()));
+  }
+
+  /** Takes in what waits in every socket, once per turn however many deadlines are due. */
+  #takeWaiting(): void {
+    if (this.#tookWaiting) return;
+    this.#tookWaiting = true;
+    queueMicrotask(() => this.#tookWaiting = false);
+    for (const socket of this.#sockets) socket?.takeWaiting?.();
   }
 
   /** One error per deadline, shared by the queries that reach it (a flood makes many). */

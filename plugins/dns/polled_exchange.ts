@@ -32,18 +32,20 @@ export function polledExchange(
   const poller = new SocketPoller(poll, () => exchange.inFlight > 0);
   const exchange = new UdpExchange((receive) => {
     const socket = open();
-    poller.add(socket.fd, () => {
+    const takeWaiting = () => {
       for (let i = 0; i < READS_PER_WAKE; i++) {
         const n = socket.receiveNow(buffer);
         if (n < 0) return; // EAGAIN, or an ICMP error (already cleared by this receive)
         receive(buffer.slice(0, n));
       }
-    });
+    };
+    poller.add(socket.fd, takeWaiting);
     return {
       send(datagram) {
         socket.send(datagram);
         poller.wake();
       },
+      takeWaiting,
       close() {
         poller.remove(socket.fd);
         socket.close();

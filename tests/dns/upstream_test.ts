@@ -7,6 +7,7 @@ import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { InflightQueries, questionKey } from "../../core/dns/inflight.ts";
+import { UdpExchange } from "../../core/dns/udp_exchange.ts";
 import { type TransportFactory, UpstreamResolver } from "../../core/dns/upstream.ts";
 import { boundTransport } from "../../plugins/dns/bound_upstream.ts";
 import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
@@ -185,4 +186,46 @@ Deno.test("upstream: a query with two questions is refused, and close fails what
   const other = new UpstreamResolver(["127.0.0.1:9"]);
   await assertRejects(() => other.forward(twoQuestions));
   await other.close();
+});
+
+Deno.test("upstream: a reply waiting unread in a socket when its deadline fires is taken in and answers the query; the sockets are read once for a batch of deadlines", async () => {
+  /** A socket whose replies wait until they are taken in (this thread was busy meanwhile). */
+  const waiting: Uint8Array[] = [];
+  let takes = 0;
+  const exchange = (readable: boolean) =>
+    new UdpExchange((receive) => ({
+      send(datagram) {
+        const sent = dnsPacket.decode(Buffer.from(datagram));
+        waiting.push(reply(sent.id!, sent.questions![0].name, "10.0.0.7"));
+      },
+      ...(readable
+        ? {
+          takeWaiting() {
+            takes++;
+            for (const datagram of waiting.splice(0)) receive(datagram);
+          },
+        }
+        : {}),
+      close() {},
+    }), { capacity: 64, sockets: 1 });
+
+  const reading = exchange(true);
+  const answers = await Promise.all(
+    ["a.example", "b.example", "c.example"].map((name, i) =>
+      reading.exchange(query(name, "A", 100 + i), 30)
+    ),
+  );
+  assertEquals(answers.map(answer), [100, 101, 102].map((id) => ({ id, address: "10.0.0.7" })));
+  assertEquals(takes, 1, "three deadlines due together read the sockets once");
+  assertEquals(reading.inFlight, 0);
+
+  // A socket that cannot be read synchronously: the deadline fails the query, as before.
+  waiting.length = 0;
+  const blind = exchange(false);
+  await assertRejects(
+    () => blind.exchange(query("d.example"), 30),
+    Error,
+    "no answer within 30 ms",
+  );
+  await Promise.all([reading.close(), blind.close()]);
 });
