@@ -17,7 +17,10 @@ import { median } from "./median.ts";
 
 const ROUNDS = 3;
 const BULK_BYTES = 20 * 1024 * 1024;
-/** The round trip tier_in_lab.ts puts between the remote rows' clients and the API server. */
+/**
+ * The emulated round trip to a remote API server for the remote rows, ms (a cluster in a nearby
+ * cloud region); tier_in_lab.ts puts it between those clients and the API server.
+ */
 const REMOTE_RTT_MS = 10;
 
 interface PathFigures {
@@ -69,7 +72,7 @@ export async function run(): Promise<BenchResult[]> {
   const script = new URL("./tier_in_lab.ts", import.meta.url).pathname;
   const out = await lab.run(
     Deno.execPath(),
-    ["run", "-A", script, kubeBin, toolsBin, `${ROUNDS}`],
+    ["run", "-A", script, kubeBin, toolsBin, `${ROUNDS}`, `${REMOTE_RTT_MS}`],
     {
       timeoutMs: 600_000,
     },

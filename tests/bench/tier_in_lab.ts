@@ -5,12 +5,14 @@
  * pod, and measures both with the same echo client (echo_client.ts) in alternating rounds: the
  * name through k8stun's TUN against client-go's local port; then the direct `Upgrade: SPDY/3.1`
  * transport: k8stun's dialer alone (dialer_forward.ts) against client-go with only its SPDY
- * dialer. Prints one JSON line: per path and round, the figures and the CPU its process used
- * during the 20 MiB echo (per thread).
+ * dialer; then, with a delaying relay (delay_proxy.ts) between the clients and the API server,
+ * k8stun's dialer as the TUN uses it for a port that accepted recently against client-go. Prints
+ * one JSON line: per path and round, the figures and the CPU its process used during the 20 MiB
+ * echo (per thread).
  *
- * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS. K8STUN_BENCH_DENO_FLAGS adds flags to k8stun's
- * `deno run`; K8STUN_BENCH_PROFILE=FILE profiles k8stun's main thread during its first 20 MiB
- * echo (tier_profile.ts).
+ * Usage: tier_in_lab.ts KUBE_BIN TOOLS_BIN ROUNDS REMOTE_RTT_MS (the relay's round trip, ms).
+ * K8STUN_BENCH_DENO_FLAGS adds flags to k8stun's `deno run`; K8STUN_BENCH_PROFILE=FILE profiles
+ * k8stun's main thread during its first 20 MiB echo (tier_profile.ts).
  */
 import { startControlPlane } from "../lab/kube/control_plane.ts";
 import { createPod, must, startPodServer } from "../lab/kube/fixtures.ts";
@@ -18,13 +20,13 @@ import { startProfile, summarize } from "./tier_profile.ts";
 import { processCpuSeconds, taskName, threadCpuSeconds } from "./cpu_time.ts";
 import { type DelayProxy, startDelayProxy } from "./delay_proxy.ts";
 
-const [kubeBin, toolsBin, roundsArg] = Deno.args;
+const [kubeBin, toolsBin, roundsArg, remoteRttArg] = Deno.args;
 const rounds = Number(roundsArg ?? 3);
+/** The round trip put between the remote rows' clients and the API server, ms. */
+const remoteRttMs = Number(remoteRttArg ?? 10);
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const BULK = 20 * 1024 * 1024;
 const MEDIUM = 1024 * 1024;
-/** The emulated round trip to a remote API server, ms (a cluster in a nearby cloud region). */
-const REMOTE_RTT_MS = 10;
 
 /** A child whose stdout is collected; resolves the first match of `pattern`. */
 function start(command: string, args: string[], env: Record<string, string> = {}) {
@@ -209,7 +211,7 @@ try {
     PORTFORWARD_SPDY_ONLY: "1",
   });
   const direct = await forwarder(cp.kubeconfigPath, ["direct"]);
-  delay = startDelayProxy(Number(new URL(cp.server).port), REMOTE_RTT_MS / 2);
+  delay = startDelayProxy(Number(new URL(cp.server).port), remoteRttMs / 2);
   const remoteKubeconfig = await kubeconfigVia(cp.kubeconfigPath, delay.port);
   const k8stunRemote = await forwarder(remoteKubeconfig, ["tunnel", "early"]);
   const clientGoRemote = await forwarder(remoteKubeconfig);
