@@ -4,6 +4,8 @@
  * (a clone in a 0700 home or a `mktemp -d` directory).
  */
 
+import { warmLauncher } from "./launcher.ts";
+
 const SOURCE = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** What the launcher and the program need: code, configuration, lockfile and tools. */
@@ -30,9 +32,11 @@ export interface CheckoutCopy extends AsyncDisposable {
 
 /**
  * Copies the checkout, the running Deno (as the pinned one `tools/deno` looks for) and the
- * launcher's module cache when there is one, so the copy needs no download.
+ * launcher's module cache, so the copy needs no download. The cache is filled first: a copy
+ * taken while another test's first run fills it would lack its marker and download again.
  */
 export async function copyCheckout(): Promise<CheckoutCopy> {
+  await warmLauncher();
   const scratch = await Deno.makeTempDir({ prefix: "k8stun-checkout-" });
   const root = `${scratch}/k8stun`;
   try {
@@ -45,10 +49,7 @@ export async function copyCheckout(): Promise<CheckoutCopy> {
     await Deno.link(Deno.execPath(), `${tool}/node_modules/deno/deno`)
       .catch(() => Deno.copyFile(Deno.execPath(), `${tool}/node_modules/deno/deno`));
     await Deno.writeTextFile(`${tool}/.complete`, "");
-    const cache = `${SOURCE}/.tools/deno-dir`;
-    if (await Deno.stat(cache).then(() => true, () => false)) {
-      await run("cp", ["-a", cache, `${root}/.tools/deno-dir`]);
-    }
+    await run("cp", ["-a", `${SOURCE}/.tools/deno-dir`, `${root}/.tools/deno-dir`]);
     await run("chmod", ["-R", "a+rX", scratch]);
   } catch (error) {
     await Deno.remove(scratch, { recursive: true });
