@@ -15,13 +15,15 @@ once() {
   [ -e "$_once_marker" ] && return 0
   (
     _once_lock="$_once_marker.lock"
+    _once_waiting="k8stun: waiting for another first run to finish filling $(dirname "$_once_marker")"
     if command -v flock >/dev/null 2>&1; then
       exec 9>>"$_once_lock"
-      flock 9
+      flock -n 9 || { echo "$_once_waiting" >&2; flock 9; }
     else
       # No flock(1) (macOS): mkdir is atomic everywhere. A lock whose process is gone (killed
       # during a download) is taken over; `ps -p` also sees processes of other users.
       until mkdir "$_once_lock.d" 2>/dev/null; do
+        [ -z "$_once_waiting" ] || { echo "$_once_waiting" >&2; _once_waiting=; }
         _once_owner=$(cat "$_once_lock.d/pid" 2>/dev/null || true)
         if [ -n "$_once_owner" ] && ! ps -p "$_once_owner" >/dev/null 2>&1; then
           rm -rf "$_once_lock.d"

@@ -44,6 +44,12 @@ async function startTogether(
   );
 }
 
+/** Runs that found the fill under way said so, rather than waiting silently. */
+function assertSomeWaited(runs: Finished[]): void {
+  const waited = runs.filter((run) => /waiting for another first run to finish/.test(run.stderr));
+  assert(waited.length > 0, runs.map((run) => run.stderr).join("\n"));
+}
+
 async function lines(path: string): Promise<string[]> {
   return (await Deno.readTextFile(path).catch(() => "")).split("\n").filter((l) => l !== "");
 }
@@ -79,6 +85,7 @@ exec "$(dirname "$0")/deno.real" "$@"
     const runs = await startTogether(`${root}/bin/k8stun`, ["--version"], {});
     for (const run of runs) assertEquals(run.code, 0, run.stderr);
     assertEquals((await lines(fills)).length, 1, "the module cache was filled more than once");
+    assertSomeWaited(runs);
     const markers = [...Deno.readDirSync(cache)].filter((e) => /^\.complete-\d+$/.test(e.name));
     assertEquals(markers.length, 1);
   },
@@ -144,6 +151,7 @@ ln -s "${Deno.execPath()}" node_modules/deno/deno
       });
       for (const run of runs) assertEquals(run.code, 0, run.stderr);
       assertEquals((await lines(installs)).length, 1, "Deno was installed more than once");
+      assertSomeWaited(runs);
     } finally {
       await Deno.remove(scratch, { recursive: true });
     }
