@@ -190,12 +190,19 @@ export interface DnsModeContext {
   /** The system's resolvers as found at start, before any DNS mode changed anything. */
   resolvers: { configured: string[]; upstreams: string[]; stub: boolean };
   /**
-   * TUN mode: routes these IPv4 addresses into the TUN, where k8stun's DNS answers UDP and TCP
-   * port 53. The routes vanish with the TUN, also after a crash.
+   * TUN mode: sends DNS (UDP and TCP port 53) to these IPv4 addresses into the TUN, where k8stun's
+   * DNS answers; the rest of their traffic keeps its path. Rejects, changing nothing, where the
+   * system can only route an address's whole traffic (macOS, Linux before 4.17): a resolver is
+   * often a router or a domain controller whose other services must stay reachable.
    */
   routeToTun?(addresses: string[]): Promise<void>;
   /** Sends upstream queries for `server` out through `device`, so they do not loop into the TUN. */
   bindUpstream?(server: string, device: string): void;
+  /**
+   * Undoes {@link bindUpstream}: queries for `server` follow the routing table again (a mode that
+   * bound them before {@link routeToTun} failed).
+   */
+  unbindUpstream?(server: string): void;
   /** Cluster domains to route (e.g. `cluster.local`, plus namespace suffixes). */
   domains: string[];
   /** The TUN interface name, for per-link DNS. */

@@ -19,10 +19,9 @@ import { startTunDataPlane, type TunDataPlane } from "../core/net/data_plane/dat
 import type { NameScope } from "../core/names.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
-import { ipv4ToNumber, VipPool, vipStateOptions } from "../core/vip.ts";
+import { VipPool, vipStateOptions } from "../core/vip.ts";
 import { chooseVipRange, type RoutedRange } from "../core/vip_range.ts";
 import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
-import { PolicyRulesRefused } from "../ffi/linux/dns_diversion.ts";
 import { listenPolledUdp } from "../ffi/linux/udp_server.ts";
 import { type HostNetwork, openHostNetwork } from "../ffi/host_network.ts";
 import { openTunPlatform } from "../ffi/tun_platform.ts";
@@ -34,6 +33,7 @@ import { systemResolvers } from "../plugins/dns/resolv_conf.ts";
 import { loadSessionPlugins, syncCluster } from "./assemble.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
 import { preallocateVips } from "./preallocate.ts";
+import { resolverDiversion } from "./resolver_diversion.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 import type { StopSignals } from "./session.ts";
@@ -218,30 +218,15 @@ export async function startTunnel(
       domains: splitDnsDomains(options.clusterDomain, store.namespaces(), scope),
       tunName: dataPlane.name,
       resolvers,
-      async routeToTun(addresses) {
-        for (const a of addresses) dnsInTun.add(a);
-        const resolvers = addresses.map((a) => ipv4ToNumber(a)!);
-        dataPlane.serveAddresses(resolvers);
-        if (!hostNetwork.divertDns) {
-          say(
-            `DNS: this OS has no port-matching policy rules, so all traffic to ` +
-              `${addresses.join(", ")} enters the TUN (a host route, removed on exit)`,
-          );
-          return dataPlane.addHostRoutes(resolvers);
-        }
-        try {
-          // Only DNS to the resolvers enters the TUN; their other traffic goes where it went.
-          await hostNetwork.divertDns(dataPlane.ifindex(), resolvers, journal);
-        } catch (error) {
-          if (!(error instanceof PolicyRulesRefused)) throw error;
-          say(
-            `DNS: ${error.message}; all traffic to ${addresses.join(", ")} enters the TUN instead`,
-          );
-          dataPlane.addHostRoutes(resolvers);
-        }
-      },
+      routeToTun: resolverDiversion({
+        host: hostNetwork,
+        dataPlane,
+        journal,
+        dnsAddresses: dnsInTun,
+      }),
       bindUpstream: (server, device) =>
         upstream.useTransport(server, (_, capacity) => boundTransport(server, device, capacity)),
+      unbindUpstream: (server) => upstream.useTransport(server, systemSocketTransport),
       journal,
       log: pluginLogger(`dns-${mode.name}`),
     };

@@ -2,8 +2,8 @@
  * The host's routing facts, and the routing changes outside the TUN that k8stun makes, for the
  * OS it runs on: the one place that picks the OS module, used by the composition root (`cli/`).
  * Linux reads every routing table and diverts DNS by policy rules (docs/platform.md §3.4, §3.6);
- * macOS has no port-matching rules (tun_route routes the resolver's whole address instead) and
- * its route table is not read yet, so the VIP range is not checked for overlaps there.
+ * macOS has no port-matching rules (so tun_route falls back to forward there) and its route
+ * table is not read yet, so the VIP range is not checked for overlaps there.
  */
 import { diversionRuleUndo, divertDns } from "./linux/dns_diversion.ts";
 import { openLibc } from "./linux/libc.ts";

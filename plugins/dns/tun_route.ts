@@ -1,11 +1,13 @@
 /**
- * DNS mode `tun_route` (the default): the system's resolvers stay configured as they are, but
- * their addresses are routed into the TUN, where k8stun answers cluster names and forwards every
- * other query to the same resolver through a socket bound to the interface that reached it before
- * (so it does not loop back into the TUN). Nothing outside the TUN changes, so a crash leaves
- * nothing behind. Where that cannot work it says why and uses `forward` instead, never refusing
- * to start: a local stub resolver (systemd-resolved sends a link's queries out of that link, so
- * routing its upstreams would miss them), proxy mode, IPv6 or unroutable resolvers.
+ * DNS mode `tun_route` (the default): the system's resolvers stay configured as they are, but DNS
+ * to their addresses is diverted into the TUN, where k8stun answers cluster names and forwards
+ * every other query to the same resolver through a socket bound to the interface that reached it
+ * before (so it does not loop back into the TUN); the rest of their traffic keeps its path.
+ * Where that cannot work it says why and uses `forward` instead, never refusing to start: a local
+ * stub resolver (systemd-resolved sends a link's queries out of that link, so routing its
+ * upstreams would miss them), proxy mode, IPv6 or unroutable resolvers, and a system that can
+ * route only an address's whole traffic (macOS; Linux before 4.17) — a resolver is often the
+ * router or a domain controller, whose web page, NTP, LDAP or Kerberos must stay reachable.
  */
 import type { AppliedDnsMode, DnsMode, DnsModeContext } from "../../mod.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
@@ -64,10 +66,14 @@ export function tunRouteMode(
  * when the system refused (a route to a resolver that exists already, say).
  */
 async function divert(ctx: DnsModeContext, plan: Map<string, string>): Promise<string | undefined> {
+  // Bound first: once DNS to a resolver enters the TUN, an unbound upstream query would too.
+  for (const [server, device] of plan) ctx.bindUpstream!(server, device);
   try {
-    for (const [server, device] of plan) ctx.bindUpstream!(server, device);
     await ctx.routeToTun!([...plan.keys()]);
   } catch (error) {
+    // The fallback reaches the resolvers as the routing table says, not through a device
+    // chosen for a diversion that did not happen (the network may change meanwhile).
+    for (const server of plan.keys()) ctx.unbindUpstream?.(server);
     return `the resolvers cannot be routed into the TUN (${(error as Error).message})`;
   }
   ctx.log.info(

@@ -9,6 +9,7 @@ function context(overrides: Partial<DnsModeContext> = {}) {
   const logged: string[] = [];
   const routed: string[] = [];
   const bound: [string, string][] = [];
+  const unbound: string[] = [];
   const ctx: DnsModeContext = {
     server: { address: "127.0.0.153", port: 53 },
     tunServer: { address: "198.19.255.254", port: 53 },
@@ -20,6 +21,7 @@ function context(overrides: Partial<DnsModeContext> = {}) {
       return Promise.resolve();
     },
     bindUpstream: (server, device) => void bound.push([server, device]),
+    unbindUpstream: (server) => void unbound.push(server),
     journal: { recordFile: () => Promise.resolve(), recordStep: () => Promise.resolve() },
     log: {
       debug: () => {},
@@ -29,7 +31,7 @@ function context(overrides: Partial<DnsModeContext> = {}) {
     },
     ...overrides,
   };
-  return { ctx, logged, routed, bound };
+  return { ctx, logged, routed, bound, unbound };
 }
 
 function fill(message: string, properties?: Record<string, unknown>): string {
@@ -50,10 +52,11 @@ function recordingForward(): DnsMode & { calls: string[] } {
 Deno.test("tun_route: routes the resolver into the TUN and binds its queries to the old device", async () => {
   const forward = recordingForward();
   const mode = tunRouteMode(forward, () => "veth0");
-  const { ctx, routed, bound } = context();
+  const { ctx, routed, bound, unbound } = context();
   await mode.apply(ctx);
   assertEquals(routed, ["10.77.0.2"]);
   assertEquals(bound, [["10.77.0.2", "veth0"]]);
+  assertEquals(unbound, [], "diverted: queries keep leaving through the old device");
   await mode.revert(ctx);
   assertEquals(forward.calls, [], "nothing outside the TUN to undo");
 });
@@ -116,13 +119,15 @@ Deno.test("tun_route: a route lookup that fails (a malformed macOS routing reply
 Deno.test("tun_route: a resolver route the system refuses falls back to forward with the reason, never refusing to start", async () => {
   const forward = recordingForward();
   const mode = tunRouteMode(forward, () => "en0");
-  const { ctx, logged } = context({
+  const { ctx, logged, bound, unbound } = context({
     routeToTun: () =>
       Promise.reject(new Error("cannot add the route 10.77.0.2/32: it already exists")),
   });
   const applied = await mode.apply(ctx);
   assertEquals(applied?.mode, "forward");
   assertEquals(forward.calls, ["apply"]);
+  assertEquals(bound, [["10.77.0.2", "en0"]], "bound before the diversion was tried");
+  assertEquals(unbound, ["10.77.0.2"], "forward reaches the resolver by the routing table");
   assert(
     logged.some((l) =>
       /cannot be routed into the TUN \(cannot add the route 10\.77\.0\.2\/32/.test(l)

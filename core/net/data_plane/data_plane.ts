@@ -96,11 +96,6 @@ export interface TunDataPlane {
    * there; kept across a restart of the packet loop.
    */
   serveAddresses(addresses: number[]): void;
-  /**
-   * {@link serveAddresses}, plus a /32 route in the main table for each, so all their traffic
-   * enters the TUN. The kernel drops the routes with the TUN, also after a crash.
-   */
-  addHostRoutes(addresses: number[]): void;
   activeFlows(): number;
   health(): DataPlaneHealth;
   /** Connections open per VIP, for stale-VIP reclaim. */
@@ -272,10 +267,6 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     offload: device.offload,
     ifindex: () => device.ifindex(),
     serveAddresses,
-    addHostRoutes(addresses) {
-      serveAddresses(addresses); // the stack answers first, then packets come
-      device.addRoutes(addresses.map((address) => ({ address, prefix: 32 })));
-    },
     activeFlows: () => relay.activeFlows,
     health: () => ({
       state,
