@@ -180,7 +180,7 @@ export async function startTunnel(
       router,
       telemetry,
       idleTimeoutMs: options.idleTimeoutSeconds * 1000,
-      onUdp: dnsOverTun(dns),
+      udp: dnsOverTun(dns),
     });
     cleanups.push(() => dataPlane.close());
     say(

@@ -2,12 +2,12 @@
  * DNS over UDP that arrives inside the TUN (tun_route mode routes the system's resolvers there,
  * docs/architecture.md): each query on port 53 is answered by the DNS server and the answer goes
  * back from the address and port the query was sent to, as the client expects (RFC 1035 §4.2.1).
- * Datagrams to other ports are not DNS and are left alone. DNS over TCP to those addresses (a
+ * Datagrams to other ports are not DNS: the packet loop refuses them with ICMP port unreachable. DNS over TCP to those addresses (a
  * client retrying a truncated answer, RFC 7766 §5) is a flow like any other: the router sends it
  * to k8stun's own DNS listener through {@link dnsOverTcpResolver}.
  */
 import type { Resolver } from "../../mod.ts";
-import type { UdpDatagram } from "../net/stack_types.ts";
+import type { UdpService } from "../net/stack_types.ts";
 import { logger } from "../log.ts";
 import type { DnsServer } from "./server.ts";
 
@@ -16,24 +16,25 @@ const log = logger("dns");
 /** The DNS port (RFC 1035 §4.2.1). */
 const DNS_PORT = 53;
 
-/** The TUN data plane's UDP handler that answers DNS with `dns`. */
-export function dnsOverTun(
-  dns: Pick<DnsServer, "handle">,
-): (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void {
-  return (datagram, reply) => {
-    if (datagram.dstPort !== DNS_PORT) return;
-    dns.handle(datagram.payload, true).then((answer) => {
-      if (!answer) return; // too short to carry an id: dropped, as on a socket
-      reply({
-        srcAddress: datagram.dstAddress,
-        srcPort: DNS_PORT,
-        dstAddress: datagram.srcAddress,
-        dstPort: datagram.srcPort,
-        payload: answer,
-      });
-    }).catch((error) =>
-      log.debug("DNS query from the TUN failed: {error}", { error: String(error) })
-    );
+/** The TUN data plane's UDP service: DNS on port 53, answered by `dns`. */
+export function dnsOverTun(dns: Pick<DnsServer, "handle">): UdpService {
+  return {
+    ports: [DNS_PORT],
+    handle: (datagram, reply) => {
+      if (datagram.dstPort !== DNS_PORT) return;
+      dns.handle(datagram.payload, true).then((answer) => {
+        if (!answer) return; // too short to carry an id: dropped, as on a socket
+        reply({
+          srcAddress: datagram.dstAddress,
+          srcPort: DNS_PORT,
+          dstAddress: datagram.srcAddress,
+          dstPort: datagram.srcPort,
+          payload: answer,
+        });
+      }).catch((error) =>
+        log.debug("DNS query from the TUN failed: {error}", { error: String(error) })
+      );
+    },
   };
 }
 

@@ -10,7 +10,9 @@ import type { ConnectionConfig, SegmentOut, SegmentSink } from "./tcp/connection
 import type { FlowId, Stack, StackHost, StackOptions, UdpDatagram } from "./stack_types.ts";
 import { IPV4_HEADER_LENGTH, parseIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "./wire/ipv4.ts";
 import { ACK, emitTcp, FIN, parseTcp, RST, SYN, type TcpOut, type TcpRepr } from "./wire/tcp.ts";
-import { emitEchoReply, emitUdp, parseUdp } from "./wire/udp.ts";
+import { emitUdp, parseUdp } from "./wire/udp.ts";
+import { emitEchoReply, emitPortUnreachable } from "./wire/icmp.ts";
+import { TokenBucket } from "./token_bucket.ts";
 import { type Offload, VNET_HEADER_LENGTH } from "./wire/virtio.ts";
 import { TimerQueue } from "./timer_queue.ts";
 import { FlowTable } from "./flow_table.ts";
@@ -36,7 +38,15 @@ export interface StackStats {
   synCookiesRejected: number;
   /** Inputs that threw inside the stack and were dropped: a bug, so always 0. */
   faults: number;
+  /** UDP datagrams to a port nothing serves (StackOptions.udpPorts), each refused by ICMP. */
+  udpRefused: number;
+  /** Of those, the ones left without an ICMP reply by the rate limit (a flood). */
+  icmpLimited: number;
 }
+
+/** ICMP errors sent at most, per second and at once (Linux's defaults, RFC 1812 §4.3.2.8). */
+const ICMP_ERRORS_PER_SECOND = 1000;
+const ICMP_ERROR_BURST = 50;
 
 /** The stack. */
 export class NetStack implements Stack {
@@ -71,7 +81,10 @@ export class NetStack implements Stack {
     synCookiesValidated: 0,
     synCookiesRejected: 0,
     faults: 0,
+    udpRefused: 0,
+    icmpLimited: 0,
   };
+  readonly #icmpErrors = new TokenBucket(ICMP_ERRORS_PER_SECOND, ICMP_ERROR_BURST);
 
   constructor(host: StackHost, options: StackOptions) {
     this.#host = host;
@@ -129,6 +142,10 @@ export class NetStack implements Stack {
         this.stats.dropped++;
         return;
       }
+      if (this.#options.udpPorts && !this.#options.udpPorts.has(udp.dstPort)) {
+        this.#refuseUdp(packet, ip.totalLength, ip.src, ip.dst, now);
+        return;
+      }
       this.#host.udp({
         srcAddress: ip.src,
         srcPort: udp.srcPort,
@@ -150,6 +167,17 @@ export class NetStack implements Stack {
     } else {
       this.stats.dropped++;
     }
+  }
+
+  /** A datagram to a port nothing serves: port unreachable, unless the rate limit says no. */
+  #refuseUdp(packet: Uint8Array, totalLength: number, src: number, dst: number, now: number): void {
+    this.stats.udpRefused++;
+    if (!this.#icmpErrors.take(now)) {
+      this.stats.icmpLimited++;
+      return;
+    }
+    const length = emitPortUnreachable(this.#out, packet, totalLength, src, dst);
+    if (length > 0) this.#transmit(length);
   }
 
   #tcp(src: number, dst: number, seg: TcpRepr, packet: Uint8Array, now: number): void {

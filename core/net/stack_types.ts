@@ -31,6 +31,14 @@ export interface UdpDatagram {
   payload: Uint8Array;
 }
 
+/** A UDP service inside the TUN (DNS): the ports it serves at every routed address, and how. */
+export interface UdpService {
+  /** Datagrams to these ports go to `handle`; the packet loop refuses the rest (ICMP). */
+  ports: readonly number[];
+  /** One datagram; `reply` sends one back. */
+  handle(datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void): void;
+}
+
 /** Why a flow ended. */
 export type FlowEnd = "closed" | "reset" | "timeout" | "refused" | "aborted";
 
@@ -107,6 +115,13 @@ export interface StackOptions {
    * dial first).
    */
   acceptingMemoryMs?: number;
+  /**
+   * The UDP ports the host serves (StackHost.udp), at every routed address. A datagram to any
+   * other port is answered with ICMP port unreachable, so the app's socket fails at once instead
+   * of waiting out its timeout (RFC 1122 §4.1.3.1); at most 1,000 such replies a second. Absent:
+   * every datagram goes to the host.
+   */
+  udpPorts?: ReadonlySet<number>;
 }
 
 /** What the owner can do with the stack. */

@@ -1,4 +1,4 @@
-/** DNS over UDP inside the TUN: answered from the address the query went to, other ports ignored. */
+/** DNS over UDP inside the TUN: answered from the address the query went to, other ports not served. */
 import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { assertEquals } from "../assert.ts";
 import { dnsOverTcpResolver, dnsOverTun } from "../../core/dns/tun_reply.ts";
@@ -18,7 +18,7 @@ function datagram(dstPort: number, payload: Uint8Array): UdpDatagram {
 
 async function replies(d: UdpDatagram): Promise<UdpDatagram[]> {
   const sent: UdpDatagram[] = [];
-  dnsOverTun(fakeDns)(d, (r) => sent.push(r));
+  dnsOverTun(fakeDns).handle(d, (r) => sent.push(r));
   await new Promise((resolve) => setTimeout(resolve, 0));
   return sent;
 }
@@ -34,6 +34,10 @@ Deno.test("dns tun: a query to port 53 is answered over UDP from the address it 
   }]);
 });
 
+Deno.test("dns tun: the service is port 53 alone (the packet loop refuses the others)", () => {
+  assertEquals(dnsOverTun(fakeDns).ports, [53]);
+});
+
 Deno.test("dns tun: datagrams to other ports and queries too short for an id get no reply", async () => {
   assertEquals(await replies(datagram(5353, new Uint8Array(12))), []);
   assertEquals(await replies(datagram(53, new Uint8Array(5))), []);
@@ -41,7 +45,7 @@ Deno.test("dns tun: datagrams to other ports and queries too short for an id get
 
 Deno.test("dns tun: a failing DNS server sends nothing and does not throw", async () => {
   const sent: UdpDatagram[] = [];
-  dnsOverTun({ handle: () => Promise.reject(new Error("boom")) })(
+  dnsOverTun({ handle: () => Promise.reject(new Error("boom")) }).handle(
     datagram(53, new Uint8Array(12)),
     (r) => sent.push(r),
   );

@@ -65,6 +65,9 @@ Deno.test({
     assert(Date.now() - started < 2000);
     const ping = await lab.run("ping", ["-c", "2", "-W", "2", vip]);
     assertEquals(ping.code, 0, ping.stdout);
+    // UDP to a port k8stun does not serve is refused at once (ICMP), not left to time out.
+    const closedUdp = await lab.run("dig", ["+tries=1", "+time=5", "-p", "9999", `@${vip}`, "x"]);
+    assertMatch(closedUdp.stdout + closedUdp.stderr, /connection refused/);
 
     const vips = JSON.parse((await lab.run("curl", ["-s", "http://127.0.0.1:8790/vips"])).stdout);
     const row = vips.vips.find((v: { vip: string }) => v.vip === vip);

@@ -10,7 +10,8 @@ import { NO_OFFLOAD } from "../../core/net/device/tun_device.ts";
 import { LINUX_PACKET_IO, linuxTunHost } from "../../ffi/linux/tun_device.ts";
 import type { LoopEvent, LoopTestFault } from "../../core/net/packet_loop/protocol.ts";
 import type { FlowId } from "../../core/net/stack_types.ts";
-import { parseIpv4, parseIpv4Address, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
+import { parseIpv4, parseIpv4Address, PROTO_ICMP, PROTO_UDP } from "../../core/net/wire/ipv4.ts";
+import { emitUdp } from "../../core/net/wire/udp.ts";
 import { ACK, FIN, SYN } from "../../core/net/wire/tcp.ts";
 import { APP, appSegment, parseOut, VIP } from "./packets.ts";
 import { FakeTun, protocolOf } from "./fake_tun.ts";
@@ -38,6 +39,7 @@ async function startLoop(
     busyPollMs: 0,
     acceptingMemoryMs: options.acceptingMemoryMs ?? 0,
     localAddresses: options.localAddresses ?? [APP],
+    udpPorts: [53],
     testFault: options.testFault,
   }, {
     event: (event) => events.push(structuredClone(event)),
@@ -95,6 +97,28 @@ async function establish(loop: Loop, port: number) {
   loop.tun.write(appSegment({ srcPort: port, flags: ACK, seq: 1001, ack: snd, window: 65535 }));
   return { id, snd };
 }
+
+Deno.test({
+  name:
+    "packet loop: UDP to a port it does not serve is refused by ICMP port unreachable from the loop; DNS reaches the relay",
+  ignore: NOT_LINUX,
+}, async () => {
+  await using loop = await startLoop();
+  const out = new Uint8Array(256);
+  const query = (port: number) =>
+    out.slice(0, emitUdp(out, APP, VIP, 40000, port, new Uint8Array(12).fill(port & 0xff)));
+  const refused = query(9999);
+  loop.tun.write(refused);
+  const icmp = (await loop.tun.read(5000, (p) => protocolOf(p) === PROTO_ICMP))!;
+  assertEquals([icmp[20], icmp[21]], [3, 3], "port unreachable");
+  assertEquals(icmp.subarray(28), refused, "quoting the datagram");
+  loop.tun.write(query(53));
+  await loop.until(
+    () => loop.events.some((e) => e.ev === "udp" && e.datagram.dstPort === 53),
+    "the DNS datagram",
+  );
+  assert(!loop.events.some((e) => e.ev === "udp" && e.datagram.dstPort === 9999));
+});
 
 Deno.test({
   name:

@@ -15,7 +15,7 @@ import { logger } from "../../log.ts";
 import type { TelemetrySink } from "../../telemetry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../packet_loop/local_sources.ts";
 import { type LoopState, Watchdog } from "./watchdog.ts";
-import type { UdpDatagram } from "../stack_types.ts";
+import type { UdpService } from "../stack_types.ts";
 import type { LoopTestFault } from "../packet_loop/protocol.ts";
 import { type LoopHandlers, PacketLoopLink } from "./loop_link.ts";
 import { FlowRelay } from "./flow_relay.ts";
@@ -46,8 +46,8 @@ export interface TunDataPlaneOptions {
   router: Router;
   telemetry?: TelemetrySink;
   idleTimeoutMs: number;
-  /** UDP datagrams to routed addresses (e.g. DNS); `reply` sends one back. */
-  onUdp?: (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void;
+  /** The UDP service at routed addresses (DNS); without one, every UDP port is refused. */
+  udp?: UdpService;
   receiveBuffer?: number;
   sendBuffer?: number;
   /**
@@ -126,6 +126,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     idleTimeoutMs: options.idleTimeoutMs,
     busyPollMs: (options.busyPollMicros ?? DEFAULT_BUSY_POLL_US) / 1000,
     acceptingMemoryMs: options.acceptingMemoryMs ?? DEFAULT_ACCEPTING_MEMORY_MS,
+    udpPorts: [...options.udp?.ports ?? []],
   };
   /**
    * The host's addresses the loop admits as sources, the device's own address always among them;

@@ -22,7 +22,7 @@ import {
 import { loopDialFailure, loopDialOf } from "./loop_dial.ts";
 import { logger } from "../../log.ts";
 import { type ConnectionInfo, NoTelemetry, type TelemetrySink } from "../../telemetry.ts";
-import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
+import type { FlowEnd, FlowId, FlowOpening, UdpDatagram, UdpService } from "../stack_types.ts";
 import type { LoopEvent, LoopOp } from "../packet_loop/protocol.ts";
 import type { Duplex } from "../../../mod.ts";
 import { recyclingReader } from "../../stream/recycling_reader.ts";
@@ -57,8 +57,8 @@ export interface FlowLoop {
 export interface FlowRelayOptions {
   router: Router;
   telemetry?: TelemetrySink;
-  /** UDP datagrams to routed addresses (e.g. DNS); `reply` sends one back. */
-  onUdp?: (datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void) => void;
+  /** The UDP service at routed addresses (the loop refuses datagrams to its other ports). */
+  udp?: UdpService;
 }
 
 interface Flow {
@@ -105,7 +105,7 @@ function infoOf(flow: Flow): ConnectionInfo {
 export class FlowRelay {
   readonly #router: Router;
   readonly #telemetry: TelemetrySink;
-  readonly #onUdp: FlowRelayOptions["onUdp"];
+  readonly #udp: UdpService | undefined;
   readonly #flows = new Map<FlowId, Flow>();
   /** Open connections per VIP (u32; stale-VIP reclaim asks). */
   readonly #busy = new Map<number, number>();
@@ -115,7 +115,7 @@ export class FlowRelay {
   constructor(options: FlowRelayOptions) {
     this.#router = options.router;
     this.#telemetry = options.telemetry ?? NoTelemetry;
-    this.#onUdp = options.onUdp;
+    this.#udp = options.udp;
     this.#bytesTimer = setInterval(() => {
       for (const flow of this.#flows.values()) this.#reportBytes(flow);
     }, BYTES_REPORT_MS);
@@ -361,11 +361,11 @@ export class FlowRelay {
     if (flow) this.#finish(flow, why === "closed" ? undefined : why, why === "reset");
   }
 
-  /** A datagram to a routed address: to `onUdp`, whose replies go back through `loop`. */
+  /** A datagram to a served port: to the UDP service, whose replies go back through `loop`. */
   udp(datagram: UdpDatagram, loop: FlowLoop): void {
-    if (!this.#onUdp) return;
+    if (!this.#udp) return;
     const kept = { ...datagram, payload: loop.keep(datagram.payload) };
-    this.#onUdp(kept, (reply) => loop.send({ op: "udp", datagram: reply }));
+    this.#udp.handle(kept, (reply) => loop.send({ op: "udp", datagram: reply }));
   }
 
   /** Ends every flow with `reason` (their loop was replaced, or the relay stops). */

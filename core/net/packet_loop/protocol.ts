@@ -40,6 +40,8 @@ export interface LoopStart {
   acceptingMemoryMs: number;
   /** The host's IPv4 addresses: packets from any other source are dropped (local_sources.ts). */
   localAddresses: number[];
+  /** StackOptions.udpPorts: the UDP ports served in the TUN; the loop refuses the others. */
+  udpPorts: number[];
   /** Test hook: the loop fails this way once `afterMs` have passed (never set in production). */
   testFault?: LoopTestFault;
 }

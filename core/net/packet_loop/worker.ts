@@ -162,6 +162,7 @@ function run(start: LoopStart, io: PacketIo): void {
     sendBuffer: start.sendBuffer,
     idleTimeoutMs: start.idleTimeoutMs,
     acceptingMemoryMs: start.acceptingMemoryMs,
+    udpPorts: new Set(start.udpPorts),
     offload,
     copy,
   });

@@ -1,6 +1,6 @@
-/** UDP (RFC 768) and ICMP echo (RFC 792) views. */
+/** UDP (RFC 768) views. */
 import { finish, pseudoHeaderSum, sum } from "./checksum.ts";
-import { emitIpv4, IPV4_HEADER_LENGTH, PROTO_ICMP, PROTO_UDP } from "./ipv4.ts";
+import { emitIpv4, IPV4_HEADER_LENGTH, PROTO_UDP } from "./ipv4.ts";
 
 /** A parsed UDP datagram; the payload is `packet[payloadOffset, payloadOffset + payloadLength)`. */
 export interface UdpRepr {
@@ -64,33 +64,5 @@ export function emitUdp(
   out[o + 6] = checksum >> 8;
   out[o + 7] = checksum & 0xff;
   emitIpv4(out, src, dst, PROTO_UDP, length, ipId);
-  return IPV4_HEADER_LENGTH + length;
-}
-
-/**
- * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (docs/tcp.md §7.1): addresses
- * swapped, id, sequence and data kept, type 0, new checksum. Returns its length, or 0 when
- * `packet` is no valid echo request or its reply does not fit in `out`.
- */
-export function emitEchoReply(
-  out: Uint8Array,
-  packet: Uint8Array,
-  o: number,
-  end: number,
-  src: number,
-  dst: number,
-): number {
-  if (end - o < 8 || packet[o] !== 8 || packet[o + 1] !== 0) return 0;
-  if (end > packet.length || IPV4_HEADER_LENGTH + end - o > out.length) return 0;
-  if (finish(sum(packet, o, end)) !== 0) return 0;
-  const length = end - o;
-  out.set(packet.subarray(o, end), IPV4_HEADER_LENGTH);
-  out[IPV4_HEADER_LENGTH] = 0;
-  out[IPV4_HEADER_LENGTH + 2] = 0;
-  out[IPV4_HEADER_LENGTH + 3] = 0;
-  const checksum = finish(sum(out, IPV4_HEADER_LENGTH, IPV4_HEADER_LENGTH + length));
-  out[IPV4_HEADER_LENGTH + 2] = checksum >> 8;
-  out[IPV4_HEADER_LENGTH + 3] = checksum & 0xff;
-  emitIpv4(out, dst, src, PROTO_ICMP, length, 0);
   return IPV4_HEADER_LENGTH + length;
 }
