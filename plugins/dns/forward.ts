@@ -4,7 +4,8 @@
  * per-link split DNS sends only the cluster's domains to k8stun (resolved.ts). Otherwise
  * `/etc/resolv.conf` is rewritten (the intended bytes journaled first; written in place, so a
  * bind-mounted file works): search domains and options kept, the original nameservers
- * become k8stun's upstreams. Revert restores the original bytes unless someone changed the file
+ * become k8stun's upstreams and stay listed after k8stun's own, for the day it dies without
+ * restoring the file. Revert restores the original bytes unless someone changed the file
  * since.
  */
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
@@ -35,12 +36,35 @@ export function isFileForwardChanges(
   return path.startsWith(prefix) && isResolverFileName(path.slice(prefix.length));
 }
 
-/** The resolv.conf k8stun writes: its server first, the original search/options lines kept. */
+/** Nameservers a resolver reads from resolv.conf (glibc's MAXNS, resolv.conf(5)). */
+const MAX_NAMESERVERS = 3;
+
+/**
+ * The resolv.conf k8stun writes: its server first, then the original nameservers (as many as
+ * fit), with the original search/domain/options lines.
+ *
+ * The original servers are there for the day k8stun dies without restoring the file (SIGKILL,
+ * a power cut): nothing answers on k8stun's address then, the kernel refuses the query at once,
+ * and the resolver asks the next server, so names keep resolving until `k8stun cleanup`. While
+ * k8stun runs, a resolver moves on to them only when k8stun fails to answer (a timeout, or
+ * SERVFAIL when its own upstream failed): a cluster name always gets k8stun's final answer, a
+ * missing one NXDOMAIN. `options rotate` is dropped: it would send cluster names to the others.
+ */
 export function forwardResolvConf(original: string, server: string): string {
-  const kept = original.split("\n").filter((l) => /^\s*(search|domain|options)\b/.test(l));
+  const lines = original.split("\n");
+  const fallbacks = lines
+    .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+    .filter((address): address is string => address !== undefined && address !== server)
+    .slice(0, MAX_NAMESERVERS - 1);
+  const kept = lines
+    .filter((l) => /^\s*(search|domain|options)\b/.test(l))
+    .map((l) => /^\s*options\b/.test(l) ? l.replace(/\s+rotate\b/g, "") : l)
+    .filter((l) => !/^\s*options\s*$/.test(l));
   return [
     "# written by k8stun (dns mode forward); restored when k8stun stops or by `k8stun cleanup`",
     `nameserver ${server}`,
+    ...(fallbacks.length > 0 ? ["# the original servers, for when k8stun does not answer"] : []),
+    ...fallbacks.map((address) => `nameserver ${address}`),
     ...kept,
     "",
   ].join("\n");

@@ -1,7 +1,7 @@
 /** The built-in DNS modes' decisions, with the system calls replaced (issue #5 build item 3). */
 import { assert, assertEquals } from "../assert.ts";
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
-import { forwardMode, isFileForwardChanges } from "../../plugins/dns/forward.ts";
+import { forwardMode, forwardResolvConf, isFileForwardChanges } from "../../plugins/dns/forward.ts";
 import { tunRouteMode } from "../../plugins/dns/tun_route.ts";
 import { FileJournal } from "../../core/journal.ts";
 
@@ -226,4 +226,44 @@ Deno.test("forward: cleanup may touch exactly the files forward writes on each O
   ) {
     assert(!isFileForwardChanges(path, "darwin"), path);
   }
+});
+
+Deno.test("forward: resolv.conf names k8stun first and keeps two original servers after it, for a k8stun that dies; rotate is dropped", () => {
+  const original = [
+    "# from DHCP",
+    "search corp.example",
+    "nameserver 10.0.0.2",
+    "nameserver 10.0.0.3",
+    "nameserver 10.0.0.4",
+    "options rotate timeout:2",
+    "",
+  ].join("\n");
+  const written = forwardResolvConf(original, "127.0.0.153");
+  const nameservers = written.split("\n").filter((l) => l.startsWith("nameserver"));
+  assertEquals(nameservers, [
+    "nameserver 127.0.0.153",
+    "nameserver 10.0.0.2",
+    "nameserver 10.0.0.3",
+  ]);
+  assert(written.includes("search corp.example\n"), written);
+  assert(written.includes("options timeout:2\n"), written);
+  assert(!/rotate/.test(written), written);
+});
+
+Deno.test("forward: an options line of rotate alone goes; k8stun's own address is never a fallback; no servers, no fallback comment", () => {
+  const written = forwardResolvConf(
+    "nameserver 127.0.0.153\nnameserver 192.0.2.1\noptions rotate\n",
+    "127.0.0.153",
+  );
+  assertEquals(written.split("\n").filter((l) => !l.startsWith("#")), [
+    "nameserver 127.0.0.153",
+    "nameserver 192.0.2.1",
+    "",
+  ]);
+  const bare = forwardResolvConf("search lan\n", "127.0.0.153");
+  assertEquals(bare.split("\n").filter((l) => !l.startsWith("# written")), [
+    "nameserver 127.0.0.153",
+    "search lan",
+    "",
+  ]);
 });
