@@ -9,16 +9,30 @@ import type { Command } from "commander";
 import { removeStaleInstanceFiles } from "../../core/api/instance_file.ts";
 import { type JournalRepair, repairJournals, type RuleUndo } from "../../core/journal.ts";
 import { removeDeadTemporaries, runtimeDir } from "../../core/runtime_dir.ts";
-import { isFileForwardChanges } from "../../plugins/dns/forward.ts";
+import {
+  isFileForwardChanges,
+  repairOrphanedResolvConf,
+  RESOLV_CONF,
+} from "../../plugins/dns/forward.ts";
 import { openHostNetwork } from "../../ffi/host_network.ts";
 
-/** Undoes what the k8stuns that no longer run left in `dir` (the runtime directory). */
+/**
+ * Undoes what the k8stuns that no longer run left in `dir` (the runtime directory), and, when
+ * none runs, a resolv.conf of k8stun's whose journal is gone with that directory (a reboot).
+ */
 export async function cleanUpAfterDeadRuns(
   rules: RuleUndo | undefined,
   dir: string = runtimeDir(),
+  resolvConf: string | undefined = Deno.build.os === "darwin" ? undefined : RESOLV_CONF,
 ): Promise<JournalRepair> {
   const repair = await repairJournals(isFileForwardChanges, rules, dir);
   repair.messages.push(...await removeStaleInstanceFiles(dir), ...removeDeadTemporaries(dir));
+  // Only root writes resolv.conf, and only root's runtime directory lists every k8stun that may
+  // have written it (a user's lists that user's proxies).
+  if (resolvConf && Deno.uid() === 0 && repair.running.length === 0) {
+    const orphan = await repairOrphanedResolvConf(resolvConf);
+    if (orphan) repair.messages.push(orphan);
+  }
   return repair;
 }
 

@@ -38,6 +38,10 @@ export function isFileForwardChanges(
 
 /** Nameservers a resolver reads from resolv.conf (glibc's MAXNS, resolv.conf(5)). */
 const MAX_NAMESERVERS = 3;
+/** The first line of every resolv.conf k8stun writes: how k8stun, and you, know the file. */
+const HEADER =
+  "# written by k8stun (dns mode forward); restored when k8stun stops or by `k8stun cleanup`";
+const FALLBACK_COMMENT = "# the original servers, for when k8stun does not answer";
 
 /**
  * The resolv.conf k8stun writes: its server first, then the original nameservers (as many as
@@ -61,13 +65,48 @@ export function forwardResolvConf(original: string, server: string): string {
     .map((l) => /^\s*options\b/.test(l) ? l.replace(/\s+rotate\b/g, "") : l)
     .filter((l) => !/^\s*options\s*$/.test(l));
   return [
-    "# written by k8stun (dns mode forward); restored when k8stun stops or by `k8stun cleanup`",
+    HEADER,
     `nameserver ${server}`,
-    ...(fallbacks.length > 0 ? ["# the original servers, for when k8stun does not answer"] : []),
+    ...(fallbacks.length > 0 ? [FALLBACK_COMMENT] : []),
     ...fallbacks.map((address) => `nameserver ${address}`),
     ...kept,
     "",
   ].join("\n");
+}
+
+/**
+ * `text` without what {@link forwardResolvConf} added — its header, k8stun's nameserver and the
+ * comment before the original ones — or undefined when k8stun did not write it. For a file whose
+ * journal is gone: the runtime directory is a tmpfs, so a reboot after a crash empties it, while
+ * /etc/resolv.conf stays. Edits made below k8stun's lines since are kept; an `options rotate`
+ * k8stun left out stays out.
+ */
+export function resolvConfWithoutK8stun(text: string): string | undefined {
+  const lines = text.split("\n");
+  if (lines[0] !== HEADER) return undefined;
+  let rest = lines.slice(1);
+  if (/^nameserver\s/.test(rest[0] ?? "")) rest = rest.slice(1);
+  if (rest[0] === FALLBACK_COMMENT) rest = rest.slice(1);
+  return rest.join("\n");
+}
+
+/**
+ * Takes k8stun's lines out of `path` when a k8stun wrote it and none is left to restore it (the
+ * caller knows that no k8stun runs and the dead runs' journals were undone). Written in place,
+ * as forward writes it. Returns what it did, for the user.
+ */
+export async function repairOrphanedResolvConf(path = RESOLV_CONF): Promise<string | undefined> {
+  const text = await Deno.readTextFile(path).catch(() => undefined);
+  const repaired = text === undefined ? undefined : resolvConfWithoutK8stun(text);
+  if (repaired === undefined) return undefined;
+  try {
+    await Deno.writeTextFile(path, repaired);
+  } catch (error) {
+    return `${path}: still has k8stun's lines (${
+      (error as Error).message
+    }); delete the k8stun comment and nameserver lines at its top`;
+  }
+  return `${path}: k8stun's lines removed (its run left no journal: the machine restarted since?)`;
 }
 
 /** What tests replace: the OS, the files, how resolved is detected and driven. */

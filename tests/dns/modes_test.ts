@@ -1,7 +1,13 @@
 /** The built-in DNS modes' decisions, with the system calls replaced (issue #5 build item 3). */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
-import { forwardMode, forwardResolvConf, isFileForwardChanges } from "../../plugins/dns/forward.ts";
+import {
+  forwardMode,
+  forwardResolvConf,
+  isFileForwardChanges,
+  repairOrphanedResolvConf,
+  resolvConfWithoutK8stun,
+} from "../../plugins/dns/forward.ts";
 import { tunRouteMode } from "../../plugins/dns/tun_route.ts";
 import { FileJournal } from "../../core/journal.ts";
 
@@ -266,4 +272,34 @@ Deno.test("forward: an options line of rotate alone goes; k8stun's own address i
     "search lan",
     "",
   ]);
+});
+
+Deno.test("forward: k8stun's lines come out of a resolv.conf whose journal is gone, and nothing else does", async () => {
+  const original = "search corp.example\nnameserver 10.0.0.2\noptions timeout:2\n";
+  const written = forwardResolvConf(original, "127.0.0.153");
+  assertEquals(
+    resolvConfWithoutK8stun(written),
+    "nameserver 10.0.0.2\nsearch corp.example\noptions timeout:2\n",
+  );
+  // An edit made below k8stun's lines since is kept.
+  assertEquals(
+    resolvConfWithoutK8stun(`${written}nameserver 10.0.0.9\n`),
+    "nameserver 10.0.0.2\nsearch corp.example\noptions timeout:2\nnameserver 10.0.0.9\n",
+  );
+  assertEquals(resolvConfWithoutK8stun(original), undefined, "not k8stun's file");
+  assertEquals(resolvConfWithoutK8stun(`# a note\n${written}`), undefined, "only a file it starts");
+
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/resolv.conf`;
+    await Deno.writeTextFile(path, written);
+    assertMatch((await repairOrphanedResolvConf(path))!, /k8stun's lines removed/);
+    assertEquals(
+      await Deno.readTextFile(path),
+      "nameserver 10.0.0.2\nsearch corp.example\noptions timeout:2\n",
+    );
+    assertEquals(await repairOrphanedResolvConf(path), undefined, "a second run finds nothing");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -49,40 +49,49 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name:
-    "e2e: forward mode killed with SIGKILL leaves names resolving (the original server follows k8stun's in resolv.conf) until cleanup restores the file",
-  ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const original = "nameserver 10.77.0.2\noptions timeout:2\n";
-    await using lab = await Lab.create({ resolvConf: original });
-    const peer = await lab.addPeer();
-    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
-    const k8stun = lab.spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      MAIN,
-      "demo",
-      "--dns-mode",
-      "forward",
-    ]);
-    await k8stun.waitForOutput(/k8stun is ready on/, 60_000);
-    const written = await Deno.readTextFile(lab.resolvConfPath);
-    assertMatch(written, /^nameserver 127\.0\.0\.153\n(#.*\n)?nameserver 10\.77\.0\.2$/m);
-    const cluster = await lab.run("getent", ["hosts", "hello.demo"]);
-    assertMatch(cluster.stdout, /^198\.1[89]\.\d+\.\d+\s+hello\.demo/);
+for (const journal of ["kept", "lost (a reboot empties the runtime directory)"]) {
+  Deno.test({
+    name:
+      `e2e: forward mode killed with SIGKILL leaves names resolving (the original server follows k8stun's in resolv.conf); cleanup restores the file, its journal ${journal}`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      const original = "nameserver 10.77.0.2\noptions timeout:2\n";
+      await using lab = await Lab.create({ resolvConf: original });
+      const peer = await lab.addPeer();
+      await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+      const k8stun = lab.spawn(Deno.execPath(), [
+        "run",
+        "-A",
+        MAIN,
+        "demo",
+        "--dns-mode",
+        "forward",
+      ]);
+      await k8stun.waitForOutput(/k8stun is ready on/, 60_000);
+      const written = await Deno.readTextFile(lab.resolvConfPath);
+      assertMatch(written, /^nameserver 127\.0\.0\.153\n(#.*\n)?nameserver 10\.77\.0\.2$/m);
+      const cluster = await lab.run("getent", ["hosts", "hello.demo"]);
+      assertMatch(cluster.stdout, /^198\.1[89]\.\d+\.\d+\s+hello\.demo/);
 
-    k8stun.signal("SIGKILL");
-    await k8stun.status;
-    assertEquals(await Deno.readTextFile(lab.resolvConfPath), written, "nothing restored it yet");
-    const publicName = await lab.run("getent", ["hosts", "www.public-example.com"]);
-    assertEquals(publicName.code, 0, "names still resolve with k8stun dead");
-    assertMatch(publicName.stdout, /^203\.0\.113\.7\s/);
+      k8stun.signal("SIGKILL");
+      await k8stun.status;
+      assertEquals(await Deno.readTextFile(lab.resolvConfPath), written, "nothing restored it");
+      const publicName = await lab.run("getent", ["hosts", "www.public-example.com"]);
+      assertEquals(publicName.code, 0, "names still resolve with k8stun dead");
+      assertMatch(publicName.stdout, /^203\.0\.113\.7\s/);
 
-    const cleanup = await lab.run(Deno.execPath(), ["run", "-A", MAIN, "cleanup"]);
-    assertEquals(cleanup.code, 0, cleanup.stderr);
-    assertEquals(await Deno.readTextFile(lab.resolvConfPath), original);
-  },
-});
+      if (journal !== "kept") {
+        const runtime = lab.env.K8STUN_RUNTIME_DIR;
+        for await (const entry of Deno.readDir(runtime)) {
+          if (entry.name.startsWith("journal-")) await Deno.remove(`${runtime}/${entry.name}`);
+        }
+      }
+      const cleanup = await lab.run(Deno.execPath(), ["run", "-A", MAIN, "cleanup"]);
+      assertEquals(cleanup.code, 0, cleanup.stderr);
+      assertMatch(cleanup.stdout, journal === "kept" ? /restored/ : /k8stun's lines removed/);
+      assertEquals(await Deno.readTextFile(lab.resolvConfPath), original);
+    },
+  });
+}
