@@ -1,10 +1,11 @@
 /**
  * k8stun's runtime directory: each running k8stun's journal (`journal-<pid>.json`, what to undo
  * after a crash) and API record (`api-<pid>.json`, with the API token), so several instances
- * (two clusters) never share or overwrite one. `K8STUN_RUNTIME_DIR` when set, else `/run/k8stun` as root, else
- * `$XDG_RUNTIME_DIR/k8stun` or `~/.local/state/k8stun`. Whoever can write there can make root
- * rewrite files at `k8stun cleanup` or read the token, so it must belong to the user k8stun runs
- * as and be writable by no one else (core/safe_file.ts); k8stun refuses it otherwise.
+ * (two clusters) never share or overwrite one. `K8STUN_RUNTIME_DIR` when set, else as root
+ * `/run/k8stun` (`/var/run/k8stun` on macOS), else `$XDG_RUNTIME_DIR/k8stun` or
+ * `~/.local/state/k8stun`. Whoever can write there can make root rewrite files at `k8stun cleanup`
+ * or read the token, so it must belong to the user k8stun runs as and be writable by no one else
+ * (core/safe_file.ts); k8stun refuses it otherwise.
  */
 import { processRuns } from "./live_process.ts";
 import { ensurePrivateDir, UnsafePathError, untrustedDirReason } from "./safe_file.ts";
@@ -13,10 +14,12 @@ import { ensurePrivateDir, UnsafePathError, untrustedDirReason } from "./safe_fi
 export function runtimeDir(
   env: (name: string) => string | undefined = Deno.env.get,
   uid: number = Deno.uid() ?? 0,
+  os: typeof Deno.build.os = Deno.build.os,
 ): string {
   const override = env("K8STUN_RUNTIME_DIR");
   if (override) return override;
-  if (uid === 0) return "/run/k8stun";
+  // macOS has no /run, and its root volume is read-only: /var/run is its place (emptied at boot).
+  if (uid === 0) return os === "darwin" ? "/var/run/k8stun" : "/run/k8stun";
   const runtime = env("XDG_RUNTIME_DIR") || `${env("HOME") || "/tmp"}/.local/state`;
   return `${runtime}/k8stun`;
 }

@@ -15,23 +15,42 @@ import {
   RESOLV_CONF,
 } from "../../plugins/dns/forward.ts";
 import { openHostNetwork } from "../../ffi/host_network.ts";
+import { removeOrphanedResolverFiles, RESOLVER_DIR } from "../../plugins/dns/macos_resolver.ts";
+
+/** Where forward mode's files are, for the repair of those whose journal is gone. */
+export interface ForwardFiles {
+  os: typeof Deno.build.os;
+  resolvConf: string;
+  resolverDir: string;
+}
+
+const SYSTEM_FILES: ForwardFiles = {
+  os: Deno.build.os,
+  resolvConf: RESOLV_CONF,
+  resolverDir: RESOLVER_DIR,
+};
 
 /**
  * Undoes what the k8stuns that no longer run left in `dir` (the runtime directory), and, when
- * none runs, a resolv.conf of k8stun's whose journal is gone with that directory (a reboot).
+ * none runs, the DNS files of k8stun's whose journal went with that directory (a reboot empties
+ * it; /etc keeps them).
  */
 export async function cleanUpAfterDeadRuns(
   rules: RuleUndo | undefined,
   dir: string = runtimeDir(),
-  resolvConf: string | undefined = Deno.build.os === "darwin" ? undefined : RESOLV_CONF,
+  files: ForwardFiles = SYSTEM_FILES,
 ): Promise<JournalRepair> {
   const repair = await repairJournals(isFileForwardChanges, rules, dir);
   repair.messages.push(...await removeStaleInstanceFiles(dir), ...removeDeadTemporaries(dir));
-  // Only root writes resolv.conf, and only root's runtime directory lists every k8stun that may
-  // have written it (a user's lists that user's proxies).
-  if (resolvConf && Deno.uid() === 0 && repair.running.length === 0) {
-    const orphan = await repairOrphanedResolvConf(resolvConf);
-    if (orphan) repair.messages.push(orphan);
+  // Only root writes these files, and only root's runtime directory lists every k8stun that may
+  // have written them (a user's lists that user's proxies).
+  if (Deno.uid() === 0 && repair.running.length === 0) {
+    if (files.os === "darwin") {
+      repair.messages.push(...await removeOrphanedResolverFiles(files.resolverDir));
+    } else {
+      const orphan = await repairOrphanedResolvConf(files.resolvConf);
+      if (orphan) repair.messages.push(orphan);
+    }
   }
   return repair;
 }

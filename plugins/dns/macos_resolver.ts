@@ -10,10 +10,14 @@ import type { DnsModeContext } from "../../mod.ts";
 /** Where macOS looks for per-domain resolver files. */
 export const RESOLVER_DIR = "/etc/resolver";
 
+/** The first line of every resolver file k8stun writes: how k8stun, and you, know the file. */
+const HEADER =
+  "# written by k8stun (dns mode forward); removed when k8stun stops or by `k8stun cleanup`";
+
 /** The file for one domain. */
 export function resolverFile(server: { address: string; port: number }): string {
   return [
-    "# written by k8stun (dns mode forward); removed when k8stun stops or by `k8stun cleanup`",
+    HEADER,
     `nameserver ${server.address}`,
     `port ${server.port}`,
     "",
@@ -44,4 +48,32 @@ export async function applyResolverFiles(ctx: DnsModeContext, dir = RESOLVER_DIR
     domains: ctx.domains.join(", "),
     server: ctx.server.address,
   });
+}
+
+/**
+ * Removes the resolver files k8stun wrote whose journal is gone (`/var/run` is emptied at boot,
+ * `/etc/resolver` is not): files that begin with k8stun's header. The caller knows that no k8stun
+ * runs. Returns what it did, for the user.
+ */
+export async function removeOrphanedResolverFiles(dir = RESOLVER_DIR): Promise<string[]> {
+  const messages: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return messages; // no directory: nothing of k8stun's there
+  }
+  for (const entry of entries) {
+    if (!entry.isFile || !isResolverFileName(entry.name)) continue;
+    const path = `${dir}/${entry.name}`;
+    const text = await Deno.readTextFile(path).catch(() => "");
+    if (text.split("\n")[0] !== HEADER) continue;
+    try {
+      await Deno.remove(path);
+      messages.push(`${path}: removed (k8stun's, and its run left no journal)`);
+    } catch (error) {
+      messages.push(`${path}: k8stun's, but cannot be removed (${(error as Error).message})`);
+    }
+  }
+  return messages;
 }

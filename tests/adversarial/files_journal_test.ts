@@ -7,6 +7,10 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { FileJournal, repairJournals, sha256 } from "../../core/journal.ts";
 import { processStartTime } from "../../core/live_process.ts";
+import { runtimeDir } from "../../core/runtime_dir.ts";
+import { cleanUpAfterDeadRuns } from "../../cli/commands/cleanup.ts";
+import { forwardResolvConf } from "../../plugins/dns/forward.ts";
+import { resolverFile } from "../../plugins/dns/macos_resolver.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 
 const ignore = Deno.uid() !== 0;
@@ -349,5 +353,59 @@ Deno.test({
         "notes.txt",
       ]);
     });
+  },
+});
+
+Deno.test("files: root's runtime directory is /run/k8stun on Linux and /var/run/k8stun on macOS (no /run, read-only root)", () => {
+  const none = () => undefined;
+  assertEquals(runtimeDir(none, 0, "linux"), "/run/k8stun");
+  assertEquals(runtimeDir(none, 0, "darwin"), "/var/run/k8stun");
+  assertEquals(runtimeDir((n) => n === "K8STUN_RUNTIME_DIR" ? "/tmp/x" : undefined, 0), "/tmp/x");
+});
+
+Deno.test({
+  name:
+    "files: with its journal gone (a reboot), cleanup takes out k8stun's DNS files — resolv.conf lines, macOS resolver files — and nothing of anyone else's",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const runtime = `${dir}/run`;
+      await Deno.mkdir(runtime, { mode: 0o700 });
+      const resolvConf = `${dir}/resolv.conf`;
+      const resolverDir = `${dir}/resolver`;
+      await Deno.mkdir(resolverDir);
+      const original = "nameserver 10.0.0.2\nsearch lan\n";
+      await Deno.writeTextFile(resolvConf, forwardResolvConf(original, "127.0.0.153"));
+      await Deno.writeTextFile(
+        `${resolverDir}/cluster.local`,
+        resolverFile({ address: "127.0.0.1", port: 53 }),
+      );
+      await Deno.writeTextFile(`${resolverDir}/corp.example`, "nameserver 10.9.9.9\n");
+
+      const linux = await cleanUpAfterDeadRuns(undefined, runtime, {
+        os: "linux",
+        resolvConf,
+        resolverDir,
+      });
+      assertMatch(linux.messages.join("\n"), /resolv\.conf: k8stun's lines removed/);
+      assertEquals(await Deno.readTextFile(resolvConf), original);
+
+      const mac = await cleanUpAfterDeadRuns(undefined, runtime, {
+        os: "darwin",
+        resolvConf,
+        resolverDir,
+      });
+      assertMatch(mac.messages.join("\n"), /cluster\.local: removed/);
+      assertEquals([...Deno.readDirSync(resolverDir)].map((e) => e.name), ["corp.example"]);
+      const again = await cleanUpAfterDeadRuns(undefined, runtime, {
+        os: "darwin",
+        resolvConf,
+        resolverDir,
+      });
+      assertEquals(again.messages, [], "nothing left to do");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
