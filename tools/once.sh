@@ -21,13 +21,19 @@ once() {
       flock -n 9 || { echo "$_once_waiting" >&2; flock 9; }
     else
       # No flock(1) (macOS): mkdir is atomic everywhere. A lock whose process is gone (killed
-      # during a download) is taken over; `ps -p` also sees processes of other users.
+      # during a download) is taken over; `ps -p` also sees processes of other users. One that
+      # never got its pid (killed right after mkdir) is taken over after 10 s.
+      _once_unowned=0
       until mkdir "$_once_lock.d" 2>/dev/null; do
         [ -z "$_once_waiting" ] || { echo "$_once_waiting" >&2; _once_waiting=; }
         _once_owner=$(cat "$_once_lock.d/pid" 2>/dev/null || true)
         if [ -n "$_once_owner" ] && ! ps -p "$_once_owner" >/dev/null 2>&1; then
           rm -rf "$_once_lock.d"
+        elif [ -z "$_once_owner" ] && [ "$_once_unowned" -ge 10 ]; then
+          rm -rf "$_once_lock.d"
+          _once_unowned=0
         else
+          [ -n "$_once_owner" ] || _once_unowned=$((_once_unowned + 1))
           sleep 1
         fi
       done

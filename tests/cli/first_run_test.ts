@@ -17,7 +17,7 @@ const TOGETHER = 6;
 /** A slow fill: a directory of files that appears and disappears, as a download's does. */
 const SLOW_FILL = `mkdir "$scratch"
 i=0; while [ $i -lt 200 ]; do : >"$scratch/$i"; i=$((i + 1)); done
-sleep 0.3
+sleep 1
 rm -rf "$scratch"`;
 
 interface Finished {
@@ -117,23 +117,23 @@ async function pathWithoutFlock(dir: string): Promise<string> {
   return dir;
 }
 
-for (const lock of ["flock(1)", "a lock directory (no flock(1), as on macOS)"]) {
-  Deno.test(`tools/deno: first runs started together install Deno once, locked by ${lock}`, async () => {
-    const scratch = await Deno.makeTempDir({ prefix: "k8stun-first-run-" });
-    try {
-      await Deno.mkdir(`${scratch}/tools`);
-      for (const file of ["deno", "once.sh"]) {
-        await Deno.copyFile(`${SOURCE}tools/${file}`, `${scratch}/tools/${file}`);
-      }
-      await Deno.chmod(`${scratch}/tools/deno`, 0o755);
-      // npm stands in: it logs each install, fills slowly, then links the running Deno where
-      // the real package puts its binary.
-      const installs = `${scratch}/installs.log`;
-      const fake = `${scratch}/fake-bin`;
-      await Deno.mkdir(fake);
-      await Deno.writeTextFile(
-        `${fake}/npm`,
-        `#!/bin/sh
+/**
+ * tools/deno and once.sh copied to `scratch`, with an npm that stands in: it logs each install,
+ * fills slowly, then links the running Deno where the real package puts its binary. Returns the
+ * environment to run it with (flock(1) on PATH or not) and the install log.
+ */
+async function stagedInstall(scratch: string, withFlock: boolean) {
+  await Deno.mkdir(`${scratch}/tools`);
+  for (const file of ["deno", "once.sh"]) {
+    await Deno.copyFile(`${SOURCE}tools/${file}`, `${scratch}/tools/${file}`);
+  }
+  await Deno.chmod(`${scratch}/tools/deno`, 0o755);
+  const installs = `${scratch}/installs.log`;
+  const fake = `${scratch}/fake-bin`;
+  await Deno.mkdir(fake);
+  await Deno.writeTextFile(
+    `${fake}/npm`,
+    `#!/bin/sh
 set -eu
 echo $$ >>"${installs}"
 scratch="$PWD/fill-$$.tmp"
@@ -141,14 +141,20 @@ ${SLOW_FILL}
 mkdir -p node_modules/deno
 ln -s "${Deno.execPath()}" node_modules/deno/deno
 `,
-        { mode: 0o755 },
-      );
-      const system = lock === "flock(1)"
-        ? "/usr/local/bin:/usr/bin:/bin"
-        : await pathWithoutFlock(`${scratch}/system-bin`);
-      const runs = await startTogether(`${scratch}/tools/deno`, ["--version"], {
-        PATH: `${fake}:${system}`,
-      });
+    { mode: 0o755 },
+  );
+  const system = withFlock
+    ? "/usr/local/bin:/usr/bin:/bin"
+    : await pathWithoutFlock(`${scratch}/system-bin`);
+  return { env: { PATH: `${fake}:${system}` }, installs };
+}
+
+for (const lock of ["flock(1)", "a lock directory (no flock(1), as on macOS)"]) {
+  Deno.test(`tools/deno: first runs started together install Deno once, locked by ${lock}`, async () => {
+    const scratch = await Deno.makeTempDir({ prefix: "k8stun-first-run-" });
+    try {
+      const { env, installs } = await stagedInstall(scratch, lock === "flock(1)");
+      const runs = await startTogether(`${scratch}/tools/deno`, ["--version"], env);
       for (const run of runs) assertEquals(run.code, 0, run.stderr);
       assertEquals((await lines(installs)).length, 1, "Deno was installed more than once");
       assertSomeWaited(runs);
@@ -157,3 +163,27 @@ ln -s "${Deno.execPath()}" node_modules/deno/deno
     }
   });
 }
+
+Deno.test("tools/deno: a lock directory left by a run that was killed (its pid gone) is taken over", async () => {
+  const scratch = await Deno.makeTempDir({ prefix: "k8stun-first-run-" });
+  try {
+    const { env, installs } = await stagedInstall(scratch, false);
+    const version =
+      /^DENO_VERSION=(\S+)$/m.exec(await Deno.readTextFile(`${SOURCE}tools/deno`))![1];
+    const lock = `${scratch}/.tools/deno-${version}/.complete.lock.d`;
+    await Deno.mkdir(lock, { recursive: true });
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    await Deno.writeTextFile(`${lock}/pid`, `${gone.pid}\n`);
+    const out = await new Deno.Command(`${scratch}/tools/deno`, {
+      args: ["--version"],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    assertEquals((await lines(installs)).length, 1);
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+});
