@@ -76,18 +76,18 @@ export function forwardResolvConf(original: string, server: string): string {
 
 /**
  * `text` without what {@link forwardResolvConf} added — its header, k8stun's nameserver and the
- * comment before the original ones — or undefined when k8stun did not write it. For a file whose
- * journal is gone: the runtime directory is a tmpfs, so a reboot after a crash empties it, while
- * /etc/resolv.conf stays. Edits made below k8stun's lines since are kept; an `options rotate`
- * k8stun left out stays out.
+ * comment before the original ones — when `text` is exactly what k8stun writes for the rest;
+ * undefined for any other file, one with lines added since included (left alone, as the journal
+ * would leave it). For a file whose journal is gone: the runtime directory is a tmpfs, so a reboot
+ * after a crash empties it, while /etc/resolv.conf stays. An `options rotate` k8stun left out
+ * stays out.
  */
 export function resolvConfWithoutK8stun(text: string): string | undefined {
   const lines = text.split("\n");
-  if (lines[0] !== HEADER) return undefined;
-  let rest = lines.slice(1);
-  if (/^nameserver\s/.test(rest[0] ?? "")) rest = rest.slice(1);
-  if (rest[0] === FALLBACK_COMMENT) rest = rest.slice(1);
-  return rest.join("\n");
+  const server = /^nameserver\s+(\S+)$/.exec(lines[1] ?? "")?.[1];
+  if (lines[0] !== HEADER || server === undefined) return undefined;
+  const rest = lines.slice(lines[2] === FALLBACK_COMMENT ? 3 : 2).join("\n");
+  return forwardResolvConf(rest, server) === text ? rest : undefined;
 }
 
 /**
