@@ -35,18 +35,29 @@ export function systemInterfaceLookup(os: typeof Deno.build.os = Deno.build.os):
   };
 }
 
-/** Builds the mode; `forward` and `lookup` are replaceable for tests. */
+/** How often the route to each diverted resolver is looked up again (a dock, a cable). */
+export const FOLLOW_ROUTES_MS = 3000;
+
+/** Builds the mode; `forward`, `lookup` and the follow interval are replaceable for tests. */
 export function tunRouteMode(
   forward: DnsMode = forwardMode(),
   lookup: InterfaceLookup = systemInterfaceLookup(),
+  followEveryMs = FOLLOW_ROUTES_MS,
 ): DnsMode {
   let fellBack = false;
+  let following: ReturnType<typeof setInterval> | undefined;
   return {
     name: "tun_route",
     async apply(ctx: DnsModeContext): Promise<void | AppliedDnsMode> {
       const plan = routePlan(ctx, lookup);
-      const reason = typeof plan === "string" ? plan : await divert(ctx, plan);
-      if (reason === undefined) return;
+      let reason: string | undefined = typeof plan === "string" ? plan : undefined;
+      if (typeof plan !== "string") {
+        reason = await divert(ctx, plan);
+        if (reason === undefined) {
+          following = followRoutes(ctx, plan, lookup, followEveryMs);
+          return;
+        }
+      }
       ctx.log.warn("tun_route is not possible here: {reason}; using forward mode instead", {
         reason,
       });
@@ -55,6 +66,8 @@ export function tunRouteMode(
       return { mode: forward.name, reason: `tun_route is not possible here: ${reason}` };
     },
     async revert(ctx: DnsModeContext) {
+      clearInterval(following);
+      following = undefined;
       // The routes go away with the TUN; only a fallback changed anything else.
       if (fellBack) await forward.revert(ctx);
     },
@@ -84,6 +97,41 @@ async function divert(ctx: DnsModeContext, plan: Map<string, string>): Promise<s
       devices: [...new Set(plan.values())].join(", "),
     },
   );
+}
+
+/**
+ * Keeps each resolver's upstream queries on the interface that reaches the resolver now. A laptop
+ * docked to the same router (Wi-Fi, then Ethernet) reaches the same resolver address through
+ * another interface; a socket still bound to the old one would fail every forwarded name.
+ */
+function followRoutes(
+  ctx: DnsModeContext,
+  plan: Map<string, string>,
+  lookup: InterfaceLookup,
+  everyMs: number,
+): ReturnType<typeof setInterval> {
+  const bound = new Map(plan);
+  const timer = setInterval(() => {
+    for (const [server, previous] of bound) {
+      let device: string | undefined;
+      try {
+        device = lookup(ipv4ToNumber(server)!);
+      } catch {
+        continue; // unreadable for now: keep the binding, look again next time
+      }
+      // No route at all (the network is down): the old binding is as good as any.
+      if (!device || device === previous || device === ctx.tunName) continue;
+      ctx.bindUpstream!(server, device);
+      bound.set(server, device);
+      ctx.log.info("the resolver {server} is now reached through {device} (was {previous})", {
+        server,
+        device,
+        previous,
+      });
+    }
+  }, everyMs);
+  Deno.unrefTimer(timer);
+  return timer;
 }
 
 /** Resolver → original device, or why tun_route cannot be used. */

@@ -67,6 +67,25 @@ Deno.test("tun_route: routes the resolver into the TUN and binds its queries to 
   assertEquals(forward.calls, [], "nothing outside the TUN to undo");
 });
 
+Deno.test("tun_route: when the resolver is reached through another interface (docked: Wi-Fi, then Ethernet), its queries follow; no more after revert", async () => {
+  let device: string | undefined = "wlan0";
+  const mode = tunRouteMode(recordingForward(), () => device, 5);
+  const { ctx, bound, logged } = context();
+  await mode.apply(ctx);
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 40));
+  device = undefined; // the network is down for a moment: the binding stays
+  await settle();
+  assertEquals(bound, [["10.77.0.2", "wlan0"]]);
+  device = "eth0";
+  await settle();
+  assertEquals(bound, [["10.77.0.2", "wlan0"], ["10.77.0.2", "eth0"]], "bound once to eth0");
+  assert(logged.some((l) => /10\.77\.0\.2 is now reached through eth0 \(was wlan0\)/.test(l)));
+  await mode.revert(ctx);
+  device = "wlan1";
+  await settle();
+  assertEquals(bound.length, 2, "stopped following at revert");
+});
+
 for (
   const [why, overrides, reason] of [
     [
