@@ -192,3 +192,59 @@ Deno.test({
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), resolvConf);
   },
 });
+
+Deno.test({
+  name:
+    "e2e: tun_route follows the resolver to another interface (docked: the first link goes down, a second one reaches it) and names resolve again",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: "nameserver 10.77.0.2\noptions timeout:1\n" });
+    const peer = await lab.addPeer();
+    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo"]);
+    await k8stun.waitForOutput(/k8stun is ready on/, 60_000);
+    const resolve = () =>
+      lab.run("dig", ["+short", "+tries=1", "+time=2", "www.public-example.com"]);
+    assertEquals((await resolve()).stdout.trim(), "203.0.113.7");
+
+    // "Docking": a second link to the resolver's host, then the first one goes down.
+    const first = (await lab.run("ip", ["-o", "-4", "addr", "show", "to", "10.77.0.1/32"]))
+      .stdout.split(/\s+/)[1];
+    const must = async (...args: string[]) => {
+      const out = await lab.run("ip", args);
+      assertEquals(out.code, 0, `ip ${args.join(" ")}: ${out.stderr}`);
+    };
+    await must(
+      "link",
+      "add",
+      "dock0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "dock1",
+      "netns",
+      `${lab.name}-p`,
+    );
+    await must("addr", "add", "10.78.0.1/24", "dev", "dock0");
+    await must("link", "set", "dock0", "up");
+    const inPeer = async (...args: string[]) => {
+      const out = await lab.run("ip", ["-n", `${lab.name}-p`, ...args]);
+      assertEquals(out.code, 0, out.stderr);
+    };
+    await inPeer("addr", "add", "10.78.0.2/24", "dev", "dock1");
+    await inPeer("link", "set", "dock1", "up");
+    // The resolver answers from the address it was asked at, as a router with one address does
+    // (its 0.0.0.0 socket would otherwise pick dock1's own address).
+    await inPeer("route", "replace", "10.78.0.0/24", "dev", "dock1", "src", "10.77.0.2");
+    await must("route", "add", "10.77.0.2/32", "via", "10.78.0.2", "dev", "dock0");
+    await must("link", "set", first, "down");
+
+    await k8stun.waitForOutput(/10\.77\.0\.2 is now reached through dock0 \(was k8l\w+\)/, 10_000);
+    assertEquals((await resolve()).stdout.trim(), "203.0.113.7", "forwarded names work again");
+    const cluster = await lab.run("dig", ["+short", "hello.demo"]);
+    assertMatch(cluster.stdout.trim(), /^198\.1[89]\.\d+\.\d+$/, "cluster names as before");
+  },
+});
