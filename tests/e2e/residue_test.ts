@@ -186,21 +186,22 @@ async function killRepeatedly(mode: "forward" | "tun_route", kills: number, lane
   const all = await Promise.all(
     Array.from({ length: lanes }, (_, i) => Lane.create(mode, seed + i)),
   );
-  try {
-    await Promise.all(all.map(async (lane, laneIndex) => {
-      const share = Math.floor(kills / lanes) + (laneIndex < kills % lanes ? 1 : 0);
-      for (let i = 0; i < share; i++) {
-        const { phase, at } = await lane.kill();
-        const what = `${mode}, seed ${seed}, lane ${laneIndex}, kill ${i + 1} (${phase}, ${at})`;
-        if (await lane.userEditSurvives()) continue;
-        // Every other kill: the next start repairs (checked at the next cleanup or the end).
-        if (i % 2 === 1 || i === share - 1) await lane.cleanUpAndCheck(what);
-      }
-      await lane.finalStartAndStop();
-    }));
-  } finally {
-    await Promise.all(all.map((lane) => lane.close()));
-  }
+  // Every lane runs to its end (or its failure) before the labs close: a lane still killing
+  // and starting k8stuns in a lab being deleted would leave namespaces behind.
+  const ended = await Promise.allSettled(all.map(async (lane, laneIndex) => {
+    const share = Math.floor(kills / lanes) + (laneIndex < kills % lanes ? 1 : 0);
+    for (let i = 0; i < share; i++) {
+      const { phase, at } = await lane.kill();
+      const what = `${mode}, seed ${seed}, lane ${laneIndex}, kill ${i + 1} (${phase}, ${at})`;
+      if (await lane.userEditSurvives()) continue;
+      // Every other kill: the next start repairs (checked at the next cleanup or the end).
+      if (i % 2 === 1 || i === share - 1) await lane.cleanUpAndCheck(what);
+    }
+    await lane.finalStartAndStop();
+  }));
+  await Promise.all(all.map((lane) => lane.close()));
+  const failed = ended.find((result) => result.status === "rejected");
+  if (failed) throw failed.reason;
   const phases = { "start-up": 0, running: 0, shutdown: 0 };
   for (const lane of all) {
     for (const p of Object.keys(phases) as Phase[]) phases[p] += lane.phases[p];
@@ -228,7 +229,12 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    // Both modes at once: five labs keep the 100 kills within about a minute and a half.
-    await Promise.all([killRepeatedly("forward", 60, 3), killRepeatedly("tun_route", 40, 2)]);
+    // Both modes at once: five labs keep the 100 kills within about a minute and a half. Both
+    // end (closing their labs) before a failure of either is reported.
+    const modes = await Promise.allSettled([
+      killRepeatedly("forward", 60, 3),
+      killRepeatedly("tun_route", 40, 2),
+    ]);
+    for (const mode of modes) if (mode.status === "rejected") throw mode.reason;
   },
 });
