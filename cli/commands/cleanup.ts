@@ -10,47 +10,28 @@ import { removeStaleInstanceFiles } from "../../core/api/instance_file.ts";
 import { type JournalRepair, repairJournals, type RuleUndo } from "../../core/journal.ts";
 import { removeDeadTemporaries, runtimeDir } from "../../core/runtime_dir.ts";
 import {
+  type ForwardSystem,
   isFileForwardChanges,
-  repairOrphanedResolvConf,
-  RESOLV_CONF,
+  repairOrphanedFiles,
 } from "../../plugins/dns/forward.ts";
 import { openHostNetwork } from "../../ffi/host_network.ts";
-import { removeOrphanedResolverFiles, RESOLVER_DIR } from "../../plugins/dns/macos_resolver.ts";
-
-/** Where forward mode's files are, for the repair of those whose journal is gone. */
-export interface ForwardFiles {
-  os: typeof Deno.build.os;
-  resolvConf: string;
-  resolverDir: string;
-}
-
-const SYSTEM_FILES: ForwardFiles = {
-  os: Deno.build.os,
-  resolvConf: RESOLV_CONF,
-  resolverDir: RESOLVER_DIR,
-};
 
 /**
  * Undoes what the k8stuns that no longer run left in `dir` (the runtime directory), and, when
  * none runs, the DNS files of k8stun's whose journal went with that directory (a reboot empties
- * it; /etc keeps them).
+ * it; /etc keeps them). `forwardFiles` moves forward mode's files elsewhere (tests).
  */
 export async function cleanUpAfterDeadRuns(
   rules: RuleUndo | undefined,
   dir: string = runtimeDir(),
-  files: ForwardFiles = SYSTEM_FILES,
+  forwardFiles: Partial<Pick<ForwardSystem, "os" | "path" | "resolverDir">> = {},
 ): Promise<JournalRepair> {
   const repair = await repairJournals(isFileForwardChanges, rules, dir);
   repair.messages.push(...await removeStaleInstanceFiles(dir), ...removeDeadTemporaries(dir));
   // Only root writes these files, and only root's runtime directory lists every k8stun that may
   // have written them (a user's lists that user's proxies).
   if (Deno.uid() === 0 && repair.running.length === 0) {
-    if (files.os === "darwin") {
-      repair.messages.push(...await removeOrphanedResolverFiles(files.resolverDir));
-    } else {
-      const orphan = await repairOrphanedResolvConf(files.resolvConf);
-      if (orphan) repair.messages.push(orphan);
-    }
+    repair.messages.push(...await repairOrphanedFiles(forwardFiles));
   }
   return repair;
 }

@@ -17,7 +17,12 @@ import {
   revertSplitDns,
   runResolvectl,
 } from "./resolved.ts";
-import { applyResolverFiles, isResolverFileName, RESOLVER_DIR } from "./macos_resolver.ts";
+import {
+  applyResolverFiles,
+  isResolverFileName,
+  removeOrphanedResolverFiles,
+  RESOLVER_DIR,
+} from "./macos_resolver.ts";
 
 /** The file this mode rewrites. */
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -91,9 +96,8 @@ export function resolvConfWithoutK8stun(text: string): string | undefined {
 }
 
 /**
- * Takes k8stun's lines out of `path` when a k8stun wrote it and none is left to restore it (the
- * caller knows that no k8stun runs and the dead runs' journals were undone). Written in place,
- * as forward writes it. Returns what it did, for the user.
+ * Takes k8stun's lines out of `path` (see {@link resolvConfWithoutK8stun}), in place as forward
+ * writes it. Returns what it did, for the user.
  */
 export async function repairOrphanedResolvConf(path = RESOLV_CONF): Promise<string | undefined> {
   const text = await Deno.readTextFile(path).catch(() => undefined);
@@ -107,6 +111,21 @@ export async function repairOrphanedResolvConf(path = RESOLV_CONF): Promise<stri
     }); delete the k8stun comment and nameserver lines at its top`;
   }
   return `${path}: k8stun's lines removed (its run left no journal: the machine restarted since?)`;
+}
+
+/**
+ * Undoes what forward mode wrote on this OS when its journal is gone (the runtime directory is
+ * emptied at boot, /etc is not): k8stun's lines in resolv.conf, k8stun's files in /etc/resolver
+ * on macOS, each only as k8stun wrote it. The caller knows that no k8stun runs. Returns what it
+ * did, for the user.
+ */
+export async function repairOrphanedFiles(
+  system: Partial<Pick<ForwardSystem, "os" | "path" | "resolverDir">> = {},
+): Promise<string[]> {
+  const { os, path, resolverDir } = { ...SYSTEM, ...system };
+  if (os === "darwin") return await removeOrphanedResolverFiles(resolverDir);
+  const done = await repairOrphanedResolvConf(path);
+  return done ? [done] : [];
 }
 
 /** What tests replace: the OS, the files, how resolved is detected and driven. */

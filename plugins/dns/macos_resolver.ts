@@ -52,8 +52,9 @@ export async function applyResolverFiles(ctx: DnsModeContext, dir = RESOLVER_DIR
 
 /**
  * Removes the resolver files k8stun wrote whose journal is gone (`/var/run` is emptied at boot,
- * `/etc/resolver` is not): files that begin with k8stun's header. The caller knows that no k8stun
- * runs. Returns what it did, for the user.
+ * `/etc/resolver` is not): files exactly as {@link resolverFile} writes them (one edited since is
+ * left alone, as the journal would leave it). The caller knows that no k8stun runs. Returns what
+ * it did, for the user.
  */
 export async function removeOrphanedResolverFiles(dir = RESOLVER_DIR): Promise<string[]> {
   const messages: string[] = [];
@@ -67,7 +68,10 @@ export async function removeOrphanedResolverFiles(dir = RESOLVER_DIR): Promise<s
     if (!entry.isFile || !isResolverFileName(entry.name)) continue;
     const path = `${dir}/${entry.name}`;
     const text = await Deno.readTextFile(path).catch(() => "");
-    if (text.split("\n")[0] !== HEADER) continue;
+    const [, nameserver, port] = text.split("\n");
+    const address = /^nameserver (\S+)$/.exec(nameserver ?? "")?.[1];
+    const number = Number(/^port (\d+)$/.exec(port ?? "")?.[1]);
+    if (!address || text !== resolverFile({ address, port: number })) continue;
     try {
       await Deno.remove(path);
       messages.push(`${path}: removed (k8stun's, and its run left no journal)`);

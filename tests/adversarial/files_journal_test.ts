@@ -385,7 +385,7 @@ Deno.test({
 
       const linux = await cleanUpAfterDeadRuns(undefined, runtime, {
         os: "linux",
-        resolvConf,
+        path: resolvConf,
         resolverDir,
       });
       assertMatch(linux.messages.join("\n"), /resolv\.conf: k8stun's lines removed/);
@@ -393,14 +393,14 @@ Deno.test({
 
       const mac = await cleanUpAfterDeadRuns(undefined, runtime, {
         os: "darwin",
-        resolvConf,
+        path: resolvConf,
         resolverDir,
       });
       assertMatch(mac.messages.join("\n"), /cluster\.local: removed/);
       assertEquals([...Deno.readDirSync(resolverDir)].map((e) => e.name), ["corp.example"]);
       const again = await cleanUpAfterDeadRuns(undefined, runtime, {
         os: "darwin",
-        resolvConf,
+        path: resolvConf,
         resolverDir,
       });
       assertEquals(again.messages, [], "nothing left to do");

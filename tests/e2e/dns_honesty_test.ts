@@ -61,15 +61,7 @@ for (const journal of ["kept", "lost (a reboot empties the runtime directory)"])
       await using lab = await Lab.create({ resolvConf: original });
       const peer = await lab.addPeer();
       await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
-      const k8stun = lab.spawn(Deno.execPath(), [
-        "run",
-        "-A",
-        MAIN,
-        "demo",
-        "--dns-mode",
-        "forward",
-      ]);
-      await k8stun.waitForOutput(/k8stun is ready on/, 60_000);
+      const k8stun = await startDemo(lab, ["--dns-mode", "forward"]);
       const written = await Deno.readTextFile(lab.resolvConfPath);
       assertMatch(written, /^nameserver 127\.0\.0\.153\n(#.*\n)?nameserver 10\.77\.0\.2$/m);
       const cluster = await lab.run("getent", ["hosts", "hello.demo"]);

@@ -8,6 +8,7 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import { DEMO_FIXTURE } from "../../sim/mod.ts";
+import { startDemo } from "../adversarial/harness.ts";
 
 const ignore = labUnavailable() !== undefined;
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
@@ -203,8 +204,7 @@ Deno.test({
     await using lab = await Lab.create({ resolvConf: "nameserver 10.77.0.2\noptions timeout:1\n" });
     const peer = await lab.addPeer();
     await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
-    const k8stun = lab.spawn(Deno.execPath(), ["run", "-A", MAIN, "demo"]);
-    await k8stun.waitForOutput(/k8stun is ready on/, 60_000);
+    const k8stun = await startDemo(lab);
     const resolve = () =>
       lab.run("dig", ["+short", "+tries=1", "+time=2", "www.public-example.com"]);
     assertEquals((await resolve()).stdout.trim(), "203.0.113.7");
