@@ -2,9 +2,10 @@
  * DNS over UDP that arrives inside the TUN (tun_route mode routes the system's resolvers there,
  * docs/architecture.md): each query on port 53 is answered by the DNS server and the answer goes
  * back from the address and port the query was sent to, as the client expects (RFC 1035 §4.2.1).
- * Datagrams to other ports are not DNS: the packet loop refuses them with ICMP port unreachable. DNS over TCP to those addresses (a
- * client retrying a truncated answer, RFC 7766 §5) is a flow like any other: the router sends it
- * to k8stun's own DNS listener through {@link dnsOverTcpResolver}.
+ * Datagrams to other ports are not DNS: the packet loop refuses them with ICMP port unreachable.
+ * DNS over TCP to those addresses (a client retrying a truncated answer, RFC 7766 §5) is a flow
+ * like any other: the router sends it to k8stun's own DNS listener through
+ * {@link dnsOverTcpResolver}.
  */
 import type { Resolver } from "../../mod.ts";
 import type { UdpService } from "../net/stack_types.ts";

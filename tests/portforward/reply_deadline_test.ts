@@ -1,6 +1,6 @@
 /**
- * The deadline for the kubelet's answer to a new connection (plugins/portforward/reply_deadline.ts):
- * it expires only once a ping sent at the limit was echoed with the answer still missing, or when
+ * The deadline for the kubelet's answer to a new connection
+ * (plugins/portforward/reply_deadline.ts): it expires only once a ping sent at the limit was echoed with the answer still missing, or when
  * no echo comes within another limit — never while the answer waits unread behind a busy thread.
  */
 import { assert, assertEquals } from "../assert.ts";

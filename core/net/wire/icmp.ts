@@ -15,9 +15,9 @@ const ICMP_HEADER_LENGTH = 8;
 const MAX_ERROR_PACKET = 576;
 
 /**
- * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (docs/tcp.md §7.1): addresses
- * swapped, id, sequence and data kept, type 0, new checksum. Returns its length, or 0 when
- * `packet` is no valid echo request or its reply does not fit in `out`.
+ * Turns an ICMP echo request (type 8) in `packet` into the reply in `out` (docs/tcp.md §7.1):
+ * addresses swapped, id, sequence and data kept, type 0, new checksum. Returns its length, or 0
+ * when `packet` is no valid echo request or its reply does not fit in `out`.
  */
 export function emitEchoReply(
   out: Uint8Array,
