@@ -13,7 +13,7 @@ import {
 } from "../../mod.ts";
 import { connDuplex } from "../../core/stream/conn_duplex.ts";
 import { ipv4ToNumber } from "../../core/vip.ts";
-import { negotiate } from "./handshake.ts";
+import { negotiate } from "../../core/proxy/socks5_negotiate.ts";
 import { Spares } from "./spares.ts";
 
 /** Where the upstream proxy is. */

@@ -3,8 +3,8 @@
  * under one deadline: one timer for the whole exchange, not one per read.
  */
 import { DialError, type DialTarget } from "../../mod.ts";
-import { socks5ConnectRequest, socks5NoAuthConnect } from "../../core/net/wire/socks5_client.ts";
-import { failureOfReply } from "../../core/proxy/socks5.ts";
+import { socks5ConnectRequest, socks5NoAuthConnect } from "../net/wire/socks5_client.ts";
+import { failureOfReply } from "./socks5.ts";
 
 /** How long the proxy has to answer the whole handshake. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
