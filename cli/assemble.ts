@@ -17,6 +17,7 @@ import type { TelemetrySink } from "../core/telemetry.ts";
 import { builtins } from "../plugins/builtin.ts";
 import type { SocksUpstream } from "../plugins/socks_upstream/mod.ts";
 import { parsePluginConfig, reportPluginLoad } from "./plugin_options.ts";
+import { setConnectionNoDelay } from "../ffi/linux/socket_nodelay.ts";
 
 const log = logger("run");
 
@@ -53,7 +54,8 @@ export async function syncCluster(options: ClusterOptions): Promise<SessionClust
   const listing = performance.now();
   const sync = await unlessAborted(
     startClusterSync({
-      kubeConfig: options.kube.kubeConfig,
+      access: options.kube.access,
+      noDelay: Deno.build.os === "linux" ? setConnectionNoDelay : undefined,
       namespaces: options.namespaces,
       telemetry: options.telemetry,
       initialListTimeoutMs: options.syncTimeoutSeconds === undefined
@@ -123,7 +125,7 @@ export async function loadSessionPlugins(
   const builtin = builtins({
     view: cluster.store,
     scope: cluster.scope,
-    kubeConfig: kube.kubeConfig,
+    access: kube.access,
     telemetry: options.telemetry,
     socksUpstream: options.socksUpstream,
   });

@@ -6,13 +6,22 @@
  * kubeconfig must not get root. Errors name the file and the context, in one line a user can
  * act on.
  */
-import { KubeConfig, type User } from "@kubernetes/client-node";
+import { ApiAccess } from "./k8s/api_access.ts";
+import type { ExecConfig } from "./k8s/exec_credential.ts";
+import {
+  type KubeconfigDocument,
+  KubeconfigFormatError,
+  mergeKubeconfigs,
+  parseKubeconfig,
+  type UserEntry,
+} from "./k8s/kubeconfig_document.ts";
 import { type InvokingUser, invokingUser } from "./invoking_user.ts";
 import { logger } from "./log.ts";
 
 /** A loaded kubeconfig and what it points at. */
 export interface LoadedKubeConfig {
-  kubeConfig: KubeConfig;
+  /** The selected context's cluster and credentials. */
+  access: ApiAccess;
   /** The file(s) it came from. */
   files: string[];
   context: string;
@@ -74,38 +83,25 @@ export function loadKubeConfig(
       } — pass --kubeconfig FILE, set KUBECONFIG, or run k8stun demo`,
     );
   }
-  const kubeConfig = new KubeConfig();
+  let document: KubeconfigDocument;
   try {
-    if (existing.length === 1) kubeConfig.loadFromFile(existing[0]);
-    else {
-      const merged = new KubeConfig();
-      for (const file of existing) {
-        const part = new KubeConfig();
-        part.loadFromFile(file);
-        merged.mergeConfig(part);
-        if (!merged.getCurrentContext()) merged.setCurrentContext(part.getCurrentContext());
-      }
-      kubeConfig.loadFromString(merged.exportConfig());
-    }
+    document = mergeKubeconfigs(
+      existing.map((file) => parseKubeconfig(Deno.readTextFileSync(file), file)),
+    );
   } catch (error) {
-    throw new KubeConfigError(
-      `cannot read kubeconfig ${existing.join(":")}: ${(error as Error).message}`,
-    );
+    const reason = error instanceof KubeconfigFormatError
+      ? error.message
+      : `${existing.join(":")}: ${(error as Error).message}`;
+    throw new KubeConfigError(`cannot read kubeconfig ${reason}`);
   }
-  const context = options.context ?? kubeConfig.getCurrentContext();
-  if (!context || !kubeConfig.getContextObject(context)) {
-    const known = kubeConfig.getContexts().map((c) => c.name).join(", ") || "none";
-    throw new KubeConfigError(
-      `kubeconfig ${existing.join(":")} has no context "${context ?? ""}" (contexts: ${known})`,
-    );
+  let access: ApiAccess;
+  try {
+    access = ApiAccess.of(document, options.context);
+  } catch (error) {
+    throw new KubeConfigError(`kubeconfig ${existing.join(":")}: ${(error as Error).message}`);
   }
-  kubeConfig.setCurrentContext(context);
-  const cluster = kubeConfig.getCurrentCluster();
-  if (!cluster) {
-    throw new KubeConfigError(`context "${context}" in ${existing.join(":")} names no cluster`);
-  }
-  // Over http:// there is no certificate to skip: client-node needs the flag to allow plain HTTP.
-  if (cluster.skipTLSVerify && !cluster.server.startsWith("http:")) {
+  const cluster = access.cluster;
+  if (cluster["insecure-skip-tls-verify"] && !cluster.server.startsWith("http:")) {
     warn(
       `kubeconfig cluster "${cluster.name}" (${cluster.server}) sets insecure-skip-tls-verify: ` +
         "k8stun does not check the API server's certificate, so anyone on the path can read " +
@@ -113,15 +109,13 @@ export function loadKubeConfig(
     );
   }
   const user = invokingUser(env);
-  if (user.viaSudo) {
-    kubeConfig.users = kubeConfig.users.map((u) => credentialPluginAsUser(u, user, env));
-  }
+  if (user.viaSudo) access = access.withUser(credentialPluginAsUser(access.user, user, env));
   return {
-    kubeConfig,
+    access,
     files: existing,
-    context,
+    context: access.context,
     server: cluster.server,
-    namespace: kubeConfig.getContextObject(context)?.namespace ?? "default",
+    namespace: access.namespace,
   };
 }
 
@@ -132,11 +126,11 @@ export function loadKubeConfig(
  * and LOGNAME are set for it; PATH stays as sudo left it (the user's own is not known here).
  */
 export function credentialPluginAsUser(
-  kubeUser: User,
+  kubeUser: UserEntry,
   user: InvokingUser,
   env: (name: string) => string | undefined = Deno.env.get,
   os: typeof Deno.build.os = Deno.build.os,
-): User {
+): UserEntry {
   const identity = [
     { name: "HOME", value: user.home },
     ...(user.name
@@ -173,19 +167,14 @@ export function credentialPluginAsUser(
       ],
     };
   };
-  const authProvider = kubeUser.authProvider?.config?.exec
-    ? {
-      ...kubeUser.authProvider,
-      config: { ...kubeUser.authProvider.config, exec: wrap(kubeUser.authProvider.config.exec) },
-    }
-    : kubeUser.authProvider;
-  return { ...kubeUser, exec: wrap(kubeUser.exec), authProvider };
-}
-
-/** The exec credential plugin settings client-node reads. */
-interface ExecConfig {
-  command?: string;
-  args?: string[];
-  env?: { name: string; value: string }[];
-  [key: string]: unknown;
+  const provider = kubeUser["auth-provider"];
+  const providerExec = provider?.config?.exec as ExecConfig | undefined;
+  const authProvider = providerExec
+    ? { ...provider!, config: { ...provider!.config, exec: wrap(providerExec) } }
+    : provider;
+  return {
+    ...kubeUser,
+    ...(kubeUser.exec ? { exec: wrap(kubeUser.exec) } : {}),
+    ...(authProvider ? { "auth-provider": authProvider } : {}),
+  };
 }

@@ -2,7 +2,7 @@
  * The built-in plugins, registered through the same API as third-party ones (mod.ts): the
  * Kubernetes resolver, the port-forward and direct dialers, and the DNS modes.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import type { ApiAccess } from "../core/k8s/api_access.ts";
 import type { PluginModule, Resolver } from "../mod.ts";
 import { ClusterStore } from "../core/cluster/store.ts";
 import type { ClusterView } from "../core/cluster/types.ts";
@@ -18,7 +18,8 @@ import { type SocksUpstream, socksUpstreamPlugin } from "./socks_upstream/mod.ts
 export interface BuiltinRuntime {
   view: ClusterView;
   scope: NameScope;
-  kubeConfig: KubeConfig;
+  /** The kubeconfig's API server and credentials (absent: the port-forward dialer cannot dial). */
+  access?: ApiAccess;
   telemetry?: TelemetrySink;
   /** `--socks-upstream`: dial through this SOCKS5 proxy instead of port-forwarding. */
   socksUpstream?: SocksUpstream;
@@ -67,7 +68,6 @@ export function allBuiltins(
       isNamespace: () => false,
       explicitNamespaces: new Set<string>(),
     },
-    kubeConfig: new KubeConfig(),
   };
   const socks = runtime?.socksUpstream;
   const clusterResolver = createKubernetesResolver(r.view, r.scope);
@@ -79,7 +79,7 @@ export function allBuiltins(
       inactiveBecause: socks ? undefined : "only with --socks-upstream HOST:PORT",
     },
     { plugin: { ...kubernetes, setup: () => ({ resolvers: [clusterResolver] }) } },
-    { plugin: portForwardPlugin({ kubeConfig: r.kubeConfig, telemetry: r.telemetry }) },
+    { plugin: portForwardPlugin({ access: r.access, telemetry: r.telemetry }) },
     { plugin: directPlugin },
     { plugin: dnsModesPlugin },
   ];

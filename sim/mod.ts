@@ -149,11 +149,7 @@ export async function startSimCluster(options: SimOptions): Promise<SimCluster> 
       "- name: k8stun-sim",
       "  cluster:",
       `    server: ${url}`,
-      // client-node (so every k8stun command) refuses an http:// server unless the kubeconfig
-      // opts out of TLS verification explicitly; kubectl accepts the flag for http:// too.
-      tls
-        ? `    certificate-authority-data: ${btoa(tls.caPem)}`
-        : "    insecure-skip-tls-verify: true",
+      ...(tls ? [`    certificate-authority-data: ${btoa(tls.caPem)}`] : []),
       "users:",
       "- name: k8stun-sim",
       "  user:",

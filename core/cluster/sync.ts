@@ -7,7 +7,8 @@
  * when no watch fails. While the server is unreachable the store keeps serving its last view.
  * Scoped to all namespaces, or to the given ones when listing all is forbidden.
  */
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig, Watch } from "@kubernetes/client-node";
+import type { ApiAccess } from "../k8s/api_access.ts";
+import { ApiClient, ApiStatusError, type Watching } from "../k8s/api_client.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
 import { deadline } from "../deadline.ts";
@@ -40,7 +41,10 @@ export interface ClusterSync {
 
 /** Options for {@link startClusterSync}. */
 export interface ClusterSyncOptions {
-  kubeConfig: KubeConfig;
+  /** The API server and the credentials to use there. */
+  access: ApiAccess;
+  /** Sets TCP_NODELAY on a connection by local port (ffi/, owned by the caller; optional). */
+  noDelay?: (localPort: number) => Promise<unknown>;
   /** Namespaces to fall back to when listing all is forbidden. */
   namespaces: string[];
   telemetry?: TelemetrySink;
@@ -60,15 +64,16 @@ export class ClusterAccessError extends Error {}
 /** Starts listing and watching. */
 export async function startClusterSync(options: ClusterSyncOptions): Promise<ClusterSync> {
   const store = new ClusterStore();
-  const core = options.kubeConfig.makeApiClient(CoreV1Api);
-  const discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
-  const watch = new Watch(options.kubeConfig);
   const telemetry = options.telemetry ?? NoTelemetry;
-  const server = options.kubeConfig.getCurrentCluster()?.server;
+  const server = options.access.server;
   const initialListTimeoutMs = options.initialListTimeoutMs ?? 15_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const api = new ApiClient(options.access, {
+    handshakeTimeoutMs: requestTimeoutMs,
+    noDelay: options.noDelay,
+  });
   const reachability = new Reachability();
-  const aborts = new Set<AbortController>();
+  const aborts = new Set<Watching>();
   let closed = false;
   const watching = new Map<string, boolean>();
 
@@ -91,7 +96,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
   let scopes: (string | undefined)[] = [undefined];
   try {
     await deadline(
-      core.listNamespace({ limit: 1 }),
+      api.get("/api/v1/namespaces?limit=1"),
       initialListTimeoutMs,
       () => new Error(`it did not answer within ${initialListTimeoutMs / 1000} s (--sync-timeout)`),
     );
@@ -99,7 +104,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
     const code = statusCode(error);
     if (code === 401) {
       throw new ClusterAccessError(
-        `the API server at ${server} rejected the credentials of context "${options.kubeConfig.getCurrentContext()}" (401 Unauthorized)`,
+        `the API server at ${server} rejected the credentials of context "${options.access.context}" (401 Unauthorized)`,
       );
     }
     if (code !== 403) {
@@ -111,28 +116,13 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
     });
   }
 
-  const list = async (resource: Resource, namespace: string | undefined) => {
-    switch (resource) {
-      case "namespaces":
-        return namespace
-          ? {
-            items: [await core.readNamespace({ name: namespace })],
-            metadata: { resourceVersion: undefined },
-          }
-          : await core.listNamespace();
-      case "services":
-        return namespace
-          ? await core.listNamespacedService({ namespace })
-          : await core.listServiceForAllNamespaces();
-      case "pods":
-        return namespace
-          ? await core.listNamespacedPod({ namespace })
-          : await core.listPodForAllNamespaces();
-      case "endpointslices":
-        return namespace
-          ? await discovery.listNamespacedEndpointSlice({ namespace })
-          : await discovery.listEndpointSliceForAllNamespaces();
+  const list = (resource: Resource, namespace: string | undefined): Promise<KubeList> => {
+    if (resource === "namespaces" && namespace) {
+      // Only the one namespace may be readable: its object stands for the list.
+      return api.get<KubeObject>(`/api/v1/namespaces/${namespace}`)
+        .then((object) => ({ items: [object], metadata: {} }));
     }
+    return api.get<KubeList>(path(resource, namespace)!);
   };
   const path = (resource: Resource, namespace: string | undefined) => {
     const base = resource === "endpointslices" ? "/apis/discovery.k8s.io/v1" : "/api/v1";
@@ -160,6 +150,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
       let expired = false;
       let events = 0;
       let latest = rv;
+      let open: Watching | undefined;
       const finish = (end: WatchEnd) => {
         if (settled) return;
         settled = true;
@@ -172,11 +163,9 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
         () => finish({ kind: "failed", error: `no answer within ${requestTimeoutMs / 1000} s` }),
         requestTimeoutMs,
       );
-      watch.watch(watchPath, {
-        resourceVersion: rv,
-        allowWatchBookmarks: true,
-        timeoutSeconds: 300,
-      }, (type, object) => {
+      const query = `?watch=1&resourceVersion=${encodeURIComponent(rv)}` +
+        "&allowWatchBookmarks=true&timeoutSeconds=300";
+      api.watch(`${watchPath}${query}`, ({ type, object }) => {
         events++;
         if (type === "ERROR") {
           if (object?.code === 410) expired = true;
@@ -185,20 +174,21 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
         latest = object?.metadata?.resourceVersion ?? latest;
         if (type !== "BOOKMARK") apply(resource, type, object);
       }, (error) => {
-        if (expired || (error && statusCode(error) === 410)) {
-          finish({ kind: "expired", rv: latest });
-        } else if (error) {
-          finish({ kind: "failed", error: describe(error), status: statusCode(error) });
-        } else finish({ kind: "ended", rv: latest, events });
-      }).then((controller) => {
-        // The library reports a failed request through `done` and still resolves: only a
-        // watch that is still open here was answered.
-        if (settled) return controller.abort();
+        if (open) aborts.delete(open);
+        if (expired) finish({ kind: "expired", rv: latest });
+        else if (error) finish({ kind: "failed", error: describe(error) });
+        else finish({ kind: "ended", rv: latest, events });
+      }).then((opened) => {
+        open = opened;
+        if (settled) return opened.abort();
         clearTimeout(unanswered);
         watching.set(name, true);
         reachability.succeeded(name);
-        aborts.add(controller);
-      }, (error) => finish({ kind: "failed", error: describe(error), status: statusCode(error) }));
+        aborts.add(opened);
+      }, (error) => {
+        if (statusCode(error) === 410) finish({ kind: "expired", rv: latest });
+        else finish({ kind: "failed", error: describe(error), status: statusCode(error) });
+      });
     });
 
   const run = async (resource: Resource, namespace: string | undefined, listed: () => void) => {
@@ -224,8 +214,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
             () => new Error(`no answer to the list within ${requestTimeoutMs / 1000} s`),
           );
           if (closed) return;
-          // client-node's typed objects, read through the fields the store needs
-          store.replace(resource, result.items as unknown as KubeObject[], namespace);
+          store.replace(resource, result.items ?? [], namespace);
           rv = result.metadata?.resourceVersion;
           reachability.succeeded(name);
           if (first) {
@@ -273,7 +262,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
       if (closed) return;
       try {
         await deadline(
-          core.listNamespace({ limit: 1 }),
+          api.get("/api/v1/namespaces?limit=1"),
           Math.min(interval, 5_000),
           () => new Error("no answer"),
         );
@@ -286,7 +275,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
         }
         reachability.failed("liveness probe", describe(error));
         // The watches may sit on a dead connection that never errors: start them afresh.
-        for (const controller of aborts) controller.abort();
+        for (const open of aborts) open.abort();
         aborts.clear();
       }
     }
@@ -338,11 +327,15 @@ type WatchEnd =
   | { kind: "failed"; error: string; status?: number }
   | { kind: "ended"; rv: string; events: number };
 
-/** The HTTP status of a failed request (a network error's string `code` is not one). */
+/** A list as the API serves it (only what the loop reads). */
+interface KubeList {
+  items?: KubeObject[];
+  metadata?: { resourceVersion?: string };
+}
+
+/** The HTTP status of a refused request; undefined for a network failure. */
 function statusCode(error: unknown): number | undefined {
-  const e = error as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
-  const code = [e?.code, e?.statusCode, e?.response?.statusCode].find((c) => typeof c === "number");
-  return code as number | undefined;
+  return error instanceof ApiStatusError ? error.status : undefined;
 }
 
 function describe(error: unknown): string {

@@ -27,6 +27,11 @@ export interface DenoTlsMaterial {
    * stays on; the socket still sends what one turn wrote as one write).
    */
   noDelay?: (localPort: number) => Promise<unknown>;
+  /**
+   * Opens the TCP connection through the cluster's proxy (proxy_tunnel.ts) instead of directly;
+   * TLS then starts on the tunnel. Not with a client certificate (only `connectTls` presents one).
+   */
+  tunnel?: (hostname: string, port: number) => Promise<Deno.TcpConn>;
 }
 
 /** The connection options `node:http` hands a `createConnection` (only those used here). */
@@ -263,9 +268,10 @@ export function denoTlsConnector(
       // and WebSocket messages are small and must not wait for the server's delayed ACK. Only
       // `connectTls` presents a client certificate; its socket gets the option from `noDelay`.
       const withCertificate = material.cert !== undefined && material.key !== undefined;
+      const tcp = () => material.tunnel?.(host, port) ?? noDelayConnect(host, port);
       const conn = withCertificate
         ? await Deno.connectTls({ hostname: host, port, ...tlsOptions(material) })
-        : await Deno.startTls(await noDelayConnect(host, port), {
+        : await Deno.startTls(await tcp(), {
           hostname: serverName,
           ...tlsOptions(material),
         });

@@ -6,8 +6,7 @@
  * SYN_STREAMs on an open link instead of TLS + upgrade + authorisation. The data stream
  * half-closes with FIN (unlike v4); one stream's failure never ends the session.
  */
-// @ts-types="@types/ws"
-import type WebSocket from "ws";
+import type { ApiRequestOptions } from "../../core/k8s/api_connection.ts";
 import { DialError, type Duplex } from "../../mod.ts";
 import {
   type SessionFailures,
@@ -101,7 +100,7 @@ export class PortForwardSession {
   /** Opens a session; rejects with {@link SpdyUnavailable} when the server does not tunnel SPDY. */
   static async open(
     url: string,
-    options: WebSocket.ClientOptions,
+    options: ApiRequestOptions,
     liveness: LivenessOptions = {},
   ): Promise<PortForwardSession> {
     const started = performance.now();
@@ -115,7 +114,7 @@ export class PortForwardSession {
    */
   static async openDirect(
     url: string,
-    options: WebSocket.ClientOptions,
+    options: ApiRequestOptions,
     liveness: LivenessOptions = {},
   ): Promise<PortForwardSession> {
     const started = performance.now();
@@ -225,6 +224,8 @@ export class PortForwardSession {
       }),
       abort,
       accepted: early ? accepted : undefined,
+      // A write resolves once its bytes are copied into the link's frame buffers (session.ts).
+      writeReleasesChunk: true,
     };
   }
 

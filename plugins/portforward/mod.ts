@@ -10,7 +10,8 @@
  * server. A session that closes — or stops answering PINGs, or outlived a suspend of the machine —
  * is re-opened (with fresh credentials) by the next dial (link_liveness.ts).
  */
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { ApiAccess } from "../../core/k8s/api_access.ts";
+import { apiRequestOptions } from "../../core/k8s/api_connection.ts";
 import {
   type Dialer,
   DialError,
@@ -21,7 +22,8 @@ import {
 import { NoTelemetry, type TelemetrySink } from "../../core/telemetry.ts";
 import { openV4Stream } from "./v4_stream.ts";
 import { PortForwardSession, SpdyUnavailable } from "./forward_session.ts";
-import { apiServerSocketOptions } from "./connection_options.ts";
+import { CredentialsRefused } from "./spdy_upgrade.ts";
+import { setConnectionNoDelay } from "../../ffi/linux/socket_nodelay.ts";
 import type { LivenessOptions } from "./link_liveness.ts";
 import { logger } from "../../core/log.ts";
 
@@ -30,7 +32,8 @@ export type PortForwardTransport = "tunnel" | "direct" | "v4";
 
 /** Options for {@link createPortForwardDialer}. */
 export interface PortForwardDialerOptions {
-  kubeConfig: KubeConfig;
+  /** The API server and credentials (absent: no kubeconfig, every dial fails saying so). */
+  access: ApiAccess | undefined;
   /**
    * The transports to try, in order, each API server keeping the first that its upgrade does not
    * refuse (default tunnel, direct, v4: newest first).
@@ -74,20 +77,26 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
     query: string,
     scheme: "ws" | "http" = "ws",
   ) => {
-    const cluster = options.kubeConfig.getCurrentCluster();
-    if (!cluster) throw new DialError("error", "the kubeconfig has no current cluster");
-    const server = cluster.server.replace(/\/$/, "").replace(/^http/, scheme);
+    const server = serverOf().replace(/\/$/, "").replace(/^http/, scheme);
     return `${server}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${
       encodeURIComponent(target.name)
     }/portforward${query}`;
   };
   const warned = new Set<string>();
   const warn = options.warn ?? ((message: string) => logger("portforward").warn(message));
+  const serverOf = () => {
+    if (!options.access) throw new DialError("error", "there is no kubeconfig to dial with");
+    return options.access.server;
+  };
   const wsOptions = () =>
-    apiServerSocketOptions(options.kubeConfig, options.handshakeTimeoutMs ?? 10_000, (m) => {
-      if (warned.has(m)) return;
-      warned.add(m);
-      warn(m);
+    apiRequestOptions(options.access!, {
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      warn: (m) => {
+        if (warned.has(m)) return;
+        warned.add(m);
+        warn(m);
+      },
+      noDelay: Deno.build.os === "linux" ? setConnectionNoDelay : undefined,
     });
   const session = (target: Extract<DialTarget, { kind: "pod" }>): Promise<PortForwardSession> => {
     const key = `${target.namespace}/${target.name}`;
@@ -106,7 +115,7 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
   };
   /** A session by the server's transport; a refusal moves the server on to the next one. */
   const openSession = async (target: Extract<DialTarget, { kind: "pod" }>) => {
-    const server = options.kubeConfig.getCurrentCluster()?.server ?? "";
+    const server = serverOf();
     const o = await wsOptions();
     if (transportOf(server) === "tunnel") {
       try {
@@ -123,49 +132,58 @@ export function createPortForwardDialer(options: PortForwardDialerOptions): Dial
       throw error;
     }
   };
+  const dial = async (
+    target: DialTarget,
+    { signal, early }: { signal: AbortSignal; early?: boolean },
+  ): Promise<Duplex> => {
+    if (target.kind !== "pod") throw new DialError("unreachable", "not a pod target");
+    const server = serverOf();
+    const started = performance.now();
+    if (transportOf(server) !== "v4") {
+      try {
+        const s = await session(target);
+        const duplex = await s.openStream(target.port, signal, early);
+        telemetry.emit({
+          type: "portforward_dial",
+          seconds: (performance.now() - started) / 1000,
+          reused: true,
+        });
+        return duplex;
+      } catch (error) {
+        if (!(error instanceof SpdyUnavailable)) throw error;
+        // Refused by every SPDY transport: the server goes to v4, if v4 is to be tried.
+        if (transportOf(server) !== "v4") {
+          throw new DialError(
+            "error",
+            `the API server refused every port-forward transport tried (${error.message})`,
+          );
+        }
+      }
+    }
+    const duplex = await openV4Stream(
+      podUrl(target, `?ports=${target.port}`),
+      await wsOptions(),
+      signal,
+      options.v4RefusalGraceMs,
+      early,
+      options.liveness,
+    );
+    telemetry.emit({
+      type: "portforward_dial",
+      seconds: (performance.now() - started) / 1000,
+      reused: false,
+    });
+    return duplex;
+  };
   return {
     name: "portforward",
     accepts: (target: DialTarget) => target.kind === "pod",
-    async dial(target, { signal, early }): Promise<Duplex> {
-      if (target.kind !== "pod") throw new DialError("unreachable", "not a pod target");
-      const server = options.kubeConfig.getCurrentCluster()?.server ?? "";
-      const started = performance.now();
-      if (transportOf(server) !== "v4") {
-        try {
-          const s = await session(target);
-          const duplex = await s.openStream(target.port, signal, early);
-          telemetry.emit({
-            type: "portforward_dial",
-            seconds: (performance.now() - started) / 1000,
-            reused: true,
-          });
-          return duplex;
-        } catch (error) {
-          if (!(error instanceof SpdyUnavailable)) throw error;
-          // Refused by every SPDY transport: the server goes to v4, if v4 is to be tried.
-          if (transportOf(server) !== "v4") {
-            throw new DialError(
-              "error",
-              `the API server refused every port-forward transport tried (${error.message})`,
-            );
-          }
-        }
-      }
-      const duplex = await openV4Stream(
-        podUrl(target, `?ports=${target.port}`),
-        await wsOptions(),
-        signal,
-        options.v4RefusalGraceMs,
-        early,
-        options.liveness,
-      );
-      telemetry.emit({
-        type: "portforward_dial",
-        seconds: (performance.now() - started) / 1000,
-        reused: false,
-      });
-      return duplex;
-    },
+    dial: (target, dialOptions) =>
+      dial(target, dialOptions).catch((error) => {
+        // Revoked or rotated: the next dial fetches the credentials afresh.
+        if (error instanceof CredentialsRefused) options.access?.rejected();
+        throw error;
+      }),
     close() {
       for (const s of sessions.values()) s.then((session) => session.close(), () => {});
       sessions.clear();

@@ -5,8 +5,7 @@
  * them (WebSocket messages, or nothing), pauses reading, and tells when the peer was heard.
  */
 import type { Duplex as NodeDuplex } from "node:stream";
-// @ts-types="@types/ws"
-import type WebSocket from "ws";
+import type { ApiRequestOptions } from "../../core/k8s/api_connection.ts";
 import { DialError } from "../../mod.ts";
 import { MaskedFrameEncoder } from "../../core/k8s/websocket_frame.ts";
 import {
@@ -39,7 +38,7 @@ const CLOSE_WAIT_MS = 2_000;
  */
 export async function openTunnelLink(
   url: string,
-  options: WebSocket.ClientOptions,
+  options: ApiRequestOptions,
 ): Promise<SpdyLink> {
   const key = webSocketKey();
   const { socket, head } = await upgradeConnection(url.replace(/^ws/, "http"), options, {
@@ -64,7 +63,7 @@ export async function openTunnelLink(
  */
 export async function openDirectLink(
   url: string,
-  options: WebSocket.ClientOptions,
+  options: ApiRequestOptions,
 ): Promise<SpdyLink> {
   const { socket, head } = await upgradeToSpdy(url, options);
   (socket as NodeDuplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);

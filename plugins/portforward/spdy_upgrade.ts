@@ -9,8 +9,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Duplex as NodeDuplex } from "node:stream";
-// @ts-types="@types/ws"
-import type WebSocket from "ws";
+import type { ApiRequestOptions } from "../../core/k8s/api_connection.ts";
 import { DialError } from "../../mod.ts";
 
 /** The stream protocol kubelets speak over the upgraded connection. */
@@ -20,12 +19,23 @@ export const PORT_FORWARD_PROTOCOL = "portforward.k8s.io";
 export class UpgradeRefused extends Error {}
 
 /**
+ * The API server answered 401 Unauthorized: the credentials it was given are no longer good (a
+ * revoked or rotated token), so the dialer has a cached plugin credential fetched again.
+ */
+export class CredentialsRefused extends DialError {
+  constructor(message: string) {
+    super("forbidden", message);
+  }
+}
+
+/**
  * A refused upgrade's status as the dialer reports it: credentials and missing pods are the
  * user's to fix (no other transport would do better); anything else means "not this transport".
  */
 export function upgradeRefusal(status: number, what: string): Error {
-  if (status === 401 || status === 403) {
-    return new DialError("forbidden", `${what} failed with ${status}`);
+  if (status === 401) return new CredentialsRefused(`${what} failed with 401`);
+  if (status === 403) {
+    return new DialError("forbidden", `${what} failed with 403`);
   }
   if (status === 404) return new DialError("unreachable", `${what} failed with 404 (no such pod)`);
   return new UpgradeRefused(`${what} refused with ${status}`);
@@ -58,7 +68,7 @@ export interface UpgradeRequest {
  */
 export function upgradeConnection(
   url: string,
-  options: WebSocket.ClientOptions,
+  options: ApiRequestOptions,
   upgrade: UpgradeRequest,
 ): Promise<SpdyUpgrade> {
   const { handshakeTimeout, headers, ...rest } = options;
@@ -96,7 +106,7 @@ export function upgradeConnection(
 }
 
 /** Sends the direct `Upgrade: SPDY/3.1` (see {@link upgradeConnection}). */
-export function upgradeToSpdy(url: string, options: WebSocket.ClientOptions): Promise<SpdyUpgrade> {
+export function upgradeToSpdy(url: string, options: ApiRequestOptions): Promise<SpdyUpgrade> {
   return upgradeConnection(url, options, {
     method: "POST",
     headers: {

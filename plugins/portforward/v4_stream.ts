@@ -6,10 +6,12 @@
  */
 // @ts-types="@types/ws"
 import WebSocket from "ws";
+import type { ApiRequestOptions } from "../../core/k8s/api_connection.ts";
 import { DialError, type Duplex } from "../../mod.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
 import { MAX_MESSAGE, SEND_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 import { ReplyDeadline } from "./reply_deadline.ts";
+import { CredentialsRefused } from "./spdy_upgrade.ts";
 
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
@@ -30,7 +32,7 @@ const HALF_CLOSE_QUIET_MS = 250;
  */
 export function openV4Stream(
   url: string,
-  options: WebSocket.ClientOptions,
+  options: ApiRequestOptions,
   signal: AbortSignal,
   refusalGraceMs = REFUSAL_GRACE_MS,
   early = false,
@@ -46,7 +48,8 @@ export function openV4Stream(
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const ws = new WebSocket(url, ["v4.channel.k8s.io"], {
-      ...options,
+      // A repeated header (Impersonate-Group) is an array, which `ws` hands to node:http as is.
+      ...options as WebSocket.ClientOptions,
       maxPayload: MAX_MESSAGE,
       perMessageDeflate: false,
     });
@@ -126,11 +129,9 @@ export function openV4Stream(
           : status === 404
           ? "unreachable"
           : "error";
+        const text = `port-forward upgrade failed with ${status}: ${message || "no body"}`;
         fail(
-          new DialError(
-            reason,
-            `port-forward upgrade failed with ${status}: ${message || "no body"}`,
-          ),
+          status === 401 ? new CredentialsRefused(text) : new DialError(reason, text),
         );
       });
     });

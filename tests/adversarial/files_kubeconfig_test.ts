@@ -69,9 +69,8 @@ Deno.test({
         PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       };
       const kube = loadKubeConfig({ kubeconfig: path }, { env: (name) => env[name] });
-      const request = await kube.kubeConfig.applyToFetchOptions({});
-      const headers = new Headers(request.headers as HeadersInit);
-      assertEquals(headers.get("authorization"), "Bearer from-plugin");
+      const { headers } = await kube.access.credentials();
+      assertEquals(headers["Authorization"], "Bearer from-plugin");
       const [uid, gid, pluginHome] = (await Deno.readTextFile(`${home}/ran-as`)).split("\n");
       assertEquals(uid, String(NOBODY), "the plugin ran as the invoking user, not root");
       assertEquals(gid, String(NOBODY));
@@ -120,7 +119,7 @@ Deno.test({
         kubeconfig(["    exec:", "      command: /bin/true", "      args: [x]"]),
       );
       const kube = loadKubeConfig({ kubeconfig: path }, { env: () => undefined });
-      const exec = kube.kubeConfig.getCurrentUser()?.exec;
+      const exec = kube.access.user.exec;
       assert(exec);
       assertEquals([exec.command, exec.args], ["/bin/true", ["x"]]);
     } finally {

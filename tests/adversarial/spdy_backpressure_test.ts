@@ -6,7 +6,7 @@
  */
 import { isolateMemory } from "./harness.ts";
 import { createServer, type IncomingMessage } from "node:http";
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import type { Duplex as NodeDuplex } from "node:stream";
 import type { Buffer } from "node:buffer";
 // @ts-types="@types/ws"
@@ -33,7 +33,7 @@ import {
   PortForwardSession,
   SPDY_TUNNEL_PROTOCOL,
 } from "../../plugins/portforward/forward_session.ts";
-import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
+import { apiRequestOptions } from "../../core/k8s/api_connection.ts";
 import type { Duplex } from "../../mod.ts";
 
 const MiB = 1024 * 1024;
@@ -288,11 +288,10 @@ Deno.test({
     // keeps reading from the kernel after pause(), so the bytes the session refuses would pile
     // up inside it (hundreds of MiB) instead of stopping the pod.
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromString(sim.kubeconfig());
+    const access = ApiAccess.fromText(sim.kubeconfig());
     const session = await PortForwardSession.open(
       `${sim.url.replace(/^http/, "ws")}/api/v1/namespaces/demo/pods/echo-5c6b-m9t2z/portforward`,
-      await apiServerSocketOptions(kubeConfig, 10_000),
+      await apiRequestOptions(access, { handshakeTimeoutMs: 10_000 }),
     );
     try {
       const TOTAL = 128 * MiB;

@@ -9,7 +9,7 @@
  * accepted recently (`--early-connect`): its bytes go out as soon as the streams are requested,
  * and the kubelet's verdict arrives later (a refusal then resets the connection).
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import {
   createPortForwardDialer,
   type PortForwardTransport,
@@ -18,10 +18,9 @@ import { connDuplex } from "../../core/stream/conn_duplex.ts";
 
 const [kubeconfig, namespace, name, port, transport, mode] = Deno.args;
 const early = mode === "early";
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromFile(kubeconfig);
+const access = ApiAccess.fromText(Deno.readTextFileSync(kubeconfig));
 const dialer = createPortForwardDialer({
-  kubeConfig,
+  access,
   transports: [transport as PortForwardTransport],
 });
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -4,7 +4,7 @@
  * `Upgrade: SPDY/3.1`), against the one-WebSocket-per-connection v4 transport (what the Rust
  * k8stun does) measured in the same run.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import {
   createPortForwardDialer,
@@ -78,11 +78,10 @@ export async function run(): Promise<BenchResult[]> {
     port?: number,
     v4RefusalGraceMs?: number,
   ) => {
-    const kc = new KubeConfig();
-    kc.loadFromString(
+    const kc = ApiAccess.fromText(
       port ? kubeconfig.replace(/(server: \S+:)\d+/, `$1${port}`) : kubeconfig,
     );
-    return createPortForwardDialer({ kubeConfig: kc, transports, v4RefusalGraceMs });
+    return createPortForwardDialer({ access: kc, transports, v4RefusalGraceMs });
   };
   // The baseline hands the connection over as soon as the socket is up, as kubectl and the Rust
   // k8stun do (no wait for a refusal).

@@ -1,5 +1,5 @@
 /** The shared session assembly: the cluster resolver's role, and the proxy's flag table. */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { loadSessionPlugins, type SessionCluster } from "../../cli/assemble.ts";
 import { proxyFlags } from "../../cli/commands/proxy.ts";
@@ -27,7 +27,10 @@ Deno.test("assembly: only the built-in cluster resolver is set apart, not a plug
     },
   } as unknown as SessionCluster;
   const kube = {
-    kubeConfig: new KubeConfig(),
+    access: ApiAccess.fromText(
+      "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+        "contexts: [{name: c, context: {cluster: c}}]\ncurrent-context: c\n",
+    ),
     files: [],
     context: "c",
     server: "s",

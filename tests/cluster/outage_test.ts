@@ -3,7 +3,7 @@
  * instead of spinning, the outage is announced once each way, cached names keep answering, and
  * a server that accepts connections but never answers fails start-up in bounded time.
  */
-import * as k8s from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Backoff } from "../../core/cluster/backoff.ts";
 import { Reachability } from "../../core/cluster/reachability.ts";
@@ -22,11 +22,9 @@ async function until(check: () => boolean, ms: number, what: string): Promise<nu
 }
 
 /** The sim's kubeconfig, pointed at `port` on loopback instead. */
-function kubeConfigVia(kubeconfig: string, simUrl: string, port: number): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
+function accessVia(kubeconfig: string, simUrl: string, port: number): ApiAccess {
   const url = new URL(simUrl);
-  kc.loadFromString(kubeconfig.replaceAll(simUrl, `${url.protocol}//127.0.0.1:${port}`));
-  return kc;
+  return ApiAccess.fromText(kubeconfig.replaceAll(simUrl, `${url.protocol}//127.0.0.1:${port}`));
 }
 
 Deno.test("cluster backoff: 0.8 s doubling to 30 s, back to the start after a quiet spell", () => {
@@ -66,7 +64,7 @@ Deno.test({
     await using relay = relayToApi(sim.url);
     const events: TelemetryEvent[] = [];
     const view = await startClusterSync({
-      kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
+      access: accessVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
       telemetry: { emit: (event) => events.push(event) },
       probeIntervalMs: 500,
@@ -119,7 +117,7 @@ Deno.test({
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     await using relay = relayToApi(sim.url);
     const view = await startClusterSync({
-      kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
+      access: accessVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
       probeIntervalMs: 300,
       requestTimeoutMs: 1000,
@@ -148,7 +146,7 @@ Deno.test({
     relay.setMode("blackhole");
     const started = Date.now();
     const error = await startClusterSync({
-      kubeConfig: kubeConfigVia(sim.kubeconfig(), sim.url, relay.port),
+      access: accessVia(sim.kubeconfig(), sim.url, relay.port),
       namespaces: ["demo"],
       initialListTimeoutMs: 1000,
     }).then((view) => view.synced).then(() => undefined, (e) => e);

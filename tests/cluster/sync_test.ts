@@ -1,5 +1,5 @@
 /** The cluster view against the simulated cluster: endpoint changes, 410s, dropped watches, credentials. */
-import * as k8s from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { startClusterSync } from "../../core/cluster/sync.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
@@ -22,9 +22,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    const kc = new k8s.KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const view = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const view = await startClusterSync({ access: kc, namespaces: ["demo"] });
     try {
       await view.synced;
       const store = view.store;
@@ -77,9 +76,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, token: "right" });
-    const kc = new k8s.KubeConfig();
-    kc.loadFromString(sim.kubeconfig().replace("token: right", "token: wrong"));
-    const error = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] }).catch((e) => e);
+    const kc = ApiAccess.fromText(sim.kubeconfig().replace("token: right", "token: wrong"));
+    const error = await startClusterSync({ access: kc, namespaces: ["demo"] }).catch((e) => e);
     assert(error instanceof Error);
     assertEquals(
       error.message,

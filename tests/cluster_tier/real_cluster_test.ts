@@ -3,7 +3,7 @@
  * kube-controller-manager's EndpointSlice controller, kwok as the kubelet). Runs when the control
  * plane binaries are built (`deno task test:cluster` builds them); otherwise skipped with a reason.
  */
-import * as k8s from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { startClusterSync } from "../../core/cluster/sync.ts";
 import { Router } from "../../core/router.ts";
@@ -33,9 +33,8 @@ Deno.test({
   async fn() {
     await using cp = await startControlPlane({ bin });
     const servers = await applyDemoFixture(cp);
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
-    const view = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] });
+    const kc = ApiAccess.fromText(Deno.readTextFileSync(cp.kubeconfigPath));
+    const view = await startClusterSync({ access: kc, namespaces: ["demo"] });
     try {
       await view.synced;
       const store = view.store;
@@ -55,7 +54,7 @@ Deno.test({
       };
       const router = new Router({
         resolvers: [createKubernetesResolver(store, scope)],
-        dialers: [createPortForwardDialer({ kubeConfig: kc, telemetry })],
+        dialers: [createPortForwardDialer({ access: kc, telemetry })],
         cluster: store,
         vips,
       });
@@ -87,7 +86,7 @@ Deno.test({
         store,
         scope: { ...scope, defaultNamespace: "demo" },
         resolvers: [],
-        dialers: [createPortForwardDialer({ kubeConfig: kc })],
+        dialers: [createPortForwardDialer({ access: kc })],
         socks: { hostname: "127.0.0.1", port: 0 },
       });
       try {

@@ -2,7 +2,7 @@
  * Early handover (DialOptions.early, what the TUN front uses): the port-forward dial returns
  * before the kubelet's verdict, and a refusing pod is replayed onto the next ready pod.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { startClusterSync } from "../../core/cluster/sync.ts";
@@ -14,11 +14,10 @@ const flow = { port: 80, protocol: "tcp" as const, front: "tun" as const, name: 
 
 async function routerOverSim(tunnel = true) {
   const sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromString(sim.kubeconfig("demo"));
-  const view = await startClusterSync({ kubeConfig, namespaces: ["demo"] });
+  const access = ApiAccess.fromText(sim.kubeconfig("demo"));
+  const view = await startClusterSync({ access, namespaces: ["demo"] });
   await view.synced;
-  const dialer = createPortForwardDialer({ kubeConfig });
+  const dialer = createPortForwardDialer({ access });
   const router = new Router({
     resolvers: [{
       name: "test",
@@ -78,11 +77,7 @@ Deno.test({
     const signal = new AbortController().signal;
     await get((await s.router.open(flow, signal, { early: true })).duplex); // session is up
     const dialer = createPortForwardDialer({
-      kubeConfig: (() => {
-        const kc = new KubeConfig();
-        kc.loadFromString(s.sim.kubeconfig("demo"));
-        return kc;
-      })(),
+      access: ApiAccess.fromText(s.sim.kubeconfig("demo")),
     });
     try {
       const target = { kind: "pod" as const, namespace: "demo", name: "db-0", port: 5432 };

@@ -4,7 +4,7 @@
  * connection survives a proxy that kills idle connections; after a suspend new connections get a
  * new session. The simulator sits behind a TCP relay on loopback (tests/lab/outage_relay.ts).
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
@@ -54,10 +54,11 @@ async function relayedCluster(
   const sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel });
   const port = Number(new URL(sim.url).port);
   const relay = startOutageRelay({ hostname: "127.0.0.1", port }, undefined, relayOptions);
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromString(sim.kubeconfig().replace(sim.url, `https://127.0.0.1:${relay.port}`));
+  const access = ApiAccess.fromText(
+    sim.kubeconfig().replace(sim.url, `https://127.0.0.1:${relay.port}`),
+  );
   const dialer: Dialer = createPortForwardDialer({
-    kubeConfig,
+    access,
     liveness,
     handshakeTimeoutMs: 1_000,
   });

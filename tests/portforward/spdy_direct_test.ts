@@ -1,5 +1,5 @@
 /** The port-forward dialer's fallback chain: WebSocket tunnel → direct SPDY/3.1 upgrade → v4. */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
@@ -80,13 +80,10 @@ Deno.test({
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel: false, tls: false });
     const proxy = spdyStrippingProxy(Number(new URL(sim.url).port));
-    const kc = new KubeConfig();
-    // Plain HTTP: the simulator's kubeconfig already says insecure-skip-tls-verify, which
-    // client-node requires for it.
-    kc.loadFromString(
+    const kc = ApiAccess.fromText(
       sim.kubeconfig().replace(/^(\s*)server: (\S+:)\d+$/m, `$1server: $2${proxy.port}`),
     );
-    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    const dialer = createPortForwardDialer({ access: kc });
     try {
       for (let i = 0; i < 2; i++) {
         const duplex = await dialer.dial(
@@ -113,9 +110,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    const kc = new KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const dialer = createPortForwardDialer({ kubeConfig: kc, transports: ["direct"] });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ access: kc, transports: ["direct"] });
     try {
       const duplex = await dialer.dial(
         { kind: "pod", namespace: "demo", name: "db-0", port: 5432 },

@@ -1,5 +1,5 @@
 /** SPDY/3.1 port-forward: framing, header compression, and the dialer against the simulator. */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals } from "../assert.ts";
 import {
   controlFrame,
@@ -104,9 +104,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    const kc = new KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ access: kc });
     try {
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => echoRoundTrip(dialer, SIZES(i))),
@@ -125,9 +124,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-    const kc = new KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ access: kc });
     try {
       const refused = await dialer.dial({
         kind: "pod",
@@ -163,9 +161,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, tunnel: false });
-    const kc = new KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ access: kc });
     try {
       for (let i = 0; i < 2; i++) {
         const duplex = await dialer.dial({
@@ -199,9 +196,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, refragmentTunnel: true });
-    const kc = new KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const dialer = createPortForwardDialer({ kubeConfig: kc });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ access: kc });
     try {
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => echoRoundTrip(dialer, SIZES(i))),
@@ -264,9 +260,8 @@ Deno.test({
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     sim.faults.stallUpgrades = true;
-    const kc = new KubeConfig();
-    kc.loadFromString(sim.kubeconfig());
-    const dialer = createPortForwardDialer({ kubeConfig: kc, handshakeTimeoutMs: 500 });
+    const kc = ApiAccess.fromText(sim.kubeconfig());
+    const dialer = createPortForwardDialer({ access: kc, handshakeTimeoutMs: 500 });
     try {
       const started = Date.now();
       const error = await dialer.dial(

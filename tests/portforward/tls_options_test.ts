@@ -3,7 +3,7 @@
  * `tls-server-name` on Deno's TLS, `insecure-skip-tls-verify` on node:tls with a warning, and
  * credentials (an exec plugin's token) run again for every new session.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { DEMO_FIXTURE, type SimCluster, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
@@ -25,9 +25,8 @@ async function echoes(dialer: Dialer, text: string): Promise<boolean> {
 }
 
 /** A kubeconfig for `sim` at `server`, with `cluster` and `user` lines (YAML, indented 4). */
-function kubeconfig(server: string, cluster: string[], user: string[]): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromString([
+function kubeconfig(server: string, cluster: string[], user: string[]): ApiAccess {
+  const kc = ApiAccess.fromText([
     "apiVersion: v1",
     "kind: Config",
     "clusters:",
@@ -57,12 +56,12 @@ Deno.test({
   async fn() {
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     const good = createPortForwardDialer({
-      kubeConfig: kubeconfig(sim.url, [ca(sim), "tls-server-name: localhost"], [
+      access: kubeconfig(sim.url, [ca(sim), "tls-server-name: localhost"], [
         `token: ${sim.token}`,
       ]),
     });
     const bad = createPortForwardDialer({
-      kubeConfig: kubeconfig(sim.url, [ca(sim), "tls-server-name: wrong.example"], [
+      access: kubeconfig(sim.url, [ca(sim), "tls-server-name: wrong.example"], [
         `token: ${sim.token}`,
       ]),
     });
@@ -90,7 +89,7 @@ Deno.test({
     await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
     const warnings: string[] = [];
     const dialer = createPortForwardDialer({
-      kubeConfig: kubeconfig(sim.url, ["insecure-skip-tls-verify: true"], [`token: ${sim.token}`]),
+      access: kubeconfig(sim.url, ["insecure-skip-tls-verify: true"], [`token: ${sim.token}`]),
       warn: (m) => warnings.push(m),
     });
     try {
@@ -106,7 +105,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "tls: an exec plugin's token is fetched again for the session that replaces a lost one (Authorization header as client-node builds it)",
+    "tls: an exec plugin's expiring token is fetched again for the session that replaces a lost one",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -117,16 +116,18 @@ Deno.test({
       const script = `${dir}/token.sh`;
       await Deno.writeTextFile(
         script,
+        // Expiring within the reuse margin: every new session needs a fresh token.
         `#!/bin/sh\necho run >> "${dir}/runs"\n` +
+          `expiry=$(date -u -d '+5 seconds' +%Y-%m-%dT%H:%M:%SZ)\n` +
           `echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",` +
-          `"status":{"token":"${sim.token}"}}'\n`,
+          `"status":{"token":"${sim.token}","expirationTimestamp":"'$expiry'"}}'\n`,
       );
       await Deno.chmod(script, 0o755);
       const runs = async () =>
         (await Deno.readTextFile(`${dir}/runs`).catch(() => "")).split("\n").filter(Boolean)
           .length;
       const dialer = createPortForwardDialer({
-        kubeConfig: kubeconfig(`https://127.0.0.1:${relay.port}`, [ca(sim)], [
+        access: kubeconfig(`https://127.0.0.1:${relay.port}`, [ca(sim)], [
           "exec:",
           "  apiVersion: client.authentication.k8s.io/v1",
           `  command: ${script}`,

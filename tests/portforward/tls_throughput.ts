@@ -8,13 +8,11 @@
  *
  *     tools/deno run --allow-all tests/portforward/tls_throughput.ts [rounds] [--external]
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import process from "node:process";
-// @ts-types="@types/ws"
-import type WebSocket from "ws";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { PortForwardSession } from "../../plugins/portforward/forward_session.ts";
-import { apiServerSocketOptions } from "../../plugins/portforward/connection_options.ts";
+import { type ApiRequestOptions, apiRequestOptions } from "../../core/k8s/api_connection.ts";
 import { startProfile, summarize } from "../bench/tier_profile.ts";
 import { median } from "../bench/median.ts";
 
@@ -58,23 +56,22 @@ async function simulator(): Promise<{ kubeconfig: string; url: string } & AsyncD
 }
 
 await using sim = await simulator();
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromString(sim.kubeconfig);
+const access = ApiAccess.fromText(sim.kubeconfig);
 const url = `${
   sim.url.replace(/^http/, "ws")
 }/api/v1/namespaces/demo/pods/echo-5c6b-m9t2z/portforward`;
 
-const paths: Record<string, () => Promise<WebSocket.ClientOptions>> = {
-  "deno tls": () => apiServerSocketOptions(kubeConfig, 10_000),
-  "node:tls": async () => {
-    const options = { handshakeTimeout: 10_000 };
-    await kubeConfig.applyToHTTPSOptions(options);
-    return options;
-  },
+const paths: Record<string, () => Promise<ApiRequestOptions>> = {
+  "deno tls": () => apiRequestOptions(access, { handshakeTimeoutMs: 10_000 }),
+  "node:tls": async () => ({
+    handshakeTimeout: 10_000,
+    headers: (await access.credentials()).headers,
+    ca: access.certificateAuthority(),
+  }),
 };
 
 /** MiB/s, and CPU ms (user + system, all threads) per MiB echoed. */
-async function echo(options: WebSocket.ClientOptions): Promise<[number, number]> {
+async function echo(options: ApiRequestOptions): Promise<[number, number]> {
   const session = await PortForwardSession.open(url, options);
   try {
     const duplex = await session.openStream(7007, new AbortController().signal);

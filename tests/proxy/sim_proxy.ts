@@ -1,5 +1,5 @@
 /** k8stun's proxy front (SOCKS5 and HTTP on loopback) over the simulated demo cluster. */
-import * as k8s from "@kubernetes/client-node";
+import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { startClusterSync } from "../../core/cluster/sync.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { builtinPlugins } from "../../plugins/builtin.ts";
@@ -11,9 +11,8 @@ export async function proxyOverSim(
   options: { allowLocal?: boolean } = {},
 ) {
   const sim = await startSimCluster({ fixture: DEMO_FIXTURE });
-  const kc = new k8s.KubeConfig();
-  kc.loadFromString(sim.kubeconfig("demo"));
-  const view = await startClusterSync({ kubeConfig: kc, namespaces: ["demo"] });
+  const kc = ApiAccess.fromText(sim.kubeconfig("demo"));
+  const view = await startClusterSync({ access: kc, namespaces: ["demo"] });
   await view.synced;
   const scope = {
     clusterDomain: "cluster.local",
@@ -21,7 +20,7 @@ export async function proxyOverSim(
     explicitNamespaces: new Set<string>(),
     defaultNamespace: "demo",
   };
-  const plugins = builtinPlugins({ view: view.store, scope, kubeConfig: kc });
+  const plugins = builtinPlugins({ view: view.store, scope, access: kc });
   const parts = await Promise.all(plugins.map((p) => p.setup({} as never)));
   const proxy = startProxyFront({
     store: view.store,
