@@ -56,6 +56,8 @@ export class ApiAccess {
   readonly #plugins: ExecCredentials;
   /** An OIDC id-token refreshed in this process (the kubeconfig is never written). */
   #oidc?: { idToken: string; refreshToken?: string };
+  /** The refresh under way: concurrent connections share it (a refresh-token may be single-use). */
+  #oidcRefresh?: Promise<{ idToken: string; refreshToken?: string }>;
 
   constructor(
     selection: {
@@ -156,7 +158,7 @@ export class ApiAccess {
     if (bearer) headers["Authorization"] = `Bearer ${bearer}`;
     else if (user.username !== undefined || user.password !== undefined) {
       const pair = `${user.username ?? ""}:${user.password ?? ""}`;
-      headers["Authorization"] = `Basic ${btoa(String.fromCharCode(...utf8(pair)))}`;
+      headers["Authorization"] = `Basic ${base64Utf8(pair)}`;
     }
     if (user.as) headers["Impersonate-User"] = user.as;
     if (user["as-uid"]) headers["Impersonate-Uid"] = user["as-uid"];
@@ -170,7 +172,9 @@ export class ApiAccess {
   /** The server refused our credentials (401): a cached plugin credential is not reused. */
   rejected(): void {
     this.#plugins.invalidate(this.userName);
-    this.#oidc = undefined;
+    // The refused id-token goes; the refresh-token stays: the issuer may have rotated it, and the
+    // kubeconfig's own one is then spent.
+    if (this.#oidc) this.#oidc = { idToken: "", refreshToken: this.#oidc.refreshToken };
   }
 
   /** `user.exec`, or the nonstandard `auth-provider.config.exec` some kubeconfigs carry. */
@@ -188,7 +192,7 @@ export class ApiAccess {
       server: cluster.server,
       ...(cluster["tls-server-name"] ? { "tls-server-name": cluster["tls-server-name"] } : {}),
       ...(cluster["insecure-skip-tls-verify"] ? { "insecure-skip-tls-verify": true } : {}),
-      ...(ca ? { "certificate-authority-data": btoa(ca) } : {}),
+      ...(ca ? { "certificate-authority-data": base64Utf8(ca) } : {}),
       ...(cluster["proxy-url"] ? { "proxy-url": cluster["proxy-url"] } : {}),
       ...(config !== undefined ? { config } : {}),
     };
@@ -209,24 +213,31 @@ export class ApiAccess {
             "to renew it; log in again (e.g. kubectl oidc-login)",
         );
       }
-      this.#oidc = await refreshOidc(text("idp-issuer-url"), refreshToken, {
+      this.#oidcRefresh ??= refreshOidc(text("idp-issuer-url"), refreshToken, {
         clientId: text("client-id"),
         clientSecret: text("client-secret"),
         caPem: text("idp-certificate-authority-data")
           ? atob(text("idp-certificate-authority-data"))
           : undefined,
-      }).catch((error) => {
+      }).then((tokens) => {
+        this.#oidc = tokens;
+        return tokens;
+      }, (error) => {
         throw new CredentialError(
           `user "${this.userName}": renewing the OIDC id-token at ${
             text("idp-issuer-url")
           } failed: ${error instanceof Error ? error.message : error}`,
         );
+      }).finally(() => {
+        this.#oidcRefresh = undefined;
       });
-      return this.#oidc.idToken;
+      return (await this.#oidcRefresh).idToken;
     }
     if (provider.name === "gcp" || provider.name === "azure") {
       const token = text("access-token");
-      const expiry = Date.parse(text("expiry") || text("expires-on"));
+      // gcp's `expiry` is RFC 3339; azure's `expires-on` is seconds since the epoch.
+      const when = text("expiry") || text("expires-on");
+      const expiry = /^\d+$/.test(when) ? Number(when) * 1000 : Date.parse(when);
       if (token && !(expiry < Date.now() + EXPIRY_MARGIN_MS)) return token;
       const plugin = provider.name === "gcp" ? "gke-gcloud-auth-plugin" : "kubelogin";
       throw new CredentialError(
@@ -316,4 +327,14 @@ async function refreshOidc(
 
 function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
+}
+
+/** Base64 of the UTF-8 bytes of `text` (btoa alone takes only Latin-1, and encodes it as such). */
+function base64Utf8(text: string): string {
+  const bytes = utf8(text);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
 }

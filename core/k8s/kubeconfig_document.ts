@@ -75,31 +75,58 @@ export function parseKubeconfig(text: string, file?: string): KubeconfigDocument
   try {
     data = parseYaml(text);
   } catch (error) {
-    throw new KubeconfigFormatError(`${where} is not YAML: ${firstLine(error)}`);
+    throw new KubeconfigFormatError(`${where}: not YAML (${firstLine(error)})`);
   }
   data ??= {};
-  if (!isRecord(data)) throw new KubeconfigFormatError(`${where} is not a kubeconfig mapping`);
-  const dir = file ? file.replace(/\/[^/]*$/, "") || "/" : undefined;
-  const resolve = (path: string | undefined) =>
-    path && dir && !path.startsWith("/") ? `${dir}/${path}` : path;
+  if (!isRecord(data)) throw new KubeconfigFormatError(`${where}: not a kubeconfig mapping`);
+  // The file's directory: "." for a bare file name (the working directory), "" for "/".
+  const slash = file?.lastIndexOf("/") ?? -1;
+  const dir = file === undefined ? undefined : slash < 0 ? "." : file.slice(0, slash);
+  /** The path `field` of entry `what` holds, anchored at the file's directory when relative. */
+  const resolve = (path: unknown, what: string, field: string): string | undefined => {
+    if (path === undefined) return undefined;
+    if (typeof path !== "string") {
+      throw new KubeconfigFormatError(`${where}: ${what} ${field} is not a string`);
+    }
+    return path && dir !== undefined && !path.startsWith("/") ? `${dir}/${path}` : path;
+  };
   const document = emptyKubeconfig();
   for (const { name, value } of namedEntries(data, "clusters", "cluster", where)) {
     const server = value.server;
     if (typeof server !== "string" || server === "") {
       throw new KubeconfigFormatError(`${where}: cluster "${name}" has no server`);
     }
+    const what = `cluster "${name}"`;
     const cluster = pick(value, CLUSTER_FIELDS) as unknown as ClusterEntry;
-    cluster["certificate-authority"] = resolve(cluster["certificate-authority"]);
+    cluster["certificate-authority"] = resolve(
+      cluster["certificate-authority"],
+      what,
+      "certificate-authority",
+    );
+    const insecure = cluster["insecure-skip-tls-verify"] as unknown;
+    if (insecure !== undefined) {
+      cluster["insecure-skip-tls-verify"] = yamlBoolean(
+        insecure,
+        where,
+        what,
+        "insecure-skip-tls-verify",
+      );
+    }
     document.clusters.set(name, cluster);
   }
   for (const { name, value } of namedEntries(data, "users", "user", where)) {
+    const what = `user "${name}"`;
     const user = pick(value, USER_FIELDS) as unknown as UserEntry;
-    user["client-certificate"] = resolve(user["client-certificate"]);
-    user["client-key"] = resolve(user["client-key"]);
-    user.tokenFile = resolve(user.tokenFile);
+    user["client-certificate"] = resolve(user["client-certificate"], what, "client-certificate");
+    user["client-key"] = resolve(user["client-key"], what, "client-key");
+    user.tokenFile = resolve(user.tokenFile, what, "tokenFile");
     // A plugin named with a path is relative to the file; a bare name is looked up in PATH.
-    if (user.exec?.command?.includes("/")) {
-      user.exec = { ...user.exec, command: resolve(user.exec.command) };
+    const command: unknown = isRecord(user.exec) ? user.exec.command : undefined;
+    if (command != null && typeof command !== "string") {
+      throw new KubeconfigFormatError(`${where}: ${what} exec.command is not a string`);
+    }
+    if (typeof command === "string" && command.includes("/")) {
+      user.exec = { ...user.exec, command: resolve(command, what, "exec.command") };
     }
     document.users.set(name, withoutUndefined(user));
   }
@@ -163,17 +190,35 @@ function namedEntries(
 ): { name: string; value: Record<string, unknown> }[] {
   const entries = data[list] ?? [];
   if (!Array.isArray(entries)) throw new KubeconfigFormatError(`${where}: ${list} is not a list`);
+  const seen = new Set<string>();
   return entries.map((entry, i) => {
     const name = isRecord(entry) ? entry.name : undefined;
     if (typeof name !== "string" || name === "") {
       throw new KubeconfigFormatError(`${where}: ${list}[${i}] has no name`);
     }
+    // kubectl refuses a file naming an entry twice rather than picking one.
+    if (seen.has(name)) throw new KubeconfigFormatError(`${where}: ${list} has "${name}" twice`);
+    seen.add(name);
     const value = (entry as Record<string, unknown>)[kind] ?? {};
     if (!isRecord(value)) {
       throw new KubeconfigFormatError(`${where}: ${kind} "${name}" is not a mapping`);
     }
     return { name, value };
   });
+}
+
+/**
+ * A boolean as kubectl reads YAML (YAML 1.1, where `yes`, `on`, `no`, `off`... are booleans too;
+ * this parser reads YAML 1.2, which leaves them strings). Anything else is refused: a string such
+ * as "no" must not count as true.
+ */
+function yamlBoolean(value: unknown, where: string, what: string, field: string): boolean {
+  if (typeof value === "boolean") return value;
+  if (typeof value === "string") {
+    if (/^(?:y|Y|yes|Yes|YES|on|On|ON|true|True|TRUE)$/.test(value)) return true;
+    if (/^(?:n|N|no|No|NO|off|Off|OFF|false|False|FALSE)$/.test(value)) return false;
+  }
+  throw new KubeconfigFormatError(`${where}: ${what} ${field} is not true or false`);
 }
 
 function pick(value: Record<string, unknown>, fields: string[]): Record<string, unknown> {
