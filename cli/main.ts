@@ -2,7 +2,6 @@
  * The `k8stun` command line. Each subcommand lives in `cli/commands/` and registers itself on the
  * program; this file wires global options, logging, and error reporting.
  */
-import "./node_warnings.ts";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { StoppedDuringStartup } from "./session.ts";
 import { LOG_FORMATS, parseLogLevel, setupLogging } from "../core/log.ts";

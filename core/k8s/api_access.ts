@@ -141,20 +141,26 @@ export class ApiAccess {
       user["client-key"],
       `user "${this.userName}" client-key`,
     );
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new CredentialError(
+        `user "${this.userName}" has a client ${
+          cert ? "certificate without its key" : "key without its certificate"
+        }`,
+      );
+    }
     const exec = this.#execConfig();
-    let bearer: string | undefined;
-    if (exec) {
+    // A token written in the kubeconfig wins: the plugin or provider would only be overruled.
+    let bearer = user.token ?? (user.tokenFile ? readTokenFile(user.tokenFile) : undefined);
+    if (!bearer && exec) {
       const status = await this.#plugins.get(this.userName, exec, this.#execClusterInfo(exec));
       bearer = status.token;
       if (status.clientCertificateData && status.clientKeyData) {
         cert = status.clientCertificateData;
         key = status.clientKeyData;
       }
-    } else if (user["auth-provider"]) {
+    } else if (!bearer && user["auth-provider"]) {
       bearer = await this.#authProviderToken(user["auth-provider"]);
     }
-    if (user.token) bearer = user.token;
-    else if (user.tokenFile && bearer === undefined) bearer = readTokenFile(user.tokenFile);
     if (bearer) headers["Authorization"] = `Bearer ${bearer}`;
     else if (user.username !== undefined || user.password !== undefined) {
       const pair = `${user.username ?? ""}:${user.password ?? ""}`;

@@ -11,9 +11,7 @@ async function k8stun(...args: string[]) {
     stderr: "piped",
     env: { KUBECONFIG: "" },
   }).output();
-  const stderr = new TextDecoder().decode(out.stderr).split("\n").filter((l) =>
-    l.trim() && !/DeprecationWarning|punycode/.test(l)
-  );
+  const stderr = new TextDecoder().decode(out.stderr).split("\n").filter((l) => l.trim());
   return { code: out.code, stderr };
 }
 

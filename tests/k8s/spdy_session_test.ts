@@ -293,3 +293,34 @@ Deno.test("spdy session: ping() resolves at its own echo, after the frames read 
   assertEquals(settled, Array.from({ length: 64 }, (_, i) => 36 + i));
   assert(!session.closed, "the session lives on");
 });
+
+Deno.test("spdy session: a frame that arrives in pieces reaches a handler whole (an error stream's text is judged as one message), and a readable gets the pieces in order", async () => {
+  const peer = scriptedPeer();
+  const session = sessionOver(peer, {});
+  const texts: string[] = [];
+  const [control, body] = session.open([
+    {
+      headers: [],
+      delivery: "handler",
+      receiveOnly: true,
+      handlers: { received: (bytes) => texts.push(new TextDecoder().decode(bytes)) },
+    },
+    { headers: [], delivery: "readable" },
+  ]);
+  peer.reply(control.id);
+  peer.reply(body.id);
+  const text = dataFrame(control.id, FLAG_FIN, new TextEncoder().encode("connection refused"));
+  // Cut inside the header, then inside the text: the link delivers chunks as TLS records come.
+  for (const [from, to] of [[0, 5], [5, 20], [20, text.length]]) peer.deliver(text.slice(from, to));
+  assertEquals(texts, ["connection refused"]);
+  const bulk = new Uint8Array(40 * KiB).map((_, i) => i & 0xff);
+  const frame = dataFrame(body.id, FLAG_FIN, bulk);
+  for (const [from, to] of [[0, 16 * KiB], [16 * KiB, 32 * KiB], [32 * KiB, frame.length]]) {
+    peer.deliver(frame.slice(from, to));
+  }
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body.readable!) chunks.push(chunk);
+  assertEquals(chunks.length, 3, "the readable gets each piece as it came");
+  assertEquals(new Uint8Array(chunks.flatMap((c) => [...c])), bulk);
+  await ticks();
+});

@@ -794,3 +794,23 @@ Deno.test("jwtExpired: exp in the past, or within 10 s, counts as expired", () =
   assertEquals(jwtExpired(jwt(claims), now), false);
   assertEquals(jwtExpired(jwt({ ...claims, exp: now / 1000 - 60 }), now), true);
 });
+
+Deno.test("api access: a token written in the kubeconfig wins, and the credential plugin beside it is not run", async () => {
+  const { run, calls } = plugin(() => ({ token: "from-plugin" }));
+  const access = accessFor({
+    token: "static",
+    exec: { command: "plugin", apiVersion: V1, interactiveMode: "Never" },
+  }, { run });
+  assertEquals((await access.credentials()).headers["Authorization"], "Bearer static");
+  assertEquals(calls.length, 0, "the plugin ran although its token would be overruled");
+});
+
+Deno.test("api access: a client certificate without its key (or a key alone) is refused, naming the user", async () => {
+  const certOnly = accessFor({ "client-certificate-data": b64(CERT_PEM) });
+  assertMatch(
+    await credentialError(certOnly.credentials()),
+    /"alice".*certificate without its key/,
+  );
+  const keyOnly = accessFor({ "client-key-data": b64(KEY_PEM) });
+  assertMatch(await credentialError(keyOnly.credentials()), /"alice".*key without its certificate/);
+});

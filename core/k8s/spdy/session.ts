@@ -84,7 +84,7 @@ export class SpdySession {
   /** A data frame's SPDY header, reused: the link copies it into each frame it sends. */
   readonly #dataHeader = new Uint8Array(8);
   /** Pushed the link's received chunks, which nothing changes afterwards. */
-  readonly #parser = new FrameParser(undefined, { viewInput: true });
+  readonly #parser = new FrameParser(undefined, { viewInput: true, streamData: true });
   /** Outgoing header blocks; the replies' (empty) blocks are never read. */
   readonly #headers = new HeaderBlockEncoder();
   readonly #streams = new Map<number, SpdyStream>();
@@ -230,7 +230,9 @@ export class SpdySession {
     }
     if (!stream) return;
     if (n > 0 && !stream.readable) {
-      stream.handlers.received?.(frame.data);
+      // A handler hears whole frames (an error stream's text is parsed as a whole).
+      const whole = stream.assemble(frame.data, frame.more === true);
+      if (whole) stream.handlers.received?.(whole);
     } else if (n > 0 && !stream.ended) {
       if (!stream.receive(n) && this.#peerFlowControl) return this.#flowControlError(stream);
       stream.handlers.received?.(frame.data);

@@ -4,6 +4,7 @@
  * holds its own state (reply, windows, unread bytes); the session decides what frames mean.
  */
 import { ReceiveWindow } from "./receive_window.ts";
+import { concatBytes } from "../../stream/concat_bytes.ts";
 
 /**
  * What a session runs over: bytes either way, framed by the link (e.g. WebSocket messages, or
@@ -123,6 +124,8 @@ export class SpdyStream {
   /** Bytes handed to the readable, and how many of them were read so far. */
   #enqueued = 0;
   #read = 0;
+  /** Pieces of a handler stream's frame not complete yet ({@link assemble}). */
+  #pieces: Uint8Array[] = [];
 
   constructor(
     id: number,
@@ -185,6 +188,19 @@ export class SpdyStream {
   onReply(): void {
     this.#replied.resolve();
     this.handlers.replied?.();
+  }
+
+  /**
+   * Joins the pieces of a streamed frame for a handler stream: undefined while `more` follow,
+   * then the whole frame's bytes.
+   */
+  assemble(piece: Uint8Array, more: boolean): Uint8Array | undefined {
+    if (!more && this.#pieces.length === 0) return piece;
+    this.#pieces.push(piece.slice());
+    if (more) return undefined;
+    const whole = concatBytes(this.#pieces);
+    this.#pieces = [];
+    return whole;
   }
 
   /** Records `n` received bytes; false when they overran the window. */
