@@ -46,9 +46,18 @@ export class ApiClient {
   /** GETs `path` (with its query) and parses the JSON answer. */
   async get<T>(path: string): Promise<T> {
     const { response, cancel } = await this.#open(path);
-    const timer = setTimeout(cancel, this.#options.handshakeTimeoutMs);
+    const limitMs = this.#options.handshakeTimeoutMs;
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      cancel();
+    }, limitMs);
     try {
       return JSON.parse(await bodyText(response)) as T;
+    } catch (error) {
+      // The cancelled connection fails as "aborted": say what happened instead.
+      if (late) throw new Error(`the answer did not end within ${limitMs / 1000} s`);
+      throw error;
     } finally {
       clearTimeout(timer);
     }
