@@ -12,6 +12,16 @@ import type { ApiAccess } from "./api_access.ts";
 import { type ApiConnectionOptions, apiRequestOptions } from "./api_connection.ts";
 import { concatBytes } from "../stream/concat_bytes.ts";
 
+/**
+ * The longest watch line kept while it arrives. One event is one object, which etcd caps at a
+ * few MiB (1.5 MiB by default); anything longer is a broken or hostile stream, not an event.
+ */
+const MAX_WATCH_LINE = 16 * 1024 * 1024;
+/** The most of a list's body kept: 1 GiB of JSON is far past any real cluster's list. */
+const MAX_BODY = 1024 * 1024 * 1024;
+/** The most of a refusal's body kept for its message. */
+const MAX_REFUSAL_BODY = 64 * 1024;
+
 /** The server answered with a status other than 2xx. */
 export class ApiStatusError extends Error {
   constructor(readonly status: number, message: string) {
@@ -81,11 +91,24 @@ export class ApiClient {
       cancel();
       ended(error);
     };
-    let partial = "";
+    /** The line being received, in pieces (a big object arrives over many chunks). */
+    let partial: string[] = [];
+    let partialLength = 0;
     const decoder = new TextDecoder();
     response.on("data", (chunk: Uint8Array) => {
-      const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = lines.pop()!;
+      const text = decoder.decode(chunk, { stream: true });
+      if (!text.includes("\n")) {
+        partial.push(text);
+        partialLength += text.length;
+        if (partialLength > MAX_WATCH_LINE) {
+          finish(new Error(`the watch of ${path} sent an event over ${MAX_WATCH_LINE >> 20} MiB`));
+        }
+        return;
+      }
+      const lines = (partial.join("") + text).split("\n");
+      const rest = lines.pop()!;
+      partial = [rest];
+      partialLength = rest.length;
       for (const line of lines) {
         if (finished) return;
         if (line.trim() === "") continue;
@@ -128,7 +151,7 @@ export class ApiClient {
           return;
         }
         if (status === 401) this.#access.rejected();
-        bodyText(response).then(
+        bodyText(response, MAX_REFUSAL_BODY).then(
           (text) => reject(new ApiStatusError(status, refusal(status, text))),
           () => reject(new ApiStatusError(status, refusal(status, ""))),
         );
@@ -143,10 +166,15 @@ export class ApiClient {
 }
 
 /** The whole body of `response`, as text. */
-function bodyText(response: IncomingMessage): Promise<string> {
+function bodyText(response: IncomingMessage, limit = MAX_BODY): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
-    response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+    let length = 0;
+    response.on("data", (chunk: Uint8Array) => {
+      // Past the limit the rest is not kept (a refusal's text is cut; a list fails to parse).
+      if (length < limit) chunks.push(chunk.subarray(0, limit - length));
+      length += chunk.length;
+    });
     response.on("end", () => {
       resolve(new TextDecoder().decode(concatBytes(chunks)));
     });

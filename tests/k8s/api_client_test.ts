@@ -526,3 +526,36 @@ Deno.test("api client: https with the kubeconfig's CA, and a TLS failure without
     return true;
   });
 });
+
+Deno.test("api client: a watch line that never ends is cut at 16 MiB, ending the watch with an error, not holding the bytes", async () => {
+  const closed = later<unknown>();
+  const megabyte = "x".repeat(1024 * 1024);
+  await using server = fakeApi((_, stopping) =>
+    streamed(
+      [line("ADDED", "a"), `{"type":"ADDED","object":{"pad":"`, ...Array(20).fill(megabyte)],
+      {
+        pauseMs: 1,
+        open: stopping,
+        closed: closed.resolve,
+      },
+    )
+  );
+  const client = new ApiClient(ApiAccess.fromText(kubeconfig(server.url)), OPTIONS);
+  const watch = watchRecorder();
+  await client.watch("/api/v1/pods?watch=1", watch.onEvent, watch.onEnded);
+  const error = await within(watch.ended, "the watch ended", 10_000);
+  assert(error instanceof Error);
+  assertMatch(error.message, /an event over 16 MiB/);
+  assertEquals(watch.events.map((e) => e.object.metadata.name), ["a"]);
+  await within(closed.promise, "the server saw the connection close", 10_000);
+});
+
+Deno.test("api client: a refusal with a huge body keeps only the start of its message", async () => {
+  const message = "no. ".repeat(200_000); // 800 KB
+  await using server = fakeApi(() => json({ kind: "Status", message }, 403));
+  const client = new ApiClient(ApiAccess.fromText(kubeconfig(server.url)), OPTIONS);
+  const error = await client.get("/api/v1/pods").catch((e) => e);
+  assert(error instanceof ApiStatusError);
+  assertEquals(error.status, 403);
+  assert(error.message.length <= 64 * 1024, `message of ${error.message.length} characters`);
+});
