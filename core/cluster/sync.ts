@@ -7,7 +7,8 @@
  * when no watch fails. While the server is unreachable the store keeps serving its last view.
  * Scoped to all namespaces, or to the given ones when listing all is forbidden.
  */
-import type { ApiAccess } from "../k8s/api_access.ts";
+import { type ApiAccess, CredentialError } from "../k8s/api_access.ts";
+import { ApiConnectionError } from "../k8s/api_connection.ts";
 import { ApiClient, ApiStatusError, type Watching } from "../k8s/api_client.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
@@ -106,6 +107,10 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
       throw new ClusterAccessError(
         `the API server at ${server} rejected the credentials of context "${options.access.context}" (401 Unauthorized)`,
       );
+    }
+    if (error instanceof CredentialError || error instanceof ApiConnectionError) {
+      // Nothing was sent: the kubeconfig's credentials or connection settings are the problem.
+      throw new ClusterAccessError(`context "${options.access.context}": ${describe(error)}`);
     }
     if (code !== 403) {
       throw new ClusterAccessError(`cannot reach the API server at ${server}: ${describe(error)}`);

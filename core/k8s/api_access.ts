@@ -22,7 +22,12 @@ import {
   parseKubeconfig,
   type UserEntry,
 } from "./kubeconfig_document.ts";
-import { type ExecClusterInfo, type ExecConfig, ExecCredentials } from "./exec_credential.ts";
+import {
+  type ExecClusterInfo,
+  type ExecConfig,
+  ExecCredentialError,
+  ExecCredentials,
+} from "./exec_credential.ts";
 
 /** Headers and client certificate one connection to the API server presents. */
 export interface ApiCredentials {
@@ -152,7 +157,11 @@ export class ApiAccess {
     // A token written in the kubeconfig wins: the plugin or provider would only be overruled.
     let bearer = user.token ?? (user.tokenFile ? readTokenFile(user.tokenFile) : undefined);
     if (!bearer && exec) {
-      const status = await this.#plugins.get(this.userName, exec, this.#execClusterInfo(exec));
+      const status = await this.#plugins.get(this.userName, exec, this.#execClusterInfo(exec))
+        .catch((error) => {
+          // One kind for every credential its user must fix (sync.ts words them as such).
+          throw error instanceof ExecCredentialError ? new CredentialError(error.message) : error;
+        });
       bearer = status.token;
       if (status.clientCertificateData && status.clientKeyData) {
         cert = status.clientCertificateData;

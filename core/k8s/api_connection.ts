@@ -15,7 +15,7 @@
 import type WebSocket from "ws";
 import type { ApiAccess } from "./api_access.ts";
 import { denoTlsConnector } from "./deno_tls_socket.ts";
-import { openProxyTunnel, parseProxyUrl } from "./proxy_tunnel.ts";
+import { openProxyTunnel, parseProxyUrl, ProxyUrlError } from "./proxy_tunnel.ts";
 
 /** How requests are dialled. */
 export interface ApiConnectionOptions {
@@ -43,6 +43,15 @@ export type ApiRequestOptions = Omit<WebSocket.ClientOptions, "headers"> & {
 /** A configuration this client cannot dial at all; one line naming what to change. */
 export class ApiConnectionError extends Error {}
 
+/** The cluster's proxy, if it names one; a URL that cannot be used is this client's error. */
+function proxyOf(url: string | undefined) {
+  try {
+    return url ? parseProxyUrl(url) : undefined;
+  } catch (error) {
+    throw error instanceof ProxyUrlError ? new ApiConnectionError(error.message) : error;
+  }
+}
+
 /** Builds the options; see the module comment. */
 export async function apiRequestOptions(
   access: ApiAccess,
@@ -55,7 +64,7 @@ export async function apiRequestOptions(
   const ca = access.certificateAuthority();
   const serverName = cluster["tls-server-name"];
   const host = new URL(cluster.server).hostname.replace(/^\[|\]$/g, "");
-  const proxy = cluster["proxy-url"] ? parseProxyUrl(cluster["proxy-url"]) : undefined;
+  const proxy = proxyOf(cluster["proxy-url"]);
   const weaker = "reading from the API server cannot pause inside node:tls, so a pod streaming " +
     "into a connection the app does not read is held in memory instead of by TCP";
   /** `what` goes through node:tls: `why` Deno's TLS cannot, and the `fix` if there is one. */

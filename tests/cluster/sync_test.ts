@@ -1,7 +1,7 @@
 /** The cluster view against the simulated cluster: endpoint changes, 410s, dropped watches, credentials. */
 import { ApiAccess } from "../../core/k8s/api_access.ts";
-import { assert, assertEquals } from "../assert.ts";
-import { startClusterSync } from "../../core/cluster/sync.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { ClusterAccessError, startClusterSync } from "../../core/cluster/sync.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
 import { Router } from "../../core/router.ts";
@@ -83,5 +83,37 @@ Deno.test({
       error.message,
       `the API server at ${sim.url} rejected the credentials of context "k8stun-sim" (401 Unauthorized)`,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "cluster: a credential plugin that fails, or a proxy-url that cannot be used, is one line naming the context and what to fix — not 'cannot reach the API server'",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE, token: "right" });
+    const viaPlugin = ApiAccess.fromText(
+      sim.kubeconfig().replace(
+        "token: right",
+        "exec: {apiVersion: client.authentication.k8s.io/v1, command: k8stun-no-such-plugin, " +
+          "interactiveMode: Never, installHint: 'install it with brew'}",
+      ),
+    );
+    const pluginError = await startClusterSync({ access: viaPlugin, namespaces: ["demo"] })
+      .catch((e) => e);
+    assert(pluginError instanceof ClusterAccessError);
+    assertMatch(pluginError.message, /^context "k8stun-sim": .*k8stun-no-such-plugin.*brew/);
+    assert(!pluginError.message.includes("\n"), pluginError.message);
+    const viaProxy = ApiAccess.fromText(
+      sim.kubeconfig().replace(
+        `server: ${sim.url}`,
+        `server: ${sim.url}\n    proxy-url: https://proxy.example:3128`,
+      ),
+    );
+    const proxyError = await startClusterSync({ access: viaProxy, namespaces: ["demo"] })
+      .catch((e) => e);
+    assert(proxyError instanceof ClusterAccessError);
+    assertMatch(proxyError.message, /^context "k8stun-sim": .*https:\/\/.*socks5:\/\//);
   },
 });
