@@ -179,7 +179,7 @@ export class ApiAccess {
     if (user["as-uid"]) headers["Impersonate-Uid"] = user["as-uid"];
     if (user["as-groups"]?.length) headers["Impersonate-Group"] = user["as-groups"];
     for (const [name, values] of Object.entries(user["as-user-extra"] ?? {})) {
-      headers[`Impersonate-Extra-${encodeURIComponent(name)}`] = values;
+      headers[`Impersonate-Extra-${headerKeyEscape(name)}`] = values;
     }
     return { headers, ...(cert && key ? { cert, key } : {}) };
   }
@@ -231,9 +231,11 @@ export class ApiAccess {
       this.#oidcRefresh ??= refreshOidc(text("idp-issuer-url"), refreshToken, {
         clientId: text("client-id"),
         clientSecret: text("client-secret"),
-        caPem: text("idp-certificate-authority-data")
-          ? atob(text("idp-certificate-authority-data"))
-          : undefined,
+        caPem: pemOf(
+          text("idp-certificate-authority-data") || undefined,
+          text("idp-certificate-authority") || undefined,
+          `user "${this.userName}" idp-certificate-authority`,
+        ),
       }).then((tokens) => {
         this.#oidc = tokens;
         return tokens;
@@ -345,6 +347,22 @@ function utf8(text: string): Uint8Array {
 }
 
 /** Base64 of the UTF-8 bytes of `text` (btoa alone takes only Latin-1, and encodes it as such). */
+/**
+ * A header name's escape as kubectl writes an impersonated user's extra keys: bytes that may stand
+ * in a header name (an RFC 9110 §5.6.2 token) are kept, except `%`; every other UTF-8 byte is
+ * `%XX` (RFC 3986 §2.1), which the API server decodes.
+ */
+export function headerKeyEscape(key: string): string {
+  let escaped = "";
+  for (const byte of new TextEncoder().encode(key)) {
+    const char = String.fromCharCode(byte);
+    escaped += byte < 0x80 && /[A-Za-z0-9!#$&'*+\-.^_`|~]/.test(char)
+      ? char
+      : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return escaped;
+}
+
 function base64Utf8(text: string): string {
   const bytes = utf8(text);
   let binary = "";

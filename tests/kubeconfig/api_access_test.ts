@@ -9,6 +9,7 @@ import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "
 import {
   ApiAccess,
   CredentialError,
+  headerKeyEscape,
   jwtExpired,
   type NamedCluster,
 } from "../../core/k8s/api_access.ts";
@@ -813,4 +814,30 @@ Deno.test("api access: a client certificate without its key (or a key alone) is 
   );
   const keyOnly = accessFor({ "client-key-data": b64(KEY_PEM) });
   assertMatch(await credentialError(keyOnly.credentials()), /"alice".*key without its certificate/);
+});
+
+Deno.test("api access: impersonated extra keys are escaped as kubectl escapes header names: token characters kept but %, everything else %XX of its UTF-8 bytes", () => {
+  assertEquals(headerKeyEscape("reason"), "reason");
+  assertEquals(headerKeyEscape("example.com/scopes"), "example.com%2Fscopes");
+  assertEquals(headerKeyEscape("a+b|c~d#e$f&g^h`i'j*k!l"), "a+b|c~d#e$f&g^h`i'j*k!l");
+  assertEquals(headerKeyEscape("(x) y%z"), "%28x%29%20y%25z");
+  assertEquals(headerKeyEscape("é"), "%C3%A9");
+});
+
+Deno.test("api access: an OIDC refresh trusts idp-certificate-authority given as a file (a missing one is a CredentialError naming it)", async () => {
+  const access = accessFor({
+    "auth-provider": {
+      name: "oidc",
+      config: {
+        "id-token": jwt({ exp: inSeconds(-60) }),
+        "refresh-token": "r",
+        "idp-issuer-url": "https://issuer.example",
+        "idp-certificate-authority": "/nonexistent/idp-ca.pem",
+      },
+    },
+  });
+  assertMatch(
+    await credentialError(access.credentials()),
+    /idp-certificate-authority \/nonexistent\/idp-ca\.pem/,
+  );
 });
