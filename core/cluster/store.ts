@@ -13,10 +13,9 @@ import type {
   ServicePort,
 } from "./types.ts";
 
-/** The parts of a Kubernetes object the store reads (client-node models or raw JSON). */
 /**
  * The fields of a Namespace, Service, Pod or EndpointSlice the store reads, as the API serves them
- * (client-node's objects and raw watch events alike); everything else is ignored.
+ * in lists and watch events (plain JSON); everything else is ignored.
  */
 export interface KubeObject {
   metadata?: {
