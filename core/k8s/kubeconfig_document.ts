@@ -112,7 +112,7 @@ export function parseKubeconfig(text: string, file?: string): KubeconfigDocument
         "insecure-skip-tls-verify",
       );
     }
-    document.clusters.set(name, cluster);
+    document.clusters.set(name, withoutUndefined(cluster));
   }
   for (const { name, value } of namedEntries(data, "users", "user", where)) {
     const what = `user "${name}"`;

@@ -87,13 +87,8 @@ export class FrameParser {
    * that cannot be SPDY/3 or is longer than the limit. */
   push(bytes: Uint8Array): SpdyFrame[] {
     const frames: SpdyFrame[] = [];
-    let input = bytes;
     // The body of a data frame being streamed continues first.
-    if (this.#piece && input.length > 0) {
-      const n = Math.min(this.#piece.remaining, input.length);
-      frames.push(this.#takePiece(input, 0, n, bytes.length));
-      input = input.subarray(n);
-    }
+    let input = this.#continuePiece(bytes, frames, bytes.length);
     // A frame held back from earlier chunks is completed first, taking only its own bytes.
     while (this.#end > this.#start && input.length > 0) {
       const held = this.#end - this.#start;
@@ -106,11 +101,7 @@ export class FrameParser {
         // Its header is in: the body streams from here on.
         this.#startPiece(this.#buffer, this.#start);
         this.#release();
-        if (input.length > 0) {
-          const m = Math.min(this.#piece!.remaining, input.length);
-          frames.push(this.#takePiece(input, 0, m, bytes.length));
-          input = input.subarray(m);
-        }
+        input = this.#continuePiece(input, frames, bytes.length);
       } else if (have >= 8 && have === 8 + this.#length(this.#buffer, this.#start)) {
         frames.push(this.#takeHeld(have));
       }
@@ -122,10 +113,7 @@ export class FrameParser {
       if (input.length - offset < 8 + length) {
         if (!this.#streams(input, offset)) break;
         this.#startPiece(input, offset);
-        offset += 8;
-        if (offset < input.length) {
-          frames.push(this.#takePiece(input, offset, input.length - offset, bytes.length));
-        }
+        this.#continuePiece(input.subarray(offset + 8), frames, bytes.length);
         offset = input.length;
         break;
       }
@@ -153,8 +141,20 @@ export class FrameParser {
     };
   }
 
-  /** `n` bytes of the streamed body at `offset` of `source`, as a data frame. */
-  #takePiece(source: Uint8Array, offset: number, n: number, chunkLength: number): SpdyFrame {
+  /**
+   * Hands on the start of `input` as the streamed body's next piece (when a body is streaming);
+   * returns what follows it. `chunkLength` is the pushed chunk's, for the view-or-copy rule.
+   */
+  #continuePiece(input: Uint8Array, frames: SpdyFrame[], chunkLength: number): Uint8Array {
+    if (!this.#piece || input.length === 0) return input;
+    const n = Math.min(this.#piece.remaining, input.length);
+    frames.push(this.#takePiece(input.subarray(0, n), chunkLength));
+    return input.subarray(n);
+  }
+
+  /** `bytes` of the streamed body, as a data frame. */
+  #takePiece(bytes: Uint8Array, chunkLength: number): SpdyFrame {
+    const n = bytes.length;
     const piece = this.#piece!;
     piece.remaining -= n;
     const last = piece.remaining === 0;
@@ -164,7 +164,7 @@ export class FrameParser {
       kind: "data",
       streamId: piece.streamId,
       flags: last ? piece.flags : piece.flags & ~FLAG_FIN,
-      data: view ? source.subarray(offset, offset + n) : source.slice(offset, offset + n),
+      data: view ? bytes : bytes.slice(),
       ...(last ? {} : { more: true }),
     };
   }
