@@ -118,7 +118,20 @@ export class ApiClient {
         } catch {
           return finish(new Error(`the watch of ${path} sent a line that is not JSON`));
         }
-        event(parsed);
+        if (
+          typeof parsed?.type !== "string" || typeof parsed.object !== "object" || !parsed.object
+        ) {
+          return finish(
+            new Error(`the watch of ${path} sent a line that is no {type, object} event`),
+          );
+        }
+        try {
+          event(parsed);
+        } catch (error) {
+          // An event its handler cannot take ends the watch (the caller re-lists); thrown from a
+          // socket's data listener it would take the whole process down.
+          return finish(error instanceof Error ? error : new Error(String(error)));
+        }
       }
     });
     // The server ends a watch cleanly (its timeoutSeconds); a connection that drops is an error.

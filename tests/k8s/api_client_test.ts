@@ -559,3 +559,29 @@ Deno.test("api client: a refusal with a huge body keeps only the start of its me
   assertEquals(error.status, 403);
   assert(error.message.length <= 64 * 1024, `message of ${error.message.length} characters`);
 });
+
+Deno.test("api client: a watch event that is no {type, object}, or that its handler throws on, ends the watch with an error instead of escaping from the socket's listener", async () => {
+  for (const bad of ['{"type":"ADDED","object":null}\n', '{"object":{}}\n', "[1,2]\n", "null\n"]) {
+    await using server = fakeApi((_, stopping) =>
+      streamed([line("ADDED", "a"), bad], { open: stopping })
+    );
+    const client = new ApiClient(ApiAccess.fromText(kubeconfig(server.url)), OPTIONS);
+    const watch = watchRecorder();
+    await client.watch("/api/v1/pods?watch=1", watch.onEvent, watch.onEnded);
+    const error = await within(watch.ended, `the watch ended on ${bad.trim()}`);
+    assertMatch(String(error), /no \{type, object\} event/);
+    assertEquals(watch.events.length, 1);
+  }
+  await using server = fakeApi((_, stopping) =>
+    streamed([line("ADDED", "a"), line("ADDED", "b")], { open: stopping })
+  );
+  const client = new ApiClient(ApiAccess.fromText(kubeconfig(server.url)), OPTIONS);
+  const watch = watchRecorder();
+  await client.watch("/api/v1/pods?watch=1", (event) => {
+    watch.onEvent(event);
+    if (event.object.metadata.name === "b") throw new TypeError("cannot read spec of undefined");
+  }, watch.onEnded);
+  const error = await within(watch.ended, "the watch ended");
+  assertMatch(String(error), /cannot read spec of undefined/);
+  assertEquals(watch.ends.length, 1);
+});
