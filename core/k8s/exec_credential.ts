@@ -388,6 +388,12 @@ function oneLine(text: string): string {
   return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/[\s\x00-\x1f\x7f]+/g, " ").trim();
 }
 
+/**
+ * The most of a plugin's stdout and stderr read. An ExecCredential is a few KiB; a plugin that
+ * prints past this is killed (a runaway loop would otherwise fill memory for the whole timeout).
+ */
+const MAX_PLUGIN_OUTPUT = 1024 * 1024;
+
 /** Runs the plugin without a terminal, killing it after `timeoutMs`; see RunCommand. */
 const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
   const child = new Deno.Command(command, {
@@ -398,16 +404,28 @@ const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const output = child.output();
+  const kill = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited just now.
+    }
+  };
+  let overflowed = false;
+  const overflow = () => {
+    overflowed = true;
+    kill();
+  };
+  const output = Promise.all([
+    child.status,
+    readCapped(child.stdout, overflow),
+    readCapped(child.stderr, overflow),
+  ]);
   const timer = delay(timeoutMs);
   try {
     const result = await Promise.race([output, timer.done]);
     if (result === undefined) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It exited just now.
-      }
+      kill();
       // A process the plugin started may hold its pipes open: k8stun does not wait for it.
       const grace = delay(KILL_GRACE_MS);
       try {
@@ -417,16 +435,35 @@ const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
       }
       throw new Deno.errors.TimedOut(`${command} did not finish within ${timeoutMs} ms`);
     }
-    const decoder = new TextDecoder();
-    return {
-      code: result.code,
-      stdout: decoder.decode(result.stdout),
-      stderr: decoder.decode(result.stderr),
-    };
+    const [status, stdout, stderr] = result;
+    if (overflowed) {
+      return {
+        code: status.code || 1,
+        stdout: "",
+        stderr: `it printed more than ${MAX_PLUGIN_OUTPUT >> 20} MiB and was stopped`,
+      };
+    }
+    return { code: status.code, stdout, stderr };
   } finally {
     timer.cancel();
   }
 };
+
+/** A pipe's text, up to {@link MAX_PLUGIN_OUTPUT} bytes; past that `overflow` is called. */
+async function readCapped(stream: ReadableStream<Uint8Array>, overflow: () => void) {
+  const decoder = new TextDecoder();
+  let text = "";
+  let length = 0;
+  for await (const chunk of stream) {
+    length += chunk.length;
+    if (length > MAX_PLUGIN_OUTPUT) {
+      overflow();
+      break; // leaving the loop cancels the pipe
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
+}
 
 /** A timer that resolves `done` with undefined after `ms`, unless cancelled first. */
 function delay(ms: number): { done: Promise<undefined>; cancel: () => void } {

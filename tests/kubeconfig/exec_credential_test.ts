@@ -423,3 +423,15 @@ Deno.test("exec credential (real run): a plugin that does not finish is killed",
     assert(Date.now() - started < 5_000, "it waited for the plugin");
   });
 });
+
+Deno.test("exec credential (real run): a plugin that prints without end is stopped past 1 MiB, not read into memory for the whole timeout", async () => {
+  await withScripts({ "get-token": "exec yes\n" }, async (dir) => {
+    const exec: ExecConfig = { command: `${dir}/get-token`, apiVersion: V1 };
+    const started = Date.now();
+    assertMatch(
+      await failure(new ExecCredentials({ timeoutMs: 20_000 }).get("alice", exec)),
+      /printed more than 1 MiB and was stopped/,
+    );
+    assert(Date.now() - started < 10_000, "it waited for the timeout");
+  });
+});
