@@ -1,8 +1,10 @@
 /**
  * DNS: queries per second and latency for cluster names (answered from the watch cache) and for
- * forwarded names (a local upstream on loopback), over UDP sockets, with 50 queries in flight from
- * a client in another Worker (the server keeps the main thread, as with real clients). Medians of
- * three alternating rounds.
+ * forwarded names, over UDP sockets, with 50 (or 4: a laptop's load) queries in flight from a
+ * client in another Worker (the server keeps the main thread, as with real clients). Forwarded
+ * names go to a local upstream that answers at once, on loopback, and to one that answers
+ * {@link DISTANT_RESOLVER_MS} ms later, as a resolver on the LAN or at the ISP does; each is also
+ * queried directly, as the baseline. Medians of three alternating rounds.
  */
 import { ClusterStore } from "../../core/cluster/store.ts";
 import { ClusterAnswerer } from "../../core/dns/answer.ts";
@@ -51,7 +53,11 @@ type Row =
   | "forwarded"
   | "direct"
   | "forwardedLight"
-  | "directLight";
+  | "directLight"
+  | "forwardedFar"
+  | "directFar"
+  | "forwardedFarLight"
+  | "directFarLight";
 
 const ROUNDS = Number(Deno.env.get("K8STUN_BENCH_DNS_ROUNDS") ?? 3);
 /** Scales every round's query counts (0.2 for a quick look while iterating). */
@@ -59,6 +65,8 @@ const SCALE = Number(Deno.env.get("K8STUN_BENCH_DNS_SCALE") ?? 1);
 /** `forwarded` runs only the forwarded rows (and their baseline), e.g. under a profiler. */
 const ONLY = Deno.env.get("K8STUN_BENCH_DNS_ONLY");
 const count = (n: number) => Math.max(100, Math.round(n * SCALE));
+/** How long the distant upstream takes to answer, ms. */
+const DISTANT_RESOLVER_MS = 5;
 
 export async function run(): Promise<BenchResult[]> {
   const store = new ClusterStore();
@@ -73,18 +81,13 @@ export async function run(): Promise<BenchResult[]> {
     isNamespace: (ns) => ns === "demo",
     explicitNamespaces: new Set(),
   });
-  // A local upstream answering every query at once.
-  const upstream = worker<{ port: number }>({ role: "upstream" });
-  const upstreamPort = (await upstream.result).port;
-  // Forward mode's sockets, as cli/tunnel.ts assembles them.
-  const resolver = new UpstreamResolver([`127.0.0.1:${upstreamPort}`], systemSocketTransport);
-  const server = new DnsServer(answerer, resolver);
-  const listener = server.listen(
-    "127.0.0.1",
-    0,
-    Deno.build.os === "linux" ? listenPolledUdp : undefined,
-  );
-  const port = listener.addresses[0].port;
+  // A local upstream answering every query at once, and one answering 5 ms later (a resolver on
+  // the LAN or at the ISP), each behind a server of its own with forward mode's sockets.
+  const [near, far] = [
+    await forwardingServer(answerer, 0),
+    await forwardingServer(answerer, DISTANT_RESOLVER_MS),
+  ];
+  const [port, upstreamPort] = [near.port, near.upstreamPort];
   try {
     // Three rounds, k8stun and its baseline alternating, and the median of each figure.
     const rounds: Partial<Record<Row, LoadResult>>[] = [];
@@ -104,12 +107,19 @@ export async function run(): Promise<BenchResult[]> {
       // At the load of a laptop (a few lookups at once), what forwarding adds to each answer.
       figures.forwardedLight = await load(port, "example.test", count(10_000), 4);
       figures.directLight = await load(upstreamPort, "example.test", count(10_000), 4);
+      // Where users are: the resolver milliseconds away, not on this machine's loopback.
+      figures.forwardedFar = await load(far.port, "example.test", count(20_000));
+      figures.directFar = await load(far.upstreamPort, "example.test", count(20_000));
+      figures.forwardedFarLight = await load(far.port, "example.test", count(2_000), 4);
+      figures.directFarLight = await load(far.upstreamPort, "example.test", count(2_000), 4);
       rounds.push(figures);
     }
     const pick = (key: Row): LoadResult => medians(rounds.map((r) => r[key]!));
     const lost = rounds.flatMap((r) => Object.values(r)).reduce((sum, r) => sum + r.lost, 0);
     const [forwarded, direct] = [pick("forwarded"), pick("direct")];
     const [forwardedLight, directLight] = [pick("forwardedLight"), pick("directLight")];
+    const [forwardedFar, directFar] = [pick("forwardedFar"), pick("directFar")];
+    const [forwardedFarLight, directFarLight] = [pick("forwardedFarLight"), pick("directFarLight")];
     /** One figure of the forwarded rows against the upstream queried directly. */
     const versusDirect = (
       name: string,
@@ -148,6 +158,32 @@ export async function run(): Promise<BenchResult[]> {
         directLight,
         added(forwardedLight, directLight),
       ),
+      versusDirect(
+        `DNS forwarded names, resolver ${DISTANT_RESOLVER_MS} ms away, 50 in flight`,
+        "qps",
+        forwardedFar,
+        directFar,
+      ),
+      versusDirect(
+        `DNS forwarded names p99, resolver ${DISTANT_RESOLVER_MS} ms away, 50 in flight`,
+        "p99",
+        forwardedFar,
+        directFar,
+        added(forwardedFar, directFar),
+      ),
+      versusDirect(
+        `DNS forwarded names p50, resolver ${DISTANT_RESOLVER_MS} ms away, 4 in flight`,
+        "p50",
+        forwardedFarLight,
+        directFarLight,
+      ),
+      versusDirect(
+        `DNS forwarded names p99, resolver ${DISTANT_RESOLVER_MS} ms away, 4 in flight`,
+        "p99",
+        forwardedFarLight,
+        directFarLight,
+        added(forwardedFarLight, directFarLight),
+      ),
     ];
     if (ONLY === "forwarded") return forwardedRows;
     const [cluster, light, lightDirect] = [pick("cluster"), pick("light"), pick("lightDirect")];
@@ -175,8 +211,32 @@ export async function run(): Promise<BenchResult[]> {
       ...forwardedRows,
     ];
   } finally {
-    listener.close();
-    await resolver.close(); // its sockets would keep the process alive
-    upstream.stop();
+    await near.close();
+    await far.close();
   }
+}
+
+/**
+ * A DNS server forwarding to an upstream (in a Worker) that answers `delayMs` after each query,
+ * with forward mode's sockets as cli/tunnel.ts assembles them.
+ */
+async function forwardingServer(answerer: ClusterAnswerer, delayMs: number) {
+  const upstream = worker<{ port: number }>({ role: "upstream", delayMs });
+  const upstreamPort = (await upstream.result).port;
+  const resolver = new UpstreamResolver([`127.0.0.1:${upstreamPort}`], systemSocketTransport);
+  const server = new DnsServer(answerer, resolver);
+  const listener = server.listen(
+    "127.0.0.1",
+    0,
+    Deno.build.os === "linux" ? listenPolledUdp : undefined,
+  );
+  return {
+    port: listener.addresses[0].port,
+    upstreamPort,
+    async close() {
+      listener.close();
+      await resolver.close(); // its sockets would keep the process alive
+      upstream.stop();
+    },
+  };
 }

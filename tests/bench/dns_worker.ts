@@ -1,7 +1,8 @@
 /**
  * The DNS benchmark's other parties, each in its own Worker so the server under test has the
  * main thread to itself, as it would with clients and an upstream in other processes:
- * `{ role: "upstream" }` answers every query at once and posts its port; `{ role: "load", … }`
+ * `{ role: "upstream", delayMs? }` answers every query (at once, or `delayMs` later: a resolver
+ * that far away) and posts its port; `{ role: "load", … }`
  * keeps `inFlight` queries outstanding until `total` were answered and posts qps and latencies.
  */
 /// <reference lib="deno.worker" />
@@ -11,7 +12,7 @@ import dnsPacket from "dns-packet";
 const LOSS_MS = 1000;
 
 type Job =
-  | { role: "upstream" }
+  | { role: "upstream"; delayMs?: number }
   | { role: "load"; port: number; name: string; total: number; inFlight: number };
 
 self.onmessage = async (event: MessageEvent<Job>) => {
@@ -19,10 +20,13 @@ self.onmessage = async (event: MessageEvent<Job>) => {
   if (job.role === "upstream") {
     const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     self.postMessage({ port: (socket.addr as Deno.NetAddr).port });
+    const delayMs = job.delayMs ?? 0;
     for await (const [query, from] of socket) {
       const reply = query.slice();
       reply[2] |= 0x80;
-      socket.send(reply, from).catch(() => {});
+      const answer = () => socket.send(reply, from).catch(() => {});
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
     }
     return;
   }

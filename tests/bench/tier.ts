@@ -4,8 +4,8 @@
  * medians of three alternating rounds: 20 MiB bidirectional echo, 1 MiB echo, a new connection
  * with a 16 B echo, and the CPU each path's process used per gigabit of the 20 MiB echo; and the
  * same for the direct `Upgrade: SPDY/3.1` transport, k8stun's dialer against client-go's; then the
- * 1 MiB echo and new connections with {@link REMOTE_RTT_MS} ms between the clients and the API
- * server, where a round trip saved per connection shows. Skipped with the reason when the lab,
+ * 20 MiB and 1 MiB echoes and new connections with {@link REMOTE_RTT_MS} ms between the clients
+ * and the API server, where a round trip saved per connection shows. Skipped with the reason when the lab,
  * the control plane or the Go baselines are not built (`sh tests/lab/kube/build.sh`,
  * `sh tests/lab/kube/build_bench_tools.sh`).
  */
@@ -86,7 +86,7 @@ export async function run(): Promise<BenchResult[]> {
   type Figure = keyof Omit<PathFigures, "bulkThreads">;
   type Remote = Record<
     "k8stunRemote" | "clientGoRemote",
-    Pick<PathFigures, "mediumMbps" | "connectMs">
+    Pick<PathFigures, "bulkMbps" | "mediumMbps" | "connectMs">
   >;
   const rounds = JSON.parse(line) as (Record<Path, PathFigures> & Remote)[];
   const figure = (path: Path, key: Figure) => median(rounds.map((r) => r[path][key]));
@@ -132,7 +132,11 @@ export async function run(): Promise<BenchResult[]> {
     serverSide("clientGo")
   } for client-go`;
   /** One figure through the distant API server: k8stun's dialer against client-go. */
-  const remote = (name: string, key: "mediumMbps" | "connectMs", unit: string): BenchResult => ({
+  const remote = (
+    name: string,
+    key: "bulkMbps" | "mediumMbps" | "connectMs",
+    unit: string,
+  ): BenchResult => ({
     name: `${REMOTE_RTT_MS} ms round trip to the API server (k8stun's dialer): ${name}`,
     value: median(rounds.map((r) => r.k8stunRemote[key])),
     unit,
@@ -149,6 +153,7 @@ export async function run(): Promise<BenchResult[]> {
       "clientGoSpdy",
       "client-go, SPDY dialer only",
     ),
+    remote("20 MiB bidirectional echo", "bulkMbps", "Mbit/s"),
     remote("1 MiB echo (median of 5)", "mediumMbps", "Mbit/s"),
     remote("new connection + 16 B echo, p50 of 20", "connectMs", "ms"),
   ];
