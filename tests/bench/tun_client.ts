@@ -2,8 +2,11 @@
  * Benchmark client run inside the lab: measures against a host (the VIP or 127.0.0.1) and prints
  * one JSON line: upload and download MB/s, connections/s one at a time and PARALLEL (16) at once,
  * request/response p50/p99 µs. `tun_client.ts HOST BYTES [PARALLEL] [bulk|connections|latency]`
- * measures only the transfers, only the new-connection rates or only the latency.
+ * measures only the transfers, only the new-connection rates or only the latency. With the
+ * connection rates it prints the CPU seconds it used itself to open those connections.
  */
+import { processCpuSeconds } from "./cpu_time.ts";
+
 const host = Deno.args[0];
 const bytes = Number(Deno.args[1] ?? 100_000_000);
 const parallel = Number(Deno.args[2] ?? 16);
@@ -69,9 +72,11 @@ const connections = phases === "all" || phases === "connections";
 const latencies = phases === "all" || phases === "latency";
 const up = transfers ? await upload() : 0;
 const down = transfers ? await download() : 0;
+const cpuBefore = await processCpuSeconds(Deno.pid);
 // Warm-up: JIT and first-use allocations on both ends.
 if (connections) await connectionsPerSecond(200, 1);
 const cps = connections ? await connectionsPerSecond(1000, 1) : 0;
 const cpsParallel = connections ? await connectionsPerSecond(2000, parallel) : 0;
+const connectionCpu = connections ? await processCpuSeconds(Deno.pid) - cpuBefore : 0;
 const [p50, p99] = latencies ? await latency() : [0, 0];
-console.log(JSON.stringify({ up, down, cps, cpsParallel, p50, p99 }));
+console.log(JSON.stringify({ up, down, cps, cpsParallel, connectionCpu, p50, p99 }));
