@@ -1,7 +1,8 @@
 /**
  * The simulated API server's HTTP layer: authentication (bearer token, 401 Status), discovery,
  * list and watch of namespaces, services, pods and endpointslices (resource versions, bookmarks,
- * 410 after compaction, label and field selectors), writes (writes.ts), and
+ * 410 after compaction, label and field selectors, pages with `limit` and `continue`), writes
+ * (writes.ts), and
  * `pods/{name}/portforward` with the API server's check order, upgraded to the v4 WebSocket
  * protocol.
  */
@@ -103,14 +104,58 @@ export async function handleSimRequest(request: Request, ctx: SimServerContext):
     }
     const items = select(ctx.state.list(route.kind, namespace), url).map(withoutTypeMeta);
     const info = kindInfo(route.kind);
-    return json({
-      kind: `${info.kind}List`,
-      apiVersion: info.apiVersion,
-      metadata: { resourceVersion: String(ctx.state.resourceVersion) },
-      items,
-    });
+    const page = pageOf(items, url, ctx.state);
+    if (page instanceof Response) return page;
+    return json({ kind: `${info.kind}List`, apiVersion: info.apiVersion, ...page });
   }
   return status(404, "NotFound", "the server could not find the requested resource");
+}
+
+/**
+ * The page of `items` a list request asks for: all of them without `limit`; else `limit` from
+ * where its `continue` token points, with a token for the rest. A token names the version its
+ * list started at, which every page reports; one from before a compaction is refused with 410
+ * Expired, as the API server refuses a continue token whose snapshot etcd compacted.
+ */
+function pageOf(
+  items: Record<string, unknown>[],
+  url: URL,
+  state: SimState,
+): Response | { metadata: Record<string, unknown>; items: Record<string, unknown>[] } {
+  const limit = Number(url.searchParams.get("limit") ?? 0);
+  const token = url.searchParams.get("continue");
+  if (!(limit > 0) || !Number.isInteger(limit)) {
+    return { metadata: { resourceVersion: String(state.resourceVersion) }, items };
+  }
+  let start = 0;
+  let rv = state.resourceVersion;
+  if (token) {
+    let parsed: { rv?: unknown; start?: unknown };
+    try {
+      parsed = JSON.parse(atob(token));
+    } catch {
+      return status(400, "BadRequest", "continue key is not valid: illegal base64 data");
+    }
+    if (typeof parsed.rv !== "number" || typeof parsed.start !== "number") {
+      return status(400, "BadRequest", "continue key is not valid");
+    }
+    if (parsed.rv < state.compactedThrough) {
+      return status(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. " +
+          "You can start a new list without the continue parameter.",
+      );
+    }
+    [rv, start] = [parsed.rv, parsed.start];
+  }
+  const end = start + limit;
+  const metadata: Record<string, unknown> = { resourceVersion: String(rv) };
+  if (end < items.length) {
+    metadata.continue = btoa(JSON.stringify({ rv, start: end }));
+    metadata.remainingItemCount = items.length - end;
+  }
+  return { metadata, items: items.slice(start, end) };
 }
 
 function json(body: unknown): Response {

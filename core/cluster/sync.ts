@@ -1,7 +1,7 @@
 /**
- * Keeps a {@link ClusterStore} current from the Kubernetes API: for each resource a list, then a
- * watch from the list's resource version with bookmarks; a 410 Gone (or ERROR event) re-lists
- * that resource only (docs/portforward.md §11). Failures back off like client-go's
+ * Keeps a {@link ClusterStore} current from the Kubernetes API: for each resource a list (in
+ * pages, paged_list.ts), then a watch from the list's resource version with bookmarks; a 410 Gone
+ * (or ERROR event) re-lists that resource only (docs/portforward.md §11). Failures back off like client-go's
  * reflector (backoff.ts) and resume from the last version seen, and a small request every few
  * seconds checks that the server still answers, so a black-holed connection is noticed even
  * when no watch fails. While the server is unreachable the store keeps serving its last view.
@@ -16,6 +16,7 @@ import { deadline } from "../deadline.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type ClusterState, type ClusterStateChange, Reachability } from "./reachability.ts";
 import { ClusterStore, type KubeObject } from "./store.ts";
+import { listInPages } from "./paged_list.ts";
 
 type Resource = "namespaces" | "services" | "pods" | "endpointslices";
 
@@ -57,6 +58,8 @@ export interface ClusterSyncOptions {
   probeIntervalMs?: number;
   /** Retry delays (tests shorten them). */
   backoff?: BackoffOptions;
+  /** Objects per list request (default 500, paged_list.ts; tests make pages small). */
+  listPageSize?: number;
 }
 
 /** Error from the API that a user must fix (credentials, RBAC, an unreachable server). */
@@ -125,9 +128,13 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
     if (resource === "namespaces" && namespace) {
       // Only the one namespace may be readable: its object stands for the list.
       return api.get<KubeObject>(`/api/v1/namespaces/${namespace}`)
-        .then((object) => ({ items: [object], metadata: {} }));
+        .then((object) => ({ items: [object] }));
     }
-    return api.get<KubeList>(path(resource, namespace)!);
+    return listInPages<KubeObject>(
+      (pathAndQuery) => api.get(pathAndQuery),
+      path(resource, namespace)!,
+      options.listPageSize,
+    );
   };
   const path = (resource: Resource, namespace: string | undefined) => {
     const base = resource === "endpointslices" ? "/apis/discovery.k8s.io/v1" : "/api/v1";
@@ -219,8 +226,8 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
             () => new Error(`no answer to the list within ${requestTimeoutMs / 1000} s`),
           );
           if (closed) return;
-          store.replace(resource, result.items ?? [], namespace);
-          rv = result.metadata?.resourceVersion;
+          store.replace(resource, result.items, namespace);
+          rv = result.resourceVersion;
           reachability.succeeded(name);
           if (first) {
             first = false;
@@ -332,10 +339,10 @@ type WatchEnd =
   | { kind: "failed"; error: string; status?: number }
   | { kind: "ended"; rv: string; events: number };
 
-/** A list as the API serves it (only what the loop reads). */
+/** A whole list: every page's objects and the snapshot's resourceVersion. */
 interface KubeList {
-  items?: KubeObject[];
-  metadata?: { resourceVersion?: string };
+  items: KubeObject[];
+  resourceVersion?: string;
 }
 
 /** The HTTP status of a refused request; undefined for a network failure. */

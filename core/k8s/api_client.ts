@@ -17,8 +17,12 @@ import { concatBytes } from "../stream/concat_bytes.ts";
  * few MiB (1.5 MiB by default); anything longer is a broken or hostile stream, not an event.
  */
 const MAX_WATCH_LINE = 16 * 1024 * 1024;
-/** The most of a list's body kept: 1 GiB of JSON is far past any real cluster's list. */
-const MAX_BODY = 1024 * 1024 * 1024;
+/**
+ * The largest answer taken: lists come in pages of 500 objects (core/cluster/paged_list.ts), a
+ * few MiB in a real cluster. A longer body is refused while it arrives, not read into memory —
+ * and the text of one past 512 MiB could not even be made (V8's longest string).
+ */
+const MAX_BODY = 256 * 1024 * 1024;
 /** The most of a refusal's body kept for its message. */
 const MAX_REFUSAL_BODY = 64 * 1024;
 
@@ -42,13 +46,19 @@ export interface Watching {
   abort(): void;
 }
 
+/** Options for {@link ApiClient}. */
+export interface ApiClientOptions extends ApiConnectionOptions {
+  /** The longest GET answer taken (default 256 MiB; tests make it small). */
+  maxAnswerBytes?: number;
+}
+
 /** See the module comment. */
 export class ApiClient {
   readonly #access: ApiAccess;
-  readonly #options: ApiConnectionOptions;
+  readonly #options: ApiClientOptions;
 
   /** `options.handshakeTimeoutMs` bounds a connection and its answer (a GET's whole body). */
-  constructor(access: ApiAccess, options: ApiConnectionOptions) {
+  constructor(access: ApiAccess, options: ApiClientOptions) {
     this.#access = access;
     this.#options = options;
   }
@@ -63,7 +73,8 @@ export class ApiClient {
       cancel();
     }, limitMs);
     try {
-      return JSON.parse(await bodyText(response)) as T;
+      const limit = this.#options.maxAnswerBytes ?? MAX_BODY;
+      return JSON.parse(await bodyText(response, limit, `GET ${path}`)) as T;
     } catch (error) {
       // The cancelled connection fails as "aborted": say what happened instead.
       if (late) throw new Error(`the answer did not end within ${limitMs / 1000} s`);
@@ -178,18 +189,29 @@ export class ApiClient {
   }
 }
 
-/** The whole body of `response`, as text. */
-function bodyText(response: IncomingMessage, limit = MAX_BODY): Promise<string> {
+/**
+ * The body of `response`, as text, up to `limit` bytes. With `tooLong` (what was asked for) a
+ * longer body fails the request and its connection is closed; without, the text is cut there.
+ */
+function bodyText(response: IncomingMessage, limit: number, tooLong?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     let length = 0;
     response.on("data", (chunk: Uint8Array) => {
-      // Past the limit the rest is not kept (a refusal's text is cut; a list fails to parse).
-      if (length < limit) chunks.push(chunk.subarray(0, limit - length));
+      if (length >= limit) return;
+      chunks.push(chunk.subarray(0, limit - length));
       length += chunk.length;
+      if (length > limit && tooLong !== undefined) {
+        reject(new Error(`the answer to ${tooLong} is longer than ${limit >> 20} MiB`));
+        response.destroy();
+      }
     });
     response.on("end", () => {
-      resolve(new TextDecoder().decode(concatBytes(chunks)));
+      try {
+        resolve(new TextDecoder().decode(concatBytes(chunks)));
+      } catch (error) {
+        reject(error); // thrown from an event listener it would end the process
+      }
     });
     response.on("error", reject);
     response.on("close", () => reject(new Error("the connection closed before the answer ended")));

@@ -2,6 +2,7 @@
 import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { ClusterAccessError, startClusterSync } from "../../core/cluster/sync.ts";
+import { ApiClient } from "../../core/k8s/api_client.ts";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { parseVipBase, VipPool } from "../../core/vip.ts";
 import { Router } from "../../core/router.ts";
@@ -115,5 +116,39 @@ Deno.test({
       .catch((e) => e);
     assert(proxyError instanceof ClusterAccessError);
     assertMatch(proxyError.message, /^context "k8stun-sim": .*https:\/\/.*socks5:\/\//);
+  },
+});
+
+Deno.test({
+  name:
+    "cluster: lists are read in pages (limit and continue) and every page's objects reach the store",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using sim = await startSimCluster({ fixture: DEMO_FIXTURE });
+    const access = ApiAccess.fromText(sim.kubeconfig());
+    // The simulator pages as the API server does: the objects asked for and a token for the rest.
+    const api = new ApiClient(access, { handshakeTimeoutMs: 5_000 });
+    const first = await api.get<{ items: unknown[]; metadata: { continue?: string } }>(
+      "/api/v1/namespaces/demo/services?limit=1",
+    );
+    assertEquals(first.items.length, 1);
+    assert(first.metadata.continue, "a page of one service says there are more");
+    const contents = (view: Awaited<ReturnType<typeof startClusterSync>>) => ({
+      namespaces: view.store.namespaces(),
+      services: view.store.services().map((s) => `${s.namespace}/${s.name}`).sort(),
+      endpoints: view.store.readyEndpoints("demo", "hello", 80).map((e) => e.pod?.name).sort(),
+      statefulPod: view.store.hasPod("demo", "db-0"),
+    });
+    const whole = await startClusterSync({ access, namespaces: ["demo"] });
+    const paged = await startClusterSync({ access, namespaces: ["demo"], listPageSize: 1 });
+    try {
+      await Promise.all([whole.synced, paged.synced]);
+      assert(contents(whole).services.length > 2, "the fixture has several services");
+      assertEquals(contents(paged), contents(whole));
+    } finally {
+      whole.close();
+      paged.close();
+    }
   },
 });

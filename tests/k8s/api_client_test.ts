@@ -297,6 +297,26 @@ Deno.test("api client: a large list arrives whole", async () => {
   assertEquals(JSON.stringify(list), body);
 });
 
+Deno.test("api client: an answer longer than the limit fails the GET, saying so, and closes the connection instead of reading on", async () => {
+  const closed = later<unknown>();
+  const megabyte = new Uint8Array(1024 * 1024).fill(0x20);
+  await using server = fakeApi(() =>
+    streamed(['{"items":[', ...Array(64).fill(megabyte), "]}"], {
+      pauseMs: 1,
+      closed: closed.resolve,
+    })
+  );
+  const client = new ApiClient(ApiAccess.fromText(kubeconfig(server.url)), {
+    ...OPTIONS,
+    maxAnswerBytes: 4 * 1024 * 1024,
+  });
+  await assertRejects(
+    () => client.get("/api/v1/pods?limit=500"),
+    /the answer to GET \/api\/v1\/pods\?limit=500 is longer than 4 MiB/,
+  );
+  await within(closed.promise, "the server saw the connection close", 10_000);
+});
+
 Deno.test("api client: a server that accepts but never answers fails within handshakeTimeoutMs", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted: Deno.Conn[] = [];
