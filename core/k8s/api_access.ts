@@ -28,6 +28,7 @@ import {
   ExecCredentialError,
   ExecCredentials,
 } from "./exec_credential.ts";
+import { concatBytes } from "../stream/concat_bytes.ts";
 
 /** Headers and client certificate one connection to the API server presents. */
 export interface ApiCredentials {
@@ -322,7 +323,7 @@ async function refreshOidc(
       signal: AbortSignal.timeout(10_000),
     });
     if (!discovery.ok) throw new Error(`discovery answered ${discovery.status}`);
-    const { token_endpoint: endpoint } = await discovery.json();
+    const { token_endpoint: endpoint } = await jsonAnswer(discovery, "the discovery");
     if (typeof endpoint !== "string") throw new Error("the discovery names no token_endpoint");
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken });
     if (client.clientId) body.set("client_id", client.clientId);
@@ -334,7 +335,7 @@ async function refreshOidc(
       signal: AbortSignal.timeout(10_000),
     });
     if (!answer.ok) throw new Error(`the token endpoint answered ${answer.status}`);
-    const tokens = await answer.json();
+    const tokens = await jsonAnswer(answer, "the token endpoint");
     if (typeof tokens.id_token !== "string") throw new Error("the answer has no id_token");
     return { idToken: tokens.id_token, refreshToken: tokens.refresh_token ?? refreshToken };
   } finally {
@@ -342,11 +343,41 @@ async function refreshOidc(
   }
 }
 
+/** The most of an issuer's answer read: a discovery document or tokens are a few KiB. */
+const MAX_OIDC_ANSWER = 1024 * 1024;
+
+/**
+ * The JSON object `response` carries, read up to {@link MAX_OIDC_ANSWER} bytes: a longer answer
+ * fails the refresh rather than filling memory for the whole of its time limit.
+ */
+// deno-lint-ignore no-explicit-any
+async function jsonAnswer(response: Response, what: string): Promise<any> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of response.body ?? []) {
+    length += chunk.length;
+    if (length > MAX_OIDC_ANSWER) {
+      await response.body?.cancel().catch(() => {});
+      throw new Error(`${what} answered more than ${MAX_OIDC_ANSWER >> 20} MiB`);
+    }
+    chunks.push(chunk);
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(concatBytes(chunks)));
+  } catch {
+    throw new Error(`${what} answered something that is not JSON`);
+  }
+  if (typeof parsed !== "object" || parsed === null) {
+    throw new Error(`${what} answered JSON that is not an object`);
+  }
+  return parsed;
+}
+
 function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-/** Base64 of the UTF-8 bytes of `text` (btoa alone takes only Latin-1, and encodes it as such). */
 /**
  * A header name's escape as kubectl writes an impersonated user's extra keys: bytes that may stand
  * in a header name (an RFC 9110 §5.6.2 token) are kept, except `%`; every other UTF-8 byte is
@@ -363,6 +394,7 @@ export function headerKeyEscape(key: string): string {
   return escaped;
 }
 
+/** Base64 of the UTF-8 bytes of `text` (btoa alone takes only Latin-1, and encodes it as such). */
 function base64Utf8(text: string): string {
   const bytes = utf8(text);
   let binary = "";

@@ -588,6 +588,28 @@ Deno.test("api access: an expired OIDC id-token is refreshed at the issuer, and 
   }
 });
 
+Deno.test("api access: an OIDC token endpoint answering megabytes, or no JSON object, fails the refresh with one line", async () => {
+  const answers = [
+    () => new Response(new Uint8Array(5 * 1024 * 1024).fill(0x20)), // 5 MiB of spaces
+    () => new Response("<html>sign in</html>"),
+    () => Response.json("a string"),
+  ];
+  const expected = [/answered more than 1 MiB/, /not JSON/, /not an object/];
+  for (const [i, answer] of answers.entries()) {
+    const idp = oidcIssuer(answer);
+    try {
+      const access = accessFor(oidcUser({
+        "id-token": jwt({ exp: inSeconds(-60) }),
+        "refresh-token": "original",
+        "idp-issuer-url": idp.issuer,
+      }));
+      assertMatch(await credentialError(access.credentials()), expected[i]);
+    } finally {
+      await idp.server.shutdown();
+    }
+  }
+});
+
 Deno.test("api access: a refreshed OIDC id-token that expires in turn is refreshed with the rotated refresh-token", async () => {
   const idp = oidcIssuer((_, n) =>
     Response.json({
