@@ -48,7 +48,10 @@ export async function listInPages<T>(
     }
     for (const item of page.items ?? []) items.push(item);
     const next = page.metadata?.continue;
-    if (!next) return { items, resourceVersion: page.metadata?.resourceVersion };
+    if (typeof next !== "string" || next === "") {
+      const version = page.metadata?.resourceVersion;
+      return { items, resourceVersion: typeof version === "string" ? version : undefined };
+    }
     // A token handed out twice would page in a circle.
     if (seen.has(next)) throw new Error(`the list of ${path} repeated a continue token`);
     seen.add(next);

@@ -17,10 +17,11 @@ import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type ClusterState, type ClusterStateChange, Reachability } from "./reachability.ts";
 import { ClusterStore, type KubeObject } from "./store.ts";
 import { listInPages } from "./paged_list.ts";
-
-type Resource = "namespaces" | "services" | "pods" | "endpointslices";
+import { objectName, type Resource, shapeProblem } from "./object_shape.ts";
 
 const log = logger("cluster");
+/** Distinct misshapen objects remembered, so each is reported once (past it, the memory starts over). */
+const MAX_REPORTED_SHAPES = 1000;
 
 /** The running list/watch loop; `store` is the {@link ClusterView} it keeps current. */
 export interface ClusterSync {
@@ -127,10 +128,10 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
   const list = (resource: Resource, namespace: string | undefined): Promise<KubeList> => {
     if (resource === "namespaces" && namespace) {
       // Only the one namespace may be readable: its object stands for the list.
-      return api.get<KubeObject>(`/api/v1/namespaces/${namespace}`)
+      return api.get<unknown>(`/api/v1/namespaces/${namespace}`)
         .then((object) => ({ items: [object] }));
     }
-    return listInPages<KubeObject>(
+    return listInPages<unknown>(
       (pathAndQuery) => api.get(pathAndQuery),
       path(resource, namespace)!,
       options.listPageSize,
@@ -140,6 +141,20 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
     const base = resource === "endpointslices" ? "/apis/discovery.k8s.io/v1" : "/api/v1";
     if (resource === "namespaces") return namespace ? undefined : "/api/v1/namespaces";
     return namespace ? `${base}/namespaces/${namespace}/${resource}` : `${base}/${resource}`;
+  };
+  /** Misshapen objects reported so far (each once; forgotten when there are too many). */
+  const reported = new Set<string>();
+  /** Whether `object` is fit for the store; a misshapen one is reported once and left out. */
+  const wellShaped = (resource: Resource, object: unknown): object is KubeObject => {
+    const problem = shapeProblem(resource, object);
+    if (problem === undefined) return true;
+    const report = `${resource} ${objectName(object)}: ${problem}`;
+    if (!reported.has(report)) {
+      if (reported.size >= MAX_REPORTED_SHAPES) reported.clear();
+      reported.add(report);
+      log.warn("the API server sent a misshapen object, left out: {report}", { report });
+    }
+    return false;
   };
   const apply = (resource: Resource, type: string, object: KubeObject) => {
     const deleted = type === "DELETED";
@@ -183,8 +198,9 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
           if (object?.code === 410) expired = true;
           return;
         }
-        latest = object?.metadata?.resourceVersion ?? latest;
-        if (type !== "BOOKMARK") apply(resource, type, object);
+        const version = object?.metadata?.resourceVersion;
+        if (typeof version === "string") latest = version;
+        if (type !== "BOOKMARK" && wellShaped(resource, object)) apply(resource, type, object);
       }, (error) => {
         if (open) aborts.delete(open);
         if (expired) finish({ kind: "expired", rv: latest });
@@ -226,7 +242,8 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
             () => new Error(`no answer to the list within ${requestTimeoutMs / 1000} s`),
           );
           if (closed) return;
-          store.replace(resource, result.items, namespace);
+          const items = result.items.filter((item) => wellShaped(resource, item));
+          store.replace(resource, items, namespace);
           rv = result.resourceVersion;
           reachability.succeeded(name);
           if (first) {
@@ -339,9 +356,9 @@ type WatchEnd =
   | { kind: "failed"; error: string; status?: number }
   | { kind: "ended"; rv: string; events: number };
 
-/** A whole list: every page's objects and the snapshot's resourceVersion. */
+/** A whole list: every page's objects (as received: not checked yet) and the snapshot's version. */
 interface KubeList {
-  items: KubeObject[];
+  items: unknown[];
   resourceVersion?: string;
 }
 
