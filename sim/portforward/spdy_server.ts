@@ -148,7 +148,8 @@ export function serveSpdyPortForward(transport: ByteTransport, ctx: PortForwardC
     for (const frame of frames) {
       if (frame.kind === "control") {
         if (frame.type === SYN_STREAM) {
-          chain = chain.then(() => onSynStream(frame.payload)).catch(() => {});
+          // A header block that does not inflate is a session error (the zlib stream is lost).
+          chain = chain.then(() => onSynStream(frame.payload)).catch(() => transport.close());
         } else if (frame.type === PING) send(controlFrame(PING, 0, frame.payload));
         else if (frame.type === RST_STREAM) {
           // In order after the SYN_STREAMs (a reset may follow its SYN_STREAM in one read).

@@ -5,15 +5,22 @@ import {
   controlFrame,
   dataFrame,
   FrameParser,
+  MAX_FRAME_LENGTH,
   PING,
   SYN_STREAM,
   synStreamPayload,
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
+import zlib from "node:zlib";
+import { Buffer } from "node:buffer";
+// @ts-types="../../core/k8s/spdy/dictionary.d.ts"
+import spdyDictionaries from "spdy-dictionary";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
 import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
+
+const spdyDictionary = (spdyDictionaries as Record<string, Uint8Array>)["3"];
 
 /** Payload sizes for the concurrent tests: different, and crossing frame sizes. */
 const SIZES = (i: number) => 20_000 + i * 3_331;
@@ -92,6 +99,37 @@ Deno.test("spdy: header blocks (stored deflate blocks) inflate with the SPDY dic
       // Each block ends with Z_SYNC_FLUSH's empty stored block: Go's inflater (the kubelet's)
       // hands out a stored block's bytes only once the next block starts.
       assertEquals([...block.subarray(-5)], [0, 0, 0, 0xff, 0xff]);
+    }
+  } finally {
+    inflate.close();
+  }
+});
+
+Deno.test("spdy: a header block that inflates past 256 KiB (a decompression bomb) is refused while it inflates, and its stream ends", async () => {
+  const encoder = new HeaderBlockEncoder();
+  const inflate = new HeaderDecompressor();
+  try {
+    const ok = encoder.encode([["port", "80"]]);
+    assertEquals([...await inflate.decompress(ok)], [["port", "80"]]);
+    // 64 MiB of zeros deflated to a few KiB, on a zlib stream of its own.
+    const deflater = zlib.createDeflate({ dictionary: Buffer.from(spdyDictionary) });
+    const bomb = await new Promise<Uint8Array>((resolve) => {
+      const chunks: Uint8Array[] = [];
+      deflater.on("data", (c: Uint8Array) => chunks.push(c));
+      deflater.write(new Uint8Array(64 * 1024 * 1024));
+      deflater.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve(Buffer.concat(chunks)));
+    });
+    deflater.destroy();
+    assert(bomb.length < MAX_FRAME_LENGTH, `the bomb fits one frame (${bomb.length} bytes)`);
+    const fresh = new HeaderDecompressor();
+    try {
+      let message = "";
+      await fresh.decompress(bomb).catch((e) => message = e.message);
+      assertEquals(message, "SPDY header block inflates past 256 KiB");
+      await fresh.decompress(ok).catch((e) => message = e.message);
+      assertEquals(message, "the SPDY header stream ended after a block inflated too far");
+    } finally {
+      fresh.close();
     }
   } finally {
     inflate.close();

@@ -47,22 +47,50 @@ export function decodeHeaders(block: Uint8Array): Map<string, string> {
   return out;
 }
 
-/** One direction's zlib context: every call is flushed with Z_SYNC_FLUSH, in order. */
+/**
+ * The most one incoming header block may inflate to. Port-forward header blocks are a few dozen
+ * bytes; a block that inflates past this is a decompression bomb (a 1 MiB frame of deflated
+ * zeros inflates to a GiB), refused while it inflates instead of being collected in memory.
+ */
+export const MAX_INFLATED_HEADER_BLOCK = 256 * 1024;
+
+/**
+ * One direction's zlib context: every call is flushed with Z_SYNC_FLUSH, in order. Output past
+ * `maxOutput` per call fails that call and ends the context (its stream state is lost with it).
+ */
 class ZlibContext {
   #chain: Promise<unknown> = Promise.resolve();
   readonly #stream: zlib.Deflate | zlib.Inflate;
   #chunks: Uint8Array[] = [];
+  #length = 0;
+  #overflow?: () => void;
 
-  constructor(stream: zlib.Deflate | zlib.Inflate) {
+  constructor(stream: zlib.Deflate | zlib.Inflate, maxOutput = Infinity) {
     this.#stream = stream;
-    stream.on("data", (chunk: Uint8Array) => this.#chunks.push(chunk));
+    stream.on("data", (chunk: Uint8Array) => {
+      this.#length += chunk.length;
+      if (this.#length > maxOutput) return this.#overflow?.();
+      this.#chunks.push(chunk);
+    });
     stream.on("error", () => {});
   }
 
   run(input: Uint8Array): Promise<Uint8Array> {
     const result = this.#chain.then(() =>
       new Promise<Uint8Array>((resolve, reject) => {
+        if (this.#stream.destroyed) {
+          reject(new Error("the SPDY header stream ended after a block inflated too far"));
+          return;
+        }
         this.#chunks = [];
+        this.#length = 0;
+        this.#overflow = () => {
+          this.#chunks = [];
+          this.#stream.destroy();
+          reject(
+            new Error(`SPDY header block inflates past ${MAX_INFLATED_HEADER_BLOCK >> 10} KiB`),
+          );
+        };
         this.#stream.write(Buffer.from(input), (error) => {
           if (error) reject(error);
         });
@@ -138,7 +166,10 @@ const SYNC_FLUSH = new Uint8Array([0x00, 0x00, 0x00, 0xff, 0xff]);
 
 /** Decompresses incoming header blocks. */
 export class HeaderDecompressor {
-  readonly #context = new ZlibContext(zlib.createInflate({ dictionary: Buffer.from(DICTIONARY) }));
+  readonly #context = new ZlibContext(
+    zlib.createInflate({ dictionary: Buffer.from(DICTIONARY) }),
+    MAX_INFLATED_HEADER_BLOCK,
+  );
   async decompress(block: Uint8Array): Promise<Map<string, string>> {
     return decodeHeaders(await this.#context.run(block));
   }
