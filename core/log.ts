@@ -33,6 +33,24 @@ export function parseLogLevel(value: string): LogLevel | "off" {
   throw new Error(`invalid log level "${value}" (valid: ${LOG_LEVELS.join(", ")})`);
 }
 
+/**
+ * A text log line with its control characters shown as escapes (`\n`, `\x1b`): a value that came
+ * from elsewhere — a DNS name asked for, a server's message — can neither start a forged line nor
+ * drive the terminal. (JSON lines escape them already.) Tabs stay.
+ */
+export function visibleControls(line: string): string {
+  // deno-lint-ignore no-control-regex
+  return line.replace(
+    /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g,
+    (c) =>
+      c === "\n"
+        ? "\\n"
+        : c === "\r"
+        ? "\\r"
+        : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /** Configures logging for the process. Logs go to stderr so stdout stays for command output. */
 export async function setupLogging(
   level: LogLevel | "off",
@@ -54,8 +72,8 @@ export async function setupLogging(
   await configure({
     sinks: {
       stderr: (record) => {
-        const line = formatter(record);
-        stderr.writeSync(encoder.encode(line.endsWith("\n") ? line : line + "\n"));
+        const line = formatter(record).replace(/\n$/, "");
+        stderr.writeSync(encoder.encode((format === "json" ? line : visibleControls(line)) + "\n"));
       },
     },
     loggers: [

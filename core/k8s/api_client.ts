@@ -11,6 +11,7 @@ import type { IncomingMessage } from "node:http";
 import type { ApiAccess } from "./api_access.ts";
 import { type ApiConnectionOptions, apiRequestOptions } from "./api_connection.ts";
 import { concatBytes } from "../stream/concat_bytes.ts";
+import { oneLine } from "../peer_text.ts";
 
 /**
  * The longest watch line kept while it arrives. One event is one object, which etcd caps at a
@@ -218,11 +219,11 @@ function bodyText(response: IncomingMessage, limit: number, tooLong?: string): P
   });
 }
 
-/** "HTTP 403: <the server's Status message>", or the status alone. */
+/** "HTTP 403: <the server's Status message, on one line>", or the status alone. */
 function refusal(status: number, body: string): string {
   try {
     const message = JSON.parse(body)?.message;
-    if (typeof message === "string" && message) return `HTTP ${status}: ${message}`;
+    if (typeof message === "string" && message) return `HTTP ${status}: ${oneLine(message)}`;
   } catch {
     // not a Status
   }

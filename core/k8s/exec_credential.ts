@@ -34,6 +34,7 @@
  *   plugin), and the last lines of the plugin's stderr when it failed. They never carry the
  *   token, nor the plugin's stdout, which holds it.
  */
+import { oneLine } from "../peer_text.ts";
 
 /** users[].user.exec as the kubeconfig spells it (camelCase keys as in the YAML). */
 export interface ExecConfig {
@@ -377,15 +378,10 @@ function installHint(exec: ExecConfig): string {
 
 /** The last few lines of the plugin's stderr, on one line. */
 function stderrTail(stderr: string): string {
-  const lines = stderr.split(/\r?\n/).map(oneLine).filter((line) => line !== "");
+  const lines = stderr.split(/\r?\n/).map((line) => oneLine(line, Infinity))
+    .filter((line) => line !== "");
   const tail = lines.slice(-STDERR_LINES).join(" / ");
   return tail.length <= STDERR_CHARS ? tail : "…" + tail.slice(-STDERR_CHARS);
-}
-
-/** Text on one line: control characters (newlines, colour codes) and runs of blanks go. */
-function oneLine(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/[\s\x00-\x1f\x7f]+/g, " ").trim();
 }
 
 /**

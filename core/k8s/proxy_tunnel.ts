@@ -8,6 +8,7 @@
  */
 import { DialError, type DialFailure } from "../../mod.ts";
 import { negotiate } from "../proxy/socks5_negotiate.ts";
+import { oneLine } from "../peer_text.ts";
 
 /** A proxy k8stun can tunnel through, as {@link parseProxyUrl} reads it from `proxy-url`. */
 export interface ProxyEndpoint {
@@ -278,10 +279,9 @@ function headEnd(bytes: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
-/** One line of what a peer sent, fit for an error message. */
+/** The first line of what a peer sent, fit for an error message. */
 function printable(text: string): string {
-  const line = text.split("\n")[0].replace(/\r$/, "").replace(/\p{Cc}/gu, "?");
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+  return oneLine(text.split("\n")[0], 200);
 }
 
 /** What a SOCKS5 refusal means, by the classification of its reply code (RFC 1928 §6). */

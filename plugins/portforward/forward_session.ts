@@ -19,6 +19,7 @@ import { UpgradeRefused } from "./spdy_upgrade.ts";
 import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
 import { ReplyDeadline } from "./reply_deadline.ts";
 import { SEND_HIGH_WATER, SESSION_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
+import { kubeletFailure } from "./kubelet_error.ts";
 
 export { SPDY_TUNNEL_PROTOCOL } from "./session_link.ts";
 /** The upgrade was refused (not 101 or not our subprotocol): fall back to the next transport. */
@@ -166,7 +167,7 @@ export class PortForwardSession {
           replied: verdict.replied,
           received: (bytes) => {
             errorText = true;
-            verdict.fail(errorTextFailure(new TextDecoder().decode(bytes)));
+            verdict.fail(kubeletFailure(bytes));
           },
           fin: errorEnd,
           failed: (failure) => {
@@ -284,10 +285,4 @@ export class PortForwardSession {
   #closeIfDrained(): void {
     if (this.#suspect && this.#spdy.openStreams === 0 && !this.#spdy.closed) this.close();
   }
-}
-
-/** Text on the error stream: the kubelet's reason this connection failed (§5, §10). */
-function errorTextFailure(text: string): DialError {
-  const refused = /refused|forward not found|no forward found/i.test(text);
-  return new DialError(refused ? "refused" : "error", text);
 }

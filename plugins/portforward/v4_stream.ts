@@ -12,10 +12,14 @@ import { LinkLiveness, type LivenessOptions } from "./link_liveness.ts";
 import { MAX_MESSAGE, SEND_HIGH_WATER, STREAM_HIGH_WATER } from "./limits.ts";
 import { ReplyDeadline } from "./reply_deadline.ts";
 import { CredentialsRefused } from "./spdy_upgrade.ts";
+import { oneLine } from "../../core/peer_text.ts";
+import { kubeletFailure } from "./kubelet_error.ts";
 
 /** How long after the prefixes a refusal must show up on the error channel to count as a dial
  * failure (the kubelet dials right after sending them; a refusal arrives within a millisecond). */
 const REFUSAL_GRACE_MS = 40;
+/** The most of a refused upgrade's body read for its message. */
+const MAX_REFUSAL_TEXT = 64 * 1024;
 /**
  * The kubelet writes the port prefixes before it dials (§8), so prefixes missing this long after
  * the upgrade (or twice the upgrade's duration, if that is more) mean it is wedged: fail the
@@ -115,12 +119,17 @@ export function openV4Stream(
 
     ws.on("unexpected-response", (_req, res) => {
       let body = "";
-      res.on("data", (c: Uint8Array) => body += new TextDecoder().decode(c));
+      const decoder = new TextDecoder();
+      res.on("data", (c: Uint8Array) => {
+        // Only the start is kept: it is the message, and the server decides how long a body is.
+        if (body.length < MAX_REFUSAL_TEXT) body += decoder.decode(c, { stream: true });
+      });
       res.on("end", () => {
         const status = res.statusCode ?? 0;
-        let message = body.trim();
+        let message = oneLine(body);
         try {
-          message = JSON.parse(body).message ?? message;
+          const parsed = JSON.parse(body)?.message;
+          if (typeof parsed === "string") message = oneLine(parsed);
         } catch {
           // plain-text kubelet error
         }
@@ -170,9 +179,7 @@ export function openV4Stream(
         return;
       }
       if (channel === 1) {
-        const text = new TextDecoder().decode(payload);
-        const refused = /refused|forward not found|no forward found/i.test(text);
-        fail(new DialError(refused ? "refused" : "error", text));
+        fail(kubeletFailure(payload));
         return;
       }
       if (channel !== 0) return;
