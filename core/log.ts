@@ -33,15 +33,18 @@ export function parseLogLevel(value: string): LogLevel | "off" {
   throw new Error(`invalid log level "${value}" (valid: ${LOG_LEVELS.join(", ")})`);
 }
 
+/** C0 controls but the tab, DEL and the C1 controls. */
+// deno-lint-ignore no-control-regex
+const CONTROLS_BUT_TAB = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+
 /**
  * A text log line with its control characters shown as escapes (`\n`, `\x1b`): a value that came
  * from elsewhere — a DNS name asked for, a server's message — can neither start a forged line nor
  * drive the terminal. (JSON lines escape them already.) Tabs stay.
  */
 export function visibleControls(line: string): string {
-  // deno-lint-ignore no-control-regex
   return line.replace(
-    /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g,
+    CONTROLS_BUT_TAB,
     (c) =>
       c === "\n"
         ? "\\n"
