@@ -1,7 +1,8 @@
 /**
  * Keeps a {@link ClusterStore} current from the Kubernetes API: for each resource a list (in
  * pages, paged_list.ts), then a watch from the list's resource version with bookmarks; a 410 Gone
- * (or ERROR event) re-lists that resource only (docs/portforward.md §11). Failures back off like client-go's
+ * (or ERROR event) re-lists that resource only (docs/portforward.md §11). Objects pass a shape
+ * check before the store takes them (object_shape.ts). Failures back off like client-go's
  * reflector (backoff.ts) and resume from the last version seen, and a small request every few
  * seconds checks that the server still answers, so a black-holed connection is noticed even
  * when no watch fails. While the server is unreachable the store keeps serving its last view.
@@ -20,7 +21,7 @@ import { listInPages } from "./paged_list.ts";
 import { objectName, type Resource, shapeProblem } from "./object_shape.ts";
 
 const log = logger("cluster");
-/** Distinct misshapen objects remembered, so each is reported once (past it, the memory starts over). */
+/** Misshapen objects remembered so each is reported once (past this many, memory starts over). */
 const MAX_REPORTED_SHAPES = 1000;
 
 /** The running list/watch loop; `store` is the {@link ClusterView} it keeps current. */
