@@ -6,7 +6,7 @@
  * (its snapshot was compacted: 410 Gone) fails the list, which the caller starts again.
  *
  * Every page is served from the same snapshot, so the list's resourceVersion is the pages' one
- * (API concepts, "Retrieving large results sets in chunks").
+ * (docs/portforward.md §11).
  */
 
 /** What one page of a list carries (only what the cluster view reads). */
