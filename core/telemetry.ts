@@ -39,6 +39,8 @@ export type TelemetryEvent =
   | { type: "dns_query"; kind: "cluster" | "upstream"; rcode: string; seconds?: number }
   | { type: "portforward_dial"; seconds: number; reused: boolean }
   | { type: "watch_restart"; resource: string }
+  /** An object from the API server failed the shape check and was left out (object_shape.ts). */
+  | { type: "object_refused"; resource: string }
   | { type: "cluster_state"; state: "syncing" | "synced" | "unreachable"; error?: string };
 
 /** Receives telemetry. Implementations must be cheap: producers call it on hot-ish paths. */

@@ -56,6 +56,7 @@ export class Metrics implements TelemetrySink {
   readonly #dialErrors = new LabelledValues();
   readonly #dnsQueries = new LabelledValues();
   readonly #watchRestarts = new LabelledValues();
+  readonly #objectsRefused = new LabelledValues();
   readonly #dnsUpstream = new Histogram();
   readonly #portforwardDial = new Histogram();
   readonly #connectionTarget = new Map<number, Labels>();
@@ -105,6 +106,9 @@ export class Metrics implements TelemetrySink {
         return;
       case "watch_restart":
         this.#watchRestarts.add({ resource: event.resource }, 1);
+        return;
+      case "object_refused":
+        this.#objectsRefused.add({ resource: event.resource }, 1);
         return;
     }
   }
@@ -166,6 +170,11 @@ export class Metrics implements TelemetrySink {
       help: "Kubernetes watch restarts by resource",
       type: "counter",
     }, this.#watchRestarts);
+    labelledFamily(out, {
+      name: "k8stun_cluster_objects_refused_total",
+      help: "Objects from the API server left out for a misshapen field or name, by resource",
+      type: "counter",
+    }, this.#objectsRefused);
     return out.join("\n") + "\n";
   }
 }

@@ -149,6 +149,7 @@ export async function startClusterSync(options: ClusterSyncOptions): Promise<Clu
   const wellShaped = (resource: Resource, object: unknown): object is KubeObject => {
     const problem = shapeProblem(resource, object);
     if (problem === undefined) return true;
+    telemetry.emit({ type: "object_refused", resource });
     const report = `${resource} ${objectName(object)}: ${problem}`;
     if (!reported.has(report)) {
       if (reported.size >= MAX_REPORTED_SHAPES) reported.clear();

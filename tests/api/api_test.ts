@@ -271,6 +271,7 @@ Deno.test("api: /metrics parses as Prometheus text and counters move with traffi
   api.telemetry.emit({ type: "dns_query", kind: "cluster", rcode: "NOERROR" });
   api.telemetry.emit({ type: "portforward_dial", seconds: 0.004, reused: true });
   api.telemetry.emit({ type: "watch_restart", resource: "services" });
+  api.telemetry.emit({ type: "object_refused", resource: "pods" });
   const after = await scrape();
   assertEquals(after("k8stun_vips", { type: "service" }), 1);
   assertEquals(after("k8stun_connections_active"), 1);
@@ -280,6 +281,7 @@ Deno.test("api: /metrics parses as Prometheus text and counters move with traffi
   assertEquals(after("k8stun_dns_queries_total", { kind: "cluster", rcode: "NOERROR" }), 1);
   assertEquals(after("k8stun_portforward_dial_seconds"), 1);
   assertEquals(after("k8stun_watch_restarts_total", { resource: "services" }), 1);
+  assertEquals(after("k8stun_cluster_objects_refused_total", { resource: "pods" }), 1);
   assertEquals(after("k8stun_target_connections_active", { vip: "198.18.0.2" }), 1);
 });
 

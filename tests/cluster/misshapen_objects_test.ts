@@ -83,10 +83,18 @@ Deno.test({
       { type: "DELETED", object: { metadata: "hello" } },
       { type: "ADDED", object: later },
     ]);
+    const refused: Record<string, number> = {};
     const view = await startClusterSync({
       access: ApiAccess.fromText(api.kubeconfig),
       namespaces: ["demo"],
       probeIntervalMs: 0,
+      telemetry: {
+        emit(event) {
+          if (event.type === "object_refused") {
+            refused[event.resource] = (refused[event.resource] ?? 0) + 1;
+          }
+        },
+      },
     });
     try {
       await view.synced;
@@ -99,6 +107,9 @@ Deno.test({
       assertEquals(store.namespaces(), ["demo"]);
       assert(!store.hasPod("demo", "p"), "the pod with conditions that are no list is left out");
       assertEquals(store.readyEndpoints("demo", "hello", 80), []);
+      // Each left-out object is counted (k8stun_cluster_objects_refused_total): three in the
+      // services list and three watch events; two namespaces, one slice, one pod.
+      assertEquals(refused, { services: 6, namespaces: 2, endpointslices: 1, pods: 1 });
     } finally {
       view.close();
     }
