@@ -15,15 +15,9 @@ import { listenPolledUdp } from "../../ffi/linux/udp_server.ts";
 import { systemSocketTransport } from "../../plugins/dns/socket_upstream.ts";
 import type { BenchResult } from "./types.ts";
 import { medians } from "./median.ts";
+import type { DnsLoadResult } from "./dns_load.ts";
+import { compareTunRoute } from "./dns_tun_route.ts";
 import { mainThreadCpuSeconds } from "./cpu_time.ts";
-
-interface LoadResult {
-  qps: number;
-  p50: number;
-  p99: number;
-  /** Queries unanswered for a second (UDP loss), replaced by new ones. */
-  lost: number;
-}
 
 /** Starts a Worker with `job` and resolves with its first message. */
 function worker<T>(job: Record<string, unknown>): { result: Promise<T>; stop(): void } {
@@ -38,7 +32,7 @@ function worker<T>(job: Record<string, unknown>): { result: Promise<T>; stop(): 
 
 /** `total` queries for `name` with `inFlight` outstanding, from a client in its own Worker. */
 async function load(port: number, name: string, total: number, inFlight = 50) {
-  const client = worker<LoadResult>({ role: "load", port, name, total, inFlight });
+  const client = worker<DnsLoadResult>({ role: "load", port, name, total, inFlight });
   try {
     return await client.result;
   } finally {
@@ -62,13 +56,24 @@ type Row =
 const ROUNDS = Number(Deno.env.get("K8STUN_BENCH_DNS_ROUNDS") ?? 3);
 /** Scales every round's query counts (0.2 for a quick look while iterating). */
 const SCALE = Number(Deno.env.get("K8STUN_BENCH_DNS_SCALE") ?? 1);
-/** `forwarded` runs only the forwarded rows (and their baseline), e.g. under a profiler. */
+/**
+ * `forwarded` runs only the forwarded rows (and their baseline), e.g. under a profiler;
+ * `tun_route` only the lab comparison in the default DNS mode (dns_tun_route.ts).
+ */
 const ONLY = Deno.env.get("K8STUN_BENCH_DNS_ONLY");
 const count = (n: number) => Math.max(100, Math.round(n * SCALE));
 /** How long the distant upstream takes to answer, ms. */
 const DISTANT_RESOLVER_MS = 5;
 
 export async function run(): Promise<BenchResult[]> {
+  if (ONLY === "tun_route") return await compareTunRoute(SCALE);
+  const rows = await inProcessRows();
+  // Its own lab and processes, once the in-process servers are gone.
+  return ONLY === "forwarded" ? rows : [...rows, ...await compareTunRoute(SCALE)];
+}
+
+/** The rows measured in this process: cluster names, and forwarding with forward mode's sockets. */
+async function inProcessRows(): Promise<BenchResult[]> {
   const store = new ClusterStore();
   store.applyNamespace({ metadata: { name: "demo" } });
   store.applyService({
@@ -90,11 +95,11 @@ export async function run(): Promise<BenchResult[]> {
   const [port, upstreamPort] = [near.port, near.upstreamPort];
   try {
     // Three rounds, k8stun and its baseline alternating, and the median of each figure.
-    const rounds: Partial<Record<Row, LoadResult>>[] = [];
+    const rounds: Partial<Record<Row, DnsLoadResult>>[] = [];
     /** The server thread's CPU per forwarded query, µs: what the machine's load does not move. */
     const serverCpu: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const figures: Partial<Record<Row, LoadResult>> = {};
+      const figures: Partial<Record<Row, DnsLoadResult>> = {};
       if (ONLY !== "forwarded") {
         figures.cluster = await load(port, "hello.demo", count(40_000));
         figures.light = await load(port, "hello.demo", count(20_000), 4);
@@ -114,7 +119,7 @@ export async function run(): Promise<BenchResult[]> {
       figures.directFarLight = await load(far.upstreamPort, "example.test", count(2_000), 4);
       rounds.push(figures);
     }
-    const pick = (key: Row): LoadResult => medians(rounds.map((r) => r[key]!));
+    const pick = (key: Row): DnsLoadResult => medians(rounds.map((r) => r[key]!));
     const lost = rounds.flatMap((r) => Object.values(r)).reduce((sum, r) => sum + r.lost, 0);
     const [forwarded, direct] = [pick("forwarded"), pick("direct")];
     const [forwardedLight, directLight] = [pick("forwardedLight"), pick("directLight")];
@@ -123,9 +128,9 @@ export async function run(): Promise<BenchResult[]> {
     /** One figure of the forwarded rows against the upstream queried directly. */
     const versusDirect = (
       name: string,
-      key: keyof LoadResult,
-      k8stun: LoadResult,
-      upstream: LoadResult,
+      key: keyof DnsLoadResult,
+      k8stun: DnsLoadResult,
+      upstream: DnsLoadResult,
       note?: string,
     ): BenchResult => ({
       name,
@@ -134,7 +139,7 @@ export async function run(): Promise<BenchResult[]> {
       baseline: { name: "upstream queried directly", value: upstream[key] },
       ...(note ? { note } : {}),
     });
-    const added = (k8stun: LoadResult, upstream: LoadResult) =>
+    const added = (k8stun: DnsLoadResult, upstream: DnsLoadResult) =>
       `${(k8stun.p99 - upstream.p99).toFixed(2)} ms added at p99`;
     const serverCpuMedian = serverCpu.sort((a, b) => a - b)[Math.floor(serverCpu.length / 2)];
     const forwardedRows: BenchResult[] = [
