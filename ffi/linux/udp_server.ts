@@ -13,6 +13,13 @@ import { SocketPoller } from "./socket_poller.ts";
 const MAX_DATAGRAM = 65_527;
 /** Datagrams taken in per wake-up, so the answers already there leave between batches. */
 const READS_PER_WAKE = 256;
+/**
+ * The longest single wait of the listener's poll. Its one socket never changes, and `close()`
+ * shuts the socket down, which ends the wait at once (shutdown wakes a poll even on an unconnected
+ * UDP socket), so nothing needs the wait to end early: an idle listener wakes the main thread every
+ * 5 s, not ten times a second (a laptop's CPU stays asleep).
+ */
+const IDLE_WAIT_MS = 5_000;
 
 /** Serves UDP on `hostname:port` (a dotted IPv4 address) with `handle`. */
 export function listenPolledUdp(
@@ -34,7 +41,7 @@ export function listenPolledUdp(
     throw error;
   }
   let open = true;
-  const poller = new SocketPoller(libc.symbols, () => open);
+  const poller = new SocketPoller(libc.symbols, () => open, IDLE_WAIT_MS);
   const buffer = new Uint8Array(MAX_DATAGRAM);
   const from = new Uint8Array(16);
   const reply = (client: Uint8Array) => (answer: Uint8Array | null) => {

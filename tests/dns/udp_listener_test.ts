@@ -61,3 +61,25 @@ Deno.test("dns udp listener (libc socket): a taken port is AddrInUse, and a clos
   again.close();
   await new Promise((resolve) => setTimeout(resolve, 20)); // its poll returns too
 });
+
+Deno.test("dns udp listener (libc socket): an idle listener lets the main thread sleep (its poll waits seconds, not 100 ms)", async () => {
+  /** Times this (the JavaScript) thread gave up the CPU of its own accord: once per wake-up. */
+  const sleeps = () =>
+    Number(
+      /voluntary_ctxt_switches:\s+(\d+)/.exec(
+        Deno.readTextFileSync("/proc/thread-self/status"),
+      )![1],
+    );
+  const listener = listenPolledUdp("127.0.0.1", 0, answer);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const before = sleeps();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const woken = sleeps() - before;
+    // A poll that returned every 100 ms woke it 20 times and more in these 2 s.
+    assert(woken <= 10, `the idle thread woke ${woken} times in 2 s`);
+  } finally {
+    listener.close();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // its poll returns too
+  }
+});
