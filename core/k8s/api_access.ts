@@ -28,7 +28,7 @@ import {
   ExecCredentialError,
   ExecCredentials,
 } from "./exec_credential.ts";
-import { concatBytes } from "../stream/concat_bytes.ts";
+import { readTextUpTo } from "../stream/capped_text.ts";
 
 /** Headers and client certificate one connection to the API server presents. */
 export interface ApiCredentials {
@@ -352,19 +352,13 @@ const MAX_OIDC_ANSWER = 1024 * 1024;
  */
 // deno-lint-ignore no-explicit-any
 async function jsonAnswer(response: Response, what: string): Promise<any> {
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  for await (const chunk of response.body ?? []) {
-    length += chunk.length;
-    if (length > MAX_OIDC_ANSWER) {
-      await response.body?.cancel().catch(() => {});
-      throw new Error(`${what} answered more than ${MAX_OIDC_ANSWER >> 20} MiB`);
-    }
-    chunks.push(chunk);
+  const text = await readTextUpTo(response.body, MAX_OIDC_ANSWER);
+  if (text === undefined) {
+    throw new Error(`${what} answered more than ${MAX_OIDC_ANSWER >> 20} MiB`);
   }
   let parsed;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(concatBytes(chunks)));
+    parsed = JSON.parse(text);
   } catch {
     throw new Error(`${what} answered something that is not JSON`);
   }

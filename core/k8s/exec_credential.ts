@@ -35,6 +35,7 @@
  *   token, nor the plugin's stdout, which holds it.
  */
 import { oneLine } from "../peer_text.ts";
+import { readTextUpTo } from "../stream/capped_text.ts";
 
 /** users[].user.exec as the kubeconfig spells it (camelCase keys as in the YAML). */
 export interface ExecConfig {
@@ -412,10 +413,16 @@ const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
     overflowed = true;
     kill();
   };
+  /** A pipe's text, up to {@link MAX_PLUGIN_OUTPUT} bytes; past that the plugin is killed. */
+  const readCapped = async (pipe: ReadableStream<Uint8Array>) => {
+    const text = await readTextUpTo(pipe, MAX_PLUGIN_OUTPUT);
+    if (text === undefined) overflow();
+    return text ?? "";
+  };
   const output = Promise.all([
     child.status,
-    readCapped(child.stdout, overflow),
-    readCapped(child.stderr, overflow),
+    readCapped(child.stdout),
+    readCapped(child.stderr),
   ]);
   const timer = delay(timeoutMs);
   try {
@@ -444,22 +451,6 @@ const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
     timer.cancel();
   }
 };
-
-/** A pipe's text, up to {@link MAX_PLUGIN_OUTPUT} bytes; past that `overflow` is called. */
-async function readCapped(stream: ReadableStream<Uint8Array>, overflow: () => void) {
-  const decoder = new TextDecoder();
-  let text = "";
-  let length = 0;
-  for await (const chunk of stream) {
-    length += chunk.length;
-    if (length > MAX_PLUGIN_OUTPUT) {
-      overflow();
-      break; // leaving the loop cancels the pipe
-    }
-    text += decoder.decode(chunk, { stream: true });
-  }
-  return text + decoder.decode();
-}
 
 /** A timer that resolves `done` with undefined after `ms`, unless cancelled first. */
 function delay(ms: number): { done: Promise<undefined>; cancel: () => void } {

@@ -11,6 +11,7 @@ import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { ApiClient } from "../../core/k8s/api_client.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import { kubeletFailure } from "../../plugins/portforward/kubelet_error.ts";
+import { tokenKubeconfig } from "../kubeconfig/token_kubeconfig.ts";
 
 /** A hostile message: a forged log line, a screen clear, a window-title change, a C1 control. */
 const HOSTILE = "denied\n2026-12-06 [ERR] forged line\x1b[2J\x1b]0;title\x07 and\u009b more\r";
@@ -20,13 +21,7 @@ const HOSTILE = "denied\n2026-12-06 [ERR] forged line\x1b[2J\x1b]0;title\x07 and
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 
 function kubeconfigFor(port: number): string {
-  return [
-    "apiVersion: v1",
-    `clusters: [{name: c, cluster: {server: 'http://127.0.0.1:${port}'}}]`,
-    "users: [{name: u, user: {token: t}}]",
-    "contexts: [{name: x, context: {cluster: c, user: u}}]",
-    "current-context: x",
-  ].join("\n");
+  return tokenKubeconfig(`http://127.0.0.1:${port}`);
 }
 
 Deno.test("peer text: one line, escape sequences and controls gone, capped", () => {

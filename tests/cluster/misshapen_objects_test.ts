@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { startClusterSync } from "../../core/cluster/sync.ts";
+import { tokenKubeconfig } from "../kubeconfig/token_kubeconfig.ts";
 
 const GOOD_SERVICE = {
   metadata: { name: "hello", namespace: "demo", resourceVersion: "5" },
@@ -52,13 +53,7 @@ function hostileApi(events: unknown[]) {
     return Response.json({ metadata: { resourceVersion: "5" }, items: items[resource] ?? [] });
   });
   return {
-    kubeconfig: [
-      "apiVersion: v1",
-      "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:" + server.addr.port + "'}}]",
-      "users: [{name: u, user: {token: t}}]",
-      "contexts: [{name: x, context: {cluster: c, user: u}}]",
-      "current-context: x",
-    ].join("\n"),
+    kubeconfig: tokenKubeconfig(`http://127.0.0.1:${server.addr.port}`),
     async [Symbol.asyncDispose]() {
       stopping.abort();
       await server.shutdown();

@@ -10,32 +10,14 @@ import { ApiClient, ApiStatusError, type WatchEvent } from "../../core/k8s/api_c
 import { ApiAccess } from "../../core/k8s/api_access.ts";
 import { ExecCredentials, type RunCommand } from "../../core/k8s/exec_credential.ts";
 import { generateSimTls } from "../../sim/tls.ts";
+import { tokenKubeconfig } from "../kubeconfig/token_kubeconfig.ts";
 
 const TOKEN = "fake-token-123";
 const OPTIONS = { handshakeTimeoutMs: 5_000 };
 
 /** A kubeconfig for `server` with a bearer token, and the CA when given. */
 function kubeconfig(server: string, caPem?: string): string {
-  return [
-    "apiVersion: v1",
-    "kind: Config",
-    "clusters:",
-    "- name: fake",
-    "  cluster:",
-    `    server: ${server}`,
-    ...(caPem ? [`    certificate-authority-data: ${btoa(caPem)}`] : []),
-    "users:",
-    "- name: fake-user",
-    "  user:",
-    `    token: ${TOKEN}`,
-    "contexts:",
-    "- name: fake",
-    "  context:",
-    "    cluster: fake",
-    "    user: fake-user",
-    "current-context: fake",
-    "",
-  ].join("\n");
+  return tokenKubeconfig(server, { token: TOKEN, caPem });
 }
 
 /**
