@@ -16,7 +16,6 @@ import { invokingUser } from "../core/invoking_user.ts";
 import type { LoadedKubeConfig } from "../core/kubeconfig.ts";
 import { logger, pluginLogger } from "../core/log.ts";
 import { startTunDataPlane, type TunDataPlane } from "../core/net/data_plane/data_plane.ts";
-import type { NameScope } from "../core/names.ts";
 import { Router } from "../core/router.ts";
 import { TelemetryFanout } from "../core/telemetry.ts";
 import { VipPool, vipStateOptions } from "../core/vip.ts";
@@ -25,7 +24,7 @@ import { openFsIdentity } from "../ffi/linux/fs_identity.ts";
 import { listenPolledUdp } from "../ffi/linux/udp_server.ts";
 import { type HostNetwork, openHostNetwork } from "../ffi/host_network.ts";
 import { openTunPlatform } from "../ffi/tun_platform.ts";
-import { isPublicTld } from "../core/names.ts";
+import { nameClaims } from "../core/dns/claimed_names.ts";
 import type { DnsModeContext } from "../mod.ts";
 import { boundTransport } from "../plugins/dns/bound_upstream.ts";
 import { systemSocketTransport } from "../plugins/dns/socket_upstream.ts";
@@ -34,6 +33,7 @@ import { loadSessionPlugins, syncCluster } from "./assemble.ts";
 import { cleanUpAfterDeadRuns } from "./commands/cleanup.ts";
 import { preallocateVips } from "./preallocate.ts";
 import { resolverDiversion } from "./resolver_diversion.ts";
+import { LoopDnsForwarding } from "./loop_dns_forwarding.ts";
 import { startProxyFront } from "./proxy_front.ts";
 import type { RunOptions } from "./run_options.ts";
 import type { StopSignals } from "./session.ts";
@@ -207,6 +207,19 @@ export async function startTunnel(
       const listener = listenForSystemDns(dns);
       cleanups.push(() => listener.close());
     }
+    // Names no claim covers are forwarded by the packet loop itself once tun_route binds the
+    // resolvers (cli/loop_dns_forwarding.ts); the claims follow the namespaces.
+    const pluginsAnswerNames = plugins.pluginResolvers.some((r) => r.resolveName !== undefined);
+    const loopDns = new LoopDnsForwarding(
+      dataPlane,
+      upstream,
+      () => nameClaims(scope, store.namespaces(), pluginsAnswerNames),
+    );
+    const followNamespaces = store.onChange(() => loopDns.update());
+    cleanups.push(() => {
+      followNamespaces();
+      loopDns.stop();
+    });
     const journal = new FileJournal(undefined, ruleUndo);
     const forgetForcedUndo = signals?.onForcedExit(() => journal.undoSync());
     if (forgetForcedUndo) cleanups.push(forgetForcedUndo);
@@ -215,7 +228,7 @@ export async function startTunnel(
     const modeContext: DnsModeContext = {
       server: { address: FORWARD_DNS_ADDRESS, port: 53 },
       tunServer: { address: vips.dnsAddress, port: 53 },
-      domains: splitDnsDomains(options.clusterDomain, store.namespaces(), scope),
+      domains: nameClaims(scope, store.namespaces()).suffixes,
       tunName: dataPlane.name,
       resolvers,
       routeToTun: resolverDiversion({
@@ -224,9 +237,14 @@ export async function startTunnel(
         journal,
         dnsAddresses: dnsInTun,
       }),
-      bindUpstream: (server, device) =>
-        upstream.useTransport(server, (_, capacity) => boundTransport(server, device, capacity)),
-      unbindUpstream: (server) => upstream.useTransport(server, systemSocketTransport),
+      bindUpstream: (server, device) => {
+        upstream.useTransport(server, (_, capacity) => boundTransport(server, device, capacity));
+        loopDns.bind(server, device);
+      },
+      unbindUpstream: (server) => {
+        upstream.useTransport(server, systemSocketTransport);
+        loopDns.unbind(server);
+      },
       journal,
       log: pluginLogger(`dns-${mode.name}`),
     };
@@ -336,15 +354,6 @@ function listenForSystemDns(dns: DnsServer): DnsListener {
         "only one k8stun can own the system's DNS — start this one with --dns-mode disabled",
     );
   }
-}
-
-/**
- * The domains split DNS sends to k8stun: the cluster domain, `svc`, and every namespace that
- * cannot be mistaken for a public TLD (unless listed explicitly), so `go.dev` stays public.
- */
-function splitDnsDomains(clusterDomain: string, namespaces: string[], scope: NameScope): string[] {
-  const own = namespaces.filter((ns) => scope.explicitNamespaces.has(ns) || !isPublicTld(ns));
-  return [clusterDomain, "svc", ...own];
 }
 
 /** The routes of this machine (all tables); none when they cannot be read (then nothing is skipped). */

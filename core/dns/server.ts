@@ -169,6 +169,18 @@ export class DnsServer {
     }
   }
 
+  /**
+   * Counts a query forwarded without this server (the packet loop forwards most names in
+   * tun_route mode): the answer's `rcode`, or undefined when none came (the client got SERVFAIL).
+   */
+  countForwarded(rcode: number | undefined, seconds: number): void {
+    this.telemetry.emit(
+      rcode === undefined
+        ? { type: "dns_query", kind: "upstream", rcode: "SERVFAIL" }
+        : { type: "dns_query", kind: "upstream", rcode: rcodeText(rcode), seconds },
+    );
+  }
+
   /** A header-only error response echoing the id, opcode, RD and the question section if any. */
   #error(query: Uint8Array, rcode: keyof typeof RCODES): Uint8Array {
     const out = new Uint8Array(12);
@@ -236,6 +248,9 @@ function cacheKey(query: Uint8Array, udp: boolean): string {
 }
 
 function rcodeName(reply: Uint8Array): string {
-  const code = reply.length >= 4 ? reply[3] & 0x0f : 2;
+  return rcodeText(reply.length >= 4 ? reply[3] & 0x0f : 2);
+}
+
+function rcodeText(code: number): string {
   return (Object.entries(RCODES).find(([, v]) => v === code)?.[0]) ?? `RCODE${code}`;
 }

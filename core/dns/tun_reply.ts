@@ -9,6 +9,7 @@
  */
 import type { Resolver } from "../../mod.ts";
 import type { UdpService } from "../net/stack_types.ts";
+import { NO_ANSWER } from "../net/packet_loop/dns_forwarder.ts";
 import { logger } from "../log.ts";
 import type { DnsServer } from "./server.ts";
 
@@ -17,8 +18,11 @@ const log = logger("dns");
 /** The DNS port (RFC 1035 §4.2.1). */
 const DNS_PORT = 53;
 
-/** The TUN data plane's UDP service: DNS on port 53, answered by `dns`. */
-export function dnsOverTun(dns: Pick<DnsServer, "handle">): UdpService {
+/**
+ * The TUN data plane's UDP service: DNS on port 53, answered by `dns` — but for the names the
+ * packet loop forwards itself, which `dns` only counts.
+ */
+export function dnsOverTun(dns: Pick<DnsServer, "handle" | "countForwarded">): UdpService {
   return {
     ports: [DNS_PORT],
     handle: (datagram, reply) => {
@@ -36,6 +40,8 @@ export function dnsOverTun(dns: Pick<DnsServer, "handle">): UdpService {
         log.debug("DNS query from the TUN failed: {error}", { error: String(error) })
       );
     },
+    answeredInLoop: (rcode, micros) =>
+      dns.countForwarded(rcode === NO_ANSWER ? undefined : rcode, micros / 1e6),
   };
 }
 

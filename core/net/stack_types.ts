@@ -37,6 +37,11 @@ export interface UdpService {
   ports: readonly number[];
   /** One datagram; `reply` sends one back. */
   handle(datagram: UdpDatagram, reply: (datagram: UdpDatagram) => void): void;
+  /**
+   * The packet loop answered a datagram itself (DNS it forwarded: core/net/packet_loop/
+   * dns_forwarder.ts): its rcode (0xffff: none came) and how long it took, for the counts.
+   */
+  answeredInLoop?(rcode: number, micros: number): void;
 }
 
 /** Why a flow ended. */

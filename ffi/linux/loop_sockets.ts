@@ -1,12 +1,12 @@
 /**
- * The packet loop's relayed TCP sockets on Linux (core/net/device/loop_sockets.ts): non-blocking
- * libc sockets watched through one epoll set, whose descriptor the loop polls beside the TUN and
+ * The packet loop's sockets on Linux (core/net/device/loop_sockets.ts): non-blocking libc
+ * sockets — TCP for relayed flows, device-bound UDP for forwarded DNS — watched through one epoll set, whose descriptor the loop polls beside the TUN and
  * its wake-up. Level-triggered, so a socket the loop did not finish reading wakes it again; the
  * loop changes what it watches as its buffers fill and drain (epoll(7)).
  */
 import type { LoopSockets } from "../../core/net/device/loop_sockets.ts";
 import type { SocketRegistry } from "../../core/net/device/socket_registry.ts";
-import { sockaddrIn } from "./bound_socket.ts";
+import { BoundSocket, sockaddrIn } from "./bound_socket.ts";
 import { errno, type Libc } from "./libc.ts";
 
 const AF_INET = 2;
@@ -80,6 +80,13 @@ export class LinuxLoopSockets implements LoopSockets {
         return -code;
       }
     }
+    this.#open.add(fd);
+    this.#registry?.add(fd);
+    return fd;
+  }
+
+  datagram(device: string, address: number, port: number): number {
+    const { fd } = BoundSocket.datagram(this.#libc, device, address, port);
     this.#open.add(fd);
     this.#registry?.add(fd);
     return fd;

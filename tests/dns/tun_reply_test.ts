@@ -3,13 +3,18 @@ import { parseIpv4Address } from "../../core/net/wire/ipv4.ts";
 import { assertEquals } from "../assert.ts";
 import { dnsOverTcpResolver, dnsOverTun } from "../../core/dns/tun_reply.ts";
 import type { UdpDatagram } from "../../core/net/stack_types.ts";
+import { NO_ANSWER } from "../../core/net/packet_loop/dns_forwarder.ts";
 
 const APP = parseIpv4Address("10.1.2.3");
 const DNS = parseIpv4Address("198.18.0.2");
 
+const counted: [number | undefined, number][] = [];
 const fakeDns = {
   handle: (query: Uint8Array, udp: boolean) =>
     Promise.resolve(query.length < 12 ? null : new Uint8Array([udp ? 1 : 0, ...query.slice(0, 2)])),
+  countForwarded: (rcode: number | undefined, seconds: number) => {
+    counted.push([rcode, seconds]);
+  },
 };
 
 function datagram(dstPort: number, payload: Uint8Array): UdpDatagram {
@@ -45,12 +50,20 @@ Deno.test("dns tun: datagrams to other ports and queries too short for an id get
 
 Deno.test("dns tun: a failing DNS server sends nothing and does not throw", async () => {
   const sent: UdpDatagram[] = [];
-  dnsOverTun({ handle: () => Promise.reject(new Error("boom")) }).handle(
+  dnsOverTun({ ...fakeDns, handle: () => Promise.reject(new Error("boom")) }).handle(
     datagram(53, new Uint8Array(12)),
     (r) => sent.push(r),
   );
   await new Promise((resolve) => setTimeout(resolve, 0));
   assertEquals(sent, []);
+});
+
+Deno.test("dns tun: queries the packet loop forwarded are counted: rcode and seconds, none for no answer", () => {
+  counted.length = 0;
+  const service = dnsOverTun(fakeDns);
+  service.answeredInLoop!(3, 1500);
+  service.answeredInLoop!(NO_ANSWER, 10_000_000);
+  assertEquals(counted, [[3, 0.0015], [undefined, 10]]);
 });
 
 Deno.test("dns tun: TCP to an address k8stun answers DNS on goes to its DNS listener, as the set grows", async () => {

@@ -93,6 +93,21 @@ Deno.test("loop protocol: every operation and event survives its record", () => 
     { op: "udp", datagram },
     { op: "route", address: 0xc0a80001, add: true },
     { op: "route", address: 0xc0a80001, add: false },
+    {
+      op: "dns-forwarding",
+      config: {
+        servers: [{ address: 0x0a4d0002, port: 53, device: "wlan0" }],
+        timeoutMs: 5000,
+        attempts: 2,
+        maxInFlight: 2048,
+        claims: {
+          suffixes: ["cluster.local", "svc", "pod", "demo"],
+          bareNames: false,
+          everything: false,
+        },
+      },
+    },
+    { op: "dns-forwarding", config: null },
   ];
   for (const op of ops) assert(pushOp(writer, op));
   const gotOps: LoopOp[] = [];
@@ -115,6 +130,8 @@ Deno.test("loop protocol: every operation and event survives its record", () => 
     { ev: "sent", id: 9, n: 123 },
     { ev: "closed", id: 9, why: "reset" },
     { ev: "udp", datagram },
+    { ev: "dns-forwarded", rcode: 3, micros: 1234 },
+    { ev: "dns-forwarded", rcode: 0xffff, micros: 10_000_000 },
   ];
   for (const event of events) assert(pushEvent(writer, event));
   const gotEvents: LoopEvent[] = [];

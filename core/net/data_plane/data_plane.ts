@@ -16,7 +16,8 @@ import type { TelemetrySink } from "../../telemetry.ts";
 import { MAX_LOCAL_ADDRESSES } from "../packet_loop/local_sources.ts";
 import { type LoopState, Watchdog } from "./watchdog.ts";
 import type { UdpService } from "../stack_types.ts";
-import type { LoopTestFault } from "../packet_loop/protocol.ts";
+import { type LoopTestFault, MAX_RECORD_PAYLOAD } from "../packet_loop/protocol.ts";
+import type { DnsForwarding } from "../packet_loop/dns_forwarder.ts";
 import { type LoopHandlers, PacketLoopLink } from "./loop_link.ts";
 import { FlowRelay } from "./flow_relay.ts";
 import type { OffloadCapabilities, TunDevice, TunHost } from "../device/tun_device.ts";
@@ -96,6 +97,11 @@ export interface TunDataPlane {
    * there; kept across a restart of the packet loop.
    */
   serveAddresses(addresses: number[]): void;
+  /**
+   * Lets the packet loop forward the DNS names no claim covers itself (null: stop); kept across a
+   * restart of the loop. Returns false when this loop cannot (its OS module opens no sockets).
+   */
+  forwardDns(config: DnsForwarding | null): boolean;
   activeFlows(): number;
   health(): DataPlaneHealth;
   /** Connections open per VIP, for stale-VIP reclaim. */
@@ -117,6 +123,8 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   let link!: PacketLoopLink;
   /** Addresses served besides the VIP range: a new loop is told them again. */
   const routed = new Set<number>();
+  /** DNS forwarding in the loop, as last configured: a new loop is configured again. */
+  let dnsForwarding: DnsForwarding | null = null;
 
   const parameters = {
     device: device.packetIo,
@@ -162,6 +170,9 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       handlers,
     );
     for (const address of routed) started.send({ op: "route", address, add: true });
+    if (dnsForwarding && started.dialsInLoop) {
+      started.send({ op: "dns-forwarding", config: dnsForwarding });
+    }
     started.ended.then((reason) => replace(started, reason));
     return started;
   };
@@ -263,11 +274,26 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       link.send({ op: "route", address, add: true });
     }
   };
+  const forwardDns = (config: DnsForwarding | null) => {
+    if (config && !link.dialsInLoop) return false;
+    // Thousands of namespaces could outgrow a ring record: then the main thread decides every
+    // name (still correct, only slower).
+    const fits = !config || JSON.stringify(config).length <= MAX_RECORD_PAYLOAD / 2;
+    dnsForwarding = config && (fits ? config : {
+      ...config,
+      claims: { ...config.claims, suffixes: [], everything: true },
+    });
+    if (dnsForwarding || link.dialsInLoop) {
+      link.send({ op: "dns-forwarding", config: dnsForwarding });
+    }
+    return true;
+  };
   return {
     name: device.name,
     offload: device.offload,
     ifindex: () => device.ifindex(),
     serveAddresses,
+    forwardDns,
     activeFlows: () => relay.activeFlows,
     health: () => ({
       state,

@@ -149,6 +149,8 @@ export class FlowRelay {
         return this.loopConnectFailed(event.id, event.code);
       case "relayed":
         return this.loopRelayed(event.id, event.up, event.down);
+      case "dns-forwarded":
+        return this.#udp?.answeredInLoop?.(event.rcode, event.micros);
     }
   }
 

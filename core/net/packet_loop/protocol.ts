@@ -12,6 +12,7 @@
 import { MAX_RECORD_PAYLOAD, type RingReader, type RingWriter } from "./ring.ts";
 import type { FlowEnd, FlowId, FlowOpening, UdpDatagram } from "../stack_types.ts";
 import type { PacketIoSpec } from "../device/tun_device.ts";
+import type { DnsForwarding } from "./dns_forwarder.ts";
 
 export { MAX_RECORD_PAYLOAD };
 
@@ -104,7 +105,9 @@ export type LoopOp =
   | { op: "route"; address: number; add: boolean }
   | { op: "local-addresses"; addresses: number[] }
   /** Dial the flow from the loop and relay it there (socket_relay.ts); see LoopDial. */
-  | { op: "connect"; id: FlowId; dial: LoopDial };
+  | { op: "connect"; id: FlowId; dial: LoopDial }
+  /** Forward the names no claim covers from the loop (dns_forwarder.ts); null: stop. */
+  | { op: "dns-forwarding"; config: DnsForwarding | null };
 
 /** A connection the loop opens for a flow: to `address:port`, then maybe a SOCKS5 CONNECT. */
 export interface LoopDial {
@@ -134,7 +137,12 @@ export type LoopEvent =
   /** A dial from the loop failed (`code`: see {@link SOCKS5_REPLY_BASE}); the flow waits. */
   | { ev: "connect-failed"; id: FlowId; code: number }
   /** Bytes a flow relayed in the loop carried so far, each way (sent before its "closed"). */
-  | { ev: "relayed"; id: FlowId; up: number; down: number };
+  | { ev: "relayed"; id: FlowId; up: number; down: number }
+  /**
+   * A query the loop forwarded got its answer (`rcode`) or, NO_ANSWER, none; `micros`: how long it
+   * took.
+   */
+  | { ev: "dns-forwarded"; rcode: number; micros: number };
 
 const OP_KINDS = [
   "accept",
@@ -147,6 +155,7 @@ const OP_KINDS = [
   "route",
   "local-addresses",
   "connect",
+  "dns-forwarding",
 ] as const;
 const EVENT_KINDS = [
   "open",
@@ -158,6 +167,7 @@ const EVENT_KINDS = [
   "connected",
   "connect-failed",
   "relayed",
+  "dns-forwarded",
 ] as const;
 const FLOW_ENDS: readonly FlowEnd[] = ["closed", "reset", "timeout", "refused", "aborted"];
 // Record kinds are 1-based: 0 marks the ring's padding records.
@@ -186,6 +196,8 @@ export function pushOp(ring: RingWriter, op: LoopOp): boolean {
       const head = new Uint8Array([op.dial.port >> 8, op.dial.port & 0xff]);
       return ring.push(kind, op.id, op.dial.address, [head, op.dial.socks5 ?? new Uint8Array(0)]);
     }
+    case "dns-forwarding":
+      return ring.push(kind, 0, 0, op.config ? [encoder.encode(JSON.stringify(op.config))] : []);
     default:
       return ring.push(kind, op.id, 0);
   }
@@ -222,6 +234,12 @@ export function readOps(ring: RingReader, visit: (op: LoopOp) => void): number {
           dial: { address: b, port: (payload[0] << 8) | payload[1], socks5 },
         });
       }
+      case "dns-forwarding":
+        // Written by the main thread only; a record that does not parse stops forwarding.
+        return visit({
+          op,
+          config: payload.length > 0 ? parseJson(decoder.decode(payload)) as DnsForwarding : null,
+        });
       default:
         return visit({ op, id: a });
     }
@@ -259,6 +277,8 @@ export function pushEvent(ring: RingWriter, event: LoopEvent): boolean {
       const counts = new Float64Array([event.up, event.down]);
       return ring.push(kind, event.id, 0, [new Uint8Array(counts.buffer)]);
     }
+    case "dns-forwarded":
+      return ring.push(kind, event.rcode, event.micros);
   }
 }
 
@@ -304,8 +324,21 @@ export function readEvents(
         const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
         return visit({ ev, id: a, up: view.getFloat64(0, true), down: view.getFloat64(8, true) });
       }
+      case "dns-forwarded":
+        return visit({ ev, rcode: a, micros: b });
     }
   }, beforeFree);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 /** A datagram record: a = source address, b = destination, payload = ports and data. */

@@ -187,13 +187,17 @@ export class SocketRelay {
 
   /**
    * Serves the sockets that are ready, fails dials past their deadline and reports byte counts;
-   * returns the bytes moved.
+   * returns the bytes moved. A ready socket that is not a flow's goes to `others` (the loop's
+   * DNS sockets share the wait), which returns the bytes it moved.
    */
-  service(now: number): number {
+  service(now: number, others?: (fd: number, now: number) => number): number {
     let moved = 0;
     this.#sockets.ready((fd, readable, writable) => {
       const flow = this.#byFd.get(fd);
-      if (!flow) return;
+      if (!flow) {
+        if (others) moved += others(fd, now);
+        return;
+      }
       this.#contained(flow, () => moved += this.#serve(flow, readable, writable, now));
     });
     if (now >= this.#nextReport) {

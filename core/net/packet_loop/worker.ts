@@ -23,6 +23,7 @@ import { fragmentIpv4, MAX_UDP_PAYLOAD } from "../wire/ipv4_fragment.ts";
 import { RingReader, RingWriter } from "./ring.ts";
 import { LocalSources } from "./local_sources.ts";
 import { SocketRelay } from "./socket_relay.ts";
+import { DnsForwarder } from "./dns_forwarder.ts";
 import {
   type FromLoop,
   type LoopEvent,
@@ -152,6 +153,8 @@ function run(start: LoopStart, io: PacketIo): void {
       emit({ ev: "closed", id, why });
     },
     udp(datagram) {
+      // A name that is not the cluster's goes upstream from here (dns_forwarder.ts).
+      if (dns?.take(datagram, performance.now())) return;
       emit({ ev: "udp", datagram });
     },
   };
@@ -173,6 +176,15 @@ function run(start: LoopStart, io: PacketIo): void {
       stack,
       emit,
       (id, byPeer) => resetFlow(id, performance.now(), byPeer ? "reset" : "aborted"),
+      fault,
+    )
+    : undefined;
+  /** DNS forwarded from this loop, once the main thread configures it (on the same sockets). */
+  const dns = io.sockets
+    ? new DnsForwarder(
+      io.sockets,
+      (datagram) => sendUdp(datagram),
+      (rcode, micros) => emit({ ev: "dns-forwarded", rcode, micros }),
       fault,
     )
     : undefined;
@@ -290,6 +302,11 @@ function run(start: LoopStart, io: PacketIo): void {
         return;
       case "local-addresses":
         return sources.replace(op.addresses);
+      case "dns-forwarding":
+        if (!dns) {
+          throw new Error("this loop forwards no DNS itself (its OS module has no sockets)");
+        }
+        return dns.configure(op.config, now);
     }
   };
   /** Retries the backlog, then tells the main thread what this turn published. */
@@ -347,7 +364,7 @@ function run(start: LoopStart, io: PacketIo): void {
     Atomics.add(signals, Signal.HEARTBEAT, 1);
     const now = performance.now();
     if (now >= testFaultAt) injectTestFault(start.testFault!, signals);
-    const deadline = stack.poll(now) ?? now + 1000;
+    const deadline = Math.min(stack.poll(now) ?? now + 1000, dns?.nextDeadline() ?? Infinity);
     if (!opsRing.pending) waitForWork(lastActivity, deadline);
     const t = performance.now();
     turnBytes = 0;
@@ -369,7 +386,9 @@ function run(start: LoopStart, io: PacketIo): void {
       stack.input(ip, t, checksumTrusted);
     });
     if (relay) {
-      const moved = relay.flush(t) + relay.service(performance.now());
+      const moved = relay.flush(t) +
+        relay.service(performance.now(), (fd, at) => dns?.receive(fd, at) ?? 0);
+      dns?.expire(performance.now());
       turnBytes += moved;
       if (moved > 0) work++;
     }
@@ -380,6 +399,7 @@ function run(start: LoopStart, io: PacketIo): void {
     if (work > 0) lastActivity = turnBytes < BULK_TURN_BYTES ? performance.now() : -Infinity;
   }
   relay?.closeAll();
+  dns?.closeAll();
 }
 
 /** The test hook of {@link LoopStart.testFault}. */
