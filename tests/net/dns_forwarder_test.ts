@@ -353,3 +353,26 @@ Deno.test({
     assert(t.faults.some((f) => f.includes("k8s-gone0")), t.faults.join("; "));
   },
 });
+
+Deno.test({
+  name:
+    "dns forwarder: a flood of unanswered names keeps the deadline queue near the queries waiting",
+  ignore,
+  fn() {
+    using t = setUp();
+    const silent = resolver(() => []);
+    try {
+      t.forwarder.configure(forwarding([silent.port], { maxInFlight: 100 }), performance.now());
+      for (let id = 0; id < 20_000; id++) {
+        const now = performance.now();
+        t.forwarder.take(fromApp(query(id & 0xffff, `n${id}.blackhole.example.com`)), now);
+        t.forwarder.expire(now);
+      }
+      assertEquals(t.forwarder.waiting, 100);
+      assertEquals(t.replies.length, 19_900, "each query that gave way got SERVFAIL");
+      assert(t.forwarder.deadlinesKept <= 1024 + 2 * 100, `${t.forwarder.deadlinesKept} kept`);
+    } finally {
+      silent.close();
+    }
+  },
+});

@@ -192,7 +192,7 @@ export class DnsForwarder {
   nextDeadline(): number | undefined {
     while (this.#head < this.#deadlines.length) {
       const next = this.#deadlines[this.#head];
-      if (!next.query.done && next.tries === next.query.tries) return next.at;
+      if (isCurrent(next)) return next.at;
       this.#head++; // answered, or a later try has its own deadline
     }
     return undefined;
@@ -209,10 +209,21 @@ export class DnsForwarder {
       if (query.tries < schedule) this.#nextTry(query, now);
       else this.#finish(query, NO_ANSWER, now);
     }
-    if (this.#head > 1024 && this.#head * 2 > this.#deadlines.length) {
+    // Every query waiting has one current deadline; the rest belong to queries answered or given
+    // way, which a flood makes by the thousand: dropped once they outnumber the current ones.
+    const pending = this.#deadlines.length - this.#head;
+    if (pending > 1024 && pending > 2 * this.#waiting.size) {
+      this.#deadlines = this.#deadlines.slice(this.#head).filter(isCurrent);
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#deadlines.length) {
       this.#deadlines = this.#deadlines.slice(this.#head);
       this.#head = 0;
     }
+  }
+
+  /** Deadlines kept (current or not), for tests of the queue's bound. */
+  get deadlinesKept(): number {
+    return this.#deadlines.length - this.#head;
   }
 
   /** Closes every socket (the loop ends). */
@@ -290,6 +301,11 @@ export class DnsForwarder {
     this.#keyOf.clear();
     this.#sockets = this.#sockets.map(() => []);
   }
+}
+
+/** The deadline of its query's latest try, which is still waiting. */
+function isCurrent(deadline: TryDeadline): boolean {
+  return !deadline.query.done && deadline.tries === deadline.query.tries;
 }
 
 /** Same resolvers, devices and limits (only the claims may differ). */
