@@ -91,11 +91,16 @@ export class InflightQueries<T> {
 
   /**
    * Records `query`, about to leave by `socket`: the id to send it with, or undefined when
-   * `capacity` queries are in flight or the query's question cannot be read.
+   * `capacity` queries are in flight or the query's question cannot be read. `question` is its
+   * {@link questionKey}, when the caller has it already.
    */
-  add(query: Uint8Array, socket: number, value: T): number | undefined {
+  add(
+    query: Uint8Array,
+    socket: number,
+    value: T,
+    question = questionKey(query),
+  ): number | undefined {
     if (this.#entries.size >= this.capacity) return undefined;
-    const question = questionKey(query);
     if (question === undefined) return undefined;
     let id = this.randomId();
     // At most half the ids are taken, so each draw is free with probability ≥ 1/2.

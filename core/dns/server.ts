@@ -13,6 +13,7 @@ import { GuardedListener, type ListenerLimits } from "../guarded_listener.ts";
 import { logger } from "../log.ts";
 import { NoTelemetry, type TelemetrySink } from "../telemetry.ts";
 import type { ClusterAnswerer } from "./answer.ts";
+import { errorHeader, RCODES } from "./error_header.ts";
 import { listenDenoUdp, type ListenUdp } from "./udp_listener.ts";
 import { readFramed, type UpstreamResolver } from "./upstream.ts";
 
@@ -22,7 +23,6 @@ const FLAG_AA = 0x0400;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
 const FLAG_RA = 0x0080;
-const RCODES = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3 } as const;
 
 /** A running listener set. */
 export interface DnsListener {
@@ -181,19 +181,14 @@ export class DnsServer {
     );
   }
 
-  /** A header-only error response echoing the id, opcode, RD and the question section if any. */
+  /** The header-only error response (error_header.ts), counted. */
   #error(query: Uint8Array, rcode: keyof typeof RCODES): Uint8Array {
-    const out = new Uint8Array(12);
-    out[0] = query[0];
-    out[1] = query[1];
-    out[2] = 0x80 | (query[2] & 0x79); // QR, opcode and RD from the query
-    out[3] = 0x80 | RCODES[rcode];
     this.telemetry.emit({
       type: "dns_query",
       kind: rcode === "FORMERR" ? "cluster" : "upstream",
       rcode,
     });
-    return out;
+    return errorHeader(query, RCODES[rcode]);
   }
 
   /** Serves UDP (on the socket `listenUdp` opens) and TCP on `hostname:port`. */

@@ -20,6 +20,7 @@ import { type LoopSockets, SocketError } from "../device/loop_sockets.ts";
 import { ClaimedNames, type NameClaims } from "../../dns/claimed_names.ts";
 import { cryptoRandomId, InflightQueries, questionKey } from "../../dns/inflight.ts";
 import { UPSTREAM_SOCKETS } from "../../dns/udp_exchange.ts";
+import { errorHeader, RCODES } from "../../dns/error_header.ts";
 import type { UdpDatagram } from "../stack_types.ts";
 
 /** What the loop needs to forward names itself. Plain data: it crosses the ring as JSON. */
@@ -50,6 +51,8 @@ const TYPE_PTR = 12;
 interface Waiting {
   /** The client's datagram (its payload a copy): the answer goes back from where it was sent. */
   client: UdpDatagram;
+  /** Its question ({@link questionKey}), read once for all its tries. */
+  question: string;
   started: number;
   /** Tries started so far (sent or not). */
   tries: number;
@@ -155,6 +158,7 @@ export class DnsForwarder {
     }
     const waiting: Waiting = {
       client: { ...datagram, payload: query.slice() },
+      question,
       started: now,
       tries: 0,
       ids: [],
@@ -243,7 +247,8 @@ export class DnsForwarder {
       const index = this.randomId() % UPSTREAM_SOCKETS;
       const fd = this.#socket(server, index);
       if (fd === undefined) continue;
-      const id = this.#inflight.add(query.client.payload, server * UPSTREAM_SOCKETS + index, query);
+      const socket = server * UPSTREAM_SOCKETS + index;
+      const id = this.#inflight.add(query.client.payload, socket, query, query.question);
       if (id === undefined) break; // every id taken: cannot be sent at all
       const datagram = query.client.payload.slice();
       datagram[0] = id >> 8;
@@ -266,7 +271,7 @@ export class DnsForwarder {
     this.#waiting.delete(query);
     for (const id of query.ids) this.#inflight.delete(id);
     const { client } = query;
-    const payload = answer ?? serverFailure(client.payload);
+    const payload = answer ?? errorHeader(client.payload, RCODES.SERVFAIL);
     payload[0] = client.payload[0];
     payload[1] = client.payload[1];
     this.reply({
@@ -313,12 +318,4 @@ function sameUpstreams(a: DnsForwarding, b: DnsForwarding): boolean {
   const servers = (c: DnsForwarding) => JSON.stringify(c.servers);
   return servers(a) === servers(b) && a.timeoutMs === b.timeoutMs &&
     a.attempts === b.attempts && a.maxInFlight === b.maxInFlight;
-}
-
-/** A header-only SERVFAIL echoing the query's opcode and RD (as core/dns/server.ts answers). */
-function serverFailure(query: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12);
-  out[2] = 0x80 | (query[2] & 0x79);
-  out[3] = 0x80 | 2;
-  return out;
 }
