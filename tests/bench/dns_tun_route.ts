@@ -4,12 +4,14 @@
  * resolver for a name outside the cluster. With `k8stun demo` running, the query is diverted into
  * the TUN and forwarded by k8stun (docs/architecture.md, "A DNS query"); without it, it goes to the
  * resolver directly. Three rounds alternate the two — k8stun is started and stopped each round —
- * at 4 queries in flight (a laptop's load) and at 50.
+ * at 4 queries in flight (a laptop's load) and at 50. A last load of each round reads k8stun's CPU
+ * per forwarded name from its threads' schedstat (cpu_time.ts).
  */
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import type { BenchResult } from "./types.ts";
 import type { DnsLoadResult } from "./dns_load.ts";
-import { medians } from "./median.ts";
+import { median, medians } from "./median.ts";
+import { threadCpuSeconds } from "./cpu_time.ts";
 
 const here = (file: string) => new URL(file, import.meta.url).pathname;
 const ROUNDS = 3;
@@ -43,7 +45,19 @@ export async function compareTunRoute(scale = 1): Promise<BenchResult[]> {
     light: await load(count(4_000), 4),
     busy: await load(count(10_000), 50),
   });
+  /** k8stun's CPU per query (µs), by thread name, over `total` queries with 50 in flight. */
+  const cpuPerQuery = async (pid: number, total: number) => {
+    const before = await threadCpuSeconds(pid);
+    await load(total, 50);
+    const after = await threadCpuSeconds(pid);
+    const perQuery: Record<string, number> = {};
+    for (const [name, seconds] of after) {
+      perQuery[name] = ((seconds - (before.get(name) ?? 0)) / total) * 1e6;
+    }
+    return perQuery;
+  };
   const rounds: { direct: Record<Row, DnsLoadResult>; k8stun: Record<Row, DnsLoadResult> }[] = [];
+  const cpu: Record<string, number>[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const direct = await measure();
     const k8stun = lab.spawn(Deno.execPath(), [
@@ -59,6 +73,7 @@ export async function compareTunRoute(scale = 1): Promise<BenchResult[]> {
       throw new Error(`k8stun did not divert DNS to ${RESOLVER}:\n${k8stun.output.slice(-2000)}`);
     }
     const through = await measure();
+    cpu.push(await cpuPerQuery(k8stun.child.pid, count(10_000)));
     k8stun.signal("SIGINT");
     await k8stun.child.status; // its policy rules are gone: the next round's direct figures are
     rounds.push({ direct, k8stun: through });
@@ -74,10 +89,19 @@ export async function compareTunRoute(scale = 1): Promise<BenchResult[]> {
       ...(key === "p99" ? { note: `${(k8stun.p99 - direct.p99).toFixed(2)} ms added at p99` } : {}),
     };
   };
+  const cpuMedian = (name: string) => median(cpu.map((c) => c[name] ?? 0));
   return [
     versus("DNS in tun_route, forwarded names p50, 4 in flight", "light", "p50"),
     versus("DNS in tun_route, forwarded names p99, 4 in flight", "light", "p99"),
     versus("DNS in tun_route, forwarded names, 50 in flight", "busy", "qps"),
     versus("DNS in tun_route, forwarded names p99, 50 in flight", "busy", "p99"),
+    {
+      name: "DNS in tun_route, k8stun CPU per forwarded name, 50 in flight",
+      value: median(cpu.map((c) => Object.values(c).reduce((a, b) => a + b, 0))),
+      unit: "CPU µs",
+      note: `main thread ${cpuMedian("deno").toFixed(1)}, packet loop ${
+        cpuMedian("worker-1").toFixed(1)
+      }, V8 helpers ${cpuMedian("V8 DefaultWorke").toFixed(1)} µs (medians)`,
+    },
   ];
 }

@@ -49,8 +49,13 @@ const TYPE_PTR = 12;
 
 /** A query waiting for its answer. */
 interface Waiting {
-  /** The client's datagram (its payload a copy): the answer goes back from where it was sent. */
+  /**
+   * The client's datagram: the answer goes back from where it was sent. Its payload is our copy,
+   * which each try sends with its own id written over the client's ({@link clientId}).
+   */
   client: UdpDatagram;
+  /** The id the client gave its query, which its answer carries back. */
+  clientId: number;
   /** Its question ({@link questionKey}), read once for all its tries. */
   question: string;
   started: number;
@@ -158,6 +163,7 @@ export class DnsForwarder {
     }
     const waiting: Waiting = {
       client: { ...datagram, payload: query.slice() },
+      clientId: (query[0] << 8) | query[1],
       question,
       started: now,
       tries: 0,
@@ -250,7 +256,8 @@ export class DnsForwarder {
       const socket = server * UPSTREAM_SOCKETS + index;
       const id = this.#inflight.add(query.client.payload, socket, query, query.question);
       if (id === undefined) break; // every id taken: cannot be sent at all
-      const datagram = query.client.payload.slice();
+      // The kernel copies the datagram as it is sent: the copy can take the next try's id.
+      const datagram = query.client.payload;
       datagram[0] = id >> 8;
       datagram[1] = id & 0xff;
       if (this.sockets.write(fd, datagram) !== datagram.length) {
@@ -272,8 +279,8 @@ export class DnsForwarder {
     for (const id of query.ids) this.#inflight.delete(id);
     const { client } = query;
     const payload = answer ?? errorHeader(client.payload, RCODES.SERVFAIL);
-    payload[0] = client.payload[0];
-    payload[1] = client.payload[1];
+    payload[0] = query.clientId >> 8;
+    payload[1] = query.clientId & 0xff;
     this.reply({
       srcAddress: client.dstAddress,
       srcPort: client.dstPort,
