@@ -331,7 +331,9 @@ function run(start: LoopStart, io: PacketIo): void {
     // The flag was raised before this retry: a main thread that drained in between sees it.
     if (backlog.length === 0) Atomics.store(signals, Signal.EVENTS_BACKLOG, 0);
     // One wake-up drains every event in the ring, the quiet ones too.
-    if (published > 0 || performance.now() - quietSince >= QUIET_EVENT_DELAY_MS) {
+    const quietDue = quietSince !== Infinity &&
+      performance.now() - quietSince >= QUIET_EVENT_DELAY_MS;
+    if (published > 0 || quietDue) {
       published = 0;
       quietSince = Infinity;
       wakeMain();
