@@ -100,6 +100,11 @@ export async function startTunnel(
         for (const v of state.vips()) counts[v.target.type] = (counts[v.target.type] ?? 0) + 1;
         return counts;
       },
+      // Scraped only once the API is up, after the data plane below has started.
+      tunDrops: () => {
+        const { foreignDrops, datagramDrops } = dataPlane.health();
+        return { foreign: foreignDrops, datagram_overload: datagramDrops };
+      },
     });
     const telemetry = new TelemetryFanout(state, metrics);
     // Before anything waits on the cluster: a taken --vip-base is the user's to fix at once.

@@ -45,6 +45,8 @@ class Histogram {
 /** Gauges read at scrape time (e.g. the number of VIPs by type). */
 export interface MetricsGauges {
   vipsByType(): Record<string, number>;
+  /** Packets the TUN's packet loop dropped so far, by reason (absent without a TUN). */
+  tunDrops?(): Record<string, number>;
 }
 
 /** Collects telemetry into Prometheus series. */
@@ -170,6 +172,18 @@ export class Metrics implements TelemetrySink {
       help: "Kubernetes watch restarts by resource",
       type: "counter",
     }, this.#watchRestarts);
+    const tunDrops = this.gauges?.tunDrops?.();
+    if (tunDrops) {
+      family(out, {
+        name: "k8stun_tun_packets_dropped_total",
+        help: "Packets the TUN's packet loop dropped: from a source that is not this host's " +
+          "(foreign), datagrams past what may wait for k8stun (datagram_overload)",
+        type: "counter",
+      });
+      for (const [reason, value] of Object.entries(tunDrops)) {
+        sample(out, "k8stun_tun_packets_dropped_total", { reason }, value);
+      }
+    }
     labelledFamily(out, {
       name: "k8stun_cluster_objects_refused_total",
       help: "Objects from the API server left out for a misshapen field or name, by resource",

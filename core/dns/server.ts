@@ -16,6 +16,7 @@ import type { ClusterAnswerer } from "./answer.ts";
 import { errorHeader, RCODES } from "./error_header.ts";
 import { listenDenoUdp, type ListenUdp } from "./udp_listener.ts";
 import { readFramed, type UpstreamResolver } from "./upstream.ts";
+import { goesUnanswered } from "./unanswered.ts";
 
 const log = logger("dns");
 const FLAG_QR = 0x8000;
@@ -69,11 +70,11 @@ export class DnsServer {
   }
 
   /**
-   * Answers one query. `udp` applies the UDP size limit (TC when exceeded). Returns null for
-   * input too short to carry an id (dropped).
+   * Answers one query. `udp` applies the UDP size limit (TC when exceeded). Returns null for a
+   * message that goes unanswered (unanswered.ts: too short to carry an id, or a response).
    */
   async handle(query: Uint8Array, udp: boolean): Promise<Uint8Array | null> {
-    if (query.length < 12) return null;
+    if (goesUnanswered(query)) return null;
     const key = cacheKey(query, udp);
     const cached = this.#cache.get(key);
     if (cached && cached.expires > performance.now()) {
@@ -89,7 +90,6 @@ export class DnsServer {
     } catch {
       return this.#error(query, "FORMERR");
     }
-    if ((query[2] & 0x80) !== 0) return null; // a response, not a query
     // RFC 9619: a query has at most one question (and only then can its answer be checked).
     if ((packet.questions?.length ?? 0) > 1) return this.#error(query, "FORMERR");
     const question = packet.questions?.[0];

@@ -12,11 +12,11 @@ import type { UdpService } from "../net/stack_types.ts";
 import { NO_ANSWER } from "../net/packet_loop/dns_forwarder.ts";
 import { logger } from "../log.ts";
 import type { DnsServer } from "./server.ts";
+import { DNS_PORT } from "./unanswered.ts";
 
 const log = logger("dns");
 
 /** The DNS port (RFC 1035 §4.2.1). */
-const DNS_PORT = 53;
 
 /**
  * The TUN data plane's UDP service: DNS on port 53, answered by `dns` — but for the names the

@@ -78,7 +78,7 @@ export interface StackHost {
   flowWritable(id: FlowId): void;
   /** The flow is gone (its state freed). Not called for flows the host refused. */
   flowClosed(id: FlowId, why: FlowEnd): void;
-  /** A UDP datagram arrived for a routed address. */
+  /** A UDP datagram arrived for a routed address; its payload is a copy, the host's to keep. */
   udp(datagram: UdpDatagram): void;
 }
 

@@ -4,11 +4,10 @@
  * and meanwhile cluster names and the names the upstream does answer keep resolving.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
-import { CurlLoop, ResourceWatch, startDemo } from "./harness.ts";
+import { labUnavailable } from "../lab/lab.ts";
+import { CurlLoop, labWithResolver, RESOLVER, ResourceWatch, startDemo } from "./harness.ts";
 
 const ignore = labUnavailable() !== undefined;
-const UPSTREAM = new URL("../lab/upstream_dns.ts", import.meta.url).pathname;
 const FLOOD = 20_000;
 /** What the user looks up meanwhile, and the answer each must get. */
 const LOOKUPS = [
@@ -47,11 +46,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create({
-      resolvConf: "nameserver 10.77.0.2\noptions ndots:1 timeout:1 attempts:2\n",
-    });
-    const peer = await lab.addPeer();
-    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    await using lab = await labWithResolver("ndots:1 timeout:1 attempts:2");
     const k8stun = await startDemo(lab);
     const watch = ResourceWatch.start(k8stun.pid);
     const browsing = CurlLoop.start(lab);
@@ -60,7 +55,7 @@ Deno.test({
       "eval",
       "--unstable-net",
       FLOOD_CLIENT,
-      peer.address,
+      RESOLVER,
       String(FLOOD),
     ]);
     // A user resolving names while the flood runs and for a while after: every lookup answers

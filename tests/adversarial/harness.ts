@@ -4,13 +4,37 @@
  * checks. Packets are built by hostile_packets.ts and sent by raw_socket.ts.
  */
 import { assert } from "../assert.ts";
-import type { Lab, LabProcess } from "../lab/lab.ts";
+import { Lab, type LabProcess } from "../lab/lab.ts";
 
 /** The CLI entry point, as the tests run it. */
 export const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
 
 /** The lab's resolv.conf for the demo: k8stun's DNS on loopback, one quick try. */
 export const DEMO_RESOLV = "nameserver 127.0.0.1\noptions ndots:1 timeout:1\n";
+
+const UPSTREAM = new URL("../lab/upstream_dns.ts", import.meta.url).pathname;
+
+/** The lab's resolver in {@link labWithResolver}: a peer namespace's address. */
+export const RESOLVER = "10.77.0.2";
+
+/**
+ * A lab whose resolv.conf names {@link RESOLVER} with `options`, a real DNS server in a peer
+ * namespace behind a veth link (tests/lab/upstream_dns.ts, started with `args`): what `tun_route`
+ * diverts into the TUN.
+ */
+export async function labWithResolver(options: string, args: string[] = []): Promise<Lab> {
+  const lab = await Lab.create({ resolvConf: `nameserver ${RESOLVER}\noptions ${options}\n` });
+  try {
+    const peer = await lab.addPeer();
+    assert(peer.address === RESOLVER, `the lab's peer is ${peer.address}`);
+    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM, ...args])
+      .waitForOutput(/READY/, 30_000);
+    return lab;
+  } catch (error) {
+    await lab[Symbol.asyncDispose]();
+    throw error;
+  }
+}
 
 /** Starts `k8stun demo` in the lab with `flags` and waits until it is ready. */
 export async function startDemo(lab: Lab, flags: string[] = []): Promise<LabProcess> {

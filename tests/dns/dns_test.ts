@@ -179,6 +179,16 @@ Deno.test("dns: 100,000 malformed packets get FORMERR or are dropped, never a cr
   assert(formerr > 0);
 });
 
+Deno.test("dns: a response (QR set) is never answered, parseable or not — two servers must not answer each other", async () => {
+  const { dns } = server();
+  const response = query("hello.demo", "A");
+  response[2] |= 0x80;
+  assertEquals(await dns.handle(response, true), null);
+  const garbage = new Uint8Array(40).fill(0xff); // QR set, and no DNS message
+  assertEquals(await dns.handle(garbage, true), null);
+  assertEquals(await dns.handle(new Uint8Array(11), true), null, "shorter than a header");
+});
+
 Deno.test("dns: a headless service's SRV names each ready pod, with the pod's port", async () => {
   const { dns, store } = server();
   store.applyService({

@@ -52,8 +52,15 @@ function query(id: number, name: string, type = 1, flags = 0x01): Uint8Array {
 }
 
 /** The client's datagram to the resolver's address in the TUN. */
+/** The datagram as the stack hands it over: its payload a copy of its own (StackHost.udp). */
 function fromApp(payload: Uint8Array, srcPort = 40_000): UdpDatagram {
-  return { srcAddress: APP, srcPort, dstAddress: RESOLVER_IN_TUN, dstPort: 53, payload };
+  return {
+    srcAddress: APP,
+    srcPort,
+    dstAddress: RESOLVER_IN_TUN,
+    dstPort: 53,
+    payload: payload.slice(),
+  };
 }
 
 /** The reply a resolver makes: the query with QR and RA set, and `rcode`. */

@@ -122,6 +122,43 @@ Deno.test({
 
 Deno.test({
   name:
+    "packet loop: at most 256 datagrams wait for a busy main thread — past that they are dropped and counted, never queued — and responses to port 53 are dropped before it",
+  ignore: NOT_LINUX,
+}, async () => {
+  await using loop = await startLoop();
+  const out = new Uint8Array(256);
+  const message = (id: number, flags: number) => {
+    const dns = new Uint8Array(12);
+    dns.set([id >> 8, id & 0xff, flags, 0, 0, 1]);
+    return out.slice(0, emitUdp(out, APP, VIP, 40000, 53, dns));
+  };
+  /** Writes without yielding (a full socketpair is retried): the main thread reads nothing. */
+  const writeBusy = (packet: Uint8Array) => {
+    for (const deadline = Date.now() + 2000;;) {
+      try {
+        return loop.tun.write(packet);
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+    }
+  };
+  for (let i = 0; i < 50; i++) writeBusy(message(i, 0x81)); // responses (QR): never answered
+  for (let i = 0; i < 600; i++) writeBusy(message(i, 0x01)); // queries (RD)
+  // The main thread stays busy while the loop takes them in.
+  for (const until = Date.now() + 300; Date.now() < until;) { /* busy */ }
+  await loop.until(() => loop.link.datagramDrops === 600 - 256, "the drops to be counted");
+  await loop.until(() => loop.events.filter((e) => e.ev === "udp").length === 256, "the 256");
+  const received = loop.events.flatMap((e) => e.ev === "udp" ? [e.datagram.payload] : []);
+  assertEquals(received.map((payload) => (payload[0] << 8) | payload[1]), [...Array(256).keys()]);
+  assert(received.every((payload) => (payload[2] & 0x80) === 0), "no response reached it");
+  // Once read, new datagrams are taken again.
+  loop.tun.write(message(1000, 0x01));
+  await loop.until(() => loop.events.filter((e) => e.ev === "udp").length === 257, "one more");
+  assertEquals(loop.link.datagramDrops, 344);
+});
+
+Deno.test({
+  name:
     "packet loop: a UDP answer longer than the MTU arrives as IPv4 fragments that reassemble to it, and the loop goes on",
   ignore: NOT_LINUX,
 }, async () => {

@@ -80,6 +80,11 @@ export interface DataPlaneHealth {
   faults: number;
   /** Packets dropped because their source was not an address of this host. */
   foreignDrops: number;
+  /**
+   * Datagrams dropped because too many already waited for the main thread (a flood to k8stun's
+   * DNS; core/net/packet_loop/datagram_quota.ts).
+   */
+  datagramDrops: number;
 }
 
 /** Covers a dial and a request/response through a local dialer; costs nothing when idle. */
@@ -186,6 +191,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
   /** Counters of the loops replaced so far (the current loop's are added on read). */
   let pastFaults = 0;
   let pastForeignDrops = 0;
+  let pastDatagramDrops = 0;
   /** A replacement under way: closing waits for it (the new loop must not outlive the TUN). */
   let replacing: Promise<void> = Promise.resolve();
   let retiring: PacketLoopLink | undefined;
@@ -215,6 +221,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
     relay.resetAll(LOOP_RESTARTED);
     pastFaults += failed.faults;
     pastForeignDrops += failed.foreignDrops;
+    pastDatagramDrops += failed.datagramDrops;
     await failed.close();
     if (giveUp || closed) return;
     try {
@@ -302,6 +309,7 @@ export async function startTunDataPlane(options: TunDataPlaneOptions): Promise<T
       // A loop being replaced is counted in the past already.
       faults: pastFaults + (link === retiring ? 0 : link.faults),
       foreignDrops: pastForeignDrops + (link === retiring ? 0 : link.foreignDrops),
+      datagramDrops: pastDatagramDrops + (link === retiring ? 0 : link.datagramDrops),
     }),
     isVipBusy: (vip) => relay.isVipBusy(vip),
     close() {

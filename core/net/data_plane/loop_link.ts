@@ -193,6 +193,11 @@ export class PacketLoopLink {
     return Atomics.load(this.#signals, Signal.FOREIGN_DROPS) >>> 0;
   }
 
+  /** Datagrams dropped so far because too many already waited for the main thread. */
+  get datagramDrops(): number {
+    return Atomics.load(this.#signals, Signal.DATAGRAM_DROPS) >>> 0;
+  }
+
   /**
    * Hands `op` to the loop; one wake-up per microtask checkpoint wakes it if it sleeps.
    * Returns whether the op is in the ring already (false: it waits in the backlog, and its data

@@ -142,7 +142,8 @@ export class DnsForwarder {
 
   /**
    * Forwards `datagram` (a UDP datagram to port 53 in the TUN) when it is a plain query for a
-   * name no claim covers: true when taken, false when it is the main thread's.
+   * name no claim covers: true when taken (the datagram is then the forwarder's: its payload carries
+   * each try's id), false when it is the main thread's.
    */
   take(datagram: UdpDatagram, now: number): boolean {
     const config = this.#config;
@@ -162,7 +163,7 @@ export class DnsForwarder {
       this.#finish(oldest, NO_ANSWER, now);
     }
     const waiting: Waiting = {
-      client: { ...datagram, payload: query.slice() },
+      client: datagram, // its payload is ours (StackHost.udp)
       clientId: (query[0] << 8) | query[1],
       question,
       started: now,

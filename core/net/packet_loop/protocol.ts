@@ -90,8 +90,10 @@ export const Signal = {
   FAULTS: 6,
   /** Packets dropped because their source is not an address of this host. */
   FOREIGN_DROPS: 7,
+  /** Datagrams dropped because too many already waited for the main thread (datagram_quota.ts). */
+  DATAGRAM_DROPS: 8,
 } as const;
-export const SIGNAL_WORDS = 8;
+export const SIGNAL_WORDS = 9;
 
 /** An operation on the stack, from the relay. */
 export type LoopOp =

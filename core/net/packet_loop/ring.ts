@@ -63,6 +63,16 @@ class RingMemory {
 
 /** The producing end. */
 export class RingWriter extends RingMemory {
+  /** Bytes ever written (a free-running u32): where the record pushed last ends. */
+  get written(): number {
+    return this.head;
+  }
+
+  /** Bytes the consumer has read so far (a free-running u32). */
+  get consumed(): number {
+    return this.tail;
+  }
+
   /**
    * Appends a record whose payload is the concatenation of `parts` (written in place, no
    * intermediate copy). Returns false, writing nothing, when the ring lacks room.

@@ -24,6 +24,8 @@ import { RingReader, RingWriter } from "./ring.ts";
 import { LocalSources } from "./local_sources.ts";
 import { SocketRelay } from "./socket_relay.ts";
 import { DnsForwarder } from "./dns_forwarder.ts";
+import { DatagramQuota } from "./datagram_quota.ts";
+import { DNS_PORT, goesUnanswered } from "../../dns/unanswered.ts";
 import {
   type FromLoop,
   type LoopEvent,
@@ -64,6 +66,11 @@ const MAX_READS_PER_TURN = 4096;
  * forwarded name, 1.2 µs without (`deno task bench dns`), of some 35 µs the name costs k8stun.
  */
 const QUIET_EVENT_DELAY_MS = 50;
+/**
+ * Datagrams that may wait for the main thread at once (datagram_quota.ts): some 10 ms of its work
+ * at most, and far more than a DNS client keeps in flight (a browser's page: a few dozen names).
+ */
+const DATAGRAMS_WAITING = 256;
 const NO_OFFLOAD: Offload = { kind: "none" };
 let started = false;
 
@@ -112,8 +119,9 @@ function run(start: LoopStart, io: PacketIo): void {
   /** When the oldest event published without a wake-up was ({@link QUIET_EVENT_DELAY_MS}). */
   let quietSince = Infinity;
   /**
-   * Hands an event to the main thread: straight into the ring, in the order they happen. A quiet
-   * one does not wake it.
+   * Hands an event to the main thread: straight into the ring, in the order they happen; what the
+   * ring has no room for waits in the backlog. A quiet event does not wake the main thread, and
+   * when the ring is full it is dropped instead of kept: it is a count, not a byte of anyone's.
    */
   const emit = (event: LoopEvent, quiet = false) => {
     if (backlog.length === 0 && pushEvent(eventsRing, event)) {
@@ -121,9 +129,25 @@ function run(start: LoopStart, io: PacketIo): void {
       else if (quietSince === Infinity) quietSince = performance.now();
       return;
     }
+    if (quiet) return;
     // Data views the packet buffer, reused by the next read: a waiting event keeps a copy.
     backlog.push(event.ev === "data" ? { ...event, data: event.data.slice() } : event);
     Atomics.store(signals, Signal.EVENTS_BACKLOG, 1);
+  };
+  const datagramQuota = new DatagramQuota(DATAGRAMS_WAITING);
+  /**
+   * Hands a datagram to the main thread, or drops and counts it: past the quota, and whenever the
+   * ring is full, since a datagram never waits in the backlog (datagram_quota.ts).
+   */
+  const emitDatagram = (datagram: UdpDatagram) => {
+    const admitted = backlog.length === 0 && datagramQuota.admits(eventsRing.consumed) &&
+      pushEvent(eventsRing, { ev: "udp", datagram });
+    if (!admitted) {
+      Atomics.add(signals, Signal.DATAGRAM_DROPS, 1);
+      return;
+    }
+    datagramQuota.published(eventsRing.written);
+    published++;
   };
   /** Bytes the relay sent that the stack could not take yet, per flow (backpressure). */
   const pending = new Map<FlowId, Uint8Array[]>();
@@ -167,8 +191,11 @@ function run(start: LoopStart, io: PacketIo): void {
     },
     udp(datagram) {
       // A name that is not the cluster's goes upstream from here (dns_forwarder.ts).
+      // What k8stun's DNS server would drop unanswered is dropped here, for no work of the main
+      // thread's; a plain query for a name that is not the cluster's is forwarded from here.
+      if (datagram.dstPort === DNS_PORT && goesUnanswered(datagram.payload)) return;
       if (dns?.take(datagram, performance.now())) return;
-      emit({ ev: "udp", datagram });
+      emitDatagram(datagram);
     },
   };
   const stack = new NetStack(host, {
