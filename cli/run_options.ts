@@ -15,6 +15,7 @@ import {
 } from "./option_table.ts";
 import { parseSocksUpstream, type SocksUpstream } from "../plugins/socks_upstream/mod.ts";
 import { DEFAULT_BUSY_POLL_US } from "../core/net/data_plane/data_plane.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "../core/net/data_plane/flow_relay.ts";
 import { parseVipBase } from "../core/vip.ts";
 import { publicVipRangeWarning } from "../core/vip_range.ts";
 
@@ -279,6 +280,12 @@ export function runFlags(defaults: { namespaces: string[] }) {
       "close connections idle this long (0 = never)",
       300,
       { parse: integerIn(0, 31_536_000, "--idle-timeout") },
+    ),
+    maxConnections: flagWithDefault(
+      "--max-connections <n>",
+      "connections through the TUN at once; past it new ones are refused until some close",
+      DEFAULT_MAX_CONNECTIONS,
+      { parse: integerIn(1, 1_000_000, "--max-connections") },
     ),
     dnsMode: flagWithDefault<DnsModeName>(
       "--dns-mode <mode>",

@@ -181,6 +181,7 @@ export async function startTunnel(
       host: platform.host,
       network,
       busyPollMicros: options.busyPollMicros,
+      maxConnections: options.maxConnections,
       acceptingMemoryMs: options.earlyConnectSeconds * 1000,
       router,
       telemetry,

@@ -56,6 +56,8 @@ Deno.test("run options: numbers are range-checked with messages naming the flag"
   assertThrows(() => parse("--http", "70000"), /--http must be a whole number from 0 to 65535/);
   assertEquals(parse("--idle-timeout", "0").idleTimeoutSeconds, 0);
   assertThrows(() => parse("--idle-timeout", "-1"));
+  assertEquals(parse("--max-connections", "200").maxConnections, 200);
+  assertThrows(() => parse("--max-connections", "0"), /--max-connections must be a whole number/);
 });
 
 Deno.test("run options: --services takes svc.ns[:port] lists (docs/compatibility.md §1)", () => {

@@ -36,6 +36,8 @@ const plane = await startTunDataPlane({
   network: { base: ipv4ToNumber("198.18.0.0")!, prefix: 16 },
   router,
   idleTimeoutMs: 0,
+  // The TUN bench holds 10,000 idle connections to measure their memory.
+  maxConnections: 100_000,
   receiveBuffer: 4 * 1024 * 1024,
   sendBuffer: 4 * 1024 * 1024,
   // K8STUN_LAB_CLOSES=1 prints how each connection ended: "CLOSED <port> closed|reset|error".

@@ -49,6 +49,8 @@ export interface TunDataPlaneOptions {
   idleTimeoutMs: number;
   /** The UDP service at routed addresses (DNS); without one, every UDP port is refused. */
   udp?: UdpService;
+  /** Connections relayed at once; past it new ones are refused (default 4,096). */
+  maxConnections?: number;
   receiveBuffer?: number;
   sendBuffer?: number;
   /**

@@ -28,6 +28,7 @@ import type { Duplex } from "../../../mod.ts";
 import { recyclingReader } from "../../stream/recycling_reader.ts";
 import { BufferPool } from "../../stream/buffer_pool.ts";
 import { MAX_CHUNK } from "./loop_link.ts";
+import { ConnectionLimit } from "./connection_limit.ts";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 
 const log = logger("tun");
@@ -39,6 +40,8 @@ const FLOW_ENDED = new Error("the connection ended");
 const POOLED_WRITE_BUFFERS = 32;
 /** How often byte counts go to telemetry. */
 const BYTES_REPORT_MS = 1000;
+/** Connections relayed at once by default (`--max-connections`; connection_limit.ts). */
+export const DEFAULT_MAX_CONNECTIONS = 4096;
 
 /** Where a flow's operations go: the packet loop it lives in (bridge/loop_link.ts). */
 export interface FlowLoop {
@@ -59,6 +62,8 @@ export interface FlowRelayOptions {
   telemetry?: TelemetrySink;
   /** The UDP service at routed addresses (the loop refuses datagrams to its other ports). */
   udp?: UdpService;
+  /** Connections relayed at once; past it new ones are refused (default 4,096). */
+  maxConnections?: number;
 }
 
 interface Flow {
@@ -111,11 +116,13 @@ export class FlowRelay {
   readonly #busy = new Map<number, number>();
   readonly #writeBuffers = new BufferPool(MAX_CHUNK, POOLED_WRITE_BUFFERS);
   readonly #bytesTimer: ReturnType<typeof setInterval>;
+  readonly #limit: ConnectionLimit;
 
   constructor(options: FlowRelayOptions) {
     this.#router = options.router;
     this.#telemetry = options.telemetry ?? NoTelemetry;
     this.#udp = options.udp;
+    this.#limit = new ConnectionLimit(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     this.#bytesTimer = setInterval(() => {
       for (const flow of this.#flows.values()) this.#reportBytes(flow);
     }, BYTES_REPORT_MS);
@@ -156,6 +163,16 @@ export class FlowRelay {
 
   /** Step 1: the application's SYN; the flow lives in `loop`. Dials, then accepts or refuses. */
   open(opening: FlowOpening, loop: FlowLoop): void {
+    if (!this.#limit.admits(this.#flows.size)) {
+      this.#telemetry.emit({
+        type: "dial_error",
+        reason: "connection_limit",
+        target: `${formatIpv4(opening.dstAddress)}:${opening.dstPort}`,
+        message: `${this.#limit.max} connections open, the most allowed`,
+      });
+      loop.send({ op: "refuse", id: opening.id });
+      return;
+    }
     const flow: Flow = {
       id: opening.id,
       opening,
