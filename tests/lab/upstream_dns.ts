@@ -7,7 +7,8 @@
  * takes — another source port, another id, another question, and, when started with
  * `--spoof-from <address>` (an address of this namespace), another source address (port 53 is
  * taken by the wildcard socket: any port); all of them
- * say 203.0.113.66. Everything else NXDOMAIN. Prints READY when listening.
+ * say 203.0.113.66. Everything else NXDOMAIN. `--log-names FILE` appends each UDP question to
+ * FILE. Prints READY when listening.
  */
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
@@ -55,6 +56,9 @@ const udp = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 5
 const tcp = Deno.listen({ hostname: "0.0.0.0", port: 53 });
 const otherPort = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 5353 });
 const spoofFrom = Deno.args.indexOf("--spoof-from");
+/** With `--log-names FILE`, each UDP question asked is appended to FILE as "name TYPE". */
+const logNames = Deno.args.indexOf("--log-names");
+const namesFile = logNames >= 0 ? Deno.args[logNames + 1] : undefined;
 const otherAddress = spoofFrom >= 0
   ? Deno.listenDatagram({ transport: "udp", hostname: Deno.args[spoofFrom + 1], port: 0 })
   : undefined;
@@ -95,7 +99,11 @@ async function spoof(query: Uint8Array, from: Deno.Addr): Promise<void> {
   for await (const [query, from] of udp) {
     let name;
     try {
-      name = dnsPacket.decode(Buffer.from(query)).questions?.[0]?.name.toLowerCase();
+      const question = dnsPacket.decode(Buffer.from(query)).questions?.[0];
+      name = question?.name.toLowerCase();
+      if (namesFile) {
+        Deno.writeTextFileSync(namesFile, `${name} ${question?.type}\n`, { append: true });
+      }
     } catch {
       continue; // not DNS
     }
