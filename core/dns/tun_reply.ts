@@ -16,8 +16,6 @@ import { DNS_PORT } from "./unanswered.ts";
 
 const log = logger("dns");
 
-/** The DNS port (RFC 1035 §4.2.1). */
-
 /**
  * The TUN data plane's UDP service: DNS on port 53, answered by `dns` — but for the names the
  * packet loop forwards itself, which `dns` only counts.

@@ -1,4 +1,4 @@
-/** The DNS port (RFC 1035 §4.2). */
+/** The DNS port (RFC 1035 §4.2.1). */
 export const DNS_PORT = 53;
 
 /**

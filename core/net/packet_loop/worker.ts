@@ -190,9 +190,9 @@ function run(start: LoopStart, io: PacketIo): void {
       emit({ ev: "closed", id, why });
     },
     udp(datagram) {
-      // A name that is not the cluster's goes upstream from here (dns_forwarder.ts).
       // What k8stun's DNS server would drop unanswered is dropped here, for no work of the main
-      // thread's; a plain query for a name that is not the cluster's is forwarded from here.
+      // thread's; a plain query for a name that is not the cluster's goes upstream from here
+      // (dns_forwarder.ts).
       if (datagram.dstPort === DNS_PORT && goesUnanswered(datagram.payload)) return;
       if (dns?.take(datagram, performance.now())) return;
       emitDatagram(datagram);
