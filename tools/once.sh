@@ -23,12 +23,17 @@ once() {
       # No flock(1) (macOS): mkdir is atomic everywhere. A lock whose process is gone (killed
       # during a download) is taken over; `ps -p` also sees processes of other users. One that
       # never got its pid (killed right after mkdir) is taken over after 10 s.
+      #
+      # A lock is removed only if it still names the owner found gone: that owner may have ended
+      # normally (its lock released) and another run taken a new lock meanwhile, which must stay.
+      # A run whose new lock was removed anyway (its pid cannot be written) goes back to waiting.
       _once_unowned=0
-      until mkdir "$_once_lock.d" 2>/dev/null; do
+      until mkdir "$_once_lock.d" 2>/dev/null && echo $$ 2>/dev/null >"$_once_lock.d/pid"; do
         [ -z "$_once_waiting" ] || { echo "$_once_waiting" >&2; _once_waiting=; }
         _once_owner=$(cat "$_once_lock.d/pid" 2>/dev/null || true)
         if [ -n "$_once_owner" ] && ! ps -p "$_once_owner" >/dev/null 2>&1; then
-          rm -rf "$_once_lock.d"
+          [ "$(cat "$_once_lock.d/pid" 2>/dev/null || true)" != "$_once_owner" ] ||
+            rm -rf "$_once_lock.d"
         elif [ -z "$_once_owner" ] && [ "$_once_unowned" -ge 10 ]; then
           rm -rf "$_once_lock.d"
           _once_unowned=0
@@ -37,7 +42,6 @@ once() {
           sleep 1
         fi
       done
-      echo $$ >"$_once_lock.d/pid"
       trap 'rm -rf "$_once_lock.d"' EXIT
     fi
     [ -e "$_once_marker" ] && exit 0
