@@ -49,7 +49,7 @@ export async function copyCheckout(): Promise<CheckoutCopy> {
     await Deno.link(Deno.execPath(), `${tool}/node_modules/deno/deno`)
       .catch(() => Deno.copyFile(Deno.execPath(), `${tool}/node_modules/deno/deno`));
     await Deno.writeTextFile(`${tool}/.complete`, "");
-    await run("cp", ["-a", `${SOURCE}/.tools/deno-dir`, `${root}/.tools/deno-dir`]);
+    await copyLiveCache(`${SOURCE}/.tools/deno-dir`, `${root}/.tools/deno-dir`);
     await run("chmod", ["-R", "a+rX", scratch]);
   } catch (error) {
     await Deno.remove(scratch, { recursive: true });
@@ -60,6 +60,31 @@ export async function copyCheckout(): Promise<CheckoutCopy> {
     root,
     [Symbol.asyncDispose]: () => Deno.remove(scratch, { recursive: true }),
   };
+}
+
+/** Deno's SQLite caches (and their journals): rebuilt on use, so a copy goes without them. */
+const SQLITE_CACHE = /_cache_v\d+(-wal|-shm|-journal)?$/;
+
+/**
+ * Copies the launcher's module cache while other tests' runs may be writing it: Deno writes
+ * files through temporary ones it renames, and its SQLite journals come and go, so `cp -a`
+ * failed on a file listed and gone before it was copied. What vanishes meanwhile is skipped (a
+ * temporary file, or a cache entry whose renamed version is listed too), and so are the SQLite
+ * caches, which are not needed to run offline.
+ */
+async function copyLiveCache(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (SQLITE_CACHE.test(entry.name)) continue;
+    const [source, target] = [`${from}/${entry.name}`, `${to}/${entry.name}`];
+    try {
+      if (entry.isDirectory) await copyLiveCache(source, target);
+      else if (entry.isSymlink) await Deno.symlink(await Deno.readLink(source), target);
+      else await Deno.copyFile(source, target);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
 }
 
 async function run(command: string, args: string[]): Promise<void> {
