@@ -136,11 +136,13 @@ function run(start: LoopStart, io: PacketIo): void {
   };
   const datagramQuota = new DatagramQuota(DATAGRAMS_WAITING);
   /**
-   * Hands a datagram to the main thread, or drops and counts it: past the quota, and whenever the
-   * ring is full, since a datagram never waits in the backlog (datagram_quota.ts).
+   * Hands a datagram to the main thread, or drops and counts it: past the quota, and when the ring
+   * is full, since a datagram never waits in the backlog (datagram_quota.ts). It may pass events
+   * waiting there: UDP promises no order against the connections' events, and a lookup should
+   * not wait behind a bulk upload's bytes.
    */
   const emitDatagram = (datagram: UdpDatagram) => {
-    const admitted = backlog.length === 0 && datagramQuota.admits(eventsRing.consumed) &&
+    const admitted = datagramQuota.admits(eventsRing.consumed) &&
       pushEvent(eventsRing, { ev: "udp", datagram });
     if (!admitted) {
       Atomics.add(signals, Signal.DATAGRAM_DROPS, 1);
