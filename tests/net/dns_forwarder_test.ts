@@ -84,7 +84,8 @@ function resolver(
       for (const reply of respond(datagram)) await socket.send(reply, from);
     }
   })().catch(() => {}); // closed
-  return { port, received, close: () => socket.close() };
+  const close = () => socket.close();
+  return { port, received, close, [Symbol.dispose]: close };
 }
 
 const CLAIMS = {
@@ -145,31 +146,27 @@ Deno.test({
   ignore,
   async fn() {
     using t = setUp();
-    const upstream = resolver();
-    try {
-      t.forwarder.configure(forwarding([upstream.port]), performance.now());
-      const q = query(0x1234, "www.example.com");
-      assert(t.forwarder.take(fromApp(q), performance.now()), "taken");
-      await t.pump(() => t.replies.length > 0);
-      assertEquals(t.replies.length, 1);
-      const [reply] = t.replies;
-      assertEquals(
-        [reply.srcAddress, reply.srcPort, reply.dstAddress, reply.dstPort],
-        [RESOLVER_IN_TUN, 53, APP, 40_000],
-      );
-      assertEquals(reply.payload, answerTo(q));
-      assertEquals(upstream.received.length, 1);
-      assertEquals(
-        upstream.received[0].slice(2),
-        q.slice(2),
-        "the query leaves unchanged but for its id",
-      );
-      assertEquals(t.answered.length, 1);
-      assertEquals(t.answered[0][0], 0);
-      assertEquals(t.forwarder.waiting, 0);
-    } finally {
-      upstream.close();
-    }
+    using upstream = resolver();
+    t.forwarder.configure(forwarding([upstream.port]), performance.now());
+    const q = query(0x1234, "www.example.com");
+    assert(t.forwarder.take(fromApp(q), performance.now()), "taken");
+    await t.pump(() => t.replies.length > 0);
+    assertEquals(t.replies.length, 1);
+    const [reply] = t.replies;
+    assertEquals(
+      [reply.srcAddress, reply.srcPort, reply.dstAddress, reply.dstPort],
+      [RESOLVER_IN_TUN, 53, APP, 40_000],
+    );
+    assertEquals(reply.payload, answerTo(q));
+    assertEquals(upstream.received.length, 1);
+    assertEquals(
+      upstream.received[0].slice(2),
+      q.slice(2),
+      "the query leaves unchanged but for its id",
+    );
+    assertEquals(t.answered.length, 1);
+    assertEquals(t.answered[0][0], 0);
+    assertEquals(t.forwarder.waiting, 0);
   },
 });
 
@@ -227,22 +224,18 @@ Deno.test({
   ignore,
   async fn() {
     using t = setUp();
-    const upstream = resolver((q) => {
+    using upstream = resolver((q) => {
       const wrongId = answerTo(q);
       wrongId[0] ^= 0xff;
       const otherQuestion = answerTo(query((q[0] << 8) | q[1], "evil.example.com"));
       return [wrongId, otherQuestion, answerTo(q)];
     });
-    try {
-      t.forwarder.configure(forwarding([upstream.port]), performance.now());
-      const q = query(7, "spoof.example.com");
-      t.forwarder.take(fromApp(q), performance.now());
-      await t.pump(() => t.replies.length > 0 && t.forwarder.dropped >= 2);
-      assertEquals(t.replies.map((r) => r.payload), [answerTo(q)]);
-      assertEquals(t.forwarder.dropped, 2);
-    } finally {
-      upstream.close();
-    }
+    t.forwarder.configure(forwarding([upstream.port]), performance.now());
+    const q = query(7, "spoof.example.com");
+    t.forwarder.take(fromApp(q), performance.now());
+    await t.pump(() => t.replies.length > 0 && t.forwarder.dropped >= 2);
+    assertEquals(t.replies.map((r) => r.payload), [answerTo(q)]);
+    assertEquals(t.forwarder.dropped, 2);
   },
 });
 
@@ -252,40 +245,35 @@ Deno.test({
   ignore,
   async fn() {
     using t = setUp();
-    const silent = resolver(() => []);
-    const answering = resolver();
-    try {
-      t.forwarder.configure(
-        forwarding([silent.port, answering.port], { timeoutMs: 50, attempts: 1 }),
-        performance.now(),
-      );
-      const q = query(9, "slow.example.com");
-      t.forwarder.take(fromApp(q), performance.now());
-      await t.pump(() => t.replies.length > 0);
-      assertEquals(t.replies.map((r) => r.payload), [answerTo(q)]);
-      assertEquals([silent.received.length, answering.received.length], [1, 1]);
-      assert(t.answered[0][1] >= 50_000, `answered after ${t.answered[0][1]} µs`);
+    using silent = resolver(() => []);
+    using answering = resolver();
+    t.forwarder.configure(
+      forwarding([silent.port, answering.port], { timeoutMs: 50, attempts: 1 }),
+      performance.now(),
+    );
+    const q = query(9, "slow.example.com");
+    t.forwarder.take(fromApp(q), performance.now());
+    await t.pump(() => t.replies.length > 0);
+    assertEquals(t.replies.map((r) => r.payload), [answerTo(q)]);
+    assertEquals([silent.received.length, answering.received.length], [1, 1]);
+    assert(t.answered[0][1] >= 50_000, `answered after ${t.answered[0][1]} µs`);
 
-      t.replies.length = 0;
-      t.forwarder.configure(
-        forwarding([silent.port], { timeoutMs: 50, attempts: 2 }),
-        performance.now(),
-      );
-      const started = performance.now();
-      t.forwarder.take(fromApp(query(10, "never.example.com")), performance.now());
-      await t.pump(() => t.replies.length > 0);
-      assert(performance.now() - started >= 100, "it waited for both tries");
-      assertEquals(silent.received.length, 3, "one try in the first round, two now");
-      assertEquals(
-        t.replies[0].payload,
-        new Uint8Array([0, 10, 0x81, 0x82, 0, 0, 0, 0, 0, 0, 0, 0]),
-      );
-      assertEquals(t.answered.at(-1)![0], NO_ANSWER);
-      assertEquals(t.forwarder.waiting, 0);
-    } finally {
-      silent.close();
-      answering.close();
-    }
+    t.replies.length = 0;
+    t.forwarder.configure(
+      forwarding([silent.port], { timeoutMs: 50, attempts: 2 }),
+      performance.now(),
+    );
+    const started = performance.now();
+    t.forwarder.take(fromApp(query(10, "never.example.com")), performance.now());
+    await t.pump(() => t.replies.length > 0);
+    assert(performance.now() - started >= 100, "it waited for both tries");
+    assertEquals(silent.received.length, 3, "one try in the first round, two now");
+    assertEquals(
+      t.replies[0].payload,
+      new Uint8Array([0, 10, 0x81, 0x82, 0, 0, 0, 0, 0, 0, 0, 0]),
+    );
+    assertEquals(t.answered.at(-1)![0], NO_ANSWER);
+    assertEquals(t.forwarder.waiting, 0);
   },
 });
 
@@ -295,17 +283,13 @@ Deno.test({
   ignore,
   fn() {
     using t = setUp();
-    const silent = resolver(() => []);
-    try {
-      t.forwarder.configure(forwarding([silent.port], { maxInFlight: 2 }), performance.now());
-      for (let id = 1; id <= 3; id++) {
-        t.forwarder.take(fromApp(query(id, `n${id}.blackhole.example.com`)), performance.now());
-      }
-      assertEquals(t.forwarder.waiting, 2);
-      assertEquals(t.replies.map((r) => [r.payload[1], r.payload[3] & 0x0f]), [[1, 2]]);
-    } finally {
-      silent.close();
+    using silent = resolver(() => []);
+    t.forwarder.configure(forwarding([silent.port], { maxInFlight: 2 }), performance.now());
+    for (let id = 1; id <= 3; id++) {
+      t.forwarder.take(fromApp(query(id, `n${id}.blackhole.example.com`)), performance.now());
     }
+    assertEquals(t.forwarder.waiting, 2);
+    assertEquals(t.replies.map((r) => [r.payload[1], r.payload[3] & 0x0f]), [[1, 2]]);
   },
 });
 
@@ -315,32 +299,27 @@ Deno.test({
   ignore,
   async fn() {
     using t = setUp();
-    const silent = resolver(() => []);
-    const answering = resolver();
-    try {
-      t.forwarder.configure(forwarding([silent.port]), performance.now());
-      const q = query(11, "moved.example.com");
-      t.forwarder.take(fromApp(q), performance.now());
-      // Only the claims change: the same sockets, nothing sent again.
-      t.forwarder.configure({
-        ...forwarding([silent.port]),
-        claims: { ...CLAIMS, suffixes: ["x"] },
-      }, performance.now());
-      await t.pump(() => silent.received.length > 0);
-      assertEquals(silent.received.length, 1);
-      t.forwarder.configure(forwarding([answering.port]), performance.now());
-      await t.pump(() => t.replies.length > 0);
-      assertEquals(t.replies.map((r) => r.payload), [answerTo(q)]);
+    using silent = resolver(() => []);
+    using answering = resolver();
+    t.forwarder.configure(forwarding([silent.port]), performance.now());
+    const q = query(11, "moved.example.com");
+    t.forwarder.take(fromApp(q), performance.now());
+    // Only the claims change: the same sockets, nothing sent again.
+    t.forwarder.configure({
+      ...forwarding([silent.port]),
+      claims: { ...CLAIMS, suffixes: ["x"] },
+    }, performance.now());
+    await t.pump(() => silent.received.length > 0);
+    assertEquals(silent.received.length, 1);
+    t.forwarder.configure(forwarding([answering.port]), performance.now());
+    await t.pump(() => t.replies.length > 0);
+    assertEquals(t.replies.map((r) => r.payload), [answerTo(q)]);
 
-      t.forwarder.configure(null, performance.now());
-      assertEquals(
-        t.forwarder.take(fromApp(query(12, "www.example.com")), performance.now()),
-        false,
-      );
-    } finally {
-      silent.close();
-      answering.close();
-    }
+    t.forwarder.configure(null, performance.now());
+    assertEquals(
+      t.forwarder.take(fromApp(query(12, "www.example.com")), performance.now()),
+      false,
+    );
   },
 });
 
@@ -367,19 +346,15 @@ Deno.test({
   ignore,
   fn() {
     using t = setUp();
-    const silent = resolver(() => []);
-    try {
-      t.forwarder.configure(forwarding([silent.port], { maxInFlight: 100 }), performance.now());
-      for (let id = 0; id < 20_000; id++) {
-        const now = performance.now();
-        t.forwarder.take(fromApp(query(id & 0xffff, `n${id}.blackhole.example.com`)), now);
-        t.forwarder.expire(now);
-      }
-      assertEquals(t.forwarder.waiting, 100);
-      assertEquals(t.replies.length, 19_900, "each query that gave way got SERVFAIL");
-      assert(t.forwarder.deadlinesKept <= 1024 + 2 * 100, `${t.forwarder.deadlinesKept} kept`);
-    } finally {
-      silent.close();
+    using silent = resolver(() => []);
+    t.forwarder.configure(forwarding([silent.port], { maxInFlight: 100 }), performance.now());
+    for (let id = 0; id < 20_000; id++) {
+      const now = performance.now();
+      t.forwarder.take(fromApp(query(id & 0xffff, `n${id}.blackhole.example.com`)), now);
+      t.forwarder.expire(now);
     }
+    assertEquals(t.forwarder.waiting, 100);
+    assertEquals(t.replies.length, 19_900, "each query that gave way got SERVFAIL");
+    assert(t.forwarder.deadlinesKept <= 1024 + 2 * 100, `${t.forwarder.deadlinesKept} kept`);
   },
 });
