@@ -5,6 +5,7 @@
  */
 import { startControlPlane } from "../lab/kube/control_plane.ts";
 import { applyDemoFixture } from "../lab/kube/fixtures.ts";
+import { pseudoRandomBytes } from "../lab/pseudo_random.ts";
 
 const bin = Deno.args[0];
 const main = new URL("../../cli/main.ts", import.meta.url).pathname;
@@ -50,6 +51,19 @@ try {
   results.fqdn = await sh("curl -s -m 5 http://hello.demo.svc.cluster.local/");
   results.statefulset = await sh("printf x | timeout 10 nc -N db-0.db.demo 5432");
   results.dig = await sh("dig +short hello.demo");
+  // 20 MiB and 1 GiB to db-0 (its banner, then an echo) and back at once through the API server,
+  // hashed as they return and compared with the hash of the banner and what was sent.
+  for (
+    const [label, bytes] of [["echo20MiB", 20 * 1024 * 1024], ["echo1GiB", 1024 ** 3]] as const
+  ) {
+    const expected = await sh(`{ printf 'db-0\\n'; ${pseudoRandomBytes(bytes)}; } | sha256sum`);
+    const echoed = await sh(
+      `${pseudoRandomBytes(bytes)} | timeout 240 nc -N db-0.db.demo 5432 | sha256sum`,
+    );
+    results[label] = /^[0-9a-f]{64} /.test(expected) && echoed === expected
+      ? "byte-exact"
+      : `${echoed.trim()} instead of ${expected.trim()}`;
+  }
   reader.releaseLock();
 } finally {
   k8stun.kill("SIGTERM");

@@ -1,0 +1,9 @@
+/**
+ * A shell pipeline printing `bytes` reproducible pseudo-random bytes on stdout (AES-128-CTR of
+ * zeros under a fixed key): the same stream on every run, so a sender and a checker can each make
+ * it, and no pattern a relay could get right by accident.
+ */
+export function pseudoRandomBytes(bytes: number): string {
+  return "openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f " +
+    `-iv 00000000000000000000000000000000 -nosalt < /dev/zero 2>/dev/null | head -c ${bytes}`;
+}
