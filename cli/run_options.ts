@@ -15,7 +15,7 @@ import {
 } from "./option_table.ts";
 import { parseSocksUpstream, type SocksUpstream } from "../plugins/socks_upstream/mod.ts";
 import { DEFAULT_BUSY_POLL_US } from "../core/net/data_plane/data_plane.ts";
-import { DEFAULT_MAX_CONNECTIONS } from "../core/net/data_plane/flow_relay.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "../core/net/data_plane/connection_limit.ts";
 import { parseVipBase } from "../core/vip.ts";
 import { publicVipRangeWarning } from "../core/vip_range.ts";
 
@@ -281,10 +281,11 @@ export function runFlags(defaults: { namespaces: string[] }) {
       300,
       { parse: integerIn(0, 31_536_000, "--idle-timeout") },
     ),
-    maxConnections: flagWithDefault(
+    maxConnections: flag<number>(
       "--max-connections <n>",
-      "connections through the TUN at once; past it new ones are refused until some close",
-      DEFAULT_MAX_CONNECTIONS,
+      "connections through the TUN at once; past it new ones are refused until some close " +
+        `(default: ${DEFAULT_MAX_CONNECTIONS}, or fewer when \`ulimit -n\` is low: up to 2 ` +
+        "descriptors each in 3/8 of it)",
       { parse: integerIn(1, 1_000_000, "--max-connections") },
     ),
     dnsMode: flagWithDefault<DnsModeName>(

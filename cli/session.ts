@@ -7,6 +7,10 @@
  * Signals are trapped before the command changes anything: a Ctrl-C (or a supervisor's SIGTERM)
  * that arrives while k8stun is still starting is remembered and handled as soon as it is up,
  * instead of killing the process with DNS already redirected.
+ *
+ * An error nothing caught (an exception, a rejected promise nobody awaited) would otherwise end
+ * the process at once, leaving DNS pointed at a k8stun that is gone. It is reported as an internal
+ * error, the synchronous undo hooks run, and the process exits with {@link INTERNAL_ERROR_EXIT}.
  */
 
 /** Stop signals, trapped from the moment this is created. */
@@ -22,8 +26,15 @@ export interface StopSignals {
   runUntilStopped(stop: () => Promise<void>, limitMs?: number): Promise<void>;
 }
 
+/**
+ * Ctrl-C, a supervisor's stop, and the terminal closing (SIGHUP: a closed tab or SSH session would
+ * otherwise end the process on the spot, with DNS still pointed at it).
+ */
+const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 /** Signals closer than this to the first one are the same Ctrl-C delivered twice. */
 const SAME_SIGNAL_MS = 1000;
+/** The exit status after an uncaught error (EX_SOFTWARE, sysexits.h). */
+export const INTERNAL_ERROR_EXIT = 70;
 
 /** Installs the SIGINT/SIGTERM handlers now. */
 export function trapStopSignals(
@@ -34,25 +45,39 @@ export function trapStopSignals(
   const stopRequested = new Promise<void>((resolve) => requested = resolve);
   const abort = new AbortController();
   const undoHooks = new Set<() => void>();
+  const undoAndExit = (code: number): never => {
+    for (const undo of undoHooks) {
+      try {
+        undo();
+      } catch (error) {
+        console.error(`k8stun: undo failed: ${error instanceof Error ? error.message : error}`);
+      }
+    }
+    Deno.exit(code);
+  };
   const onSignal = () => {
     if (firstAt !== undefined) {
       if (now() - firstAt < SAME_SIGNAL_MS) return;
       console.error("k8stun: forced exit; undoing system changes first");
-      for (const undo of undoHooks) {
-        try {
-          undo();
-        } catch (error) {
-          console.error(`k8stun: undo failed: ${error instanceof Error ? error.message : error}`);
-        }
-      }
-      Deno.exit(130);
+      undoAndExit(130);
     }
     firstAt = now();
     requested();
     abort.abort(new StoppedDuringStartup());
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
+  const onUncaught = (event: ErrorEvent | PromiseRejectionEvent) => {
+    event.preventDefault(); // the exit is ours, after the undo
+    const error = event instanceof ErrorEvent ? event.error : event.reason;
+    console.error(
+      `k8stun: internal error: ${
+        error instanceof Error ? error.stack ?? error.message : String(error)
+      }\nk8stun: undoing system changes and exiting; please report this`,
+    );
+    undoAndExit(INTERNAL_ERROR_EXIT);
+  };
+  globalThis.addEventListener("error", onUncaught);
+  globalThis.addEventListener("unhandledrejection", onUncaught);
   return {
     aborted: abort.signal,
     onForcedExit(undo) {

@@ -18,11 +18,17 @@
  * listener closes. The loop itself holds no state beyond the counts of open connections.
  */
 import { logger } from "./log.ts";
+import { fitToDescriptors, openFileLimit } from "./descriptor_limit.ts";
 
 /** Limits of a {@link GuardedListener}. */
 export interface ListenerLimits {
-  /** Open connections in all (excess: closed at once). */
+  /**
+   * Open connections in all (excess: closed at once); fewer when the process's descriptor limit
+   * is low: at most {@link LISTENER_DESCRIPTOR_SHARE} of it (core/descriptor_limit.ts).
+   */
   maxConnections: number;
+  /** Descriptors an open connection costs (default 1; 2 for a proxy's client and its dial). */
+  descriptorsEach?: number;
   /** Open connections from one source address (excess: closed at once). */
   maxPerSource: number;
   /** Connections from one source address still in their handshake (excess: closed at once). */
@@ -58,6 +64,8 @@ export interface GuardedListenerOptions {
   handle(conn: GuardedConn): Promise<void>;
   /** Backoff bounds after a failed accept, in ms (default 50 → 1000). */
   backoffMs?: { first: number; max: number };
+  /** The process's descriptor limit (default: read from the system). */
+  descriptorLimit?: number;
 }
 
 /** Counts of open connections, for leak checks and the status of a flood. */
@@ -72,10 +80,14 @@ export interface ListenerCounts {
 
 const log = logger("listener");
 
+/** The share of the descriptor limit one listener's connections may take. */
+export const LISTENER_DESCRIPTOR_SHARE = 1 / 16;
+
 /** Runs the guarded accept loop on `listener` until {@link GuardedListener.close}. */
 export class GuardedListener {
   readonly #listener: Deno.Listener;
   readonly #options: GuardedListenerOptions;
+  readonly #maxConnections: number;
   readonly #conns = new Set<Deno.Conn>();
   /** Open connections and connections in handshake by source address; entries at zero go. */
   readonly #perSource = new Map<string, { open: number; inHandshake: number }>();
@@ -88,6 +100,24 @@ export class GuardedListener {
   constructor(listener: Deno.Listener, options: GuardedListenerOptions) {
     this.#listener = listener;
     this.#options = options;
+    const { maxConnections, descriptorsEach = 1 } = options.limits;
+    this.#maxConnections = fitToDescriptors(
+      maxConnections,
+      descriptorsEach,
+      LISTENER_DESCRIPTOR_SHARE,
+      options.descriptorLimit,
+    );
+    if (this.#maxConnections < maxConnections) {
+      log.info(
+        "{name} listener: at most {fitted} connections, not {maxConnections}: a sixteenth of the descriptor limit ({limit}, ulimit -n)",
+        {
+          name: options.name,
+          fitted: this.#maxConnections,
+          maxConnections,
+          limit: options.descriptorLimit ?? openFileLimit(),
+        },
+      );
+    }
     this.done = this.#acceptLoop();
   }
 
@@ -154,7 +184,7 @@ export class GuardedListener {
     const counts = this.#perSource.get(key) ?? { open: 0, inHandshake: 0 };
     if (
       this.#closed ||
-      this.#conns.size >= limits.maxConnections ||
+      this.#conns.size >= this.#maxConnections ||
       counts.open >= limits.maxPerSource ||
       counts.inHandshake >= limits.maxHandshakesPerSource
     ) {

@@ -9,6 +9,7 @@ import { DASHBOARD_HTML } from "./dashboard.ts";
 import type { Metrics } from "./metrics.ts";
 import type { NumberedEvent, TunnelState } from "./state.ts";
 import { concatBytes } from "../stream/concat_bytes.ts";
+import { HttpServer, type RequestInfo } from "./http_server.ts";
 
 /** `/healthz` body (the Rust k8stun's shape, plus the packet loop, cluster and DNS detail). */
 export interface Health {
@@ -75,18 +76,15 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const policy: AccessPolicy = { extraHost: options.host, token: options.token };
   const subscribers: EventSubscribers = { closers: new Set(), encoded: new WeakMap() };
   const closers = subscribers.closers;
-  const handler = (request: Request, info: Deno.ServeHandlerInfo) =>
+  const handler = (request: Request, info: RequestInfo) =>
     handle(request, info, options, policy, subscribers);
-  const abort = new AbortController();
-  const listen = (hostname: string, port: number) =>
-    Deno.serve({ hostname, port, signal: abort.signal, onListen() {}, handler });
-  const primary = listen("127.0.0.1", options.port);
+  const primary = new HttpServer("127.0.0.1", options.port, handler);
   const port = primary.addr.port;
   const servers = [primary];
   for (const extra of ["::1", options.host]) {
     if (!extra || extra === "127.0.0.1" || extra === "localhost") continue;
     try {
-      servers.push(listen(extra, port));
+      servers.push(new HttpServer(extra, port, handler));
     } catch (error) {
       log.debug("not listening on {address}: {error}", { address: extra, error: String(error) });
     }
@@ -104,8 +102,7 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
     async close() {
       clearInterval(statsTimer);
       for (const close of closers) close();
-      abort.abort();
-      await Promise.all(servers.map((s) => s.finished));
+      await Promise.all(servers.map((server) => server.close()));
     },
   });
 }
@@ -120,7 +117,7 @@ interface EventSubscribers {
 
 function handle(
   request: Request,
-  info: Deno.ServeHandlerInfo,
+  info: RequestInfo,
   options: ApiServerOptions,
   policy: AccessPolicy,
   subscribers: EventSubscribers,
@@ -177,7 +174,7 @@ function json(body: unknown, status = 200): Response {
  */
 function events(
   request: Request,
-  info: Deno.ServeHandlerInfo,
+  info: RequestInfo,
   options: ApiServerOptions,
   subscribers: EventSubscribers,
 ): Response {

@@ -5,8 +5,9 @@
  * credentials).
  */
 import type { FlowRequest } from "../../mod.ts";
-import type { BufferedConn } from "./buffered_conn.ts";
+import type { BufferedConn } from "../stream/buffered_conn.ts";
 import type { ProxyAuth } from "./socks5.ts";
+import { readRequestHead } from "../http1/request_head.ts";
 
 const MAX_HEAD = 32 * 1024;
 
@@ -23,19 +24,10 @@ export async function readProxyRequest(
   auth: ProxyAuth | undefined,
   source: { address: string; port: number },
 ): Promise<HttpProxyRequest> {
-  const head = new TextDecoder().decode(
-    await reader.readUntil(new TextEncoder().encode("\r\n\r\n"), MAX_HEAD),
-  );
-  const [requestLine, ...headerLines] = head.slice(0, -4).split("\r\n");
-  const [method, target, version] = requestLine.split(" ");
-  if (!method || !target || !/^HTTP\/1\.[01]$/.test(version ?? "")) {
-    return { kind: "error", status: 400, message: "malformed request line" };
-  }
-  const headers = headerLines.map((line) => {
-    const colon = line.indexOf(":");
-    return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
-  });
-  const credentials = (header: string) => headers.find(([k]) => k === header)?.[1] ?? "";
+  const head = await readRequestHead(reader, MAX_HEAD);
+  if (!("method" in head)) return { kind: "error", ...head };
+  const { method, target, version, fields, lines: headerLines } = head;
+  const credentials = (name: string) => fields.find(([k]) => k === name)?.[1] ?? "";
   const expected = auth && basicCredentials(auth);
   if (method === "GET" && (target === "/proxy.pac" || target === "/")) {
     // The PAC file names the cluster's namespaces: it takes the proxy's credentials too. A
@@ -113,33 +105,4 @@ function flowFor(
     front: "http",
     source,
   };
-}
-
-/** An HTTP/1.1 response with a plain-text body. */
-export function textResponse(
-  status: number,
-  message: string,
-  headers: Record<string, string> = {},
-): Uint8Array {
-  const reasons: Record<number, string> = {
-    200: "OK",
-    401: "Unauthorized",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    407: "Proxy Authentication Required",
-    502: "Bad Gateway",
-    504: "Gateway Timeout",
-  };
-  const body = message.endsWith("\n") ? message : `${message}\n`;
-  const lines = [
-    `HTTP/1.1 ${status} ${reasons[status] ?? "Error"}`,
-    "content-type: text/plain; charset=utf-8",
-    `content-length: ${new TextEncoder().encode(body).length}`,
-    "connection: close",
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-    "",
-    body,
-  ];
-  return new TextEncoder().encode(lines.join("\r\n"));
 }

@@ -9,8 +9,9 @@ import { type GuardedConn, GuardedListener, type ListenerLimits } from "../guard
 import { logger } from "../log.ts";
 import { relay } from "../stream/relay.ts";
 import { asDialError, type Router } from "../router.ts";
-import { BufferedConn } from "./buffered_conn.ts";
-import { readProxyRequest, textResponse } from "./http_proxy.ts";
+import { BufferedConn } from "../stream/buffered_conn.ts";
+import { readProxyRequest } from "./http_proxy.ts";
+import { textResponse } from "../http1/response.ts";
 import { type ProxyAuth, replyFor, socks5Handshake, SocksReply } from "./socks5.ts";
 import type { Duplex, FlowRequest } from "../../mod.ts";
 
@@ -23,6 +24,7 @@ const log = logger("proxy");
  */
 export const PROXY_LIMITS: ListenerLimits = {
   maxConnections: 2048,
+  descriptorsEach: 2, // the client's and the dial's
   maxPerSource: 512,
   maxHandshakesPerSource: 256,
   handshakeMs: 2_000,

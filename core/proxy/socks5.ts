@@ -5,7 +5,7 @@
  * supported"; IPv6 destinations "address type not supported".
  */
 import type { DialFailure, FlowRequest } from "../../mod.ts";
-import type { BufferedConn } from "./buffered_conn.ts";
+import type { BufferedConn } from "../stream/buffered_conn.ts";
 
 /** RFC 1928 §6 reply codes. */
 export const SocksReply = {

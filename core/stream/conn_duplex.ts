@@ -13,7 +13,7 @@ const MAX_READ = 64 * 1024;
 
 /**
  * Wraps a connection. `handshake` are bytes already read from it (past a handshake, see
- * core/proxy/buffered_conn.ts): the readable yields them before anything else. A promise of them
+ * core/stream/buffered_conn.ts): the readable yields them before anything else. A promise of them
  * is a handshake still under way (an early dial, DialOptions.early): reads and writes wait for
  * it, and its rejection is theirs.
  */

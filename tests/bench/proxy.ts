@@ -3,7 +3,7 @@
  * direct loopback connections to the same server in the same run.
  */
 import { ClusterStore } from "../../core/cluster/store.ts";
-import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
+import { BufferedConn } from "../../core/stream/buffered_conn.ts";
 import { startProxyFront } from "../../cli/proxy_front.ts";
 import { createDirectDialer } from "../../plugins/direct/mod.ts";
 import type { BenchResult } from "./types.ts";

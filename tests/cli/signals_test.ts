@@ -1,17 +1,18 @@
 /**
  * Stop signals: a Ctrl-C delivered twice at once (as `deno task` does) is one stop; a later
  * second one forces the exit, but only after the synchronous undo ran; and the demo, stopped by
- * such a double signal, restores the lab's resolv.conf byte for byte.
+ * such a double signal or by its terminal closing (SIGHUP), restores the lab's resolv.conf byte for
+ * byte. An uncaught error undoes the same changes before the process exits.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
-import { DEMO_RESOLV, startDemo } from "../adversarial/harness.ts";
+import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
 
 const STOPPER = new URL("./signals_stopper.ts", import.meta.url).pathname;
 
-async function startStopper(marker: string) {
+async function startStopper(marker: string, failure?: "reject" | "throw") {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", STOPPER, marker],
+    args: ["run", "-A", STOPPER, marker, ...(failure ? [failure] : [])],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -49,6 +50,26 @@ Deno.test("cli: two signals within a second are one stop; a later one forces the
   }
 });
 
+for (const failure of ["reject", "throw"] as const) {
+  Deno.test(`cli: an uncaught ${failure === "reject" ? "rejection" : "exception"} is reported, the undo runs, the exit is 70`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const marker = `${dir}/undone`;
+      const child = await startStopper(marker, failure);
+      const status = await child.status;
+      assertEquals(status.code, 70);
+      assertEquals(await Deno.readTextFile(marker), "undone", "the undo ran before the exit");
+      const stderr = new TextDecoder().decode(
+        (await new Response(child.stderr).arrayBuffer()) as ArrayBuffer,
+      );
+      assertMatch(stderr, /k8stun: internal error: Error: a stray (rejection|exception)/);
+      assertMatch(stderr, /undoing system changes and exiting/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
 Deno.test({
   name: "cli: the demo stopped by a doubled Ctrl-C (deno task) restores resolv.conf byte for byte",
   ignore: labUnavailable() !== undefined,
@@ -68,5 +89,55 @@ Deno.test({
       assertEquals(status.code, 0, k8stun.output);
       assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
     }
+  },
+});
+
+Deno.test({
+  name: "cli: the demo whose terminal closes (SIGHUP) stops in order and restores resolv.conf",
+  ignore: labUnavailable() !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+    const k8stun = await startDemo(lab, ["--dns-mode", "forward"]);
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath) === DEMO_RESOLV, false);
+    k8stun.signal("SIGHUP");
+    const status = await k8stun.status;
+    assertEquals(status.code, 0, k8stun.output);
+    assertMatch(k8stun.output, /stopping/);
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
+  },
+});
+
+Deno.test({
+  name:
+    "cli: the demo whose output pipe is gone (its reader exited) still serves, logs nothing, and undoes its changes when stopped",
+  ignore: labUnavailable() !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+    // The demo writes into a FIFO whose reader takes 300 bytes and exits: every later write to
+    // stdout or stderr fails (EPIPE). `exec` keeps the demo's pid the one signalled.
+    const fifo = `${lab.dir}/output`;
+    const k8stun = lab.spawn("sh", [
+      "-c",
+      `mkfifo ${fifo} && (head -c 300 < ${fifo} > /dev/null &) && ` +
+      `exec ${Deno.execPath()} run -A ${MAIN} demo --dns-mode forward --log-level debug ` +
+      `--http 8799 > ${fifo} 2>&1`,
+    ]);
+    let health;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+      health = await lab.run("curl", ["-s", "--max-time", "2", "http://127.0.0.1:8799/healthz"]);
+      if (health.code === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assertMatch(health?.stdout ?? "", /"tun":"up"/, "the demo came up with its output gone");
+    const curl = await lab.run("curl", ["-sS", "--max-time", "3", "http://hello.demo/"]);
+    assertMatch(curl.stdout, /^hello from/, curl.stderr); // logged at debug: into the broken pipe
+    k8stun.signal("SIGINT");
+    const status = await k8stun.status;
+    assertEquals(status.code, 0);
+    assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
   },
 });

@@ -18,7 +18,7 @@ import spdyDictionaries from "spdy-dictionary";
 import { DEMO_FIXTURE, startSimCluster } from "../../sim/mod.ts";
 import { createPortForwardDialer } from "../../plugins/portforward/mod.ts";
 import type { Dialer } from "../../mod.ts";
-import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
+import { BufferedConn } from "../../core/stream/buffered_conn.ts";
 
 const spdyDictionary = (spdyDictionaries as Record<string, Uint8Array>)["3"];
 

@@ -4,7 +4,7 @@
  * every dialer and front of proxy mode.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
-import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
+import { BufferedConn } from "../../core/stream/buffered_conn.ts";
 import { createSocksUpstreamDialer, parseSocksUpstream } from "../../plugins/socks_upstream/mod.ts";
 import { proxyOverSim } from "./sim_proxy.ts";
 

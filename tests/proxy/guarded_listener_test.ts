@@ -2,12 +2,20 @@
 import { assertEquals } from "../assert.ts";
 import { GuardedListener, type ListenerLimits } from "../../core/guarded_listener.ts";
 
-/** Opens `count` connections and returns how many the listener kept after a moment. */
-async function kept(limits: ListenerLimits, count: number): Promise<number> {
+/**
+ * Opens `count` connections and returns how many the listener kept after a moment (under a
+ * descriptor limit of `descriptorLimit`, roomy by default).
+ */
+async function kept(
+  limits: ListenerLimits,
+  count: number,
+  descriptorLimit = 1_000_000,
+): Promise<number> {
   const release = Promise.withResolvers<void>();
   const listener = new GuardedListener(Deno.listen({ hostname: "127.0.0.1", port: 0 }), {
     name: "test",
     limits,
+    descriptorLimit,
     handle: async (guarded) => {
       guarded.established();
       await release.promise;
@@ -41,6 +49,12 @@ Deno.test("guarded listener: connections past the per-source cap are closed at o
 
 Deno.test("guarded listener: connections past the total cap are closed at once", async () => {
   assertEquals(await kept({ ...roomy, maxConnections: 5 }, 8), 5);
+});
+
+Deno.test("guarded listener: the total cap fits a sixteenth of the descriptor limit", async () => {
+  assertEquals(await kept(roomy, 30, 320), 20, "320 / 16 descriptors, one each");
+  assertEquals(await kept({ ...roomy, descriptorsEach: 2 }, 30, 320), 10, "two each");
+  assertEquals(await kept({ ...roomy, maxConnections: 5 }, 30, 320), 5, "the cap, when lower");
 });
 
 Deno.test("guarded listener: a handshake not finished by its deadline is closed", async () => {

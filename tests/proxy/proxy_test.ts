@@ -1,6 +1,6 @@
 /** Proxy mode against the simulated cluster, with real curl, raw SOCKS bytes and fuzzing. */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { BufferedConn } from "../../core/proxy/buffered_conn.ts";
+import { BufferedConn } from "../../core/stream/buffered_conn.ts";
 import { socks5Handshake } from "../../core/proxy/socks5.ts";
 import { createSocksUpstreamDialer, parseSocksUpstream } from "../../plugins/socks_upstream/mod.ts";
 import { proxyOverSim } from "./sim_proxy.ts";

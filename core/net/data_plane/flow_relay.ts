@@ -40,8 +40,6 @@ const FLOW_ENDED = new Error("the connection ended");
 const POOLED_WRITE_BUFFERS = 32;
 /** How often byte counts go to telemetry. */
 const BYTES_REPORT_MS = 1000;
-/** Connections relayed at once by default (`--max-connections`; connection_limit.ts). */
-export const DEFAULT_MAX_CONNECTIONS = 4096;
 
 /** Where a flow's operations go: the packet loop it lives in (bridge/loop_link.ts). */
 export interface FlowLoop {
@@ -62,7 +60,10 @@ export interface FlowRelayOptions {
   telemetry?: TelemetrySink;
   /** The UDP service at routed addresses (the loop refuses datagrams to its other ports). */
   udp?: UdpService;
-  /** Connections relayed at once; past it new ones are refused (default 4,096). */
+  /**
+   * Connections relayed at once; past it new ones are refused (default: 4,096, or fewer when the
+   * descriptor limit is low; connection_limit.ts).
+   */
   maxConnections?: number;
 }
 
@@ -122,7 +123,7 @@ export class FlowRelay {
     this.#router = options.router;
     this.#telemetry = options.telemetry ?? NoTelemetry;
     this.#udp = options.udp;
-    this.#limit = new ConnectionLimit(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    this.#limit = ConnectionLimit.fitted(options.maxConnections);
     this.#bytesTimer = setInterval(() => {
       for (const flow of this.#flows.values()) this.#reportBytes(flow);
     }, BYTES_REPORT_MS);

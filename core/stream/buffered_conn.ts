@@ -5,7 +5,10 @@
  */
 import { deadline } from "../deadline.ts";
 import type { Duplex } from "../../mod.ts";
-import { connDuplex } from "../stream/conn_duplex.ts";
+import { connDuplex } from "./conn_duplex.ts";
+
+/** {@link BufferedConn.readUntil} found no delimiter within its limit. */
+export class LimitExceeded extends Error {}
 
 /** A connection with a read-ahead buffer. */
 export class BufferedConn {
@@ -26,7 +29,9 @@ export class BufferedConn {
     while (true) {
       const at = indexOf(this.#buffer, delimiter);
       if (at >= 0) return await this.readExactly(at + delimiter.length);
-      if (this.#buffer.length >= limit) throw new Error(`request head larger than ${limit} bytes`);
+      if (this.#buffer.length >= limit) {
+        throw new LimitExceeded(`no end of the head within ${limit} bytes`);
+      }
       await this.#fill();
     }
   }
