@@ -28,9 +28,25 @@ export interface StopSignals {
 
 /**
  * Ctrl-C, a supervisor's stop, and the terminal closing (SIGHUP: a closed tab or SSH session would
- * otherwise end the process on the spot, with DNS still pointed at it).
+ * otherwise end the process on the spot, with DNS still pointed at it). A SIGHUP ignored when
+ * k8stun started (`nohup`, `trap '' HUP`) stays ignored: the caller asked it to outlive the
+ * terminal. It must be listened to either way: Deno's first signal listener resets an ignored
+ * SIGHUP to its default, which ends the process.
  */
-const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+
+/**
+ * Whether this process started with SIGHUP ignored (Linux: bit 0 of `SigIgn` in
+ * /proc/self/status, one bit per signal from 1). Elsewhere it cannot be read without FFI: false.
+ */
+function hangupIgnored(): boolean {
+  try {
+    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"))?.[1];
+    return mask !== undefined && (parseInt(mask.slice(-1), 16) & 1) === 1;
+  } catch {
+    return false;
+  }
+}
 /** Signals closer than this to the first one are the same Ctrl-C delivered twice. */
 const SAME_SIGNAL_MS = 1000;
 /** The exit status after an uncaught error (EX_SOFTWARE, sysexits.h). */
@@ -65,7 +81,9 @@ export function trapStopSignals(
     requested();
     abort.abort(new StoppedDuringStartup());
   };
+  const keepOnHangup = hangupIgnored(); // before any listener resets it
   for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
+  Deno.addSignalListener("SIGHUP", keepOnHangup ? () => {} : onSignal);
   const onUncaught = (event: ErrorEvent | PromiseRejectionEvent) => {
     event.preventDefault(); // the exit is ours, after the undo
     const error = event instanceof ErrorEvent ? event.error : event.reason;

@@ -10,9 +10,12 @@ import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
 
 const STOPPER = new URL("./signals_stopper.ts", import.meta.url).pathname;
 
-async function startStopper(marker: string, failure?: "reject" | "throw") {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", STOPPER, marker, ...(failure ? [failure] : [])],
+async function startStopper(marker: string, failure?: "reject" | "throw", nohup = false) {
+  const stopper = [Deno.execPath(), "run", "-A", STOPPER, marker, ...(failure ? [failure] : [])];
+  // Started as `nohup` starts it: SIGHUP ignored (exec keeps the pid the one signalled).
+  const command = nohup ? ["sh", "-c", 'trap "" HUP; exec "$@"', "sh", ...stopper] : stopper;
+  const child = new Deno.Command(command[0], {
+    args: command.slice(1),
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -45,6 +48,35 @@ Deno.test("cli: two signals within a second are one stop; a later one forces the
       (await new Response(child.stderr).arrayBuffer()) as ArrayBuffer,
     );
     assertMatch(stderr, /forced exit; undoing system changes first/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: SIGHUP stops a command, unless it was started with SIGHUP ignored (nohup)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const hungUp = await startStopper(`${dir}/a`);
+    hungUp.kill("SIGHUP");
+    await new Promise((r) => setTimeout(r, 300));
+    hungUp.kill("SIGHUP"); // a second one, past the same-signal second, forces the exit
+    await new Promise((r) => setTimeout(r, 900));
+    hungUp.kill("SIGHUP");
+    assertEquals((await hungUp.status).code, 130);
+    assertEquals(await Deno.readTextFile(`${dir}/a`), "undone");
+
+    const nohup = await startStopper(`${dir}/b`, undefined, true);
+    nohup.kill("SIGHUP");
+    let exited = false;
+    nohup.status.then(() => exited = true);
+    await new Promise((r) => setTimeout(r, 500));
+    assertEquals(exited, false, "a nohup'ed command outlives its terminal");
+    nohup.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 1100));
+    nohup.kill("SIGTERM");
+    assertEquals((await nohup.status).code, 130);
+    await nohup.stderr.cancel();
+    await hungUp.stderr.cancel();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
