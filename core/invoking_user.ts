@@ -60,3 +60,20 @@ function passwdEntry(name: string): { gid?: number; home?: string } | undefined 
     return undefined;
   }
 }
+
+/**
+ * The command prefix that runs what follows as `user`: on Linux setpriv(1) with the user's uid,
+ * gid and groups (its groups need a name; without one, none); elsewhere sudo(8) back to the user,
+ * which resets the environment (a caller that needs variables passes them through env(1) after
+ * it). Rust's process spawning, and so Deno's, cannot drop root's supplementary groups itself.
+ */
+export function asUserPrefix(
+  user: InvokingUser,
+  os: typeof Deno.build.os = Deno.build.os,
+): string[] {
+  if (os === "linux") {
+    const groups = user.name ? "--init-groups" : "--clear-groups"; // --init-groups needs a name
+    return ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, groups, "--"];
+  }
+  return ["sudo", "-n", `--user=#${user.uid}`, `--group=#${user.gid}`, "--"];
+}

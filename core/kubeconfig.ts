@@ -3,8 +3,9 @@
  * else `~/.kube/config`; under sudo, the invoking user's home (`SUDO_USER`), not root's.
  * Under sudo, credential plugins (`users[].user.exec`) run as the invoking user, with their
  * HOME, USER and LOGNAME: they read the user's caches and tokens, and a plugin named by the
- * kubeconfig must not get root. Errors name the file and the context, in one line a user can
- * act on.
+ * kubeconfig must not get root. For the same reason the kubeconfig and the files it names are read
+ * with the user's access (user_files.ts). Errors name the file and the context, in one line a
+ * user can act on.
  */
 import { ApiAccess } from "./k8s/api_access.ts";
 import type { ExecConfig } from "./k8s/exec_credential.ts";
@@ -15,7 +16,8 @@ import {
   parseKubeconfig,
   type UserEntry,
 } from "./k8s/kubeconfig_document.ts";
-import { type InvokingUser, invokingUser } from "./invoking_user.ts";
+import { asUserPrefix, type InvokingUser, invokingUser } from "./invoking_user.ts";
+import { type ReadUserFile, userFileReader } from "./user_files.ts";
 import { logger } from "./log.ts";
 
 /** A loaded kubeconfig and what it points at. */
@@ -59,6 +61,8 @@ export interface KubeConfigDeps {
   env?: (name: string) => string | undefined;
   /** Where warnings about the kubeconfig go (default: the log). */
   warn?: (message: string) => void;
+  /** How the kubeconfig and the files it names are read (default: as the invoking user). */
+  readFile?: ReadUserFile;
 }
 
 /** Loads the kubeconfig and selects the context. */
@@ -83,11 +87,11 @@ export function loadKubeConfig(
       } — pass --kubeconfig FILE, set KUBECONFIG, or run k8stun demo`,
     );
   }
+  const user = invokingUser(env);
+  const readFile = deps.readFile ?? userFileReader(user);
   let document: KubeconfigDocument;
   try {
-    document = mergeKubeconfigs(
-      existing.map((file) => parseKubeconfig(Deno.readTextFileSync(file), file)),
-    );
+    document = mergeKubeconfigs(existing.map((file) => parseKubeconfig(readFile(file), file)));
   } catch (error) {
     const reason = error instanceof KubeconfigFormatError
       ? error.message
@@ -96,7 +100,7 @@ export function loadKubeConfig(
   }
   let access: ApiAccess;
   try {
-    access = ApiAccess.of(document, options.context);
+    access = ApiAccess.of(document, options.context, readFile);
   } catch (error) {
     throw new KubeConfigError(`kubeconfig ${existing.join(":")}: ${(error as Error).message}`);
   }
@@ -108,7 +112,6 @@ export function loadKubeConfig(
         "and change the traffic and take the credentials; set certificate-authority instead",
     );
   }
-  const user = invokingUser(env);
   if (user.viaSudo) access = access.withUser(credentialPluginAsUser(access.user, user, env));
   return {
     access,
@@ -137,29 +140,21 @@ export function credentialPluginAsUser(
       ? [{ name: "USER", value: user.name }, { name: "LOGNAME", value: user.name }]
       : []),
   ];
+  const [runner, ...runnerArgs] = asUserPrefix(user, os);
   const wrap = (exec: ExecConfig | undefined): ExecConfig | undefined => {
     if (!exec?.command) return exec;
     const variables = [...(exec.env ?? []), ...identity];
     const command = [exec.command, ...(exec.args ?? [])];
     if (os === "linux") {
-      const groups = user.name ? "--init-groups" : "--clear-groups"; // --init-groups needs a name
-      return {
-        ...exec,
-        command: "setpriv",
-        args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, groups, "--", ...command],
-        env: variables,
-      };
+      return { ...exec, command: runner, args: [...runnerArgs, ...command], env: variables };
     }
     // sudo resets the environment: the variables go through env(1) after it.
     const path = env("PATH") ?? "/usr/bin:/bin:/usr/sbin:/sbin";
     return {
       ...exec,
-      command: "sudo",
+      command: runner,
       args: [
-        "-n",
-        `--user=#${user.uid}`,
-        `--group=#${user.gid}`,
-        "--",
+        ...runnerArgs,
         "env",
         ...variables.map((v) => `${v.name}=${v.value}`),
         `PATH=${path}`,

@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { loadKubeConfig } from "../../core/kubeconfig.ts";
+import { readOwnFile } from "../../core/user_files.ts";
 import { DEMO_FIXTURE, type Fixture, parseFixture, startSimCluster } from "../../sim/mod.ts";
 import { demoDirName, ensureRuntimeDir, runtimeDir } from "../../core/runtime_dir.ts";
 import { printBanner } from "../banner.ts";
@@ -54,7 +55,8 @@ export function registerDemo(program: Command): void {
           context: undefined,
           vipStateKey: fixturePath ? `demo fixture ${resolve(fixturePath)}` : "demo",
         },
-        loadKubeConfig({ kubeconfig }),
+        // k8stun's own file in its runtime directory, not one the user named: read as k8stun.
+        loadKubeConfig({ kubeconfig }, { readFile: readOwnFile }),
         (l) => console.log(l),
         signals,
       );

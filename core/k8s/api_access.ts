@@ -29,6 +29,7 @@ import {
   ExecCredentials,
 } from "./exec_credential.ts";
 import { readTextUpTo } from "../stream/capped_text.ts";
+import { readOwnFile, type ReadUserFile } from "../user_files.ts";
 
 /** Headers and client certificate one connection to the API server presents. */
 export interface ApiCredentials {
@@ -59,6 +60,8 @@ export class ApiAccess {
   readonly userName: string;
   readonly user: UserEntry;
   readonly namespace: string;
+  /** How the files the kubeconfig names are read (as the invoking user: core/user_files.ts). */
+  readonly readFile: ReadUserFile;
   readonly #plugins: ExecCredentials;
   /** An OIDC id-token refreshed in this process (the kubeconfig is never written). */
   #oidc?: { idToken: string; refreshToken?: string };
@@ -72,6 +75,7 @@ export class ApiAccess {
       userName: string;
       user: UserEntry;
       namespace?: string;
+      readFile?: ReadUserFile;
     },
     plugins: ExecCredentials = new ExecCredentials(),
   ) {
@@ -80,6 +84,7 @@ export class ApiAccess {
     this.userName = selection.userName;
     this.user = selection.user;
     this.namespace = selection.namespace || "default";
+    this.readFile = selection.readFile ?? readOwnFile;
     this.#plugins = plugins;
   }
 
@@ -87,7 +92,11 @@ export class ApiAccess {
    * The access `context` (default: the current context) of `document` gives. Throws
    * {@link KubeconfigFormatError} naming what is missing.
    */
-  static of(document: KubeconfigDocument, context?: string): ApiAccess {
+  static of(
+    document: KubeconfigDocument,
+    context?: string,
+    readFile: ReadUserFile = readOwnFile,
+  ): ApiAccess {
     const name = context ?? document.currentContext;
     const entry: ContextEntry | undefined = name ? document.contexts.get(name) : undefined;
     if (!name || !entry) {
@@ -107,6 +116,7 @@ export class ApiAccess {
       userName,
       user: document.users.get(userName) ?? {},
       namespace: entry.namespace,
+      readFile,
     });
   }
 
@@ -130,6 +140,7 @@ export class ApiAccess {
       this.cluster["certificate-authority-data"],
       this.cluster["certificate-authority"],
       `cluster "${this.cluster.name}" certificate-authority`,
+      this.readFile,
     );
   }
 
@@ -141,11 +152,13 @@ export class ApiAccess {
       user["client-certificate-data"],
       user["client-certificate"],
       `user "${this.userName}" client-certificate`,
+      this.readFile,
     );
     let key = pemOf(
       user["client-key-data"],
       user["client-key"],
       `user "${this.userName}" client-key`,
+      this.readFile,
     );
     if ((cert === undefined) !== (key === undefined)) {
       throw new CredentialError(
@@ -156,7 +169,8 @@ export class ApiAccess {
     }
     const exec = this.#execConfig();
     // A token written in the kubeconfig wins: the plugin or provider would only be overruled.
-    let bearer = user.token ?? (user.tokenFile ? readTokenFile(user.tokenFile) : undefined);
+    let bearer = user.token ??
+      (user.tokenFile ? readTokenFile(user.tokenFile, this.readFile) : undefined);
     if (!bearer && exec) {
       const status = await this.#plugins.get(this.userName, exec, this.#execClusterInfo(exec))
         .catch((error) => {
@@ -236,6 +250,7 @@ export class ApiAccess {
           text("idp-certificate-authority-data") || undefined,
           text("idp-certificate-authority") || undefined,
           `user "${this.userName}" idp-certificate-authority`,
+          this.readFile,
         ),
       }).then((tokens) => {
         this.#oidc = tokens;
@@ -271,7 +286,12 @@ export class ApiAccess {
 }
 
 /** PEM from a base64 `-data` field, or else from a file; undefined when neither is set. */
-function pemOf(data: string | undefined, file: string | undefined, what: string) {
+function pemOf(
+  data: string | undefined,
+  file: string | undefined,
+  what: string,
+  readFile: ReadUserFile,
+) {
   if (data) {
     try {
       return new TextDecoder().decode(Uint8Array.from(atob(data.trim()), (c) => c.charCodeAt(0)));
@@ -281,15 +301,15 @@ function pemOf(data: string | undefined, file: string | undefined, what: string)
   }
   if (!file) return undefined;
   try {
-    return Deno.readTextFileSync(file);
+    return readFile(file);
   } catch (error) {
     throw new CredentialError(`cannot read ${what} ${file}: ${(error as Error).message}`);
   }
 }
 
-function readTokenFile(file: string): string {
+function readTokenFile(file: string, readFile: ReadUserFile): string {
   try {
-    return Deno.readTextFileSync(file).trim();
+    return readFile(file).trim();
   } catch (error) {
     throw new CredentialError(`cannot read tokenFile ${file}: ${(error as Error).message}`);
   }

@@ -127,3 +127,70 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "files: under sudo, the kubeconfig and the files it names are read with the invoking user's access, not root's",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "k8stun-files-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const env: Record<string, string> = {
+        SUDO_UID: String(NOBODY),
+        SUDO_GID: String(NOBODY),
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      };
+      const load = (path: string) => loadKubeConfig({ kubeconfig: path }, { env: (n) => env[n] });
+      // Root's secret, in a file only root may read; the user names it as a token file.
+      const secret = `${dir}/root-secret`;
+      await Deno.writeTextFile(secret, "root-only-secret\n", { mode: 0o600 });
+      await Deno.chmod(secret, 0o600);
+      const naming = `${dir}/kubeconfig`;
+      await Deno.writeTextFile(naming, kubeconfig([`    tokenFile: ${secret}`]), { mode: 0o644 });
+      const error = await load(naming).access.credentials().then(() => undefined, (e) => e);
+      assert(error instanceof Error, "credentials from a file the user cannot read");
+      assertMatch(error.message, /cannot read tokenFile .*Permission denied/);
+      assert(!error.message.includes("root-only-secret"));
+
+      // The same file, once the user may read it, is theirs to use.
+      await Deno.chown(secret, NOBODY, NOBODY);
+      const { headers } = await load(naming).access.credentials();
+      assertEquals(headers["Authorization"], "Bearer root-only-secret");
+
+      // A kubeconfig only root may read is refused as it would be for the user, unquoted.
+      const rootOnly = `${dir}/root-kubeconfig`;
+      await Deno.writeTextFile(rootOnly, "root:$6$hash:19000:0:99999:7:::\n", { mode: 0o600 });
+      await Deno.chmod(rootOnly, 0o600);
+      const refused = (() => {
+        try {
+          load(rootOnly);
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      assertMatch(refused?.message ?? "", /cannot read kubeconfig .*Permission denied/);
+      assert(!refused!.message.includes("$6$hash"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("files: a kubeconfig over 16 MiB is refused with its size, not read whole", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "k8stun-files-" });
+  try {
+    const path = `${dir}/kubeconfig`;
+    await Deno.writeFile(path, new Uint8Array(17 * 1024 * 1024).fill(0x23)); // "#" comments
+    const error = (() => {
+      try {
+        loadKubeConfig({ kubeconfig: path }, { env: () => undefined });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assertMatch(error?.message ?? "", /cannot read kubeconfig .*larger than 16 MiB/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

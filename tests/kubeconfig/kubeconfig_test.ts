@@ -37,8 +37,10 @@ function kubeconfig(
   ].join("\n");
 }
 
+/** A temporary directory others may read, as a home's kubeconfig is (sudo cases read as them). */
 async function withTempDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "k8stun-kubeconfig-" });
+  await Deno.chmod(dir, 0o755);
   try {
     await fn(dir);
   } finally {
