@@ -22,7 +22,7 @@ import {
 } from "../../core/k8s/websocket_upgrade.ts";
 import { CoalescingWriter, RAW_FRAMES } from "../../core/k8s/coalescing_writer.ts";
 import type { SpdyLink } from "../../core/k8s/spdy/session.ts";
-import { MAX_MESSAGE } from "./limits.ts";
+import { MAX_MESSAGE, SEND_HIGH_WATER } from "./limits.ts";
 import { upgradeConnection, UpgradeRefused, upgradeToSpdy } from "./spdy_upgrade.ts";
 
 /** The tunnelled subprotocol (docs/portforward.md §7). */
@@ -133,8 +133,12 @@ export function webSocketLink(socket: NodeDuplex, head: Uint8Array): SpdyLink {
         binary: (bytes) => {
           if (!ended) handlers.bytes(bytes);
         },
+        // A pong is owed (§5.5.2), but not to a server that sends pings and reads nothing: past
+        // the send high-water mark they would pile up here without bound.
         ping: (payload) => {
-          if (!closing) frames.send(none, payload, pong);
+          if (!closing && socket.writableLength + frames.queuedBytes <= SEND_HIGH_WATER) {
+            frames.send(none, payload, pong);
+          }
         },
         pong: () => {},
         close: (code) => {

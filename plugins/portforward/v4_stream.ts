@@ -56,6 +56,12 @@ export function openV4Stream(
       ...options as WebSocket.ClientOptions,
       maxPayload: MAX_MESSAGE,
       perMessageDeflate: false,
+      // Pongs are answered below, within the send high-water mark: `ws` would answer a server
+      // that floods pings and reads nothing until its socket held them all.
+      autoPong: false,
+    });
+    ws.on("ping", (payload: Uint8Array) => {
+      if (ws.bufferedAmount <= SEND_HIGH_WATER) ws.pong(payload);
     });
     let prefixDeadline: ReplyDeadline | undefined;
     // WebSocket pings (RFC 6455 §5.5.2) keep the connection busy through idle-killing proxies and
@@ -186,6 +192,7 @@ export function openV4Stream(
       accept(); // the pod answered: it took the connection
       if (halfClosed) armQuietClose();
       const copy = new Uint8Array(payload);
+      if (readableDone) return; // the app cancelled: the rest is dropped
       if (readable) {
         readable.enqueue(copy);
         if ((readable.desiredSize ?? 1) <= 0) ws.pause();
@@ -222,6 +229,9 @@ export function openV4Stream(
           ws.resume();
         },
         cancel() {
+          // A cancelled stream cannot be closed or written to: the socket's last events must not
+          // try (they would throw out of an event handler).
+          readableDone = true;
           ws.terminate();
         },
       }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_HIGH_WATER })),

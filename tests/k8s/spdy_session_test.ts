@@ -46,12 +46,14 @@ function scriptedPeer() {
   const parser = new FrameParser();
   const frames: SpdyFrame[] = [];
   let handlers: Parameters<SpdyLink["listen"]>[0] | undefined;
-  const state = { paused: false, pauses: 0, open: true };
+  const state = { paused: false, pauses: 0, open: true, unsent: 0 };
   const link: SpdyLink = {
     get open() {
       return state.open;
     },
-    bufferedAmount: 0,
+    get bufferedAmount() {
+      return state.unsent;
+    },
     send: (frame) => void frames.push(...parser.push(frame.slice())),
     sendData(header, body) {
       const frame = new Uint8Array(header.length + body.length);
@@ -323,4 +325,18 @@ Deno.test("spdy session: a frame that arrives in pieces reaches a handler whole 
   assertEquals(chunks.length, 3, "the readable gets each piece as it came");
   assertEquals(new Uint8Array(chunks.flatMap((c) => [...c])), bulk);
   await ticks();
+});
+
+Deno.test("spdy session: a peer that floods PINGs while reading nothing gets no echoes past the send high-water mark", () => {
+  const peer = scriptedPeer();
+  sessionOver(peer, { sendHighWater: 64 * KiB });
+  const ping = (id: number) => controlFrame(PING, 0, new Uint8Array([0, 0, id >> 8, id & 0xff]));
+  peer.deliver(ping(2));
+  assertEquals(peer.controls(PING).length, 1, "echoed while the link drains");
+  peer.state.unsent = 64 * KiB + 1; // the peer stopped reading: our writes wait
+  for (let id = 4; id < 20_000; id += 2) peer.deliver(ping(id));
+  assertEquals(peer.controls(PING).length, 1, "no echo queued behind a link that does not drain");
+  peer.state.unsent = 0;
+  peer.deliver(ping(20_000));
+  assertEquals(peer.controls(PING).length, 2, "echoed again once it drains");
 });

@@ -7,6 +7,9 @@ import { openTunnelLink, SPDY_TUNNEL_PROTOCOL } from "../../plugins/portforward/
 import { UpgradeRefused } from "../../plugins/portforward/spdy_upgrade.ts";
 import { webSocketAccept } from "../../core/k8s/websocket_upgrade.ts";
 import { DialError } from "../../mod.ts";
+import { SEND_HIGH_WATER } from "../../plugins/portforward/limits.ts";
+import { openV4Stream } from "../../plugins/portforward/v4_stream.ts";
+import { concatBytes } from "../../core/stream/concat_bytes.ts";
 
 /** What the server answers the upgrade with, given the request's key. */
 type Answer = (key: string) => string;
@@ -156,5 +159,167 @@ Deno.test({
     );
     await assertRejects(() => openTunnelLink(notFound.url, {}), UpgradeRefused);
     await notFound.served;
+  },
+});
+
+Deno.test({
+  name:
+    "tunnel link: a server that floods pings and reads nothing gets pongs only up to the send high-water mark",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const PINGS = 200_000; // 125-byte pings: 25 MB, far past the kernel's buffers and the mark
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const flooded = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    const served = (async () => {
+      const conn = await listener.accept();
+      listener.close();
+      const head = await readUntil(conn, new Uint8Array(0), (b) => {
+        return new TextDecoder().decode(b).includes("\r\n\r\n");
+      });
+      const key = /^sec-websocket-key: *(\S+)/im.exec(new TextDecoder().decode(head))?.[1] ?? "";
+      await conn.write(new TextEncoder().encode(switched(key)));
+      const ping = unmasked(0x9, new Uint8Array(125).fill(0x70));
+      const batch = new Uint8Array(ping.length * 1000);
+      for (let i = 0; i < 1000; i++) batch.set(ping, i * ping.length);
+      for (let sent = 0; sent < PINGS; sent += 1000) {
+        for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
+      }
+      flooded.resolve();
+      await release.promise; // read nothing until the client's side was measured
+      conn.close();
+    })();
+    const link = await openTunnelLink(
+      `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`,
+      {},
+    );
+    let heard = 0;
+    link.listen({ bytes: () => {}, closed: () => {}, heard: () => heard++ });
+    await flooded.promise;
+    while (heard < PINGS) await new Promise((r) => setTimeout(r, 10));
+    const held = link.bufferedAmount;
+    release.resolve();
+    await served;
+    link.terminate();
+    assert(
+      held <= SEND_HIGH_WATER + 256,
+      `${held} bytes of pongs held for a server that reads none`,
+    );
+    assert(held >= SEND_HIGH_WATER / 2, `${held}: pongs were sent while it could take them`);
+  },
+});
+
+Deno.test({
+  name:
+    "v4 stream: a server that floods pings and reads nothing gets pongs only up to the send high-water mark",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const PINGS = 300_000; // 125-byte pings: 38 MB, far past the kernel's buffers and the mark
+    const PONG_BYTES = 6 + 125; // a masked pong echoing a 125-byte ping
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const flooded = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    const served = (async () => {
+      const conn = await listener.accept();
+      listener.close();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      const head = await readUntil(conn, new Uint8Array(0), (b) => text(b).includes("\r\n\r\n"));
+      const key = /^sec-websocket-key: *(\S+)/im.exec(text(head))?.[1] ?? "";
+      await conn.write(
+        new TextEncoder().encode(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            `Sec-WebSocket-Accept: ${webSocketAccept(key)}\r\n` +
+            "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n",
+        ),
+      );
+      // The port prefixes on the data and error channels (port 80, little-endian), then pings.
+      await conn.write(Uint8Array.of(...unmasked(0x2, Uint8Array.of(0, 80, 0))));
+      await conn.write(Uint8Array.of(...unmasked(0x2, Uint8Array.of(1, 80, 0))));
+      const ping = unmasked(0x9, new Uint8Array(125).fill(0x70));
+      const batch = new Uint8Array(ping.length * 1000);
+      for (let i = 0; i < 1000; i++) batch.set(ping, i * ping.length);
+      for (let sent = 0; sent < PINGS; sent += 1000) {
+        for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
+      }
+      flooded.resolve();
+      await release.promise;
+      // Now read what the client answered: everything it queued arrives within a second.
+      const chunks: Uint8Array[] = [];
+      const buffer = new Uint8Array(256 * 1024);
+      const stop = setTimeout(() => conn.close(), 1000);
+      try {
+        while (true) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          chunks.push(buffer.slice(0, n));
+        }
+      } catch {
+        // closed by the timer
+      }
+      clearTimeout(stop);
+      let pongs = 0;
+      let rest = concatBytes(chunks);
+      for (let frame = clientFrame(rest); frame; frame = clientFrame(rest)) {
+        if (frame.opcode === 0xa && frame.size === PONG_BYTES) pongs++;
+        rest = rest.subarray(frame.size);
+      }
+      return pongs;
+    })();
+    const abort = new AbortController();
+    const url = `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/portforward`;
+    const stream = await openV4Stream(url, {}, abort.signal);
+    await flooded.promise;
+    await new Promise((r) => setTimeout(r, 1000)); // the client reads the last pings
+    release.resolve();
+    const pongs = await served;
+    abort.abort();
+    await stream.readable.cancel().catch(() => {});
+    console.log(`${pongs} pongs answered ${PINGS} pings`);
+    assert(pongs > 0, "pings are answered");
+    assert(pongs < PINGS / 2, `${pongs} pongs: answered past what a non-reading server takes`);
+  },
+});
+
+Deno.test({
+  name:
+    "v4 stream: an app that stops reading (cancels) while the pod still sends, then the server's close, raise nothing",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const cancelled = Promise.withResolvers<void>();
+    const served = (async () => {
+      const conn = await listener.accept();
+      listener.close();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      const head = await readUntil(conn, new Uint8Array(0), (b) => text(b).includes("\r\n\r\n"));
+      const key = /^sec-websocket-key: *(\S+)/im.exec(text(head))?.[1] ?? "";
+      await conn.write(
+        new TextEncoder().encode(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            `Sec-WebSocket-Accept: ${webSocketAccept(key)}\r\n` +
+            "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n",
+        ),
+      );
+      await conn.write(unmasked(0x2, Uint8Array.of(0, 80, 0)));
+      await conn.write(unmasked(0x2, Uint8Array.of(1, 80, 0)));
+      await conn.write(unmasked(0x2, Uint8Array.of(0, 1, 2, 3)));
+      await cancelled.promise;
+      // After the app let go: more data and the server's close, as a pod that keeps talking.
+      await conn.write(unmasked(0x2, Uint8Array.of(0, 4, 5, 6))).catch(() => {});
+      await conn.write(unmasked(0x8, Uint8Array.of(0x03, 0xe8))).catch(() => {});
+      await new Promise((r) => setTimeout(r, 200));
+      conn.close();
+    })();
+    const url = `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/portforward`;
+    const stream = await openV4Stream(url, {}, new AbortController().signal);
+    const reader = stream.readable.getReader();
+    assertEquals([...(await reader.read()).value!], [1, 2, 3]);
+    await reader.cancel();
+    cancelled.resolve();
+    await served;
+    await new Promise((r) => setTimeout(r, 300)); // the socket's last events run (and must not throw)
   },
 });

@@ -247,10 +247,15 @@ export class SpdySession {
     if (type === SYN_REPLY) {
       this.#streams.get(payloadStreamId(payload))?.onReply();
     } else if (type === PING) {
-      // Our PINGs come back with odd ids; the server's own (even) are echoed (§2.6.5).
+      // Our PINGs come back with odd ids; the server's own (even) are echoed (§2.6.5) — unless
+      // the link holds more than a write may wait for: a peer that sends PINGs and reads nothing
+      // would otherwise make the echoes pile up here without bound.
       const id = payloadStreamId(payload);
-      if (id % 2 === 0) this.#send(controlFrame(PING, 0, payload));
-      else {
+      if (id % 2 === 0) {
+        if (this.#link.bufferedAmount <= this.#options.sendHighWater) {
+          this.#send(controlFrame(PING, 0, payload));
+        }
+      } else {
         this.#unechoed.get(id)?.();
         this.#unechoed.delete(id);
       }
