@@ -66,6 +66,13 @@ export interface GuardedListenerOptions {
   backoffMs?: { first: number; max: number };
   /** The process's descriptor limit (default: read from the system). */
   descriptorLimit?: number;
+  /**
+   * At the total cap, stop accepting until a connection ends (the rest wait in the kernel's
+   * backlog, holding no descriptor of ours) instead of accepting and closing each at once. For TLS
+   * listeners: Deno keeps the descriptor of a TLS connection closed before its handshake until
+   * the peer closes it, so closing excess ones at once would not free anything.
+   */
+  waitWhenFull?: boolean;
 }
 
 /** Counts of open connections, for leak checks and the status of a flood. */
@@ -95,6 +102,8 @@ export class GuardedListener {
   #refused = 0;
   #timedOut = 0;
   #closed = false;
+  /** Wakes an accept loop waiting for a free slot ({@link GuardedListenerOptions.waitWhenFull}). */
+  #slotFreed?: () => void;
   readonly done: Promise<void>;
 
   constructor(listener: Deno.Listener, options: GuardedListenerOptions) {
@@ -139,6 +148,7 @@ export class GuardedListener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#slotFreed?.();
     closeQuietly(this.#listener);
     for (const conn of this.#conns) closeQuietly(conn);
   }
@@ -148,6 +158,10 @@ export class GuardedListener {
     let delay = 0;
     let failures = 0;
     while (!this.#closed) {
+      if (this.#options.waitWhenFull && this.#conns.size >= this.#maxConnections) {
+        await new Promise<void>((resolve) => this.#slotFreed = resolve);
+        continue;
+      }
       let conn: Deno.Conn;
       try {
         conn = await this.#listener.accept();
@@ -233,6 +247,8 @@ export class GuardedListener {
       this.#conns.delete(conn);
       if (--counts.open === 0) this.#perSource.delete(key);
       closeQuietly(conn);
+      this.#slotFreed?.();
+      this.#slotFreed = undefined;
     };
     this.#options.handle(guarded).catch((error) =>
       log.debug("{name} connection from {source} ended: {error}", {

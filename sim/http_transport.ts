@@ -25,6 +25,8 @@ import { MAX_BODY_BYTES } from "./writes.ts";
 import { DenoTlsSocket } from "../core/k8s/deno_tls_socket.ts";
 import { concatBytes } from "../core/stream/concat_bytes.ts";
 import { setListenerNoDelay } from "../ffi/linux/socket_nodelay.ts";
+import { GuardedListener } from "../core/guarded_listener.ts";
+import { SIM_LIMITS } from "./tcp_server.ts";
 
 /** A listening simulated API server. */
 export interface SimHttpServer {
@@ -129,14 +131,19 @@ export function listenSim(
       cert: options.tls.certPem,
       key: options.tls.keyPem,
     });
-    void (async () => {
-      for await (const conn of listener) {
-        const socket = new DenoTlsSocket(() => conn.handshake().then(() => conn));
+    const guarded = new GuardedListener(listener, {
+      name: "simulated API server",
+      limits: SIM_LIMITS,
+      waitWhenFull: true,
+      handle: ({ conn, established }) => {
+        established();
+        const socket = new DenoTlsSocket(() => (conn as Deno.TlsConn).handshake().then(() => conn));
         socket.on("error", () => socket.destroy());
         server.emit("connection", socket);
-      }
-    })().catch(() => {});
-    const port = (listener.addr as Deno.NetAddr).port;
+        return new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      },
+    });
+    const port = guarded.addr.port;
     // Like Go's net/http (the real API server), no Nagle; Deno's TLS connections cannot be told
     // so one by one, so the listening socket is (its connections inherit it, on Linux).
     const noDelay = Deno.build.os === "linux"
@@ -145,7 +152,7 @@ export function listenSim(
     return noDelay.then(() => ({
       port,
       close: () => {
-        listener.close();
+        guarded.close();
         return closeAll(false);
       },
     }));

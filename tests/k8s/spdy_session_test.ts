@@ -24,6 +24,7 @@ import {
   windowUpdatePayload,
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
+import { concatBytes } from "../../core/stream/concat_bytes.ts";
 import {
   type SessionFailures,
   type SpdyLink,
@@ -339,4 +340,57 @@ Deno.test("spdy session: a peer that floods PINGs while reading nothing gets no 
   peer.state.unsent = 0;
   peer.deliver(ping(20_000));
   assertEquals(peer.controls(PING).length, 2, "echoed again once it drains");
+});
+
+/** A small deterministic PRNG (xorshift32): a failing seed reproduces. */
+function prng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return (n: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+Deno.test("spdy session: a hostile peer's frames — valid ones mutated, cut anywhere — never throw out of the link's byte handler", async () => {
+  const replies = new HeaderBlockEncoder();
+  for (let seed = 1; seed <= 300; seed++) {
+    const random = prng(seed);
+    const peer = scriptedPeer();
+    const session = sessionOver(peer, { streamWindow: 16 * KiB, sessionWindow: 64 * KiB });
+    const streams = session.open([
+      { headers: [["n", "1"]], delivery: "readable" },
+      { headers: [["n", "2"]], delivery: "handler", handlers: { received: () => {} } },
+    ]);
+    for (const stream of streams) stream.readable?.getReader().read().catch(() => {});
+    const word = (id: number) => Uint8Array.of(id >>> 24, id >>> 16, id >>> 8, id);
+    const frames = [
+      controlFrame(SYN_REPLY, 0, synReplyPayload(1, replies.encode([["a", "b"]]))),
+      controlFrame(SYN_REPLY, 0, synReplyPayload(3, replies.encode([]))),
+      dataFrame(1, 0, new Uint8Array(1 + random(40_000)).fill(7)),
+      dataFrame(3, random(2), new Uint8Array(random(300))),
+      controlFrame(PING, 0, word(random(10))),
+      controlFrame(WINDOW_UPDATE, 0, windowUpdatePayload(random(6), random(0x7fffffff))),
+      controlFrame(RST_STREAM, 0, rstStreamPayload(random(6), random(12))),
+      controlFrame(4, 0, Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 7, ...word(random(0x7fffffff)))),
+      controlFrame(7, 0, word(random(6))), // GOAWAY
+      controlFrame(SYN_STREAM, 0, new Uint8Array(10 + random(40))), // the server may not open
+      dataFrame(random(9), FLAG_FIN, new Uint8Array(random(100))),
+    ];
+    const wire = concatBytes(Array.from({ length: 12 }, () => frames[random(frames.length)]));
+    for (let i = 0, flips = random(6); i < flips; i++) wire[random(wire.length)] ^= 1 << random(8);
+    try {
+      for (let at = 0; at < wire.length;) {
+        const n = 1 + random(4096);
+        peer.deliver(wire.slice(at, at + n));
+        at += n;
+      }
+      peer.closeLink();
+    } catch (error) {
+      throw new Error(`seed ${seed}: the byte handler threw ${error}`);
+    }
+    session.close(new Error("done"));
+    await ticks(1);
+  }
 });

@@ -69,3 +69,33 @@ Deno.test("guarded listener: a handshake not finished by its deadline is closed"
   conn.close();
   listener.close();
 });
+
+Deno.test("guarded listener: waiting when full, excess connections stay in the kernel's backlog and are taken as slots free", async () => {
+  const finish: (() => void)[] = [];
+  const listener = new GuardedListener(Deno.listen({ hostname: "127.0.0.1", port: 0 }), {
+    name: "test",
+    limits: { ...roomy, maxConnections: 3 },
+    descriptorLimit: 1_000_000,
+    waitWhenFull: true,
+    handle: (guarded) => {
+      guarded.established();
+      return new Promise<void>((resolve) => finish.push(resolve));
+    },
+  });
+  const conns = await Promise.all(
+    Array.from(
+      { length: 5 },
+      () => Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    ),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assertEquals(listener.counts(), { open: 3, inHandshake: 0, refused: 0, timedOut: 0 });
+  finish.shift()!();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assertEquals(listener.counts().open, 3, "the fourth was taken when the first ended");
+  assertEquals(finish.length, 3);
+  listener.close();
+  await listener.done;
+  for (const conn of conns) conn.close();
+  for (const done of finish) done();
+});
