@@ -52,10 +52,20 @@ const SAME_SIGNAL_MS = 1000;
 /** The exit status after an uncaught error (EX_SOFTWARE, sysexits.h). */
 export const INTERNAL_ERROR_EXIT = 70;
 
-/** Installs the SIGINT/SIGTERM handlers now. */
-export function trapStopSignals(
-  now: () => number = performance.now.bind(performance),
-): StopSignals {
+/** How {@link trapStopSignals} treats the terminal. */
+export interface TrapOptions {
+  /**
+   * Ctrl-C's sibling Ctrl-Z (SIGTSTP) is refused with a word: a stopped k8stun answers no DNS, so
+   * the whole machine's name lookups would hang until it is resumed. For commands that point the
+   * system's DNS at k8stun (`run`, `demo`).
+   */
+  refuseSuspend?: boolean;
+  now?: () => number;
+}
+
+/** Installs the stop signals' handlers now. */
+export function trapStopSignals(options: TrapOptions = {}): StopSignals {
+  const now = options.now ?? performance.now.bind(performance);
   let firstAt: number | undefined;
   let requested!: () => void;
   const stopRequested = new Promise<void>((resolve) => requested = resolve);
@@ -84,6 +94,14 @@ export function trapStopSignals(
   const keepOnHangup = hangupIgnored(); // before any listener resets it
   for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
   Deno.addSignalListener("SIGHUP", keepOnHangup ? () => {} : onSignal);
+  if (options.refuseSuspend) {
+    Deno.addSignalListener("SIGTSTP", () => {
+      console.error(
+        "k8stun: not suspending (Ctrl-Z): while stopped it would answer no DNS for this " +
+          "machine; Ctrl-C stops it and restores DNS",
+      );
+    });
+  }
   const onUncaught = (event: ErrorEvent | PromiseRejectionEvent) => {
     event.preventDefault(); // the exit is ours, after the undo
     const error = event instanceof ErrorEvent ? event.error : event.reason;

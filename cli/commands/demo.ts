@@ -30,7 +30,7 @@ export function registerDemo(program: Command): void {
       .description("try k8stun against a built-in simulated cluster (TUN mode; needs root)"),
     table,
   ).action(async (raw: Record<string, unknown>) => {
-    const signals = trapStopSignals();
+    const signals = trapStopSignals({ refuseSuspend: true });
     const { fixturePath, ...options } = readFlags(table, raw);
     for (const w of runOptionWarnings(options)) logger("demo").warn(w);
     const fixture = fixturePath

@@ -18,7 +18,7 @@ export function registerRun(program: Command): void {
     table,
   ).action(
     async (raw: Record<string, unknown>) => {
-      const signals = trapStopSignals();
+      const signals = trapStopSignals({ refuseSuspend: true });
       const options = readFlags(table, raw);
       for (const w of runOptionWarnings(options)) logger("run").warn(w);
       const kube = loadKubeConfig({ kubeconfig: options.kubeconfig, context: options.context });

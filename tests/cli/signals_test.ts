@@ -4,7 +4,7 @@
  * such a double signal or by its terminal closing (SIGHUP), restores the lab's resolv.conf byte for
  * byte. An uncaught error undoes the same changes before the process exits.
  */
-import { assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { Lab, labUnavailable } from "../lab/lab.ts";
 import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
 
@@ -171,5 +171,26 @@ Deno.test({
     const status = await k8stun.status;
     assertEquals(status.code, 0);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
+  },
+});
+
+Deno.test({
+  name:
+    "cli: Ctrl-Z (SIGTSTP) does not suspend the demo — a stopped k8stun would answer no DNS — and says so",
+  ignore: labUnavailable() !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+    const k8stun = await startDemo(lab, ["--dns-mode", "forward"]);
+    k8stun.signal("SIGTSTP");
+    await k8stun.waitForOutput(/not suspending \(Ctrl-Z\)/, 5_000);
+    const state = /^State:\s+(\S)/m.exec(await Deno.readTextFile(`/proc/${k8stun.pid}/status`))
+      ?.[1];
+    assert(state !== "T", "the process is not stopped");
+    const dig = await lab.run("dig", ["+short", "+time=2", "+tries=1", "hello.demo"]);
+    assertMatch(dig.stdout, /^198\.1[89]\./, "DNS still answers");
+    k8stun.signal("SIGINT");
+    assertEquals((await k8stun.status).code, 0);
   },
 });
