@@ -5,7 +5,7 @@
  * one too, and a deleted service's VIP becomes reclaimable like any other.
  */
 import type { ClusterStore } from "../core/cluster/store.ts";
-import type { VipPool } from "../core/vip.ts";
+import { type VipPool, VipRangeExhausted } from "../core/vip.ts";
 import type { RunOptions } from "./run_options.ts";
 
 /** Which services get a pinned VIP up front. */
@@ -41,20 +41,30 @@ export function preallocateVips(
       say(`warning: --services ${s.name}.${s.namespace}: no such service (yet)`);
     }
   }
-  vips.allocateAll(
-    [...discovered, ...options.services].map((s) => ({
-      type: "service" as const,
-      namespace: s.namespace,
-      name: s.name,
-    })),
+  const wanted = [...discovered, ...options.services];
+  const exhausted = vips.allocateAll(
+    wanted.map((s) => ({ type: "service" as const, namespace: s.namespace, name: s.name })),
     { pinned: true },
   );
+  // A full range is the user's to widen; k8stun still runs: the rest get no VIP (their names
+  // answer SERVFAIL) until some are freed. Said once.
+  let warned = false;
+  const full = (error: VipRangeExhausted, without: string) => {
+    if (!warned) say(`warning: ${without} without a VIP: ${error.message}`);
+    warned = true;
+  };
+  if (exhausted) full(exhausted, `${exhausted.without} of ${wanted.length} services`);
   return store.onChange((change) => {
     if (change.kind !== "service") return;
     const { namespace, name } = change.service;
     const target = { type: "service" as const, namespace, name };
     if (change.type === "added" && pinned(namespace, name)) {
-      vips.allocate(target, { pinned: true });
+      try {
+        vips.allocate(target, { pinned: true });
+      } catch (error) {
+        if (!(error instanceof VipRangeExhausted)) throw error;
+        full(error, `service ${namespace}/${name}`);
+      }
     } else if (change.type === "deleted") {
       vips.unpin(target);
     }

@@ -117,7 +117,7 @@ export class GuardedListener {
       options.descriptorLimit,
     );
     if (this.#maxConnections < maxConnections) {
-      log.info(
+      log.debug(
         "{name} listener: at most {fitted} connections, not {maxConnections}: a sixteenth of the descriptor limit ({limit}, ulimit -n)",
         {
           name: options.name,

@@ -66,6 +66,20 @@ interface Entry {
   pinned: boolean;
 }
 
+/** Every address of the range has a VIP's target; the message says what to do. */
+export class VipRangeExhausted extends Error {
+  /** Targets of an {@link VipPool.allocateAll} that got no VIP. */
+  without = 0;
+
+  constructor(readonly cidr: string, readonly capacity: number) {
+    super(
+      `the VIP range ${cidr} is exhausted (${capacity} VIPs): widen --vip-base (the default /15 ` +
+        "holds 131,068), or pre-allocate fewer (--auto-discover=false, fewer --services)",
+    );
+    this.name = "VipRangeExhausted";
+  }
+}
+
 /** Options for {@link VipPool}. */
 export interface VipPoolOptions {
   network: VipNetwork;
@@ -154,12 +168,30 @@ export class VipPool {
 
   /**
    * {@link allocate} for many targets (pre-allocation at start-up), writing the state file once:
-   * a write per VIP would rewrite the whole file each time, O(n²) bytes for n services.
+   * a write per VIP would rewrite the whole file each time, O(n²) bytes for n services. When the
+   * range runs out, the rest go without: the error returned counts them.
    */
-  allocateAll(targets: Iterable<VipTarget>, options: { pinned?: boolean } = {}): void {
+  allocateAll(
+    targets: Iterable<VipTarget>,
+    options: { pinned?: boolean } = {},
+  ): VipRangeExhausted | undefined {
     let fresh = false;
-    for (const target of targets) fresh = this.#allocate(target, options).fresh || fresh;
+    let exhausted: VipRangeExhausted | undefined;
+    for (const target of targets) {
+      if (exhausted) {
+        if (!this.#byTarget.has(targetKey(target))) exhausted.without++;
+        continue;
+      }
+      try {
+        fresh = this.#allocate(target, options).fresh || fresh;
+      } catch (error) {
+        if (!(error instanceof VipRangeExhausted)) throw error;
+        exhausted = error;
+        exhausted.without = 1;
+      }
+    }
     if (fresh) this.#persist();
+    return exhausted;
   }
 
   #allocate(target: VipTarget, options: { pinned?: boolean }): { vip: string; fresh: boolean } {
@@ -256,7 +288,7 @@ export class VipPool {
         return candidate;
       }
     }
-    throw new Error(`the VIP range ${this.cidr} is exhausted`);
+    throw new VipRangeExhausted(this.cidr, Math.max(0, size - 4)); // not base, TUN, DNS, broadcast
   }
 
   #load(path: string): void {

@@ -17,6 +17,7 @@ import { errorHeader, RCODES } from "./error_header.ts";
 import { listenDenoUdp, type ListenUdp } from "./udp_listener.ts";
 import { readFramed, type UpstreamResolver } from "./upstream.ts";
 import { goesUnanswered } from "./unanswered.ts";
+import { VipRangeExhausted } from "../vip.ts";
 
 const log = logger("dns");
 const FLAG_QR = 0x8000;
@@ -55,6 +56,8 @@ export class DnsServer {
    * plugin resolvers' changes and VIP use tracking still come through every second.
    */
   readonly #cache = new Map<string, { response: Uint8Array; expires: number }>();
+  /** A full VIP range was reported (once is enough: it fails every new name alike). */
+  #saidExhausted = false;
 
   constructor(
     readonly answerer: ClusterAnswerer,
@@ -97,7 +100,13 @@ export class DnsServer {
     try {
       answer = question ? await this.answerer.answer(question) : null;
     } catch (error) {
-      log.warn("answering {name} failed: {error}", { name: question?.name, error: String(error) });
+      // A full VIP range fails every new name alike: said once, then at debug level.
+      const again = error instanceof VipRangeExhausted && this.#saidExhausted;
+      if (error instanceof VipRangeExhausted) this.#saidExhausted = true;
+      log[again ? "debug" : "warn"]("answering {name} failed: {error}", {
+        name: question?.name,
+        error: String(error),
+      });
       return this.#error(query, "SERVFAIL");
     }
     if (!answer) return await this.#forward(query, !udp);

@@ -3,6 +3,7 @@ import { assertEquals } from "../assert.ts";
 import { ClusterStore } from "../../core/cluster/store.ts";
 import type { VipTarget } from "../../core/telemetry.ts";
 import { preallocateVips, type PreallocationOptions } from "../../cli/preallocate.ts";
+import { parseVipBase, VipPool } from "../../core/vip.ts";
 
 function service(store: ClusterStore, namespace: string, name: string): void {
   store.applyService({
@@ -23,6 +24,7 @@ function recordingPool() {
       },
       allocateAll(targets: Iterable<VipTarget>, options: { pinned?: boolean } = {}) {
         for (const t of targets) this.allocate(t, options);
+        return undefined;
       },
       unpin(target: VipTarget) {
         events.push(`unpin ${show(target)}`);
@@ -71,4 +73,25 @@ Deno.test("preallocate: --auto-discover false pins only --services; missing name
     "warning: -n demo: no such namespace (yet)",
     "warning: --services api.other: no such service (yet)",
   ]);
+});
+
+Deno.test("preallocate: a VIP range too small for the services is said once, with what to do; k8stun goes on and the first get VIPs", () => {
+  const store = new ClusterStore();
+  store.applyNamespace({ metadata: { name: "demo" } });
+  for (const name of ["a", "b", "c", "d", "e", "f"]) service(store, "demo", name);
+  // A /29 holds four VIPs: not its base, the TUN's, the DNS address or the broadcast one.
+  const vips = new VipPool({ network: parseVipBase("10.99.0.0/29"), staleMs: 0 });
+  const said: string[] = [];
+  preallocateVips(vips, store, { ...options, services: [] }, (line) => said.push(line));
+  assertEquals(vips.entries().length, 4);
+  assertEquals(said.length, 1, said.join("\n"));
+  assertEquals(
+    said[0],
+    "warning: 2 of 6 services without a VIP: the VIP range 10.99.0.0/29 is exhausted (4 VIPs): " +
+      "widen --vip-base (the default /15 holds 131,068), or pre-allocate fewer " +
+      "(--auto-discover=false, fewer --services)",
+  );
+  service(store, "demo", "late"); // no room either: not said again, and nothing thrown
+  assertEquals(said.length, 1);
+  store.deleteService({ metadata: { namespace: "demo", name: "a" } });
 });
