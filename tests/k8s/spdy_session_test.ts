@@ -394,3 +394,22 @@ Deno.test("spdy session: a hostile peer's frames — valid ones mutated, cut any
     await ticks(1);
   }
 });
+
+Deno.test("spdy session: an app that cancels its readable while the peer still sends gets the stream reset; later data and FIN for it raise nothing", async () => {
+  const peer = scriptedPeer();
+  const session = sessionOver(peer, {});
+  const [stream] = session.open([{ headers: [], delivery: "readable" }]);
+  peer.reply(1);
+  peer.deliver(dataFrame(1, 0, new Uint8Array(100).fill(1)));
+  const reader = stream.readable!.getReader();
+  assertEquals((await reader.read()).value?.length, 100);
+  await reader.cancel();
+  const reset = peer.controls(RST_STREAM).find((f) => payloadStreamId(f.payload) === 1);
+  assert(reset, "the stream is reset once its reader let go");
+  peer.deliver(dataFrame(1, 0, new Uint8Array(100).fill(2)));
+  peer.deliver(dataFrame(1, FLAG_FIN, new Uint8Array(10)));
+  peer.deliver(controlFrame(RST_STREAM, 0, rstStreamPayload(1, RST_CANCEL)));
+  await ticks();
+  assert(!session.closed, "the session goes on");
+  session.close(new Error("done"));
+});
