@@ -88,33 +88,38 @@ export class HttpServer {
     if (!("method" in head)) {
       return await writeAll(conn, textResponse(head.status, head.message));
     }
-    let request: Request;
+    let request: Request | undefined;
     try {
-      // The path and query only: the Host header stays a header, for the access check to judge.
-      request = new Request(`http://127.0.0.1${head.target}`, {
-        method: head.method,
-        headers: head.fields as [string, string][],
-      });
-      if (!head.target.startsWith("/")) throw new TypeError("not an origin-form target");
+      // Origin form only (RFC 9112 §3.2.1); the URL takes the path and query, and the Host header
+      // stays a header, for the access check to judge.
+      if (head.target.startsWith("/")) {
+        request = new Request(`http://127.0.0.1${head.target}`, {
+          method: head.method,
+          headers: head.fields as [string, string][],
+        });
+      }
     } catch {
-      return await writeAll(conn, textResponse(400, "malformed request"));
+      // a method or header the Fetch API refuses (CONNECT, TRACE, a forbidden value)
     }
+    if (!request) return await writeAll(conn, textResponse(400, "malformed request"));
     let done!: () => void;
     const completed = new Promise<void>((resolve) => done = resolve);
     try {
       const { address: hostname, port } = guarded.source;
       const response = await this.handler(request, { remoteAddr: { hostname, port }, completed });
-      await sendResponse(reader, response, head.method === "HEAD");
+      await sendResponse(conn, response, head.method === "HEAD");
     } finally {
       done();
     }
   }
 }
 
+/** Fields this server sets itself: the framing and the connection's fate are its to say. */
+const FRAMING_FIELDS = new Set(["connection", "content-length", "keep-alive", "transfer-encoding"]);
+
 /** Writes `response`: its head, then its body unless `headOnly`. */
-async function sendResponse(reader: BufferedConn, response: Response, headOnly: boolean) {
-  const { conn } = reader;
-  const fields: [string, string][] = [...response.headers];
+async function sendResponse(conn: Deno.Conn, response: Response, headOnly: boolean) {
+  const fields = [...response.headers].filter(([name]) => !FRAMING_FIELDS.has(name));
   fields.push(["date", new Date().toUTCString()], ["connection", "close"]);
   const streaming = response.body !== null &&
     (response.headers.get("content-type") ?? "").startsWith("text/event-stream");

@@ -145,3 +145,14 @@ Deno.test("api http server: an event stream flows until the client closes, then 
   }
   assertEquals(server.counts().open, 0, "the connection is released with its stream");
 });
+
+Deno.test("api http server: the framing is the server's — a handler's own length or connection fields are not sent twice", async () => {
+  await using server = serve(() =>
+    new Response("four", { headers: { "content-length": "999", connection: "keep-alive" } })
+  );
+  const answer = await exchange(server.addr.port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  assertEquals(answer.match(/\r\ncontent-length: /g)?.length, 1);
+  assertMatch(answer, /\r\ncontent-length: 4\r\n/);
+  assertEquals(answer.match(/\r\nconnection: /g)?.length, 1);
+  assertMatch(answer, /\r\nconnection: close\r\n/);
+});
