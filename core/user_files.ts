@@ -10,8 +10,8 @@
  * The text is kept with the file's identity (inode, size, mtime as root sees them), so the
  * credentials asked for each new API connection do not start a process each time.
  *
- * Either way a file is read up to {@link MAX_USER_FILE}: `--kubeconfig /dev/zero` is an error, not
- * a process that grows until it is killed.
+ * Either way only a regular file is read, up to {@link MAX_USER_FILE}: a FIFO would block k8stun
+ * and a device may never end.
  */
 import { asUserPrefix, type InvokingUser } from "./invoking_user.ts";
 import { oneLine } from "./peer_text.ts";
@@ -24,6 +24,7 @@ export type ReadUserFile = (path: string) => string;
 
 /** Reads as this process, bounded: the invoking user is the process's own user. */
 export const readOwnFile: ReadUserFile = (path) => {
+  refuseSpecialFile(path);
   using file = Deno.openSync(path);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -47,6 +48,7 @@ export function userFileReader(
   const [runner, ...runnerArgs] = asUserPrefix(user, os);
   const known = new Map<string, { identity: string; text: string }>();
   return (path) => {
+    refuseSpecialFile(path);
     const identity = fileIdentity(path);
     const cached = known.get(path);
     if (identity !== undefined && cached?.identity === identity) return cached.text;
@@ -76,6 +78,21 @@ function fileIdentity(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A FIFO or a device is no kubeconfig or credential: opening a FIFO would block k8stun until
+ * someone writes to it, a device may never end. (A path that cannot be looked at is left to the
+ * read, which says why.)
+ */
+function refuseSpecialFile(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    return;
+  }
+  if (!info.isFile) throw new Error("not a regular file");
 }
 
 function tooLarge(): Error {

@@ -194,3 +194,19 @@ Deno.test("files: a kubeconfig over 16 MiB is refused with its size, not read wh
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("files: a token file that is a FIFO is an error, not a start-up that blocks until someone writes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "k8stun-files-" });
+  try {
+    const fifo = `${dir}/token`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(made.success, "mkfifo");
+    const path = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(path, kubeconfig([`    tokenFile: ${fifo}`]));
+    const loaded = loadKubeConfig({ kubeconfig: path }, { env: () => undefined });
+    const error = await loaded.access.credentials().then(() => undefined, (e) => e as Error);
+    assertMatch(error?.message ?? "", /cannot read tokenFile .*not a regular file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
