@@ -78,7 +78,16 @@ export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const closers = subscribers.closers;
   const handler = (request: Request, info: RequestInfo) =>
     handle(request, info, options, policy, subscribers);
-  const primary = new HttpServer("127.0.0.1", options.port, handler);
+  let primary: HttpServer;
+  try {
+    primary = new HttpServer("127.0.0.1", options.port, handler);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new Error(
+      `the HTTP API cannot listen on 127.0.0.1:${options.port}: something else (another ` +
+        "k8stun?) uses that port; pick another with --http PORT",
+    );
+  }
   const port = primary.addr.port;
   const servers = [primary];
   for (const extra of ["::1", options.host]) {

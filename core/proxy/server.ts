@@ -74,7 +74,15 @@ export function startProxy(options: ProxyOptions): ProxyServer {
       socket = Deno.listen({ ...address, transport: "tcp" });
     } catch (error) {
       for (const started of listeners) started.close(); // the SOCKS one, when HTTP fails
-      throw error;
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      const flags = name === "socks"
+        ? "`k8stun proxy --listen-socks`, `k8stun run --socks`"
+        : "`k8stun proxy --listen-http`";
+      throw new Error(
+        `the ${name === "socks" ? "SOCKS5" : "HTTP"} proxy cannot listen on ` +
+          `${address.hostname}:${address.port}: something else uses that port; give it another ` +
+          `address (${flags})`,
+      );
     }
     const listener = new GuardedListener(socket, { name, limits, handle });
     listeners.push(listener);

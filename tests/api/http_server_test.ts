@@ -5,6 +5,9 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { HttpServer } from "../../core/api/http_server.ts";
+import { startApiServer } from "../../core/api/server.ts";
+import { TunnelState } from "../../core/api/state.ts";
+import { Metrics } from "../../core/api/metrics.ts";
 import type { ListenerLimits } from "../../core/guarded_listener.ts";
 import { concatBytes } from "../../core/stream/concat_bytes.ts";
 
@@ -155,4 +158,23 @@ Deno.test("api http server: the framing is the server's — a handler's own leng
   assertMatch(answer, /\r\ncontent-length: 4\r\n/);
   assertEquals(answer.match(/\r\nconnection: /g)?.length, 1);
   assertMatch(answer, /\r\nconnection: close\r\n/);
+});
+
+Deno.test("api server: a port in use is an error naming the address and the flag", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const error = await (async () =>
+      await startApiServer({
+        port: (taken.addr as Deno.NetAddr).port,
+        state: new TunnelState({}),
+        metrics: new Metrics({ vipsByType: () => ({}) }),
+        health: () => ({ status: "ok", tun: "up", dns_mode: "disabled", cluster: "synced" }),
+      }))().then(() => undefined, (e) => e as Error);
+    assertMatch(
+      error?.message ?? "",
+      /^the HTTP API cannot listen on 127\.0\.0\.1:\d+: .* pick another with --http PORT$/,
+    );
+  } finally {
+    taken.close();
+  }
 });

@@ -1,5 +1,10 @@
-/** The guarded accept loop's caps, in process: established connections per source and in total. */
-import { assertEquals } from "../assert.ts";
+/**
+ * The guarded accept loop's caps, in process: established connections per source and in total,
+ * fitted to the descriptor limit, waiting when full; and a proxy listener's address in use.
+ */
+import { assertEquals, assertMatch } from "../assert.ts";
+import { startProxy } from "../../core/proxy/server.ts";
+import { Router } from "../../core/router.ts";
 import { GuardedListener, type ListenerLimits } from "../../core/guarded_listener.ts";
 
 /**
@@ -98,4 +103,35 @@ Deno.test("guarded listener: waiting when full, excess connections stay in the k
   await listener.done;
   for (const conn of conns) conn.close();
   for (const done of finish) done();
+});
+
+Deno.test("proxy: a listen address in use is an error naming it and the flags that move it; the other listener is closed", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const freePort = (free.addr as Deno.NetAddr).port;
+  free.close();
+  try {
+    const error = (() => {
+      try {
+        startProxy({
+          router: new Router({ resolvers: [], dialers: [] }),
+          socks: { hostname: "127.0.0.1", port: freePort },
+          http: { hostname: "127.0.0.1", port: (taken.addr as Deno.NetAddr).port },
+          pac: () => "",
+        });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assertMatch(
+      error?.message ?? "",
+      /^the HTTP proxy cannot listen on 127\.0\.0\.1:\d+: something else uses that port; give it another address \(`k8stun proxy --listen-http`\)$/,
+    );
+    // The SOCKS5 listener opened first was closed again: its port is free (once its pending
+    // accept has been cancelled, a turn later).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    Deno.listen({ hostname: "127.0.0.1", port: freePort }).close();
+  } finally {
+    taken.close();
+  }
 });
