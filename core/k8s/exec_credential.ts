@@ -109,6 +109,8 @@ const STDERR_LINES = 3;
 const STDERR_CHARS = 400;
 /** How long a killed plugin gets to close its pipes before k8stun stops waiting for them. */
 const KILL_GRACE_MS = 1_000;
+/** After the plugin exited, how long its pipes may take to end (see runCommand). */
+const EXITED_DRAIN_MS = 250;
 
 /** One user's credential: being fetched, or fetched and still good. */
 interface Entry {
@@ -413,9 +415,15 @@ const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
     overflowed = true;
     kill();
   };
+  // Once the plugin has exited, its pipes get a moment to drain, then what they gave is its
+  // output: a process it started in the background (an agent, a cache daemon) may hold them open
+  // for as long as it runs, and the credential must not wait for that.
+  const exited = new AbortController();
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  child.status.then(() => drainTimer = setTimeout(() => exited.abort(), EXITED_DRAIN_MS));
   /** A pipe's text, up to {@link MAX_PLUGIN_OUTPUT} bytes; past that the plugin is killed. */
   const readCapped = async (pipe: ReadableStream<Uint8Array>) => {
-    const text = await readTextUpTo(pipe, MAX_PLUGIN_OUTPUT);
+    const text = await readTextUpTo(pipe, MAX_PLUGIN_OUTPUT, exited.signal);
     if (text === undefined) overflow();
     return text ?? "";
   };
@@ -449,6 +457,7 @@ const runCommand: RunCommand = async (command, args, env, timeoutMs) => {
     return { code: status.code, stdout, stderr };
   } finally {
     timer.cancel();
+    clearTimeout(drainTimer);
   }
 };
 

@@ -435,3 +435,19 @@ Deno.test("exec credential (real run): a plugin that prints without end is stopp
     assert(Date.now() - started < 10_000, "it waited for the timeout");
   });
 });
+
+Deno.test("exec credential (real run): a plugin that leaves a process holding its output open is read once it exits, not after the timeout", async () => {
+  const script = `sleep 8 &
+echo '{"apiVersion": "${V1}", "kind": "ExecCredential", "status": {"token": "t-bg"}}'
+`;
+  await withScripts({ "get-token": script }, async (dir) => {
+    const exec: ExecConfig = { command: `${dir}/get-token`, apiVersion: V1 };
+    const started = Date.now();
+    const credential = await new ExecCredentials({ timeoutMs: 20_000 }).get("alice", exec);
+    assertEquals(credential.token, "t-bg");
+    assert(
+      Date.now() - started < 5_000,
+      `it waited ${Date.now() - started} ms for the background process`,
+    );
+  });
+});
