@@ -15,6 +15,7 @@ import { systemOutgoingInterface } from "../../ffi/linux/route_lookup.ts";
 import { Darwin } from "../../ffi/darwin/libsystem.ts";
 import { darwinOutgoingInterface } from "../../ffi/darwin/route_lookup.ts";
 import { forwardMode } from "./forward.ts";
+import { parseResolvConf } from "../../core/dns/upstream.ts";
 
 /** Finds the device that reaches a resolver (before k8stun's routes exist). */
 export type InterfaceLookup = (address: number) => string | undefined;
@@ -38,11 +39,24 @@ export function systemInterfaceLookup(os: typeof Deno.build.os = Deno.build.os):
 /** How often the route to each diverted resolver is looked up again (a dock, a cable). */
 export const FOLLOW_ROUTES_MS = 3000;
 
-/** Builds the mode; `forward`, `lookup` and the follow interval are replaceable for tests. */
+/** The nameservers /etc/resolv.conf lists now (none when it cannot be read). */
+export function systemNameservers(): string[] {
+  try {
+    return parseResolvConf(Deno.readTextFileSync("/etc/resolv.conf"));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Builds the mode; `forward`, `lookup`, the follow interval and the nameservers' reader are
+ * replaceable for tests.
+ */
 export function tunRouteMode(
   forward: DnsMode = forwardMode(),
   lookup: InterfaceLookup = systemInterfaceLookup(),
   followEveryMs = FOLLOW_ROUTES_MS,
+  nameservers: () => string[] = systemNameservers,
 ): DnsMode {
   let fellBack = false;
   let following: ReturnType<typeof setInterval> | undefined;
@@ -54,7 +68,7 @@ export function tunRouteMode(
       if (typeof plan !== "string") {
         reason = await divert(ctx, plan);
         if (reason === undefined) {
-          following = followRoutes(ctx, plan, lookup, followEveryMs);
+          following = followRoutes(ctx, plan, lookup, followEveryMs, nameservers);
           return;
         }
       }
@@ -109,9 +123,32 @@ function followRoutes(
   plan: Map<string, string>,
   lookup: InterfaceLookup,
   everyMs: number,
+  nameservers: () => string[],
 ): ReturnType<typeof setInterval> {
   const bound = new Map(plan);
+  /** A set of nameservers as one comparable text (their order does not change what is diverted). */
+  const asText = (servers: Iterable<string>) => [...new Set(servers)].sort().join(", ");
+  const diverted = asText(plan.keys());
+  /** The nameservers last said to differ from the diverted ones (said once per change). */
+  let saidOther = diverted;
   const timer = setInterval(() => {
+    // Another network or a VPN writes other nameservers: their DNS does not enter the TUN, so
+    // cluster names go unanswered. Following them would take new diversions, bindings and
+    // upstreams; for now the user is told, once per change, and a restart picks them up.
+    const now = asText(nameservers());
+    if (now !== "" && now !== saidOther) {
+      if (now === diverted) {
+        ctx.log.info("the system's resolvers are {now} again: cluster names resolve", { now });
+      } else {
+        ctx.log.warn(
+          "the system's resolvers changed to {now} (another network, or a VPN's DNS); k8stun " +
+            "diverts only {diverted}, so cluster names are not answered through the new ones: " +
+            "restart k8stun to follow them",
+          { now, diverted },
+        );
+      }
+      saidOther = now;
+    }
     for (const [server, previous] of bound) {
       let device: string | undefined;
       try {

@@ -86,6 +86,28 @@ Deno.test("tun_route: when the resolver is reached through another interface (do
   assertEquals(bound.length, 2, "stopped following at revert");
 });
 
+Deno.test("tun_route: when the system's resolvers change (another network, a VPN), it says once that cluster names are not answered through the new ones, and once when they are back", async () => {
+  let nameservers = ["10.77.0.2"];
+  const mode = tunRouteMode(recordingForward(), () => "wlan0", 5, () => nameservers);
+  const { ctx, logged } = context();
+  await mode.apply(ctx);
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 40));
+  await settle();
+  const changed = (l: string) => /resolvers changed to 10\.8\.0\.1 \(another network/.test(l);
+  assertEquals(logged.filter(changed).length, 0, "unchanged: nothing said");
+  nameservers = ["10.8.0.1"];
+  await settle();
+  await settle();
+  assertEquals(logged.filter(changed).length, 1, logged.join("\n"));
+  assertMatch(logged.find(changed)!, /diverts only 10\.77\.0\.2, .*restart k8stun/);
+  nameservers = []; // resolv.conf being rewritten: nothing to say
+  await settle();
+  nameservers = ["10.77.0.2"];
+  await settle();
+  assert(logged.some((l) => /resolvers are 10\.77\.0\.2 again: cluster names resolve/.test(l)));
+  await mode.revert(ctx);
+});
+
 for (
   const [why, overrides, reason] of [
     [

@@ -248,3 +248,28 @@ Deno.test({
     assertMatch(cluster.stdout.trim(), /^198\.1[89]\.\d+\.\d+$/, "cluster names as before");
   },
 });
+
+Deno.test({
+  name:
+    "e2e: tun_route says so when the system's resolvers change under it (another network, a VPN)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const resolvConf = "nameserver 10.77.0.2\noptions ndots:1 timeout:2\n";
+    await using lab = await Lab.create({ resolvConf });
+    const peer = await lab.addPeer();
+    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    const k8stun = await startDemo(lab, ["--dns-mode", "tun_route"]);
+    // A VPN client (or NetworkManager on another network) writes its own nameserver.
+    await Deno.writeTextFile(lab.resolvConfPath, "nameserver 10.8.0.1\noptions ndots:1\n");
+    await k8stun.waitForOutput(
+      /resolvers changed to 10\.8\.0\.1 \(another network, or a VPN's DNS\); k8stun diverts only 10\.77\.0\.2/,
+      10_000,
+    );
+    await Deno.writeTextFile(lab.resolvConfPath, resolvConf);
+    await k8stun.waitForOutput(/resolvers are 10\.77\.0\.2 again: cluster names resolve/, 10_000);
+    k8stun.signal("SIGINT");
+    assertEquals((await k8stun.status).code, 0);
+  },
+});
