@@ -203,6 +203,11 @@ export interface DnsModeContext {
    * bound them before {@link routeToTun} failed).
    */
   unbindUpstream?(server: string): void;
+  /**
+   * Names that are not the cluster's go to `servers` from now on, in this order: the system's
+   * resolvers changed while k8stun ran (another network, a VPN's DNS).
+   */
+  forwardTo?(servers: string[]): void;
   /** Cluster domains to route (e.g. `cluster.local`, plus namespace suffixes). */
   domains: string[];
   /** The TUN interface name, for per-link DNS. */

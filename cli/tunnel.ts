@@ -251,6 +251,10 @@ export async function startTunnel(
         upstream.useTransport(server, systemSocketTransport);
         loopDns.unbind(server);
       },
+      forwardTo: (servers) => {
+        upstream.setServers(servers);
+        loopDns.update();
+      },
       journal,
       log: pluginLogger(`dns-${mode.name}`),
     };

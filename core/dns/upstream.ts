@@ -161,15 +161,36 @@ export class UpstreamResolver {
   /** One error for every query that gives way: a flood makes thousands a second. */
   readonly #gaveWay: Error;
 
+  #servers: string[];
+
   constructor(
-    readonly servers: string[],
+    servers: string[],
     readonly transportFor: TransportFactory = socketTransport,
     limits: Partial<UpstreamLimits> = {},
   ) {
+    this.#servers = [...servers];
     this.limits = { ...DEFAULT_UPSTREAM_LIMITS, ...limits };
     this.#gaveWay = new Error(
       `gave way to newer queries: ${this.limits.maxInFlight} were in flight`,
     );
+  }
+
+  /** The servers tried, in order. */
+  get servers(): readonly string[] {
+    return this.#servers;
+  }
+
+  /**
+   * Forwards to `servers` from now on (the system's resolvers changed). Queries in flight finish
+   * with the servers they started with; a server no longer listed loses its transport.
+   */
+  setServers(servers: string[]): void {
+    for (const [server, transport] of this.#transports) {
+      if (servers.includes(server)) continue;
+      transport.close();
+      this.#transports.delete(server);
+    }
+    this.#servers = [...servers];
   }
 
   /** Tries one server may have waiting: each query in flight may have one per round. */

@@ -36,7 +36,10 @@ export function systemInterfaceLookup(os: typeof Deno.build.os = Deno.build.os):
   };
 }
 
-/** How often the route to each diverted resolver is looked up again (a dock, a cable). */
+/**
+ * How often the route to each diverted resolver is looked up again (a dock, a cable), and the
+ * system's resolvers read again (another network, a VPN).
+ */
 export const FOLLOW_ROUTES_MS = 3000;
 
 /** The nameservers /etc/resolv.conf lists now (none when it cannot be read). */
@@ -68,7 +71,7 @@ export function tunRouteMode(
       if (typeof plan !== "string") {
         reason = await divert(ctx, plan);
         if (reason === undefined) {
-          following = followRoutes(ctx, plan, lookup, followEveryMs, nameservers);
+          following = followNetwork(ctx, plan, lookup, followEveryMs, nameservers);
           return;
         }
       }
@@ -114,41 +117,68 @@ async function divert(ctx: DnsModeContext, plan: Map<string, string>): Promise<s
 }
 
 /**
- * Keeps each resolver's upstream queries on the interface that reaches the resolver now. A laptop
- * docked to the same router (Wi-Fi, then Ethernet) reaches the same resolver address through
- * another interface; a socket still bound to the old one would fail every forwarded name.
+ * Keeps tun_route's diversion in step with the network while k8stun runs:
+ *
+ * - each resolver's upstream queries stay on the interface that reaches the resolver now: a
+ *   laptop docked to the same router (Wi-Fi, then Ethernet) reaches the same address through
+ *   another interface, and a socket still bound to the old one would fail every forwarded name;
+ * - when the system's resolvers change (another network's DHCP, a VPN's DNS), the new ones are
+ *   bound and routed into the TUN too (journaled like the first), and other names are forwarded
+ *   to them from then on. The old ones stay diverted until k8stun stops (DNS sent there is still
+ *   answered). Resolvers tun_route cannot divert (a local stub, IPv6) are reported once per
+ *   change: cluster names are then not answered through them until a restart picks forward mode.
  */
-function followRoutes(
+function followNetwork(
   ctx: DnsModeContext,
   plan: Map<string, string>,
   lookup: InterfaceLookup,
   everyMs: number,
   nameservers: () => string[],
 ): ReturnType<typeof setInterval> {
+  /** Every diverted resolver and the device its queries leave by. */
   const bound = new Map(plan);
-  /** A set of nameservers as one comparable text (their order does not change what is diverted). */
+  /** A set of nameservers as one comparable text (their order does not change the diversion). */
   const asText = (servers: Iterable<string>) => [...new Set(servers)].sort().join(", ");
-  const diverted = asText(plan.keys());
-  /** The nameservers last said to differ from the diverted ones (said once per change). */
-  let saidOther = diverted;
-  const timer = setInterval(() => {
-    // Another network or a VPN writes other nameservers: their DNS does not enter the TUN, so
-    // cluster names go unanswered. Following them would take new diversions, bindings and
-    // upstreams; for now the user is told, once per change, and a restart picks them up.
-    const now = asText(nameservers());
-    if (now !== "" && now !== saidOther) {
-      if (now === diverted) {
-        ctx.log.info("the system's resolvers are {now} again: cluster names resolve", { now });
-      } else {
-        ctx.log.warn(
-          "the system's resolvers changed to {now} (another network, or a VPN's DNS); k8stun " +
-            "diverts only {diverted}, so cluster names are not answered through the new ones: " +
-            "restart k8stun to follow them",
-          { now, diverted },
-        );
-      }
-      saidOther = now;
+  /** The resolvers other names are forwarded to now. */
+  let forwarding = asText(plan.keys());
+  /** The last set of nameservers acted on or reported (each change is handled once). */
+  let seen = forwarding;
+  let busy = false;
+
+  const followResolvers = async () => {
+    const now = [...new Set(nameservers())];
+    const text = asText(now);
+    if (now.length === 0 || text === seen) return; // being rewritten, or nothing new
+    seen = text;
+    if (text === forwarding) return;
+    const stub = now.every((s) => s.startsWith("127.") || s === "::1");
+    const plan = routePlan(ctx, lookup, now, stub);
+    const refused = (reason: string) =>
+      ctx.log.warn(
+        "the system's resolvers changed to {now} (another network, or a VPN's DNS), but {reason}; " +
+          "cluster names are not answered through them: restart k8stun to follow them",
+        { now: text, reason },
+      );
+    if (typeof plan === "string") return refused(plan);
+    if (!ctx.forwardTo) return refused("this host cannot change the upstreams of a running k8stun");
+    const fresh = [...plan].filter(([server]) => !bound.has(server));
+    for (const [server, device] of fresh) ctx.bindUpstream!(server, device);
+    try {
+      if (fresh.length > 0) await ctx.routeToTun!(fresh.map(([server]) => server));
+    } catch (error) {
+      for (const [server] of fresh) ctx.unbindUpstream?.(server);
+      return refused(`they cannot be routed into the TUN (${(error as Error).message})`);
     }
+    for (const [server, device] of fresh) bound.set(server, device);
+    ctx.forwardTo(now);
+    forwarding = text;
+    ctx.log.info(
+      "the system's resolvers are now {now}: their DNS reaches k8stun too, and other names go to them",
+      { now: text },
+    );
+  };
+
+  const followDevices = () => {
     for (const [server, previous] of bound) {
       let device: string | undefined;
       try {
@@ -166,17 +196,32 @@ function followRoutes(
         previous,
       });
     }
+  };
+
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    followResolvers().catch((error) =>
+      ctx.log.warn("following the system's resolvers failed: {error}", { error: String(error) })
+    ).finally(() => {
+      followDevices();
+      busy = false;
+    });
   }, everyMs);
   Deno.unrefTimer(timer);
   return timer;
 }
 
-/** Resolver → original device, or why tun_route cannot be used. */
-function routePlan(ctx: DnsModeContext, lookup: InterfaceLookup): Map<string, string> | string {
+/** Resolver → original device, or why tun_route cannot be used for `servers`. */
+function routePlan(
+  ctx: DnsModeContext,
+  lookup: InterfaceLookup,
+  servers: readonly string[] = ctx.resolvers.configured,
+  stub = ctx.resolvers.stub,
+): Map<string, string> | string {
   if (!ctx.routeToTun || !ctx.bindUpstream) return "it needs the TUN (proxy mode has none)";
-  const servers = ctx.resolvers.configured;
   if (servers.length === 0) return "/etc/resolv.conf lists no nameserver";
-  if (ctx.resolvers.stub) {
+  if (stub) {
     return `the system resolver ${
       servers.join(", ")
     } is a local stub (systemd-resolved or dnsmasq)`;
@@ -191,7 +236,7 @@ function routePlan(ctx: DnsModeContext, lookup: InterfaceLookup): Map<string, st
     } catch (error) {
       return `the route to the resolver ${server} cannot be read (${(error as Error).message})`;
     }
-    if (!device) return `no route reaches the resolver ${server}`;
+    if (!device || device === ctx.tunName) return `no route reaches the resolver ${server}`;
     plan.set(server, device);
   }
   return plan;

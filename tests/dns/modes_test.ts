@@ -86,25 +86,39 @@ Deno.test("tun_route: when the resolver is reached through another interface (do
   assertEquals(bound.length, 2, "stopped following at revert");
 });
 
-Deno.test("tun_route: when the system's resolvers change (another network, a VPN), it says once that cluster names are not answered through the new ones, and once when they are back", async () => {
+Deno.test("tun_route: when the system's resolvers change (another network, a VPN's DNS), the new ones are bound, routed into the TUN and forwarded to; ones it cannot divert are reported once", async () => {
   let nameservers = ["10.77.0.2"];
   const mode = tunRouteMode(recordingForward(), () => "wlan0", 5, () => nameservers);
-  const { ctx, logged } = context();
+  const forwarded: string[][] = [];
+  const { ctx, logged, routed, bound } = context({
+    forwardTo: (servers) => void forwarded.push(servers),
+  });
   await mode.apply(ctx);
   const settle = () => new Promise((resolve) => setTimeout(resolve, 40));
   await settle();
-  const changed = (l: string) => /resolvers changed to 10\.8\.0\.1 \(another network/.test(l);
-  assertEquals(logged.filter(changed).length, 0, "unchanged: nothing said");
-  nameservers = ["10.8.0.1"];
+  assertEquals([routed, forwarded], [["10.77.0.2"], []], "unchanged: nothing to do");
+
+  nameservers = ["10.8.0.1", "10.77.0.2"]; // a VPN's resolver first, the router's after it
+  await settle();
+  assertEquals(routed, ["10.77.0.2", "10.8.0.1"], "only the new one is routed");
+  assertEquals(bound.at(-1), ["10.8.0.1", "wlan0"], "bound before it is routed");
+  assertEquals(forwarded, [["10.8.0.1", "10.77.0.2"]], "other names go to both, in order");
+  assert(logged.some((l) => /resolvers are now 10\.77\.0\.2, 10\.8\.0\.1: their DNS/.test(l)));
+
+  nameservers = []; // resolv.conf being rewritten: nothing happens
+  await settle();
+  nameservers = ["127.0.0.53"]; // a local stub: cannot be diverted
   await settle();
   await settle();
-  assertEquals(logged.filter(changed).length, 1, logged.join("\n"));
-  assertMatch(logged.find(changed)!, /diverts only 10\.77\.0\.2, .*restart k8stun/);
-  nameservers = []; // resolv.conf being rewritten: nothing to say
+  const stubbed = logged.filter((l) => /changed to 127\.0\.0\.53 .*local stub/.test(l));
+  assertEquals(stubbed.length, 1, "said once");
+  assertMatch(stubbed[0], /restart k8stun to follow them/);
+  assertEquals(forwarded.length, 1, "upstreams unchanged");
+
+  nameservers = ["10.77.0.2"]; // back home: already diverted, forwarded to again
   await settle();
-  nameservers = ["10.77.0.2"];
-  await settle();
-  assert(logged.some((l) => /resolvers are 10\.77\.0\.2 again: cluster names resolve/.test(l)));
+  assertEquals(routed.length, 2, "nothing routed again");
+  assertEquals(forwarded.at(-1), ["10.77.0.2"]);
   await mode.revert(ctx);
 });
 

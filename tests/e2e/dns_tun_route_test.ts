@@ -251,7 +251,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "e2e: tun_route says so when the system's resolvers change under it (another network, a VPN)",
+    "e2e: tun_route follows the system's resolvers when they change under it (another network, a VPN's DNS): cluster names answer through the new one, other names go to it",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -259,17 +259,30 @@ Deno.test({
     const resolvConf = "nameserver 10.77.0.2\noptions ndots:1 timeout:2\n";
     await using lab = await Lab.create({ resolvConf });
     const peer = await lab.addPeer();
-    await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM]).waitForOutput(/READY/, 30_000);
+    // The "other network's" resolver: a second address of the peer with a server of its own
+    // (each answers from the address it serves, as separate hosts would).
+    const added = await new Deno.Command("ip", {
+      args: ["-n", `${lab.name}-p`, "addr", "add", "10.77.0.3/32", "dev", "lo"],
+    }).output();
+    assert(added.success, new TextDecoder().decode(added.stderr));
+    for (const address of ["10.77.0.2", "10.77.0.3"]) {
+      await peer.spawn(Deno.execPath(), ["run", "-A", UPSTREAM, "--bind", address])
+        .waitForOutput(/READY/, 30_000);
+    }
     const k8stun = await startDemo(lab, ["--dns-mode", "tun_route"]);
+    const vip = await answers(lab, "hello.demo");
+    assertMatch(vip, /^hello\.demo\. IN A 198\.1[89]\./);
+    const publicAnswer = await answers(lab, "www.public-example.com");
+
     // A VPN client (or NetworkManager on another network) writes its own nameserver.
-    await Deno.writeTextFile(lab.resolvConfPath, "nameserver 10.8.0.1\noptions ndots:1\n");
-    await k8stun.waitForOutput(
-      /resolvers changed to 10\.8\.0\.1 \(another network, or a VPN's DNS\); k8stun diverts only 10\.77\.0\.2/,
-      10_000,
-    );
-    await Deno.writeTextFile(lab.resolvConfPath, resolvConf);
-    await k8stun.waitForOutput(/resolvers are 10\.77\.0\.2 again: cluster names resolve/, 10_000);
+    await Deno.writeTextFile(lab.resolvConfPath, "nameserver 10.77.0.3\noptions ndots:1\n");
+    await k8stun.waitForOutput(/the system's resolvers are now 10\.77\.0\.3: their DNS/, 10_000);
+    assertEquals(await answers(lab, "hello.demo"), vip, "cluster names through the new resolver");
+    assertEquals(await answers(lab, "www.public-example.com"), publicAnswer, "other names too");
+
     k8stun.signal("SIGINT");
     assertEquals((await k8stun.status).code, 0);
+    const rules = await lab.run("ip", ["rule", "show"]);
+    assert(!/lookup 18153/.test(rules.stdout), `k8stun's rules are gone:\n${rules.stdout}`);
   },
 });

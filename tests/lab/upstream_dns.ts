@@ -8,7 +8,7 @@
  * `--spoof-from <address>` (an address of this namespace), another source address (port 53 is
  * taken by the wildcard socket: any port); all of them
  * say 203.0.113.66. Everything else NXDOMAIN. `--log-names FILE` appends each UDP question to
- * FILE. Prints READY when listening.
+ * FILE; `--bind ADDRESS` serves that address only. Prints READY when listening.
  */
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
@@ -52,9 +52,12 @@ function answer(query: Uint8Array, udp: boolean): Promise<Uint8Array | null> {
   return Promise.resolve(reply([], 3)); // NXDOMAIN
 }
 
-const udp = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 53 });
-const tcp = Deno.listen({ hostname: "0.0.0.0", port: 53 });
-const otherPort = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 5353 });
+/** With `--bind ADDRESS`, only that address is served (a second resolver on the same peer). */
+const bindAt = Deno.args.indexOf("--bind");
+const hostname = bindAt >= 0 ? Deno.args[bindAt + 1] : "0.0.0.0";
+const udp = Deno.listenDatagram({ transport: "udp", hostname, port: 53 });
+const tcp = Deno.listen({ hostname, port: 53 });
+const otherPort = Deno.listenDatagram({ transport: "udp", hostname, port: 5353 });
 const spoofFrom = Deno.args.indexOf("--spoof-from");
 /** With `--log-names FILE`, each UDP question asked is appended to FILE as "name TYPE". */
 const logNames = Deno.args.indexOf("--log-names");
