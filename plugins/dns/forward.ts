@@ -10,6 +10,7 @@
  */
 import type { DnsMode, DnsModeContext } from "../../mod.ts";
 import type { FileJournal } from "../../core/journal.ts";
+import { parseResolvConf } from "../../core/dns/upstream.ts";
 import {
   applySplitDns,
   type ResolvectlRunner,
@@ -135,6 +136,8 @@ export interface ForwardSystem {
   resolverDir: string;
   resolvedActive(configured: string[]): Promise<boolean>;
   resolvectl: ResolvectlRunner;
+  /** How often a rewritten resolv.conf is looked for (ms). */
+  watchEveryMs: number;
 }
 
 const SYSTEM: ForwardSystem = {
@@ -143,12 +146,17 @@ const SYSTEM: ForwardSystem = {
   resolverDir: RESOLVER_DIR,
   resolvedActive,
   resolvectl: runResolvectl,
+  watchEveryMs: 3000,
 };
 
 /** Builds the mode. */
 export function forwardMode(system: Partial<ForwardSystem> = {}): DnsMode {
-  const { os, path, resolverDir, resolvectl, resolvedActive } = { ...SYSTEM, ...system };
+  const { os, path, resolverDir, resolvectl, resolvedActive, watchEveryMs } = {
+    ...SYSTEM,
+    ...system,
+  };
   let splitLink: string | undefined;
+  let watching: ReturnType<typeof setInterval> | undefined;
   return {
     name: "forward",
     async apply(ctx: DnsModeContext) {
@@ -174,8 +182,11 @@ export function forwardMode(system: Partial<ForwardSystem> = {}): DnsMode {
         path,
         server: ctx.server.address,
       });
+      watching = watchRewrites(ctx, path, watchEveryMs);
     },
     async revert(ctx: DnsModeContext) {
+      clearInterval(watching);
+      watching = undefined;
       if (splitLink) {
         await revertSplitDns(resolvectl, splitLink).catch((e) => ctx.log.info(String(e)));
         splitLink = undefined;
@@ -185,6 +196,42 @@ export function forwardMode(system: Partial<ForwardSystem> = {}): DnsMode {
       for (const m of messages) ctx.log.info(m);
     },
   };
+}
+
+/**
+ * NetworkManager or a DHCP client may write resolv.conf again while k8stun runs (another network,
+ * a renewed lease), leaving k8stun's server out: cluster names then go unanswered. Rewriting it
+ * back would fight them and lose their newer file at exit, so the user is told, once per change;
+ * a restart writes it again over the new file. (k8stun's exit leaves a file it did not write
+ * alone, journal.ts.)
+ */
+function watchRewrites(
+  ctx: DnsModeContext,
+  path: string,
+  everyMs: number,
+): ReturnType<typeof setInterval> {
+  let lost = false;
+  const timer = setInterval(() => {
+    let first: string | undefined;
+    try {
+      first = parseResolvConf(Deno.readTextFileSync(path))[0];
+    } catch {
+      return; // being replaced: look again next time
+    }
+    const ours = first === ctx.server.address;
+    if (ours === !lost) return;
+    lost = !ours;
+    if (lost) {
+      ctx.log.warn(
+        "{path} was written again by another program (NetworkManager, a DHCP client?) and no " +
+          "longer sends DNS to k8stun {server}: cluster names are not answered; restart k8stun " +
+          "to point it at k8stun again",
+        { path, server: ctx.server.address },
+      );
+    } else ctx.log.info("{path} points at k8stun's DNS again", { path });
+  }, everyMs);
+  Deno.unrefTimer(timer);
+  return timer;
 }
 
 /** DNS mode `disabled`: the system's DNS is left alone; VIPs work by address. */

@@ -227,6 +227,40 @@ Deno.test("forward: under systemd-resolved, per-link split DNS for the cluster d
   }
 });
 
+Deno.test("forward: a resolv.conf written again by another program (NetworkManager, DHCP) is said once, and once when it points at k8stun again", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/resolv.conf`;
+  await Deno.writeTextFile(path, "nameserver 192.0.2.1\n");
+  try {
+    const mode = forwardMode({
+      os: "linux",
+      path,
+      resolvedActive: () => Promise.resolve(false),
+      watchEveryMs: 5,
+    });
+    const { ctx, logged } = context({
+      resolvers: { configured: ["192.0.2.1"], upstreams: ["192.0.2.1"], stub: false },
+    });
+    await mode.apply(ctx);
+    const ours = await Deno.readTextFile(path);
+    assertMatch(ours, /^nameserver 127\.0\.0\.153$/m);
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 40));
+    await settle();
+    const lost = (l: string) => /written again by another program .*restart k8stun/.test(l);
+    assertEquals(logged.filter(lost).length, 0, "k8stun's own file: nothing said");
+    await Deno.writeTextFile(path, "nameserver 198.51.100.1\n"); // another network's DHCP
+    await settle();
+    await settle();
+    assertEquals(logged.filter(lost).length, 1, "said once");
+    await Deno.writeTextFile(path, ours);
+    await settle();
+    assert(logged.some((l) => /points at k8stun's DNS again/.test(l)));
+    await mode.revert(ctx);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("forward on macOS: one journaled /etc/resolver file per cluster domain, removed on revert", async () => {
   const dir = await Deno.makeTempDir();
   try {
