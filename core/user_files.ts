@@ -2,9 +2,9 @@
  * Files the invoking user names — their kubeconfig, and the certificates, keys and token files it
  * points at — read with the user's own access, never root's.
  *
- * Under sudo k8stun runs as root, and a kubeconfig may name any path. Read as root, `tokenFile:
- * /root/.secret` would be sent as a bearer token to a server the user chose, and a parse error
- * could quote a line of `/etc/shadow`: a user allowed to run only `sudo k8stun` would read every
+ * Under sudo k8stun runs as root, and a kubeconfig may name any path. Read as root, a `tokenFile`
+ * only root may read would be sent as a bearer token to a server the user chose, and a parse error
+ * could quote a line of the password database: a user allowed to run only `sudo k8stun` would read every
  * file of the machine. So under sudo each file is read by `head` run as the user (asUserPrefix:
  * the user's uid, gid and groups), and a file the user cannot read fails as it would for them.
  * The text is kept with the file's identity (inode, size, mtime as root sees them), so the
@@ -24,7 +24,7 @@ export type ReadUserFile = (path: string) => string;
 
 /** Reads as this process, bounded: the invoking user is the process's own user. */
 export const readOwnFile: ReadUserFile = (path) => {
-  refuseSpecialFile(path);
+  regularFileInfo(path);
   using file = Deno.openSync(path);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -48,8 +48,9 @@ export function userFileReader(
   const [runner, ...runnerArgs] = asUserPrefix(user, os);
   const known = new Map<string, { identity: string; text: string }>();
   return (path) => {
-    refuseSpecialFile(path);
-    const identity = fileIdentity(path);
+    const info = regularFileInfo(path);
+    // What changes when a file is replaced or written: inode, size, modification time.
+    const identity = info && `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
     const cached = known.get(path);
     if (identity !== undefined && cached?.identity === identity) return cached.text;
     const output = new Deno.Command(runner, {
@@ -69,30 +70,20 @@ export function userFileReader(
   };
 }
 
-/** What changes when a file is replaced or written: inode, size, modification time. */
-function fileIdentity(path: string): string | undefined {
-  try {
-    const info = Deno.statSync(path);
-    if (!info.isFile) return undefined; // a device or pipe: read every time
-    return `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * A FIFO or a device is no kubeconfig or credential: opening a FIFO would block k8stun until
- * someone writes to it, a device may never end. (A path that cannot be looked at is left to the
- * read, which says why.)
+ * The file's metadata as this process sees it, or undefined when it cannot be looked at (the read
+ * says why). A FIFO or a device is refused: it is no kubeconfig or credential, opening a FIFO
+ * would block k8stun until someone writes to it, and a device may never end.
  */
-function refuseSpecialFile(path: string): void {
+function regularFileInfo(path: string): Deno.FileInfo | undefined {
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
   } catch {
-    return;
+    return undefined;
   }
   if (!info.isFile) throw new Error("not a regular file");
+  return info;
 }
 
 function tooLarge(): Error {

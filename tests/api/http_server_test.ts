@@ -10,6 +10,7 @@ import { TunnelState } from "../../core/api/state.ts";
 import { Metrics } from "../../core/api/metrics.ts";
 import type { ListenerLimits } from "../../core/guarded_listener.ts";
 import { concatBytes } from "../../core/stream/concat_bytes.ts";
+import { seededRandom } from "../lab/pseudo_random.ts";
 
 const encoder = new TextEncoder();
 
@@ -181,13 +182,7 @@ Deno.test("api server: a port in use is an error naming the address and the flag
 });
 
 Deno.test("api http server: 1,500 mutated and random request heads each get an answer or a close, and the server serves on", async () => {
-  let seed = 7;
-  const random = (n: number) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const random = seededRandom(7);
   await using server = serve(echoPath, { ...API_LIMITS, handshakeMs: 500 });
   const valid = encoder.encode(
     "GET /vips?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\nLast-Event-ID: 3\r\n\r\n",

@@ -5,7 +5,7 @@
  * byte. An uncaught error undoes the same changes before the process exits.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { Lab, labTest, labUnavailable } from "../lab/lab.ts";
 import { DEMO_RESOLV, MAIN, startDemo } from "../adversarial/harness.ts";
 
 const STOPPER = new URL("./signals_stopper.ts", import.meta.url).pathname;
@@ -124,13 +124,9 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "cli: the demo whose terminal closes (SIGHUP) stops in order and restores resolv.conf",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "cli: the demo whose terminal closes (SIGHUP) stops in order and restores resolv.conf",
+  async (lab) => {
     const k8stun = await startDemo(lab, ["--dns-mode", "forward"]);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath) === DEMO_RESOLV, false);
     k8stun.signal("SIGHUP");
@@ -139,16 +135,12 @@ Deno.test({
     assertMatch(k8stun.output, /stopping/);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);
 
-Deno.test({
-  name:
-    "cli: the demo whose output pipe is gone (its reader exited) still serves, logs nothing, and undoes its changes when stopped",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "cli: the demo whose output pipe is gone (its reader exited) still serves, logs nothing, and undoes its changes when stopped",
+  async (lab) => {
     // The demo writes into a FIFO whose reader takes 300 bytes and exits: every later write to
     // stdout or stderr fails (EPIPE). `exec` keeps the demo's pid the one signalled.
     const fifo = `${lab.dir}/output`;
@@ -172,16 +164,12 @@ Deno.test({
     assertEquals(status.code, 0);
     assertEquals(await Deno.readTextFile(lab.resolvConfPath), DEMO_RESOLV);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);
 
-Deno.test({
-  name:
-    "cli: Ctrl-Z (SIGTSTP) does not suspend the demo — a stopped k8stun would answer no DNS — and says so",
-  ignore: labUnavailable() !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await using lab = await Lab.create({ resolvConf: DEMO_RESOLV });
+labTest(
+  "cli: Ctrl-Z (SIGTSTP) does not suspend the demo — a stopped k8stun would answer no DNS — and says so",
+  async (lab) => {
     const k8stun = await startDemo(lab, ["--dns-mode", "forward"]);
     k8stun.signal("SIGTSTP");
     await k8stun.waitForOutput(/not suspending \(Ctrl-Z\)/, 5_000);
@@ -193,4 +181,5 @@ Deno.test({
     k8stun.signal("SIGINT");
     assertEquals((await k8stun.status).code, 0);
   },
-});
+  { resolvConf: DEMO_RESOLV },
+);

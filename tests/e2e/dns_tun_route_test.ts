@@ -6,7 +6,7 @@
  * never delays cluster answers. Killed with SIGKILL, its rules stay until `k8stun cleanup`.
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { Lab, labUnavailable } from "../lab/lab.ts";
+import { Lab, labTest, labUnavailable } from "../lab/lab.ts";
 import { DEMO_FIXTURE } from "../../sim/mod.ts";
 import { startDemo } from "../adversarial/harness.ts";
 
@@ -249,15 +249,9 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name:
-    "e2e: tun_route follows the system's resolvers when they change under it (another network, a VPN's DNS): cluster names answer through the new one, other names go to it",
-  ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const resolvConf = "nameserver 10.77.0.2\noptions ndots:1 timeout:2\n";
-    await using lab = await Lab.create({ resolvConf });
+labTest(
+  "e2e: tun_route follows the system's resolvers when they change under it (another network, a VPN's DNS): cluster names answer through the new one, other names go to it",
+  async (lab) => {
     const peer = await lab.addPeer();
     // The "other network's" resolver: a second address of the peer with a server of its own
     // (each answers from the address it serves, as separate hosts would).
@@ -285,4 +279,5 @@ Deno.test({
     const rules = await lab.run("ip", ["rule", "show"]);
     assert(!/lookup 18153/.test(rules.stdout), `k8stun's rules are gone:\n${rules.stdout}`);
   },
-});
+  { resolvConf: "nameserver 10.77.0.2\noptions ndots:1 timeout:2\n" },
+);

@@ -25,6 +25,7 @@ import {
 } from "../../core/k8s/spdy/frames.ts";
 import { HeaderBlockEncoder, HeaderDecompressor } from "../../core/k8s/spdy/headers.ts";
 import { concatBytes } from "../../core/stream/concat_bytes.ts";
+import { seededRandom } from "../lab/pseudo_random.ts";
 import {
   type SessionFailures,
   type SpdyLink,
@@ -342,21 +343,10 @@ Deno.test("spdy session: a peer that floods PINGs while reading nothing gets no 
   assertEquals(peer.controls(PING).length, 2, "echoed again once it drains");
 });
 
-/** A small deterministic PRNG (xorshift32): a failing seed reproduces. */
-function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
-
 Deno.test("spdy session: a hostile peer's frames — valid ones mutated, cut anywhere — never throw out of the link's byte handler", async () => {
   const replies = new HeaderBlockEncoder();
   for (let seed = 1; seed <= 300; seed++) {
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const peer = scriptedPeer();
     const session = sessionOver(peer, { streamWindow: 16 * KiB, sessionWindow: 64 * KiB });
     const streams = session.open([

@@ -1,4 +1,18 @@
 /**
+ * Reproducible pseudo-random choices for fuzz tests (xorshift32): `random(n)` is in [0, n), and a
+ * failing seed reproduces its run.
+ */
+export function seededRandom(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+/**
  * A shell pipeline printing `bytes` reproducible pseudo-random bytes on stdout (AES-128-CTR of
  * zeros under a fixed key): the same stream on every run, so a sender and a checker can each make
  * it, and no pattern a relay could get right by accident.

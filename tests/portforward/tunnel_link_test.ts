@@ -49,6 +49,47 @@ function clientFrame(bytes: Uint8Array) {
   return { opcode: bytes[0] & 0x0f, fin: (bytes[0] & 0x80) !== 0, payload, size: 6 + length };
 }
 
+/** A server frame (unmasked, RFC 6455 §5.1), short payloads only. */
+const unmasked = (opcode: number, payload: Uint8Array) =>
+  Uint8Array.of(0x80 | opcode, payload.length, ...payload);
+
+/** The 101 of a v4 channel WebSocket (one connection per port: plugins/portforward/v4_stream.ts). */
+const switchedV4: Answer = (key) =>
+  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+  `Sec-WebSocket-Accept: ${webSocketAccept(key)}\r\n` +
+  "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n";
+
+/**
+ * Takes the one connection `listener` gets (and closes it), reads the upgrade request and answers
+ * it with `answer`; returns the connection and the request's text.
+ */
+async function acceptUpgrade(listener: Deno.Listener, answer: Answer) {
+  const conn = await listener.accept();
+  listener.close();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const head = await readUntil(conn, new Uint8Array(0), (b) => text(b).includes("\r\n\r\n"));
+  const request = text(head);
+  const key = /^sec-websocket-key: *(\S+)/im.exec(request)?.[1] ?? "";
+  await conn.write(new TextEncoder().encode(answer(key)));
+  return { conn, request };
+}
+
+/** Sends `count` unmasked pings of 125 bytes, a thousand per write. */
+async function floodPings(conn: Deno.Conn, count: number): Promise<void> {
+  const ping = unmasked(0x9, new Uint8Array(125).fill(0x70));
+  const batch = new Uint8Array(ping.length * 1000);
+  for (let i = 0; i < 1000; i++) batch.set(ping, i * ping.length);
+  for (let sent = 0; sent < count; sent += 1000) {
+    for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
+  }
+}
+
+/** The kubelet's port prefixes on the data and error channels (port 80, little-endian). */
+async function writePortPrefixes(conn: Deno.Conn): Promise<void> {
+  await conn.write(unmasked(0x2, Uint8Array.of(0, 80, 0)));
+  await conn.write(unmasked(0x2, Uint8Array.of(1, 80, 0)));
+}
+
 /**
  * A server that upgrades one connection with `answer`, sends `frames` and hands back the request
  * and the client frames it read until the client closed.
@@ -56,14 +97,8 @@ function clientFrame(bytes: Uint8Array) {
 function tunnelServer(answer: Answer, frames: Uint8Array[] = []) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const served = (async () => {
-    const conn = await listener.accept();
-    listener.close();
+    const { conn, request } = await acceptUpgrade(listener, answer);
     try {
-      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-      const head = await readUntil(conn, new Uint8Array(0), (b) => text(b).includes("\r\n\r\n"));
-      const request = text(head);
-      const key = /^sec-websocket-key: *(\S+)/im.exec(request)?.[1] ?? "";
-      await conn.write(new TextEncoder().encode(answer(key)));
       for (const frame of frames) await conn.write(frame);
       const received: { opcode: number; fin: boolean; payload: Uint8Array }[] = [];
       let rest = await readUntil(conn, new Uint8Array(0), () => false);
@@ -78,9 +113,6 @@ function tunnelServer(answer: Answer, frames: Uint8Array[] = []) {
   })();
   return { url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/portforward`, served };
 }
-
-const unmasked = (opcode: number, payload: Uint8Array) =>
-  Uint8Array.of(0x80 | opcode, payload.length, ...payload);
 
 Deno.test({
   name:
@@ -173,19 +205,8 @@ Deno.test({
     const flooded = Promise.withResolvers<void>();
     const release = Promise.withResolvers<void>();
     const served = (async () => {
-      const conn = await listener.accept();
-      listener.close();
-      const head = await readUntil(conn, new Uint8Array(0), (b) => {
-        return new TextDecoder().decode(b).includes("\r\n\r\n");
-      });
-      const key = /^sec-websocket-key: *(\S+)/im.exec(new TextDecoder().decode(head))?.[1] ?? "";
-      await conn.write(new TextEncoder().encode(switched(key)));
-      const ping = unmasked(0x9, new Uint8Array(125).fill(0x70));
-      const batch = new Uint8Array(ping.length * 1000);
-      for (let i = 0; i < 1000; i++) batch.set(ping, i * ping.length);
-      for (let sent = 0; sent < PINGS; sent += 1000) {
-        for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
-      }
+      const { conn } = await acceptUpgrade(listener, switched);
+      await floodPings(conn, PINGS);
       flooded.resolve();
       await release.promise; // read nothing until the client's side was measured
       conn.close();
@@ -222,27 +243,9 @@ Deno.test({
     const flooded = Promise.withResolvers<void>();
     const release = Promise.withResolvers<void>();
     const served = (async () => {
-      const conn = await listener.accept();
-      listener.close();
-      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-      const head = await readUntil(conn, new Uint8Array(0), (b) => text(b).includes("\r\n\r\n"));
-      const key = /^sec-websocket-key: *(\S+)/im.exec(text(head))?.[1] ?? "";
-      await conn.write(
-        new TextEncoder().encode(
-          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            `Sec-WebSocket-Accept: ${webSocketAccept(key)}\r\n` +
-            "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n",
-        ),
-      );
-      // The port prefixes on the data and error channels (port 80, little-endian), then pings.
-      await conn.write(Uint8Array.of(...unmasked(0x2, Uint8Array.of(0, 80, 0))));
-      await conn.write(Uint8Array.of(...unmasked(0x2, Uint8Array.of(1, 80, 0))));
-      const ping = unmasked(0x9, new Uint8Array(125).fill(0x70));
-      const batch = new Uint8Array(ping.length * 1000);
-      for (let i = 0; i < 1000; i++) batch.set(ping, i * ping.length);
-      for (let sent = 0; sent < PINGS; sent += 1000) {
-        for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
-      }
+      const { conn } = await acceptUpgrade(listener, switchedV4);
+      await writePortPrefixes(conn);
+      await floodPings(conn, PINGS);
       flooded.resolve();
       await release.promise;
       // Now read what the client answered: everything it queued arrives within a second.
@@ -291,20 +294,8 @@ Deno.test({
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const cancelled = Promise.withResolvers<void>();
     const served = (async () => {
-      const conn = await listener.accept();
-      listener.close();
-      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-      const head = await readUntil(conn, new Uint8Array(0), (b) => text(b).includes("\r\n\r\n"));
-      const key = /^sec-websocket-key: *(\S+)/im.exec(text(head))?.[1] ?? "";
-      await conn.write(
-        new TextEncoder().encode(
-          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            `Sec-WebSocket-Accept: ${webSocketAccept(key)}\r\n` +
-            "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n",
-        ),
-      );
-      await conn.write(unmasked(0x2, Uint8Array.of(0, 80, 0)));
-      await conn.write(unmasked(0x2, Uint8Array.of(1, 80, 0)));
+      const { conn } = await acceptUpgrade(listener, switchedV4);
+      await writePortPrefixes(conn);
       await conn.write(unmasked(0x2, Uint8Array.of(0, 1, 2, 3)));
       await cancelled.promise;
       // After the app let go: more data and the server's close, as a pod that keeps talking.
